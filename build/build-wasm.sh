@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds crates/dkls23-wasm to WebAssembly and generates its JS bindings into
+# src/core/wasm/ (git-ignored).
+#
+# Toolchain: Debian's rustc-web (rustup has no wasm32 std on these machines and
+# none can be downloaded), with std rebuilt for wasm32 via -Zbuild-std and
+# linked by wasm-ld. wasm-pack refuses a toolchain whose sysroot lacks a
+# prebuilt wasm32 std, so this script drives cargo, wasm-bindgen and wasm-opt
+# itself (see README, "Toolchain").
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CRATE="$ROOT/crates/dkls23-wasm"
+OUT="$ROOT/src/core/wasm"
+TARGET_DIR="$CRATE/target/debian"
+WASM_BINDGEN_VERSION="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' "$CRATE/Cargo.toml")"
+
+log() { printf '[build-wasm] %s\n' "$*" >&2; }
+
+command -v /usr/bin/rustc >/dev/null || { log "Debian rustc-web missing: run build/setup.sh"; exit 1; }
+command -v wasm-ld >/dev/null || { log "wasm-ld missing: run build/setup.sh"; exit 1; }
+WBG="$(command -v wasm-bindgen || true)"
+[ -n "$WBG" ] || WBG="$HOME/.cargo/bin/wasm-bindgen"
+[ -x "$WBG" ] || { log "wasm-bindgen missing: run build/setup.sh"; exit 1; }
+have="$("$WBG" --version | awk '{print $2}')"
+[ "$have" = "$WASM_BINDGEN_VERSION" ] || { log "wasm-bindgen-cli $have != crate's $WASM_BINDGEN_VERSION"; exit 1; }
+
+# SIMD128 lets LLVM vectorise the field arithmetic loops; Bun's JSC runs it.
+RUSTFLAGS_WASM="-C target-feature=+simd128 -C panic=abort"
+
+log "cargo build (release, wasm32-unknown-unknown, -Zbuild-std) with $(/usr/bin/rustc --version)"
+(
+  cd "$CRATE"
+  env -u RUSTUP_TOOLCHAIN \
+    PATH="/usr/bin:$PATH" \
+    RUSTC=/usr/bin/rustc \
+    RUSTC_BOOTSTRAP=1 \
+    CARGO_TARGET_DIR="$TARGET_DIR" \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$RUSTFLAGS_WASM" \
+    /usr/bin/cargo build --lib --release --locked \
+      --target wasm32-unknown-unknown \
+      -Zbuild-std=std,panic_abort
+)
+RAW="$TARGET_DIR/wasm32-unknown-unknown/release/dkls23_wasm.wasm"
+
+log "wasm-bindgen $have --target web"
+rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
+"$WBG" --target web --out-dir "$OUT.tmp" --out-name dkls23 --weak-refs "$RAW"
+
+if command -v wasm-opt >/dev/null; then
+  log "wasm-opt -O3 ($(wasm-opt --version))"
+  wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+    "$OUT.tmp/dkls23_bg.wasm" -o "$OUT.tmp/dkls23_bg.opt.wasm"
+  mv "$OUT.tmp/dkls23_bg.opt.wasm" "$OUT.tmp/dkls23_bg.wasm"
+fi
+rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
+log "wrote $OUT ($(du -h "$OUT/dkls23_bg.wasm" | cut -f1) wasm)"

@@ -1,0 +1,225 @@
+//! wasm-bindgen surface. Thin: every method forwards to the pure-Rust core,
+//! turns errors into JS `Error`s carrying `code`, `party` and `ban`, and
+//! zeroizes the Rust-side copies of secret-bearing buffers once JS has them.
+
+use crate::dkg::Dkg;
+use crate::error::Error;
+use crate::refresh::Refresh;
+use crate::share::{eth_address, KeyShare, PublicPackage};
+use crate::sign::Sign;
+use crate::wire;
+use js_sys::{Reflect, Uint8Array};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use zeroize::Zeroize;
+
+fn js_err(e: Error) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    let _ = Reflect::set(&err, &"code".into(), &e.code.as_str().into());
+    let _ = Reflect::set(&err, &"party".into(), &e.party.map(JsValue::from).unwrap_or(JsValue::NULL));
+    let _ = Reflect::set(&err, &"ban".into(), &e.ban.into());
+    err.into()
+}
+
+/// Copies into a JS array and wipes the wasm-side copy.
+fn hand_over(mut bytes: Vec<u8>) -> Uint8Array {
+    let out = Uint8Array::from(&bytes[..]);
+    bytes.zeroize();
+    out
+}
+
+fn list(r: crate::Result<Vec<Vec<u8>>>) -> Result<Uint8Array, JsValue> {
+    let mut msgs = r.map_err(js_err)?;
+    let encoded = wire::encode_list(&msgs);
+    for m in msgs.iter_mut() {
+        m.zeroize();
+    }
+    Ok(hand_over(encoded))
+}
+
+#[wasm_bindgen(js_name = KeyShare)]
+pub struct WasmKeyShare {
+    inner: Rc<KeyShare>,
+}
+
+#[wasm_bindgen(js_class = KeyShare)]
+impl WasmKeyShare {
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(mut bytes: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
+        let r = KeyShare::from_bytes(&bytes);
+        bytes.zeroize();
+        Ok(WasmKeyShare { inner: Rc::new(r.map_err(js_err)?) })
+    }
+
+    /// Opaque bytes, to be sealed inside the enclave and nowhere else.
+    #[wasm_bindgen(js_name = toBytes)]
+    pub fn to_bytes(&self) -> Result<Uint8Array, JsValue> {
+        let z = self.inner.to_bytes().map_err(js_err)?;
+        Ok(Uint8Array::from(&z[..]))
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn index(&self) -> u8 {
+        self.inner.index()
+    }
+    #[wasm_bindgen(getter)]
+    pub fn threshold(&self) -> u8 {
+        self.inner.threshold()
+    }
+    #[wasm_bindgen(getter, js_name = shareCount)]
+    pub fn share_count(&self) -> u8 {
+        self.inner.share_count()
+    }
+    #[wasm_bindgen(getter)]
+    pub fn generation(&self) -> u32 {
+        self.inner.generation
+    }
+    #[wasm_bindgen(js_name = publicKey)]
+    pub fn public_key(&self) -> Vec<u8> {
+        self.inner.public_key().to_vec()
+    }
+    #[wasm_bindgen(js_name = publicPackage)]
+    pub fn public_package(&self) -> Result<Vec<u8>, JsValue> {
+        self.inner.public_package().to_bytes().map_err(js_err)
+    }
+    pub fn derive(&self, path: &str) -> Result<WasmKeyShare, JsValue> {
+        Ok(WasmKeyShare { inner: Rc::new(self.inner.derive(path).map_err(js_err)?) })
+    }
+}
+
+#[wasm_bindgen(js_name = DkgSession)]
+pub struct WasmDkg {
+    inner: Dkg,
+}
+
+#[wasm_bindgen(js_class = DkgSession)]
+impl WasmDkg {
+    #[wasm_bindgen(constructor)]
+    pub fn new(threshold: u8, parties: u8, index: u8, session: &[u8]) -> Result<WasmDkg, JsValue> {
+        Ok(WasmDkg { inner: Dkg::new(threshold, parties, index, session).map_err(js_err)? })
+    }
+    pub fn phase1(&mut self) -> Result<Uint8Array, JsValue> {
+        list(self.inner.phase1())
+    }
+    pub fn phase2(&mut self, mut input: Vec<u8>) -> Result<Uint8Array, JsValue> {
+        let r = list(self.inner.phase2(&input));
+        input.zeroize();
+        r
+    }
+    pub fn phase3(&mut self, mut input: Vec<u8>) -> Result<Uint8Array, JsValue> {
+        let r = list(self.inner.phase3(&input));
+        input.zeroize();
+        r
+    }
+    pub fn phase4(&mut self, mut input: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
+        let r = self.inner.phase4(&input);
+        input.zeroize();
+        Ok(WasmKeyShare { inner: Rc::new(r.map_err(js_err)?) })
+    }
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+}
+
+#[wasm_bindgen(js_name = SignSession)]
+pub struct WasmSign {
+    inner: Sign,
+}
+
+#[wasm_bindgen(js_class = SignSession)]
+impl WasmSign {
+    #[wasm_bindgen(constructor)]
+    pub fn new(share: &WasmKeyShare, path: Option<String>, session: &[u8], parties: &[u8], digest: &[u8]) -> Result<WasmSign, JsValue> {
+        Ok(WasmSign { inner: Sign::new(share.inner.clone(), path.as_deref(), session, parties, digest).map_err(js_err)? })
+    }
+    pub fn phase1(&mut self) -> Result<Uint8Array, JsValue> {
+        list(self.inner.phase1())
+    }
+    pub fn phase2(&mut self, input: Vec<u8>) -> Result<Uint8Array, JsValue> {
+        list(self.inner.phase2(&input))
+    }
+    pub fn phase3(&mut self, input: Vec<u8>) -> Result<Uint8Array, JsValue> {
+        list(self.inner.phase3(&input))
+    }
+    /// r (32) || s (32, low-S) || recovery id (1).
+    pub fn phase4(&mut self, input: Vec<u8>) -> Result<Vec<u8>, JsValue> {
+        let sig = self.inner.phase4(&input).map_err(js_err)?;
+        let mut out = Vec::with_capacity(65);
+        out.extend_from_slice(&sig.r);
+        out.extend_from_slice(&sig.s);
+        out.push(sig.recovery_id);
+        Ok(out)
+    }
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+}
+
+#[wasm_bindgen(js_name = RefreshSession)]
+pub struct WasmRefresh {
+    inner: Refresh,
+}
+
+#[wasm_bindgen(js_class = RefreshSession)]
+impl WasmRefresh {
+    #[wasm_bindgen(constructor)]
+    pub fn new(share: &WasmKeyShare, session: &[u8]) -> Result<WasmRefresh, JsValue> {
+        Ok(WasmRefresh { inner: Refresh::new(share.inner.clone(), session).map_err(js_err)? })
+    }
+    pub fn phase1(&mut self) -> Result<Uint8Array, JsValue> {
+        list(self.inner.phase1())
+    }
+    pub fn phase2(&mut self, mut input: Vec<u8>) -> Result<Uint8Array, JsValue> {
+        let r = list(self.inner.phase2(&input));
+        input.zeroize();
+        r
+    }
+    pub fn phase3(&mut self, mut input: Vec<u8>) -> Result<Uint8Array, JsValue> {
+        let r = list(self.inner.phase3(&input));
+        input.zeroize();
+        r
+    }
+    pub fn phase4(&mut self, mut input: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
+        let r = self.inner.phase4(&input);
+        input.zeroize();
+        Ok(WasmKeyShare { inner: Rc::new(r.map_err(js_err)?) })
+    }
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+}
+
+/// Public facts of a package: compressed key (33) || chain code (32) ||
+/// threshold (1) || parties (1) || generation (4, big-endian).
+#[wasm_bindgen(js_name = packageInfo)]
+pub fn package_info(package: &[u8]) -> Result<Vec<u8>, JsValue> {
+    let p = PublicPackage::from_bytes(package).map_err(js_err)?;
+    let mut out = p.public_key().to_vec();
+    out.extend_from_slice(&p.chain_code);
+    out.push(p.package.threshold());
+    out.push(p.package.share_count());
+    out.extend_from_slice(&p.generation.to_be_bytes());
+    Ok(out)
+}
+
+/// Child public key (33) || child chain code (32) along a non-hardened path.
+#[wasm_bindgen(js_name = derivePublic)]
+pub fn derive_public(package: &[u8], path: &str) -> Result<Vec<u8>, JsValue> {
+    let p = PublicPackage::from_bytes(package).map_err(js_err)?;
+    let (pk, cc) = p.derive(path).map_err(js_err)?;
+    let mut out = pk.to_vec();
+    out.extend_from_slice(&cc);
+    Ok(out)
+}
+
+#[wasm_bindgen(js_name = ethAddress)]
+pub fn eth_address_of(public_key: &[u8]) -> Result<String, JsValue> {
+    let pk = k256::PublicKey::from_sec1_bytes(public_key)
+        .map_err(|_| js_err(Error::new(crate::Code::InvalidParameters, "not a valid secp256k1 public key")))?;
+    Ok(eth_address(pk.as_affine()))
+}
+
+#[wasm_bindgen(js_name = wireVersion)]
+pub fn wire_version() -> u8 {
+    wire::WIRE_VERSION
+}
