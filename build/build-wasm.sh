@@ -43,16 +43,20 @@ log "cargo build (release, wasm32-unknown-unknown, -Zbuild-std) with $(/usr/bin/
 )
 RAW="$TARGET_DIR/wasm32-unknown-unknown/release/dkls23_wasm.wasm"
 
-log "wasm-bindgen $have --target web"
-rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
-"$WBG" --target web --out-dir "$OUT.tmp" --out-name dkls23 --weak-refs "$RAW"
-
-if command -v wasm-opt >/dev/null; then
+# binaryen 108 (Debian's) mis-rewrites wasm-bindgen's externref table, so it
+# optimises the raw cargo output and wasm-bindgen runs last.
+OPT="$TARGET_DIR/dkls23_wasm.opt.wasm"
+if command -v wasm-opt >/dev/null && [ "${DKLS_WASM_OPT:-1}" = 1 ]; then
   log "wasm-opt -O3 ($(wasm-opt --version))"
   wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
-    "$OUT.tmp/dkls23_bg.wasm" -o "$OUT.tmp/dkls23_bg.opt.wasm"
-  mv "$OUT.tmp/dkls23_bg.opt.wasm" "$OUT.tmp/dkls23_bg.wasm"
+    "$RAW" -o "$OPT"
+else
+  cp "$RAW" "$OPT"
 fi
+
+log "wasm-bindgen $have --target web"
+rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
+"$WBG" --target web --out-dir "$OUT.tmp" --out-name dkls23 --weak-refs "$OPT"
 rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 log "wrote $OUT ($(du -h "$OUT/dkls23_bg.wasm" | cut -f1) wasm)"
