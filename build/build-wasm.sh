@@ -25,7 +25,7 @@ have="$("$WBG" --version | awk '{print $2}')"
 [ "$have" = "$WASM_BINDGEN_VERSION" ] || { log "wasm-bindgen-cli $have != crate's $WASM_BINDGEN_VERSION"; exit 1; }
 
 # SIMD128 lets LLVM vectorise the field arithmetic loops; Bun's JSC runs it.
-RUSTFLAGS_WASM="-C target-feature=+simd128 -C panic=abort"
+RUSTFLAGS_WASM="${DKLS_RUSTFLAGS:--C target-feature=+simd128 -C panic=abort}"
 
 log "cargo build (release, wasm32-unknown-unknown, -Zbuild-std) with $(/usr/bin/rustc --version)"
 (
