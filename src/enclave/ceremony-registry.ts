@@ -1,0 +1,104 @@
+/**
+ * Open ceremony sessions in the enclave. A session id is single-use; each
+ * phase must arrive before its deadline; any error, abort or timeout wipes
+ * the session's keep-state and every later call for it is refused.
+ */
+import { Dkg, Refresh, Signing, type KeyShare } from "../core/dkls.ts";
+import { toHex } from "../shared/hex.ts";
+import type { CeremonyKind } from "../shared/enclave-api.ts";
+import { EnclaveError } from "./errors.ts";
+
+export type AnySession = Dkg | Signing | Refresh;
+
+export interface OpenSession {
+  kind: CeremonyKind;
+  walletId: string;
+  session: AnySession;
+  /** The next phase this session accepts (2..4). */
+  nextPhase: number;
+  generation: number;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Remembered ids: enough for days of traffic; the oldest is forgotten first. */
+const USED_ID_MEMORY = 200_000;
+
+export class CeremonyRegistry {
+  private readonly open = new Map<string, OpenSession>();
+  private readonly used = new Set<string>();
+
+  constructor(
+    private readonly phaseTimeoutMs: number,
+    private readonly onExpire: (id: string, s: OpenSession) => void = () => {},
+  ) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Claims a fresh session id; a reused one is refused even if its session ended long ago. */
+  claim(sessionId: Uint8Array): string {
+    if (!(sessionId instanceof Uint8Array) || sessionId.length !== 32) throw new EnclaveError("bad_request", "session id must be 32 bytes");
+    const id = toHex(sessionId);
+    if (this.used.has(id)) throw new EnclaveError("session_reused", `session ${id.slice(0, 16)}… was already used`);
+    this.used.add(id);
+    if (this.used.size > USED_ID_MEMORY) this.used.delete(this.used.values().next().value!);
+    return id;
+  }
+
+  add(id: string, s: Omit<OpenSession, "timer" | "nextPhase">): void {
+    this.open.set(id, { ...s, nextPhase: 2, timer: this.arm(id) });
+  }
+
+  /** The session expecting `phase`; a wrong phase wipes it (fail closed). */
+  take(sessionId: Uint8Array, phase: number): [string, OpenSession] {
+    const id = toHex(sessionId);
+    const s = this.open.get(id);
+    if (!s) throw new EnclaveError("unknown_session", `no open session ${id.slice(0, 16)}… (never started, finished, aborted or expired)`);
+    if (phase !== s.nextPhase) {
+      this.drop(id);
+      throw new EnclaveError("phase_out_of_order", `session ${id.slice(0, 16)}… expected phase ${s.nextPhase}, got ${phase}; session dropped`);
+    }
+    return [id, s];
+  }
+
+  advance(id: string): void {
+    const s = this.open.get(id);
+    if (!s) return;
+    clearTimeout(s.timer);
+    s.nextPhase += 1;
+    s.timer = this.arm(id);
+  }
+
+  /** Wipes keep-state and forgets the session. Idempotent. */
+  drop(id: string): boolean {
+    const s = this.open.get(id);
+    if (!s) return false;
+    clearTimeout(s.timer);
+    s.session.close();
+    this.open.delete(id);
+    return true;
+  }
+
+  dropAll(): void {
+    for (const id of [...this.open.keys()]) this.drop(id);
+  }
+
+  private arm(id: string): ReturnType<typeof setTimeout> {
+    const t = setTimeout(() => {
+      const s = this.open.get(id);
+      if (s && this.drop(id)) this.onExpire(id, s);
+    }, this.phaseTimeoutMs);
+    // A pending deadline must not keep a finished process alive.
+    (t as { unref?: () => void }).unref?.();
+    return t;
+  }
+}
+
+/** A share produced by DKG/refresh, waiting to be sealed and then activated. */
+export interface PendingShare {
+  walletId: string;
+  share: KeyShare;
+  sealed: boolean;
+  expires: number;
+}

@@ -1,0 +1,28 @@
+/**
+ * The development enclave image: the enclave program bundled into one file
+ * with its wasm beside it. Its PCR0 is SHA-384(bundle || wasm), exactly what
+ * the enclave computes about itself, so KMS policies can pin it and any change
+ * to the enclave code or wasm changes it.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pcr0ForCode } from "../attestation/simulated-nsm.ts";
+import { toHex } from "../shared/hex.ts";
+
+export interface EnclaveImage {
+  entry: string;
+  wasm: string;
+  pcr0: Uint8Array;
+  pcr0Hex: string;
+}
+
+export async function bundleEnclave(outDir: string): Promise<EnclaveImage> {
+  const root = new URL("../..", import.meta.url).pathname;
+  const r = await Bun.build({ entrypoints: [join(root, "src/enclave/main.ts")], target: "bun", outdir: outDir, naming: { asset: "[name]-[hash].[ext]" } });
+  if (!r.success) throw new Error(`bundling the enclave failed: ${r.logs.map(String).join("\n")}`);
+  const entry = r.outputs.find((o) => o.kind === "entry-point")?.path;
+  const wasm = r.outputs.find((o) => o.path.endsWith(".wasm"))?.path;
+  if (!entry || !wasm) throw new Error("enclave bundle lacks its entry point or wasm");
+  const pcr0 = pcr0ForCode([new Uint8Array(readFileSync(entry)), new Uint8Array(readFileSync(wasm))]);
+  return { entry, wasm, pcr0, pcr0Hex: toHex(pcr0) };
+}

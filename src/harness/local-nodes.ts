@@ -1,0 +1,150 @@
+/**
+ * Starts N signing nodes on this machine for tests and the demo: the KMS
+ * stand-in (its own process), N enclave processes (each on a Unix socket in
+ * place of VSOCK, in an empty network namespace when possible) and N hosts
+ * (in this process), each with its own libsql file. The KMS key policy
+ * releases data keys only to the bundled enclave image's PCR0.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { CreateKeyCommand, KMSClient, PutKeyPolicyCommand } from "@aws-sdk/client-kms";
+import { createDevelopmentPki, derToPem, serializeDevelopmentPki } from "../attestation/dev-pki.ts";
+import { EnclaveClient } from "../host/enclave-client.ts";
+import { KmsProxy } from "../host/kms-proxy.ts";
+import { NodeHost } from "../host/node-host.ts";
+import { openStore } from "../host/store/index.ts";
+import { bundleEnclave, type EnclaveImage } from "./enclave-image.ts";
+import { startProcess, type Started } from "./processes.ts";
+
+export interface LocalNodesOptions {
+  nodes: number;
+  dataDir: string;
+  /** Run each enclave under `unshare --net` (needs root). Default: when root and unshare exist. */
+  isolateNetwork?: boolean;
+  /** Override the image whose PCR0 the KMS policy allows (tests of a wrong image). */
+  allowedPcr0Hex?: string;
+  phaseTimeoutMs?: number;
+  progress?: (line: string) => void;
+}
+
+export interface LocalNodes {
+  hosts: NodeHost[];
+  image: EnclaveImage;
+  kms: KMSClient;
+  kmsUrl: string;
+  kmsKeyId: string;
+  enclaves: Started[];
+  kmsProcess: Started;
+  /** Every line the hosts logged. */
+  hostLog: string[];
+  networkIsolated: boolean;
+  stop(): Promise<void>;
+}
+
+const BUN = process.execPath;
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+function canIsolate(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  return spawnSync("unshare", ["--net", "true"]).status === 0;
+}
+
+export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes> {
+  const say = o.progress ?? (() => {});
+  mkdirSync(o.dataDir, { recursive: true });
+  const started: Started[] = [];
+  const clients: EnclaveClient[] = [];
+  const stopAll = async () => {
+    for (const c of clients) c.close();
+    await Promise.allSettled(started.map((s) => s.stop()));
+  };
+  try {
+    say("bundling the enclave image");
+    const image = await bundleEnclave(join(o.dataDir, "enclave-image"));
+    say(`enclave image PCR0 ${image.pcr0Hex.slice(0, 16)}…`);
+    const pki = createDevelopmentPki();
+    const rootPem = join(o.dataDir, "dev-attestation-root.pem");
+    writeFileSync(rootPem, derToPem(pki.root.der));
+
+    const access = "AKIA" + randomBytes(8).toString("hex").toUpperCase();
+    const secret = randomBytes(24).toString("base64");
+    say("starting the KMS stand-in");
+    const kmsProcess = await startProcess(
+      [BUN, join(ROOT, "src/devkms/main.ts"), "--port", "0", "--data-dir", join(o.dataDir, "devkms"), "--dev-root", rootPem, "--allow-development", "--quiet"],
+      { name: "devkms", readyEvent: "listening", env: { DEVKMS_CREDENTIALS: `${access}:${secret}` } },
+    );
+    started.push(kmsProcess);
+    const kmsUrl = String(kmsProcess.ready.url);
+    const kms = new KMSClient({ endpoint: kmsUrl, region: "us-east-1", credentials: { accessKeyId: access, secretAccessKey: secret } });
+    const key = await kms.send(new CreateKeyCommand({ Description: "tss share data keys (local nodes)" }));
+    const kmsKeyId = key.KeyMetadata!.KeyId!;
+    const pcr0 = o.allowedPcr0Hex ?? image.pcr0Hex;
+    await kms.send(
+      new PutKeyPolicyCommand({
+        KeyId: kmsKeyId,
+        PolicyName: "default",
+        Policy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            { Sid: "Administration", Effect: "Allow", Principal: { AWS: "*" }, Action: ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"], Resource: "*" },
+            {
+              Sid: "DataKeysOnlyForTheSigningEnclaveImage",
+              Effect: "Allow",
+              Principal: { AWS: "*" },
+              Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+              Resource: "*",
+              Condition: { StringEqualsIgnoreCase: { "kms:RecipientAttestation:ImageSha384": pcr0 } },
+            },
+          ],
+        }),
+      }),
+    );
+
+    const isolate = o.isolateNetwork ?? canIsolate();
+    const pkiLine = serializeDevelopmentPki(pki) + "\n";
+    const hostLog: string[] = [];
+    const hosts: NodeHost[] = [];
+    for (let i = 1; i <= o.nodes; i++) {
+      const nodeId = `node-${i}`;
+      const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
+      say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""} and host`);
+      const cmd = [BUN, image.entry, "--listen", `unix:${sock}`, "--dev", "--phase-timeout-ms", String(o.phaseTimeoutMs ?? 180_000)];
+      const enclave = await startProcess(isolate ? ["unshare", "--net", ...cmd] : cmd, { name: `${nodeId} enclave`, readyEvent: "listening", stdin: pkiLine });
+      started.push(enclave);
+      const client = await EnclaveClient.connect({ kind: "unix", path: sock });
+      clients.push(client);
+      const dbPath = join(o.dataDir, `${nodeId}.db`);
+      const { db } = openStore({ path: dbPath });
+      hosts.push(
+        new NodeHost({
+          nodeId,
+          enclave: client,
+          kms: new KmsProxy(kms, kmsKeyId),
+          db,
+          log: (event, fields) => hostLog.push(JSON.stringify({ node: nodeId, event, ...fields })),
+        }),
+      );
+    }
+    return {
+      hosts,
+      image,
+      kms,
+      kmsUrl,
+      kmsKeyId,
+      enclaves: started.slice(1),
+      kmsProcess,
+      hostLog,
+      networkIsolated: isolate,
+      stop: async () => {
+        for (const h of hosts) h.db.close();
+        await stopAll();
+      },
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+

@@ -1,0 +1,143 @@
+/**
+ * One node's host: owns the connection to its enclave, its KMS proxy and its
+ * libsql store, and takes part in ceremonies a coordinator drives. It relays
+ * bytes it cannot read (sealed shares, CiphertextForRecipient, protocol
+ * messages) and never holds a share or a data key.
+ */
+import type { Db } from "./store/index.ts";
+import {
+  abortRefresh,
+  appendAudit,
+  commitRefresh,
+  currentShare,
+  getWallet,
+  insertActiveShare,
+  insertWallet,
+  stagePendingShare,
+  generationOf,
+} from "./store/index.ts";
+import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/enclave-api.ts";
+import { toHex } from "../shared/hex.ts";
+import type { EnclaveClient } from "./enclave-client.ts";
+import { KmsProxy, shareContext } from "./kms-proxy.ts";
+import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
+
+export interface NodeHostOptions {
+  nodeId: string;
+  enclave: EnclaveClient;
+  kms: KmsProxy;
+  db: Db;
+  log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+export class NodeHost implements Participant {
+  readonly nodeId: string;
+  private readonly enclave: EnclaveClient;
+  private readonly kms: KmsProxy;
+  readonly db: Db;
+  private readonly log: NonNullable<NodeHostOptions["log"]>;
+  /** Generation loaded in the enclave per wallet, as the enclave confirmed it. */
+  private readonly loaded = new Map<string, PreparedShare>();
+
+  constructor(o: NodeHostOptions) {
+    this.nodeId = o.nodeId;
+    this.enclave = o.enclave;
+    this.kms = o.kms;
+    this.db = o.db;
+    this.log = o.log ?? (() => {});
+  }
+
+  async prepare(walletId: string): Promise<PreparedShare> {
+    const current = generationOf(this.db, walletId);
+    const have = this.loaded.get(walletId);
+    if (have && have.generation === current) return have;
+    const stored = currentShare(this.db, walletId, this.nodeId);
+    const wallet = getWallet(this.db, walletId)!;
+    // KMS releases the data key only to an enclave whose fresh attestation
+    // matches the key policy; the host relays the result without reading it.
+    const { document } = await this.enclave.attest({});
+    const cfr = await this.kms.decryptForEnclave(stored.kmsCiphertextBlob, document, shareContext(walletId, this.nodeId, stored.generation));
+    try {
+      const r = await this.enclave.loadShare({
+        walletId,
+        nodeId: this.nodeId,
+        partyIndex: stored.partyIndex,
+        generation: stored.generation,
+        publicKey: wallet.publicKey,
+        sealed: stored.sealedShare,
+        ciphertextForRecipient: cfr,
+      });
+      const prepared = { walletId, generation: r.generation, partyIndex: r.partyIndex };
+      this.loaded.set(walletId, prepared);
+      return prepared;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "unseal_failed" || code === "share_mismatch") {
+        appendAudit(this.db, this.nodeId, { event: "unseal_failed", walletId, generation: stored.generation, code: code === "unseal_failed" ? "auth_failed" : "share_mismatch" });
+      }
+      throw e;
+    }
+  }
+
+  start(req: CeremonyStartRequest): Promise<CeremonyReply> {
+    return this.enclave.startCeremony(req);
+  }
+
+  step(req: CeremonyStepRequest): Promise<CeremonyReply> {
+    return this.enclave.stepCeremony(req);
+  }
+
+  async abort(sessionId: Uint8Array): Promise<void> {
+    try {
+      await this.enclave.abortCeremony({ sessionId });
+    } catch (e) {
+      this.log("abort_failed", { session: toHex(sessionId).slice(0, 16), error: (e as Error).message });
+    }
+  }
+
+  async persist(kind: "dkg" | "refresh", sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void> {
+    const generation = final.generation;
+    const { document } = await this.enclave.attest({});
+    const dk = await this.kms.generateDataKey(document, shareContext(wallet.walletId, this.nodeId, generation));
+    const sealed = await this.enclave.sealShare({ sessionId, walletId: wallet.walletId, nodeId: this.nodeId, ciphertextForRecipient: dk.ciphertextForRecipient });
+    const share = {
+      walletId: wallet.walletId,
+      nodeId: this.nodeId,
+      partyIndex: sealed.partyIndex,
+      generation,
+      sealedShare: sealed.sealed,
+      kmsCiphertextBlob: dk.ciphertextBlob,
+      kmsKeyId: this.kms.kmsKeyId,
+    };
+    if (kind === "dkg") {
+      this.db.transaction(() => {
+        if (!getWallet(this.db, wallet.walletId)) {
+          insertWallet(this.db, { ...wallet, generation: 0 });
+          appendAudit(this.db, this.nodeId, { event: "wallet_created", walletId: wallet.walletId, threshold: wallet.threshold, parties: wallet.parties, publicKeyHex: toHex(wallet.publicKey) });
+        }
+        insertActiveShare(this.db, share);
+      });
+      appendAudit(this.db, this.nodeId, { event: "share_stored", walletId: wallet.walletId, generation, partyIndex: share.partyIndex, status: "active" });
+    } else {
+      stagePendingShare(this.db, share);
+      appendAudit(this.db, this.nodeId, { event: "share_stored", walletId: wallet.walletId, generation, partyIndex: share.partyIndex, status: "pending" });
+    }
+  }
+
+  async commit(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string, generation: number): Promise<void> {
+    if (kind === "refresh") {
+      const r = commitRefresh(this.db, walletId, this.nodeId, generation);
+      appendAudit(this.db, this.nodeId, { event: "refresh_committed", walletId, fromGeneration: r.fromGeneration, toGeneration: r.toGeneration });
+    }
+    const a = await this.enclave.activateShare({ sessionId, walletId });
+    this.loaded.set(walletId, { walletId, generation: a.generation, partyIndex: a.partyIndex });
+  }
+
+  async rollback(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string): Promise<void> {
+    await this.abort(sessionId);
+    if (kind === "refresh") {
+      abortRefresh(this.db, walletId, this.nodeId);
+      appendAudit(this.db, this.nodeId, { event: "refresh_aborted", walletId, reason: "a participant failed to persist its new share" });
+    }
+  }
+}

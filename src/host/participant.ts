@@ -1,0 +1,37 @@
+/**
+ * What a coordinator needs from each node taking part in a ceremony. The
+ * node harness calls NodeHost directly; the MQTT layer implements the same
+ * interface with requests to remote nodes' inboxes.
+ */
+import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/enclave-api.ts";
+
+export interface PreparedShare {
+  walletId: string;
+  /** The generation the node's enclave has loaded and confirmed. */
+  generation: number;
+  partyIndex: number;
+}
+
+export interface WalletRecord {
+  walletId: string;
+  threshold: number;
+  parties: number;
+  publicKey: Uint8Array;
+  publicPackage: Uint8Array;
+}
+
+export interface Participant {
+  readonly nodeId: string;
+  /** Ensures the wallet's current share is loaded in the enclave; returns what the enclave confirmed. */
+  prepare(walletId: string): Promise<PreparedShare>;
+  start(req: CeremonyStartRequest): Promise<CeremonyReply>;
+  step(req: CeremonyStepRequest): Promise<CeremonyReply>;
+  /** Drops the session everywhere on this node (enclave keep-state, pending shares). Never throws. */
+  abort(sessionId: Uint8Array): Promise<void>;
+  /** DKG/refresh finished: seal the new share under a fresh KMS data key and store it (DKG: active; refresh: pending). */
+  persist(kind: "dkg" | "refresh", sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void>;
+  /** Every node persisted: make the new share current (refresh: old share deleted now). */
+  commit(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string, generation: number): Promise<void>;
+  /** Some node failed to persist: discard the pending share, keep the old one. */
+  rollback(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string): Promise<void>;
+}

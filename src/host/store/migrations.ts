@@ -1,0 +1,146 @@
+/**
+ * Schema migrations: an ordered list, applied together in one transaction and recorded in
+ * `schema_migrations`. Re-running is a no-op; a database written by newer code is refused rather
+ * than used with a schema this code does not understand.
+ *
+ * Migrations are append-only: never edit one that has shipped, add the next version instead.
+ * Timestamps throughout the schema are Unix milliseconds (INTEGER). Tables are STRICT so a value
+ * of the wrong type (e.g. TEXT into a BLOB column) is an error, not a silent conversion.
+ */
+import type { Db } from "./db.ts";
+import { StoreError } from "./errors.ts";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "wallets, shares, ceremonies, audit log",
+    sql: `
+CREATE TABLE wallets (
+  wallet_id TEXT PRIMARY KEY CHECK (length(wallet_id) BETWEEN 1 AND 256),
+  threshold INTEGER NOT NULL CHECK (threshold >= 2),
+  parties INTEGER NOT NULL CHECK (parties >= threshold AND parties <= 255),
+  public_key BLOB NOT NULL CHECK (length(public_key) = 33),
+  public_package BLOB NOT NULL,
+  current_generation INTEGER NOT NULL CHECK (current_generation BETWEEN 0 AND 4294967295),
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE shares (
+  wallet_id TEXT NOT NULL REFERENCES wallets (wallet_id),
+  node_id TEXT NOT NULL CHECK (length(node_id) BETWEEN 1 AND 256),
+  party_index INTEGER NOT NULL CHECK (party_index BETWEEN 1 AND 255),
+  generation INTEGER NOT NULL CHECK (generation BETWEEN 0 AND 4294967295),
+  status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'retired')),
+  sealed_share BLOB NOT NULL,
+  kms_ciphertext_blob BLOB NOT NULL,
+  kms_key_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (wallet_id, node_id, generation),
+  -- One party index belongs to one node per wallet generation.
+  UNIQUE (wallet_id, party_index, generation)
+) STRICT;
+-- The invariant the signing path relies on: a node never has two usable shares of one wallet.
+CREATE UNIQUE INDEX shares_one_active ON shares (wallet_id, node_id) WHERE status = 'active';
+
+CREATE TABLE ceremonies (
+  ceremony_id TEXT PRIMARY KEY CHECK (length(ceremony_id) = 64 AND ceremony_id NOT GLOB '*[^0-9a-f]*'),
+  kind TEXT NOT NULL CHECK (kind IN ('dkg', 'sign', 'refresh')),
+  wallet_id TEXT,
+  coordinator TEXT NOT NULL,
+  participants TEXT NOT NULL CHECK (json_valid(participants) AND json_type(participants) = 'array'),
+  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+  error TEXT,
+  request_id TEXT,
+  result BLOB,
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  -- NULL only for a DKG whose wallet id is not known until it succeeds; no foreign key for the same reason.
+  CHECK (wallet_id IS NOT NULL OR kind = 'dkg'),
+  CHECK ((finished_at IS NULL) = (status = 'running')),
+  CHECK (error IS NULL OR status = 'failed'),
+  CHECK (result IS NULL OR status = 'succeeded')
+) STRICT;
+CREATE UNIQUE INDEX ceremonies_request ON ceremonies (kind, request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX ceremonies_running ON ceremonies (status) WHERE status = 'running';
+
+CREATE TABLE audit_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  node_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  wallet_id TEXT,
+  ceremony_id TEXT,
+  detail TEXT NOT NULL CHECK (json_valid(detail) AND json_type(detail) = 'object')
+) STRICT;
+CREATE INDEX audit_log_wallet ON audit_log (wallet_id, id);
+`,
+  },
+];
+
+export interface MigrationResult {
+  from: number;
+  to: number;
+  applied: number[];
+}
+
+/** The highest schema version this code knows. */
+export function latestVersion(migrations: readonly Migration[] = MIGRATIONS): number {
+  return migrations.at(-1)?.version ?? 0;
+}
+
+function checkOrder(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new StoreError("schema", `migration list is out of order: entry ${i} has version ${m.version}, expected ${i + 1}`);
+  });
+}
+
+/** Versions recorded in the database, ascending; 0 applied if the table does not exist yet. */
+function appliedVersions(db: Db): number[] {
+  const table = db.get("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+  if (!table) return [];
+  return db.all("SELECT version FROM schema_migrations ORDER BY version").map((r) => {
+    const v = r.version;
+    if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new StoreError("schema", "schema_migrations holds a non-integer version");
+    return v;
+  });
+}
+
+/**
+ * Brings the database up to the newest known version. Refuses a database that is ahead of this
+ * code or whose recorded history has gaps. Everything happens in one transaction: either every
+ * pending migration is applied or none.
+ */
+export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS, now: () => number = Date.now): MigrationResult {
+  checkOrder(migrations);
+  const latest = latestVersion(migrations);
+  return db.transaction(() => {
+    const done = appliedVersions(db);
+    const current = done.at(-1) ?? 0;
+    if (current > latest) {
+      throw new StoreError("schema", `database schema version ${current} is newer than this code knows (${latest}); upgrade the host before opening it`);
+    }
+    done.forEach((v, i) => {
+      if (v !== i + 1) throw new StoreError("schema", `schema_migrations is inconsistent: expected version ${i + 1}, found ${v}`);
+    });
+    db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT");
+    const applied: number[] = [];
+    for (const m of migrations.slice(current)) {
+      db.exec(m.sql);
+      db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :at)", { version: m.version, name: m.name, at: now() });
+      applied.push(m.version);
+    }
+    return { from: current, to: latest, applied };
+  });
+}
+
+/** The version recorded in the database (0 for an empty one). */
+export function schemaVersion(db: Db): number {
+  return appliedVersions(db).at(-1) ?? 0;
+}

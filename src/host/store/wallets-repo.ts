@@ -1,0 +1,84 @@
+/** Wallets: public data of a key (group key, public package) and its current share generation. */
+import { col, type Db, type Row } from "./db.ts";
+import { StoreError, isConstraintError } from "./errors.ts";
+import { checkBytes, checkGeneration, checkId, checkInt, checkPublicKey, checkTimestamp, MAX_PARTY_INDEX } from "./validate.ts";
+
+/** A public package for 16 parties is under 1 KiB; the bound only stops absurd input. */
+const MAX_PUBLIC_PACKAGE_BYTES = 64 * 1024;
+
+export interface Wallet {
+  walletId: string;
+  threshold: number;
+  parties: number;
+  /** Compressed SEC1 group public key (33 bytes). */
+  publicKey: Uint8Array;
+  publicPackage: Uint8Array;
+  currentGeneration: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewWallet {
+  walletId: string;
+  threshold: number;
+  parties: number;
+  publicKey: Uint8Array;
+  publicPackage: Uint8Array;
+  /** The DKG's generation; the core starts at 0. */
+  generation?: number;
+}
+
+function toWallet(r: Row): Wallet {
+  return {
+    walletId: col.str(r, "wallet_id"),
+    threshold: col.int(r, "threshold"),
+    parties: col.int(r, "parties"),
+    publicKey: col.bytes(r, "public_key"),
+    publicPackage: col.bytes(r, "public_package"),
+    currentGeneration: col.int(r, "current_generation"),
+    createdAt: col.int(r, "created_at"),
+    updatedAt: col.int(r, "updated_at"),
+  };
+}
+
+const SELECT = "SELECT wallet_id, threshold, parties, public_key, public_package, current_generation, created_at, updated_at FROM wallets";
+
+export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wallet {
+  const parties = checkInt(w.parties, 2, MAX_PARTY_INDEX, "parties");
+  const row = {
+    wallet_id: checkId(w.walletId, "wallet id"),
+    threshold: checkInt(w.threshold, 2, parties, "threshold"),
+    parties,
+    public_key: checkPublicKey(w.publicKey),
+    public_package: checkBytes(w.publicPackage, "public package", 1, MAX_PUBLIC_PACKAGE_BYTES),
+    current_generation: checkGeneration(w.generation ?? 0),
+    now: checkTimestamp(now),
+  };
+  try {
+    db.run(
+      `INSERT INTO wallets (wallet_id, threshold, parties, public_key, public_package, current_generation, created_at, updated_at)
+       VALUES (:wallet_id, :threshold, :parties, :public_key, :public_package, :current_generation, :now, :now)`,
+      row,
+    );
+  } catch (e) {
+    if (isConstraintError(e) && getWallet(db, w.walletId)) throw new StoreError("conflict", `wallet ${w.walletId} already exists`);
+    throw e;
+  }
+  return requireWallet(db, w.walletId);
+}
+
+export function getWallet(db: Db, walletId: string): Wallet | undefined {
+  const r = db.get(`${SELECT} WHERE wallet_id = :w`, { w: checkId(walletId, "wallet id") });
+  return r && toWallet(r);
+}
+
+export function requireWallet(db: Db, walletId: string): Wallet {
+  const w = getWallet(db, walletId);
+  if (!w) throw new StoreError("not_found", `no wallet ${walletId} in this store`);
+  return w;
+}
+
+/** The wallet's current share generation (bumped by each committed refresh). */
+export function generationOf(db: Db, walletId: string): number {
+  return requireWallet(db, walletId).currentGeneration;
+}

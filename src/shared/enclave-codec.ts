@@ -1,0 +1,43 @@
+/**
+ * Maps the typed host<->enclave API objects (enclave-api.ts) onto the
+ * channel's body maps and back. Lists of party indices travel as bytes;
+ * absent optional fields are omitted. Decoding yields plain objects whose
+ * every field the receiving side still validates.
+ */
+import { BodyError, type BodyKey, type BodyMap, type BodyValue } from "./channel/body.ts";
+
+type Plain = number | string | boolean | Uint8Array | Uint8Array[] | number[] | undefined;
+
+/** Fields that are lists of small integers (party indices). */
+const INT_LISTS = new Set(["signers"]);
+
+export function toBody(obj: object): BodyMap {
+  const m = new Map<BodyKey, BodyValue>();
+  for (const [k, v] of Object.entries(obj) as [string, Plain][]) {
+    if (v === undefined) continue;
+    if (INT_LISTS.has(k)) {
+      m.set(k, Uint8Array.from(v as number[]));
+    } else if (Array.isArray(v)) {
+      m.set(k, v as Uint8Array[]);
+    } else {
+      m.set(k, v as BodyValue);
+    }
+  }
+  return m;
+}
+
+export function fromBody<T>(m: BodyMap): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of m) {
+    if (typeof k !== "string") throw new BodyError(`unexpected numeric key ${k}`);
+    if (INT_LISTS.has(k)) {
+      if (!(v instanceof Uint8Array)) throw new BodyError(`${k} must be bytes`);
+      out[k] = [...v];
+    } else if (v instanceof Map) {
+      throw new BodyError(`unexpected nested map under ${k}`);
+    } else {
+      out[k] = v;
+    }
+  }
+  return out as T;
+}
