@@ -33,6 +33,8 @@ export interface CoordinatorOptions {
   /** Deadline for every node to answer one phase. */
   phaseTimeoutMs?: number;
   onProgress?: (kind: CeremonyKind, phase: number) => void;
+  /** Sees every protocol message the coordinator relays (for audits and tests). */
+  onRelay?: (bytes: Uint8Array) => void;
 }
 
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -83,6 +85,7 @@ export async function runCeremony(
           if (msg.from !== members[k]!.partyIndex || toHex(msg.sessionId) !== toHex(sessionId)) {
             throw new CeremonyError(`${members[k]!.participant.nodeId} emitted a message with a foreign header`, "bad_message", members[k]!.participant.nodeId);
           }
+          opts.onRelay?.(bytes);
           return msg;
         }),
       );
