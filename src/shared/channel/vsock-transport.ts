@@ -5,7 +5,7 @@
  * Event loop: every socket is non-blocking (SOCK_NONBLOCK), and one poller per
  * JS thread calls poll(2) with a zero timeout from a timer, so no call ever
  * blocks. The timer runs immediately again while sockets are busy and backs
- * off to POLL_IDLE_MS when idle (a few dozen cheap syscalls a second), and a
+ * off to POLL_IDLE_MS when idle (about a hundred cheap syscalls a second), and a
  * write or dial switches it back to busy because a reply is likely soon. The
  * cost is up to POLL_IDLE_MS of added latency on the first message after a
  * quiet spell, small next to a ceremony's network round trips.
@@ -49,6 +49,9 @@ const POLLNVAL = 0x20;
 const EINTR = 4;
 const EAGAIN = 11;
 const EINPROGRESS = 115;
+const EMFILE = 24;
+const ENFILE = 23;
+const ACCEPT_PAUSE_MS = 100;
 const READ_CHUNK = 64 * 1024;
 /** Per poll round, per socket: bounds how long one busy peer can hold the thread. */
 const MAX_READS_PER_TICK = 16;
@@ -56,7 +59,7 @@ const MAX_ACCEPTS_PER_TICK = 8;
 
 const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM", 2: "ENOENT", 4: "EINTR", 9: "EBADF", 11: "EAGAIN", 13: "EACCES", 19: "ENODEV", 22: "EINVAL",
-  24: "EMFILE", 32: "EPIPE", 97: "EAFNOSUPPORT", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 101: "ENETUNREACH",
+  23: "ENFILE", 24: "EMFILE", 32: "EPIPE", 97: "EAFNOSUPPORT", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 101: "ENETUNREACH",
   104: "ECONNRESET", 107: "ENOTCONN", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH", 115: "EINPROGRESS",
 };
 
@@ -328,6 +331,7 @@ class FdConnection extends StreamConnection implements PollTarget {
 
 class FdListener implements ChannelListener, PollTarget {
   private closed = false;
+  private pausedUntil = 0;
 
   constructor(
     readonly fd: number,
@@ -339,7 +343,7 @@ class FdListener implements ChannelListener, PollTarget {
   }
 
   interest(): number {
-    return this.closed ? 0 : POLLIN;
+    return this.closed || Date.now() < this.pausedUntil ? 0 : POLLIN;
   }
 
   ready(): void {
@@ -351,8 +355,10 @@ class FdListener implements ChannelListener, PollTarget {
       if (fd < 0) {
         const errno = c().errno();
         if (errno === EINTR) continue;
-        // EAGAIN: drained. Anything else (EMFILE, ECONNABORTED) concerns one
-        // pending connection, not the listener: retry on the next round.
+        // Out of descriptors: the pending connection stays readable, so pause
+        // rather than spin on it; it is retried when the pause ends.
+        if (errno === EMFILE || errno === ENFILE) this.pausedUntil = Date.now() + ACCEPT_PAUSE_MS;
+        // EAGAIN: drained. ECONNABORTED and the like concern one connection only.
         return;
       }
       const vm = this.addr.family === "vsock" ? decodeVsockAddress(peer.subarray(0, peerLen[0])) : null;
