@@ -15,12 +15,25 @@ import {
   insertWallet,
   stagePendingShare,
   generationOf,
+  findCeremonyByRequest,
+  col,
 } from "./store/index.ts";
 import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/enclave-api.ts";
 import { toHex } from "../shared/hex.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
 import { KmsProxy, shareContext } from "./kms-proxy.ts";
 import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
+
+export interface HeldWallet {
+  walletId: string;
+  nodeId: string;
+  threshold: number;
+  parties: number;
+  publicKey: Uint8Array;
+  publicPackage: Uint8Array;
+  generation: number;
+  partyIndex: number;
+}
 
 export interface NodeHostOptions {
   nodeId: string;
@@ -45,6 +58,40 @@ export class NodeHost implements Participant {
     this.kms = o.kms;
     this.db = o.db;
     this.log = o.log ?? (() => {});
+  }
+
+  /** This node's view of a wallet it holds a share of, or null. */
+  walletInfo(walletId: string): HeldWallet | null {
+    const w = getWallet(this.db, walletId);
+    if (!w) return null;
+    let share;
+    try {
+      share = currentShare(this.db, walletId, this.nodeId);
+    } catch {
+      return null;
+    }
+    return {
+      walletId,
+      nodeId: this.nodeId,
+      threshold: w.threshold,
+      parties: w.parties,
+      publicKey: w.publicKey,
+      publicPackage: w.publicPackage,
+      generation: w.currentGeneration,
+      partyIndex: share.partyIndex,
+    };
+  }
+
+  listWallets(): HeldWallet[] {
+    const ids = this.db.all("SELECT wallet_id FROM wallets ORDER BY created_at").map((r) => col.str(r, "wallet_id"));
+    return ids.map((id) => this.walletInfo(id)).filter((w): w is HeldWallet => w !== null);
+  }
+
+  /** A finished client request this node coordinated (for idempotent request ids). */
+  lookupRequest(kind: string, requestId: string): { status: string; result: Uint8Array | null; error: string | null } | null {
+    if (kind !== "dkg" && kind !== "sign" && kind !== "refresh") return null;
+    const c = findCeremonyByRequest(this.db, kind, requestId);
+    return c ? { status: c.status, result: c.result, error: c.error } : null;
   }
 
   async prepare(walletId: string): Promise<PreparedShare> {
