@@ -147,7 +147,7 @@ describe("five nodes, 3-of-5", () => {
     const enclave = await EnclaveClient.connect({ kind: "unix", path: sock });
     await expect(enclave.health()).resolves.toMatchObject({ status: "ok", pcr0: ln.image.pcr0Hex });
     // A well-formed frame with a malformed body is answered with an error, not a crash.
-    await expect(enclave.startCeremony({ kind: "sign", sessionId: randomBytes(5), walletId: wallet.walletId })).rejects.toMatchObject({ code: "bad_request" });
+    await expect(enclave.startCeremony({ kind: "sign", sessionId: randomBytes(5), walletId: wallet.walletId, peerDocuments: [], peerParties: [] })).rejects.toMatchObject({ code: "bad_request" });
     await expect(enclave.stepCeremony({ sessionId: randomBytes(32), phase: 2, messages: [] })).rejects.toMatchObject({ code: "unknown_session" });
     await expect(enclave.health()).resolves.toMatchObject({ status: "ok" });
     enclave.close();
@@ -179,7 +179,7 @@ describe("five nodes, 3-of-5", () => {
       await expect(enclave.loadShare({ ...base, generation: 1 })).rejects.toMatchObject({ code: "unseal_failed" });
       await expect(enclave.loadShare({ ...base, generation: 0 })).resolves.toMatchObject({ generation: 0 });
       await expect(
-        enclave.startCeremony({ kind: "sign", sessionId: randomBytes(32), walletId: wallet.walletId, signers: [1, 2, 3], digest: randomBytes(32), expectedGeneration: 1 }),
+        enclave.startCeremony({ kind: "sign", sessionId: randomBytes(32), walletId: wallet.walletId, signers: [1, 2, 3], digest: randomBytes(32), expectedGeneration: 1, peerDocuments: [], peerParties: [] }),
       ).rejects.toMatchObject({ code: "generation_mismatch" });
     } finally {
       enclave.close();

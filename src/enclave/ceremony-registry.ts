@@ -7,6 +7,7 @@ import { Dkg, Refresh, Signing, type KeyShare } from "../core/dkls.ts";
 import { toHex } from "../shared/hex.ts";
 import type { CeremonyKind } from "../shared/enclave-api.ts";
 import { EnclaveError } from "./errors.ts";
+import type { PeerSession } from "./peer-envelope.ts";
 
 export type AnySession = Dkg | Signing | Refresh;
 
@@ -17,6 +18,8 @@ export interface OpenSession {
   /** The next phase this session accepts (2..4). */
   nextPhase: number;
   generation: number;
+  /** End-to-end protection of this session's messages with the other enclaves. */
+  peer: PeerSession;
   timer: ReturnType<typeof setTimeout>;
 }
 
@@ -76,6 +79,7 @@ export class CeremonyRegistry {
     if (!s) return false;
     clearTimeout(s.timer);
     s.session.close();
+    s.peer.close();
     this.open.delete(id);
     return true;
   }

@@ -22,6 +22,8 @@ import type * as Api from "../shared/enclave-api.ts";
 import { restoreDevelopmentPki } from "../attestation/dev-pki.ts";
 import { SimulatedNsm, pcr0ForCode } from "../attestation/simulated-nsm.ts";
 import { requestNsmAttestation } from "../attestation/nsm-device.ts";
+import { loadAwsNitroRoot } from "../attestation/aws-root.ts";
+import type { TrustedRoot } from "../attestation/verifier.ts";
 import { EnclaveService, type Nsm } from "./service.ts";
 import { EnclaveError } from "./errors.ts";
 import { DklsError } from "../core/dkls.ts";
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
   const code = await Bun.file(Bun.main).bytes();
   let nsm: Nsm;
   let pcr0: Uint8Array;
+  let peerRoots: TrustedRoot[];
   if (dev) {
     const pki = restoreDevelopmentPki(await readStdinLine());
     pcr0 = pcr0ForCode([code, wasm]);
@@ -85,13 +88,17 @@ async function main(): Promise<void> {
     pcrs[1] = pcr0ForCode([new TextEncoder().encode("development kernel")]);
     pcrs[2] = pcr0ForCode([new TextEncoder().encode("development application")]);
     nsm = new SimulatedNsm({ pki, pcrs });
+    peerRoots = [{ der: pki.root.der, development: true }];
     log("development_nsm", { warning: "SIMULATED NSM: attestation documents are signed by a development PKI" });
   } else {
     nsm = { attest: (req) => requestNsmAttestation(req) };
+    // The EIF carries the AWS root beside the binary (measured into PCR0); it is
+    // still refused unless its SHA-256 fingerprint is the pinned one.
+    peerRoots = [loadAwsNitroRoot(join(import.meta.dir, "aws-nitro-root.pem"))];
     pcr0 = new Uint8Array(48); // reported from the document itself in production
   }
 
-  const service = new EnclaveService({ nsm, pcr0, phaseTimeoutMs: timeout, wasm, log });
+  const service = new EnclaveService({ nsm, pcr0, phaseTimeoutMs: timeout, wasm, log, peerRoots, allowDevelopment: dev });
   const h = <Req, Rep>(f: (r: Req) => Rep): Handler => (body: BodyMap) => toBody(f(fromBody<Req>(body)) as object);
   const server = new RpcServer(
     {

@@ -25,6 +25,10 @@ import { CeremonyRegistry, type PendingShare } from "./ceremony-registry.ts";
 import { EnclaveError } from "./errors.ts";
 import { RecipientKey } from "./recipient-key.ts";
 import { sealShare, unsealShare } from "./seal.ts";
+import { PeerKeys } from "./peer-keys.ts";
+import { verifyPeer, type PeerIdentity } from "./peer-attestation.ts";
+import { PeerSession, PeerMessageError } from "./peer-envelope.ts";
+import type { TrustedRoot } from "../attestation/verifier.ts";
 
 export interface Nsm {
   attest(req: { publicKey?: Uint8Array; userData?: Uint8Array; nonce?: Uint8Array }): Uint8Array;
@@ -41,6 +45,14 @@ export interface EnclaveServiceOptions {
   /** Structured events without secrets (no shares, keys or message bodies). */
   log?: (event: string, fields: Record<string, unknown>) => void;
   wasm?: Uint8Array;
+  /** Roots that peers' attestation documents must chain to. */
+  peerRoots: TrustedRoot[];
+  /** Accept peers attested by a development root (simulated NSM). */
+  allowDevelopment?: boolean;
+  /** Images whose enclaves may be peers; default: this enclave's own PCR0 only. */
+  allowedPeerPcr0?: Uint8Array[];
+  /** Oldest peer attestation document accepted at ceremony start. */
+  peerDocumentMaxAgeMs?: number;
 }
 
 interface LoadedShare {
@@ -68,6 +80,8 @@ function needWalletId(v: unknown): string {
 
 export class EnclaveService {
   private readonly recipient = new RecipientKey();
+  /** Per-boot channel keys; their binding goes into every attestation document. */
+  private readonly peerKeys = new PeerKeys();
   private readonly shares = new Map<string, LoadedShare>();
   private readonly pending = new Map<string, PendingShare>();
   private readonly registry: CeremonyRegistry;
@@ -87,8 +101,41 @@ export class EnclaveService {
     return { status: "ok", pcr0: toHex(this.opts.pcr0), loadedWallets: this.shares.size, openSessions: this.registry.size };
   }
 
+  /**
+   * user_data is always this enclave's channel-key binding: a host-chosen
+   * value would let the host obtain a genuine document vouching for keys it
+   * holds, and sit in the middle of enclave-to-enclave traffic.
+   */
   attest(req: AttestRequest): AttestReply {
-    return { document: this.opts.nsm.attest({ publicKey: this.recipient.spkiDer, userData: req.userData, nonce: req.nonce }) };
+    if (req.userData !== undefined) throw new EnclaveError("bad_request", "user_data is set by the enclave (its channel keys), not by the host");
+    return { document: this.opts.nsm.attest({ publicKey: this.recipient.spkiDer, userData: this.peerKeys.channelKeyBinding(), nonce: req.nonce }) };
+  }
+
+  /** Verifies every other participant's document and opens an end-to-end session with them. */
+  private peerSession(sessionId: Uint8Array, me: number, docs: unknown, parties: unknown): PeerSession {
+    if (!Array.isArray(docs) || !Array.isArray(parties) || docs.length !== parties.length || docs.length > 15) {
+      throw new EnclaveError("bad_request", "peerDocuments and peerParties must be lists of equal length (at most 15)");
+    }
+    const peers = new Map<number, PeerIdentity>();
+    for (let k = 0; k < docs.length; k++) {
+      const party = needInt(parties[k], "peer party index", 1, 16);
+      if (party === me || peers.has(party)) throw new EnclaveError("bad_request", `peer party ${party} is duplicated or this enclave's own`);
+      try {
+        peers.set(
+          party,
+          verifyPeer(docs[k] as Uint8Array, {
+            roots: this.opts.peerRoots,
+            allowDevelopment: this.opts.allowDevelopment,
+            now: new Date(),
+            allowedPcr0: this.opts.allowedPeerPcr0 ?? [this.opts.pcr0],
+            maxAgeMs: this.opts.peerDocumentMaxAgeMs ?? 10 * 60_000,
+          }),
+        );
+      } catch (e) {
+        throw new EnclaveError("ceremony_failed", `attestation of party ${party} refused: ${(e as Error).message}`, party);
+      }
+    }
+    return new PeerSession({ sessionId, me, keys: this.peerKeys, peers });
   }
 
   loadShare(req: LoadShareRequest): LoadShareReply {
@@ -151,8 +198,16 @@ export class EnclaveService {
       } else {
         throw new EnclaveError("bad_request", `unknown ceremony kind ${String(req.kind)}`);
       }
-      const messages = session.phase1().map((m) => m.bytes);
-      this.registry.add(id, { kind: req.kind, walletId, session, generation });
+      const me = req.kind === "dkg" ? (req.partyIndex as number) : this.shares.get(walletId)!.partyIndex;
+      let peer: PeerSession;
+      try {
+        peer = this.peerSession(req.sessionId, me, req.peerDocuments, req.peerParties);
+      } catch (e) {
+        session.close();
+        throw e;
+      }
+      const messages = session.phase1().map((m) => peer.seal(m.bytes));
+      this.registry.add(id, { kind: req.kind, walletId, session, generation, peer });
       this.log("ceremony_started", { session: id.slice(0, 16), kind: req.kind, walletId, generation });
       return { messages, generation };
     } catch (e) {
@@ -164,13 +219,20 @@ export class EnclaveService {
     const [id, s] = this.registry.take(req.sessionId, req.phase);
     try {
       if (!Array.isArray(req.messages) || req.messages.length > 64) throw new EnclaveError("bad_request", "messages must be a list of at most 64");
-      const inbox = req.messages.map((b) => parseMessage(b));
-      if (req.phase < 4) {
-        const out = req.phase === 2 ? s.session.phase2(inbox) : s.session.phase3(inbox);
-        this.registry.advance(id);
-        return { messages: out.map((m) => m.bytes), generation: s.generation };
+      // Opened (authenticated, decrypted, replay-checked) before the core sees them.
+      const inbox = req.messages.map((b) => parseMessage(s.peer.open(b, req.phase - 1)));
+      let final;
+      try {
+        if (req.phase < 4) {
+          const out = req.phase === 2 ? s.session.phase2(inbox) : s.session.phase3(inbox);
+          this.registry.advance(id);
+          return { messages: out.map((m) => s.peer.seal(m.bytes)), generation: s.generation };
+        }
+        final = s.session.phase4(inbox);
+      } finally {
+        // Opened bodies can hold secrets (fragments, seeds); the core has copied them.
+        for (const m of inbox) m.bytes.fill(0);
       }
-      const final = s.session.phase4(inbox);
       this.registry.drop(id);
       this.log("ceremony_finished", { session: id.slice(0, 16), kind: s.kind, walletId: s.walletId });
       if (s.session instanceof Signing) {
@@ -233,6 +295,7 @@ export class EnclaveService {
 
   shutdown(): void {
     this.registry.dropAll();
+    this.peerKeys.destroy();
     for (const s of this.shares.values()) s.share.free();
     for (const p of this.pending.values()) p.share.free();
     this.shares.clear();
@@ -267,6 +330,7 @@ export class EnclaveService {
   private ceremonyError(e: unknown): Error {
     if (e instanceof EnclaveError) return e;
     if (e instanceof DklsError) return new EnclaveError("ceremony_failed", `${e.code}: ${e.message}`, e.party);
+    if (e instanceof PeerMessageError) return new EnclaveError("ceremony_failed", `peer message refused (${e.code}): ${e.message}`);
     return new EnclaveError("ceremony_failed", (e as Error).message ?? String(e));
   }
 }

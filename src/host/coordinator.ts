@@ -5,7 +5,8 @@
  * and nothing is retried.
  */
 import { randomBytes } from "node:crypto";
-import { BROADCAST, parseMessage } from "../shared/protocol-message.ts";
+import { BROADCAST } from "../shared/protocol-message.ts";
+import { parseSealedHeader } from "../enclave/peer-envelope.ts";
 import type { CeremonyKind, CeremonyReply, CeremonyStartRequest } from "../shared/enclave-api.ts";
 import { toHex } from "../shared/hex.ts";
 import { verifySignature, type Signature } from "../shared/signature.ts";
@@ -60,14 +61,14 @@ export async function runCeremony(
   kind: CeremonyKind,
   members: Member[],
   sessionId: Uint8Array,
-  startFor: (m: Member) => CeremonyStartRequest,
+  startFor: (m: Member) => Omit<CeremonyStartRequest, "peerDocuments" | "peerParties">,
   opts: CoordinatorOptions = {},
 ): Promise<CeremonyReply[]> {
   const timeout = opts.phaseTimeoutMs ?? 180_000;
   const indices = new Set(members.map((m) => m.partyIndex));
   if (indices.size !== members.length) throw new CeremonyError("participants have duplicate party indices", "bad_request");
   const call = async (phase: number, f: (m: Member) => Promise<CeremonyReply>): Promise<CeremonyReply[]> => {
-    opts.onProgress?.(kind, phase);
+    if (phase > 0) opts.onProgress?.(kind, phase);
     const settled = await Promise.allSettled(members.map((m) => withDeadline(f(m), timeout, `${m.participant.nodeId} (phase ${phase})`)));
     const failedAt = settled.findIndex((s) => s.status === "rejected");
     if (failedAt >= 0) {
@@ -77,11 +78,18 @@ export async function runCeremony(
     return settled.map((s) => (s as PromiseFulfilledResult<CeremonyReply>).value);
   };
   try {
-    let replies = await call(1, (m) => m.participant.start(startFor(m)));
+    // Each enclave checks the others' attestation (image, channel keys) before phase 1.
+    const docs = await call(0, async (m) => ({ messages: [], generation: 0, document: await m.participant.attestation() }) as CeremonyReply & { document: Uint8Array });
+    const docOf = new Map(members.map((m, k) => [m.partyIndex, (docs[k] as CeremonyReply & { document: Uint8Array }).document]));
+    let replies = await call(1, (m) => {
+      const others = members.filter((x) => x !== m);
+      return m.participant.start({ ...startFor(m), peerDocuments: others.map((x) => docOf.get(x.partyIndex)!), peerParties: others.map((x) => x.partyIndex) });
+    });
     for (const phase of [2, 3, 4]) {
       const outgoing = replies.flatMap((r, k) =>
         r.messages.map((bytes) => {
-          const msg = parseMessage(bytes);
+          // Sealed end to end by the enclaves; only the clear routing header is read here.
+          const msg = { ...parseSealedHeader(bytes), bytes };
           if (msg.from !== members[k]!.partyIndex || toHex(msg.sessionId) !== toHex(sessionId)) {
             throw new CeremonyError(`${members[k]!.participant.nodeId} emitted a message with a foreign header`, "bad_message", members[k]!.participant.nodeId);
           }

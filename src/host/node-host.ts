@@ -126,6 +126,10 @@ export class NodeHost implements Participant {
     }
   }
 
+  async attestation(): Promise<Uint8Array> {
+    return (await this.enclave.attest({})).document;
+  }
+
   start(req: CeremonyStartRequest): Promise<CeremonyReply> {
     return this.enclave.startCeremony(req);
   }

@@ -24,6 +24,8 @@ export interface Participant {
   readonly nodeId: string;
   /** Ensures the wallet's current share is loaded in the enclave; returns what the enclave confirmed. */
   prepare(walletId: string): Promise<PreparedShare>;
+  /** A fresh attestation document of this node's enclave (binds its channel keys). */
+  attestation(): Promise<Uint8Array>;
   start(req: CeremonyStartRequest): Promise<CeremonyReply>;
   step(req: CeremonyStepRequest): Promise<CeremonyReply>;
   /** Drops the session everywhere on this node (enclave keep-state, pending shares). Never throws. */

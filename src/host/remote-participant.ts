@@ -23,6 +23,9 @@ export class RemoteParticipant implements Participant {
   prepare(walletId: string): Promise<PreparedShare> {
     return this.call("prepare", { walletId });
   }
+  async attestation(): Promise<Uint8Array> {
+    return ((await this.call<{ document: Uint8Array }>("attestation", {})).document);
+  }
   start(req: CeremonyStartRequest): Promise<CeremonyReply> {
     return this.call("start", req);
   }
@@ -54,6 +57,8 @@ export function participantHandlers(local: Participant & { walletInfo(walletId: 
     switch (op) {
       case "prepare":
         return local.prepare(a.walletId as string);
+      case "attestation":
+        return { document: await local.attestation() };
       case "start":
         return local.start(a as unknown as CeremonyStartRequest);
       case "step":

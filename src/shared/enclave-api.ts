@@ -16,7 +16,8 @@ export interface HealthReply {
 
 export interface AttestRequest {
   nonce?: Uint8Array;
-  userData?: Uint8Array;
+  /** Refused: the enclave sets user_data to its channel-key binding itself. */
+  userData?: undefined;
 }
 /** The document's public_key is the enclave's per-boot RSA-2048 key (DER SPKI). */
 export interface AttestReply {
@@ -58,6 +59,9 @@ export interface CeremonyStartRequest {
   path?: string;
   /** Sign and refresh: the generation the host believes current; the enclave refuses any other. */
   expectedGeneration?: number;
+  /** Every other participant's attestation document, and its party index (same order). */
+  peerDocuments: Uint8Array[];
+  peerParties: number[];
 }
 
 export interface CeremonyStepRequest {

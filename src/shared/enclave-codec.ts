@@ -9,7 +9,7 @@ import { BodyError, type BodyKey, type BodyMap, type BodyValue } from "./channel
 type Plain = number | string | boolean | Uint8Array | Uint8Array[] | number[] | undefined;
 
 /** Fields that are lists of small integers (party indices). */
-const INT_LISTS = new Set(["signers"]);
+const INT_LISTS = new Set(["signers", "peerParties"]);
 
 export function toBody(obj: object): BodyMap {
   const m = new Map<BodyKey, BodyValue>();

@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 pub const WIRE_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 37;
 pub const SESSION_ID_LEN: usize = 32;
-/// The largest honest message (DKG phase 3, OT base setup) is ~10 KiB; this
-/// bound leaves room without letting a peer make us allocate much.
+/// The largest honest message (DKG/refresh phase 3, OT base setup) is
+/// ~140 KiB; this bound leaves room without letting a peer make us allocate much.
 pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
 /// At most 16 parties, two messages (broadcast + point-to-point) each.
 pub const MAX_LIST_ITEMS: usize = 64;

@@ -25,7 +25,8 @@ export const FRAME_MAGIC_1 = 0x53; // "S"
 export const FRAME_VERSION = 1;
 export const FRAME_HEADER_LEN = 14;
 /** Hard upper bound; decoders and encoders may be configured lower, never higher. */
-export const MAX_BODY_LEN = 1024 * 1024;
+/** A 16-party DKG phase-3 step carries 15 sealed ~140 KiB messages. */
+export const MAX_BODY_LEN = 4 * 1024 * 1024;
 export const MAX_CORRELATION_ID = 0xffff_ffff;
 
 /**

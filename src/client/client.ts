@@ -1,0 +1,220 @@
+/**
+ * The TSS client: each call publishes one request (QoS 1) to
+ * tss/v1/requests/<op> and waits for its answer on this client's responses
+ * topic, matched by 16 random bytes of Correlation Data. Progress messages
+ * go to the caller's onProgress; the one final answer resolves or rejects.
+ */
+import { randomBytes } from "node:crypto";
+import type { IPublishPacket } from "mqtt";
+import { checkAddress, checkSameWallet, checkSignResult } from "./checks.ts";
+import { Connection } from "./connection.ts";
+import { TssError } from "./errors.ts";
+import { checkClientId, checkCount, checkPath, checkRequestId, checkTimeout, checkWalletId, newRequestId, normalizeDigest } from "./inputs.ts";
+import {
+  ShapeError,
+  parseCreateWallet,
+  parseEnvelope,
+  parseNodes,
+  parseRefresh,
+  parseSign,
+  parseWalletInfo,
+  parseWallets,
+} from "./responses.ts";
+import { requestTopic, responsesFilter, responsesPrefix, type Op } from "./topics.ts";
+import type {
+  ConnectOptions,
+  CreateWalletOptions,
+  CreateWalletResult,
+  NodesResult,
+  Progress,
+  QueryOptions,
+  RefreshOptions,
+  RefreshResult,
+  RequestOptions,
+  SignOptions,
+  SignResult,
+  WalletInfo,
+  WalletsResult,
+} from "./types.ts";
+
+/** A 3-of-5 DKG across enclaves takes tens of seconds on small machines; this leaves room. */
+export const DEFAULT_TIMEOUT_MS = 180_000;
+const MAX_CONNECT_WAIT_MS = 30_000;
+
+interface Pending {
+  deliver(payload: Buffer): void;
+  fail(e: TssError): void;
+}
+
+export class TssClient {
+  private readonly pending = new Map<string, Pending>();
+  private closed = false;
+
+  private constructor(
+    private readonly conn: { current: Connection | null },
+    /** The MQTT client id; replies arrive on tss/v1/responses/<clientId>/#. */
+    readonly clientId: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Connects and subscribes to this client's responses; rejects with `connection_failed` or `bad_request`. */
+  static async connect(o: ConnectOptions): Promise<TssClient> {
+    const clientId = o.clientId === undefined ? `tss-${randomBytes(12).toString("hex")}` : checkClientId(o.clientId);
+    const timeoutMs = checkTimeout(o.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    // The message handler needs the client and the client needs the connection; the box breaks the cycle.
+    const box: { current: Connection | null } = { current: null };
+    const client = new TssClient(box, clientId, timeoutMs);
+    box.current = await Connection.open({
+      url: o.url,
+      clientId,
+      username: o.username,
+      password: o.password,
+      tls: o.tls,
+      connectTimeoutMs: Math.min(timeoutMs, MAX_CONNECT_WAIT_MS),
+      subscribe: responsesFilter(clientId),
+      onMessage: (topic, payload, packet) => client.route(topic, payload, packet),
+    });
+    return client;
+  }
+
+  /** Distributed key generation of a new wallet (the node defaults to 3-of-5). */
+  async createWallet(o: CreateWalletOptions = {}): Promise<CreateWalletResult> {
+    const body: Record<string, unknown> = {};
+    if (o.threshold !== undefined) body.threshold = checkCount(o.threshold, "threshold");
+    if (o.parties !== undefined) body.parties = checkCount(o.parties, "parties");
+    return this.request("dkg", body, o, (v) => {
+      const w = parseCreateWallet(v);
+      checkAddress(w);
+      if ((o.threshold !== undefined && w.threshold !== o.threshold) || (o.parties !== undefined && w.parties !== o.parties)) {
+        throw new TssError("inconsistent_result", `The node created a ${w.threshold}-of-${w.parties} wallet, not the requested ${o.threshold ?? w.threshold}-of-${o.parties ?? w.parties}.`);
+      }
+      return w;
+    });
+  }
+
+  /**
+   * Signs a 32-byte digest. The result is verified here before it is
+   * returned: a signature that does not verify against the returned public
+   * key rejects with `invalid_signature`.
+   */
+  async sign(o: SignOptions): Promise<SignResult> {
+    const walletId = checkWalletId(o.walletId);
+    const digest = normalizeDigest(o.digest);
+    const path = o.path === undefined ? null : checkPath(o.path);
+    const body = { walletId, digest, ...(path === null ? {} : { path }) };
+    return this.request("sign", body, o, (v) => checkSignResult(parseSign(v), { walletId, digest, path }));
+  }
+
+  /** Re-randomises every share of a wallet; the key and address stay the same, the generation goes up. */
+  async refresh(o: RefreshOptions): Promise<RefreshResult> {
+    const walletId = checkWalletId(o.walletId);
+    return this.request("refresh", { walletId }, o, (v) => {
+      const r = parseRefresh(v);
+      checkSameWallet(r, walletId);
+      checkAddress(r);
+      return r;
+    });
+  }
+
+  async wallet(walletId: string, o: QueryOptions = {}): Promise<WalletInfo> {
+    const id = checkWalletId(walletId);
+    return this.request("wallet", { walletId: id }, o, (v) => {
+      const w = parseWalletInfo(v);
+      checkSameWallet(w, id);
+      checkAddress(w);
+      return w;
+    });
+  }
+
+  async wallets(o: QueryOptions = {}): Promise<WalletsResult> {
+    return this.request("wallets", {}, o, (v) => {
+      const r = parseWallets(v);
+      for (const w of r.wallets) checkAddress(w);
+      return r;
+    });
+  }
+
+  async nodes(o: QueryOptions = {}): Promise<NodesResult> {
+    return this.request("nodes", {}, o, parseNodes);
+  }
+
+  /** Rejects pending requests with `closed` and disconnects. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of [...this.pending.values()]) p.fail(new TssError("closed", "The client was closed before the answer arrived."));
+    await this.conn.current?.close();
+  }
+
+  private route(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    if (!topic.startsWith(responsesPrefix(this.clientId))) return;
+    const correlation = packet.properties?.correlationData;
+    if (!correlation || correlation.length !== 16) return;
+    // Unknown correlation: a late or duplicate answer to a request already settled.
+    this.pending.get(Buffer.from(correlation).toString("hex"))?.deliver(payload);
+  }
+
+  private async request<T>(op: Op, body: Record<string, unknown>, o: RequestOptions, accept: (result: unknown) => T): Promise<T> {
+    if (this.closed || !this.conn.current) throw new TssError("closed", "The client is closed.");
+    const conn = this.conn.current;
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const timeoutMs = checkTimeout(o.timeoutMs ?? this.timeoutMs);
+    const correlation = randomBytes(16);
+    const key = correlation.toString("hex");
+    const responseTopic = `${responsesPrefix(this.clientId)}${randomBytes(8).toString("hex")}`;
+    const failure = (code: string, message: string, node: string | null = null) => new TssError(code, message, node, requestId);
+
+    return new Promise<T>((resolve, reject) => {
+      const settle = (e: TssError | null, value?: T) => {
+        if (!this.pending.delete(key)) return;
+        clearTimeout(timer);
+        if (e) reject(e);
+        else resolve(value as T);
+      };
+      const timer = setTimeout(
+        () => settle(failure("deadline_exceeded", `No final answer to ${op} request ${requestId} within ${timeoutMs / 1000} s; it may still complete, and repeating it with the same requestId returns its result without running it twice.`)),
+        timeoutMs,
+      );
+      this.pending.set(key, {
+        fail: (e) => settle(failure(e.code, e.message, e.node)),
+        deliver: (payload) => {
+          try {
+            const env = parseEnvelope(payload);
+            if (env.kind === "progress") {
+              if (env.progress) report(o.onProgress, env.progress);
+            } else if (env.kind === "error") settle(failure(env.code, env.message, env.node));
+            else settle(null, accept(env.result));
+          } catch (e) {
+            if (e instanceof TssError) settle(failure(e.code, e.message, e.node));
+            else if (e instanceof ShapeError) settle(failure("bad_response", `The answer to ${op} request ${requestId} is malformed: ${e.message}.`));
+            else settle(failure("bad_response", `The answer to ${op} request ${requestId} could not be read: ${(e as Error).message}.`));
+          }
+        },
+      });
+      conn
+        .publish(requestTopic(op), JSON.stringify({ requestId, ...body }), {
+          responseTopic,
+          correlationData: correlation,
+          contentType: "application/json",
+          payloadFormatIndicator: true,
+          // A request still queued when its caller has given up is dropped rather than run late.
+          messageExpiryInterval: Math.ceil(timeoutMs / 1000),
+        })
+        .then(
+          (delivered) => {
+            if (!delivered) settle(failure("not_enough_nodes", `No signing node is subscribed to requests, so the broker dropped ${op} request ${requestId}.`));
+          },
+          (e: Error) => settle(failure("connection_failed", `The broker did not accept ${op} request ${requestId}: ${e.message.replace(/[.\s]+$/, "")}.`)),
+        );
+    });
+  }
+}
+
+/** A throwing progress callback must not break the request it reports on. */
+function report(onProgress: ((p: Progress) => void) | undefined, p: Progress): void {
+  try {
+    onProgress?.(p);
+  } catch {
+    // ignored on purpose
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * Client SDK of the TSS signing layer over MQTT 5 (docs/mqtt-api.md).
+ *
+ *   const tss = await TssClient.connect({ url: "mqtt://127.0.0.1:1883" });
+ *   const w = await tss.createWallet({ threshold: 2, parties: 3, onProgress: console.log });
+ *   const s = await tss.sign({ walletId: w.walletId, digest: "ab".repeat(32) });
+ *   await tss.close();
+ */
+export { TssClient, DEFAULT_TIMEOUT_MS } from "./client.ts";
+export { TssError, NODE_ERROR_CODES, type NodeErrorCode, type SdkErrorCode, type TssErrorCode } from "./errors.ts";
+export { newRequestId, checkPath, checkRequestId, checkWalletId, normalizeDigest, ID_PATTERN } from "./inputs.ts";
+export { ethAddress } from "./eth.ts";
+export type * from "./types.ts";

@@ -1,0 +1,126 @@
+/** Public types of the SDK: options, progress and results as in docs/mqtt-api.md. */
+import type { SignatureForms } from "../shared/signature.ts";
+
+export type { SignatureForms };
+
+export interface TlsOptions {
+  /** CA certificate(s) (PEM) that the broker's certificate must chain to. */
+  ca?: string | Buffer | string[] | Buffer[];
+  /** Client certificate and key (PEM), for brokers that require them. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Defaults to true; false only for development brokers. */
+  rejectUnauthorized?: boolean;
+  servername?: string;
+}
+
+export interface ConnectOptions {
+  /** mqtt://host:port, mqtts://host:port, ws://… or wss://… */
+  url: string;
+  /** MQTT client id; default `tss-` + 12 random bytes. No `/`, `+`, `#`. Replies arrive on tss/v1/responses/<clientId>/#. */
+  clientId?: string;
+  username?: string;
+  password?: string;
+  /** TLS settings for mqtts:// and wss:// URLs. */
+  tls?: TlsOptions;
+  /** Default deadline of every request (default 180000 ms); connecting waits at most min(this, 30000) ms. */
+  timeoutMs?: number;
+}
+
+export type Stage = "dkg" | "sign" | "refresh" | "prepare" | "persist";
+
+export interface Progress {
+  stage: Stage;
+  phase: number;
+  of: number;
+}
+
+export interface QueryOptions {
+  /**
+   * 1-128 characters of [A-Za-z0-9._:-]; default a fresh random id
+   * (`newRequestId()`). Repeating a request with the same id returns the
+   * stored result and never runs a second ceremony, so to retry safely after a
+   * timeout or crash, choose (and persist) the id yourself and send it again.
+   */
+  requestId?: string;
+  /** This request's deadline, overriding the client's timeoutMs. */
+  timeoutMs?: number;
+}
+
+export interface RequestOptions extends QueryOptions {
+  /** Called for each progress message the coordinator sends. */
+  onProgress?: (p: Progress) => void;
+}
+
+export interface CreateWalletOptions extends RequestOptions {
+  /** Default 3 (decided by the node). */
+  threshold?: number;
+  /** Default 5 (decided by the node). */
+  parties?: number;
+}
+
+export interface SignOptions extends RequestOptions {
+  walletId: string;
+  /** 32 bytes, or 64 hex characters (optional 0x): the hash to sign, not hashed again. */
+  digest: Uint8Array | string;
+  /** Non-hardened BIP-32 path such as "m/0/7": sign with that child key. */
+  path?: string;
+}
+
+export interface RefreshOptions extends RequestOptions {
+  walletId: string;
+}
+
+export interface WalletInfo {
+  walletId: string;
+  /** SEC1 public key, lowercase hex. */
+  publicKey: string;
+  /** EIP-55 checksummed Ethereum address of publicKey. */
+  address: string;
+  threshold: number;
+  parties: number;
+  generation: number;
+  /** Node ids by party index. */
+  nodes: string[];
+}
+
+export interface CreateWalletResult extends WalletInfo {
+  generation: 0;
+}
+
+export interface SignResult {
+  walletId: string;
+  /** Lowercase hex of the signed digest. */
+  digest: string;
+  path: string | null;
+  /** The key that signed: the wallet key, or for a path request the derived child key. */
+  publicKey: string;
+  address: string;
+  signature: SignatureForms;
+  signers: string[];
+  coordinator: string;
+}
+
+export interface RefreshResult {
+  walletId: string;
+  generation: number;
+  publicKey: string;
+  address: string;
+}
+
+export interface WalletsResult {
+  wallets: WalletInfo[];
+}
+
+export interface NodeInfo {
+  nodeId: string;
+  status: "online" | "offline";
+  /** Unix time in ms since the node has been in this status. */
+  since: number;
+  /** Enclave image measurement (hex), when the node reports one. */
+  pcr0: string | null;
+}
+
+export interface NodesResult {
+  nodes: NodeInfo[];
+}

@@ -1,0 +1,204 @@
+/**
+ * Node-to-node RPC: a coordinator calls `op` on another node's inbox and gets
+ * its reply on its own replies topic, matched by Correlation Data. Calls time
+ * out; replies arriving after that are dropped. Remote failures come back as
+ * RemoteCallError with the remote code. Local failures use codes from the
+ * client contract (deadline_exceeded, internal), since a coordinator passes a
+ * failed call's code on to the client.
+ */
+import { randomBytes } from "node:crypto";
+import type { IPublishPacket, MqttClient } from "mqtt";
+import { decodeJson, encodeJson, JsonPayloadError, RPC_LIMITS } from "./json-bytes.ts";
+import { assertNodeId, inboxTopic, nodeOf, repliesTopic } from "./topics.ts";
+import { isPowerOfTwo, type Log } from "./requests.ts";
+
+export type NodeCallHandler = (op: string, args: Record<string, unknown>, callerId: string) => Promise<unknown>;
+
+/** A node answered a call with an error, or did not answer in time. */
+export class RemoteCallError extends Error {
+  override name = "RemoteCallError";
+  constructor(
+    message: string,
+    readonly code: string,
+    /** The node the remote side blamed, when it named one. */
+    readonly node?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RpcCounters {
+  /** Inbox messages without a usable Response Topic or Correlation Data. */
+  droppedCalls: number;
+  /** Replies for calls that had already timed out (or were never made). */
+  lateReplies: number;
+  /** Replies that could not be parsed; the call they answer fails. */
+  badReplies: number;
+}
+
+const CORRELATION_BYTES = 16;
+const OP_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+const MAX_MESSAGE = 2_000;
+/** Correlation ids of recently served calls: a QoS 1 redelivery must not run an op twice. */
+const RECENT_CALLS = 4_096;
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class NodeRpc {
+  readonly counters: RpcCounters = { droppedCalls: 0, lateReplies: 0, badReplies: 0 };
+  private readonly pending = new Map<string, Pending>();
+  private readonly recent = new Set<string>();
+  private handler: NodeCallHandler | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly client: MqttClient,
+    private readonly me: string,
+    private readonly log: Log,
+    private readonly defaultTimeoutMs = 30_000,
+  ) {}
+
+  setHandler(h: NodeCallHandler): void {
+    this.handler = h;
+  }
+
+  callNode(nodeId: string, op: string, args: unknown, opts: { timeoutMs?: number } = {}): Promise<unknown> {
+    if (this.closed) return Promise.reject(new RemoteCallError("the bus is closed", "internal"));
+    try {
+      assertNodeId(nodeId);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (!OP_NAME.test(op)) return Promise.reject(new Error(`invalid node operation name ${JSON.stringify(op.slice(0, 80))}`));
+    let payload: Buffer;
+    try {
+      payload = encodeJson({ op, args: args ?? {} }, RPC_LIMITS);
+    } catch (e) {
+      return Promise.reject(new Error(`cannot send ${op} to ${nodeId}: ${(e as Error).message}`));
+    }
+    const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
+    const id = randomBytes(CORRELATION_BYTES);
+    const key = id.toString("hex");
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(key);
+        reject(new RemoteCallError(`node ${nodeId} did not answer ${op} within ${timeoutMs} ms`, "deadline_exceeded"));
+      }, timeoutMs);
+      this.pending.set(key, { resolve, reject, timer });
+      this.client.publish(inboxTopic(nodeId), payload, { qos: 1, properties: { responseTopic: repliesTopic(this.me), correlationData: id } }, (err) => {
+        if (err) this.settle(key, (p) => p.reject(new RemoteCallError(`could not send ${op} to ${nodeId}: ${err.message}`, "internal")));
+      });
+    });
+  }
+
+  /** A message on this node's replies topic. Never throws. */
+  onReply(payload: Buffer, packet: IPublishPacket): void {
+    const corr = packet.properties?.correlationData;
+    const key = corr && corr.length === CORRELATION_BYTES ? Buffer.from(corr).toString("hex") : "";
+    if (!this.pending.has(key)) {
+      this.counters.lateReplies++;
+      return;
+    }
+    let reply: Record<string, unknown>;
+    try {
+      const v = decodeJson(payload, RPC_LIMITS);
+      if (!v || typeof v !== "object" || Array.isArray(v) || typeof (v as { ok?: unknown }).ok !== "boolean") throw new JsonPayloadError("reply is not {ok, ...}");
+      reply = v as Record<string, unknown>;
+    } catch (e) {
+      this.counters.badReplies++;
+      return this.settle(key, (p) => p.reject(new RemoteCallError(`malformed reply: ${(e as Error).message}`, "internal")));
+    }
+    if (reply.ok === true) return this.settle(key, (p) => p.resolve(reply.result));
+    const err = (reply.error && typeof reply.error === "object" ? reply.error : {}) as Record<string, unknown>;
+    const code = typeof err.code === "string" && err.code.length <= 64 ? err.code : "internal";
+    const message = typeof err.message === "string" ? err.message.slice(0, MAX_MESSAGE) : "remote node failed";
+    const node = typeof err.node === "string" && err.node.length <= 64 ? err.node : undefined;
+    this.settle(key, (p) => p.reject(new RemoteCallError(message, code, node)));
+  }
+
+  /** A message on this node's inbox. Never throws; the answer is published asynchronously. */
+  onCall(payload: Buffer, packet: IPublishPacket): void {
+    const responseTopic = packet.properties?.responseTopic;
+    const correlationData = packet.properties?.correlationData;
+    const callerId = responseTopic ? nodeOf(responseTopic, "replies") : null;
+    if (!responseTopic || !callerId || !correlationData || correlationData.length === 0 || correlationData.length > 64) {
+      const n = ++this.counters.droppedCalls;
+      if (isPowerOfTwo(n)) this.log("node_call_dropped", { reason: "no usable response topic or correlation data", bytes: payload.length, dropped: n });
+      return;
+    }
+    const dedupe = `${callerId}/${Buffer.from(correlationData).toString("hex")}`;
+    if (this.recent.has(dedupe)) {
+      this.counters.droppedCalls++;
+      return;
+    }
+    this.remember(dedupe);
+    const answer = (msg: unknown) => {
+      let out: Buffer;
+      try {
+        out = encodeJson(msg, RPC_LIMITS);
+      } catch (e) {
+        out = encodeJson({ ok: false, error: { code: "internal", message: `result could not be encoded: ${(e as Error).message}` } });
+      }
+      this.client.publish(responseTopic, out, { qos: 1, properties: { correlationData: Buffer.from(correlationData) } }, (err) => {
+        if (err) this.log("node_reply_not_published", { caller: callerId, error: err.message });
+      });
+    };
+    let op: string;
+    let args: Record<string, unknown>;
+    try {
+      const v = decodeJson(payload, RPC_LIMITS) as Record<string, unknown> | null;
+      if (!v || typeof v !== "object" || Array.isArray(v)) throw new JsonPayloadError("call is not a JSON object");
+      if (typeof v.op !== "string" || !OP_NAME.test(v.op)) throw new JsonPayloadError("call has no valid op");
+      const a = v.args ?? {};
+      if (!a || typeof a !== "object" || Array.isArray(a) || a instanceof Uint8Array) throw new JsonPayloadError("call args must be a JSON object");
+      op = v.op;
+      args = a as Record<string, unknown>;
+    } catch (e) {
+      return answer({ ok: false, error: { code: "bad_request", message: e instanceof JsonPayloadError ? e.message : "call could not be parsed" } });
+    }
+    const h = this.handler;
+    if (!h) return answer({ ok: false, error: { code: "internal", message: `node ${this.me} is not serving calls yet` } });
+    Promise.resolve()
+      .then(() => h(op, args, callerId))
+      .then(
+        (result) => answer({ ok: true, result: result ?? null }),
+        (e: unknown) => {
+          const err = (e ?? {}) as { code?: unknown; message?: unknown; node?: unknown };
+          answer({
+            ok: false,
+            error: {
+              code: typeof err.code === "string" ? err.code : "internal",
+              message: typeof err.message === "string" ? err.message.slice(0, MAX_MESSAGE) : "node operation failed",
+              ...(typeof err.node === "string" ? { node: err.node } : {}),
+            },
+          });
+        },
+      );
+  }
+
+  /** Fails every call still waiting (the bus is closing). */
+  close(): void {
+    this.closed = true;
+    for (const key of [...this.pending.keys()]) this.settle(key, (p) => p.reject(new RemoteCallError("the bus closed before the node answered", "internal")));
+  }
+
+  private settle(key: string, f: (p: Pending) => void): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.pending.delete(key);
+    clearTimeout(p.timer);
+    f(p);
+  }
+
+  private remember(k: string): void {
+    this.recent.add(k);
+    if (this.recent.size > RECENT_CALLS) {
+      const oldest = this.recent.values().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
+  }
+}

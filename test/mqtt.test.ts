@@ -1,0 +1,322 @@
+/**
+ * The node's MQTT bus against a real Mosquitto (loopback, passwords, the
+ * project's ACL): shared-subscription requests, node RPC, presence with Last
+ * Will, and what the ACL lets a client do.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
+import { aclText, startMosquitto, type Mosquitto } from "../src/harness/mosquitto.ts";
+import { connectBus, RemoteCallError, type Bus, type BusOptions, type PresenceEvent } from "../src/host/mqtt/bus.ts";
+import { decodeJson, encodeJson, JsonPayloadError, parseJson } from "../src/host/mqtt/json-bytes.ts";
+
+const NODE = { username: "tss-node", password: randomBytes(12).toString("hex") };
+const CLIENT = { username: "tss-client", password: randomBytes(12).toString("hex") };
+
+let broker: Mosquitto;
+const buses: Bus[] = [];
+const raws: MqttClient[] = [];
+
+beforeAll(async () => {
+  broker = await startMosquitto({ node: NODE, client: CLIENT });
+});
+
+afterAll(async () => {
+  await Promise.all(buses.map((b) => b.close().catch(() => {})));
+  await Promise.all(raws.map((c) => c.endAsync(true).catch(() => {})));
+  await broker?.stop();
+});
+
+async function node(nodeId: string, extra: Partial<BusOptions> = {}): Promise<Bus> {
+  const b = await connectBus({ url: broker.url, clientId: nodeId, username: NODE.username, password: NODE.password, pcr0: `pcr0-${nodeId}`, version: "test", ...extra });
+  buses.push(b);
+  return b;
+}
+
+async function raw(clientId: string, user = CLIENT): Promise<MqttClient> {
+  const c = await mqtt.connectAsync({ protocol: "mqtt", host: "127.0.0.1", port: broker.port, protocolVersion: 5, clientId, username: user.username, password: user.password, reconnectPeriod: 0 });
+  raws.push(c);
+  return c;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, ms = 5_000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A client as the SDK would be: requests with its own response topic, answers collected by correlation. */
+async function sdkClient(clientId: string) {
+  const c = await raw(clientId);
+  const responseTopic = `tss/v1/responses/${clientId}/r`;
+  const got = new Map<string, { topic: string; body: Record<string, unknown> }[]>();
+  c.on("message", (topic: string, payload: Buffer, p: IPublishPacket) => {
+    const key = p.properties?.correlationData?.toString("hex") ?? "none";
+    got.set(key, [...(got.get(key) ?? []), { topic, body: JSON.parse(payload.toString()) }]);
+  });
+  await c.subscribeAsync(`tss/v1/responses/${clientId}/#`, { qos: 1 });
+  return {
+    client: c,
+    got,
+    async send(op: string, payload: string | Buffer, props: { responseTopic?: string; correlation?: Buffer | null } = {}) {
+      const correlation = props.correlation === undefined ? randomBytes(16) : props.correlation;
+      await c.publishAsync(`tss/v1/requests/${op}`, payload, {
+        qos: 1,
+        properties: { ...(props.responseTopic !== "" ? { responseTopic: props.responseTopic ?? responseTopic } : {}), ...(correlation ? { correlationData: correlation } : {}) },
+      });
+      return correlation?.toString("hex") ?? "none";
+    },
+    final(key: string) {
+      return (got.get(key) ?? []).find((m) => "ok" in m.body);
+    },
+  };
+}
+
+describe("deploy files", () => {
+  it("deploy/mosquitto/acl.example is the ACL the harness uses", () => {
+    expect(readFileSync(new URL("../deploy/mosquitto/acl.example", import.meta.url), "utf8")).toBe(aclText());
+  });
+});
+
+describe("json-bytes", () => {
+  it("round-trips Uint8Array fields anywhere as $b64", () => {
+    const v = { a: new Uint8Array([0, 1, 255]), list: [new Uint8Array(0), { deep: Buffer.from("hi") }], n: 1, s: "x", z: null };
+    const wire = JSON.parse(encodeJson(v).toString());
+    expect(wire.a).toEqual({ $b64: "AAH/" });
+    const back = decodeJson(encodeJson(v)) as typeof v;
+    expect(back.a).toBeInstanceOf(Uint8Array);
+    expect(Buffer.isBuffer(back.a)).toBe(false);
+    expect([...back.a]).toEqual([0, 1, 255]);
+    expect(Buffer.from((back.list[1] as { deep: Uint8Array }).deep).toString()).toBe("hi");
+  });
+
+  it("bounds size, depth and base64, and keeps __proto__ as data", () => {
+    const lim = { maxBytes: 100, maxDepth: 4 };
+    expect(() => parseJson(Buffer.alloc(101, 0x20), lim)).toThrow(JsonPayloadError);
+    expect(() => parseJson(Buffer.from("[[[[[1]]]]]"), lim)).toThrow(/deeper than 4/);
+    expect(parseJson(Buffer.from('["[[[[[[", 1]'), lim)).toEqual(["[[[[[[", 1]);
+    expect(() => decodeJson(Buffer.from("{1}"))).toThrow(/not valid JSON/);
+    expect(() => decodeJson(Buffer.from([0x22, 0xff, 0x22]))).toThrow(/UTF-8/);
+    expect(() => decodeJson(Buffer.from('{"$b64":"A"}'))).toThrow(/base64/);
+    expect(() => decodeJson(Buffer.from('{"$b64":"AA=A"}'))).toThrow(/base64/);
+    const p = decodeJson(Buffer.from('{"__proto__":{"polluted":1}}')) as Record<string, unknown>;
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getPrototypeOf(p)).toBe(Object.prototype);
+    expect(() => encodeJson({ $b64: "AA==" })).toThrow(/cannot be encoded/);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => encodeJson(cyclic)).toThrow(/deeper than/);
+    expect(() => encodeJson({ big: new Uint8Array(200) }, lim)).toThrow(/exceeds/);
+  });
+});
+
+describe("client requests (shared subscription)", () => {
+  const served = new Map<string, string[]>();
+  let nodes: Bus[];
+
+  beforeAll(async () => {
+    nodes = await Promise.all(["req-1", "req-2", "req-3"].map((id) => node(id)));
+    await Promise.all(
+      nodes.map((b) =>
+        b.serveClientRequests((op, body, reply) => {
+          const id = (body as { requestId: string }).requestId;
+          served.set(id, [...(served.get(id) ?? []), b.nodeId]);
+          reply.progress({ stage: "sign", phase: 1, of: 4 });
+          setTimeout(() => reply.done({ op, requestId: id, by: b.nodeId }), 5);
+        }),
+      ),
+    );
+  });
+
+  it("delivers each of 20 requests to exactly one node, answering on the Response Topic with the same Correlation Data", async () => {
+    const sdk = await sdkClient("sdk-1");
+    const keys: string[] = [];
+    for (let i = 0; i < 20; i++) keys.push(await sdk.send("sign", JSON.stringify({ requestId: `r-${i}` })));
+    await until(() => keys.every((k) => sdk.final(k)), 10_000, "20 answers");
+    await sleep(200); // a duplicate delivery would show up here
+
+    for (let i = 0; i < 20; i++) {
+      expect(served.get(`r-${i}`)?.length).toBe(1);
+      const msgs = sdk.got.get(keys[i]!)!;
+      expect(msgs.map((m) => m.topic)).toEqual(["tss/v1/responses/sdk-1/r", "tss/v1/responses/sdk-1/r"]);
+      expect(msgs[0]!.body).toEqual({ progress: { stage: "sign", phase: 1, of: 4 } });
+      expect(msgs[1]!.body).toMatchObject({ ok: true, result: { op: "sign", requestId: `r-${i}`, by: served.get(`r-${i}`)![0] } });
+    }
+    const takers = new Set([...served.values()].flat());
+    expect(takers.size).toBeGreaterThan(1);
+  });
+
+  it("answers malformed requests with bad_request and drops those it cannot answer", async () => {
+    const sdk = await sdkClient("sdk-2");
+    const bad = await sdk.send("sign", "{not json");
+    const huge = await sdk.send("sign", JSON.stringify({ requestId: "big", pad: "x".repeat(70_000) }));
+    const deep = await sdk.send("sign", "[".repeat(100) + "]".repeat(100));
+    await until(() => [bad, huge, deep].every((k) => sdk.final(k)), 5_000, "bad_request answers");
+    for (const k of [bad, huge, deep]) expect(sdk.final(k)!.body).toMatchObject({ ok: false, error: { code: "bad_request", node: null } });
+    expect((sdk.final(huge)!.body.error as { message: string }).message).toMatch(/exceeds/);
+
+    const dropped = () => nodes.reduce((n, b) => n + b.stats().droppedRequests, 0);
+    const before = dropped();
+    await sdk.send("sign", JSON.stringify({ requestId: "no-corr" }), { correlation: null });
+    await sdk.send("sign", JSON.stringify({ requestId: "no-topic" }), { responseTopic: "" });
+    await until(() => dropped() === before + 2, 5_000, "two dropped requests");
+    expect(served.has("no-corr") || served.has("no-topic")).toBe(false);
+  });
+});
+
+describe("node RPC", () => {
+  let a: Bus;
+  let b: Bus;
+  const callers: string[] = [];
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([node("rpc-a"), node("rpc-b", { callTimeoutMs: 5_000 })]);
+    await a.serveNodeCalls(async (op, args, callerId) => {
+      callers.push(callerId);
+      if (op === "echo") return { got: args, sessionId: new Uint8Array([9, 8, 7]) };
+      if (op === "slow") {
+        await sleep(700);
+        return {};
+      }
+      throw Object.assign(new Error(`wallet ${String(args.walletId)} is not held here`), { code: "not_found" });
+    });
+  });
+
+  it("round-trips args and results with bytes", async () => {
+    const msgs = [new Uint8Array(randomBytes(300)), new Uint8Array(0)];
+    const r = (await b.callNode("rpc-a", "echo", { sessionId: new Uint8Array(32).fill(1), messages: msgs, phase: 2 })) as {
+      got: { sessionId: Uint8Array; messages: Uint8Array[]; phase: number };
+      sessionId: Uint8Array;
+    };
+    expect(r.got.sessionId).toEqual(new Uint8Array(32).fill(1));
+    expect(r.got.messages).toEqual(msgs);
+    expect(r.got.phase).toBe(2);
+    expect(r.sessionId).toEqual(new Uint8Array([9, 8, 7]));
+    expect(callers).toContain("rpc-b");
+  });
+
+  it("rethrows a remote failure with its code", async () => {
+    const e = await b.callNode("rpc-a", "walletInfo", { walletId: "w-1" }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(RemoteCallError);
+    expect(e).toMatchObject({ code: "not_found", message: "wallet w-1 is not held here" });
+  });
+
+  it("times out, and drops the late reply", async () => {
+    const t0 = Date.now();
+    const e = await b.callNode("rpc-a", "slow", {}, { timeoutMs: 250 }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: "deadline_exceeded" });
+    expect((e as Error).message).toMatch(/rpc-a did not answer slow within 250 ms/);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    await until(() => b.stats().lateReplies === 1, 3_000, "the late reply");
+
+    const gone = await b.callNode("nobody-here", "prepare", {}, { timeoutMs: 200 }).catch((x: unknown) => x);
+    expect(gone).toMatchObject({ code: "deadline_exceeded" });
+  });
+
+  it("answers a malformed call with bad_request", async () => {
+    const c = await raw("rpc-raw", NODE);
+    const answers: Buffer[] = [];
+    c.on("message", (_t: string, p: Buffer) => answers.push(p));
+    await c.subscribeAsync("tss/v1/nodes/rpc-raw/replies", { qos: 1 });
+    await c.publishAsync("tss/v1/nodes/rpc-a/inbox", "[1,2", { qos: 1, properties: { responseTopic: "tss/v1/nodes/rpc-raw/replies", correlationData: randomBytes(16) } });
+    await until(() => answers.length === 1, 3_000, "bad_request reply");
+    expect(JSON.parse(answers[0]!.toString())).toMatchObject({ ok: false, error: { code: "bad_request" } });
+  });
+});
+
+describe("presence", () => {
+  it("shows a node online, offline through its Last Will when its connection dies, online again after reconnecting, and offline after a clean close", async () => {
+    const watcher = await node("watcher");
+    const seen: PresenceEvent[] = [];
+    watcher.onPresence((e) => {
+      if (e.nodeId === "p-1") seen.push(e);
+    });
+    expect(watcher.liveNodes().map((n) => n.nodeId)).toContain("watcher");
+
+    const p1 = await node("p-1", { reconnectPeriodMs: 300 });
+    await p1.serveNodeCalls(async (op) => ({ op }));
+    await until(() => watcher.liveNodes().some((n) => n.nodeId === "p-1"), 3_000, "p-1 online");
+    expect(watcher.liveNodes().find((n) => n.nodeId === "p-1")).toMatchObject({ pcr0: "pcr0-p-1" });
+    expect(seen.at(-1)).toMatchObject({ status: "online", version: "test" });
+
+    // No DISCONNECT packet: the broker must publish the Last Will.
+    p1.client.stream.destroy();
+    await until(() => seen.at(-1)?.status === "offline", 3_000, "p-1 offline via Last Will");
+    expect(watcher.liveNodes().some((n) => n.nodeId === "p-1")).toBe(false);
+
+    await until(() => seen.at(-1)?.status === "online", 5_000, "p-1 back online after reconnecting");
+    // Its subscriptions came back with the connection.
+    expect(await watcher.callNode("p-1", "ping", {}, { timeoutMs: 3_000 })).toEqual({ op: "ping" });
+
+    await p1.close();
+    await until(() => seen.at(-1)?.status === "offline", 3_000, "p-1 offline after close");
+    expect(watcher.liveNodes().some((n) => n.nodeId === "p-1")).toBe(false);
+
+    // The retained record says offline to anyone who looks later.
+    const late = await raw("presence-reader", NODE);
+    const retained: string[] = [];
+    late.on("message", (_t: string, p: Buffer) => retained.push(p.toString()));
+    await late.subscribeAsync("tss/v1/nodes/p-1/presence", { qos: 1 });
+    await until(() => retained.length === 1, 3_000, "retained presence");
+    expect(JSON.parse(retained[0]!)).toEqual({ nodeId: "p-1", status: "offline" });
+  });
+
+  it("ignores a presence record that speaks for another node", async () => {
+    const watcher = await node("watcher-2");
+    const c = await raw("spoofer", NODE);
+    await c.publishAsync("tss/v1/nodes/victim/presence", JSON.stringify({ nodeId: "someone-else", status: "online", since: 1 }), { qos: 1 });
+    await c.publishAsync("tss/v1/nodes/victim-2/presence", "not json", { qos: 1 });
+    await until(() => watcher.stats().ignoredPresence >= 2, 3_000, "both records ignored");
+    expect(watcher.liveNodes().map((n) => n.nodeId)).not.toContain("victim");
+    expect(watcher.liveNodes().map((n) => n.nodeId)).not.toContain("someone-else");
+  });
+});
+
+describe("access control", () => {
+  it("lets a client publish requests but not call a node's inbox", async () => {
+    const x = await node("acl-x");
+    let calls = 0;
+    await x.serveNodeCalls(async () => {
+      calls++;
+      return {};
+    });
+    const c = await raw("acl-client");
+    const e = await c
+      .publishAsync("tss/v1/nodes/acl-x/inbox", JSON.stringify({ op: "abort", args: {} }), { qos: 1, properties: { responseTopic: "tss/v1/responses/acl-client/r", correlationData: randomBytes(16) } })
+      .catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 135 }); // Not authorized
+    await c.publishAsync("tss/v1/requests/nodes", JSON.stringify({ requestId: "acl-ok" }), { qos: 1, properties: { responseTopic: "tss/v1/responses/acl-client/r", correlationData: randomBytes(16) } });
+    await sleep(200);
+    expect(calls).toBe(0);
+  });
+
+  it("does not deliver another client's responses or node traffic to a client", async () => {
+    const spy = await raw("acl-spy");
+    const got: string[] = [];
+    spy.on("message", (t: string) => got.push(t));
+    await spy.subscribeAsync(["tss/v1/responses/acl-victim/#", "tss/v1/nodes/#", "tss/v1/requests/#"], { qos: 1 });
+    const victim = await raw("acl-victim");
+    const victimGot: string[] = [];
+    victim.on("message", (t: string) => victimGot.push(t));
+    await victim.subscribeAsync("tss/v1/responses/acl-victim/#", { qos: 1 });
+
+    const n = await raw("acl-node", NODE);
+    await n.publishAsync("tss/v1/responses/acl-victim/r", JSON.stringify({ ok: true, result: {} }), { qos: 1, properties: { correlationData: randomBytes(16) } });
+    await n.publishAsync("tss/v1/nodes/acl-node/presence", JSON.stringify({ nodeId: "acl-node", status: "offline" }), { qos: 1 });
+    await victim.publishAsync("tss/v1/requests/nodes", JSON.stringify({ requestId: "spy-test" }), { qos: 1, properties: { responseTopic: "tss/v1/responses/acl-victim/r", correlationData: randomBytes(16) } });
+    await until(() => victimGot.length >= 1, 3_000, "the victim's own response");
+    await sleep(200);
+    expect(got).toEqual([]);
+  });
+
+  it("refuses a wrong password", async () => {
+    await expect(connectBus({ url: broker.url, clientId: "bad-pw", username: NODE.username, password: "wrong", connectTimeoutMs: 3_000 })).rejects.toThrow(/refused bad-pw: .*(Not authorized|Bad User Name or Password)/);
+    await expect(mqtt.connectAsync({ protocol: "mqtt", host: "127.0.0.1", port: broker.port, protocolVersion: 5, clientId: "bad-pw-2", username: CLIENT.username, password: "wrong", reconnectPeriod: 0 })).rejects.toThrow();
+    await expect(mqtt.connectAsync({ protocol: "mqtt", host: "127.0.0.1", port: broker.port, protocolVersion: 5, clientId: "anon", reconnectPeriod: 0 })).rejects.toThrow();
+  });
+});
