@@ -1,91 +1,98 @@
 /**
- * npm run demo — until the cluster exists: an in-process 3-of-5 DKG, a
- * signature by one quorum, a refresh, a signature by another quorum, each
- * verified independently with @noble/curves.
+ * npm run demo — a real local cluster: Mosquitto, the KMS stand-in and five
+ * nodes (separate enclave and host processes). Through the client SDK over
+ * MQTT it creates a 3-of-5 wallet, signs a digest, refreshes the wallet and
+ * signs again, verifying each signature with @noble/curves; then stops
+ * everything (or keeps it running with --keep).
  */
 import { randomBytes } from "node:crypto";
-import { dkgInProcess, refreshInProcess, signInProcess } from "../core/in-process.ts";
-import { ethAddress, loadDkls, type KeyShare } from "../core/dkls.ts";
-import { signatureForms, verifySignature } from "../shared/signature.ts";
-import { toHex, fromHex } from "../shared/hex.ts";
+import { join } from "node:path";
+import { rmSync } from "node:fs";
+import { startCluster, type LocalCluster } from "../cluster/local-cluster.ts";
+import { TssClient } from "../client/index.ts";
+import { verifySignature } from "../shared/signature.ts";
+import { fromHex } from "../shared/hex.ts";
 
-const HELP = `usage: npm run demo [-- --threshold T --parties N --digest HEX]
+const HELP = `usage: npm run demo [-- --keep] [--nodes N] [--digest HEX]
 
-Runs, in one process with the real DKLs23 wasm core:
-  1. a T-of-N distributed key generation (default 3-of-5),
-  2. a signature over DIGEST (default: 32 random bytes) by parties 1..T,
-  3. a refresh of every share (public key unchanged),
-  4. a signature by parties N-T+1..N with the refreshed shares,
-and verifies each signature with @noble/curves. Exits non-zero on any failure.`;
+Starts a local cluster in data/cluster (Mosquitto on a free loopback port, the
+KMS stand-in, N nodes (default 5) each as an enclave process and a host
+process), then over MQTT with the client SDK: creates a 3-of-5 wallet, signs
+DIGEST (default: 32 random bytes), refreshes the wallet, signs again, and
+verifies both signatures independently. Exits 0 and leaves no process behind.
+
+  --keep    keep the cluster running afterwards; use the CLI against it
+            (bin/tss reads data/cluster/client.json), stop with Ctrl-C.`;
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-function step(label: string): () => void {
-  const t = performance.now();
-  process.stdout.write(`${label} ... `);
-  return () => console.log(`done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-}
+const t0 = performance.now();
+const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(1).padStart(5)} s]`;
+const say = (s: string) => console.log(`${stamp()} ${s}`);
 
-function printSignature(title: string, pk: Uint8Array, digest: Uint8Array, sigs: ReturnType<typeof signInProcess>) {
-  const sig = sigs[0]!;
-  const f = signatureForms(sig);
-  const ok = verifySignature(pk, digest, sig);
-  console.log(`  ${title}`);
-  console.log(`    r           ${f.r}`);
-  console.log(`    s           ${f.s}`);
-  console.log(`    recovery id ${f.recoveryId}`);
-  console.log(`    ethereum    0x${f.ethereum}`);
-  console.log(`    der         ${f.der}`);
-  console.log(`    verified    ${ok ? "yes (secp256k1, low-S, recovers the public key)" : "NO"}`);
-  if (!ok) throw new Error("signature did not verify");
-}
-
-function main() {
-  if (process.argv.includes("--help")) return console.log(HELP);
-  const t = Number(arg("--threshold") ?? 3);
-  const n = Number(arg("--parties") ?? 5);
-  if (!Number.isInteger(t) || !Number.isInteger(n) || t < 2 || t > n || n > 16) {
-    throw new Error(`need integers 2 <= threshold <= parties <= 16 (got ${t}, ${n})`);
+async function main(): Promise<number> {
+  if (process.argv.includes("--help")) {
+    console.log(HELP);
+    return 0;
   }
-  const digestHex = arg("--digest");
-  const digest = digestHex ? fromHex(digestHex, 32) : new Uint8Array(randomBytes(32));
-  loadDkls();
+  const keep = process.argv.includes("--keep");
+  const n = Number(arg("--nodes") ?? 5);
+  if (!Number.isInteger(n) || n < 3 || n > 16) throw new Error("--nodes must be an integer from 3 to 16");
+  const digest = arg("--digest") ? fromHex(arg("--digest")!, 32) : new Uint8Array(randomBytes(32));
+  const dataDir = join(new URL("../..", import.meta.url).pathname, "data", "cluster");
+  rmSync(dataDir, { recursive: true, force: true });
 
-  let done = step(`DKG ${t}-of-${n} (every party's compute in this one process; seconds per party)`);
-  const shares: KeyShare[] = dkgInProcess(t, n);
-  done();
-  const pk = shares[0]!.publicKey;
-  console.log(`  public key  ${toHex(pk)}`);
-  console.log(`  address     ${ethAddress(pk)}`);
-  console.log(`  digest      ${toHex(digest)}`);
+  let cluster: LocalCluster | undefined;
+  let client: TssClient | undefined;
+  const shutdown = async () => {
+    await client?.close().catch(() => {});
+    await cluster?.stop();
+  };
+  process.on("SIGINT", () => void shutdown().then(() => process.exit(130)));
+  try {
+    cluster = await startCluster({ nodes: n, dataDir, progress: (l) => say(l) });
+    say(`cluster up: broker ${cluster.client.url}, ${n} nodes`);
+    client = await TssClient.connect({ url: cluster.client.url, username: cluster.client.username, password: cluster.client.password, clientId: `demo-${randomBytes(4).toString("hex")}` });
+    const progress = (p: { stage: string; phase?: number; of?: number }) => say(`  … ${p.stage}${p.phase ? ` phase ${p.phase}/${p.of ?? 4}` : ""}`);
 
-  const first = Array.from({ length: t }, (_, i) => i + 1);
-  done = step(`sign with parties ${first.join(",")}`);
-  const sigs1 = signInProcess(shares, first, digest);
-  done();
-  printSignature("signature (generation 0)", pk, digest, sigs1);
+    say("creating a 3-of-5 wallet (distributed key generation across the nodes)");
+    const wallet = await client.createWallet({ threshold: 3, parties: 5, onProgress: progress });
+    say(`wallet ${wallet.walletId}`);
+    console.log(`    public key ${wallet.publicKey}\n    address    ${wallet.address}\n    nodes      ${wallet.nodes.join(", ")}`);
 
-  done = step(`refresh all ${n} shares`);
-  const fresh = refreshInProcess(shares);
-  done();
-  if (toHex(fresh[0]!.publicKey) !== toHex(pk)) throw new Error("refresh changed the public key");
-  console.log(`  public key unchanged, shares now at generation ${fresh[0]!.generation}`);
-
-  const last = Array.from({ length: t }, (_, i) => n - t + 1 + i);
-  done = step(`sign with parties ${last.join(",")} (refreshed shares)`);
-  const sigs2 = signInProcess(fresh, last, digest);
-  done();
-  printSignature("signature (generation 1)", pk, digest, sigs2);
-  for (const s of [...shares, ...fresh]) s.free();
-  console.log("demo complete: both signatures verified");
+    const show = async (label: string) => {
+      const r = await client!.sign({ walletId: wallet.walletId, digest, onProgress: progress });
+      const ok = verifySignature(fromHex(r.publicKey), digest, { r: fromHex(r.signature.r), s: fromHex(r.signature.s), recoveryId: r.signature.recoveryId });
+      say(`${label}: coordinated by ${r.coordinator}, signers ${r.signers.join(", ")}`);
+      console.log(`    digest      ${r.digest}\n    r           ${r.signature.r}\n    s           ${r.signature.s}\n    recovery id ${r.signature.recoveryId}\n    ethereum    0x${r.signature.ethereum}\n    der         ${r.signature.der}\n    verified    ${ok ? "yes (@noble/curves: valid, low-S, recovers the public key)" : "NO"}`);
+      if (!ok) throw new Error("signature did not verify");
+    };
+    await show("signature 1");
+    say("refreshing every share (same public key, new shares; old shares deleted after commit)");
+    const refreshed = await client.refresh({ walletId: wallet.walletId, onProgress: progress });
+    say(`refreshed to generation ${refreshed.generation}; public key unchanged: ${refreshed.publicKey === wallet.publicKey}`);
+    await show("signature 2 (after refresh)");
+    say("demo complete: both signatures verified");
+    if (keep) {
+      say(`cluster kept running. Try:  bin/tss nodes   bin/tss wallet list   bin/tss sign --wallet ${wallet.walletId} --digest <64 hex>`);
+      say("Ctrl-C stops it.");
+      await client.close();
+      client = undefined;
+      await new Promise(() => {});
+    }
+    return 0;
+  } finally {
+    if (!keep) await shutdown();
+  }
 }
 
-try {
-  main();
-} catch (e) {
-  console.error(`demo failed: ${(e as Error).message}`);
-  process.exit(1);
-}
+main().then(
+  (code) => process.exit(code),
+  async (e) => {
+    console.error(`demo failed: ${(e as Error).message}`);
+    process.exit(1);
+  },
+);

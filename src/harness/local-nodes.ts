@@ -7,9 +7,9 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { CreateKeyCommand, KMSClient, PutKeyPolicyCommand } from "@aws-sdk/client-kms";
+import type { KMSClient } from "@aws-sdk/client-kms";
+import { startDevKms } from "./dev-kms.ts";
 import { createDevelopmentPki, derToPem, serializeDevelopmentPki } from "../attestation/dev-pki.ts";
 import { EnclaveClient } from "../host/enclave-client.ts";
 import { KmsProxy } from "../host/kms-proxy.ts";
@@ -46,7 +46,7 @@ export interface LocalNodes {
 const BUN = process.execPath;
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-function canIsolate(): boolean {
+export function canIsolate(): boolean {
   if (process.getuid?.() !== 0) return false;
   return spawnSync("unshare", ["--net", "true"]).status === 0;
 }
@@ -68,39 +68,13 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
     const rootPem = join(o.dataDir, "dev-attestation-root.pem");
     writeFileSync(rootPem, derToPem(pki.root.der));
 
-    const access = "AKIA" + randomBytes(8).toString("hex").toUpperCase();
-    const secret = randomBytes(24).toString("base64");
     say("starting the KMS stand-in");
-    const kmsProcess = await startProcess(
-      [BUN, join(ROOT, "src/devkms/main.ts"), "--port", "0", "--data-dir", join(o.dataDir, "devkms"), "--dev-root", rootPem, "--allow-development", "--quiet"],
-      { name: "devkms", readyEvent: "listening", env: { DEVKMS_CREDENTIALS: `${access}:${secret}` } },
-    );
+    const devKms = await startDevKms(o.dataDir, rootPem, o.allowedPcr0Hex ?? image.pcr0Hex);
+    const kmsProcess = devKms.process;
     started.push(kmsProcess);
-    const kmsUrl = String(kmsProcess.ready.url);
-    const kms = new KMSClient({ endpoint: kmsUrl, region: "us-east-1", credentials: { accessKeyId: access, secretAccessKey: secret } });
-    const key = await kms.send(new CreateKeyCommand({ Description: "tss share data keys (local nodes)" }));
-    const kmsKeyId = key.KeyMetadata!.KeyId!;
-    const pcr0 = o.allowedPcr0Hex ?? image.pcr0Hex;
-    await kms.send(
-      new PutKeyPolicyCommand({
-        KeyId: kmsKeyId,
-        PolicyName: "default",
-        Policy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            { Sid: "Administration", Effect: "Allow", Principal: { AWS: "*" }, Action: ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"], Resource: "*" },
-            {
-              Sid: "DataKeysOnlyForTheSigningEnclaveImage",
-              Effect: "Allow",
-              Principal: { AWS: "*" },
-              Action: ["kms:Decrypt", "kms:GenerateDataKey"],
-              Resource: "*",
-              Condition: { StringEqualsIgnoreCase: { "kms:RecipientAttestation:ImageSha384": pcr0 } },
-            },
-          ],
-        }),
-      }),
-    );
+    const kmsUrl = devKms.url;
+    const kms = devKms.client;
+    const kmsKeyId = devKms.keyId;
 
     const isolate = o.isolateNetwork ?? canIsolate();
     const pkiLine = serializeDevelopmentPki(pki) + "\n";

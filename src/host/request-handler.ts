@@ -134,7 +134,8 @@ export class RequestHandler {
     };
     const ceremonyId = randomBytes(32).toString("hex");
     let walletId: string | null = typeof b.walletId === "string" ? b.walletId : null;
-    let run: () => Promise<{ result: unknown; participants: string[] }>;
+    let run: () => Promise<{ result: unknown }>;
+    let participants: string[];
     const me = this.self.nodeId;
     const live = this.peers.liveNodes().map((n) => n.nodeId);
 
@@ -144,10 +145,11 @@ export class RequestHandler {
       need(Number.isInteger(t) && Number.isInteger(n) && (t as number) >= 2 && (t as number) <= (n as number) && (n as number) <= 16, "need integers 2 <= threshold <= parties <= 16");
       if (live.length < (n as number)) throw new RequestError("not_enough_nodes", `a ${t}-of-${n} wallet needs ${n} live nodes; ${live.length} are online`);
       const chosen = [me, ...shuffle(live.filter((x) => x !== me))].slice(0, n as number);
+      participants = chosen;
       run = async () => {
         const w = await createWallet(chosen.map((id) => this.peers.participant(id)), t as number, copts);
         walletId = w.walletId;
-        return { participants: chosen, result: { walletId: w.walletId, publicKey: toHex(w.publicKey), address: ethAddress(w.publicKey), threshold: w.threshold, parties: w.parties, generation: 0, nodes: chosen } };
+        return { result: { walletId: w.walletId, publicKey: toHex(w.publicKey), address: ethAddress(w.publicKey), threshold: w.threshold, parties: w.parties, generation: 0, nodes: chosen } };
       };
     } else {
       need(typeof walletId === "string" && ID.test(walletId), "walletId is required");
@@ -165,22 +167,24 @@ export class RequestHandler {
         if (current.length < w.threshold) throw new RequestError("not_enough_nodes", `wallet ${walletId} needs ${w.threshold} signers; ${current.length} holders of generation ${gen} are online`);
         const mine = current.find((h) => h.nodeId === me);
         const chosen = [...(mine ? [mine] : []), ...shuffle(current.filter((h) => h.nodeId !== me))].slice(0, w.threshold).map((h) => h.nodeId);
+        participants = chosen;
         run = async () => {
           const sig = await signDigest(chosen.map((id) => this.peers.participant(id)), record, gen, digest, { ...copts, path });
           const pk = path ? derivePublicKey(w.publicPackage, path).publicKey : w.publicKey;
-          return { participants: chosen, result: { walletId, digest: toHex(digest), path: path ?? null, publicKey: toHex(pk), address: ethAddress(pk), signature: signatureForms(sig), signers: chosen, coordinator: me } };
+          return { result: { walletId, digest: toHex(digest), path: path ?? null, publicKey: toHex(pk), address: ethAddress(pk), signature: signatureForms(sig), signers: chosen, coordinator: me } };
         };
       } else {
         if (current.length < w.parties) throw new RequestError("not_enough_nodes", `refresh needs all ${w.parties} holders online; ${current.length} are`);
         const chosen = this.nodesByParty(current);
+        participants = chosen;
         run = async () => {
           const g = await refreshWallet(chosen.map((id) => this.peers.participant(id)), record, gen, copts);
-          return { participants: chosen, result: { walletId, generation: g, publicKey: toHex(w.publicKey), address: ethAddress(w.publicKey) } };
+          return { result: { walletId, generation: g, publicKey: toHex(w.publicKey), address: ethAddress(w.publicKey) } };
         };
       }
     }
     const db = this.self.db;
-    startCeremony(db, { ceremonyId, kind, walletId, coordinator: me, participants: [], requestId });
+    startCeremony(db, { ceremonyId, kind, walletId, coordinator: me, participants, requestId });
     try {
       const { result } = await run();
       finishCeremony(db, ceremonyId, { status: "succeeded", result: new TextEncoder().encode(JSON.stringify(result)) });

@@ -1,0 +1,140 @@
+/**
+ * A complete local cluster: one Mosquitto, the KMS stand-in, and N nodes,
+ * each a separate enclave process (Unix socket standing in for VSOCK, empty
+ * network namespace when root) and a separate host process configured by a
+ * JSON file. Adding a node is writing one more config and starting it.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { createDevelopmentPki, derToPem, serializeDevelopmentPki, type DevelopmentPki } from "../attestation/dev-pki.ts";
+import { bundleEnclave, type EnclaveImage } from "../harness/enclave-image.ts";
+import { startDevKms, type DevKms } from "../harness/dev-kms.ts";
+import { canIsolate } from "../harness/local-nodes.ts";
+import { startMosquitto } from "../harness/mosquitto.ts";
+import { startProcess, type Started } from "../harness/processes.ts";
+import type { NodeConfig } from "../host/config.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+export interface ClusterNode {
+  nodeId: string;
+  config: string;
+  enclave: Started;
+  host: Started;
+  stop(): Promise<void>;
+}
+
+export interface ClientCredentials {
+  url: string;
+  username: string;
+  password: string;
+}
+
+export interface LocalCluster {
+  dataDir: string;
+  client: ClientCredentials;
+  /** Node credentials (tests use them to observe node traffic). */
+  nodeCredentials: { username: string; password: string };
+  image: EnclaveImage;
+  nodes: ClusterNode[];
+  /** Starts one more node from a fresh config; nothing else changes. */
+  addNode(nodeId?: string): Promise<ClusterNode>;
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  nodes: number;
+  dataDir: string;
+  phaseTimeoutMs?: number;
+  progress?: (line: string) => void;
+}
+
+export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
+  const say = o.progress ?? (() => {});
+  mkdirSync(o.dataDir, { recursive: true });
+  const stoppers: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    // Hosts first (they announce "offline"), then enclaves, KMS, broker.
+    for (const s of stoppers.reverse()) await s().catch(() => {});
+    stoppers.length = 0;
+  };
+  try {
+    say("bundling the enclave image");
+    const image = await bundleEnclave(join(o.dataDir, "enclave-image"));
+    say(`enclave image PCR0 ${image.pcr0Hex.slice(0, 24)}…`);
+    const pki: DevelopmentPki = createDevelopmentPki();
+    const rootPem = join(o.dataDir, "dev-attestation-root.pem");
+    writeFileSync(rootPem, derToPem(pki.root.der));
+
+    say("starting Mosquitto");
+    const nodeCredentials = { username: "tss-node", password: randomBytes(18).toString("base64url") };
+    const client = { username: "tss-client", password: randomBytes(18).toString("base64url") };
+    mkdirSync(join(o.dataDir, "mosquitto"), { recursive: true });
+    const broker = await startMosquitto({ node: nodeCredentials, client, dataDir: join(o.dataDir, "mosquitto") });
+    stoppers.push(() => broker.stop());
+
+    say("starting the KMS stand-in");
+    const kms: DevKms = await startDevKms(o.dataDir, rootPem, image.pcr0Hex);
+    stoppers.push(() => kms.process.stop());
+
+    const isolate = canIsolate();
+    const pkiLine = serializeDevelopmentPki(pki) + "\n";
+    const startNode = async (nodeId: string): Promise<ClusterNode> => {
+      const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
+      say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""}`);
+      const cmd = [process.execPath, image.entry, "--listen", `unix:${sock}`, "--dev", "--phase-timeout-ms", String(o.phaseTimeoutMs ?? 120_000)];
+      const enclave = await startProcess(isolate ? ["unshare", "--net", ...cmd] : cmd, { name: `${nodeId} enclave`, readyEvent: "listening", stdin: pkiLine });
+      const config: NodeConfig = {
+        nodeId,
+        mqtt: { url: broker.url, username: nodeCredentials.username, password: nodeCredentials.password },
+        enclave: `unix:${sock}`,
+        database: join(o.dataDir, `${nodeId}.db`),
+        kms: { keyId: kms.keyId, endpoint: kms.url, region: "us-east-1", accessKeyId: kms.accessKeyId, secretAccessKey: kms.secretAccessKey },
+        phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000,
+      };
+      const configPath = join(o.dataDir, `${nodeId}.json`);
+      writeFileSync(configPath, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
+      say(`starting ${nodeId}: host`);
+      let host: Started;
+      try {
+        host = await startProcess([process.execPath, join(ROOT, "src/host/main.ts"), "--config", configPath], { name: `${nodeId} host`, readyEvent: "ready" });
+      } catch (e) {
+        await enclave.stop();
+        throw e;
+      }
+      const node: ClusterNode = {
+        nodeId,
+        config: configPath,
+        enclave,
+        host,
+        stop: async () => {
+          await host.stop();
+          await enclave.stop();
+        },
+      };
+      stoppers.push(() => node.stop());
+      return node;
+    };
+    const nodes: ClusterNode[] = [];
+    for (let i = 1; i <= o.nodes; i++) nodes.push(await startNode(`node-${i}`));
+    const creds: ClientCredentials = { url: broker.url, username: client.username, password: client.password };
+    writeFileSync(join(o.dataDir, "client.json"), JSON.stringify(creds, null, 2) + "\n", { mode: 0o600 });
+    return {
+      dataDir: o.dataDir,
+      client: creds,
+      nodeCredentials,
+      image,
+      nodes,
+      addNode: async (nodeId = `node-${nodes.length + 1}`) => {
+        const n = await startNode(nodeId);
+        nodes.push(n);
+        return n;
+      },
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
