@@ -4,7 +4,7 @@
  * network namespace when root) and a separate host process configured by a
  * JSON file. Adding a node is writing one more config and starting it.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createDevelopmentPki, derToPem, serializeDevelopmentPki, type DevelopmentPki } from "../attestation/dev-pki.ts";
@@ -53,6 +53,9 @@ export interface ClusterOptions {
 export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
   const say = o.progress ?? (() => {});
   mkdirSync(o.dataDir, { recursive: true });
+  // Mosquitto drops to its own user and must traverse into its folder; 0711
+  // lets it without letting anyone list what is here (configs are 0600).
+  chmodSync(o.dataDir, 0o711);
   const stoppers: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     // Hosts first (they announce "offline"), then enclaves, KMS, broker.
