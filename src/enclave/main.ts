@@ -112,6 +112,9 @@ async function main(): Promise<void> {
       [FrameType.ACTIVATE_SHARE]: h<Api.ActivateShareRequest, Api.LoadShareReply>((r) => service.activateShare(r)),
     },
     {
+      // One host connection carries every concurrent session's steps; the
+      // per-session work is short, so allow many in flight.
+      maxConcurrent: 256,
       // Only the enclave's own error sentences, written to be public, reach the host.
       exposeError: (e) => {
         if (e instanceof EnclaveError) return { code: e.code, message: e.party ? `${e.message} [party ${e.party}]` : e.message };

@@ -4,6 +4,8 @@
  * its caller: KMS and storage are the host's business; what the host hands
  * in is checked here and never trusted.
  */
+import { createHash } from "node:crypto";
+import { decodeAttestationDocument } from "../attestation/cose.ts";
 import { DklsError, Dkg, KeyShare, Refresh, Signing, loadDkls, packageInfo } from "../core/dkls.ts";
 import { parseMessage } from "../shared/protocol-message.ts";
 import { toHex } from "../shared/hex.ts";
@@ -82,6 +84,12 @@ export class EnclaveService {
   private readonly recipient = new RecipientKey();
   /** Per-boot channel keys; their binding goes into every attestation document. */
   private readonly peerKeys = new PeerKeys();
+  /**
+   * Peer documents already verified, by SHA-256 of the document, until they
+   * age out: a node reuses its document across sessions, and re-verifying two
+   * P-384 chains per peer per signature would dominate signing time.
+   */
+  private readonly verifiedPeers = new Map<string, { identity: PeerIdentity; until: number }>();
   private readonly shares = new Map<string, LoadedShare>();
   private readonly pending = new Map<string, PendingShare>();
   private readonly registry: CeremonyRegistry;
@@ -121,21 +129,32 @@ export class EnclaveService {
       const party = needInt(parties[k], "peer party index", 1, 16);
       if (party === me || peers.has(party)) throw new EnclaveError("bad_request", `peer party ${party} is duplicated or this enclave's own`);
       try {
-        peers.set(
-          party,
-          verifyPeer(docs[k] as Uint8Array, {
-            roots: this.opts.peerRoots,
-            allowDevelopment: this.opts.allowDevelopment,
-            now: new Date(),
-            allowedPcr0: this.opts.allowedPeerPcr0 ?? [this.opts.pcr0],
-            maxAgeMs: this.opts.peerDocumentMaxAgeMs ?? 10 * 60_000,
-          }),
-        );
+        peers.set(party, this.verifiedPeer(docs[k] as Uint8Array));
       } catch (e) {
         throw new EnclaveError("ceremony_failed", `attestation of party ${party} refused: ${(e as Error).message}`, party);
       }
     }
     return new PeerSession({ sessionId, me, keys: this.peerKeys, peers });
+  }
+
+  private verifiedPeer(doc: Uint8Array): PeerIdentity {
+    if (!(doc instanceof Uint8Array)) throw new EnclaveError("bad_request", "peer document must be bytes");
+    const key = createHash("sha256").update(doc).digest("hex");
+    const now = Date.now();
+    const hit = this.verifiedPeers.get(key);
+    if (hit && hit.until > now) return hit.identity;
+    const maxAgeMs = this.opts.peerDocumentMaxAgeMs ?? 10 * 60_000;
+    const identity = verifyPeer(doc, {
+      roots: this.opts.peerRoots,
+      allowDevelopment: this.opts.allowDevelopment,
+      now: new Date(now),
+      allowedPcr0: this.opts.allowedPeerPcr0 ?? [this.opts.pcr0],
+      maxAgeMs,
+    });
+    if (this.verifiedPeers.size > 1024) this.verifiedPeers.clear();
+    // Trusted until the document would be refused as stale (its leaf lasts hours longer).
+    this.verifiedPeers.set(key, { identity, until: now + Math.max(0, maxAgeMs - (now - documentTimestamp(doc, now))) });
+    return identity;
   }
 
   loadShare(req: LoadShareRequest): LoadShareReply {
@@ -332,5 +351,14 @@ export class EnclaveService {
     if (e instanceof DklsError) return new EnclaveError("ceremony_failed", `${e.code}: ${e.message}`, e.party);
     if (e instanceof PeerMessageError) return new EnclaveError("ceremony_failed", `peer message refused (${e.code}): ${e.message}`);
     return new EnclaveError("ceremony_failed", (e as Error).message ?? String(e));
+  }
+}
+
+/** The document's own timestamp (ms); it verified just before, so it parses. */
+function documentTimestamp(doc: Uint8Array, fallback: number): number {
+  try {
+    return decodeAttestationDocument(doc).document.timestamp;
+  } catch {
+    return fallback;
   }
 }

@@ -34,7 +34,7 @@ export class EnclaveClient {
 
   static async connect(addr: EnclaveAddress, opts: { timeoutMs?: number } = {}): Promise<EnclaveClient> {
     const conn = addr.kind === "unix" ? await dialUnix(addr.path) : await dialVsock(addr.cid, addr.port);
-    return new EnclaveClient(new RpcClient(conn, { timeoutMs: opts.timeoutMs ?? 180_000, maxInFlight: 64 }));
+    return new EnclaveClient(new RpcClient(conn, { timeoutMs: opts.timeoutMs ?? 180_000, maxInFlight: 256 }));
   }
 
   private async call<Rep>(type: RequestType, req: object): Promise<Rep> {

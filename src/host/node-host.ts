@@ -126,9 +126,18 @@ export class NodeHost implements Participant {
     }
   }
 
+  /**
+   * The enclave's document, reused for a minute: it binds per-boot keys, not a
+   * session, so reuse lets peers' enclaves skip re-verifying it (session
+   * freshness comes from the session id; enclaves refuse documents older than
+   * their freshness limit).
+   */
   async attestation(): Promise<Uint8Array> {
-    return (await this.enclave.attest({})).document;
+    const now = Date.now();
+    if (!this.attested || now - this.attested.at > 60_000) this.attested = { document: (await this.enclave.attest({})).document, at: now };
+    return this.attested.document;
   }
+  private attested: { document: Uint8Array; at: number } | null = null;
 
   start(req: CeremonyStartRequest): Promise<CeremonyReply> {
     return this.enclave.startCeremony(req);
