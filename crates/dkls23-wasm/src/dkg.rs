@@ -8,7 +8,7 @@
 //! | 4     | nothing: yields the key share and public package        |
 
 use crate::error::{Code, Error, Result};
-use crate::session::{check_route, Ctx, CLOSED};
+use crate::session::{fragments, FailClosed, check_route, Ctx, CLOSED};
 use crate::share::KeyShare;
 use crate::wire::{self, check_shape, decode_body, Ceremony, BROADCAST, MAX_PARTIES, SESSION_ID_LEN};
 use dkls23_secp256k1::protocols::dkg::{
@@ -91,19 +91,6 @@ impl Dkg {
         &self.ctx.session
     }
 
-    fn run<T>(&mut self, phase: u8, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.ctx.begin(phase)?;
-        match f(self) {
-            Ok(v) => {
-                self.ctx.done = if phase == 4 { CLOSED } else { phase };
-                Ok(v)
-            }
-            Err(e) => {
-                self.close();
-                Err(e)
-            }
-        }
-    }
 
     /// Drops and zeroizes all keep-state; the session answers only "closed".
     pub fn close(&mut self) {
@@ -128,7 +115,7 @@ impl Dkg {
     }
 
     pub fn phase1(&mut self) -> Result<Vec<Vec<u8>>> {
-        self.run(1, |s| {
+        self.run(1, 4, |s| {
             let mut fragments = s.sess()?.phase1();
             let mut out = Vec::with_capacity(s.others.len());
             for &j in &s.others {
@@ -141,18 +128,10 @@ impl Dkg {
     }
 
     pub fn phase2(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.run(2, |s| {
+        self.run(2, 4, |s| {
             let me = s.ctx.me;
             let got = wire::collect(input, &s.ctx.expect(1, &s.others, false, true))?;
-            let mut frags: Vec<Scalar> = Vec::with_capacity(s.n as usize);
-            for j in 1..=s.n {
-                if j == me {
-                    frags.push(s.own_fragment.take().ok_or_else(|| Error::new(Code::SessionClosed, "missing own fragment"))?);
-                } else {
-                    let body = got[&j].p2p.unwrap_or_default();
-                    frags.push(decode_body::<Fragment>(body, j)?.value);
-                }
-            }
+            let mut frags = fragments(&got, me, s.n, s.own_fragment.take())?;
             let result = s.sess()?.phase2(&frags);
             frags.zeroize();
             let (proof, zero, chain) = result.map_err(|a| Error::from_abort(&a))?;
@@ -170,7 +149,7 @@ impl Dkg {
     }
 
     pub fn phase3(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.run(3, |s| {
+        self.run(3, 4, |s| {
             let me = s.ctx.me;
             let got = wire::collect(input, &s.ctx.expect(2, &s.others, true, true))?;
             for (&j, d) in &got {
@@ -215,7 +194,7 @@ impl Dkg {
     }
 
     pub fn phase4(&mut self, input: &[u8]) -> Result<KeyShare> {
-        self.run(4, |s| {
+        self.run(4, 4, |s| {
             let me = s.ctx.me;
             let got = wire::collect(input, &s.ctx.expect(3, &s.others, true, true))?;
             let mut zero3 = Vec::with_capacity(got.len());
@@ -250,5 +229,14 @@ impl Dkg {
 impl Drop for Dkg {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+impl FailClosed for Dkg {
+    fn ctx(&mut self) -> &mut Ctx {
+        &mut self.ctx
+    }
+    fn close(&mut self) {
+        Dkg::close(self);
     }
 }

@@ -12,7 +12,7 @@
 
 use crate::dkg::{Fragment, Phase3P2p};
 use crate::error::{Code, Error, Result};
-use crate::session::{check_route, Ctx, CLOSED};
+use crate::session::{fragments, FailClosed, check_route, Ctx, CLOSED};
 use crate::share::{KeyShare, Package};
 use crate::wire::{self, check_shape, decode_body, Ceremony, BROADCAST};
 use dkls23_secp256k1::protocols::dkg::{
@@ -64,19 +64,6 @@ impl Refresh {
         })
     }
 
-    fn run<T>(&mut self, phase: u8, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.ctx.begin(phase)?;
-        match f(self) {
-            Ok(v) => {
-                self.ctx.done = if phase == 4 { CLOSED } else { phase };
-                Ok(v)
-            }
-            Err(e) => {
-                self.close();
-                Err(e)
-            }
-        }
-    }
 
     pub fn close(&mut self) {
         self.ctx.done = CLOSED;
@@ -110,7 +97,7 @@ impl Refresh {
     }
 
     pub fn phase1(&mut self) -> Result<Vec<Vec<u8>>> {
-        self.run(1, |s| {
+        self.run(1, 4, |s| {
             let mut fragments = s.share.party.refresh_complete_phase1();
             let mut out = Vec::with_capacity(s.others.len());
             for &j in &s.others {
@@ -123,17 +110,10 @@ impl Refresh {
     }
 
     pub fn phase2(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.run(2, |s| {
+        self.run(2, 4, |s| {
             let me = s.ctx.me;
             let got = wire::collect(input, &s.ctx.expect(1, &s.others, false, true))?;
-            let mut frags: Vec<Scalar> = Vec::with_capacity(s.n as usize);
-            for j in 1..=s.n {
-                if j == me {
-                    frags.push(s.own_fragment.take().ok_or_else(|| Error::new(Code::SessionClosed, "missing own fragment"))?);
-                } else {
-                    frags.push(decode_body::<Fragment>(got[&j].p2p.unwrap_or_default(), j)?.value);
-                }
-            }
+            let mut frags = fragments(&got, me, s.n, s.own_fragment.take())?;
             let (correction, proof, zero_keep, zero) = s.share.party.refresh_complete_phase2(&s.ctx.session, &frags);
             frags.zeroize();
             s.correction = Some(correction);
@@ -150,7 +130,7 @@ impl Refresh {
     }
 
     pub fn phase3(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.run(3, |s| {
+        self.run(3, 4, |s| {
             let me = s.ctx.me;
             let got = wire::collect(input, &s.ctx.expect(2, &s.others, true, true))?;
             for (&j, d) in &got {
@@ -186,7 +166,7 @@ impl Refresh {
     }
 
     pub fn phase4(&mut self, input: &[u8]) -> Result<KeyShare> {
-        self.run(4, |s| {
+        self.run(4, 4, |s| {
             let me = s.ctx.me;
             let got = wire::collect(input, &s.ctx.expect(3, &s.others, false, true))?;
             let mut zero3 = Vec::with_capacity(got.len());
@@ -235,5 +215,14 @@ impl Refresh {
 impl Drop for Refresh {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+impl FailClosed for Refresh {
+    fn ctx(&mut self) -> &mut Ctx {
+        &mut self.ctx
+    }
+    fn close(&mut self) {
+        Refresh::close(self);
     }
 }

@@ -67,3 +67,48 @@ pub fn counterparties(parties: &[u8], me: u8, n: u8) -> Result<Vec<u8>> {
     }
     Ok(parties.iter().copied().filter(|&p| p != me).collect())
 }
+
+/// The fail-closed rule shared by every ceremony: phases run in order, and any
+/// error closes the session (zeroizing its keep-state) before it is returned.
+pub trait FailClosed {
+    fn ctx(&mut self) -> &mut Ctx;
+    fn close(&mut self);
+
+    fn run<T>(&mut self, phase: u8, last: u8, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T>
+    where
+        Self: Sized,
+    {
+        self.ctx().begin(phase)?;
+        match f(self) {
+            Ok(v) => {
+                self.ctx().done = if phase == last { CLOSED } else { phase };
+                Ok(v)
+            }
+            Err(e) => {
+                self.close();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Assembles the n polynomial fragments (ours plus one from each other party,
+/// in party order) that DKG and refresh phase 2 consume.
+pub fn fragments(
+    got: &std::collections::BTreeMap<u8, crate::wire::Delivered<'_>>,
+    me: u8,
+    n: u8,
+    own: Option<k256::Scalar>,
+) -> Result<Vec<k256::Scalar>> {
+    let mut own = own;
+    let mut frags = Vec::with_capacity(n as usize);
+    for j in 1..=n {
+        if j == me {
+            frags.push(own.take().ok_or_else(|| Error::new(Code::SessionClosed, "missing own fragment"))?);
+        } else {
+            let body = got.get(&j).and_then(|d| d.p2p).unwrap_or_default();
+            frags.push(crate::wire::decode_body::<crate::dkg::Fragment>(body, j)?.value);
+        }
+    }
+    Ok(frags)
+}

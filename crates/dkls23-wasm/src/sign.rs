@@ -8,7 +8,7 @@
 //! | 4     | nothing: r, s (low-S) and recovery id              |
 
 use crate::error::{Code, Error, Result};
-use crate::session::{check_route, counterparties, Ctx, CLOSED};
+use crate::session::{FailClosed, check_route, counterparties, Ctx, CLOSED};
 use crate::share::KeyShare;
 use crate::wire::{self, check_shape, decode_body, Ceremony, BROADCAST};
 use dkls23_secp256k1::protocols::signing::{
@@ -84,19 +84,6 @@ impl Sign {
         })
     }
 
-    fn run<T>(&mut self, phase: u8, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.ctx.begin(phase)?;
-        match f(self) {
-            Ok(v) => {
-                self.ctx.done = if phase == 4 { CLOSED } else { phase };
-                Ok(v)
-            }
-            Err(e) => {
-                self.close();
-                Err(e)
-            }
-        }
-    }
 
     /// The keep types zeroize on drop.
     pub fn close(&mut self) {
@@ -108,7 +95,7 @@ impl Sign {
     }
 
     pub fn phase1(&mut self) -> Result<Vec<Vec<u8>>> {
-        self.run(1, |s| {
+        self.run(1, 4, |s| {
             let (unique, kept, transmit) = s.share.party.sign_phase1(&s.data).map_err(|a| Error::from_abort(&a))?;
             s.kept1 = Some((unique, kept));
             let mut out = Vec::with_capacity(transmit.len());
@@ -121,7 +108,7 @@ impl Sign {
     }
 
     pub fn phase2(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.run(2, |s| {
+        self.run(2, 4, |s| {
             let me = s.ctx.me;
             let got = wire::collect(input, &s.ctx.expect(1, &s.others, false, true))?;
             let mut received = Vec::with_capacity(got.len());
@@ -145,7 +132,7 @@ impl Sign {
     }
 
     pub fn phase3(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.run(3, |s| {
+        self.run(3, 4, |s| {
             let me = s.ctx.me;
             let got = wire::collect(input, &s.ctx.expect(2, &s.others, false, true))?;
             let mut received = Vec::with_capacity(got.len());
@@ -167,7 +154,7 @@ impl Sign {
     }
 
     pub fn phase4(&mut self, input: &[u8]) -> Result<Signature> {
-        self.run(4, |s| {
+        self.run(4, 4, |s| {
             let got = wire::collect(input, &s.ctx.expect(3, &s.others, true, false))?;
             let own = s.own_broadcast.take().ok_or_else(|| Error::new(Code::SessionClosed, "no phase-3 state"))?;
             let mut all = vec![own];
@@ -192,5 +179,14 @@ impl Sign {
 impl Drop for Sign {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+impl FailClosed for Sign {
+    fn ctx(&mut self) -> &mut Ctx {
+        &mut self.ctx
+    }
+    fn close(&mut self) {
+        Sign::close(self);
     }
 }
