@@ -12,7 +12,8 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { createHash } from "node:crypto";
 import { Dkg, Refresh, Signing, KeyShare, loadDkls } from "../src/core/dkls.ts";
-import { encodeList, inboxFor, type ProtocolMessage } from "../src/shared/protocol-message.ts";
+import { encodeList, inboxFor } from "../src/shared/protocol-message.ts";
+import { asParty, type PhasedParty } from "../src/core/in-process.ts";
 
 const args = process.argv.slice(2);
 if (args.includes("--help")) {
@@ -34,15 +35,8 @@ type Samples = Record<string, number[]>;
 const sha = (s: string) => new Uint8Array(createHash("sha256").update(s).digest());
 const push = (o: Samples, k: string, v: number) => (o[k] ??= []).push(v);
 
-interface Steps<F> {
-  phase1(): ProtocolMessage[];
-  phase2(r: ProtocolMessage[]): ProtocolMessage[];
-  phase3(r: ProtocolMessage[]): ProtocolMessage[];
-  phase4(r: ProtocolMessage[]): F;
-}
-
 /** Runs all parties, timing each party's compute per phase (routing excluded). */
-function timed<F>(parties: { index: number; s: Steps<F> }[]): { finals: F[]; perPhase: number[][] } {
+function timed<F>(parties: PhasedParty<F>[]): { finals: F[]; perPhase: number[][] } {
   const perPhase = parties.map(() => [0, 0, 0, 0]);
   const clock = <T>(k: number, ph: number, f: () => T): T => {
     const t = performance.now();
@@ -50,10 +44,10 @@ function timed<F>(parties: { index: number; s: Steps<F> }[]): { finals: F[]; per
     perPhase[k]![ph] = performance.now() - t;
     return r;
   };
-  let out = parties.flatMap((p, k) => clock(k, 0, () => p.s.phase1()));
-  out = parties.flatMap((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 1, () => p.s.phase2(ib)); });
-  out = parties.flatMap((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 2, () => p.s.phase3(ib)); });
-  const finals = parties.map((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 3, () => p.s.phase4(ib)); });
+  let out = parties.flatMap((p, k) => clock(k, 0, () => p.phase1()));
+  out = parties.flatMap((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 1, () => p.phase2(ib)); });
+  out = parties.flatMap((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 2, () => p.phase3(ib)); });
+  const finals = parties.map((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 3, () => p.phase4(ib)); });
   return { finals, perPhase };
 }
 
@@ -68,23 +62,23 @@ function benchWasm(): { wasm: Samples; shares: KeyShare[] } {
   let shares: KeyShare[] = [];
   for (let run = 0; run < DKG_RUNS; run++) {
     const sessionId = sha(`dkg${run}`);
-    const r = timed([1, 2, 3, 4, 5].map((i) => ({ index: i, s: new Dkg({ threshold: 3, parties: 5, index: i, sessionId }) })));
+    const r = timed([1, 2, 3, 4, 5].map((i) => asParty(i, new Dkg({ threshold: 3, parties: 5, index: i, sessionId }))));
     for (const p of r.perPhase) push(wasm, "dkg", p.reduce((a, b) => a + b, 0));
     shares = r.finals;
     process.stderr.write(`  wasm dkg run ${run + 1}/${DKG_RUNS}\n`);
   }
   const signers = [1, 2, 3];
   // One untimed warm-up so JIT tiers settle, as the native side has none to do.
-  timed(signers.map((i) => ({ index: i, s: new Signing({ share: shares[i - 1]!, sessionId: sha("warm"), parties: signers, digest: sha("warm") }) })));
+  timed(signers.map((i) => asParty(i, new Signing({ share: shares[i - 1]!, sessionId: sha("warm"), parties: signers, digest: sha("warm") }))));
   for (let run = 0; run < SIGN_RUNS; run++) {
     const sessionId = sha(`sign${run}`);
     const digest = sha(`bench${run}`);
-    const r = timed(signers.map((i) => ({ index: i, s: new Signing({ share: shares[i - 1]!, sessionId, parties: signers, digest }) })));
+    const r = timed(signers.map((i) => asParty(i, new Signing({ share: shares[i - 1]!, sessionId, parties: signers, digest }))));
     for (const p of r.perPhase) p.forEach((ms, ph) => push(wasm, `sign_phase${ph + 1}`, ms));
   }
   for (let run = 0; run < REFRESH_RUNS; run++) {
     const sessionId = sha(`refresh${run}`);
-    const r = timed(shares.map((share) => ({ index: share.index, s: new Refresh({ share, sessionId }) })));
+    const r = timed(shares.map((share) => asParty(share.index, new Refresh({ share, sessionId }))));
     for (const p of r.perPhase) push(wasm, "refresh", p.reduce((a, b) => a + b, 0));
     for (const s of r.finals) s.free();
     process.stderr.write(`  wasm refresh run ${run + 1}/${REFRESH_RUNS}\n`);

@@ -224,7 +224,7 @@ describe("frames", () => {
 
   it("rejects an oversized announced body from the header alone, allocating nothing", () => {
     const d = new FrameDecoder({ maxBodyLen: 1024 });
-    const header = encodeFrame({ type: FrameType.PEER_MESSAGES, correlationId: 77, body: new Uint8Array(1025) }).subarray(0, FRAME_HEADER_LEN);
+    const header = encodeFrame({ type: FrameType.CEREMONY_STEP, correlationId: 77, body: new Uint8Array(1025) }).subarray(0, FRAME_HEADER_LEN);
     const { frames: out, error } = d.push(header);
     expect(out).toEqual([]);
     expect(error).toBeInstanceOf(FrameError);
@@ -357,7 +357,7 @@ describe("rpc over a Unix socket", () => {
 
   it("rejects an oversized announced body before any body byte is sent", async () => {
     const header = new Uint8Array(FRAME_HEADER_LEN);
-    header.set(encodeFrame({ type: FrameType.PEER_MESSAGES, correlationId: 31, body: new Uint8Array(0) }).subarray(0, 10));
+    header.set(encodeFrame({ type: FrameType.CEREMONY_STEP, correlationId: 31, body: new Uint8Array(0) }).subarray(0, 10));
     new DataView(header.buffer).setUint32(10, 64 * 1024 * 1024);
     const r = await probe(path, header, 1_000);
     expect(r.closed).toBe(true);

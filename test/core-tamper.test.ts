@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { dkgInProcess } from "../src/core/in-process.ts";
+import { asParty, dkgInProcess } from "../src/core/in-process.ts";
 import { Dkg, Refresh, Signing, type KeyShare } from "../src/core/dkls.ts";
 import { HEADER_LEN, type ProtocolMessage } from "../src/shared/protocol-message.ts";
 import { verifySignature, type Signature } from "../src/shared/signature.ts";
@@ -21,8 +21,8 @@ beforeAll(() => {
 
 function parties(kind: Kind): Stepper<unknown>[] {
   const sessionId = randomBytes(32);
-  if (kind === "dkg") return [1, 2, 3].map((i) => Object.assign(new Dkg({ threshold: 2, parties: 3, index: i, sessionId }), { index: i }));
-  if (kind === "refresh") return small.map((share) => Object.assign(new Refresh({ share, sessionId }), { index: share.index }));
+  if (kind === "dkg") return [1, 2, 3].map((i) => asParty(i, new Dkg({ threshold: 2, parties: 3, index: i, sessionId })));
+  if (kind === "refresh") return small.map((share) => asParty(share.index, new Refresh({ share, sessionId })));
   const digest = randomBytes(32);
   return [1, 2, 4].map((i) => Object.assign(new Signing({ share: sign3[i - 1]!, sessionId, parties: [1, 2, 4], digest }), { index: i, digest }));
 }

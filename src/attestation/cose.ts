@@ -7,6 +7,7 @@
  * definite-length items with shortest-form heads are accepted (so one document has
  * one reading), and trailing bytes are an error.
  */
+import { concatBytes } from "@noble/hashes/utils.js";
 
 export type AttestationFailure =
   | "malformed"
@@ -155,13 +156,7 @@ class CborReader {
 export function encodeCbor(v: Cbor): Uint8Array {
   const parts: Uint8Array[] = [];
   writeItem(v, parts);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 
 function head(major: number, arg: number): Uint8Array {

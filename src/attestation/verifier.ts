@@ -15,7 +15,6 @@ import {
   decodeAttestationDocument,
   sigStructure,
   type AttestationDocument,
-  type AttestationFailure,
 } from "./cose.ts";
 
 export { AttestationError, type AttestationDocument, type AttestationFailure } from "./cose.ts";

@@ -7,10 +7,10 @@
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { createDevelopmentPki, derToPem, serializeDevelopmentPki, type DevelopmentPki } from "../attestation/dev-pki.ts";
+import { createDevelopmentPki, derToPem, type DevelopmentPki } from "../attestation/dev-pki.ts";
 import { bundleEnclave, type EnclaveImage } from "../harness/enclave-image.ts";
 import { startDevKms, type DevKms } from "../harness/dev-kms.ts";
-import { canIsolate } from "../harness/local-nodes.ts";
+import { canIsolate, startEnclaveProcess } from "../harness/enclave-process.ts";
 import { startMosquitto } from "../harness/mosquitto.ts";
 import { startProcess, type Started } from "../harness/processes.ts";
 import type { NodeConfig } from "../host/config.ts";
@@ -82,12 +82,10 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     stoppers.push(() => kms.process.stop());
 
     const isolate = canIsolate();
-    const pkiLine = serializeDevelopmentPki(pki) + "\n";
     const startNode = async (nodeId: string): Promise<ClusterNode> => {
       const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
       say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""}`);
-      const cmd = [process.execPath, image.entry, "--listen", `unix:${sock}`, "--dev", "--phase-timeout-ms", String(o.phaseTimeoutMs ?? 120_000)];
-      const enclave = await startProcess(isolate ? ["unshare", "--net", ...cmd] : cmd, { name: `${nodeId} enclave`, readyEvent: "listening", stdin: pkiLine });
+      const enclave = await startEnclaveProcess({ name: nodeId, image, socketPath: sock, pki, isolate, phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000 });
       const config: NodeConfig = {
         nodeId,
         mqtt: { url: broker.url, username: nodeCredentials.username, password: nodeCredentials.password },

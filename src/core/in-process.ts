@@ -8,7 +8,8 @@ import { Dkg, Refresh, Signing, KeyShare } from "./dkls.ts";
 import { inboxFor, type ProtocolMessage } from "../shared/protocol-message.ts";
 import type { Signature } from "../shared/signature.ts";
 
-interface Party<F> {
+/** A ceremony session of one party, whichever the ceremony: what the runners drive. */
+export interface PhasedParty<F> {
   index: number;
   phase1(): ProtocolMessage[];
   phase2(r: ProtocolMessage[]): ProtocolMessage[];
@@ -21,7 +22,7 @@ interface Party<F> {
 export type Interceptor = (phase: number, to: number, inbox: ProtocolMessage[]) => ProtocolMessage[];
 
 /** Drives all parties phase by phase; on any error every session is closed. */
-export function runPhases<F>(parties: Party<F>[], intercept?: Interceptor): F[] {
+export function runPhases<F>(parties: PhasedParty<F>[], intercept?: Interceptor): F[] {
   try {
     let out: ProtocolMessage[] = parties.flatMap((p) => p.phase1());
     for (const phase of [2, 3] as const) {
@@ -41,20 +42,14 @@ export function runPhases<F>(parties: Party<F>[], intercept?: Interceptor): F[] 
   }
 }
 
-function bind<F>(index: number, s: { phase1(): ProtocolMessage[]; phase2(r: ProtocolMessage[]): ProtocolMessage[]; phase3(r: ProtocolMessage[]): ProtocolMessage[]; phase4(r: ProtocolMessage[]): F; close(): void }): Party<F> {
-  return {
-    index,
-    phase1: () => s.phase1(),
-    phase2: (r) => s.phase2(r),
-    phase3: (r) => s.phase3(r),
-    phase4: (r) => s.phase4(r),
-    close: () => s.close(),
-  };
+/** A session tagged with its party index. */
+export function asParty<F>(index: number, s: Omit<PhasedParty<F>, "index">): PhasedParty<F> {
+  return Object.assign(s, { index });
 }
 
 export function dkgInProcess(threshold: number, parties: number, intercept?: Interceptor): KeyShare[] {
   const sessionId = randomBytes(32);
-  const all = Array.from({ length: parties }, (_, i) => bind(i + 1, new Dkg({ threshold, parties, index: i + 1, sessionId })));
+  const all = Array.from({ length: parties }, (_, i) => asParty(i + 1, new Dkg({ threshold, parties, index: i + 1, sessionId })));
   return runPhases(all, intercept);
 }
 
@@ -69,13 +64,13 @@ export function signInProcess(
   const all = signers.map((i) => {
     const share = shares[i - 1];
     if (!share) throw new Error(`no share for party ${i}`);
-    return bind(i, new Signing({ share, sessionId, parties: signers, digest, path: opts.path }));
+    return asParty(i, new Signing({ share, sessionId, parties: signers, digest, path: opts.path }));
   });
   return runPhases(all, opts.intercept);
 }
 
 export function refreshInProcess(shares: readonly KeyShare[], intercept?: Interceptor): KeyShare[] {
   const sessionId = randomBytes(32);
-  const all = shares.map((share) => bind(share.index, new Refresh({ share, sessionId })));
+  const all = shares.map((share) => asParty(share.index, new Refresh({ share, sessionId })));
   return runPhases(all, intercept);
 }

@@ -19,6 +19,7 @@
  * with the cipher object.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { concatBytes } from "@noble/hashes/utils.js";
 
 export const SEAL_FORMAT_VERSION = 1;
 export const DATA_KEY_BYTES = 32;
@@ -112,7 +113,7 @@ export function sealAssociatedData(binding: SealBinding): Uint8Array {
     throw malformed(`binding publicKey must be a ${PUBLIC_KEY_BYTES}-byte compressed SEC1 point`);
   }
 
-  return concat([
+  return concatBytes(
     lengthPrefixed(AD_LABEL),
     u32(SEAL_FORMAT_VERSION),
     lengthPrefixed(walletId),
@@ -120,7 +121,7 @@ export function sealAssociatedData(binding: SealBinding): Uint8Array {
     u32(partyIndex),
     u32(generation),
     lengthPrefixed(pk),
-  ]);
+  );
 }
 
 function u32(n: number): Uint8Array {
@@ -130,18 +131,9 @@ function u32(n: number): Uint8Array {
 }
 
 function lengthPrefixed(bytes: Uint8Array): Uint8Array {
-  return concat([u32(bytes.length), bytes]);
+  return concatBytes(u32(bytes.length), bytes);
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 /** Encrypts a share under `dataKey`. Does not wipe `shareBytes` or `dataKey`: the caller owns them. */
 export function sealShare(args: { dataKey: Uint8Array; shareBytes: Uint8Array; binding: SealBinding }): SealedShare {

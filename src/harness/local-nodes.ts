@@ -7,16 +7,16 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
 import type { KMSClient } from "@aws-sdk/client-kms";
 import { startDevKms } from "./dev-kms.ts";
-import { createDevelopmentPki, derToPem, serializeDevelopmentPki } from "../attestation/dev-pki.ts";
+import { createDevelopmentPki, derToPem } from "../attestation/dev-pki.ts";
 import { EnclaveClient } from "../host/enclave-client.ts";
 import { KmsProxy } from "../host/kms-proxy.ts";
 import { NodeHost } from "../host/node-host.ts";
 import { openStore } from "../host/store/index.ts";
 import { bundleEnclave, type EnclaveImage } from "./enclave-image.ts";
-import { startProcess, type Started } from "./processes.ts";
+import type { Started } from "./processes.ts";
+import { canIsolate, startEnclaveProcess } from "./enclave-process.ts";
 
 export interface LocalNodesOptions {
   nodes: number;
@@ -43,13 +43,6 @@ export interface LocalNodes {
   stop(): Promise<void>;
 }
 
-const BUN = process.execPath;
-const ROOT = new URL("../..", import.meta.url).pathname;
-
-export function canIsolate(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  return spawnSync("unshare", ["--net", "true"]).status === 0;
-}
 
 export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes> {
   const say = o.progress ?? (() => {});
@@ -77,15 +70,13 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
     const kmsKeyId = devKms.keyId;
 
     const isolate = o.isolateNetwork ?? canIsolate();
-    const pkiLine = serializeDevelopmentPki(pki) + "\n";
     const hostLog: string[] = [];
     const hosts: NodeHost[] = [];
     for (let i = 1; i <= o.nodes; i++) {
       const nodeId = `node-${i}`;
       const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
       say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""} and host`);
-      const cmd = [BUN, image.entry, "--listen", `unix:${sock}`, "--dev", "--phase-timeout-ms", String(o.phaseTimeoutMs ?? 180_000)];
-      const enclave = await startProcess(isolate ? ["unshare", "--net", ...cmd] : cmd, { name: `${nodeId} enclave`, readyEvent: "listening", stdin: pkiLine });
+      const enclave = await startEnclaveProcess({ name: nodeId, image, socketPath: sock, pki, isolate, phaseTimeoutMs: o.phaseTimeoutMs ?? 180_000 });
       started.push(enclave);
       const client = await EnclaveClient.connect({ kind: "unix", path: sock });
       clients.push(client);

@@ -67,7 +67,8 @@ export async function runCeremony(
   const timeout = opts.phaseTimeoutMs ?? 180_000;
   const indices = new Set(members.map((m) => m.partyIndex));
   if (indices.size !== members.length) throw new CeremonyError("participants have duplicate party indices", "bad_request");
-  const call = async (phase: number, f: (m: Member) => Promise<CeremonyReply>): Promise<CeremonyReply[]> => {
+  /** One request to every member at once; the first failure names its node. Phase 0 = attestation exchange. */
+  const call = async <T>(phase: number, f: (m: Member) => Promise<T>): Promise<T[]> => {
     if (phase > 0) opts.onProgress?.(kind, phase);
     const settled = await Promise.allSettled(members.map((m) => withDeadline(f(m), timeout, `${m.participant.nodeId} (phase ${phase})`)));
     const failedAt = settled.findIndex((s) => s.status === "rejected");
@@ -75,12 +76,12 @@ export async function runCeremony(
       const reason = (settled[failedAt] as PromiseRejectedResult).reason;
       throw blame(members, members[failedAt]!, reason);
     }
-    return settled.map((s) => (s as PromiseFulfilledResult<CeremonyReply>).value);
+    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
   };
   try {
     // Each enclave checks the others' attestation (image, channel keys) before phase 1.
-    const docs = await call(0, async (m) => ({ messages: [], generation: 0, document: await m.participant.attestation() }) as CeremonyReply & { document: Uint8Array });
-    const docOf = new Map(members.map((m, k) => [m.partyIndex, (docs[k] as CeremonyReply & { document: Uint8Array }).document]));
+    const docs = await call(0, (m) => m.participant.attestation());
+    const docOf = new Map(members.map((m, k) => [m.partyIndex, docs[k]!]));
     let replies = await call(1, (m) => {
       const others = members.filter((x) => x !== m);
       return m.participant.start({ ...startFor(m), peerDocuments: others.map((x) => docOf.get(x.partyIndex)!), peerParties: others.map((x) => x.partyIndex) });

@@ -23,6 +23,16 @@ Runs one signing node's host. It needs its enclave already listening.
 
 ${CONFIG_HELP}`;
 
+/** A broker URL may carry user:password@; logs get the host and port only. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
 function log(event: string, fields: Record<string, unknown> = {}): void {
   console.error(JSON.stringify({ at: new Date().toISOString(), src: "host", event, ...fields }));
 }
@@ -79,7 +89,7 @@ async function main(): Promise<void> {
   const handler = new RequestHandler(host, peers, { phaseTimeoutMs: cfg.phaseTimeoutMs, log: nodeLog });
   bus.serveNodeCalls(participantHandlers(host));
   bus.serveClientRequests((op, body, reply) => void handler.handle(op, body, reply));
-  nodeLog("ready", { pcr0: health.pcr0, mqtt: cfg.mqtt.url });
+  nodeLog("ready", { pcr0: health.pcr0, mqtt: redactUrl(cfg.mqtt.url) });
   console.log(JSON.stringify({ event: "ready", nodeId: cfg.nodeId }));
 
   let stopping = false;

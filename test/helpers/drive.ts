@@ -3,15 +3,9 @@
  * which party aborted and when (runPhases in src/core stops at the first error).
  */
 import { inboxFor, type ProtocolMessage } from "../../src/shared/protocol-message.ts";
+import type { PhasedParty } from "../../src/core/in-process.ts";
 
-export interface Stepper<F> {
-  index: number;
-  phase1(): ProtocolMessage[];
-  phase2(r: ProtocolMessage[]): ProtocolMessage[];
-  phase3(r: ProtocolMessage[]): ProtocolMessage[];
-  phase4(r: ProtocolMessage[]): F;
-  close(): void;
-}
+export type Stepper<F> = PhasedParty<F>;
 
 export interface Outcome<F> {
   index: number;

@@ -148,6 +148,25 @@ pub fn decode_list(bytes: &[u8]) -> Result<Vec<&[u8]>> {
     Ok(items)
 }
 
+/// The messages among `outgoing` (grouped by sender) that party `me` must
+/// receive, as a list for its next phase: broadcasts and those addressed to it.
+/// The Rust twin of `inboxFor` in src/shared/protocol-message.ts.
+pub fn route(outgoing: &[(u8, Vec<Vec<u8>>)], me: u8) -> Result<Vec<u8>> {
+    let mut items = Vec::new();
+    for (from, msgs) in outgoing {
+        if *from == me {
+            continue;
+        }
+        for m in msgs {
+            let h = decode_header(m)?;
+            if h.to == BROADCAST || h.to == me {
+                items.push(m.clone());
+            }
+        }
+    }
+    Ok(encode_list(&items))
+}
+
 /// What one sender delivered for a phase.
 #[derive(Default)]
 pub struct Delivered<'a> {

@@ -21,21 +21,9 @@ fn getrandom_fill(b: &mut [u8]) {
     std::fs::File::open("/dev/urandom").unwrap().read_exact(b).unwrap();
 }
 
-/// Messages from `outs` (by sender position) that `me` should receive.
+/// Messages from `outs` that `me` should receive.
 fn inbox(outs: &[(u8, Vec<Vec<u8>>)], me: u8) -> Vec<u8> {
-    let mut items = Vec::new();
-    for (from, msgs) in outs {
-        if *from == me {
-            continue;
-        }
-        for m in msgs {
-            let h = decode_header(m).unwrap();
-            if h.to == BROADCAST || h.to == me {
-                items.push(m.clone());
-            }
-        }
-    }
-    encode_list(&items)
+    dkls23_wasm::wire::route(outs, me).unwrap()
 }
 
 fn dkg(t: u8, n: u8) -> Vec<Rc<KeyShare>> {

@@ -48,9 +48,6 @@ export const RequestFrameType = {
   SEAL_SHARE: 0x13,
   /** Make a sealed, stored share the wallet's active one. */
   ACTIVATE_SHARE: 0x14,
-  // relayed data
-  PEER_MESSAGES: 0x20,
-  KMS_RESULT: 0x30,
 } as const;
 
 export const ReplyFrameType = {

@@ -9,7 +9,7 @@ use dkls23_wasm::dkg::Dkg;
 use dkls23_wasm::refresh::Refresh;
 use dkls23_wasm::share::KeyShare;
 use dkls23_wasm::sign::Sign;
-use dkls23_wasm::wire::{decode_header, decode_list, encode_list, BROADCAST};
+use dkls23_wasm::wire::{decode_list, route};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -23,53 +23,64 @@ fn ms(t: Instant) -> f64 {
 }
 
 fn inbox(outs: &[(u8, Vec<Vec<u8>>)], me: u8) -> Vec<u8> {
-    let mut items = Vec::new();
-    for (from, msgs) in outs {
-        if *from != me {
-            for m in msgs {
-                let h = decode_header(m).unwrap();
-                if h.to == BROADCAST || h.to == me {
-                    items.push(m.clone());
-                }
-            }
-        }
-    }
-    encode_list(&items)
+    route(outs, me).expect("own messages decode")
 }
 
 fn sid(tag: &str, run: usize) -> [u8; 32] {
     Sha256::digest(format!("{tag}{run}").as_bytes()).into()
 }
 
+/// DKG and refresh share one shape: four phases, a key share at the end.
+trait FourPhases {
+    fn phase(&mut self, phase: u8, input: &[u8]) -> dkls23_wasm::Result<Vec<Vec<u8>>>;
+}
+
+impl FourPhases for Dkg {
+    fn phase(&mut self, phase: u8, input: &[u8]) -> dkls23_wasm::Result<Vec<Vec<u8>>> {
+        match phase {
+            1 => self.phase1(),
+            2 => self.phase2(input),
+            3 => self.phase3(input),
+            _ => self.phase4(input).map(|_| vec![]),
+        }
+    }
+}
+
+impl FourPhases for Refresh {
+    fn phase(&mut self, phase: u8, input: &[u8]) -> dkls23_wasm::Result<Vec<Vec<u8>>> {
+        match phase {
+            1 => self.phase1(),
+            2 => self.phase2(input),
+            3 => self.phase3(input),
+            _ => self.phase4(input).map(|_| vec![]),
+        }
+    }
+}
+
+/// Runs all parties (party k has index k + 1); returns each party's total compute.
+fn time_ceremony<P: FourPhases>(parties: &mut [P]) -> Vec<f64> {
+    let mut total = vec![0f64; parties.len()];
+    let mut outs: Vec<(u8, Vec<Vec<u8>>)> = Vec::new();
+    for phase in 1..=4u8 {
+        let mut next = Vec::new();
+        for (k, p) in parties.iter_mut().enumerate() {
+            let me = k as u8 + 1;
+            let ib = if phase == 1 { Vec::new() } else { inbox(&outs, me) };
+            let t = Instant::now();
+            let o = p.phase(phase, &ib).unwrap();
+            total[k] += ms(t);
+            next.push((me, o));
+        }
+        outs = next;
+    }
+    total
+}
+
 fn bench_dkg(runs: usize, out: &mut Samples) {
     for run in 0..runs {
         let s = sid("dkg", run);
         let mut parties: Vec<Dkg> = (1..=5).map(|i| Dkg::new(3, 5, i, &s).unwrap()).collect();
-        let mut total = vec![0f64; 5];
-        let mut outs = Vec::new();
-        for (k, p) in parties.iter_mut().enumerate() {
-            let t = Instant::now();
-            outs.push((k as u8 + 1, p.phase1().unwrap()));
-            total[k] += ms(t);
-        }
-        for phase in 2..=3 {
-            let mut next = Vec::new();
-            for (k, p) in parties.iter_mut().enumerate() {
-                let ib = inbox(&outs, k as u8 + 1);
-                let t = Instant::now();
-                let o = if phase == 2 { p.phase2(&ib) } else { p.phase3(&ib) }.unwrap();
-                total[k] += ms(t);
-                next.push((k as u8 + 1, o));
-            }
-            outs = next;
-        }
-        for (k, p) in parties.iter_mut().enumerate() {
-            let ib = inbox(&outs, k as u8 + 1);
-            let t = Instant::now();
-            p.phase4(&ib).unwrap();
-            total[k] += ms(t);
-        }
-        out.entry("dkg").or_default().extend(total);
+        out.entry("dkg").or_default().extend(time_ceremony(&mut parties));
     }
 }
 
@@ -112,31 +123,7 @@ fn bench_refresh(shares: &[Rc<KeyShare>], runs: usize, out: &mut Samples) {
     for run in 0..runs {
         let s = sid("refresh", run);
         let mut parties: Vec<Refresh> = shares.iter().map(|x| Refresh::new(x.clone(), &s).unwrap()).collect();
-        let mut total = vec![0f64; parties.len()];
-        let mut outs = Vec::new();
-        for (k, p) in parties.iter_mut().enumerate() {
-            let t = Instant::now();
-            outs.push((k as u8 + 1, p.phase1().unwrap()));
-            total[k] += ms(t);
-        }
-        for phase in 2..=3 {
-            let mut next = Vec::new();
-            for (k, p) in parties.iter_mut().enumerate() {
-                let ib = inbox(&outs, k as u8 + 1);
-                let t = Instant::now();
-                let o = if phase == 2 { p.phase2(&ib) } else { p.phase3(&ib) }.unwrap();
-                total[k] += ms(t);
-                next.push((k as u8 + 1, o));
-            }
-            outs = next;
-        }
-        for (k, p) in parties.iter_mut().enumerate() {
-            let ib = inbox(&outs, k as u8 + 1);
-            let t = Instant::now();
-            p.phase4(&ib).unwrap();
-            total[k] += ms(t);
-        }
-        out.entry("refresh").or_default().extend(total);
+        out.entry("refresh").or_default().extend(time_ceremony(&mut parties));
     }
 }
 
