@@ -11,9 +11,9 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { createHash } from "node:crypto";
-import { Dkg, Refresh, Signing, KeyShare, loadDkls } from "../src/core/dkls.ts";
-import { encodeList, inboxFor } from "../src/shared/protocol-message.ts";
-import { asParty, type PhasedParty } from "../src/core/in-process.ts";
+import { Dkg, Refresh, Signing, KeyShare, loadDkls } from "../src/enclave/dkls23/binding.ts";
+import { encodeList, inboxFor } from "../src/shared/wire/protocol-message.ts";
+import { asParty, type PhasedParty } from "../src/dev/in-process.ts";
 
 const args = process.argv.slice(2);
 if (args.includes("--help")) {

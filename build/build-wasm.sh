@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds crates/dkls23-wasm to WebAssembly and generates its JS bindings into
-# src/core/wasm/ (git-ignored).
+# src/enclave/dkls23/wasm/ (git-ignored).
 #
 # Toolchain: Debian's rustc-web (rustup has no wasm32 std on these machines and
 # none can be downloaded), with std rebuilt for wasm32 via -Zbuild-std and
@@ -10,7 +10,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CRATE="$ROOT/crates/dkls23-wasm"
-OUT="$ROOT/src/core/wasm"
+OUT="$ROOT/src/enclave/dkls23/wasm"
 TARGET_DIR="$CRATE/target/debian"
 WASM_BINDGEN_VERSION="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' "$CRATE/Cargo.toml")"
 

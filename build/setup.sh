@@ -36,7 +36,7 @@ if ! { [ -x "$WBG" ] && [ "$("$WBG" --version | awk '{print $2}')" = "$WBG_VERSI
 fi
 
 # 4. The wasm core, rebuilt when any crate source is newer than the output.
-WASM="src/core/wasm/dkls23_bg.wasm"
+WASM="src/enclave/dkls23/wasm/dkls23_bg.wasm"
 if [ ! -f "$WASM" ] || [ -n "$(find crates/dkls23-wasm/src crates/dkls23-wasm/Cargo.toml crates/dkls23-wasm/Cargo.lock build/build-wasm.sh -newer "$WASM" 2>/dev/null | head -1)" ]; then
   bash build/build-wasm.sh
 fi

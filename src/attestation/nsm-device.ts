@@ -13,7 +13,7 @@
 import { existsSync } from "node:fs";
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { CborError, decodeCbor, encodeCbor, MAX_USER_FIELD_BYTES, type Cbor } from "./cose.ts";
-import type { AttestRequest } from "./simulated-nsm.ts";
+import type { AttestRequest } from "../dev/simulated-nsm.ts";
 
 export const NSM_DEVICE = "/dev/nsm";
 const NSM_REQUEST_MAX_SIZE = 0x1000;

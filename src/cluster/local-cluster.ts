@@ -7,7 +7,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { createDevelopmentPki, derToPem, type DevelopmentPki } from "../attestation/dev-pki.ts";
+import { createDevelopmentPki, derToPem, type DevelopmentPki } from "../dev/dev-pki.ts";
 import { bundleEnclave, type EnclaveImage } from "../harness/enclave-image.ts";
 import { startDevKms, type DevKms } from "../harness/dev-kms.ts";
 import { canIsolate, startEnclaveProcess } from "../harness/enclave-process.ts";

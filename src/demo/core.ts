@@ -4,8 +4,8 @@
  * verified independently with @noble/curves.
  */
 import { randomBytes } from "node:crypto";
-import { dkgInProcess, refreshInProcess, signInProcess } from "../core/in-process.ts";
-import { ethAddress, loadDkls, type KeyShare } from "../core/dkls.ts";
+import { dkgInProcess, refreshInProcess, signInProcess } from "../dev/in-process.ts";
+import { ethAddress, loadDkls, type KeyShare } from "../enclave/dkls23/binding.ts";
 import { signatureForms, verifySignature } from "../shared/signature.ts";
 import { toHex, fromHex } from "../shared/hex.ts";
 

@@ -7,7 +7,7 @@ import { createPublicKey } from "node:crypto";
 import { accessDenied, validation } from "./errors.ts";
 import { AttestationRejected, type AttestationVerifier } from "./attestation.ts";
 import { IMAGE_SHA384_KEY, pcrKey } from "./policy.ts";
-import { asObject, decodeBase64, LIMITS, optionalString, type JsonObject } from "./wire.ts";
+import { asObject, decodeBase64, LIMITS, optionalString, type JsonObject } from "../shared/wire/kms-json.ts";
 
 export const KEY_ENCRYPTION_ALGORITHM = "RSAES_OAEP_SHA_256";
 

@@ -11,7 +11,7 @@ import { errorBody, KmsError } from "./errors.ts";
 import { operations, TARGET_PREFIX, type HandlerContext } from "./handlers/index.ts";
 import { KeyStore } from "./keystore.ts";
 import { verifySigV4 } from "./sigv4.ts";
-import { asObject } from "./wire.ts";
+import { asObject } from "../shared/wire/kms-json.ts";
 
 const CONTENT_TYPE = "application/x-amz-json-1.1";
 /** Largest legitimate body: a 6 KiB ciphertext blob plus a 16 KiB attestation document, base64, plus context. */

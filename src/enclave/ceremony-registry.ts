@@ -3,9 +3,9 @@
  * phase must arrive before its deadline; any error, abort or timeout wipes
  * the session's keep-state and every later call for it is refused.
  */
-import { Dkg, Refresh, Signing, type KeyShare } from "../core/dkls.ts";
+import { Dkg, Refresh, Signing, type KeyShare } from "./dkls23/binding.ts";
 import { toHex } from "../shared/hex.ts";
-import type { CeremonyKind } from "../shared/enclave-api.ts";
+import type { CeremonyKind } from "../shared/wire/enclave-ops.ts";
 import { EnclaveError } from "./errors.ts";
 import type { PeerSession } from "./peer-envelope.ts";
 

@@ -9,25 +9,25 @@
  */
 // `type: "file"` makes Bun embed the wasm in a bundle or compiled binary and
 // give its path; TypeScript sees wasm-bindgen's .d.ts instead, hence the cast.
-import wasmAsset from "../core/wasm/dkls23_bg.wasm" with { type: "file" };
+import wasmAsset from "./dkls23/wasm/dkls23_bg.wasm" with { type: "file" };
 // In a bundle the path is relative to the bundle's own folder.
 const wasmPath = isAbsolute(wasmAsset as unknown as string) ? (wasmAsset as unknown as string) : join(import.meta.dir, wasmAsset as unknown as string);
 import { isAbsolute, join } from "node:path";
-import { FrameType } from "../shared/channel/frame.ts";
+import { FrameType } from "../shared/wire/frame.ts";
 import { RpcServer, type Handler } from "../shared/channel/rpc.ts";
 import { listenUnix } from "../shared/channel/unix-transport.ts";
 import { listenVsock } from "../shared/channel/vsock-transport.ts";
-import { fromBody, toBody } from "../shared/enclave-codec.ts";
-import type * as Api from "../shared/enclave-api.ts";
-import { restoreDevelopmentPki } from "../attestation/dev-pki.ts";
-import { SimulatedNsm, pcr0ForCode } from "../attestation/simulated-nsm.ts";
+import { fromBody, toBody } from "../shared/wire/enclave-codec.ts";
+import type * as Api from "../shared/wire/enclave-ops.ts";
+import { restoreDevelopmentPki } from "../dev/dev-pki.ts";
+import { SimulatedNsm, pcr0ForCode } from "../dev/simulated-nsm.ts";
 import { requestNsmAttestation } from "../attestation/nsm-device.ts";
 import { loadAwsNitroRoot } from "../attestation/aws-root.ts";
 import type { TrustedRoot } from "../attestation/verifier.ts";
 import { EnclaveService, type Nsm } from "./service.ts";
 import { EnclaveError } from "./errors.ts";
-import { DklsError } from "../core/dkls.ts";
-import type { BodyMap } from "../shared/channel/body.ts";
+import { DklsError } from "./dkls23/binding.ts";
+import type { BodyMap } from "../shared/wire/body.ts";
 
 const HELP = `usage: enclave --listen unix:PATH | vsock:PORT [--dev] [--phase-timeout-ms N]
 

@@ -65,7 +65,7 @@ import {
   parseMessage,
   sameSession,
   type Ceremony,
-} from "../shared/protocol-message.ts";
+} from "../shared/wire/protocol-message.ts";
 import { bytesEqual } from "../attestation/verifier.ts";
 import type { PeerIdentity } from "./peer-attestation.ts";
 import { PeerKeyError, PeerKeys, channelKeyBindingHash } from "./peer-keys.ts";

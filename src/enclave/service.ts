@@ -6,8 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { decodeAttestationDocument } from "../attestation/cose.ts";
-import { DklsError, Dkg, KeyShare, Refresh, Signing, loadDkls, packageInfo } from "../core/dkls.ts";
-import { parseMessage } from "../shared/protocol-message.ts";
+import { DklsError, Dkg, KeyShare, Refresh, Signing, loadDkls, packageInfo } from "./dkls23/binding.ts";
+import { parseMessage } from "../shared/wire/protocol-message.ts";
 import { toHex } from "../shared/hex.ts";
 import type {
   ActivateShareRequest,
@@ -22,7 +22,7 @@ import type {
   LoadShareRequest,
   SealShareReply,
   SealShareRequest,
-} from "../shared/enclave-api.ts";
+} from "../shared/wire/enclave-ops.ts";
 import { CeremonyRegistry, type PendingShare } from "./ceremony-registry.ts";
 import { EnclaveError } from "./errors.ts";
 import { RecipientKey } from "./recipient-key.ts";
@@ -261,7 +261,8 @@ export class EnclaveService {
       const share = final as KeyShare;
       this.sweepPending();
       this.pending.set(id, { walletId: s.walletId, share, sealed: false, expires: Date.now() + this.pendingTtl });
-      return { messages: [], generation: share.generation, publicKey: share.publicKey, publicPackage: share.publicPackage(), partyIndex: share.index };
+      const pkg = share.publicPackage();
+      return { messages: [], generation: share.generation, publicKey: share.publicKey, publicPackage: pkg, chainCode: packageInfo(pkg).chainCode, partyIndex: share.index };
     } catch (e) {
       this.registry.drop(id);
       this.log("ceremony_failed", { session: id.slice(0, 16), kind: s.kind, phase: req.phase, reason: (e as Error).message });

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { pcr0ForCode } from "../attestation/simulated-nsm.ts";
+import { pcr0ForCode } from "../dev/simulated-nsm.ts";
 import { toHex } from "../shared/hex.ts";
 
 export interface EnclaveImage {

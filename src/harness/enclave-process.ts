@@ -4,7 +4,7 @@
  * hardware), and an empty network namespace when the machine allows it.
  */
 import { spawnSync } from "node:child_process";
-import { serializeDevelopmentPki, type DevelopmentPki } from "../attestation/dev-pki.ts";
+import { serializeDevelopmentPki, type DevelopmentPki } from "../dev/dev-pki.ts";
 import type { EnclaveImage } from "./enclave-image.ts";
 import { startProcess, type Started } from "./processes.ts";
 

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KMSClient } from "@aws-sdk/client-kms";
 import { startDevKms } from "./dev-kms.ts";
-import { createDevelopmentPki, derToPem } from "../attestation/dev-pki.ts";
+import { createDevelopmentPki, derToPem } from "../dev/dev-pki.ts";
 import { EnclaveClient } from "../host/enclave-client.ts";
 import { KmsProxy } from "../host/kms-proxy.ts";
 import { NodeHost } from "../host/node-host.ts";

@@ -5,12 +5,12 @@
  * and nothing is retried.
  */
 import { randomBytes } from "node:crypto";
-import { BROADCAST } from "../shared/protocol-message.ts";
+import { BROADCAST } from "../shared/wire/protocol-message.ts";
 import { parseSealedHeader } from "../enclave/peer-envelope.ts";
-import type { CeremonyKind, CeremonyReply, CeremonyStartRequest } from "../shared/enclave-api.ts";
+import type { CeremonyKind, CeremonyReply, CeremonyStartRequest } from "../shared/wire/enclave-ops.ts";
 import { toHex } from "../shared/hex.ts";
 import { verifySignature, type Signature } from "../shared/signature.ts";
-import { derivePublicKey, packageInfo } from "../core/dkls.ts";
+import { derivePublicKey, packageInfo } from "../enclave/dkls23/binding.ts";
 import type { Participant, WalletRecord } from "./participant.ts";
 
 /** A ceremony that did not complete: why, and which node to blame when known. */

@@ -2,12 +2,12 @@
  * The host's typed handle on its enclave, over the framed channel. Dials a
  * Unix socket in development or the enclave's VSOCK CID:port in production.
  */
-import { FrameType, type RequestType } from "../shared/channel/frame.ts";
+import { FrameType, type RequestType } from "../shared/wire/frame.ts";
 import { RpcClient, RpcRemoteError } from "../shared/channel/rpc.ts";
 import { dialUnix } from "../shared/channel/unix-transport.ts";
 import { dialVsock } from "../shared/channel/vsock-transport.ts";
-import { fromBody, toBody } from "../shared/enclave-codec.ts";
-import type * as Api from "../shared/enclave-api.ts";
+import { fromBody, toBody } from "../shared/wire/enclave-codec.ts";
+import type * as Api from "../shared/wire/enclave-ops.ts";
 
 /** An error the enclave reported: its code and sentence (never secret). */
 export class EnclaveRequestError extends Error {

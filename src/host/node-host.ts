@@ -18,7 +18,7 @@ import {
   findCeremonyByRequest,
   col,
 } from "./store/index.ts";
-import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/enclave-api.ts";
+import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
 import { toHex } from "../shared/hex.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
 import { KmsProxy, shareContext } from "./kms-proxy.ts";

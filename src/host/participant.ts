@@ -3,7 +3,7 @@
  * node harness calls NodeHost directly; the MQTT layer implements the same
  * interface with requests to remote nodes' inboxes.
  */
-import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/enclave-api.ts";
+import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
 
 export interface PreparedShare {
   walletId: string;

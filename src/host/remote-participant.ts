@@ -2,7 +2,7 @@
  * A participant on another node, reached through the bus's node RPC. The
  * coordinator drives it exactly like a local NodeHost.
  */
-import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/enclave-api.ts";
+import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
 import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
 
 export interface NodeRpc {

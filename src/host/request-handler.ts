@@ -11,7 +11,7 @@ import { CeremonyError, createWallet, refreshWallet, signDigest, type Coordinato
 import { startCeremony, finishCeremony } from "./store/index.ts";
 import type { NodeHost, HeldWallet } from "./node-host.ts";
 import type { Participant, WalletRecord } from "./participant.ts";
-import { derivePublicKey, ethAddress } from "../core/dkls.ts";
+import { derivePublicKey, ethAddress } from "../enclave/dkls23/binding.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { signatureForms } from "../shared/signature.ts";
 

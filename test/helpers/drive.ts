@@ -1,9 +1,9 @@
 /**
  * Test driver that keeps every party going independently, so a test can see
- * which party aborted and when (runPhases in src/core stops at the first error).
+ * which party aborted and when (runPhases in src/dev/in-process.ts stops at the first error).
  */
-import { inboxFor, type ProtocolMessage } from "../../src/shared/protocol-message.ts";
-import type { PhasedParty } from "../../src/core/in-process.ts";
+import { inboxFor, type ProtocolMessage } from "../../src/shared/wire/protocol-message.ts";
+import type { PhasedParty } from "../../src/dev/in-process.ts";
 
 export type Stepper<F> = PhasedParty<F>;
 

@@ -8,7 +8,7 @@ import { isKeyId, type KeyRecord, type KeyStore } from "../keystore.ts";
 import { evaluatePolicy, parsePolicy } from "../policy.ts";
 import type { Recipient } from "../recipient.ts";
 import type { SigV4Identity } from "../sigv4.ts";
-import { LIMITS, requireString, type JsonObject } from "../wire.ts";
+import { LIMITS, requireString, type JsonObject } from "../../shared/wire/kms-json.ts";
 
 export interface HandlerContext {
   store: KeyStore;

@@ -4,7 +4,7 @@ import { sealBlob } from "../ciphertext-blob.ts";
 import { buildCiphertextForRecipient } from "../cms-builder.ts";
 import { validation } from "../errors.ts";
 import { resolveRecipient } from "../recipient.ts";
-import { encodeBase64, encryptionContext, optionalInteger, optionalString, refuseDryRun, type JsonObject } from "../wire.ts";
+import { encodeBase64, encryptionContext, optionalInteger, optionalString, refuseDryRun, type JsonObject } from "../../shared/wire/kms-json.ts";
 import { authorize, keyArn, requireKey, type Handler } from "./context.ts";
 
 const KEY_SPEC_BYTES: Record<string, number> = { AES_256: 32, AES_128: 16 };

@@ -4,7 +4,7 @@ import { buildCiphertextForRecipient } from "../cms-builder.ts";
 import { invalidCiphertext, KmsError, notFound, validation } from "../errors.ts";
 import { isKeyId } from "../keystore.ts";
 import { resolveRecipient } from "../recipient.ts";
-import { encodeBase64, encryptionContext, LIMITS, optionalString, refuseDryRun, requireBlob, type JsonObject } from "../wire.ts";
+import { encodeBase64, encryptionContext, LIMITS, optionalString, refuseDryRun, requireBlob, type JsonObject } from "../../shared/wire/kms-json.ts";
 import { authorize, findKey, keyArn, requireKey, type Handler } from "./context.ts";
 
 const SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT";

@@ -1,7 +1,7 @@
 /** PutKeyPolicy and GetKeyPolicy. A key has exactly one policy, named "default", as in KMS. */
 import { KmsError, notFound } from "../errors.ts";
 import { evaluatePolicy, parsePolicy } from "../policy.ts";
-import { LIMITS, optionalBoolean, optionalString, requireString } from "../wire.ts";
+import { LIMITS, optionalBoolean, optionalString, requireString } from "../../shared/wire/kms-json.ts";
 import { authorize, keyArn, requireKey, type Handler } from "./context.ts";
 
 const POLICY_NAME = "default";

@@ -1,7 +1,7 @@
 /** CreateKey and DescribeKey. Only symmetric ENCRYPT_DECRYPT keys exist in the stand-in. */
 import { KmsError, validation } from "../errors.ts";
 import { defaultKeyPolicy } from "../policy.ts";
-import { LIMITS, optionalBoolean, optionalString, refuseDryRun } from "../wire.ts";
+import { LIMITS, optionalBoolean, optionalString, refuseDryRun } from "../../shared/wire/kms-json.ts";
 import { checkNewPolicy } from "./key-policy.ts";
 import { keyArn, keyMetadata, requireKey, type Handler } from "./context.ts";
 

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { buildCiphertextForRecipient } from "../cms-builder.ts";
 import { KmsError, validation } from "../errors.ts";
 import { resolveRecipient } from "../recipient.ts";
-import { encodeBase64, optionalInteger } from "../wire.ts";
+import { encodeBase64, optionalInteger } from "../../shared/wire/kms-json.ts";
 import type { Handler } from "./context.ts";
 
 export const generateRandom: Handler = (ctx, input) => {

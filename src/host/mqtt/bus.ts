@@ -9,8 +9,8 @@ import { openConnection } from "./connect.ts";
 import { NodeRpc, type NodeCallHandler, type RpcCounters } from "./node-rpc.ts";
 import { announceOffline, announceOnline, parsePresence, PresenceView, presenceWill, type LiveNode, type PresenceEvent } from "./presence.ts";
 import { isPowerOfTwo, RequestServer, type ClientRequestHandler, type Log, type RequestCounters } from "./requests.ts";
-import { assertNodeId, inboxTopic, nodeOf, PRESENCE_FILTER, repliesTopic, REQUESTS_FILTER, REQUESTS_PREFIX } from "./topics.ts";
-import { RPC_LIMITS } from "./json-bytes.ts";
+import { assertNodeId, inboxTopic, nodeOf, PRESENCE_FILTER, repliesTopic, REQUESTS_FILTER, REQUESTS_PREFIX } from "../../shared/wire/topics.ts";
+import { RPC_LIMITS } from "../../shared/wire/json-payload.ts";
 
 export { RemoteCallError, type NodeCallHandler } from "./node-rpc.ts";
 export type { ClientRequestHandler, RequestReply } from "./requests.ts";

@@ -8,8 +8,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { IPublishPacket, MqttClient } from "mqtt";
-import { decodeJson, encodeJson, JsonPayloadError, RPC_LIMITS } from "./json-bytes.ts";
-import { assertNodeId, inboxTopic, nodeOf, repliesTopic } from "./topics.ts";
+import { decodeJson, encodeJson, JsonPayloadError, RPC_LIMITS } from "../../shared/wire/json-payload.ts";
+import { assertNodeId, inboxTopic, nodeOf, repliesTopic } from "../../shared/wire/topics.ts";
 import { isPowerOfTwo, type Log } from "./requests.ts";
 
 export type NodeCallHandler = (op: string, args: Record<string, unknown>, callerId: string) => Promise<unknown>;

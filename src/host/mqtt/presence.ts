@@ -3,8 +3,8 @@
  * saying "offline", and a live view built from everyone's records.
  */
 import type { MqttClient } from "mqtt";
-import { parseJson } from "./json-bytes.ts";
-import { nodeOf, presenceTopic } from "./topics.ts";
+import { parseJson } from "../../shared/wire/json-payload.ts";
+import { nodeOf, presenceTopic } from "../../shared/wire/topics.ts";
 
 export interface LiveNode {
   nodeId: string;

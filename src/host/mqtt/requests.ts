@@ -4,8 +4,8 @@
  * request's Correlation Data (progress messages, then exactly one final one).
  */
 import type { IPublishPacket, MqttClient } from "mqtt";
-import { JsonPayloadError, parseJson, REQUEST_LIMITS } from "./json-bytes.ts";
-import { isClientResponseTopic, isValidOp, requestOp } from "./topics.ts";
+import { JsonPayloadError, parseJson, REQUEST_LIMITS } from "../../shared/wire/json-payload.ts";
+import { isClientResponseTopic, isValidOp, requestOp } from "../../shared/wire/topics.ts";
 
 export interface RequestReply {
   progress(p: { stage: string; phase?: number; of?: number }): void;

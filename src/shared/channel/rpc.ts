@@ -13,7 +13,7 @@
  *    "internal" so that no exception text, which may quote secret material,
  *    ever leaves the enclave. The full error goes to the local `log` hook.
  */
-import { BodyError, bodyOf, decodeBody, encodeBody, getString, type BodyMap } from "./body.ts";
+import { BodyError, bodyOf, decodeBody, encodeBody, getString, type BodyMap } from "../wire/body.ts";
 import {
   encodeFrame,
   FrameDecoder,
@@ -28,7 +28,7 @@ import {
   type FrameType as FrameTypeCode,
   type ReplyType,
   type RequestType,
-} from "./frame.ts";
+} from "../wire/frame.ts";
 import type { ChannelConnection, ChannelListener } from "./transport.ts";
 
 export const DEFAULT_TIMEOUT_MS = 30_000;

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
-import { aclText, startMosquitto, type Mosquitto } from "../src/harness/mosquitto.ts";
-import { connectBus, RemoteCallError, type Bus, type BusOptions, type PresenceEvent } from "../src/host/mqtt/bus.ts";
-import { decodeJson, encodeJson, JsonPayloadError, parseJson } from "../src/host/mqtt/json-bytes.ts";
+import { aclText, startMosquitto, type Mosquitto } from "../../src/harness/mosquitto.ts";
+import { connectBus, RemoteCallError, type Bus, type BusOptions, type PresenceEvent } from "../../src/host/mqtt/bus.ts";
+import { decodeJson, encodeJson, JsonPayloadError, parseJson } from "../../src/shared/wire/json-payload.ts";
 
 const NODE = { username: "tss-node", password: randomBytes(12).toString("hex") };
 const CLIENT = { username: "tss-client", password: randomBytes(12).toString("hex") };
@@ -79,7 +79,7 @@ async function sdkClient(clientId: string) {
 
 describe("deploy files", () => {
   it("deploy/mosquitto/acl.example is the ACL the harness uses", () => {
-    expect(readFileSync(new URL("../deploy/mosquitto/acl.example", import.meta.url), "utf8")).toBe(aclText());
+    expect(readFileSync(new URL("../../deploy/mosquitto/acl.example", import.meta.url), "utf8")).toBe(aclText());
   });
 });
 

@@ -4,8 +4,8 @@
  * core benchmark; the node layers drive the same phase API across processes.
  */
 import { randomBytes } from "node:crypto";
-import { Dkg, Refresh, Signing, KeyShare } from "./dkls.ts";
-import { inboxFor, type ProtocolMessage } from "../shared/protocol-message.ts";
+import { Dkg, Refresh, Signing, KeyShare } from "../enclave/dkls23/binding.ts";
+import { inboxFor, type ProtocolMessage } from "../shared/wire/protocol-message.ts";
 import type { Signature } from "../shared/signature.ts";
 
 /** A ceremony session of one party, whichever the ceremony: what the runners drive. */

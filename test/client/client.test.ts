@@ -11,11 +11,11 @@ import { join } from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TssClient, TssError, ethAddress, newRequestId, type Progress, type SignResult, type WalletInfo } from "../src/client/index.ts";
-import { fromHex, toHex } from "../src/shared/hex.ts";
-import { signatureForms, type SignatureForms } from "../src/shared/signature.ts";
+import { TssClient, TssError, ethAddress, newRequestId, type Progress, type SignResult, type WalletInfo } from "../../src/client/index.ts";
+import { fromHex, toHex } from "../../src/shared/hex.ts";
+import { signatureForms, type SignatureForms } from "../../src/shared/signature.ts";
 
-const ROOT = join(import.meta.dirname, "..");
+const ROOT = join(import.meta.dirname, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
 
 // ---------------------------------------------------------------- broker

@@ -9,15 +9,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DecryptCommand, PutKeyPolicyCommand } from "@aws-sdk/client-kms";
-import { startLocalNodes, type LocalNodes } from "../src/harness/local-nodes.ts";
-import { createWallet, refreshWallet, signDigest, CeremonyError } from "../src/host/coordinator.ts";
-import { currentShare, listShares, generationOf } from "../src/host/store/index.ts";
-import { shareContext } from "../src/host/kms-proxy.ts";
-import { unsealShare } from "../src/enclave/seal.ts";
-import { EnclaveClient } from "../src/host/enclave-client.ts";
-import { dialUnix } from "../src/shared/channel/unix-transport.ts";
-import { verifySignature } from "../src/shared/signature.ts";
-import type { WalletRecord } from "../src/host/participant.ts";
+import { startLocalNodes, type LocalNodes } from "../../src/harness/local-nodes.ts";
+import { createWallet, refreshWallet, signDigest, CeremonyError } from "../../src/host/coordinator.ts";
+import { currentShare, listShares, generationOf } from "../../src/host/store/index.ts";
+import { shareContext } from "../../src/host/kms-proxy.ts";
+import { unsealShare } from "../../src/enclave/seal.ts";
+import { EnclaveClient } from "../../src/host/enclave-client.ts";
+import { dialUnix } from "../../src/shared/channel/unix-transport.ts";
+import { verifySignature } from "../../src/shared/signature.ts";
+import type { WalletRecord } from "../../src/host/participant.ts";
 
 let ln: LocalNodes;
 let dir: string;
@@ -110,7 +110,7 @@ describe("five nodes, 3-of-5", () => {
     const enclave = await EnclaveClient.connect({ kind: "unix", path: join(dir, "node-1.enclave.sock") });
     try {
       const { document } = await enclave.attest({});
-      const kms = (h as unknown as { kms: import("../src/host/kms-proxy.ts").KmsProxy }).kms;
+      const kms = (h as unknown as { kms: import("../../src/host/kms-proxy.ts").KmsProxy }).kms;
       const cfrMine = await kms.decryptForEnclave(mine.kmsCiphertextBlob, document, shareContext(wallet.walletId, h.nodeId, 0));
       const cfrOther = await kms.decryptForEnclave(other.kmsCiphertextBlob, document, shareContext(wallet.walletId, "node-2", 0));
       const base = { walletId: wallet.walletId, nodeId: h.nodeId, partyIndex: 1, generation: 0, publicKey: wallet.publicKey };
@@ -173,7 +173,7 @@ describe("five nodes, 3-of-5", () => {
     const enclave = await EnclaveClient.connect({ kind: "unix", path: join(dir, "node-1.enclave.sock") });
     try {
       const { document } = await enclave.attest({});
-      const kms = (h as unknown as { kms: import("../src/host/kms-proxy.ts").KmsProxy }).kms;
+      const kms = (h as unknown as { kms: import("../../src/host/kms-proxy.ts").KmsProxy }).kms;
       const cfrOld = await kms.decryptForEnclave(before[0]!.kmsCiphertextBlob, document, shareContext(wallet.walletId, h.nodeId, 0));
       const base = { walletId: wallet.walletId, nodeId: h.nodeId, partyIndex: 1, publicKey: wallet.publicKey, sealed: before[0]!.sealedShare, ciphertextForRecipient: cfrOld };
       await expect(enclave.loadShare({ ...base, generation: 1 })).rejects.toMatchObject({ code: "unseal_failed" });

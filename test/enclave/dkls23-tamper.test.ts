@@ -4,11 +4,11 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { asParty, dkgInProcess } from "../src/core/in-process.ts";
-import { Dkg, Refresh, Signing, type KeyShare } from "../src/core/dkls.ts";
-import { HEADER_LEN, type ProtocolMessage } from "../src/shared/protocol-message.ts";
-import { verifySignature, type Signature } from "../src/shared/signature.ts";
-import { drive, flipped, type Mutator, type Outcome, type Stepper } from "./helpers/drive.ts";
+import { asParty, dkgInProcess } from "../../src/dev/in-process.ts";
+import { Dkg, Refresh, Signing, type KeyShare } from "../../src/enclave/dkls23/binding.ts";
+import { HEADER_LEN, type ProtocolMessage } from "../../src/shared/wire/protocol-message.ts";
+import { verifySignature, type Signature } from "../../src/shared/signature.ts";
+import { drive, flipped, type Mutator, type Outcome, type Stepper } from "../helpers/drive.ts";
 
 type Kind = "dkg" | "sign" | "refresh";
 let small: KeyShare[]; // 2-of-3: DKG and refresh cost is dominated by OT setup per pair

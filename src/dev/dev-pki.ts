@@ -10,7 +10,7 @@
  * parser via node:crypto.
  */
 import { p384 } from "@noble/curves/nist.js";
-import { bytesEqual, parseCertificate, KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN } from "./verifier.ts";
+import { bytesEqual, parseCertificate, KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN } from "../attestation/verifier.ts";
 
 export interface PkiEntity {
   der: Uint8Array;

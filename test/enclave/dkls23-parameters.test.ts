@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { dkgInProcess, signInProcess } from "../src/core/in-process.ts";
-import { Dkg, DklsError } from "../src/core/dkls.ts";
-import { verifySignature } from "../src/shared/signature.ts";
-import { toHex } from "../src/shared/hex.ts";
+import { dkgInProcess, signInProcess } from "../../src/dev/in-process.ts";
+import { Dkg, DklsError } from "../../src/enclave/dkls23/binding.ts";
+import { verifySignature } from "../../src/shared/signature.ts";
+import { toHex } from "../../src/shared/hex.ts";
 
 describe.each([
   [2, 2, [[1, 2]]],

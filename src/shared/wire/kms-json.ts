@@ -3,7 +3,7 @@
  * accessor checks type and size and answers with a ValidationException naming the field.
  * Blobs travel as base64 text (the awsJson1_1 convention for `blob` members).
  */
-import { KmsError, validation } from "./errors.ts";
+import { KmsError, validation } from "../../devkms/errors.ts";
 
 export type JsonObject = Record<string, unknown>;
 

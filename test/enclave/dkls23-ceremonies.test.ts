@@ -3,10 +3,10 @@ import { randomBytes } from "node:crypto";
 import { HDKey } from "@scure/bip32";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import { dkgInProcess, refreshInProcess, signInProcess } from "../src/core/in-process.ts";
-import { derivePublicKey, ethAddress, KeyShare, packageInfo } from "../src/core/dkls.ts";
-import { verifySignature, signatureForms } from "../src/shared/signature.ts";
-import { toHex } from "../src/shared/hex.ts";
+import { dkgInProcess, refreshInProcess, signInProcess } from "../../src/dev/in-process.ts";
+import { derivePublicKey, ethAddress, KeyShare, packageInfo } from "../../src/enclave/dkls23/binding.ts";
+import { verifySignature, signatureForms } from "../../src/shared/signature.ts";
+import { toHex } from "../../src/shared/hex.ts";
 
 const N = 5;
 const T = 3;

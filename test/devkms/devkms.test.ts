@@ -25,12 +25,12 @@ import {
   PutKeyPolicyCommand,
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDevelopmentPki, derToPem, renewLeaf, type DevelopmentPki } from "../src/attestation/dev-pki.ts";
-import { pcr0ForCode, SimulatedNsm } from "../src/attestation/simulated-nsm.ts";
-import { openBlob } from "../src/devkms/ciphertext-blob.ts";
-import { decryptCiphertextForRecipient } from "../src/enclave/cms.ts";
+import { createDevelopmentPki, derToPem, renewLeaf, type DevelopmentPki } from "../../src/dev/dev-pki.ts";
+import { pcr0ForCode, SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
+import { openBlob } from "../../src/devkms/ciphertext-blob.ts";
+import { decryptCiphertextForRecipient } from "../../src/enclave/cms.ts";
 
-const ROOT = resolve(import.meta.dirname, "..");
+const ROOT = resolve(import.meta.dirname, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
 const FIXTURES = resolve(ROOT, "../shared/fixtures/nitro");
 const haveFixtures = existsSync(join(FIXTURES, "aws-nitro-enclaves-root-g1.pem"));

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createDevelopmentPki, type DevelopmentPki } from "../src/attestation/dev-pki.ts";
-import { pcr0ForCode, SimulatedNsm } from "../src/attestation/simulated-nsm.ts";
-import type { TrustedRoot } from "../src/attestation/verifier.ts";
-import { Dkg, loadDkls } from "../src/core/dkls.ts";
-import { PeerAttestationError, verifyPeer, type PeerIdentity, type VerifyPeerOptions } from "../src/enclave/peer-attestation.ts";
+import { createDevelopmentPki, type DevelopmentPki } from "../../src/dev/dev-pki.ts";
+import { pcr0ForCode, SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
+import type { TrustedRoot } from "../../src/attestation/verifier.ts";
+import { Dkg, loadDkls } from "../../src/enclave/dkls23/binding.ts";
+import { PeerAttestationError, verifyPeer, type PeerIdentity, type VerifyPeerOptions } from "../../src/enclave/peer-attestation.ts";
 import {
   MAX_SEALED_LEN,
   NONCE_BYTES,
@@ -15,10 +15,10 @@ import {
   TAG_BYTES,
   parseSealedHeader,
   type PeerMessageErrorCode,
-} from "../src/enclave/peer-envelope.ts";
-import { CHANNEL_BINDING_BYTES, PeerKeys, parseChannelKeyBinding } from "../src/enclave/peer-keys.ts";
-import { toHex } from "../src/shared/hex.ts";
-import { HEADER_LEN, inboxFor, parseMessage, type ProtocolMessage } from "../src/shared/protocol-message.ts";
+} from "../../src/enclave/peer-envelope.ts";
+import { CHANNEL_BINDING_BYTES, PeerKeys, parseChannelKeyBinding } from "../../src/enclave/peer-keys.ts";
+import { toHex } from "../../src/shared/hex.ts";
+import { HEADER_LEN, inboxFor, parseMessage, type ProtocolMessage } from "../../src/shared/wire/protocol-message.ts";
 
 const PARTIES = [1, 2, 3] as const;
 const text = (s: string) => new TextEncoder().encode(s);

@@ -14,10 +14,10 @@ import {
   decryptCiphertextForRecipient,
   parseCiphertextForRecipient,
   subjectKeyIdentifierOf,
-} from "../src/enclave/cms.ts";
-import { buildCiphertextForRecipient, encodeCiphertextForRecipient } from "../src/devkms/cms-builder.ts";
+} from "../../src/enclave/cms.ts";
+import { buildCiphertextForRecipient, encodeCiphertextForRecipient } from "../../src/devkms/cms-builder.ts";
 
-const FIXTURES = resolve(import.meta.dirname, "../../shared/fixtures/nitro");
+const FIXTURES = resolve(import.meta.dirname, "../../../shared/fixtures/nitro");
 const haveFixtures = existsSync(join(FIXTURES, "kms-ciphertext-for-recipient.expected.json"));
 if (!haveFixtures) console.warn(`cms.test: SKIPPING real-sample tests: fixture folder ${FIXTURES} is absent`);
 

@@ -13,8 +13,8 @@ import {
   parseMessage,
   SESSION_ID_LEN,
   type ProtocolMessage,
-} from "../shared/protocol-message.ts";
-import type { Signature } from "../shared/signature.ts";
+} from "../../shared/wire/protocol-message.ts";
+import type { Signature } from "../../shared/signature.ts";
 
 export type ErrorCode =
   | "invalid_parameters"

@@ -15,9 +15,9 @@ import {
   MAX_USER_FIELD_BYTES,
   PCR_BYTES,
   type Cbor,
-} from "./cose.ts";
+} from "../attestation/cose.ts";
 import { renewLeaf, type DevelopmentPki } from "./dev-pki.ts";
-import { parseCertificate } from "./verifier.ts";
+import { parseCertificate } from "../attestation/verifier.ts";
 
 export interface SimulatedNsmOptions {
   pki: DevelopmentPki;

@@ -81,6 +81,8 @@ export interface CeremonyReply {
   /** Phase 4 of dkg/refresh: the new share waits, unsealed, in the enclave. */
   publicKey?: Uint8Array;
   publicPackage?: Uint8Array;
+  /** Phase 4 of dkg/refresh: the BIP-32 chain code, so the host derives child public keys without the wasm core. */
+  chainCode?: Uint8Array;
   partyIndex?: number;
 }
 

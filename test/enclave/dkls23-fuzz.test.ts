@@ -4,9 +4,9 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { dkgInProcess } from "../src/core/in-process.ts";
-import { derivePublicKey, Dkg, ethAddress, KeyShare, packageInfo, Refresh, Signing } from "../src/core/dkls.ts";
-import { decodeList, encodeList, parseMessage, type ProtocolMessage } from "../src/shared/protocol-message.ts";
+import { dkgInProcess } from "../../src/dev/in-process.ts";
+import { derivePublicKey, Dkg, ethAddress, KeyShare, packageInfo, Refresh, Signing } from "../../src/enclave/dkls23/binding.ts";
+import { decodeList, encodeList, parseMessage, type ProtocolMessage } from "../../src/shared/wire/protocol-message.ts";
 
 let shares: KeyShare[];
 let realMessages: ProtocolMessage[];

@@ -17,7 +17,7 @@ import {
   sealShare,
   unsealShare,
   type SealBinding,
-} from "../src/enclave/seal.ts";
+} from "../../src/enclave/seal.ts";
 import {
   abortRefresh,
   appendAudit,
@@ -43,7 +43,7 @@ import {
   StoreError,
   type Db,
   type NewShare,
-} from "../src/host/store/index.ts";
+} from "../../src/host/store/index.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 

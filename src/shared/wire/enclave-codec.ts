@@ -4,7 +4,7 @@
  * absent optional fields are omitted. Decoding yields plain objects whose
  * every field the receiving side still validates.
  */
-import { BodyError, type BodyKey, type BodyMap, type BodyValue } from "./channel/body.ts";
+import { BodyError, type BodyKey, type BodyMap, type BodyValue } from "./body.ts";
 
 type Plain = number | string | boolean | Uint8Array | Uint8Array[] | number[] | undefined;
 

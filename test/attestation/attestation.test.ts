@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { p384 } from "@noble/curves/nist.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { AWS_NITRO_ROOT_SHA256, fingerprintSha256, loadAwsNitroRoot, pemToDer, TrustedRootError, trustedRoots } from "../src/attestation/aws-root.ts";
-import { CborTag, decodeCbor, encodeCbor, encodeCoseSign1, sigStructure, ES384_PROTECTED_HEADER, MAX_DOCUMENT_BYTES, type Cbor } from "../src/attestation/cose.ts";
+import { AWS_NITRO_ROOT_SHA256, fingerprintSha256, loadAwsNitroRoot, pemToDer, TrustedRootError, trustedRoots } from "../../src/attestation/aws-root.ts";
+import { CborTag, decodeCbor, encodeCbor, encodeCoseSign1, sigStructure, ES384_PROTECTED_HEADER, MAX_DOCUMENT_BYTES, type Cbor } from "../../src/attestation/cose.ts";
 import {
   createDevelopmentPki,
   derToPem,
@@ -16,9 +16,9 @@ import {
   ROOT_NAME,
   type CertificateSpec,
   type DevelopmentPki,
-} from "../src/attestation/dev-pki.ts";
-import { NsmUnavailableError, requestNsmAttestation } from "../src/attestation/nsm-device.ts";
-import { pcr0ForCode, SimulatedNsm } from "../src/attestation/simulated-nsm.ts";
+} from "../../src/dev/dev-pki.ts";
+import { NsmUnavailableError, requestNsmAttestation } from "../../src/attestation/nsm-device.ts";
+import { pcr0ForCode, SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
 import {
   AttestationError,
   KU_CRL_SIGN,
@@ -29,9 +29,9 @@ import {
   type AttestationFailure,
   type TrustedRoot,
   type VerifyOptions,
-} from "../src/attestation/verifier.ts";
+} from "../../src/attestation/verifier.ts";
 
-const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/nitro/", import.meta.url));
+const FIXTURES = fileURLToPath(new URL("../../../shared/fixtures/nitro/", import.meta.url));
 const haveFixtures = existsSync(FIXTURES);
 if (!haveFixtures) console.warn(`SKIPPING real AWS Nitro fixture tests: ${FIXTURES} is absent (CI has it)`);
 const fixtureSuite = haveFixtures ? "real AWS Nitro documents" : `real AWS Nitro documents (SKIPPED: ${FIXTURES} absent)`;
