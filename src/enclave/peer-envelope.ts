@@ -4,28 +4,15 @@
  * message nor forge, redirect, replay or splice any message into another
  * session: every such attempt fails here and closes the session.
  *
- * Wire layout (protected version 0x81; the clear header keeps the core's
- * field offsets so hosts can route, and its version byte differs from the
- * core's 1 so a plaintext message is never taken for a protected one):
+ * Byte layout and bounds: src/shared/wire/peer-envelope-header.ts (the clear
+ * 37-byte header, then nonce | ciphertext | tag for point to point, or
+ * body | signature for a broadcast). This file holds the cryptography:
  *
- *   0   1  version = 0x81
- *   1   1  ceremony          } same values and rules as the core header
- *   2   1  phase             } (src/shared/protocol-message.ts)
- *   3   1  from
- *   4   1  to (0 = broadcast)
- *   5  32  session id
- *
- *   point-to-point (to != 0), AES-256-GCM:
- *   37 12  nonce (random)
- *   49  n  ciphertext of the core message body (core bytes 37..)
- *   .. 16  tag
+ *   point-to-point (to != 0), AES-256-GCM, associated data = the clear header:
  *   key = HKDF-SHA256(ikm = X25519(mine, peer's), salt = session id,
  *         info = "tss-p2p-v1" | from | to | H(binding of lower index) | H(binding of higher index))
- *   associated data = bytes 0..37 (the whole clear header)
  *
- *   broadcast (to == 0), Ed25519:
- *   37  n  core message body, in clear (broadcasts carry only public values)
- *   .. 64  signature over  len | "tss-bcast-v1" | bytes 0..37+n
+ *   broadcast (to == 0), Ed25519 over  len | "tss-bcast-v1" | header | body
  *
  * Opening rebuilds the core message as version 1 | header bytes 1..37 | body,
  * so the header the core checks is exactly the one that was authenticated.
@@ -57,27 +44,41 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import {
   BROADCAST,
   HEADER_LEN,
-  MAX_MESSAGE_LEN,
   MAX_PARTIES,
   MessageFormatError,
   SESSION_ID_LEN,
   WIRE_VERSION,
   parseMessage,
   sameSession,
-  type Ceremony,
 } from "../shared/wire/protocol-message.ts";
+import {
+  NONCE_BYTES,
+  PROTECTED_WIRE_VERSION,
+  PeerEnvelopeFormatError,
+  TAG_BYTES,
+  encodeBroadcast,
+  encodePointToPoint,
+  readUnverifiedBroadcast,
+  readUnverifiedHeader,
+  readUnverifiedPointToPoint,
+  type BroadcastParts,
+  type PeerEnvelopeHeader,
+  type PointToPointParts,
+} from "../shared/wire/peer-envelope-header.ts";
 import { bytesEqual } from "../attestation/verifier.ts";
 import type { PeerIdentity } from "./peer-attestation.ts";
 import { PeerKeyError, PeerKeys, channelKeyBindingHash } from "./peer-keys.ts";
 
-export const PROTECTED_WIRE_VERSION = 0x81;
-export const NONCE_BYTES = 12;
-export const TAG_BYTES = 16;
-export const SIGNATURE_BYTES = 64;
-export const P2P_OVERHEAD = NONCE_BYTES + TAG_BYTES;
-export const BROADCAST_OVERHEAD = SIGNATURE_BYTES;
-/** The largest protected message: a maximal core message plus the larger overhead. */
-export const MAX_SEALED_LEN = MAX_MESSAGE_LEN + Math.max(P2P_OVERHEAD, BROADCAST_OVERHEAD);
+// The layout's names, for callers that imported them from here before the layout moved to src/shared/wire.
+export {
+  BROADCAST_OVERHEAD,
+  MAX_SEALED_LEN,
+  NONCE_BYTES,
+  P2P_OVERHEAD,
+  PROTECTED_WIRE_VERSION,
+  SIGNATURE_BYTES,
+  TAG_BYTES,
+} from "../shared/wire/peer-envelope-header.ts";
 
 const P2P_INFO_LABEL = new TextEncoder().encode("tss-p2p-v1");
 const BROADCAST_LABEL = new TextEncoder().encode("tss-bcast-v1");
@@ -113,33 +114,12 @@ export class PeerMessageError extends Error {
   }
 }
 
-export interface SealedHeader {
-  ceremony: Ceremony;
-  phase: number;
-  from: number;
-  to: number;
-  sessionId: Uint8Array;
-}
-
-/**
- * Reads the clear header of a protected message, for routing by hosts.
- * Unauthenticated: only PeerSession.open establishes that it is genuine.
- */
-export function parseSealedHeader(bytes: Uint8Array): SealedHeader {
-  if (!(bytes instanceof Uint8Array)) throw new PeerMessageError("bad_header", "protected message must be a Uint8Array");
-  if (bytes.length < HEADER_LEN) throw new PeerMessageError("truncated", `protected message of ${bytes.length} bytes is shorter than the ${HEADER_LEN}-byte header`);
-  if (bytes.length > MAX_SEALED_LEN) throw new PeerMessageError("too_large", `protected message of ${bytes.length} bytes exceeds ${MAX_SEALED_LEN}`);
-  if (bytes[0] !== PROTECTED_WIRE_VERSION) {
-    const what = bytes[0] === WIRE_VERSION ? "an unprotected core message" : `wire version ${bytes[0]}`;
-    throw new PeerMessageError("wrong_version", `expected a protected message (version 0x81), got ${what}`);
-  }
-  const clear = bytes.slice(0, HEADER_LEN);
-  clear[0] = WIRE_VERSION;
+/** The layout's refusals, under this layer's error (same codes). */
+function unverified<T>(read: () => T): T {
   try {
-    const { ceremony, phase, from, to } = parseMessage(clear);
-    return { ceremony, phase, from, to, sessionId: bytes.slice(5, HEADER_LEN) };
+    return read();
   } catch (e) {
-    if (e instanceof MessageFormatError) throw new PeerMessageError("bad_header", `protected message header: ${e.message}`);
+    if (e instanceof PeerEnvelopeFormatError) throw new PeerMessageError(e.code, e.message);
     throw e;
   }
 }
@@ -240,7 +220,7 @@ export class PeerSession {
    */
   open(sealed: Uint8Array, expectedPhase?: number): Uint8Array {
     return this.failClosed(() => {
-      const h = parseSealedHeader(sealed);
+      const h: PeerEnvelopeHeader = unverified(() => readUnverifiedHeader(sealed));
       if (!sameSession(h.sessionId, this.sessionId)) throw new PeerMessageError("session_mismatch", `message from party ${h.from} belongs to another session`);
       if (expectedPhase !== undefined && h.phase !== expectedPhase) {
         throw new PeerMessageError("phase_mismatch", `message from party ${h.from} is from phase ${h.phase}, expected ${expectedPhase}`);
@@ -250,11 +230,11 @@ export class PeerSession {
       if (!peer) throw new PeerMessageError("unknown_sender", `party ${h.from} is not an admitted peer of this session`);
       const slot = replaySlot(h.phase, h.from, h.to);
       if (this.accepted.has(slot)) throw new PeerMessageError("replay", `phase ${h.phase} message from party ${h.from} was already accepted`);
-      const overhead = h.to === BROADCAST ? BROADCAST_OVERHEAD : P2P_OVERHEAD;
-      if (sealed.length < HEADER_LEN + overhead) throw new PeerMessageError("truncated", `protected message of ${sealed.length} bytes is shorter than header and ${overhead}-byte overhead`);
-      if (sealed.length - overhead > MAX_MESSAGE_LEN) throw new PeerMessageError("too_large", `protected message would open to more than ${MAX_MESSAGE_LEN} bytes`);
       const header = sealed.subarray(0, HEADER_LEN);
-      const body = h.to === BROADCAST ? this.verify(sealed, peer, h.from) : this.decrypt(sealed, h.from);
+      const body =
+        h.to === BROADCAST
+          ? this.verify(unverified(() => readUnverifiedBroadcast(sealed)), peer, h.from)
+          : this.decrypt(unverified(() => readUnverifiedPointToPoint(sealed)), h.from);
       this.accepted.add(slot);
       const out = new Uint8Array(HEADER_LEN + body.length);
       out.set(header, 0);
@@ -273,22 +253,13 @@ export class PeerSession {
       cipher.setAAD(header);
       const ciphertext = cipher.update(body);
       cipher.final(); // GCM is a stream mode: final() adds no bytes
-      const out = new Uint8Array(HEADER_LEN + NONCE_BYTES + body.length + TAG_BYTES);
-      out.set(header, 0);
-      out.set(nonce, HEADER_LEN);
-      out.set(ciphertext, HEADER_LEN + NONCE_BYTES);
-      out.set(cipher.getAuthTag(), HEADER_LEN + NONCE_BYTES + body.length);
-      return out;
+      return encodePointToPoint({ header, nonce, ciphertext, tag: cipher.getAuthTag() });
     } finally {
       key.fill(0);
     }
   }
 
-  private decrypt(sealed: Uint8Array, from: number): Uint8Array {
-    const header = sealed.subarray(0, HEADER_LEN);
-    const nonce = sealed.subarray(HEADER_LEN, HEADER_LEN + NONCE_BYTES);
-    const ciphertext = sealed.subarray(HEADER_LEN + NONCE_BYTES, sealed.length - TAG_BYTES);
-    const tag = sealed.subarray(sealed.length - TAG_BYTES);
+  private decrypt({ header, nonce, ciphertext, tag }: PointToPointParts, from: number): Uint8Array {
     const key = this.p2pKey(from, this.me);
     let plain: Uint8Array | undefined;
     try {
@@ -308,25 +279,22 @@ export class PeerSession {
   }
 
   private sign(header: Uint8Array, body: Uint8Array): Uint8Array {
-    const out = new Uint8Array(HEADER_LEN + body.length + SIGNATURE_BYTES);
-    out.set(header, 0);
-    out.set(body, HEADER_LEN);
-    out.set(this.keys.sign(broadcastSigningInput(out.subarray(0, HEADER_LEN + body.length))), HEADER_LEN + body.length);
-    return out;
+    const signed = new Uint8Array(HEADER_LEN + body.length);
+    signed.set(header, 0);
+    signed.set(body, HEADER_LEN);
+    return encodeBroadcast({ header, body, signature: this.keys.sign(broadcastSigningInput(signed)) });
   }
 
-  private verify(sealed: Uint8Array, peer: PeerIdentity, from: number): Uint8Array {
-    const signedPart = sealed.subarray(0, sealed.length - SIGNATURE_BYTES);
-    const signature = sealed.subarray(sealed.length - SIGNATURE_BYTES);
+  private verify({ signed, body, signature }: BroadcastParts, peer: PeerIdentity, from: number): Uint8Array {
     let ok: boolean;
     try {
       // Strict RFC 8032 rules (no ZIP-215 leniency): canonical encodings, no small-order keys.
-      ok = ed25519.verify(signature, broadcastSigningInput(signedPart), peer.ed25519Public, { zip215: false });
+      ok = ed25519.verify(signature, broadcastSigningInput(signed), peer.ed25519Public, { zip215: false });
     } catch {
       ok = false;
     }
     if (!ok) throw new PeerMessageError("bad_signature", `broadcast from party ${from} does not carry that party's valid signature`);
-    return signedPart.subarray(HEADER_LEN);
+    return body;
   }
 
   /** The directional key for messages from `from` to `to` in this session. */

@@ -87,10 +87,13 @@ export class PeerKeys implements ChannelPublicKeys {
   #x25519Secret: Uint8Array | null;
   #ed25519Secret: Uint8Array | null;
 
-  /** Fresh random keys; an enclave makes one PeerKeys per boot. */
-  constructor() {
-    this.#x25519Secret = x25519.utils.randomSecretKey();
-    this.#ed25519Secret = ed25519.utils.randomSecretKey();
+  /**
+   * Fresh random keys; an enclave makes one PeerKeys per boot. `fixed` secrets
+   * exist only for the pinned test vectors (test/vectors/peer-envelope.json).
+   */
+  constructor(fixed?: { x25519Secret: Uint8Array; ed25519Secret: Uint8Array }) {
+    this.#x25519Secret = fixed ? fixed.x25519Secret.slice() : x25519.utils.randomSecretKey();
+    this.#ed25519Secret = fixed ? fixed.ed25519Secret.slice() : ed25519.utils.randomSecretKey();
     this.x25519Public = x25519.getPublicKey(this.#x25519Secret);
     this.ed25519Public = ed25519.getPublicKey(this.#ed25519Secret);
   }

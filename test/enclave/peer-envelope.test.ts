@@ -6,16 +6,15 @@ import { pcr0ForCode, SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
 import type { TrustedRoot } from "../../src/attestation/verifier.ts";
 import { Dkg, loadDkls } from "../../src/enclave/dkls23/binding.ts";
 import { PeerAttestationError, verifyPeer, type PeerIdentity, type VerifyPeerOptions } from "../../src/enclave/peer-attestation.ts";
+import { PeerMessageError, PeerSession, type PeerMessageErrorCode } from "../../src/enclave/peer-envelope.ts";
 import {
   MAX_SEALED_LEN,
   NONCE_BYTES,
   PROTECTED_WIRE_VERSION,
-  PeerMessageError,
-  PeerSession,
+  PeerEnvelopeFormatError,
   TAG_BYTES,
-  parseSealedHeader,
-  type PeerMessageErrorCode,
-} from "../../src/enclave/peer-envelope.ts";
+  readUnverifiedHeader,
+} from "../../src/shared/wire/peer-envelope-header.ts";
 import { CHANNEL_BINDING_BYTES, PeerKeys, parseChannelKeyBinding } from "../../src/enclave/peer-keys.ts";
 import { toHex } from "../../src/shared/hex.ts";
 import { HEADER_LEN, inboxFor, parseMessage, type ProtocolMessage } from "../../src/shared/wire/protocol-message.ts";
@@ -140,7 +139,7 @@ describe("round trips among three attested parties", () => {
           expect(sealed.subarray(1, HEADER_LEN)).toEqual(core.subarray(1, HEADER_LEN));
           expect(sealed.length).toBe(core.length + NONCE_BYTES + TAG_BYTES);
           expect(contains(sealed, marker)).toBe(false);
-          expect(parseSealedHeader(sealed)).toMatchObject({ ceremony: "dkg", phase, from, to });
+          expect(readUnverifiedHeader(sealed)).toMatchObject({ ceremony: "dkg", phase, from, to });
           expect(sessions.get(to)!.open(sealed, phase)).toEqual(core);
         }
         // Broadcast, opened by each other party.
@@ -161,7 +160,7 @@ describe("round trips among three attested parties", () => {
     let wire: Uint8Array[] = PARTIES.flatMap((i) => dkgs.get(i)!.phase1().map((m) => sessions.get(i)!.seal(m.bytes)));
     const inboxOf = (me: number, phase: number): ProtocolMessage[] => {
       // Hosts route on the clear header alone.
-      const routed: ProtocolMessage[] = wire.map((w) => ({ ...parseSealedHeader(w), bytes: w }));
+      const routed: ProtocolMessage[] = wire.map((w) => ({ ...readUnverifiedHeader(w), bytes: w }));
       return inboxFor(me, routed).map((m) => parseMessage(sessions.get(me)!.open(m.bytes, phase)));
     };
     for (const phase of [2, 3]) {
@@ -245,6 +244,29 @@ describe("rejections", () => {
     huge.set(sealed.subarray(0, HEADER_LEN));
     expect(failure(() => session(1, sid).open(huge))).toBe("too_large");
     expect(failure(() => session(1, sid).open(core))).toBe("wrong_version");
+  });
+
+  it("reads the clear header without keys, and refuses what is not an envelope header", () => {
+    const sid = new Uint8Array(randomBytes(32));
+    const sealed = session(2, sid).seal(coreMessage(sid, 3, 2, 1, body()));
+    expect(readUnverifiedHeader(sealed)).toEqual({ ceremony: "dkg", phase: 3, from: 2, to: 1, sessionId: sid });
+    const code = (b: Uint8Array) => {
+      try {
+        readUnverifiedHeader(b);
+        return "accepted";
+      } catch (e) {
+        if (!(e instanceof PeerEnvelopeFormatError)) throw e;
+        return e.code;
+      }
+    };
+    expect(code(sealed.subarray(0, HEADER_LEN - 1))).toBe("truncated");
+    expect(code(new Uint8Array(MAX_SEALED_LEN + 1))).toBe("too_large");
+    expect(code(coreMessage(sid, 3, 2, 1, body()))).toBe("wrong_version");
+    for (const [at, value] of [[1, 9], [2, 0], [2, 5], [3, 0], [3, 17], [4, 2], [4, 17]] as const) {
+      const bad = sealed.slice();
+      bad[at] = value;
+      expect(code(bad)).toBe("bad_header");
+    }
   });
 
   it("rejects a replay inside the session, and then refuses everything (fail closed)", () => {

@@ -15,6 +15,12 @@
  *          | 0x06 u16 count (<= MAX_ENTRIES), count x (u32 n, n bytes)   array of bytes
  *          | 0x07 map                             nested map (depth <= MAX_DEPTH)
  *
+ * Bounds: a body is at most MAX_BODY_LEN (frame.ts, 4 MiB) unless the caller
+ * passes a lower limit; MAX_ENTRIES entries per map or array, MAX_DEPTH
+ * nested maps, string keys of 1..MAX_KEY_LEN bytes, integer keys
+ * 0..MAX_INT_KEY. Lengths announced inside the body are checked against the
+ * bytes actually present before anything is read.
+ *
  * Integers are big-endian and fixed-width, so every value has one encoding.
  * Decoding rejects duplicate keys (1 and "1" are different keys), unknown tags,
  * invalid UTF-8, out-of-range uints, excess depth or entries, truncation and

@@ -1,8 +1,21 @@
 /**
- * Maps the typed host<->enclave API objects (enclave-api.ts) onto the
- * channel's body maps and back. Lists of party indices travel as bytes;
- * absent optional fields are omitted. Decoding yields plain objects whose
- * every field the receiving side still validates.
+ * Maps the typed host<->enclave API objects (enclave-ops.ts) onto the
+ * channel's body maps (body.ts) and back:
+ *
+ *   object field        body value
+ *   number           -> uint
+ *   string           -> string
+ *   boolean          -> bool
+ *   Uint8Array       -> bytes
+ *   Uint8Array[]     -> bytes array
+ *   number[] under a key of INT_LISTS (signers, peerParties)
+ *                    -> bytes, one byte per party index (so each is 0..255)
+ *   undefined        -> key omitted
+ *
+ * Keys are the field names (string keys, at most body.ts MAX_KEY_LEN bytes);
+ * an integer key or a nested map in a received body is refused. The bounds
+ * are body.ts's (entries, size). Decoding yields plain objects whose every
+ * field the receiving side still validates.
  */
 import { BodyError, type BodyKey, type BodyMap, type BodyValue } from "./body.ts";
 

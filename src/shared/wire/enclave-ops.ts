@@ -2,7 +2,37 @@
  * Typed operations between a host and its enclave: the request and reply
  * bodies carried by the channel's frames. Shared by both sides; nothing here
  * is ever secret (shares, data keys and keep-state never appear in it).
+ *
+ * Each body is a body map (body.ts) with string keys, built from these
+ * objects by enclave-codec.ts: field name = key, number = uint, Uint8Array =
+ * bytes, string = string, Uint8Array[] = bytes array, and the party-index
+ * lists `signers` and `peerParties` = bytes (one byte per index). Absent
+ * optional fields are absent keys. A reply comes in an OK frame; a failure is
+ * an ERROR frame {code, message, party?} (src/shared/channel/rpc-errors.ts).
+ *
+ * | frame          | request keys                                               | OK reply keys |
+ * |----------------|------------------------------------------------------------|---------------|
+ * | HEALTH         | (none)                                                     | status, pcr0, loadedWallets, openSessions |
+ * | ATTEST         | nonce?                                                     | document |
+ * | LOAD_SHARE     | walletId, nodeId, partyIndex, generation, publicKey, sealed, ciphertextForRecipient | walletId, generation, partyIndex |
+ * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties; dkg: threshold, parties, partyIndex; sign: signers, digest, path?, expectedGeneration; refresh: expectedGeneration | CeremonyReply (phase-1 messages) |
+ * | CEREMONY_STEP  | sessionId, phase, messages                                 | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex |
+ * | CEREMONY_ABORT | sessionId                                                  | dropped |
+ * | SEAL_SHARE     | sessionId, walletId, nodeId, ciphertextForRecipient         | sealed, generation, partyIndex, publicKey |
+ * | ACTIVATE_SHARE | sessionId, walletId                                        | walletId, generation, partyIndex |
+ *
+ * Bounds: the whole body is within frame.ts MAX_BODY_LEN; session ids are
+ * SESSION_ID_LEN bytes and messages at most MAX_LIST_ITEMS of at most
+ * MAX_MESSAGE_LEN (protocol-message.ts) or MAX_SEALED_LEN when sealed
+ * (peer-envelope-header.ts); ids match patterns.ts; a sealed share is at most
+ * MAX_SEALED_BYTES (sealed-share.ts); digests are DIGEST_BYTES (patterns.ts);
+ * public keys COMPRESSED_KEY_BYTES and chain codes CHAIN_CODE_BYTES
+ * (src/shared/public-key.ts); signatures ECDSA_SIGNATURE_BYTES. The enclave
+ * checks every field; the host trusts none of the reply beyond its shape.
  */
+
+/** The `signature` of a sign's phase 4: r || s || recovery id. */
+export const ECDSA_SIGNATURE_BYTES = 65;
 
 export type CeremonyKind = "dkg" | "sign" | "refresh";
 

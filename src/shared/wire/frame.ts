@@ -13,7 +13,7 @@
  *   5  reserved = 0
  *   6  correlation id (u32): chosen by the requester, echoed in the reply;
  *      0 is never used by a request, and marks a connection-level ERROR.
- *  10  body length (u32), at most MAX_BODY_LEN
+ *  10  body length (u32), at most MAX_BODY_LEN (4 MiB), checked before buffering
  *  14  body (see body.ts), exactly `body length` bytes
  *
  * A byte stream cannot be resynchronised after a malformed header, so a
@@ -24,8 +24,15 @@ export const FRAME_MAGIC_0 = 0x54; // "T"
 export const FRAME_MAGIC_1 = 0x53; // "S"
 export const FRAME_VERSION = 1;
 export const FRAME_HEADER_LEN = 14;
-/** Hard upper bound; decoders and encoders may be configured lower, never higher. */
-/** A 16-party DKG phase-3 step carries 15 sealed ~140 KiB messages. */
+/**
+ * Hard upper bound on a body, 4 MiB; decoders and encoders may be configured
+ * lower, never higher. The largest real bodies are ceremony steps: a DKG or
+ * refresh phase-3 point-to-point message is ~140 KiB (143,089 bytes measured),
+ * so the phase-3 reply and the phase-4 CEREMONY_STEP request of a 16-party
+ * DKG carry 15 of them, ~2.1 MiB (5 parties: ~560 KiB). A sealed share grows
+ * ~52 KiB per other party (210 KiB at 5 parties, ~790 KiB at 16; see
+ * sealed-share.ts). 1 MiB would cap a DKG at 8 parties.
+ */
 export const MAX_BODY_LEN = 4 * 1024 * 1024;
 export const MAX_CORRELATION_ID = 0xffff_ffff;
 
@@ -54,9 +61,9 @@ export const ReplyFrameType = {
   /** Generic success; the body is whatever the request type defines. */
   OK: 0x80,
   /**
-   * Body {code: string, message: string}. An ERROR frame never contains
+   * Body {code: string, message: string, party?: uint 1..16}. An ERROR frame never contains
    * secrets: the server sends only codes and sentences that were written to be
-   * public (see rpc.ts), never an arbitrary exception's text or any input bytes.
+   * public (see src/shared/channel/rpc-errors.ts), never an arbitrary exception's text or any input bytes.
    */
   ERROR: 0xff,
 } as const;

@@ -3,6 +3,20 @@
  * ids, protocol messages, sealed material); they travel as `{"$b64": "..."}`
  * and come back as Uint8Array. Every payload from the broker is untrusted, so
  * size and nesting are checked before JSON.parse ever sees it.
+ *
+ * Shape: UTF-8 JSON text (RFC 8259) in which a byte string is an object with
+ * the single key "$b64" and canonical padded base64 (RFC 4648 section 4) as
+ * its value:
+ *
+ *   {"sessionId": {"$b64": "q83v..."}, "messages": [{"$b64": "gQEC..."}], "phase": 2}
+ *
+ * An object whose only key is "$b64" therefore always means bytes; encoding a
+ * plain object of that form is refused. Keys such as "__proto__" stay data.
+ *
+ * Bounds (named limits below): RPC_LIMITS, 8 MiB and 64 levels, for node RPC
+ * (a 16-party phase-3 step is ~2.1 MiB of messages, ~2.9 MiB as base64);
+ * REQUEST_LIMITS, 64 KiB and 16 levels, for client requests. Size is checked
+ * first, then nesting on the raw bytes, then UTF-8, then JSON.parse.
  */
 
 export interface JsonLimits {

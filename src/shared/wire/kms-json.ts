@@ -2,6 +2,18 @@
  * Reading fields of a KMS JSON 1.1 request body. Every value arrives from the network, so each
  * accessor checks type and size and answers with a ValidationException naming the field.
  * Blobs travel as base64 text (the awsJson1_1 convention for `blob` members).
+ *
+ * Shape (AWS KMS API, protocol awsJson1_1): POST / with `X-Amz-Target: TrentService.<Operation>`
+ * and `Content-Type: application/x-amz-json-1.1`; the body is one JSON object of the operation's
+ * members, e.g. for GenerateDataKey with an attested recipient:
+ *
+ *   {"KeyId": "alias/tss", "KeySpec": "AES_256",
+ *    "EncryptionContext": {"purpose": "tss-share", "wallet": "...", "node": "...", "generation": "0"},
+ *    "Recipient": {"AttestationDocument": "<base64>", "KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}}
+ *
+ * Bounds: LIMITS below (KMS's own quotas where KMS defines one: 4096-byte plaintext, 6144-byte
+ * ciphertext blob, 8192 bytes of encryption context); a base64 field's text length is checked
+ * before it is decoded.
  */
 import { KmsError, validation } from "../../devkms/errors.ts";
 

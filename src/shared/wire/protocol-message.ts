@@ -1,26 +1,43 @@
 /**
- * Protocol message envelope, shared by enclave (which produces and consumes
- * messages through the wasm core) and host (which only routes them).
+ * DKLs23 protocol message, version 1, shared by enclave (which produces and
+ * consumes messages through the wasm core) and host (which only routes them).
+ * crates/dkls23-wasm/src/wire.rs is the authority; the constants here mirror it.
  *
- * Layout (see crates/dkls23-wasm/src/wire.rs, the authority):
- *   0 version(1) | 1 ceremony | 2 phase | 3 from | 4 to (0 = broadcast) |
- *   5..37 session id | 37.. body
- * Lists: u16 count, then per item u32 length (big-endian) and bytes.
+ *   0   1  version = WIRE_VERSION (1)
+ *   1   1  ceremony: 1 dkg, 2 sign, 3 refresh
+ *   2   1  phase that produced it (1..4)
+ *   3   1  from: sender party index (1..MAX_PARTIES)
+ *   4   1  to: recipient party index (1..MAX_PARTIES, not `from`), 0 = BROADCAST
+ *   5  32  session id (SESSION_ID_LEN)
+ *  37   n  body: postcard encoding fixed by ceremony and phase (opaque here)
+ *
+ * A whole message is at most MAX_MESSAGE_LEN bytes (the largest honest one,
+ * DKG/refresh phase 3 with the OT base setup, is ~140 KiB).
+ *
+ * Message list (what crosses the wasm boundary):
+ *
+ *   u16 count (<= MAX_LIST_ITEMS), count x (u32 length (<= MAX_MESSAGE_LEN), bytes)
+ *
+ * Integers are big-endian. Between enclaves a message travels inside a peer
+ * envelope (peer-envelope-header.ts), never in this clear form.
  */
 
 export const WIRE_VERSION = 1;
 export const HEADER_LEN = 37;
 export const SESSION_ID_LEN = 32;
 export const MAX_MESSAGE_LEN = 256 * 1024;
+/** At most 16 parties, two messages (broadcast and point-to-point) each, with room to spare. */
 export const MAX_LIST_ITEMS = 64;
 export const BROADCAST = 0;
 export const MAX_PARTIES = 16;
+export const MAX_PHASE = 4;
 
 export type Ceremony = "dkg" | "sign" | "refresh";
 const CEREMONY_CODES: Record<Ceremony, number> = { dkg: 1, sign: 2, refresh: 3 };
 const CEREMONY_NAMES: Record<number, Ceremony> = { 1: "dkg", 2: "sign", 3: "refresh" };
 
-export interface ProtocolMessage {
+/** The header's fields. */
+export interface MessageHeader {
   ceremony: Ceremony;
   /** The phase that produced the message (1-based). */
   phase: number;
@@ -28,6 +45,9 @@ export interface ProtocolMessage {
   /** Recipient party index, or BROADCAST (0). */
   to: number;
   sessionId: Uint8Array;
+}
+
+export interface ProtocolMessage extends MessageHeader {
   /** The whole message, header included: what travels and what the core consumes. */
   bytes: Uint8Array;
 }
@@ -51,10 +71,24 @@ export function parseMessage(bytes: Uint8Array): ProtocolMessage {
   const phase = bytes[2]!;
   const from = bytes[3]!;
   const to = bytes[4]!;
-  if (phase < 1 || phase > 4) throw new MessageFormatError(`phase ${phase} out of range`);
+  if (phase < 1 || phase > MAX_PHASE) throw new MessageFormatError(`phase ${phase} out of range`);
   if (from < 1 || from > MAX_PARTIES) throw new MessageFormatError(`sender ${from} out of range`);
   if (to > MAX_PARTIES || to === from) throw new MessageFormatError(`recipient ${to} invalid`);
   return { ceremony, phase, from, to, sessionId: bytes.subarray(5, HEADER_LEN), bytes };
+}
+
+/** The 37-byte version-1 header for `h`, checked by the same rules parseMessage applies. */
+export function encodeMessageHeader(h: MessageHeader): Uint8Array {
+  const code = Object.hasOwn(CEREMONY_CODES, h.ceremony) ? CEREMONY_CODES[h.ceremony] : undefined;
+  if (code === undefined) throw new MessageFormatError(`unknown ceremony ${String(h.ceremony)}`);
+  if (!(h.sessionId instanceof Uint8Array) || h.sessionId.length !== SESSION_ID_LEN) throw new MessageFormatError(`session id must be ${SESSION_ID_LEN} bytes`);
+  const out = new Uint8Array(HEADER_LEN);
+  out.set([WIRE_VERSION, code, h.phase, h.from, h.to], 0);
+  out.set(h.sessionId, 5);
+  // Out-of-range or non-integer fields do not survive the byte store above unchanged, so parse what was written and compare.
+  const back = parseMessage(out);
+  if (back.phase !== h.phase || back.from !== h.from || back.to !== h.to) throw new MessageFormatError("header fields out of range");
+  return out;
 }
 
 export function encodeList(items: readonly Uint8Array[]): Uint8Array {
