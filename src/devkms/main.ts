@@ -8,6 +8,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadAwsNitroRoot, pemToDer } from "../attestation/aws-root.ts";
+import { jsonLogger } from "../shared/log.ts";
 import type { TrustedRoot } from "../attestation/verifier.ts";
 import { AttestationRejected, DEFAULT_ATTESTATION_MAX_AGE_MS, nitroAttestationVerifier, type AttestationVerifier } from "./attestation.ts";
 import { startDevKms } from "./server.ts";
@@ -125,7 +126,7 @@ function main(argv: string[]): void {
     accountId,
     hostname: values.host ?? "127.0.0.1",
     port,
-    log: quiet ? undefined : (line) => process.stderr.write(`devkms: ${line}\n`),
+    log: quiet ? undefined : jsonLogger("devkms"),
   });
   process.stdout.write(`${JSON.stringify({ event: "listening", url: kms.url, host: kms.hostname, port: kms.port, pid: process.pid })}\n`);
   const shutdown = () => {

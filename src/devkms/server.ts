@@ -11,6 +11,7 @@ import { errorBody, KmsError } from "./errors.ts";
 import { operations, TARGET_PREFIX, type HandlerContext } from "./handlers/index.ts";
 import { KeyStore } from "./keystore.ts";
 import { verifySigV4 } from "./sigv4.ts";
+import type { Logger } from "../shared/log.ts";
 import { asObject } from "../shared/wire/kms-json.ts";
 
 const CONTENT_TYPE = "application/x-amz-json-1.1";
@@ -28,7 +29,7 @@ export interface DevKmsOptions {
   /** 0 picks a free port. */
   port?: number;
   /** Called once per request with no secrets in it; default: nothing. */
-  log?: (line: string) => void;
+  log?: Logger;
 }
 
 export interface DevKms {
@@ -93,7 +94,7 @@ export function startDevKms(opts: DevKmsOptions): DevKms {
         throw new KmsError("UnknownOperationException", "The development KMS serves only POST / (AWS JSON 1.1)", 404);
       }
       const body = await readBody(req);
-      const caller = verifySigV4({ method: req.method, headers: req.headers, body }, {
+      const caller = await verifySigV4({ method: req.method, headers: req.headers, body }, {
         credentials: opts.credentials,
         service: "kms",
         region: opts.region,
@@ -112,8 +113,9 @@ export function startDevKms(opts: DevKmsOptions): DevKms {
       return { op, response: respond(200, JSON.stringify(output), requestId) };
     } catch (e) {
       if (e instanceof KmsError) return { op, response: respond(e.status, errorBody(e), requestId, e.type) };
-      // Unexpected faults: report the class only, since messages from deep inside could echo input.
-      log(`internal error in ${op}: ${(e as Error)?.name ?? "unknown"}: ${(e as Error)?.message?.slice(0, 200) ?? ""}`);
+      // Unexpected faults: report and log the class only, since messages from deep inside could
+      // echo input, and a request body may carry plaintext.
+      log("internal_error", { op, error: (e as Error)?.name ?? "unknown" });
       const internal = new KmsError("KMSInternalException", "An internal error occurred in the development KMS", 500);
       return { op, response: respond(500, errorBody(internal), requestId, internal.type) };
     }
@@ -127,7 +129,7 @@ export function startDevKms(opts: DevKmsOptions): DevKms {
       const started = performance.now();
       const { op, response } = await handle(req);
       const type = response.headers.get("x-amzn-errortype");
-      log(`${op} ${response.status}${type ? ` ${type}` : ""} ${(performance.now() - started).toFixed(1)}ms`);
+      log("request", { op, status: response.status, ...(type ? { type } : {}), ms: Number((performance.now() - started).toFixed(1)) });
       return response;
     },
   });

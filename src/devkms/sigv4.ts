@@ -3,8 +3,17 @@
  * uses for KMS). The stand-in only ever serves `POST /` without a query string, so the canonical
  * URI is "/" and the canonical query string is empty; the server refuses anything else before
  * calling this.
+ *
+ * The signature itself is recomputed by @smithy/signature-v4, the signer the AWS SDK uses, so
+ * canonicalisation cannot drift from the client's. This file adds what a signer does not check
+ * for a verifier: a strict, bounded Authorization header, the credential scope (service, region,
+ * date = X-Amz-Date's), `host` and `x-amz-date` signed, clock skew, x-amz-content-sha256 equal to
+ * the body's hash (the signer trusts that header), and the signer's own SignedHeaders equal to
+ * the client's.
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual, type Hash, type Hmac } from "node:crypto";
+import { HttpRequest } from "@smithy/protocol-http";
+import { SignatureV4 } from "@smithy/signature-v4";
 import { KmsError } from "./errors.ts";
 
 const ALGORITHM = "AWS4-HMAC-SHA256";
@@ -84,16 +93,38 @@ function parseAuthorization(value: string): ParsedAuthorization {
 function parseAmzDate(s: string): Date {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s);
   if (!m) throw incomplete("X-Amz-Date must have the form yyyyMMddTHHmmssZ");
-  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  // Date.UTC rolls month 13 or second 60 over; such a date is refused, not reinterpreted.
+  if (d.toISOString().replace(/[-:]|\.\d{3}/g, "") !== s) throw incomplete("X-Amz-Date is not a valid date and time");
+  return d;
 }
 
 const sha256Hex = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
-const hmac = (key: Buffer | string, data: string) => createHmac("sha256", key).update(data).digest();
 
-/** Canonical header value: trimmed, inner runs of spaces collapsed (SigV4 spec). */
-const canonicalValue = (v: string) => v.trim().replace(/ +/g, " ");
+/** SHA-256, or HMAC-SHA256 when given a key: the hash interface @smithy/signature-v4 takes. */
+export class NodeSha256 {
+  private h: Hash | Hmac;
+  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.h = this.fresh();
+  }
+  private fresh(): Hash | Hmac {
+    if (this.secret === undefined) return createHash("sha256");
+    const s = this.secret;
+    const key = typeof s === "string" ? s : ArrayBuffer.isView(s) ? new Uint8Array(s.buffer, s.byteOffset, s.byteLength) : new Uint8Array(s);
+    return createHmac("sha256", key);
+  }
+  update(data: string | Uint8Array): void {
+    this.h.update(data);
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.h.digest());
+  }
+  reset(): void {
+    this.h = this.fresh();
+  }
+}
 
-export function verifySigV4(req: SigV4Request, opts: SigV4Options): SigV4Identity {
+export async function verifySigV4(req: SigV4Request, opts: SigV4Options): Promise<SigV4Identity> {
   const authorization = req.headers.get("authorization");
   if (!authorization) throw new KmsError("MissingAuthenticationTokenException", "Missing Authentication Token");
   const auth = parseAuthorization(authorization);
@@ -114,23 +145,32 @@ export function verifySigV4(req: SigV4Request, opts: SigV4Options): SigV4Identit
     throw invalid(`Signature expired: ${amzDate} is not within 15 minutes of the server time ${opts.now.toISOString()}.`);
   }
 
-  const payloadHash = sha256Hex(req.body);
   const declared = req.headers.get("x-amz-content-sha256");
-  if (declared !== null && declared !== payloadHash) throw invalid("x-amz-content-sha256 does not match the request body");
+  if (declared !== null && declared !== sha256Hex(req.body)) throw invalid("x-amz-content-sha256 does not match the request body");
 
-  const canonicalHeaders = auth.signedHeaders
-    .map((name) => {
-      const value = req.headers.get(name);
-      if (value === null) throw incomplete(`Signed header '${name}' is missing from the request`);
-      return `${name}:${canonicalValue(value)}\n`;
-    })
-    .join("");
-  const canonicalRequest = [req.method, "/", "", canonicalHeaders, auth.signedHeaders.join(";"), payloadHash].join("\n");
-  const scope = `${auth.date}/${auth.region}/${auth.service}/aws4_request`;
-  const stringToSign = [ALGORITHM, amzDate, scope, sha256Hex(canonicalRequest)].join("\n");
-  const signingKey = hmac(hmac(hmac(hmac(`AWS4${secret}`, auth.date), auth.region), auth.service), "aws4_request");
-  const expected = hmac(signingKey, stringToSign);
-  if (!timingSafeEqual(expected, auth.signature)) {
+  // Only the headers the client signed go to the signer, and all of them are signable, so the
+  // signer's SignedHeaders must come out equal to the client's.
+  const headers: Record<string, string> = {};
+  for (const name of auth.signedHeaders) {
+    const value = req.headers.get(name);
+    if (value === null) throw incomplete(`Signed header '${name}' is missing from the request`);
+    headers[name] = value;
+  }
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: auth.accessKeyId, secretAccessKey: secret },
+    region: auth.region,
+    service: auth.service,
+    sha256: NodeSha256,
+    // Add no x-amz-content-sha256 the client did not send.
+    applyChecksum: false,
+  });
+  const resigned = await signer.sign(new HttpRequest({ method: req.method, hostname: headers.host, path: "/", headers, body: req.body }), {
+    signingDate: signedAt,
+    signableHeaders: new Set(auth.signedHeaders),
+  });
+  const expected = parseAuthorization(String(resigned.headers.authorization ?? ""));
+  if (expected.signedHeaders.join(";") !== auth.signedHeaders.join(";")) throw incomplete("SignedHeaders names a header this server cannot sign");
+  if (!timingSafeEqual(expected.signature, auth.signature)) {
     throw invalid(
       "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
     );

@@ -14,7 +14,10 @@ import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BodyError, bodyOf, decodeBody, encodeBody, getBytes, getString, getUint, MAX_DEPTH, MAX_ENTRIES, type BodyMap, type BodyValue } from "../../src/shared/wire/body.ts";
 import { encodeFrame, FRAME_HEADER_LEN, FrameDecoder, FrameError, FrameType, MAX_BODY_LEN, type Frame } from "../../src/shared/wire/frame.ts";
-import { errorBody, RpcBusyError, RpcClient, RpcError, RpcRemoteError, RpcServer, type HandlerMap } from "../../src/shared/channel/rpc.ts";
+import { CodedError } from "../../src/shared/wire/errors.ts";
+import { RpcClient } from "../../src/shared/channel/rpc-client.ts";
+import { errorBody, readErrorBody, RpcBusyError, RpcError, RpcRemoteError } from "../../src/shared/channel/rpc-errors.ts";
+import { RpcServer, type HandlerMap } from "../../src/shared/channel/rpc-server.ts";
 import type { ChannelConnection, ChannelListener } from "../../src/shared/channel/transport.ts";
 import { dialUnix, listenUnix } from "../../src/shared/channel/unix-transport.ts";
 import { dialSocket, dialVsock, listenSocket, listenVsock, SocketError, VMADDR_CID_LOCAL, vsockSupport } from "../../src/shared/channel/vsock-transport.ts";
@@ -74,6 +77,8 @@ const echoHandlers: HandlerMap = {
   },
   [FrameType.CEREMONY_ABORT]: (body) => {
     if (body.get("public") === true) throw new RpcError("session_closed", "session is closed");
+    if (body.has("blame")) throw new RpcError("peer_misbehaved", "party sent a bad message", getUint(body, "blame"));
+    if (body.has("mapped")) throw new TypeError(`mapped ${getUint(body, "mapped")}`);
     throw new Error("share=c0ffee secret detail");
   },
 };
@@ -183,6 +188,32 @@ describe("body encoding", () => {
     for (let d = 0; d < MAX_DEPTH; d++) nested = concat(new Uint8Array([0, 1, 0, 1, 0x07]), nested);
     expect(() => decodeBody(nested)).toThrow(/deeper/);
     expect(() => decodeBody(new Uint8Array(100), 99)).toThrow(BodyError);
+  });
+});
+
+// ------------------------------------------------------------------ ERROR bodies
+
+describe("ERROR bodies", () => {
+  it("carry an optional blamed party 1..16 as a field, and sanitise what they send", () => {
+    expect(readErrorBody(decodeBody(encodeBody(errorBody("bad_message", "m", 3))))).toEqual({ code: "bad_message", message: "m", party: 3 });
+    expect(readErrorBody(errorBody("bad_message", "m"))).toEqual({ code: "bad_message", message: "m" });
+    for (const party of [0, 17, 1.5, -1]) expect(errorBody("x", "m", party).has("party"), String(party)).toBe(false);
+    expect(errorBody("Not A Code", "m").get("code")).toBe("internal");
+    expect(getString(errorBody("x", "y".repeat(600)), "message")).toHaveLength(515);
+  });
+
+  it("refuse a party field out of range or of the wrong kind", () => {
+    expect(() => readErrorBody(bodyOf({ code: "x", message: "m", party: 17 }))).toThrow(/party/);
+    expect(() => readErrorBody(bodyOf({ code: "x", message: "m", party: 0 }))).toThrow(/party/);
+    expect(() => readErrorBody(bodyOf({ code: "x", message: "m", party: "3" }))).toThrow(BodyError);
+  });
+
+  it("arrive as RpcRemoteError, a CodedError with the party in blame", () => {
+    const e = new RpcRemoteError("bad_message", "sentence", 5);
+    expect(e).toBeInstanceOf(CodedError);
+    expect(e.blame).toEqual({ party: 5 });
+    expect(e.remoteMessage).toBe("sentence");
+    expect(new RpcRemoteError("x", "m").blame).toEqual({});
   });
 });
 
@@ -343,6 +374,20 @@ describe("rpc over a Unix socket", () => {
     const reply = await probe(path, frame(FrameType.OK, 11, new Map()), 200);
     expect(errorCode(reply.frames[0]!)).toBe("unknown_type");
     expect((await c.request(FrameType.HEALTH)).type).toBe(FrameType.OK);
+  });
+
+  it("sends the blamed party of an RpcError or an exposeError mapping, and never of a hidden error", async () => {
+    const c = await connect();
+    await expect(c.request(FrameType.CEREMONY_ABORT, bodyOf({ blame: 4 }))).rejects.toMatchObject({ code: "peer_misbehaved", blame: { party: 4 } });
+    const mapping = startServer("blame", { exposeError: (e) => (e instanceof TypeError ? { code: "mapped", message: "public", party: Number(e.message.split(" ")[1]) } : null) });
+    const m = new RpcClient(await dialUnix(mapping.path));
+    clients.push(m);
+    await expect(m.request(FrameType.CEREMONY_ABORT, bodyOf({ mapped: 7 }))).rejects.toMatchObject({ code: "mapped", remoteMessage: "public", blame: { party: 7 } });
+    // Out of range from a mapper: the party is dropped, the error still goes out.
+    const out = await m.request(FrameType.CEREMONY_ABORT, bodyOf({ mapped: 99 })).catch((e: unknown) => e);
+    expect(out).toMatchObject({ code: "mapped", blame: {} });
+    const hidden = await m.request(FrameType.CEREMONY_ABORT).catch((e: unknown) => e);
+    expect(hidden).toMatchObject({ code: "internal", blame: {} });
   });
 
   it("answers a malformed header with ERROR then closes, and serves other connections", async () => {

@@ -1,0 +1,139 @@
+/**
+ * The tss command line: which commands exist, which options each takes, and
+ * the checks of every argument, all before anything connects. A mistake is a
+ * UsageError (exit status 2) whose message is one sentence.
+ *
+ * Parsed with node:util parseArgs: the standard parser, no dependency; its
+ * tokens (non-strict mode) let --help win over mistakes and keep our own
+ * one-sentence messages.
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_TIMEOUT_MS } from "../client/index.ts";
+import { ID_PATTERN, ID_RULE } from "../shared/wire/patterns.ts";
+
+/** A mistake in the command line or configuration: exit status 2. */
+export class UsageError extends Error {}
+
+export type Command = "wallet create" | "wallet show" | "wallet list" | "wallet refresh" | "sign" | "nodes";
+
+interface CommandSpec {
+  /** Names of the positional arguments, in order. */
+  args: string[];
+  /** Options that take a value, besides the global ones. */
+  options: string[];
+}
+
+export const COMMANDS: Record<Command, CommandSpec> = {
+  "wallet create": { args: [], options: ["threshold", "parties"] },
+  "wallet show": { args: ["ID"], options: [] },
+  "wallet list": { args: [], options: [] },
+  "wallet refresh": { args: ["ID"], options: [] },
+  sign: { args: [], options: ["wallet", "digest", "path"] },
+  nodes: { args: [], options: [] },
+};
+
+export const GLOBAL_OPTIONS = ["url", "username", "password", "ca", "request-id", "timeout"];
+const VALUE_OPTIONS = new Set([...GLOBAL_OPTIONS, ...Object.values(COMMANDS).flatMap((c) => c.options)]);
+const FLAGS = new Set(["help", "json"]);
+
+export interface Invocation {
+  /** null: no command (main help), "wallet": the wallet group's help. */
+  command: Command | "wallet" | null;
+  args: string[];
+  values: Map<string, string>;
+  json: boolean;
+  help: boolean;
+}
+
+export function parseArgv(argv: string[]): Invocation {
+  const { tokens } = parseArgs({
+    args: argv,
+    options: {
+      ...Object.fromEntries([...VALUE_OPTIONS].map((name) => [name, { type: "string" as const }])),
+      help: { type: "boolean", short: "h" },
+      json: { type: "boolean" },
+    },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const words: string[] = [];
+  const values = new Map<string, string>();
+  let json = false;
+  let help = false;
+  // Problems wait until we know whether --help was asked for, which wins.
+  const problems: string[] = [];
+  for (const t of tokens) {
+    if (t.kind === "positional") words.push(t.value);
+    if (t.kind !== "option") continue; // "--" ends the options; what follows is positional
+    if (FLAGS.has(t.name)) {
+      if (t.value !== undefined) problems.push(`Option ${t.rawName} takes no value.`);
+      else if (t.name === "help") help = true;
+      else json = true;
+    } else if (!VALUE_OPTIONS.has(t.name)) {
+      problems.push(`Unknown option ${t.rawName}; run tss --help for the options.`);
+    } else if (t.value === undefined || (!t.inlineValue && t.value.startsWith("--"))) {
+      problems.push(`Option --${t.name} needs a value.`);
+    } else if (values.has(t.name)) {
+      problems.push(`Option --${t.name} is given twice.`);
+    } else {
+      values.set(t.name, t.value);
+    }
+  }
+  if (words[0] === "help") {
+    words.shift();
+    help = true;
+  }
+  const { command, args } = resolveCommand(words, help);
+  if (help) return { command, args, values, json, help };
+  if (problems.length > 0) throw new UsageError(problems[0]!);
+  if (command === null) throw new UsageError("No command given; run tss --help for the commands.");
+  if (command === "wallet") throw new UsageError("tss wallet needs a subcommand: create, show, list or refresh.");
+  const spec = COMMANDS[command];
+  if (args.length < spec.args.length) throw new UsageError(`tss ${command} needs a wallet id, as in tss ${command} w_0123abcd.`);
+  if (args.length > spec.args.length) throw new UsageError(`Unexpected argument ${JSON.stringify(args[spec.args.length])} for tss ${command}.`);
+  for (const name of values.keys()) {
+    if (!GLOBAL_OPTIONS.includes(name) && !spec.options.includes(name)) throw new UsageError(`Option --${name} does not apply to tss ${command}.`);
+  }
+  return { command, args, values, json, help };
+}
+
+function resolveCommand(words: string[], lenient: boolean): { command: Invocation["command"]; args: string[] } {
+  const [first, second] = words;
+  if (first === undefined) return { command: null, args: [] };
+  if (first === "sign" || first === "nodes") return { command: first, args: words.slice(1) };
+  if (first === "wallet") {
+    if (second === undefined) return { command: "wallet", args: [] };
+    const c = `wallet ${second}`;
+    if (c in COMMANDS) return { command: c as Command, args: words.slice(2) };
+    if (lenient) return { command: "wallet", args: [] };
+    throw new UsageError(`Unknown subcommand ${JSON.stringify(second)}; tss wallet takes create, show, list or refresh.`);
+  }
+  if (lenient) return { command: null, args: [] };
+  throw new UsageError(`Unknown command ${JSON.stringify(first)}; run tss --help for the commands.`);
+}
+
+export function wholeNumber(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,3}$/.test(v)) throw new UsageError(`--${name} must be a whole number, such as 3.`);
+  return Number(v);
+}
+
+export function walletIdArg(v: string | undefined, what: string): string {
+  if (v === undefined) throw new UsageError(`tss sign needs ${what}, as in --wallet w_0123abcd.`);
+  if (!ID_PATTERN.test(v)) throw new UsageError(`The wallet id ${JSON.stringify(v.slice(0, 40))} is not ${ID_RULE}.`);
+  return v;
+}
+
+/** The --request-id, checked; undefined when none was given. */
+export function requestIdArg(v: string | undefined): string | undefined {
+  if (v !== undefined && !ID_PATTERN.test(v)) throw new UsageError(`--request-id must be ${ID_RULE}.`);
+  return v;
+}
+
+export function timeoutMs(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_TIMEOUT_MS;
+  const s = /^\d{1,6}(\.\d{1,3})?$/.test(v) ? Number(v) : NaN;
+  if (!(s > 0 && s <= 86_400)) throw new UsageError("--timeout must be a number of seconds, more than 0 and at most 86400.");
+  return s * 1000;
+}

@@ -1,0 +1,108 @@
+/** The tss --help texts: the tool's, the wallet group's and each command's. */
+import { DEFAULT_TIMEOUT_MS } from "../client/index.ts";
+import { ID_RULE } from "../shared/wire/patterns.ts";
+import type { Command } from "./args.ts";
+
+const GLOBAL_HELP = `Global options:
+  --url URL            the MQTT broker: mqtt://host:port, mqtts://host:port, ws://… or wss://…
+                       (default: env TSS_MQTT_URL, else the "url" of the local
+                       cluster's data/cluster/client.json, if that file exists)
+  --username NAME      (default: env TSS_MQTT_USERNAME, else client.json when the URL came from it)
+  --password PASSWORD  (default: env TSS_MQTT_PASSWORD, else client.json when the URL came from it)
+  --ca FILE            CA certificate (PEM) for mqtts:// and wss:// (default: env TSS_MQTT_CA)
+  --request-id ID      ${ID_RULE}; default a fresh random id.
+                       Repeating a request with the same id returns its stored
+                       result instead of running the ceremony again.
+  --timeout SECONDS    give up waiting after this long (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --json               print exactly one JSON document on stdout: the result, or
+                       {"error": {code, message, node, requestId}}; no progress lines
+  -h, --help           show help (also: tss help COMMAND)
+  --                   ends the options: what follows is an argument, e.g. a wallet id starting with -
+
+Options take their value as --name VALUE or --name=VALUE; a value that starts
+with -- must be given as --name=VALUE.
+
+The client file (another path via env TSS_CLIENT_CONFIG) is JSON
+{"url": …, "username": …, "password": …}; it is used only when neither --url
+nor TSS_MQTT_URL is given, so its credentials never go to another broker.`;
+
+export const MAIN_HELP = `Usage: tss [options] COMMAND
+
+Threshold-ECDSA (secp256k1) wallets on the TSS signing cluster, over MQTT.
+
+Commands:
+  wallet create [--threshold T] [--parties N]  create a wallet by distributed key generation
+  wallet show ID                               show a wallet: public key, address, threshold, nodes
+  wallet list                                  list the wallets the online nodes hold
+  wallet refresh ID                            re-randomise every share of a wallet (same key)
+  sign --wallet ID --digest HEX [--path P]     sign a 32-byte digest
+  nodes                                        list the online signing nodes
+
+Run tss COMMAND --help for a command's details.
+
+${GLOBAL_HELP}
+
+Exit status: 0 success, 1 the operation failed, 2 usage or configuration error.
+`;
+
+export const WALLET_HELP = `Usage: tss wallet SUBCOMMAND [options]
+
+Subcommands:
+  create [--threshold T] [--parties N]   create a wallet by distributed key generation
+  show ID                                show a wallet
+  list                                   list the wallets
+  refresh ID                             re-randomise every share of a wallet
+
+Run tss wallet SUBCOMMAND --help for details.
+`;
+
+const COMMAND_HELP: Record<Command, string> = {
+  "wallet create": `Usage: tss wallet create [--threshold T] [--parties N] [options]
+
+Creates a T-of-N wallet by distributed key generation among N online nodes;
+no machine ever holds the whole private key. Prints the wallet id, the
+public key and its Ethereum address, and the nodes by party index.
+Progress goes to stderr, a line per phase.
+
+  --threshold T   signers needed for a signature (the nodes default to 3)
+  --parties N     nodes holding a share (the nodes default to 5)
+`,
+  "wallet show": `Usage: tss wallet show ID [options]
+
+Shows a wallet: its public key and Ethereum address, threshold, parties,
+share generation and the nodes holding its shares, by party index.
+`,
+  "wallet list": `Usage: tss wallet list [options]
+
+Lists the wallets held by the nodes that are online now.
+`,
+  "wallet refresh": `Usage: tss wallet refresh ID [options]
+
+Re-randomises every share of the wallet (all of its nodes must be online).
+The public key and address stay the same; the share generation goes up by
+one, and shares of older generations can no longer sign.
+Progress goes to stderr, a line per phase.
+`,
+  sign: `Usage: tss sign --wallet ID --digest HEX [--path m/0/7] [options]
+
+Signs a 32-byte digest with a wallet's key, or with a child key derived from
+it along a non-hardened BIP-32 path. The digest is the hash you computed
+(for Ethereum, the keccak-256 of what you sign); it is not hashed again.
+The signature is verified here against the returned public key before it is
+printed: r, s, recovery id, the 65-byte Ethereum form (r || s || v,
+v = 27 + recovery id) and DER. Progress goes to stderr, a line per phase.
+
+  --wallet ID     the wallet
+  --digest HEX    64 hex characters (0x optional)
+  --path P        derive the signing key along P, e.g. m/0/7
+`,
+  nodes: `Usage: tss nodes [options]
+
+Lists the signing nodes that are online: node id, status, since when, and
+the PCR0 measurement of the enclave image each one reports.
+`,
+};
+
+export function commandHelp(c: Command): string {
+  return `${COMMAND_HELP[c]}\n${GLOBAL_HELP}\n`;
+}

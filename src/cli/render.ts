@@ -1,0 +1,76 @@
+/** What tss prints for people: a result as aligned fields or a table, a failure as one sentence. */
+import type { NodeInfo, SignResult, TssError, WalletInfo } from "../client/index.ts";
+
+function fields(rows: [string, string][]): string {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join("\n");
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+}
+
+export function showWallet(title: string, w: WalletInfo): string {
+  return `${title} ${w.walletId} (${w.threshold}-of-${w.parties}, share generation ${w.generation})
+${fields([
+  ["public key", w.publicKey],
+  ["address", w.address],
+  ["nodes", `${w.nodes.join(", ")} (by party index)`],
+])}`;
+}
+
+export function showWallets(ws: WalletInfo[]): string {
+  if (ws.length === 0) return "No wallets.";
+  return table(
+    ["WALLET", "T-OF-N", "GENERATION", "ADDRESS"],
+    ws.map((w) => [w.walletId, `${w.threshold}-of-${w.parties}`, String(w.generation), w.address]),
+  );
+}
+
+export function showRefresh(r: { walletId: string; generation: number; publicKey: string; address: string }): string {
+  return `Refreshed wallet ${r.walletId}: every share is new (generation ${r.generation}); the key and address are unchanged.
+${fields([
+  ["public key", r.publicKey],
+  ["address", r.address],
+])}`;
+}
+
+export function showSignature(r: SignResult): string {
+  const s = r.signature;
+  return `Signature by wallet ${r.walletId}${r.path ? ` (key derived along ${r.path})` : ""}, verified here against the public key
+${fields([
+  ["digest", r.digest],
+  ["public key", r.publicKey],
+  ["address", r.address],
+  ["r", s.r],
+  ["s", s.s],
+  ["recovery id", String(s.recoveryId)],
+  ["ethereum", `0x${s.ethereum} (r || s || v, v = ${27 + s.recoveryId})`],
+  ["der", s.der],
+  ["signers", r.signers.join(", ")],
+  ["coordinator", r.coordinator],
+])}`;
+}
+
+export function showNodes(ns: NodeInfo[]): string {
+  if (ns.length === 0) return "No nodes are online.";
+  return table(
+    ["NODE", "STATUS", "SINCE", "PCR0"],
+    ns.map((n) => [n.nodeId, n.status, new Date(n.since).toISOString(), n.pcr0 === null ? "-" : `${n.pcr0.slice(0, 16)}…`]),
+  );
+}
+
+export function asSentence(message: string): string {
+  const m = message.trim().replace(/[.\s]+$/, "");
+  return m.charAt(0).toUpperCase() + m.slice(1);
+}
+
+/** One sentence for a failed operation, ending with its code and the node blamed. */
+export function describeFailure(e: TssError, requestId: string, timeoutS: number): string {
+  // The SDK's own deadline (no node named): the request may still finish, and its id fetches the result.
+  if (e.code === "deadline_exceeded" && e.node === null) {
+    return `No final answer within ${timeoutS} s (deadline_exceeded); the request may still complete, so run the same command with --request-id ${requestId} to get its result without running it twice.`;
+  }
+  return `${asSentence(e.message)} (${e.code}${e.node ? `, node ${e.node}` : ""}).`;
+}
