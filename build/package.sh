@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Packages a release: the enclave as one standalone Bun executable (wasm
 # embedded) staged with eif/ into an EIF build context, and the host as one
-# standalone executable.
+# standalone executable. The enclave is the production entry
+# src/enclave/main.ts: /dev/nsm and VSOCK only, no development stand-in
+# (test/enclave/production-bundle.test.ts checks its bundle).
 #
 #   build/package.sh --aws-root PATH [--out dist]
 #

@@ -1,7 +1,8 @@
 /**
  * Production path: ask the real Nitro Security Module for an attestation document
  * through /dev/nsm. Only works inside a Nitro Enclave; everywhere else it throws
- * NsmUnavailableError (use SimulatedNsm for development).
+ * NsmUnavailableError (development enclaves run src/dev/enclave-main.ts, with a
+ * simulated NSM).
  *
  * The kernel driver (drivers/misc/nsm.c, uapi linux/nsm.h) takes one ioctl,
  * NSM_IOCTL_RAW = _IOWR(0x0A, 0, struct nsm_raw), where nsm_raw is two iovecs
@@ -13,7 +14,7 @@
 import { existsSync } from "node:fs";
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { CborError, decodeCbor, encodeCbor, MAX_USER_FIELD_BYTES, type Cbor } from "./cose.ts";
-import type { AttestRequest } from "../dev/simulated-nsm.ts";
+import type { AttestRequest } from "./nsm.ts";
 
 export const NSM_DEVICE = "/dev/nsm";
 const NSM_REQUEST_MAX_SIZE = 0x1000;
@@ -33,7 +34,7 @@ export class NsmRequestError extends Error {
 /** Requests a signed attestation document from the NSM. Synchronous, like the ioctl. */
 export function requestNsmAttestation(req: AttestRequest = {}, device: string = NSM_DEVICE): Uint8Array {
   if (!existsSync(device)) {
-    throw new NsmUnavailableError(`${device} does not exist: not running inside an AWS Nitro Enclave (use SimulatedNsm for development)`);
+    throw new NsmUnavailableError(`${device} does not exist: not running inside an AWS Nitro Enclave`);
   }
   const request = encodeCbor(new Map([["Attestation", new Map<string, Cbor>([["user_data", field(req.userData, "userData")], ["nonce", field(req.nonce, "nonce")], ["public_key", field(req.publicKey, "publicKey")]])]]));
   if (request.length > NSM_REQUEST_MAX_SIZE) throw new NsmRequestError(`NSM request of ${request.length} bytes exceeds ${NSM_REQUEST_MAX_SIZE}`);

@@ -94,7 +94,8 @@ function issueLeafEntity(intermediate: PkiEntity, now: number, lifetimeMs: numbe
 // ---------------------------------------------------------------- serialization
 
 const FORMAT = "tss-dev-nitro-pki/1";
-const MAX_SERIALIZED_CHARS = 64 * 1024;
+/** Bound on a serialized PKI (three certificates and keys take ~3 KiB). */
+export const MAX_SERIALIZED_PKI_CHARS = 64 * 1024;
 
 /**
  * JSON with the three certificates and their private keys, for a simulated NSM in
@@ -107,7 +108,7 @@ export function serializeDevelopmentPki(pki: DevelopmentPki): string {
 
 /** Parses and checks a serialized PKI: each key matches its certificate and each certificate is signed by its issuer. */
 export function restoreDevelopmentPki(text: string): DevelopmentPki {
-  if (typeof text !== "string" || text.length > MAX_SERIALIZED_CHARS) throw new Error("serialized development PKI is not a string of reasonable size");
+  if (typeof text !== "string" || text.length > MAX_SERIALIZED_PKI_CHARS) throw new Error("serialized development PKI is not a string of reasonable size");
   let j: unknown;
   try {
     j = JSON.parse(text);

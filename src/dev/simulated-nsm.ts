@@ -17,6 +17,7 @@ import {
   type Cbor,
 } from "../attestation/cose.ts";
 import { renewLeaf, type DevelopmentPki } from "./dev-pki.ts";
+import type { AttestRequest, Nsm } from "../attestation/nsm.ts";
 import { parseCertificate } from "../attestation/verifier.ts";
 
 export interface SimulatedNsmOptions {
@@ -29,16 +30,10 @@ export interface SimulatedNsmOptions {
   clock?: () => Date;
 }
 
-export interface AttestRequest {
-  publicKey?: Uint8Array;
-  userData?: Uint8Array;
-  nonce?: Uint8Array;
-}
-
 /** The NSM always reports PCRs 0..15. */
 const REPORTED_PCRS = 16;
 
-export class SimulatedNsm {
+export class SimulatedNsm implements Nsm {
   readonly moduleId: string;
   private pki: DevelopmentPki;
   private readonly pcrs: Map<number, Uint8Array>;

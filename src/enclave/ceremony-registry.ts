@@ -3,7 +3,7 @@
  * phase must arrive before its deadline; any error, abort or timeout wipes
  * the session's keep-state and every later call for it is refused.
  */
-import { Dkg, Refresh, Signing, type KeyShare } from "./dkls23/binding.ts";
+import type { Dkg, Refresh, Signing } from "./dkls23/binding.ts";
 import { toHex } from "../shared/hex.ts";
 import type { CeremonyKind } from "../shared/wire/enclave-ops.ts";
 import { EnclaveError } from "./errors.ts";
@@ -97,12 +97,4 @@ export class CeremonyRegistry {
     (t as { unref?: () => void }).unref?.();
     return t;
   }
-}
-
-/** A share produced by DKG/refresh, waiting to be sealed and then activated. */
-export interface PendingShare {
-  walletId: string;
-  share: KeyShare;
-  sealed: boolean;
-  expires: number;
 }

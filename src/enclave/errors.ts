@@ -1,4 +1,6 @@
 /** Errors the enclave reports to its host: a code and a sentence, never secret material. */
+import { CodedError } from "../shared/wire/errors.ts";
+
 export type EnclaveErrorCode =
   | "bad_request"
   | "session_reused"
@@ -12,14 +14,11 @@ export type EnclaveErrorCode =
   | "unseal_failed"
   | "kms_key_rejected";
 
-export class EnclaveError extends Error {
+/** `blame.party` is the protocol party index the core or a peer check named; it travels as a field of the ERROR frame. */
+export class EnclaveError extends CodedError {
   override name = "EnclaveError";
-  constructor(
-    readonly code: EnclaveErrorCode,
-    message: string,
-    /** Party index to blame, when the protocol core names one. */
-    readonly party: number | null = null,
-  ) {
-    super(message);
+  declare readonly code: EnclaveErrorCode;
+  constructor(code: EnclaveErrorCode, message: string, party: number | null = null) {
+    super(code, message, party === null ? {} : { party });
   }
 }

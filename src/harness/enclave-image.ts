@@ -1,6 +1,7 @@
 /**
- * The development enclave image: the enclave program bundled into one file
- * with its wasm beside it. Its PCR0 is SHA-384(bundle || wasm), exactly what
+ * The development enclave image: the development entry (src/dev/enclave-main.ts,
+ * the enclave program with the simulated NSM) bundled into one file with its
+ * wasm beside it. Its PCR0 is SHA-384(bundle || wasm), exactly what
  * the enclave computes about itself, so KMS policies can pin it and any change
  * to the enclave code or wasm changes it.
  */
@@ -16,13 +17,23 @@ export interface EnclaveImage {
   pcr0Hex: string;
 }
 
-export async function bundleEnclave(outDir: string): Promise<EnclaveImage> {
+export const DEVELOPMENT_ENTRY = "src/dev/enclave-main.ts";
+/** What build/package.sh compiles into the EIF. */
+export const PRODUCTION_ENTRY = "src/enclave/main.ts";
+
+/** Bundles an enclave entry (a path from the repository root) into `outDir`: the entry file and its wasm. */
+export async function bundleEnclaveEntry(entryPoint: string, outDir: string): Promise<{ entry: string; wasm: string }> {
   const root = new URL("../..", import.meta.url).pathname;
-  const r = await Bun.build({ entrypoints: [join(root, "src/enclave/main.ts")], target: "bun", outdir: outDir, naming: { asset: "[name]-[hash].[ext]" } });
+  const r = await Bun.build({ entrypoints: [join(root, entryPoint)], target: "bun", outdir: outDir, naming: { asset: "[name]-[hash].[ext]" } });
   if (!r.success) throw new Error(`bundling the enclave failed: ${r.logs.map(String).join("\n")}`);
   const entry = r.outputs.find((o) => o.kind === "entry-point")?.path;
   const wasm = r.outputs.find((o) => o.path.endsWith(".wasm"))?.path;
   if (!entry || !wasm) throw new Error("enclave bundle lacks its entry point or wasm");
+  return { entry, wasm };
+}
+
+export async function bundleEnclave(outDir: string): Promise<EnclaveImage> {
+  const { entry, wasm } = await bundleEnclaveEntry(DEVELOPMENT_ENTRY, outDir);
   const pcr0 = pcr0ForCode([new Uint8Array(readFileSync(entry)), new Uint8Array(readFileSync(wasm))]);
   return { entry, wasm, pcr0, pcr0Hex: toHex(pcr0) };
 }

@@ -1,5 +1,6 @@
 /**
- * Starts a development enclave process from the bundled image: a Unix socket
+ * Starts a development enclave process from the bundled image (the
+ * development entry, src/dev/enclave-main.ts): a Unix socket
  * in place of VSOCK, the simulated NSM's PKI on stdin (standing in for the
  * hardware), and an empty network namespace when the machine allows it.
  */
@@ -24,7 +25,7 @@ export interface EnclaveProcessOptions {
 }
 
 export function startEnclaveProcess(o: EnclaveProcessOptions): Promise<Started> {
-  const cmd = [process.execPath, o.image.entry, "--listen", `unix:${o.socketPath}`, "--dev", "--phase-timeout-ms", String(o.phaseTimeoutMs)];
+  const cmd = [process.execPath, o.image.entry, "--listen", `unix:${o.socketPath}`, "--phase-timeout-ms", String(o.phaseTimeoutMs)];
   return startProcess(o.isolate ? ["unshare", "--net", ...cmd] : cmd, {
     name: `${o.name} enclave`,
     readyEvent: "listening",
