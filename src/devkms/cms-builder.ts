@@ -8,7 +8,7 @@
 // asn1js: the same ASN.1 library the parser uses, so encoder and decoder agree on BER details (indefinite forms, tagging).
 import * as asn1js from "asn1js";
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from "node:crypto";
-import { CMS_OID, subjectKeyIdentifierOf } from "../enclave/cms.ts";
+import { CMS_OID, subjectKeyIdentifierOf } from "../shared/wire/recipient-cms.ts";
 
 /** Decrypt with a Recipient can release a whole Encrypt plaintext (4096 bytes, KMS's limit). */
 export const MAX_RECIPIENT_PLAINTEXT = 4096;

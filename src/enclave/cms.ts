@@ -14,24 +14,15 @@ import * as asn1js from "asn1js";
 import {
   constants,
   createDecipheriv,
-  createHash,
   createPublicKey,
   privateDecrypt,
   timingSafeEqual,
   type KeyObject,
 } from "node:crypto";
+import { CMS_OID, MAX_CMS_BYTES, subjectKeyIdentifierOf } from "../shared/wire/recipient-cms.ts";
 
-export const CMS_OID = {
-  envelopedData: "1.2.840.113549.1.7.3",
-  data: "1.2.840.113549.1.7.1",
-  rsaesOaep: "1.2.840.113549.1.1.7",
-  mgf1: "1.2.840.113549.1.1.8",
-  sha256: "2.16.840.1.101.3.4.2.1",
-  aes256Cbc: "2.16.840.1.101.3.4.1.42",
-} as const;
+export { CMS_OID, MAX_CMS_BYTES, subjectKeyIdentifierOf };
 
-/** KMS caps GenerateRandom/GenerateDataKey at 1024 bytes, so a real blob is under 2 KiB. */
-export const MAX_CMS_BYTES = 8 * 1024;
 /** The KMS profile nests 11 levels deep; a little slack, nothing more. */
 const MAX_DEPTH = 16;
 const MAX_NODES = 128;
@@ -255,10 +246,6 @@ function parseProfile(root: Node): CiphertextForRecipient {
 }
 
 /** SHA-256 of the DER SubjectPublicKeyInfo: how KMS names the recipient (rid). */
-export function subjectKeyIdentifierOf(spkiDer: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(spkiDer).digest());
-}
-
 /**
  * Unwrap a `CiphertextForRecipient` with the enclave's RSA private key and return the plaintext
  * (the data key or random bytes). Refuses blobs addressed to any other key.
