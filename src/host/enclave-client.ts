@@ -3,21 +3,17 @@
  * Unix socket in development or the enclave's VSOCK CID:port in production.
  */
 import { FrameType, type RequestType } from "../shared/wire/frame.ts";
-import { RpcClient, RpcRemoteError } from "../shared/channel/rpc.ts";
+import { RpcClient } from "../shared/channel/rpc-client.ts";
+import { RpcRemoteError } from "../shared/channel/rpc-errors.ts";
 import { dialUnix } from "../shared/channel/unix-transport.ts";
 import { dialVsock } from "../shared/channel/vsock-transport.ts";
 import { fromBody, toBody } from "../shared/wire/enclave-codec.ts";
 import type * as Api from "../shared/wire/enclave-ops.ts";
+import { CodedError } from "../shared/wire/errors.ts";
 
-/** An error the enclave reported: its code and sentence (never secret). */
-export class EnclaveRequestError extends Error {
+/** An error the enclave reported: its code, sentence (never secret) and the party it blamed, if any. */
+export class EnclaveRequestError extends CodedError {
   override name = "EnclaveRequestError";
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export type EnclaveAddress = { kind: "unix"; path: string } | { kind: "vsock"; cid: number; port: number };
@@ -42,7 +38,7 @@ export class EnclaveClient {
       const reply = await this.rpc.request(type, toBody(req));
       return fromBody<Rep>(reply.body);
     } catch (e) {
-      if (e instanceof RpcRemoteError) throw new EnclaveRequestError(e.code, e.message);
+      if (e instanceof RpcRemoteError) throw new EnclaveRequestError(e.code, e.message, e.blame);
       throw e;
     }
   }

@@ -12,9 +12,10 @@ import { KmsProxy } from "./kms-proxy.ts";
 import { NodeHost } from "./node-host.ts";
 import { openStore, parseDbLocation } from "./store/index.ts";
 import { connectBus } from "./mqtt/bus.ts";
-import { RemoteParticipant, participantHandlers } from "./remote-participant.ts";
-import { RequestHandler, type PeerDirectory } from "./request-handler.ts";
-import type { Participant } from "./participant.ts";
+import { serveNodeOps } from "./remote-participant.ts";
+import { BusPeerDirectory } from "./peer-directory.ts";
+import { RequestHandler } from "./request-handler.ts";
+import { jsonLogger } from "../shared/log.ts";
 
 const VERSION = "0.1.0";
 const HELP = `usage: tss-node [--config FILE] [flags]
@@ -33,9 +34,7 @@ function redactUrl(url: string): string {
   }
 }
 
-function log(event: string, fields: Record<string, unknown> = {}): void {
-  console.error(JSON.stringify({ at: new Date().toISOString(), src: "host", event, ...fields }));
-}
+const log = jsonLogger("host");
 
 async function main(): Promise<void> {
   if (process.argv.includes("--help")) {
@@ -67,27 +66,9 @@ async function main(): Promise<void> {
     version: VERSION,
   });
 
-  const remote = new Map<string, Participant>();
-  const peers: PeerDirectory = {
-    liveNodes: () => bus.liveNodes(),
-    participant: (id) => {
-      if (id === cfg.nodeId) return host;
-      let p = remote.get(id);
-      if (!p) remote.set(id, (p = new RemoteParticipant(id, bus, cfg.phaseTimeoutMs)));
-      return p;
-    },
-    ask: async <T>(id: string, op: string, args: unknown): Promise<T | null> => {
-      if (id === cfg.nodeId) return (await participantHandlers(host)(op, args as Record<string, unknown>)) as T;
-      try {
-        return (await bus.callNode(id, op, args, { timeoutMs: 5_000 })) as T;
-      } catch (e) {
-        nodeLog("peer_unanswered", { peer: id, op, error: (e as Error).message });
-        return null;
-      }
-    },
-  };
+  const peers = new BusPeerDirectory(host, bus, { phaseTimeoutMs: cfg.phaseTimeoutMs, log: nodeLog });
   const handler = new RequestHandler(host, peers, { phaseTimeoutMs: cfg.phaseTimeoutMs, log: nodeLog });
-  bus.serveNodeCalls(participantHandlers(host));
+  bus.serveNodeCalls(serveNodeOps(host));
   bus.serveClientRequests((op, body, reply) => void handler.handle(op, body, reply));
   nodeLog("ready", { pcr0: health.pcr0, mqtt: redactUrl(cfg.mqtt.url) });
   console.log(JSON.stringify({ event: "ready", nodeId: cfg.nodeId }));

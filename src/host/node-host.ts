@@ -16,24 +16,16 @@ import {
   stagePendingShare,
   generationOf,
   findCeremonyByRequest,
-  col,
+  listWalletIds,
 } from "./store/index.ts";
-import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
+import type { CeremonyKind, CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
 import { toHex } from "../shared/hex.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
 import { KmsProxy, shareContext } from "./kms-proxy.ts";
+import type { HeldWallet, PersistKind, RequestContext, StoredRequest } from "../shared/wire/node-rpc.ts";
 import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
 
-export interface HeldWallet {
-  walletId: string;
-  nodeId: string;
-  threshold: number;
-  parties: number;
-  publicKey: Uint8Array;
-  publicPackage: Uint8Array;
-  generation: number;
-  partyIndex: number;
-}
+export type { HeldWallet } from "../shared/wire/node-rpc.ts";
 
 export interface NodeHostOptions {
   nodeId: string;
@@ -77,21 +69,27 @@ export class NodeHost implements Participant {
       parties: w.parties,
       publicKey: w.publicKey,
       publicPackage: w.publicPackage,
+      chainCode: w.chainCode,
       generation: w.currentGeneration,
       partyIndex: share.partyIndex,
     };
   }
 
   listWallets(): HeldWallet[] {
-    const ids = this.db.all("SELECT wallet_id FROM wallets ORDER BY created_at").map((r) => col.str(r, "wallet_id"));
-    return ids.map((id) => this.walletInfo(id)).filter((w): w is HeldWallet => w !== null);
+    return listWalletIds(this.db)
+      .map((id) => this.walletInfo(id))
+      .filter((w): w is HeldWallet => w !== null);
   }
 
-  /** A finished client request this node coordinated (for idempotent request ids). */
-  lookupRequest(kind: string, requestId: string): { status: string; result: Uint8Array | null; error: string | null } | null {
-    if (kind !== "dkg" && kind !== "sign" && kind !== "refresh") return null;
+  /** A client request this node coordinated, under its request id (for idempotent request ids). */
+  lookupRequest(kind: CeremonyKind, requestId: string): StoredRequest | null {
     const c = findCeremonyByRequest(this.db, kind, requestId);
     return c ? { status: c.status, result: c.result, error: c.error } : null;
+  }
+
+  /** What a coordinator asks before a ceremony, in one call: the stored outcome of the request, and this node's share of its wallet. */
+  requestContext(kind: CeremonyKind, requestId: string, walletId?: string): RequestContext {
+    return { request: this.lookupRequest(kind, requestId), wallet: walletId === undefined ? null : this.walletInfo(walletId) };
   }
 
   async prepare(walletId: string): Promise<PreparedShare> {
@@ -155,7 +153,7 @@ export class NodeHost implements Participant {
     }
   }
 
-  async persist(kind: "dkg" | "refresh", sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void> {
+  async persist(kind: PersistKind, sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void> {
     const generation = final.generation;
     const { document } = await this.enclave.attest({});
     const dk = await this.kms.generateDataKey(document, shareContext(wallet.walletId, this.nodeId, generation));
@@ -184,7 +182,7 @@ export class NodeHost implements Participant {
     }
   }
 
-  async commit(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string, generation: number): Promise<void> {
+  async commit(kind: PersistKind, sessionId: Uint8Array, walletId: string, generation: number): Promise<void> {
     if (kind === "refresh") {
       const r = commitRefresh(this.db, walletId, this.nodeId, generation);
       appendAudit(this.db, this.nodeId, { event: "refresh_committed", walletId, fromGeneration: r.fromGeneration, toGeneration: r.toGeneration });
@@ -193,7 +191,7 @@ export class NodeHost implements Participant {
     this.loaded.set(walletId, { walletId, generation: a.generation, partyIndex: a.partyIndex });
   }
 
-  async rollback(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string): Promise<void> {
+  async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
     await this.abort(sessionId);
     if (kind === "refresh") {
       abortRefresh(this.db, walletId, this.nodeId);

@@ -4,21 +4,9 @@
  * interface with requests to remote nodes' inboxes.
  */
 import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
+import type { PersistKind, PreparedShare, WalletRecord } from "../shared/wire/node-rpc.ts";
 
-export interface PreparedShare {
-  walletId: string;
-  /** The generation the node's enclave has loaded and confirmed. */
-  generation: number;
-  partyIndex: number;
-}
-
-export interface WalletRecord {
-  walletId: string;
-  threshold: number;
-  parties: number;
-  publicKey: Uint8Array;
-  publicPackage: Uint8Array;
-}
+export type { HeldWallet, PersistKind, PreparedShare, WalletRecord } from "../shared/wire/node-rpc.ts";
 
 export interface Participant {
   readonly nodeId: string;
@@ -31,9 +19,9 @@ export interface Participant {
   /** Drops the session everywhere on this node (enclave keep-state, pending shares). Never throws. */
   abort(sessionId: Uint8Array): Promise<void>;
   /** DKG/refresh finished: seal the new share under a fresh KMS data key and store it (DKG: active; refresh: pending). */
-  persist(kind: "dkg" | "refresh", sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void>;
+  persist(kind: PersistKind, sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void>;
   /** Every node persisted: make the new share current (refresh: old share deleted now). */
-  commit(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string, generation: number): Promise<void>;
+  commit(kind: PersistKind, sessionId: Uint8Array, walletId: string, generation: number): Promise<void>;
   /** Some node failed to persist: discard the pending share, keep the old one. */
-  rollback(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string): Promise<void>;
+  rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void>;
 }

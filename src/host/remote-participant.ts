@@ -1,30 +1,30 @@
 /**
- * A participant on another node, reached through the bus's node RPC. The
- * coordinator drives it exactly like a local NodeHost.
+ * A participant on another node, reached through the bus's node RPC, and the
+ * server side that answers those calls for the local NodeHost. Both are typed
+ * by the operation table in src/shared/wire/node-rpc.ts; the server checks
+ * every call's arguments there before the host sees them.
  */
 import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
-import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
-
-export interface NodeRpc {
-  callNode(nodeId: string, op: string, args: unknown, opts?: { timeoutMs?: number }): Promise<unknown>;
-}
+import { callNodeOp, nodeOpDispatcher, type NodeCaller, type NodeOpHandlers, type NodeOpArgs, type NodeOpName, type NodeOpResult } from "../shared/wire/node-rpc.ts";
+import type { NodeHost } from "./node-host.ts";
+import type { Participant, PersistKind, PreparedShare, WalletRecord } from "./participant.ts";
 
 export class RemoteParticipant implements Participant {
   constructor(
     readonly nodeId: string,
-    private readonly rpc: NodeRpc,
+    private readonly rpc: NodeCaller,
     private readonly timeoutMs: number,
   ) {}
 
-  private call<T>(op: string, args: unknown): Promise<T> {
-    return this.rpc.callNode(this.nodeId, op, args, { timeoutMs: this.timeoutMs }) as Promise<T>;
+  private call<K extends NodeOpName>(op: K, args: NodeOpArgs<K>): Promise<NodeOpResult<K>> {
+    return callNodeOp(this.rpc, this.nodeId, op, args, { timeoutMs: this.timeoutMs });
   }
 
   prepare(walletId: string): Promise<PreparedShare> {
     return this.call("prepare", { walletId });
   }
   async attestation(): Promise<Uint8Array> {
-    return ((await this.call<{ document: Uint8Array }>("attestation", {})).document);
+    return (await this.call("attestation", {})).document;
   }
   start(req: CeremonyStartRequest): Promise<CeremonyReply> {
     return this.call("start", req);
@@ -39,50 +39,50 @@ export class RemoteParticipant implements Participant {
       // Best effort: the enclave's phase deadline wipes the session anyway.
     }
   }
-  persist(kind: "dkg" | "refresh", sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void> {
-    return this.call("persist", { kind, sessionId, wallet, final });
+  async persist(kind: PersistKind, sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void> {
+    await this.call("persist", { kind, sessionId, wallet, final });
   }
-  commit(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string, generation: number): Promise<void> {
-    return this.call("commit", { kind, sessionId, walletId, generation });
+  async commit(kind: PersistKind, sessionId: Uint8Array, walletId: string, generation: number): Promise<void> {
+    await this.call("commit", { kind, sessionId, walletId, generation });
   }
-  rollback(kind: "dkg" | "refresh", sessionId: Uint8Array, walletId: string): Promise<void> {
-    return this.call("rollback", { kind, sessionId, walletId });
+  async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
+    await this.call("rollback", { kind, sessionId, walletId });
   }
 }
 
-/** Serves the node RPC ops for the local NodeHost (what RemoteParticipant calls). */
-export function participantHandlers(local: Participant & { walletInfo(walletId: string): unknown; listWallets(): unknown; lookupRequest(kind: string, requestId: string): unknown }) {
-  type A = Record<string, unknown>;
-  return async (op: string, a: A): Promise<unknown> => {
-    switch (op) {
-      case "prepare":
-        return local.prepare(a.walletId as string);
-      case "attestation":
-        return { document: await local.attestation() };
-      case "start":
-        return local.start(a as unknown as CeremonyStartRequest);
-      case "step":
-        return local.step(a as unknown as CeremonyStepRequest);
-      case "abort":
-        await local.abort(a.sessionId as Uint8Array);
-        return {};
-      case "persist":
-        await local.persist(a.kind as "dkg" | "refresh", a.sessionId as Uint8Array, a.wallet as WalletRecord, a.final as CeremonyReply);
-        return {};
-      case "commit":
-        await local.commit(a.kind as "dkg" | "refresh", a.sessionId as Uint8Array, a.walletId as string, a.generation as number);
-        return {};
-      case "rollback":
-        await local.rollback(a.kind as "dkg" | "refresh", a.sessionId as Uint8Array, a.walletId as string);
-        return {};
-      case "walletInfo":
-        return local.walletInfo(a.walletId as string);
-      case "listWallets":
-        return local.listWallets();
-      case "lookupRequest":
-        return local.lookupRequest(a.kind as string, a.requestId as string);
-      default:
-        throw Object.assign(new Error(`unknown node operation ${op}`), { code: "bad_request" });
-    }
+/** What the node RPC server needs of the local host. */
+export type LocalNode = Pick<NodeHost, keyof Participant | "walletInfo" | "listWallets" | "requestContext">;
+
+/** The local NodeHost's answer to each node RPC op (what RemoteParticipant and the peer directory call). */
+export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
+  return {
+    prepare: (a) => local.prepare(a.walletId),
+    attestation: async () => ({ document: await local.attestation() }),
+    start: (a) => local.start(a),
+    step: (a) => local.step(a),
+    abort: async (a) => {
+      await local.abort(a.sessionId);
+      return {};
+    },
+    persist: async (a) => {
+      await local.persist(a.kind, a.sessionId, a.wallet, a.final);
+      return {};
+    },
+    commit: async (a) => {
+      await local.commit(a.kind, a.sessionId, a.walletId, a.generation);
+      return {};
+    },
+    rollback: async (a) => {
+      await local.rollback(a.kind, a.sessionId, a.walletId);
+      return {};
+    },
+    walletInfo: (a) => local.walletInfo(a.walletId),
+    listWallets: () => local.listWallets(),
+    requestContext: (a) => local.requestContext(a.kind, a.requestId, a.walletId),
   };
+}
+
+/** The inbox handler for the local NodeHost: every call's arguments are checked before it runs. */
+export function serveNodeOps(local: LocalNode): (op: string, args: unknown) => Promise<unknown> {
+  return nodeOpDispatcher(nodeOpHandlers(local));
 }

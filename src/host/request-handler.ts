@@ -1,7 +1,7 @@
 /**
  * What a node does with a client request it took from the shared
  * subscription: it becomes the coordinator. It finds the nodes it needs among
- * the live ones, drives the ceremony, records the outcome under the client's
+ * the live ones (planning.ts: one round of node RPCs per request), drives the ceremony, records the outcome under the client's
  * request id (a repeated id returns the stored result, never a second
  * signature), and answers with a result or an error that names the reason
  * and, where known, the node to blame.
@@ -10,19 +10,15 @@ import { randomBytes } from "node:crypto";
 import { CeremonyError, createWallet, refreshWallet, signDigest, type CoordinatorOptions } from "./coordinator.ts";
 import { startCeremony, finishCeremony } from "./store/index.ts";
 import type { NodeHost, HeldWallet } from "./node-host.ts";
-import type { Participant, WalletRecord } from "./participant.ts";
-import { derivePublicKey, ethAddress } from "../enclave/dkls23/binding.ts";
+import type { WalletRecord } from "./participant.ts";
+import type { PeerDirectory } from "./peer-directory.ts";
+import { currentHolders, gatherRequestContext, nodesByParty, planDkg, planRefresh, planSign, RequestError, walletHolders } from "./planning.ts";
+import { deriveChildPublicKey, ethAddress } from "../shared/public-key.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { signatureForms } from "../shared/signature.ts";
+import { DIGEST_HEX, ID_RULE, isId, isNonHardenedPath } from "../shared/wire/patterns.ts";
 
-export interface PeerDirectory {
-  /** Node ids currently online, this node included. */
-  liveNodes(): { nodeId: string; since: number; pcr0?: string }[];
-  /** A participant handle for `nodeId` (this node's NodeHost for itself). */
-  participant(nodeId: string): Participant;
-  /** Asks a node; resolves null when it does not answer in time. */
-  ask<T>(nodeId: string, op: string, args: unknown): Promise<T | null>;
-}
+export type { PeerDirectory } from "./peer-directory.ts";
 
 export interface Reply {
   progress(p: { stage: string; phase?: number; of?: number }): void;
@@ -30,29 +26,8 @@ export interface Reply {
   fail(error: { code: string; message: string; node?: string | null }): void;
 }
 
-const ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-class RequestError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly node: string | null = null,
-  ) {
-    super(message);
-  }
-}
-
 function need(cond: unknown, message: string): asserts cond {
   if (!cond) throw new RequestError("bad_request", message);
-}
-
-function shuffle<T>(xs: T[]): T[] {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = randomBytes(4).readUInt32BE() % (i + 1);
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
 }
 
 function walletView(w: HeldWallet, nodes: string[]) {
@@ -71,8 +46,8 @@ export class RequestHandler {
     try {
       need(body && typeof body === "object" && !Array.isArray(body), "request body must be a JSON object");
       const b = body as Record<string, unknown>;
-      need(typeof b.requestId === "string" && ID.test(b.requestId), "requestId must be 1-128 characters of [A-Za-z0-9._:-]");
-      const requestId = b.requestId as string;
+      need(isId(b.requestId), `requestId must be ${ID_RULE}`);
+      const requestId = b.requestId;
       log("request", { op, requestId });
       switch (op) {
         case "dkg":
@@ -80,17 +55,15 @@ export class RequestHandler {
         case "refresh":
           return reply.done(await this.ceremony(op, requestId, b, reply));
         case "wallet": {
-          need(typeof b.walletId === "string" && ID.test(b.walletId), "walletId is required");
-          const holders = await this.holders(b.walletId as string);
-          if (holders.length === 0) throw new RequestError("not_found", `no live node holds wallet ${b.walletId}`);
-          const cur = holders.filter((h) => h.generation === Math.max(...holders.map((x) => x.generation)));
-          return reply.done(walletView(cur[0]!, this.nodesByParty(cur)));
+          need(isId(b.walletId), "walletId is required");
+          const { current } = currentHolders(b.walletId, await walletHolders(this.peers, b.walletId));
+          return reply.done(walletView(current[0]!, nodesByParty(current)));
         }
         case "wallets": {
-          const lists = await Promise.all(this.peers.liveNodes().map((n) => this.peers.ask<HeldWallet[]>(n.nodeId, "listWallets", {})));
+          const lists = await Promise.all(this.peers.liveNodes().map((n) => this.peers.ask(n.nodeId, "listWallets", {})));
           const byId = new Map<string, HeldWallet[]>();
           for (const l of lists) for (const w of l ?? []) byId.set(w.walletId, [...(byId.get(w.walletId) ?? []), w]);
-          return reply.done({ wallets: [...byId.values()].map((hs) => walletView(hs[0]!, this.nodesByParty(hs))) });
+          return reply.done({ wallets: [...byId.values()].map((hs) => walletView(hs[0]!, nodesByParty(hs))) });
         }
         case "nodes":
           return reply.done({ nodes: this.peers.liveNodes().map((n) => ({ nodeId: n.nodeId, status: "online", since: n.since, pcr0: n.pcr0 ?? null })) });
@@ -104,30 +77,11 @@ export class RequestHandler {
     }
   }
 
-  private nodesByParty(hs: HeldWallet[]): string[] {
-    return [...hs].sort((a, b) => a.partyIndex - b.partyIndex).map((h) => h.nodeId);
-  }
-
-  private async holders(walletId: string): Promise<HeldWallet[]> {
-    const answers = await Promise.all(this.peers.liveNodes().map((n) => this.peers.ask<HeldWallet | null>(n.nodeId, "walletInfo", { walletId })));
-    return answers.filter((w): w is HeldWallet => w !== null && w !== undefined);
-  }
-
-  /** A result stored for this request id on any live node. */
-  private async previous(kind: string, requestId: string): Promise<unknown | undefined> {
-    const answers = await Promise.all(this.peers.liveNodes().map((n) => this.peers.ask<{ status: string; result: Uint8Array | null; error: string | null } | null>(n.nodeId, "lookupRequest", { kind, requestId })));
-    for (const a of answers) {
-      if (!a) continue;
-      if (a.status === "succeeded" && a.result) return JSON.parse(new TextDecoder().decode(a.result));
-      if (a.status === "running") throw new RequestError("bad_request", `request ${requestId} is still running`);
-      if (a.status === "failed") throw new RequestError("ceremony_failed", `request ${requestId} already failed: ${a.error}`);
-    }
-    return undefined;
-  }
-
   private async ceremony(kind: "dkg" | "sign" | "refresh", requestId: string, b: Record<string, unknown>, reply: Reply): Promise<unknown> {
-    const prior = await this.previous(kind, requestId);
-    if (prior !== undefined) return prior;
+    // One round to every live node: an earlier run of this request id, and who holds the wallet.
+    const named = kind !== "dkg" && isId(b.walletId) ? b.walletId : undefined;
+    const context = await gatherRequestContext(this.peers, kind, requestId, named);
+    if (context.prior !== undefined) return context.prior;
     const copts: CoordinatorOptions = {
       phaseTimeoutMs: this.opts.phaseTimeoutMs,
       onProgress: (stage, phase) => reply.progress({ stage, phase, of: 4 }),
@@ -137,14 +91,12 @@ export class RequestHandler {
     let run: () => Promise<{ result: unknown }>;
     let participants: string[];
     const me = this.self.nodeId;
-    const live = this.peers.liveNodes().map((n) => n.nodeId);
 
     if (kind === "dkg") {
       const t = b.threshold ?? 3;
       const n = b.parties ?? 5;
       need(Number.isInteger(t) && Number.isInteger(n) && (t as number) >= 2 && (t as number) <= (n as number) && (n as number) <= 16, "need integers 2 <= threshold <= parties <= 16");
-      if (live.length < (n as number)) throw new RequestError("not_enough_nodes", `a ${t}-of-${n} wallet needs ${n} live nodes; ${live.length} are online`);
-      const chosen = [me, ...shuffle(live.filter((x) => x !== me))].slice(0, n as number);
+      const chosen = planDkg(me, this.peers.liveNodes().map((x) => x.nodeId), t as number, n as number);
       participants = chosen;
       run = async () => {
         const w = await createWallet(chosen.map((id) => this.peers.participant(id)), t as number, copts);
@@ -152,30 +104,24 @@ export class RequestHandler {
         return { result: { walletId: w.walletId, publicKey: toHex(w.publicKey), address: ethAddress(w.publicKey), threshold: w.threshold, parties: w.parties, generation: 0, nodes: chosen } };
       };
     } else {
-      need(typeof walletId === "string" && ID.test(walletId), "walletId is required");
-      const holders = await this.holders(walletId);
-      if (holders.length === 0) throw new RequestError("not_found", `no live node holds wallet ${walletId}`);
-      const gen = Math.max(...holders.map((h) => h.generation));
-      const current = holders.filter((h) => h.generation === gen);
+      need(named !== undefined, "walletId is required");
+      const { generation: gen, current } = currentHolders(named, context.holders);
       const w = current[0]!;
-      const record: WalletRecord = { walletId: w.walletId, threshold: w.threshold, parties: w.parties, publicKey: w.publicKey, publicPackage: w.publicPackage };
+      const record: WalletRecord = { walletId: w.walletId, threshold: w.threshold, parties: w.parties, publicKey: w.publicKey, publicPackage: w.publicPackage, chainCode: w.chainCode };
       if (kind === "sign") {
-        need(typeof b.digest === "string" && /^(0x)?[0-9a-fA-F]{64}$/.test(b.digest), "digest must be 32 bytes of hex");
-        need(b.path === undefined || (typeof b.path === "string" && /^m(\/\d{1,10}){0,32}$/.test(b.path)), "path must look like m/0/7 (non-hardened)");
-        const digest = fromHex(b.digest as string, 32);
-        const path = b.path as string | undefined;
-        if (current.length < w.threshold) throw new RequestError("not_enough_nodes", `wallet ${walletId} needs ${w.threshold} signers; ${current.length} holders of generation ${gen} are online`);
-        const mine = current.find((h) => h.nodeId === me);
-        const chosen = [...(mine ? [mine] : []), ...shuffle(current.filter((h) => h.nodeId !== me))].slice(0, w.threshold).map((h) => h.nodeId);
+        need(typeof b.digest === "string" && DIGEST_HEX.test(b.digest.replace(/^0x/, "")), "digest must be 32 bytes of hex");
+        need(b.path === undefined || isNonHardenedPath(b.path), "path must look like m/0/7 (non-hardened)");
+        const digest = fromHex(b.digest, 32);
+        const path = b.path;
+        const chosen = planSign(me, named, gen, current, w.threshold);
         participants = chosen;
         run = async () => {
           const sig = await signDigest(chosen.map((id) => this.peers.participant(id)), record, gen, digest, { ...copts, path });
-          const pk = path ? derivePublicKey(w.publicPackage, path).publicKey : w.publicKey;
+          const pk = path ? deriveChildPublicKey(w.publicKey, w.chainCode, path).publicKey : w.publicKey;
           return { result: { walletId, digest: toHex(digest), path: path ?? null, publicKey: toHex(pk), address: ethAddress(pk), signature: signatureForms(sig), signers: chosen, coordinator: me } };
         };
       } else {
-        if (current.length < w.parties) throw new RequestError("not_enough_nodes", `refresh needs all ${w.parties} holders online; ${current.length} are`);
-        const chosen = this.nodesByParty(current);
+        const chosen = planRefresh(current, w.parties);
         participants = chosen;
         run = async () => {
           const g = await refreshWallet(chosen.map((id) => this.peers.participant(id)), record, gen, copts);

@@ -54,6 +54,7 @@ function pubKey(): Uint8Array {
 }
 
 const PK = pubKey();
+const CHAIN_CODE = new Uint8Array(32).fill(7);
 const BINDING: SealBinding = { walletId: "wallet-1", nodeId: "node-a", partyIndex: 2, generation: 0, publicKey: PK };
 
 function sealError(fn: () => unknown): SealError {
@@ -208,7 +209,7 @@ describe("libSQL store", () => {
 
   const WALLET = "wallet-1";
   function wallet(walletId = WALLET) {
-    return insertWallet(db, { walletId, threshold: 2, parties: 3, publicKey: PK, publicPackage: new Uint8Array(randomBytes(200)) }, 1000);
+    return insertWallet(db, { walletId, threshold: 2, parties: 3, publicKey: PK, chainCode: CHAIN_CODE, publicPackage: new Uint8Array(randomBytes(200)) }, 1000);
   }
   function share(over: Partial<NewShare> = {}): NewShare {
     return {
@@ -254,7 +255,7 @@ describe("libSQL store", () => {
     db = again.db;
     expect(again.migration).toEqual({ from: latestVersion(), to: latestVersion(), applied: [] });
     expect(migrate(db).applied).toEqual([]);
-    expect(db.all("SELECT version FROM schema_migrations").map((r) => r.version)).toEqual([1]);
+    expect(db.all("SELECT version FROM schema_migrations").map((r) => r.version)).toEqual([1, 2]);
     expect(generationOf(db, WALLET)).toBe(0);
   });
 
@@ -287,10 +288,10 @@ describe("libSQL store", () => {
     wallet();
     expect(() =>
       db.transaction(() => {
-        insertWallet(db, { walletId: "w2", threshold: 2, parties: 2, publicKey: PK, publicPackage: Uint8Array.of(1) });
+        insertWallet(db, { walletId: "w2", threshold: 2, parties: 2, publicKey: PK, chainCode: CHAIN_CODE, publicPackage: Uint8Array.of(1) });
         try {
           db.transaction(() => {
-            insertWallet(db, { walletId: "w3", threshold: 2, parties: 2, publicKey: PK, publicPackage: Uint8Array.of(1) });
+            insertWallet(db, { walletId: "w3", threshold: 2, parties: 2, publicKey: PK, chainCode: CHAIN_CODE, publicPackage: Uint8Array.of(1) });
             throw new Error("inner");
           });
         } catch {
@@ -311,7 +312,7 @@ describe("libSQL store", () => {
     expect(hex(w.publicKey)).toBe(hex(PK));
     expect(storeError(() => wallet()).code).toBe("conflict");
     expect(storeError(() => generationOf(db, "missing")).code).toBe("not_found");
-    expect(storeError(() => insertWallet(db, { walletId: "w", threshold: 1, parties: 2, publicKey: PK, publicPackage: Uint8Array.of(1) })).code).toBe("invalid");
+    expect(storeError(() => insertWallet(db, { walletId: "w", threshold: 1, parties: 2, publicKey: PK, chainCode: CHAIN_CODE, publicPackage: Uint8Array.of(1) })).code).toBe("invalid");
   });
 
   it("refresh commit: exactly one active share at the new generation, the old one deleted", () => {

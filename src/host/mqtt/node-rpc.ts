@@ -11,19 +11,22 @@ import type { IPublishPacket, MqttClient } from "mqtt";
 import { decodeJson, encodeJson, JsonPayloadError, RPC_LIMITS } from "../../shared/wire/json-payload.ts";
 import { assertNodeId, inboxTopic, nodeOf, repliesTopic } from "../../shared/wire/topics.ts";
 import { isPowerOfTwo, type Log } from "./requests.ts";
+import { CodedError, type Blame } from "../../shared/wire/errors.ts";
+import { isNodeId } from "../../shared/wire/patterns.ts";
+import { MAX_PARTIES } from "../../shared/wire/protocol-message.ts";
 
 export type NodeCallHandler = (op: string, args: Record<string, unknown>, callerId: string) => Promise<unknown>;
 
-/** A node answered a call with an error, or did not answer in time. */
-export class RemoteCallError extends Error {
+/** A node answered a call with an error, or did not answer in time. `blame` is what the remote side named (a node, or its enclave's party index). */
+export class RemoteCallError extends CodedError {
   override name = "RemoteCallError";
-  constructor(
-    message: string,
-    readonly code: string,
-    /** The node the remote side blamed, when it named one. */
-    readonly node?: string,
-  ) {
-    super(message);
+  constructor(message: string, code: string, blame: Blame = {}) {
+    super(code, message, blame);
+  }
+
+  /** The node the remote side blamed, when it named one. */
+  get node(): string | undefined {
+    return this.blame.node;
   }
 }
 
@@ -116,8 +119,11 @@ export class NodeRpc {
     const err = (reply.error && typeof reply.error === "object" ? reply.error : {}) as Record<string, unknown>;
     const code = typeof err.code === "string" && err.code.length <= 64 ? err.code : "internal";
     const message = typeof err.message === "string" ? err.message.slice(0, MAX_MESSAGE) : "remote node failed";
-    const node = typeof err.node === "string" && err.node.length <= 64 ? err.node : undefined;
-    this.settle(key, (p) => p.reject(new RemoteCallError(message, code, node)));
+    const blame: Blame = {
+      ...(isNodeId(err.node) ? { node: err.node } : {}),
+      ...(Number.isInteger(err.party) && (err.party as number) >= 1 && (err.party as number) <= MAX_PARTIES ? { party: err.party as number } : {}),
+    };
+    this.settle(key, (p) => p.reject(new RemoteCallError(message, code, blame)));
   }
 
   /** A message on this node's inbox. Never throws; the answer is published asynchronously. */
@@ -167,13 +173,15 @@ export class NodeRpc {
       .then(
         (result) => answer({ ok: true, result: result ?? null }),
         (e: unknown) => {
-          const err = (e ?? {}) as { code?: unknown; message?: unknown; node?: unknown };
+          const err = (e ?? {}) as { code?: unknown; message?: unknown; node?: unknown; blame?: { party?: unknown } };
           answer({
             ok: false,
             error: {
               code: typeof err.code === "string" ? err.code : "internal",
               message: typeof err.message === "string" ? err.message.slice(0, MAX_MESSAGE) : "node operation failed",
               ...(typeof err.node === "string" ? { node: err.node } : {}),
+              // The party this node's enclave blamed; only the coordinator knows which node that is.
+              ...(Number.isInteger(err.blame?.party) ? { party: err.blame!.party as number } : {}),
             },
           });
         },

@@ -82,6 +82,21 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_wallet ON audit_log (wallet_id, id);
 `,
   },
+  {
+    version: 2,
+    name: "wallet chain code",
+    // The host derives child public keys (signing with a path) from the group key and the BIP-32
+    // chain code, without the wasm core. Existing rows are filled from the stored public package:
+    // the core writes it as "DKP\x01" | postcard(package, chain code [32 bytes], generation varint),
+    // and the stored package is always the DKG's, generation 0, a single 0x00 byte at the end, so
+    // the chain code is the 32 bytes before that last byte. A package of another form stays NULL
+    // and reading that wallet fails with a sentence (wallets-repo.ts) rather than derive wrong keys.
+    sql: `
+ALTER TABLE wallets ADD COLUMN chain_code BLOB CHECK (chain_code IS NULL OR length(chain_code) = 32);
+UPDATE wallets SET chain_code = substr(public_package, length(public_package) - 32, 32)
+  WHERE substr(public_package, 1, 4) = X'444B5001' AND length(public_package) >= 4 + 32 + 1 AND substr(public_package, -1, 1) = X'00';
+`,
+  },
 ];
 
 export interface MigrationResult {

@@ -1,47 +1,40 @@
-/** Wallets: public data of a key (group key, public package) and its current share generation. */
+/** Wallets: public data of a key (group key, chain code, public package) and its current share generation. */
 import { col, type Db, type Row } from "./db.ts";
 import { StoreError, isConstraintError } from "./errors.ts";
+import { CHAIN_CODE_BYTES } from "../../shared/public-key.ts";
+import { MAX_PUBLIC_PACKAGE_BYTES, type WalletRecord } from "../../shared/wire/node-rpc.ts";
 import { checkBytes, checkGeneration, checkId, checkInt, checkPublicKey, checkTimestamp, MAX_PARTY_INDEX } from "./validate.ts";
 
-/** A public package for 16 parties is under 1 KiB; the bound only stops absurd input. */
-const MAX_PUBLIC_PACKAGE_BYTES = 64 * 1024;
-
-export interface Wallet {
-  walletId: string;
-  threshold: number;
-  parties: number;
-  /** Compressed SEC1 group public key (33 bytes). */
-  publicKey: Uint8Array;
-  publicPackage: Uint8Array;
+/** A stored wallet: its public data (as every participant gets it) and its share generation. */
+export interface Wallet extends WalletRecord {
   currentGeneration: number;
   createdAt: number;
   updatedAt: number;
 }
 
-export interface NewWallet {
-  walletId: string;
-  threshold: number;
-  parties: number;
-  publicKey: Uint8Array;
-  publicPackage: Uint8Array;
+export interface NewWallet extends WalletRecord {
   /** The DKG's generation; the core starts at 0. */
   generation?: number;
 }
 
 function toWallet(r: Row): Wallet {
+  const walletId = col.str(r, "wallet_id");
+  // NULL only for a pre-version-2 row whose package migration 2 could not read; never guess one.
+  if (r.chain_code === null) throw new StoreError("schema", `wallet ${walletId} has no chain code (its public package is not of the form migration 2 reads)`);
   return {
-    walletId: col.str(r, "wallet_id"),
+    walletId,
     threshold: col.int(r, "threshold"),
     parties: col.int(r, "parties"),
     publicKey: col.bytes(r, "public_key"),
     publicPackage: col.bytes(r, "public_package"),
+    chainCode: col.bytes(r, "chain_code"),
     currentGeneration: col.int(r, "current_generation"),
     createdAt: col.int(r, "created_at"),
     updatedAt: col.int(r, "updated_at"),
   };
 }
 
-const SELECT = "SELECT wallet_id, threshold, parties, public_key, public_package, current_generation, created_at, updated_at FROM wallets";
+const SELECT = "SELECT wallet_id, threshold, parties, public_key, public_package, chain_code, current_generation, created_at, updated_at FROM wallets";
 
 export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wallet {
   const parties = checkInt(w.parties, 2, MAX_PARTY_INDEX, "parties");
@@ -51,13 +44,14 @@ export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wa
     parties,
     public_key: checkPublicKey(w.publicKey),
     public_package: checkBytes(w.publicPackage, "public package", 1, MAX_PUBLIC_PACKAGE_BYTES),
+    chain_code: checkBytes(w.chainCode, "chain code", CHAIN_CODE_BYTES, CHAIN_CODE_BYTES),
     current_generation: checkGeneration(w.generation ?? 0),
     now: checkTimestamp(now),
   };
   try {
     db.run(
-      `INSERT INTO wallets (wallet_id, threshold, parties, public_key, public_package, current_generation, created_at, updated_at)
-       VALUES (:wallet_id, :threshold, :parties, :public_key, :public_package, :current_generation, :now, :now)`,
+      `INSERT INTO wallets (wallet_id, threshold, parties, public_key, public_package, chain_code, current_generation, created_at, updated_at)
+       VALUES (:wallet_id, :threshold, :parties, :public_key, :public_package, :chain_code, :current_generation, :now, :now)`,
       row,
     );
   } catch (e) {
@@ -81,4 +75,9 @@ export function requireWallet(db: Db, walletId: string): Wallet {
 /** The wallet's current share generation (bumped by each committed refresh). */
 export function generationOf(db: Db, walletId: string): number {
   return requireWallet(db, walletId).currentGeneration;
+}
+
+/** Every wallet this store holds, oldest first. */
+export function listWalletIds(db: Db): string[] {
+  return db.all("SELECT wallet_id FROM wallets ORDER BY created_at, wallet_id").map((r) => col.str(r, "wallet_id"));
 }

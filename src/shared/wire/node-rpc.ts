@@ -1,0 +1,262 @@
+/**
+ * Node-to-node RPC operations: what a coordinator asks of another node's host
+ * (and of its own, through the same dispatcher). One table gives every op its
+ * argument and result type; the server checks each call's arguments against
+ * the op's checker before any handler sees them, and the caller side
+ * (RemoteParticipant, the peer directory) is typed by the same table.
+ *
+ * Carried as `{op, args}` / `{ok, result | error}` in the bounded JSON of
+ * json-payload.ts (byte fields as `{"$b64": ...}`) on the topics of topics.ts.
+ *
+ * | op             | args                                               | result                        |
+ * |----------------|----------------------------------------------------|-------------------------------|
+ * | prepare        | {walletId}                                         | PreparedShare                 |
+ * | attestation    | {}                                                 | {document}                    |
+ * | start          | CeremonyStartRequest                               | CeremonyReply                 |
+ * | step           | CeremonyStepRequest                                | CeremonyReply                 |
+ * | abort          | {sessionId}                                        | {}                            |
+ * | persist        | {kind: dkg/refresh, sessionId, wallet, final}      | {}                            |
+ * | commit         | {kind, sessionId, walletId, generation}            | {}                            |
+ * | rollback       | {kind, sessionId, walletId}                        | {}                            |
+ * | walletInfo     | {walletId}                                         | HeldWallet or null            |
+ * | listWallets    | {}                                                 | HeldWallet[]                  |
+ * | requestContext | {kind: dkg/sign/refresh, requestId, walletId?}     | {request, wallet}             |
+ *
+ * `requestContext` answers in one call what a coordinator needs before a
+ * ceremony: the outcome this node stored under the client's request id (for
+ * idempotency), and its share of the wallet the request names.
+ *
+ * Argument bounds (named below): ids by patterns.ts, session ids
+ * SESSION_ID_LEN, at most MAX_RELAYED_MESSAGES protocol messages of at most
+ * MAX_RELAYED_MESSAGE_BYTES, at most MAX_PARTIES - 1 peer documents of at
+ * most MAX_ATTESTATION_DOCUMENT_BYTES, a public package of at most
+ * MAX_PUBLIC_PACKAGE_BYTES. Keys an op does not know are dropped; a bad
+ * argument is refused with `bad_request` naming the field. Results are the
+ * remote host's word: typed, not checked here (the coordinator checks what it
+ * relies on: generations, agreement, the signature).
+ */
+import type { CeremonyKind, CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "./enclave-ops.ts";
+import { CodedError } from "./errors.ts";
+import { DIGEST_BYTES, ID_RULE, isId, isNonHardenedPath } from "./patterns.ts";
+import { MAX_LIST_ITEMS, MAX_MESSAGE_LEN, MAX_PARTIES, SESSION_ID_LEN } from "./protocol-message.ts";
+import { CHAIN_CODE_BYTES, COMPRESSED_KEY_BYTES } from "../public-key.ts";
+
+/** A relayed message is a core message (MAX_MESSAGE_LEN) inside the enclaves' envelope (≤ 101 bytes more). */
+export const MAX_RELAYED_MESSAGE_BYTES = MAX_MESSAGE_LEN + 256;
+/** The core exchanges lists of at most MAX_LIST_ITEMS messages per phase. */
+export const MAX_RELAYED_MESSAGES = MAX_LIST_ITEMS;
+/** The attestation verifier's document bound (src/attestation/cose.ts MAX_DOCUMENT_BYTES). */
+export const MAX_ATTESTATION_DOCUMENT_BYTES = 16 * 1024;
+/** The core's public-package bound (crates/dkls23-wasm share.rs); one for 16 parties is under 1 KiB. */
+export const MAX_PUBLIC_PACKAGE_BYTES = 64 * 1024;
+export const SIGNATURE_BYTES = 65; // r || s || recovery id
+export const MAX_U32 = 0xffff_ffff;
+
+export type PersistKind = "dkg" | "refresh";
+
+export interface PreparedShare {
+  walletId: string;
+  /** The generation the node's enclave has loaded and confirmed. */
+  generation: number;
+  partyIndex: number;
+}
+
+/** A wallet's public data, as the coordinator hands it to every participant. */
+export interface WalletRecord {
+  walletId: string;
+  threshold: number;
+  parties: number;
+  /** Compressed SEC1 group public key (33 bytes). */
+  publicKey: Uint8Array;
+  /** The core's public package (group key, each party's verifying share, t, n); opaque to the host. */
+  publicPackage: Uint8Array;
+  /** BIP-32 chain code (32 bytes): with the public key, what the host derives child public keys from. */
+  chainCode: Uint8Array;
+}
+
+/** One node's share of a wallet, as that node reports it. */
+export interface HeldWallet extends WalletRecord {
+  nodeId: string;
+  generation: number;
+  partyIndex: number;
+}
+
+/** A client request this node coordinated, under its request id. */
+export interface StoredRequest {
+  status: string;
+  result: Uint8Array | null;
+  error: string | null;
+}
+
+export interface RequestContext {
+  request: StoredRequest | null;
+  wallet: HeldWallet | null;
+}
+
+type NoArgs = Record<string, never>;
+type Done = Record<string, never>;
+
+/** Every op: its argument and result type. */
+export interface NodeOps {
+  prepare: { args: { walletId: string }; result: PreparedShare };
+  attestation: { args: NoArgs; result: { document: Uint8Array } };
+  start: { args: CeremonyStartRequest; result: CeremonyReply };
+  step: { args: CeremonyStepRequest; result: CeremonyReply };
+  abort: { args: { sessionId: Uint8Array }; result: Done };
+  persist: { args: { kind: PersistKind; sessionId: Uint8Array; wallet: WalletRecord; final: CeremonyReply }; result: Done };
+  commit: { args: { kind: PersistKind; sessionId: Uint8Array; walletId: string; generation: number }; result: Done };
+  rollback: { args: { kind: PersistKind; sessionId: Uint8Array; walletId: string }; result: Done };
+  walletInfo: { args: { walletId: string }; result: HeldWallet | null };
+  listWallets: { args: NoArgs; result: HeldWallet[] };
+  requestContext: { args: { kind: CeremonyKind; requestId: string; walletId?: string }; result: RequestContext };
+}
+export type NodeOpName = keyof NodeOps;
+export type NodeOpArgs<K extends NodeOpName> = NodeOps[K]["args"];
+export type NodeOpResult<K extends NodeOpName> = NodeOps[K]["result"];
+
+// ---- argument checkers ----
+
+/** Checks an untrusted value; returns it typed (objects: a copy with the known keys only). */
+type Check<T> = (v: unknown, at: string) => T;
+
+const refuse = (at: string, rule: string): never => {
+  throw new CodedError("bad_request", `${at} ${rule}`);
+};
+
+const bytes =
+  (min: number, max: number): Check<Uint8Array> =>
+  (v, at) =>
+    v instanceof Uint8Array && v.length >= min && v.length <= max ? v : refuse(at, min === max ? `must be ${min} bytes` : `must be ${min}..${max} bytes`);
+
+const int =
+  (min: number, max: number): Check<number> =>
+  (v, at) =>
+    typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max ? v : refuse(at, `must be an integer in ${min}..${max}`);
+
+const id: Check<string> = (v, at) => (isId(v) ? v : refuse(at, `must be ${ID_RULE}`));
+const path: Check<string> = (v, at) => (isNonHardenedPath(v) ? v : refuse(at, "must be a non-hardened path like m/0/7"));
+
+const oneOf =
+  <L extends string>(values: readonly L[]): Check<L> =>
+  (v, at) =>
+    typeof v === "string" && (values as readonly string[]).includes(v) ? (v as L) : refuse(at, `must be one of ${values.join(", ")}`);
+
+/** Absent and null both mean "not given" (JSON drops undefined fields). */
+const optional =
+  <T>(c: Check<T>): Check<T | undefined> =>
+  (v, at) =>
+    v === undefined || v === null ? undefined : c(v, at);
+
+const list =
+  <T>(c: Check<T>, max: number): Check<T[]> =>
+  (v, at) => {
+    if (!Array.isArray(v) || v.length > max) return refuse(at, `must be a list of at most ${max} items`);
+    return v.map((x, i) => c(x, `${at}[${i}]`));
+  };
+
+type Shape = Record<string, Check<unknown>>;
+type Checked<S extends Shape> = { [K in keyof S]: S[K] extends Check<infer T> ? T : never };
+
+const object =
+  <S extends Shape>(shape: S): Check<Checked<S>> =>
+  (v, at) => {
+    if (!v || typeof v !== "object" || Array.isArray(v) || v instanceof Uint8Array) return refuse(at, "must be an object");
+    const o = v as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const [k, check] of Object.entries(shape)) {
+      const x = check(Object.hasOwn(o, k) ? o[k] : undefined, `${at}.${k}`);
+      if (x !== undefined) out[k] = x;
+    }
+    return out as Checked<S>;
+  };
+
+const sessionId = bytes(SESSION_ID_LEN, SESSION_ID_LEN);
+const party = int(1, MAX_PARTIES);
+const generation = int(0, MAX_U32);
+const persistKind = oneOf<PersistKind>(["dkg", "refresh"]);
+const ceremonyKind = oneOf<CeremonyKind>(["dkg", "sign", "refresh"]);
+const publicKey = bytes(COMPRESSED_KEY_BYTES, COMPRESSED_KEY_BYTES);
+const publicPackage = bytes(1, MAX_PUBLIC_PACKAGE_BYTES);
+const chainCode = bytes(CHAIN_CODE_BYTES, CHAIN_CODE_BYTES);
+const messages = list(bytes(1, MAX_RELAYED_MESSAGE_BYTES), MAX_RELAYED_MESSAGES);
+
+const walletRecord = object({ walletId: id, threshold: int(2, MAX_PARTIES), parties: int(2, MAX_PARTIES), publicKey, publicPackage, chainCode });
+
+const ceremonyReply = object({
+  messages,
+  generation,
+  signature: optional(bytes(SIGNATURE_BYTES, SIGNATURE_BYTES)),
+  publicKey: optional(publicKey),
+  publicPackage: optional(publicPackage),
+  chainCode: optional(chainCode),
+  partyIndex: optional(party),
+});
+
+const startRequest = object({
+  kind: ceremonyKind,
+  sessionId,
+  walletId: id,
+  threshold: optional(int(2, MAX_PARTIES)),
+  parties: optional(int(2, MAX_PARTIES)),
+  partyIndex: optional(party),
+  signers: optional(list(party, MAX_PARTIES)),
+  digest: optional(bytes(DIGEST_BYTES, DIGEST_BYTES)),
+  path: optional(path),
+  expectedGeneration: optional(generation),
+  peerDocuments: list(bytes(1, MAX_ATTESTATION_DOCUMENT_BYTES), MAX_PARTIES - 1),
+  peerParties: list(party, MAX_PARTIES - 1),
+});
+
+/** The server-side checker of each op's arguments. */
+export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } = {
+  prepare: object({ walletId: id }),
+  attestation: object({}),
+  start: startRequest,
+  step: object({ sessionId, phase: int(2, 4), messages }),
+  abort: object({ sessionId }),
+  persist: object({ kind: persistKind, sessionId, wallet: walletRecord, final: ceremonyReply }),
+  commit: object({ kind: persistKind, sessionId, walletId: id, generation }),
+  rollback: object({ kind: persistKind, sessionId, walletId: id }),
+  walletInfo: object({ walletId: id }),
+  listWallets: object({}),
+  requestContext: object({ kind: ceremonyKind, requestId: id, walletId: optional(id) }),
+};
+
+export const NODE_OP_NAMES = Object.keys(NODE_OP_ARGS) as NodeOpName[];
+
+export function isNodeOpName(op: unknown): op is NodeOpName {
+  return typeof op === "string" && Object.hasOwn(NODE_OP_ARGS, op);
+}
+
+/** Checks `args` for `op`; throws a bad_request CodedError naming the field. */
+export function checkNodeOpArgs<K extends NodeOpName>(op: K, args: unknown): NodeOpArgs<K> {
+  return NODE_OP_ARGS[op](args, op);
+}
+
+// ---- server and caller ----
+
+/** What a node does for each op, given checked arguments. */
+export type NodeOpHandlers = { readonly [K in NodeOpName]: (args: NodeOpArgs<K>) => Promise<NodeOpResult<K>> | NodeOpResult<K> };
+
+/** Runs one op with untrusted arguments: checks them, then calls its handler. */
+export async function dispatchNodeOp<K extends NodeOpName>(handlers: NodeOpHandlers, op: K, args: unknown): Promise<NodeOpResult<K>> {
+  return handlers[op](checkNodeOpArgs(op, args));
+}
+
+/** The server side: checks the op name and its arguments, then runs the op's handler. */
+export function nodeOpDispatcher(handlers: NodeOpHandlers): (op: string, args: unknown) => Promise<unknown> {
+  return async (op, args) => {
+    if (!isNodeOpName(op)) throw new CodedError("bad_request", `unknown node operation ${JSON.stringify(String(op).slice(0, 64))}`);
+    return dispatchNodeOp(handlers, op, args);
+  };
+}
+
+/** The transport a caller needs (the bus's NodeRpc). */
+export interface NodeCaller {
+  callNode(nodeId: string, op: string, args: unknown, opts?: { timeoutMs?: number }): Promise<unknown>;
+}
+
+/** Calls `op` on `nodeId`; the result is typed by the table but is the remote host's unchecked word. */
+export function callNodeOp<K extends NodeOpName>(caller: NodeCaller, nodeId: string, op: K, args: NodeOpArgs<K>, opts?: { timeoutMs?: number }): Promise<NodeOpResult<K>> {
+  return caller.callNode(nodeId, op, args, opts) as Promise<NodeOpResult<K>>;
+}
