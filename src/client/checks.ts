@@ -6,7 +6,7 @@
  */
 import { fromHex } from "../shared/hex.ts";
 import { signatureForms, verifySignature } from "../shared/signature.ts";
-import { ethAddress } from "./eth.ts";
+import { ethAddress } from "../shared/public-key.ts";
 import { TssError } from "./errors.ts";
 import type { SignResult } from "./types.ts";
 

@@ -20,7 +20,7 @@ import {
   parseWalletInfo,
   parseWallets,
 } from "./responses.ts";
-import { requestTopic, responsesFilter, responsesPrefix, type Op } from "./topics.ts";
+import { requestTopic, responsesFilter, responsesPrefix, type Op } from "../shared/wire/topics.ts";
 import type {
   ConnectOptions,
   CreateWalletOptions,

@@ -1,18 +1,9 @@
 /** The one error type the SDK rejects with. */
+import { CodedError, ERROR_CODES, type ErrorCode } from "../shared/wire/errors.ts";
 
-/** Codes a node answers with (docs/mqtt-api.md). */
-export const NODE_ERROR_CODES = [
-  "bad_request",
-  "not_found",
-  "not_enough_nodes",
-  "stale_share",
-  "deadline_exceeded",
-  "ceremony_failed",
-  "invalid_signature",
-  "inconsistent_result",
-  "internal",
-] as const;
-export type NodeErrorCode = (typeof NODE_ERROR_CODES)[number];
+/** Codes a node answers with (docs/mqtt-api.md): the contract's list, defined once in src/shared/wire/errors.ts. */
+export const NODE_ERROR_CODES = ERROR_CODES;
+export type NodeErrorCode = ErrorCode;
 
 /**
  * Codes only the SDK raises: `bad_response` (a reply that breaks the
@@ -28,16 +19,22 @@ export type SdkErrorCode = "bad_response" | "connection_failed" | "closed";
 /** Known codes, plus any code a newer node may send. */
 export type TssErrorCode = NodeErrorCode | SdkErrorCode | (string & {});
 
-export class TssError extends Error {
+export class TssError extends CodedError {
   override name = "TssError";
+  declare readonly code: TssErrorCode;
   constructor(
-    readonly code: TssErrorCode,
+    code: TssErrorCode,
     message: string,
-    /** The node the failure is blamed on, when known. */
-    readonly node: string | null = null,
+    /** The node the failure is blamed on, when known (kept in `blame.node`). */
+    node: string | null = null,
     /** The request's id: repeat a request with it to get its result without a second ceremony. */
     readonly requestId: string | null = null,
   ) {
-    super(message);
+    super(code, message, node === null ? {} : { node });
+  }
+
+  /** The node the failure is blamed on, or null. */
+  get node(): string | null {
+    return this.blame.node ?? null;
   }
 }

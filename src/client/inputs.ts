@@ -5,12 +5,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { toHex } from "../shared/hex.ts";
+import { DIGEST_BYTES, DIGEST_HEX, ID_RULE, isId, isNonHardenedPath } from "../shared/wire/patterns.ts";
+import { CLIENT_ID_PATTERN } from "../shared/wire/topics.ts";
 import { TssError } from "./errors.ts";
 
-/** requestId and walletId alphabet (docs/mqtt-api.md). */
-export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-const PATH_PATTERN = /^m(\/\d{1,10}){0,32}$/;
-const HARDENED = 2 ** 31;
+/** requestId and walletId alphabet (docs/mqtt-api.md); re-exported for SDK users and the CLI. */
+export { ID_PATTERN } from "../shared/wire/patterns.ts";
 
 /** 128 random bits: ids from independent clients never collide, so none need coordinating. */
 export function newRequestId(): string {
@@ -22,28 +22,31 @@ function bad(message: string): TssError {
 }
 
 export function checkRequestId(id: unknown): string {
-  if (typeof id !== "string" || !ID_PATTERN.test(id)) throw bad("requestId must be 1-128 characters of [A-Za-z0-9._:-].");
+  if (!isId(id)) throw bad(`requestId must be ${ID_RULE}.`);
   return id;
 }
 
 export function checkWalletId(id: unknown): string {
-  if (typeof id !== "string" || !ID_PATTERN.test(id)) throw bad("walletId must be 1-128 characters of [A-Za-z0-9._:-].");
+  if (!isId(id)) throw bad(`walletId must be ${ID_RULE}.`);
   return id;
 }
 
 /** Lowercase hex of a 32-byte digest given as bytes or as 64 hex characters (0x optional). */
 export function normalizeDigest(digest: unknown): string {
   if (digest instanceof Uint8Array) {
-    if (digest.length !== 32) throw bad(`digest must be 32 bytes, not ${digest.length}.`);
+    if (digest.length !== DIGEST_BYTES) throw bad(`digest must be ${DIGEST_BYTES} bytes, not ${digest.length}.`);
     return toHex(digest);
   }
-  if (typeof digest === "string" && /^(0x)?[0-9a-fA-F]{64}$/.test(digest)) return digest.replace(/^0x/, "").toLowerCase();
+  if (typeof digest === "string") {
+    const hex = digest.replace(/^0x/, "");
+    if (DIGEST_HEX.test(hex)) return hex.toLowerCase();
+  }
   throw bad("digest must be 32 bytes or 64 hex characters.");
 }
 
 /** A non-hardened BIP-32 path such as m/0/7. */
 export function checkPath(path: unknown): string {
-  if (typeof path !== "string" || !PATH_PATTERN.test(path) || path.split("/").slice(1).some((i) => Number(i) >= HARDENED)) {
+  if (!isNonHardenedPath(path)) {
     throw bad("path must look like m/0/7, with at most 32 non-hardened indices below 2^31.");
   }
   return path;
@@ -62,6 +65,6 @@ export function checkTimeout(ms: unknown): number {
 
 /** Client ids become a topic level, so they may not contain topic separators or wildcards. */
 export function checkClientId(id: unknown): string {
-  if (typeof id !== "string" || !/^[^/+#\u0000-\u001f]{1,128}$/.test(id)) throw bad("clientId must be 1-128 characters without '/', '+', '#' or control characters.");
+  if (typeof id !== "string" || !CLIENT_ID_PATTERN.test(id)) throw bad("clientId must be 1-128 characters without '/', '+', '#' or control characters.");
   return id;
 }

@@ -4,7 +4,7 @@
  * shape and nothing a node added; anything else is a `ShapeError`, which the
  * client reports as `bad_response`.
  */
-import { ID_PATTERN } from "./inputs.ts";
+import { ERROR_CODE, ID_PATTERN, NODE_ID_PATTERN, PATH_PATTERN } from "../shared/wire/patterns.ts";
 import type {
   CreateWalletResult,
   NodeInfo,
@@ -59,14 +59,12 @@ function hexOf(bytes: number[]): RegExp {
   return new RegExp(`^(${bytes.map((b) => `[0-9a-f]{${b * 2}}`).join("|")})$`);
 }
 
-const NODE_ID = ID_PATTERN;
 const PUBLIC_KEY = hexOf([33, 65]);
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
-const PATH = /^m(\/\d{1,10}){0,32}$/;
 const STAGES: readonly Stage[] = ["dkg", "sign", "refresh", "prepare", "persist"];
 
 function nodeId(v: unknown, at: string): string {
-  if (typeof v !== "string" || !NODE_ID.test(v)) throw new ShapeError(`${at} must be a node id`);
+  if (typeof v !== "string" || !NODE_ID_PATTERN.test(v)) throw new ShapeError(`${at} must be a node id`);
   return v;
 }
 
@@ -104,7 +102,7 @@ export function parseEnvelope(payload: Uint8Array): Envelope {
   if (o.ok === true && "result" in o) return { kind: "ok", result: o.result };
   if (o.ok === false) {
     const e = record(o.error, "error");
-    const code = text(e, "code", "error", /^[a-z][a-z0-9_]{0,63}$/, "a lowercase error code");
+    const code = text(e, "code", "error", ERROR_CODE, "a lowercase error code");
     if (typeof e.message !== "string") throw new ShapeError("error.message must be a string");
     const node = e.node === null || e.node === undefined ? null : nodeId(e.node, "error.node");
     return { kind: "error", code, message: cleanMessage(e.message) || "(no message)", node };
@@ -138,7 +136,7 @@ export function parseSign(v: unknown): SignResult {
   return {
     walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
     digest: text(o, "digest", "result", hexOf([32]), "32 bytes of lowercase hex"),
-    path: o.path === null || o.path === undefined ? null : text(o, "path", "result", PATH, "a path like m/0/7 or null"),
+    path: o.path === null || o.path === undefined ? null : text(o, "path", "result", PATH_PATTERN, "a path like m/0/7 or null"),
     publicKey: text(o, "publicKey", "result", PUBLIC_KEY, "a 33- or 65-byte public key in lowercase hex"),
     address: text(o, "address", "result", ADDRESS, "an Ethereum address"),
     signature: {

@@ -6,22 +6,25 @@
  */
 import { randomBytes } from "node:crypto";
 import { BROADCAST } from "../shared/wire/protocol-message.ts";
-import { parseSealedHeader } from "../enclave/peer-envelope.ts";
+import { readUnverifiedHeader } from "../shared/wire/peer-envelope-header.ts";
 import type { CeremonyKind, CeremonyReply, CeremonyStartRequest } from "../shared/wire/enclave-ops.ts";
 import { toHex } from "../shared/hex.ts";
 import { verifySignature, type Signature } from "../shared/signature.ts";
-import { derivePublicKey, packageInfo } from "../enclave/dkls23/binding.ts";
+import { deriveChildPublicKey } from "../shared/public-key.ts";
 import type { Participant, WalletRecord } from "./participant.ts";
+import { CodedError, contractCode, type Blame, type ErrorCode } from "../shared/wire/errors.ts";
 
-/** A ceremony that did not complete: why, and which node to blame when known. */
-export class CeremonyError extends Error {
+/** A ceremony that did not complete: why (always a contract code), and which node to blame when known. */
+export class CeremonyError extends CodedError {
   override name = "CeremonyError";
-  constructor(
-    message: string,
-    readonly code: string,
-    readonly node: string | null = null,
-  ) {
-    super(message);
+  declare readonly code: ErrorCode;
+  constructor(message: string, code: ErrorCode, blame: Blame = {}) {
+    super(code, message, blame);
+  }
+
+  /** The node the failure is blamed on, or null. */
+  get node(): string | null {
+    return this.blame.node ?? null;
   }
 }
 
@@ -46,14 +49,25 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
-/** Names the node a failure points at: the one whose call failed, or the party its enclave blamed. */
+/** The party index an error's structured blame names, if any (read defensively: the error crossed a process boundary). */
+function blamedParty(e: unknown): number | undefined {
+  const p = (e as { blame?: { party?: unknown } } | null)?.blame?.party;
+  return Number.isInteger(p) ? (p as number) : undefined;
+}
+
+/**
+ * Names the node a failure points at: the member whose party index the
+ * enclave blamed, else the one whose call failed. Codes below the contract
+ * (enclave, core, store) are mapped to contract codes here.
+ */
 function blame(members: Member[], failed: Member, e: unknown): CeremonyError {
-  if (e instanceof CeremonyError) return new CeremonyError(e.message, e.code, e.node ?? failed.participant.nodeId);
-  const err = e as Error & { code?: string };
-  const m = /\[party (\d+)\]/.exec(err.message ?? "");
-  const blamed = m ? members.find((x) => x.partyIndex === Number(m[1])) : undefined;
+  if (e instanceof CeremonyError) return new CeremonyError(e.message, e.code, { ...e.blame, node: e.blame.node ?? failed.participant.nodeId });
+  const err = (e ?? {}) as { code?: unknown; message?: unknown };
+  const party = blamedParty(e);
+  const blamed = party === undefined ? undefined : members.find((x) => x.partyIndex === party);
   const node = blamed?.participant.nodeId ?? failed.participant.nodeId;
-  return new CeremonyError(`${failed.participant.nodeId}: ${err.message}`, err.code ?? "ceremony_failed", node);
+  const message = typeof err.message === "string" ? err.message : "failed";
+  return new CeremonyError(`${failed.participant.nodeId}: ${message}`, contractCode(err.code), blamed ? { node, party: blamed.partyIndex } : { node });
 }
 
 /** Runs phases 1..4 across `members`; returns each member's final reply. */
@@ -90,9 +104,9 @@ export async function runCeremony(
       const outgoing = replies.flatMap((r, k) =>
         r.messages.map((bytes) => {
           // Sealed end to end by the enclaves; only the clear routing header is read here.
-          const msg = { ...parseSealedHeader(bytes), bytes };
+          const msg = { ...readUnverifiedHeader(bytes), bytes };
           if (msg.from !== members[k]!.partyIndex || toHex(msg.sessionId) !== toHex(sessionId)) {
-            throw new CeremonyError(`${members[k]!.participant.nodeId} emitted a message with a foreign header`, "bad_message", members[k]!.participant.nodeId);
+            throw new CeremonyError(`${members[k]!.participant.nodeId} emitted a message with a foreign header`, "ceremony_failed", { node: members[k]!.participant.nodeId, party: members[k]!.partyIndex });
           }
           opts.onRelay?.(bytes);
           return msg;
@@ -122,12 +136,12 @@ export async function createWallet(nodes: Participant[], threshold: number, opts
   const sessionId = randomBytes(32);
   const members = nodes.map((participant, i) => ({ participant, partyIndex: i + 1 }));
   const finals = await runCeremony("dkg", members, sessionId, (m) => ({ kind: "dkg", sessionId, walletId, threshold, parties, partyIndex: m.partyIndex }), opts);
-  const pkgs = new Set(finals.map((f) => toHex(f.publicPackage ?? new Uint8Array())));
+  const pkgs = new Set(finals.map((f) => `${toHex(f.publicPackage ?? new Uint8Array())}/${toHex(f.chainCode ?? new Uint8Array())}`));
   if (pkgs.size !== 1) {
     await Promise.allSettled(members.map((m) => m.participant.abort(sessionId)));
     throw new CeremonyError("participants disagree on the public key package", "inconsistent_result");
   }
-  const wallet: WalletRecord = { walletId, threshold, parties, publicKey: finals[0]!.publicKey!, publicPackage: finals[0]!.publicPackage! };
+  const wallet: WalletRecord = { walletId, threshold, parties, publicKey: finals[0]!.publicKey!, publicPackage: finals[0]!.publicPackage!, chainCode: finals[0]!.chainCode! };
   await persistAndCommit("dkg", members, sessionId, wallet, finals);
   return wallet;
 }
@@ -152,9 +166,9 @@ async function prepareAll(nodes: Participant[], walletId: string, currentGenerat
   for (let k = 0; k < nodes.length; k++) {
     const p = prepared[k]!;
     const node = nodes[k]!.nodeId;
-    if (p.status === "rejected") throw new CeremonyError(`${node} could not load its share: ${(p.reason as Error).message}`, (p.reason as { code?: string }).code ?? "prepare_failed", node);
+    if (p.status === "rejected") throw new CeremonyError(`${node} could not load its share: ${(p.reason as Error).message}`, contractCode((p.reason as { code?: unknown }).code), { node });
     if (p.value.generation !== currentGeneration) {
-      throw new CeremonyError(`${node} holds generation ${p.value.generation}, wallet is at generation ${currentGeneration}; refusing to start`, "stale_share", node);
+      throw new CeremonyError(`${node} holds generation ${p.value.generation}, wallet is at generation ${currentGeneration}; refusing to start`, "stale_share", { node });
     }
     members.push({ participant: nodes[k]!, partyIndex: p.value.partyIndex });
   }
@@ -184,7 +198,7 @@ export async function signDigest(
   if (new Set(sigs.map((s) => toHex(s))).size !== 1) throw new CeremonyError("participants produced different signatures", "inconsistent_result");
   const b = sigs[0]!;
   const sig: Signature = { r: b.slice(0, 32), s: b.slice(32, 64), recoveryId: b[64]! };
-  const pk = opts.path ? derivePublicKey(wallet.publicPackage, opts.path).publicKey : packageInfo(wallet.publicPackage).publicKey;
+  const pk = opts.path ? deriveChildPublicKey(wallet.publicKey, wallet.chainCode, opts.path).publicKey : wallet.publicKey;
   // Never hand out a signature that does not verify.
   if (!verifySignature(pk, digest, sig)) throw new CeremonyError("the combined signature does not verify; discarded", "invalid_signature");
   return sig;
@@ -195,7 +209,7 @@ export async function refreshWallet(nodes: Participant[], wallet: WalletRecord, 
   const members = await prepareAll(nodes, wallet.walletId, currentGeneration);
   const sessionId = randomBytes(32);
   const finals = await runCeremony("refresh", members, sessionId, () => ({ kind: "refresh", sessionId, walletId: wallet.walletId, expectedGeneration: currentGeneration }), opts);
-  if (new Set(finals.map((f) => toHex(f.publicPackage!))).size !== 1 || toHex(finals[0]!.publicKey!) !== toHex(wallet.publicKey)) {
+  if (new Set(finals.map((f) => toHex(f.publicPackage!))).size !== 1 || toHex(finals[0]!.publicKey!) !== toHex(wallet.publicKey) || finals.some((f) => toHex(f.chainCode ?? new Uint8Array()) !== toHex(wallet.chainCode))) {
     await Promise.allSettled(members.map((m) => m.participant.abort(sessionId)));
     throw new CeremonyError("refresh results disagree or changed the public key", "inconsistent_result");
   }

@@ -4,14 +4,15 @@
  * integration tests cover that). Signatures are real, made with @noble/curves.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TssClient, TssError, ethAddress, newRequestId, type Progress, type SignResult, type WalletInfo } from "../../src/client/index.ts";
+import { NODE_ERROR_CODES, TssClient, TssError, ethAddress, newRequestId, type Progress, type SignResult, type WalletInfo } from "../../src/client/index.ts";
+import { CodedError, ERROR_CODES } from "../../src/shared/wire/errors.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { signatureForms, type SignatureForms } from "../../src/shared/signature.ts";
 
@@ -75,6 +76,15 @@ interface Seen {
   correlationData: Buffer;
 }
 
+/** Error answers whose `node` (the blamed node) is not null or a node id: each must be refused as bad_response. */
+const BAD_BLAME: Record<string, unknown> = {
+  w_blame_object: { node: "node-2" },
+  w_blame_number: 2,
+  w_blame_list: ["node-2"],
+  w_blame_topic: "node-2/inbox",
+  w_blame_empty: "",
+};
+
 /** Answers requests like a coordinator; the wallet id picks the behaviour under test. */
 class FakeNode {
   readonly seen: Seen[] = [];
@@ -95,6 +105,8 @@ class FakeNode {
     const fail = (code: string, message: string, node: string | null) => send({ ok: false, error: { code, message, node } });
     const walletId = body.walletId as string;
 
+    if (walletId in BAD_BLAME) return void (await send({ ok: false, error: { code: "ceremony_failed", message: "blamed", node: BAD_BLAME[walletId] } }));
+    if (walletId === "w_blamed") return void (await fail("ceremony_failed", "node-1: protocol_abort: commitment does not open", "node-2"));
     if (walletId === "w_missing") return void (await fail("not_found", "no live node holds wallet w_missing", "node-3"));
     if (walletId === "w_slow") return void (await send({ progress: { stage: op, phase: 1, of: 4 } }));
     if (walletId === "w_malformed") return void (await ok({ walletId: 5 }));
@@ -249,6 +261,37 @@ describe("SDK", () => {
     expect(e.node).toBe("node-3");
     expect(e.requestId).toBe("my-id-1");
     expect((await rejection(client.createWallet({ threshold: 5, parties: 3 }))).code).toBe("bad_request");
+  });
+
+  it("exposes the blamed node of an error answer as TssError.node and blame.node", async () => {
+    const e = await rejection(client.refresh({ walletId: "w_blamed" }));
+    expect(e).toBeInstanceOf(CodedError);
+    expect(e.code).toBe("ceremony_failed");
+    expect(e.node).toBe("node-2");
+    expect(e.blame).toEqual({ node: "node-2" });
+    const none = await rejection(client.createWallet({ threshold: 5, parties: 3 }));
+    expect(none.node).toBeNull();
+    expect(none.blame).toEqual({});
+  });
+
+  it("refuses an error answer whose blame field is not a node id or null, as bad_response", async () => {
+    for (const walletId of Object.keys(BAD_BLAME)) {
+      const e = await rejection(client.wallet(walletId));
+      expect(e.code, walletId).toBe("bad_response");
+      expect(e.message, walletId).toMatch(/error\.node must be a node id/);
+      expect(e.node, walletId).toBeNull();
+    }
+  });
+
+  it("knows exactly the contract's node codes, as both documents list them", () => {
+    expect(NODE_ERROR_CODES).toEqual(ERROR_CODES);
+    expect([...NODE_ERROR_CODES].sort()).toEqual(["bad_request", "ceremony_failed", "deadline_exceeded", "inconsistent_result", "internal", "invalid_signature", "not_enough_nodes", "not_found", "stale_share"]);
+    const md = readFileSync(join(ROOT, "docs/mqtt-api.md"), "utf8");
+    const table = md.slice(md.indexOf("| code | meaning |"));
+    expect([...table.slice(0, table.indexOf("\n\n")).matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1])).toEqual([...ERROR_CODES]);
+    const yaml = readFileSync(join(ROOT, "docs/asyncapi.yaml"), "utf8");
+    const enumAt = yaml.indexOf("enum:", yaml.indexOf("\n    errorCode:"));
+    expect([...yaml.slice(enumAt, yaml.indexOf("\n    error:", enumAt)).matchAll(/^ +- ([a-z_]+)$/gm)].map((m) => m[1])).toEqual([...ERROR_CODES]);
   });
 
   it("rejects with deadline_exceeded when no final answer comes in time", async () => {

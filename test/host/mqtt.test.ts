@@ -10,6 +10,10 @@ import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
 import { aclText, startMosquitto, type Mosquitto } from "../../src/harness/mosquitto.ts";
 import { connectBus, RemoteCallError, type Bus, type BusOptions, type PresenceEvent } from "../../src/host/mqtt/bus.ts";
 import { decodeJson, encodeJson, JsonPayloadError, parseJson } from "../../src/shared/wire/json-payload.ts";
+import { CeremonyError, runCeremony, type Member } from "../../src/host/coordinator.ts";
+import { errorResponse } from "../../src/host/mqtt/requests.ts";
+import { RemoteParticipant } from "../../src/host/remote-participant.ts";
+import { ERROR_CODES } from "../../src/shared/wire/errors.ts";
 
 const NODE = { username: "tss-node", password: randomBytes(12).toString("hex") };
 const CLIENT = { username: "tss-client", password: randomBytes(12).toString("hex") };
@@ -118,6 +122,12 @@ describe("json-bytes", () => {
 describe("client requests (shared subscription)", () => {
   const served = new Map<string, string[]>();
   let nodes: Bus[];
+  /** Request ids whose handler fails with this error, as a RequestHandler would. */
+  const failures: Record<string, { code: string; message: string; node?: string | null }> = {
+    "fail-blamed": { code: "ceremony_failed", message: "req-2: protocol_abort: bad commitment", node: "req-2" },
+    "fail-raw-code": { code: "unseal_failed", message: "sealed share does not open", node: "req-1" },
+    "fail-bad-node": { code: "stale_share", message: "stale", node: "req/1" },
+  };
 
   beforeAll(async () => {
     nodes = await Promise.all(["req-1", "req-2", "req-3"].map((id) => node(id)));
@@ -126,6 +136,7 @@ describe("client requests (shared subscription)", () => {
         b.serveClientRequests((op, body, reply) => {
           const id = (body as { requestId: string }).requestId;
           served.set(id, [...(served.get(id) ?? []), b.nodeId]);
+          if (failures[id]) return reply.fail(failures[id]);
           reply.progress({ stage: "sign", phase: 1, of: 4 });
           setTimeout(() => reply.done({ op, requestId: id, by: b.nodeId }), 5);
         }),
@@ -166,6 +177,25 @@ describe("client requests (shared subscription)", () => {
     await sdk.send("sign", JSON.stringify({ requestId: "no-topic" }), { responseTopic: "" });
     await until(() => dropped() === before + 2, 5_000, "two dropped requests");
     expect(served.has("no-corr") || served.has("no-topic")).toBe(false);
+  });
+
+  it("answers a failure as {code, message, node}: the blamed node as a field, only contract codes", async () => {
+    const sdk = await sdkClient("sdk-3");
+    const keys = Object.fromEntries(await Promise.all(Object.keys(failures).map(async (id) => [id, await sdk.send("sign", JSON.stringify({ requestId: id }))] as const)));
+    await until(() => Object.values(keys).every((k) => sdk.final(k)), 5_000, "failure answers");
+    expect(sdk.final(keys["fail-blamed"]!)!.body).toEqual({ ok: false, error: { code: "ceremony_failed", message: "req-2: protocol_abort: bad commitment", node: "req-2" } });
+    // A code outside the contract is a node bug: answered as internal, the raw code kept in the sentence.
+    expect(sdk.final(keys["fail-raw-code"]!)!.body).toEqual({ ok: false, error: { code: "internal", message: "unseal_failed: sealed share does not open", node: "req-1" } });
+    expect(sdk.final(keys["fail-bad-node"]!)!.body).toEqual({ ok: false, error: { code: "stale_share", message: "stale", node: null } });
+  });
+});
+
+describe("error responses", () => {
+  it("keep contract codes and well-formed node ids, and replace everything else", () => {
+    for (const code of ERROR_CODES) expect(errorResponse({ code, message: "m", node: "node-1" })).toEqual({ code, message: "m", node: "node-1" });
+    expect(errorResponse({ code: "bad_message", message: "m" })).toEqual({ code: "internal", message: "bad_message: m", node: null });
+    expect(errorResponse({ code: "internal", message: "x".repeat(5_000), node: "#" }).message).toHaveLength(1_000);
+    expect(errorResponse({ code: "internal", message: "m", node: "#" }).node).toBeNull();
   });
 });
 
@@ -226,6 +256,52 @@ describe("node RPC", () => {
     await c.publishAsync("tss/v1/nodes/rpc-a/inbox", "[1,2", { qos: 1, properties: { responseTopic: "tss/v1/nodes/rpc-raw/replies", correlationData: randomBytes(16) } });
     await until(() => answers.length === 1, 3_000, "bad_request reply");
     expect(JSON.parse(answers[0]!.toString())).toMatchObject({ ok: false, error: { code: "bad_request" } });
+  });
+});
+
+describe("blame end to end", () => {
+  /**
+   * Participants over real node RPC. bl-1's enclave fails phase 1 blaming
+   * protocol party `blamedParty` (as its ERROR frame's `party` field, which
+   * the enclave client keeps in `blame.party`); the coordinator must name the
+   * node holding that party, never parse it from the sentence, which names
+   * `sentenceParty` instead.
+   */
+  async function ceremonyBlaming(blamedParty: number, code: string, sentenceParty: number) {
+    const [coord, ...peers] = await Promise.all(["bl-c", "bl-1", "bl-2"].map((id) => node(id)));
+    for (const p of peers) {
+      await p.serveNodeCalls(async (op) => {
+        if (op === "attestation") return { document: new Uint8Array([1]) };
+        if (op === "abort") return {};
+        if (op === "start" && p.nodeId === "bl-1") throw Object.assign(new Error(`${code}: commitment of [party ${sentenceParty}] does not open`), { code, blame: { party: blamedParty } });
+        if (op === "start") return { messages: [] };
+        throw new Error(`unexpected ${op}`);
+      });
+    }
+    const members: Member[] = [
+      { participant: new RemoteParticipant("bl-1", coord!, 5_000), partyIndex: 2 },
+      { participant: new RemoteParticipant("bl-2", coord!, 5_000), partyIndex: 3 },
+    ];
+    const sessionId = new Uint8Array(32).fill(7);
+    const e = await runCeremony("sign", members, sessionId, () => ({ kind: "sign", sessionId, walletId: "w-bl" })).catch((x: unknown) => x);
+    // The next run reuses these client ids.
+    await Promise.all([coord, ...peers].map((b) => b!.close()));
+    expect(e).toBeInstanceOf(CeremonyError);
+    return e as CeremonyError;
+  }
+
+  it("maps the blamed party to its node through the members, and the client answer carries that node as a field", async () => {
+    const e = await ceremonyBlaming(3, "protocol_abort", 2);
+    expect(e.code).toBe("ceremony_failed");
+    expect(e.blame).toEqual({ node: "bl-2", party: 3 });
+    expect(e.node).toBe("bl-2");
+    expect(errorResponse(e)).toEqual({ code: "ceremony_failed", message: e.message, node: "bl-2" });
+  });
+
+  it("blames the failing node when the party is no member (the sentence is never read), and maps raw codes to the contract", async () => {
+    const e = await ceremonyBlaming(9, "generation_mismatch", 3);
+    expect(e.code).toBe("stale_share");
+    expect(e.blame).toEqual({ node: "bl-1" });
   });
 });
 

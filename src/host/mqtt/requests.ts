@@ -6,6 +6,8 @@
 import type { IPublishPacket, MqttClient } from "mqtt";
 import { JsonPayloadError, parseJson, REQUEST_LIMITS } from "../../shared/wire/json-payload.ts";
 import { isClientResponseTopic, isValidOp, requestOp } from "../../shared/wire/topics.ts";
+import { isErrorCode, type ErrorCode } from "../../shared/wire/errors.ts";
+import { isNodeId } from "../../shared/wire/patterns.ts";
 
 export interface RequestReply {
   progress(p: { stage: string; phase?: number; of?: number }): void;
@@ -33,6 +35,20 @@ export type Log = (event: string, fields: Record<string, unknown>) => void;
 /** For logging the 1st, 2nd, 4th, 8th... occurrence of something a peer can repeat at will. */
 export function isPowerOfTwo(n: number): boolean {
   return n > 0 && (n & (n - 1)) === 0;
+}
+
+/**
+ * The `error` of a final failure answer (docs/mqtt-api.md): `{code, message,
+ * node}`, with `code` one of the contract's and `node` the blamed node id or
+ * null. This is the last gate before the client, so a code outside the
+ * contract is answered as `internal` (keeping the original in the sentence)
+ * and a malformed node id as null.
+ */
+export function errorResponse(error: { code: string; message: string; node?: string | null }): { code: ErrorCode; message: string; node: string | null } {
+  const sentence = typeof error.message === "string" ? error.message : "request failed";
+  const code = isErrorCode(error.code) ? error.code : "internal";
+  const message = (code === error.code ? sentence : `${String(error.code).slice(0, 64)}: ${sentence}`).slice(0, MAX_MESSAGE);
+  return { code, message, node: isNodeId(error.node) ? error.node : null };
 }
 
 export class RequestServer {
@@ -109,8 +125,7 @@ export class RequestServer {
       fail: (error) => {
         if (final) return;
         final = true;
-        const message = typeof error.message === "string" ? error.message.slice(0, MAX_MESSAGE) : "request failed";
-        send({ ok: false, error: { code: String(error.code), message, node: error.node ?? null } });
+        send({ ok: false, error: errorResponse(error) });
       },
     };
   }

@@ -7,7 +7,58 @@
  * Blame travels as a structured field, never inside the sentence: the
  * enclave names a protocol party index, the host maps it to a node id, the
  * client sees the node id.
+ *
+ * | code                | meaning                                                              |
+ * |---------------------|----------------------------------------------------------------------|
+ * | bad_request         | the request breaks the contract (shape, ids, digest, path, threshold)|
+ * | not_found           | no live node holds the wallet                                        |
+ * | not_enough_nodes    | fewer live nodes (or current share holders) than the ceremony needs  |
+ * | stale_share         | a node's share is not the wallet's current generation                |
+ * | deadline_exceeded   | a node or phase did not answer in time                               |
+ * | ceremony_failed     | a participant failed or misbehaved; the ceremony was aborted         |
+ * | invalid_signature   | the combined signature did not verify and was discarded              |
+ * | inconsistent_result | participants disagree on the result                                  |
+ * | internal            | the node itself failed                                               |
+ *
+ * Codes from below the contract (the enclave's and the DKLs23 core's, the
+ * share store's) never reach a client as they are: `contractCode` maps them
+ * where the host turns a participant's failure into a ceremony error.
  */
+
+export const ERROR_CODES = [
+  "bad_request",
+  "not_found",
+  "not_enough_nodes",
+  "stale_share",
+  "deadline_exceeded",
+  "ceremony_failed",
+  "invalid_signature",
+  "inconsistent_result",
+  "internal",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === "string" && (ERROR_CODES as readonly string[]).includes(s);
+}
+
+/**
+ * Raw codes with a closer contract code than `ceremony_failed`. Everything
+ * else a participant reports (enclave codes such as `unseal_failed`,
+ * `kms_key_rejected`, `share_mismatch`, `session_reused`; core codes such as
+ * `protocol_abort`, `malformed_message`) is a failed ceremony, with the node
+ * blamed.
+ */
+const CLOSER_CODE: Readonly<Record<string, ErrorCode>> = {
+  // The enclave's share is another generation than the one the ceremony expects.
+  generation_mismatch: "stale_share",
+};
+
+/** The contract code for a code a participant failed with: contract codes stay, others are mapped. */
+export function contractCode(raw: unknown): ErrorCode {
+  if (isErrorCode(raw)) return raw;
+  return (typeof raw === "string" && Object.hasOwn(CLOSER_CODE, raw) ? CLOSER_CODE[raw] : undefined) ?? "ceremony_failed";
+}
 
 /** Whom a failure is blamed on, when known. */
 export interface Blame {
