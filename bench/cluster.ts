@@ -15,7 +15,9 @@ import { TssClient } from "../src/client/index.ts";
 
 const args = process.argv.slice(2);
 if (args.includes("--help")) {
-  console.log("usage: bun run bench/cluster.ts [--window SECONDS (default 30)] [--latency-runs N (default 100)]");
+  console.log(
+    "usage: bun run bench/cluster.ts [--window SECONDS (default 30)] [--latency-runs N (default 100)]",
+  );
   process.exit(0);
 }
 const num = (name: string, d: number) => {
@@ -45,7 +47,11 @@ function cpuSeconds(pids: number[]): number {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       ticks += Number(f[11]) + Number(f[12]);
-      for (const t of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) walk(Number(t));
+      for (const t of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean))
+        walk(Number(t));
     } catch {
       // exited
     }
@@ -54,7 +60,12 @@ function cpuSeconds(pids: number[]): number {
   return ticks / CLK;
 }
 
-async function throughput(client: TssClient, walletId: string, concurrency: number, windowS: number): Promise<{ sigs: number; rate: number; errors: number; lat: number[] }> {
+async function throughput(
+  client: TssClient,
+  walletId: string,
+  concurrency: number,
+  windowS: number,
+): Promise<{ sigs: number; rate: number; errors: number; lat: number[] }> {
   const end = performance.now() + windowS * 1000;
   let sigs = 0;
   let errors = 0;
@@ -80,7 +91,13 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), "tss-bench-"));
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const cluster = await startCluster({ nodes: 5, dataDir: dir, phaseTimeoutMs: 120_000 });
-  const client = await TssClient.connect({ url: cluster.client.url, username: cluster.client.username, password: cluster.client.password, clientId: "bench", timeoutMs: 300_000 });
+  const client = await TssClient.connect({
+    url: cluster.client.url,
+    username: cluster.client.username,
+    password: cluster.client.password,
+    clientId: "bench",
+    timeoutMs: 300_000,
+  });
   try {
     log("DKG 3-of-5 (x2)");
     const dkg: number[] = [];
@@ -101,13 +118,22 @@ async function main() {
     // Every cluster process (hosts, enclaves, broker, KMS) descends from this one.
     const pids = [process.pid];
     const rows: Record<string, unknown>[] = [];
-    const tp: Record<number, { rate: number; sigs: number; errors: number; cpuPerSig: number; p50: number }> = {};
+    const tp: Record<
+      number,
+      { rate: number; sigs: number; errors: number; cpuPerSig: number; p50: number }
+    > = {};
     for (const c of [16, 64]) {
       log(`throughput at concurrency ${c} for ${WINDOW_S} s`);
       const cpu0 = cpuSeconds(pids);
       const r = await throughput(client, walletId, c, WINDOW_S);
       const cpu1 = cpuSeconds(pids);
-      tp[c] = { rate: r.rate, sigs: r.sigs, errors: r.errors, cpuPerSig: (cpu1 - cpu0) / Math.max(1, r.sigs), p50: pct(r.lat, 50) };
+      tp[c] = {
+        rate: r.rate,
+        sigs: r.sigs,
+        errors: r.errors,
+        cpuPerSig: (cpu1 - cpu0) / Math.max(1, r.sigs),
+        p50: pct(r.lat, 50),
+      };
     }
     log("refresh (x1)");
     const t = performance.now();
@@ -131,8 +157,14 @@ async function main() {
       "| measure | value |",
       "|---|---:|",
       `| sign latency p50 / p95 / p99, concurrency 1 (${LAT_RUNS} runs) | ${f(result.sign_latency_ms.p50)} / ${f(result.sign_latency_ms.p95)} / ${f(result.sign_latency_ms.p99)} ms |`,
-      ...[16, 64].map((c) => `| sign throughput, concurrency ${c}, ${WINDOW_S} s | ${f(tp[c]!.rate)} sig/s (${tp[c]!.sigs} ok, ${tp[c]!.errors} errors, p50 ${f(tp[c]!.p50)} ms) |`),
-      ...[16, 64].map((c) => `| CPU seconds per signature, all processes, concurrency ${c} | ${tp[c]!.cpuPerSig.toFixed(3)} s |`),
+      ...[16, 64].map(
+        (c) =>
+          `| sign throughput, concurrency ${c}, ${WINDOW_S} s | ${f(tp[c]!.rate)} sig/s (${tp[c]!.sigs} ok, ${tp[c]!.errors} errors, p50 ${f(tp[c]!.p50)} ms) |`,
+      ),
+      ...[16, 64].map(
+        (c) =>
+          `| CPU seconds per signature, all processes, concurrency ${c} | ${tp[c]!.cpuPerSig.toFixed(3)} s |`,
+      ),
       `| DKG 3-of-5 latency | ${dkg.map((d) => (d / 1000).toFixed(1)).join(" s, ")} s |`,
       `| refresh latency | ${(refresh / 1000).toFixed(1)} s |`,
     ].join("\n");
@@ -140,7 +172,8 @@ async function main() {
     const section = `<!-- cluster:begin -->\nMeasured ${result.date} on ${result.machine}.\nCommand: \`npm run bench:cluster\` (5 nodes as separate host and enclave processes, one Mosquitto, the KMS stand-in, all on this machine).\n\n${table}\n<!-- cluster:end -->`;
     const path = join(ROOT, "BENCHMARKS.md");
     let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
-    if (!doc.includes("<!-- cluster:begin -->")) doc += "\n## Cluster (5 nodes over MQTT)\n\n<!-- cluster:begin -->\n<!-- cluster:end -->\n";
+    if (!doc.includes("<!-- cluster:begin -->"))
+      doc += "\n## Cluster (5 nodes over MQTT)\n\n<!-- cluster:begin -->\n<!-- cluster:end -->\n";
     writeFileSync(path, doc.replace(/<!-- cluster:begin -->[\s\S]*<!-- cluster:end -->/, section));
   } finally {
     await client.close().catch(() => {});

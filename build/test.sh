@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# npm test: set up, then the Rust core's native tests, then the vitest suite
-# (real wasm, real processes) under Bun.
+# npm test: set up; then the cheap checks that fail fast (format of the
+# TypeScript and Rust, the typecheck); then the Rust core's native tests; then
+# the vitest suite (real wasm, real processes) under Bun.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$ROOT/build/setup.sh"
+cd "$ROOT"
+echo "[test] format check (biome; rustfmt)" >&2
+node_modules/.bin/biome format . >&2 || { echo "[test] format check failed: run npm run format" >&2; exit 1; }
+for crate in crates/*/; do
+  [ -f "$crate/Cargo.toml" ] || continue
+  (cd "$crate" && cargo fmt --check) >&2 || { echo "[test] rustfmt check failed in $crate: run npm run format" >&2; exit 1; }
+done
+echo "[test] typecheck (tsc --noEmit)" >&2
+node_modules/.bin/tsc --noEmit -p . >&2
 echo "[test] cargo test (crates/dkls23-wasm, native, Debian rustc)" >&2
 (
   cd "$ROOT/crates/dkls23-wasm"
@@ -11,5 +21,4 @@ echo "[test] cargo test (crates/dkls23-wasm, native, Debian rustc)" >&2
     /usr/bin/cargo test --release --locked --tests
 )
 echo "[test] vitest (bun --bun vitest run --pool=threads)" >&2
-cd "$ROOT"
 exec node_modules/.bin/bun --bun vitest run --pool=threads "$@"

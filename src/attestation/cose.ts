@@ -62,7 +62,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 export function decodeCbor(bytes: Uint8Array, limits: CborLimits = DEFAULT_LIMITS): Cbor {
   const r = new CborReader(bytes, limits);
   const v = r.item(0);
-  if (r.pos !== bytes.length) throw new CborError(`${bytes.length - r.pos} trailing bytes after the CBOR item`);
+  if (r.pos !== bytes.length)
+    throw new CborError(`${bytes.length - r.pos} trailing bytes after the CBOR item`);
   return v;
 }
 
@@ -84,7 +85,10 @@ class CborReader {
   private argument(info: number): number {
     if (info < 24) return info;
     const width = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0;
-    if (width === 0) throw new CborError(`unsupported CBOR additional info ${info} (indefinite lengths are refused)`);
+    if (width === 0)
+      throw new CborError(
+        `unsupported CBOR additional info ${info} (indefinite lengths are refused)`,
+      );
     let v = 0;
     for (let i = 0; i < width; i++) v = v * 256 + this.byte();
     if (!Number.isSafeInteger(v)) throw new CborError("CBOR integer beyond 2^53");
@@ -94,19 +98,24 @@ class CborReader {
   }
 
   private take(n: number): Uint8Array {
-    if (n > this.b.length - this.pos) throw new CborError(`CBOR string of ${n} bytes exceeds the ${this.b.length - this.pos} remaining`);
+    if (n > this.b.length - this.pos)
+      throw new CborError(
+        `CBOR string of ${n} bytes exceeds the ${this.b.length - this.pos} remaining`,
+      );
     const out = this.b.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;
   }
 
   private count(n: number, what: string): number {
-    if (n > this.limits.maxItems) throw new CborError(`CBOR ${what} of ${n} items exceeds ${this.limits.maxItems}`);
+    if (n > this.limits.maxItems)
+      throw new CborError(`CBOR ${what} of ${n} items exceeds ${this.limits.maxItems}`);
     return n;
   }
 
   item(depth: number): Cbor {
-    if (depth > this.limits.maxDepth) throw new CborError(`CBOR nesting deeper than ${this.limits.maxDepth}`);
+    if (depth > this.limits.maxDepth)
+      throw new CborError(`CBOR nesting deeper than ${this.limits.maxDepth}`);
     const head = this.byte();
     const major = head >> 5;
     const info = head & 0x1f;
@@ -140,7 +149,8 @@ class CborReader {
         const out: CborMap = new Map();
         for (let i = 0, n = this.count(arg, "map"); i < n; i++) {
           const k = this.item(depth + 1);
-          if (typeof k !== "number" && typeof k !== "string") throw new CborError("CBOR map key must be an integer or text");
+          if (typeof k !== "number" && typeof k !== "string")
+            throw new CborError("CBOR map key must be an integer or text");
           if (out.has(k)) throw new CborError(`duplicate CBOR map key ${JSON.stringify(k)}`);
           out.set(k, this.item(depth + 1));
         }
@@ -160,12 +170,14 @@ export function encodeCbor(v: Cbor): Uint8Array {
 }
 
 function head(major: number, arg: number): Uint8Array {
-  if (!Number.isSafeInteger(arg) || arg < 0) throw new CborError(`cannot encode CBOR argument ${arg}`);
+  if (!Number.isSafeInteger(arg) || arg < 0)
+    throw new CborError(`cannot encode CBOR argument ${arg}`);
   const m = major << 5;
   if (arg < 24) return Uint8Array.of(m | arg);
   if (arg < 0x100) return Uint8Array.of(m | 24, arg);
   if (arg < 0x10000) return Uint8Array.of(m | 25, arg >> 8, arg & 0xff);
-  if (arg < 0x100000000) return Uint8Array.of(m | 26, arg >>> 24, (arg >>> 16) & 0xff, (arg >>> 8) & 0xff, arg & 0xff);
+  if (arg < 0x100000000)
+    return Uint8Array.of(m | 26, arg >>> 24, (arg >>> 16) & 0xff, (arg >>> 8) & 0xff, arg & 0xff);
   const out = new Uint8Array(9);
   out[0] = m | 27;
   new DataView(out.buffer).setBigUint64(1, BigInt(arg));
@@ -229,10 +241,12 @@ function decodeOrMalformed(bytes: Uint8Array, what: string, limits?: CborLimits)
 
 export function decodeCoseSign1(doc: Uint8Array): CoseSign1 {
   if (!(doc instanceof Uint8Array)) malformed("document must be a Uint8Array");
-  if (doc.length > MAX_DOCUMENT_BYTES) malformed(`${doc.length} bytes exceeds the ${MAX_DOCUMENT_BYTES}-byte limit`);
+  if (doc.length > MAX_DOCUMENT_BYTES)
+    malformed(`${doc.length} bytes exceeds the ${MAX_DOCUMENT_BYTES}-byte limit`);
   let top = decodeOrMalformed(doc, "COSE_Sign1");
   if (top instanceof CborTag) {
-    if (top.tag !== COSE_SIGN1_TAG) malformed(`unexpected CBOR tag ${top.tag} (only ${COSE_SIGN1_TAG}, COSE_Sign1, is allowed)`);
+    if (top.tag !== COSE_SIGN1_TAG)
+      malformed(`unexpected CBOR tag ${top.tag} (only ${COSE_SIGN1_TAG}, COSE_Sign1, is allowed)`);
     top = top.value;
   }
   if (!Array.isArray(top) || top.length !== 4) malformed("COSE_Sign1 must be a 4-element array");
@@ -244,9 +258,11 @@ export function decodeCoseSign1(doc: Uint8Array): CoseSign1 {
     malformed(`signature must be a ${ES384_SIGNATURE_BYTES}-byte ES384 signature`);
   }
   const ph = decodeOrMalformed(protectedHeader, "protected header");
-  if (!(ph instanceof Map) || ph.get(1) !== COSE_ALG_ES384) malformed("protected header alg must be ES384 (-35)");
+  if (!(ph instanceof Map) || ph.get(1) !== COSE_ALG_ES384)
+    malformed("protected header alg must be ES384 (-35)");
   // A critical-header list (label 2) would oblige us to understand headers we do not know.
-  if (ph.has(2)) malformed("protected header lists critical parameters this verifier does not understand");
+  if (ph.has(2))
+    malformed("protected header lists critical parameters this verifier does not understand");
   return { protectedHeader, payload, signature };
 }
 
@@ -255,7 +271,11 @@ export function sigStructure(protectedHeader: Uint8Array, payload: Uint8Array): 
   return encodeCbor(["Signature1", protectedHeader, new Uint8Array(0), payload]);
 }
 
-export function encodeCoseSign1(protectedHeader: Uint8Array, payload: Uint8Array, signature: Uint8Array): Uint8Array {
+export function encodeCoseSign1(
+  protectedHeader: Uint8Array,
+  payload: Uint8Array,
+  signature: Uint8Array,
+): Uint8Array {
   // Untagged, like the NSM.
   return encodeCbor([protectedHeader, new Map(), payload, signature]);
 }
@@ -301,7 +321,8 @@ const OPTIONAL_KEYS = new Set<string>(["public_key", "user_data", "nonce"]);
 function optionalBytes(v: Cbor | undefined, key: string): Uint8Array | null {
   if (v === undefined || v === null) return null;
   if (!(v instanceof Uint8Array)) malformed(`${key} must be a byte string or null`);
-  if (v.length > MAX_USER_FIELD_BYTES) malformed(`${key} of ${v.length} bytes exceeds ${MAX_USER_FIELD_BYTES}`);
+  if (v.length > MAX_USER_FIELD_BYTES)
+    malformed(`${key} of ${v.length} bytes exceeds ${MAX_USER_FIELD_BYTES}`);
   return v;
 }
 
@@ -316,24 +337,33 @@ export function parseAttestationPayload(payload: Uint8Array): AttestationDocumen
   const m = decodeOrMalformed(payload, "payload");
   if (!(m instanceof Map)) malformed("payload must be a map");
   for (const k of m.keys()) {
-    if (typeof k !== "string" || !(PAYLOAD_KEYS as readonly string[]).includes(k)) malformed(`unknown payload key ${JSON.stringify(k)}`);
+    if (typeof k !== "string" || !(PAYLOAD_KEYS as readonly string[]).includes(k))
+      malformed(`unknown payload key ${JSON.stringify(k)}`);
   }
-  for (const k of PAYLOAD_KEYS) if (!OPTIONAL_KEYS.has(k) && !m.has(k)) malformed(`payload lacks ${k}`);
+  for (const k of PAYLOAD_KEYS)
+    if (!OPTIONAL_KEYS.has(k) && !m.has(k)) malformed(`payload lacks ${k}`);
 
   const moduleId = m.get("module_id");
-  if (typeof moduleId !== "string" || moduleId.length === 0 || moduleId.length > MAX_MODULE_ID_CHARS) {
+  if (
+    typeof moduleId !== "string" ||
+    moduleId.length === 0 ||
+    moduleId.length > MAX_MODULE_ID_CHARS
+  ) {
     malformed(`module_id must be non-empty text of at most ${MAX_MODULE_ID_CHARS} characters`);
   }
   if (m.get("digest") !== "SHA384") malformed('digest must be "SHA384"');
   const timestamp = m.get("timestamp");
-  if (typeof timestamp !== "number" || !Number.isSafeInteger(timestamp) || timestamp <= 0) malformed("timestamp must be a positive integer");
+  if (typeof timestamp !== "number" || !Number.isSafeInteger(timestamp) || timestamp <= 0)
+    malformed("timestamp must be a positive integer");
 
   const rawPcrs = m.get("pcrs");
   if (!(rawPcrs instanceof Map) || rawPcrs.size === 0) malformed("pcrs must be a non-empty map");
   const pcrs = new Map<number, Uint8Array>();
   for (const [i, v] of rawPcrs) {
-    if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i > MAX_PCR_INDEX) malformed(`PCR index ${String(i)} outside 0..${MAX_PCR_INDEX}`);
-    if (!(v instanceof Uint8Array) || v.length !== PCR_BYTES) malformed(`PCR${i} must be ${PCR_BYTES} bytes (SHA-384)`);
+    if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i > MAX_PCR_INDEX)
+      malformed(`PCR index ${String(i)} outside 0..${MAX_PCR_INDEX}`);
+    if (!(v instanceof Uint8Array) || v.length !== PCR_BYTES)
+      malformed(`PCR${i} must be ${PCR_BYTES} bytes (SHA-384)`);
     pcrs.set(i, v);
   }
 
@@ -358,7 +388,10 @@ export function parseAttestationPayload(payload: Uint8Array): AttestationDocumen
 }
 
 /** Envelope and payload, structurally valid; nothing about them is trusted yet. */
-export function decodeAttestationDocument(doc: Uint8Array): { cose: CoseSign1; document: AttestationDocument } {
+export function decodeAttestationDocument(doc: Uint8Array): {
+  cose: CoseSign1;
+  document: AttestationDocument;
+} {
   const cose = decodeCoseSign1(doc);
   return { cose, document: parseAttestationPayload(cose.payload) };
 }

@@ -32,18 +32,38 @@ export class NsmRequestError extends Error {
 }
 
 /** Requests a signed attestation document from the NSM. Synchronous, like the ioctl. */
-export function requestNsmAttestation(req: AttestRequest = {}, device: string = NSM_DEVICE): Uint8Array {
+export function requestNsmAttestation(
+  req: AttestRequest = {},
+  device: string = NSM_DEVICE,
+): Uint8Array {
   if (!existsSync(device)) {
-    throw new NsmUnavailableError(`${device} does not exist: not running inside an AWS Nitro Enclave`);
+    throw new NsmUnavailableError(
+      `${device} does not exist: not running inside an AWS Nitro Enclave`,
+    );
   }
-  const request = encodeCbor(new Map([["Attestation", new Map<string, Cbor>([["user_data", field(req.userData, "userData")], ["nonce", field(req.nonce, "nonce")], ["public_key", field(req.publicKey, "publicKey")]])]]));
-  if (request.length > NSM_REQUEST_MAX_SIZE) throw new NsmRequestError(`NSM request of ${request.length} bytes exceeds ${NSM_REQUEST_MAX_SIZE}`);
+  const request = encodeCbor(
+    new Map([
+      [
+        "Attestation",
+        new Map<string, Cbor>([
+          ["user_data", field(req.userData, "userData")],
+          ["nonce", field(req.nonce, "nonce")],
+          ["public_key", field(req.publicKey, "publicKey")],
+        ]),
+      ],
+    ]),
+  );
+  if (request.length > NSM_REQUEST_MAX_SIZE)
+    throw new NsmRequestError(
+      `NSM request of ${request.length} bytes exceeds ${NSM_REQUEST_MAX_SIZE}`,
+    );
   return parseResponse(rawIoctl(device, request));
 }
 
 function field(v: Uint8Array | undefined, name: string): Uint8Array | null {
   if (v === undefined) return null;
-  if (v.length > MAX_USER_FIELD_BYTES) throw new NsmRequestError(`${name} of ${v.length} bytes exceeds ${MAX_USER_FIELD_BYTES}`);
+  if (v.length > MAX_USER_FIELD_BYTES)
+    throw new NsmRequestError(`${name} of ${v.length} bytes exceeds ${MAX_USER_FIELD_BYTES}`);
   return v;
 }
 
@@ -67,10 +87,19 @@ function rawIoctl(device: string, request: Uint8Array): Uint8Array {
     if (fd < 0) throw new NsmUnavailableError(`cannot open ${device} (errno ${errno()})`);
     try {
       const response = new Uint8Array(NSM_RESPONSE_MAX_SIZE);
-      const msg = new BigUint64Array([BigInt(ptr(request)), BigInt(request.length), BigInt(ptr(response)), BigInt(response.length)]);
-      if (libc.symbols.ioctl(fd, NSM_IOCTL_RAW, ptr(msg)) !== 0) throw new NsmRequestError(`NSM ioctl failed (errno ${errno()})`);
+      const msg = new BigUint64Array([
+        BigInt(ptr(request)),
+        BigInt(request.length),
+        BigInt(ptr(response)),
+        BigInt(response.length),
+      ]);
+      if (libc.symbols.ioctl(fd, NSM_IOCTL_RAW, ptr(msg)) !== 0)
+        throw new NsmRequestError(`NSM ioctl failed (errno ${errno()})`);
       const len = Number(msg[3]);
-      if (len > response.length) throw new NsmRequestError(`NSM reported a ${len}-byte reply for a ${response.length}-byte buffer`);
+      if (len > response.length)
+        throw new NsmRequestError(
+          `NSM reported a ${len}-byte reply for a ${response.length}-byte buffer`,
+        );
       return response.slice(0, len);
     } finally {
       libc.symbols.close(fd);
@@ -85,12 +114,15 @@ function parseResponse(bytes: Uint8Array): Uint8Array {
   try {
     r = decodeCbor(bytes);
   } catch (e) {
-    if (e instanceof CborError) throw new NsmRequestError(`NSM reply is not valid CBOR: ${e.message}`);
+    if (e instanceof CborError)
+      throw new NsmRequestError(`NSM reply is not valid CBOR: ${e.message}`);
     throw e;
   }
-  if (r instanceof Map && typeof r.get("Error") === "string") throw new NsmRequestError(`NSM refused the request: ${r.get("Error") as string}`);
+  if (r instanceof Map && typeof r.get("Error") === "string")
+    throw new NsmRequestError(`NSM refused the request: ${r.get("Error") as string}`);
   const att = r instanceof Map ? r.get("Attestation") : undefined;
   const doc = att instanceof Map ? att.get("document") : undefined;
-  if (!(doc instanceof Uint8Array)) throw new NsmRequestError("NSM reply carries no attestation document");
+  if (!(doc instanceof Uint8Array))
+    throw new NsmRequestError("NSM reply carries no attestation document");
   return doc;
 }

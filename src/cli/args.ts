@@ -14,7 +14,13 @@ import { ID_PATTERN, ID_RULE } from "../shared/wire/patterns.ts";
 /** A mistake in the command line or configuration: exit status 2. */
 export class UsageError extends Error {}
 
-export type Command = "wallet create" | "wallet show" | "wallet list" | "wallet refresh" | "sign" | "nodes";
+export type Command =
+  | "wallet create"
+  | "wallet show"
+  | "wallet list"
+  | "wallet refresh"
+  | "sign"
+  | "nodes";
 
 interface CommandSpec {
   /** Names of the positional arguments, in order. */
@@ -33,7 +39,10 @@ export const COMMANDS: Record<Command, CommandSpec> = {
 };
 
 export const GLOBAL_OPTIONS = ["url", "username", "password", "ca", "request-id", "timeout"];
-const VALUE_OPTIONS = new Set([...GLOBAL_OPTIONS, ...Object.values(COMMANDS).flatMap((c) => c.options)]);
+const VALUE_OPTIONS = new Set([
+  ...GLOBAL_OPTIONS,
+  ...Object.values(COMMANDS).flatMap((c) => c.options),
+]);
 const FLAGS = new Set(["help", "json"]);
 
 export interface Invocation {
@@ -88,17 +97,26 @@ export function parseArgv(argv: string[]): Invocation {
   if (help) return { command, args, values, json, help };
   if (problems.length > 0) throw new UsageError(problems[0]!);
   if (command === null) throw new UsageError("No command given; run tss --help for the commands.");
-  if (command === "wallet") throw new UsageError("tss wallet needs a subcommand: create, show, list or refresh.");
+  if (command === "wallet")
+    throw new UsageError("tss wallet needs a subcommand: create, show, list or refresh.");
   const spec = COMMANDS[command];
-  if (args.length < spec.args.length) throw new UsageError(`tss ${command} needs a wallet id, as in tss ${command} w_0123abcd.`);
-  if (args.length > spec.args.length) throw new UsageError(`Unexpected argument ${JSON.stringify(args[spec.args.length])} for tss ${command}.`);
+  if (args.length < spec.args.length)
+    throw new UsageError(`tss ${command} needs a wallet id, as in tss ${command} w_0123abcd.`);
+  if (args.length > spec.args.length)
+    throw new UsageError(
+      `Unexpected argument ${JSON.stringify(args[spec.args.length])} for tss ${command}.`,
+    );
   for (const name of values.keys()) {
-    if (!GLOBAL_OPTIONS.includes(name) && !spec.options.includes(name)) throw new UsageError(`Option --${name} does not apply to tss ${command}.`);
+    if (!GLOBAL_OPTIONS.includes(name) && !spec.options.includes(name))
+      throw new UsageError(`Option --${name} does not apply to tss ${command}.`);
   }
   return { command, args, values, json, help };
 }
 
-function resolveCommand(words: string[], lenient: boolean): { command: Invocation["command"]; args: string[] } {
+function resolveCommand(
+  words: string[],
+  lenient: boolean,
+): { command: Invocation["command"]; args: string[] } {
   const [first, second] = words;
   if (first === undefined) return { command: null, args: [] };
   if (first === "sign" || first === "nodes") return { command: first, args: words.slice(1) };
@@ -107,10 +125,14 @@ function resolveCommand(words: string[], lenient: boolean): { command: Invocatio
     const c = `wallet ${second}`;
     if (c in COMMANDS) return { command: c as Command, args: words.slice(2) };
     if (lenient) return { command: "wallet", args: [] };
-    throw new UsageError(`Unknown subcommand ${JSON.stringify(second)}; tss wallet takes create, show, list or refresh.`);
+    throw new UsageError(
+      `Unknown subcommand ${JSON.stringify(second)}; tss wallet takes create, show, list or refresh.`,
+    );
   }
   if (lenient) return { command: null, args: [] };
-  throw new UsageError(`Unknown command ${JSON.stringify(first)}; run tss --help for the commands.`);
+  throw new UsageError(
+    `Unknown command ${JSON.stringify(first)}; run tss --help for the commands.`,
+  );
 }
 
 export function wholeNumber(v: string | undefined, name: string): number | undefined {
@@ -121,19 +143,22 @@ export function wholeNumber(v: string | undefined, name: string): number | undef
 
 export function walletIdArg(v: string | undefined, what: string): string {
   if (v === undefined) throw new UsageError(`tss sign needs ${what}, as in --wallet w_0123abcd.`);
-  if (!ID_PATTERN.test(v)) throw new UsageError(`The wallet id ${JSON.stringify(v.slice(0, 40))} is not ${ID_RULE}.`);
+  if (!ID_PATTERN.test(v))
+    throw new UsageError(`The wallet id ${JSON.stringify(v.slice(0, 40))} is not ${ID_RULE}.`);
   return v;
 }
 
 /** The --request-id, checked; undefined when none was given. */
 export function requestIdArg(v: string | undefined): string | undefined {
-  if (v !== undefined && !ID_PATTERN.test(v)) throw new UsageError(`--request-id must be ${ID_RULE}.`);
+  if (v !== undefined && !ID_PATTERN.test(v))
+    throw new UsageError(`--request-id must be ${ID_RULE}.`);
   return v;
 }
 
 export function timeoutMs(v: string | undefined): number {
   if (v === undefined) return DEFAULT_TIMEOUT_MS;
   const s = /^\d{1,6}(\.\d{1,3})?$/.test(v) ? Number(v) : NaN;
-  if (!(s > 0 && s <= 86_400)) throw new UsageError("--timeout must be a number of seconds, more than 0 and at most 86400.");
+  if (!(s > 0 && s <= 86_400))
+    throw new UsageError("--timeout must be a number of seconds, more than 0 and at most 86400.");
   return s * 1000;
 }

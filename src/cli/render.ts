@@ -8,7 +8,9 @@ function fields(rows: [string, string][]): string {
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+  return [head, ...rows]
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "))
+    .join("\n");
 }
 
 export function showWallet(title: string, w: WalletInfo): string {
@@ -28,7 +30,12 @@ export function showWallets(ws: WalletInfo[]): string {
   );
 }
 
-export function showRefresh(r: { walletId: string; generation: number; publicKey: string; address: string }): string {
+export function showRefresh(r: {
+  walletId: string;
+  generation: number;
+  publicKey: string;
+  address: string;
+}): string {
   return `Refreshed wallet ${r.walletId}: every share is new (generation ${r.generation}); the key and address are unchanged.
 ${fields([
   ["public key", r.publicKey],
@@ -57,7 +64,12 @@ export function showNodes(ns: NodeInfo[]): string {
   if (ns.length === 0) return "No nodes are online.";
   return table(
     ["NODE", "STATUS", "SINCE", "PCR0"],
-    ns.map((n) => [n.nodeId, n.status, new Date(n.since).toISOString(), n.pcr0 === null ? "-" : `${n.pcr0.slice(0, 16)}…`]),
+    ns.map((n) => [
+      n.nodeId,
+      n.status,
+      new Date(n.since).toISOString(),
+      n.pcr0 === null ? "-" : `${n.pcr0.slice(0, 16)}…`,
+    ]),
   );
 }
 

@@ -8,14 +8,17 @@ import { fileURLToPath } from "node:url";
 import type { ConnectOptions } from "../client/index.ts";
 import { UsageError } from "./args.ts";
 
-const DEFAULT_CLIENT_FILE = fileURLToPath(new URL("../../data/cluster/client.json", import.meta.url));
+const DEFAULT_CLIENT_FILE = fileURLToPath(
+  new URL("../../data/cluster/client.json", import.meta.url),
+);
 const MAX_FILE_BYTES = 1024 * 1024;
 
 export type Env = Record<string, string | undefined>;
 
 function readSmallFile(path: string, what: string): string | null {
   try {
-    if (statSync(path).size > MAX_FILE_BYTES) throw new UsageError(`The ${what} ${path} is larger than 1 MiB.`);
+    if (statSync(path).size > MAX_FILE_BYTES)
+      throw new UsageError(`The ${what} ${path} is larger than 1 MiB.`);
     return readFileSync(path, "utf8");
   } catch (e) {
     if (e instanceof UsageError) throw e;
@@ -36,20 +39,38 @@ function clientFile(path: string): { url: string; username?: string; password?: 
   }
   const o = v as Record<string, unknown> | null;
   const optional = (x: unknown) => x === undefined || typeof x === "string";
-  if (!o || typeof o !== "object" || typeof o.url !== "string" || !optional(o.username) || !optional(o.password)) {
-    throw new UsageError(`The client file ${path} is not JSON of the form {"url": …, "username": …, "password": …}.`);
+  if (
+    !o ||
+    typeof o !== "object" ||
+    typeof o.url !== "string" ||
+    !optional(o.username) ||
+    !optional(o.password)
+  ) {
+    throw new UsageError(
+      `The client file ${path} is not JSON of the form {"url": …, "username": …, "password": …}.`,
+    );
   }
-  return { url: o.url, username: o.username as string | undefined, password: o.password as string | undefined };
+  return {
+    url: o.url,
+    username: o.username as string | undefined,
+    password: o.password as string | undefined,
+  };
 }
 
-export function connectionSettings(values: Map<string, string>, env: Env): Omit<ConnectOptions, "timeoutMs"> {
+export function connectionSettings(
+  values: Map<string, string>,
+  env: Env,
+): Omit<ConnectOptions, "timeoutMs"> {
   const set = (x: string | undefined) => (x === undefined || x === "" ? undefined : x);
   let url = set(values.get("url")) ?? set(env.TSS_MQTT_URL);
   let username = set(values.get("username")) ?? set(env.TSS_MQTT_USERNAME);
   let password = set(values.get("password")) ?? set(env.TSS_MQTT_PASSWORD);
   if (url === undefined) {
     const file = clientFile(set(env.TSS_CLIENT_CONFIG) ?? DEFAULT_CLIENT_FILE);
-    if (!file) throw new UsageError("No broker URL: pass --url mqtt://host:port, set TSS_MQTT_URL, or start the local cluster, which writes data/cluster/client.json.");
+    if (!file)
+      throw new UsageError(
+        "No broker URL: pass --url mqtt://host:port, set TSS_MQTT_URL, or start the local cluster, which writes data/cluster/client.json.",
+      );
     url = file.url;
     username ??= file.username;
     password ??= file.password;

@@ -20,42 +20,77 @@ import {
   type SignResult,
   type WalletInfo,
 } from "../client/index.ts";
-import { parseArgv, requestIdArg, timeoutMs, UsageError, walletIdArg, wholeNumber, type Command, type Invocation } from "./args.ts";
+import {
+  parseArgv,
+  requestIdArg,
+  timeoutMs,
+  UsageError,
+  walletIdArg,
+  wholeNumber,
+  type Command,
+  type Invocation,
+} from "./args.ts";
 import { commandHelp, MAIN_HELP, WALLET_HELP } from "./help.ts";
-import { asSentence, describeFailure, showNodes, showRefresh, showSignature, showWallet, showWallets } from "./render.ts";
+import {
+  asSentence,
+  describeFailure,
+  showNodes,
+  showRefresh,
+  showSignature,
+  showWallet,
+  showWallets,
+} from "./render.ts";
 import { connectionSettings, type Env } from "./settings.ts";
 
-type Run = (client: TssClient, requestId: string, onProgress: ((p: Progress) => void) | undefined) => Promise<unknown>;
+type Run = (
+  client: TssClient,
+  requestId: string,
+  onProgress: ((p: Progress) => void) | undefined,
+) => Promise<unknown>;
 
 /** Checks the command's own arguments and returns what to run; throws UsageError before anything connects. */
-function prepare(inv: Invocation & { command: Command }): { run: Run; show: (r: unknown) => string } {
+function prepare(inv: Invocation & { command: Command }): {
+  run: Run;
+  show: (r: unknown) => string;
+} {
   const v = inv.values;
   switch (inv.command) {
     case "wallet create": {
       const threshold = wholeNumber(v.get("threshold"), "threshold");
       const parties = wholeNumber(v.get("parties"), "parties");
       return {
-        run: (c, requestId, onProgress) => c.createWallet({ threshold, parties, requestId, onProgress }),
+        run: (c, requestId, onProgress) =>
+          c.createWallet({ threshold, parties, requestId, onProgress }),
         show: (r) => showWallet("Created wallet", r as WalletInfo),
       };
     }
     case "wallet show": {
       const id = walletIdArg(inv.args[0], "a wallet id");
-      return { run: (c, requestId) => c.wallet(id, { requestId }), show: (r) => showWallet("Wallet", r as WalletInfo) };
+      return {
+        run: (c, requestId) => c.wallet(id, { requestId }),
+        show: (r) => showWallet("Wallet", r as WalletInfo),
+      };
     }
     case "wallet list":
-      return { run: (c, requestId) => c.wallets({ requestId }), show: (r) => showWallets((r as { wallets: WalletInfo[] }).wallets) };
+      return {
+        run: (c, requestId) => c.wallets({ requestId }),
+        show: (r) => showWallets((r as { wallets: WalletInfo[] }).wallets),
+      };
     case "wallet refresh": {
       const walletId = walletIdArg(inv.args[0], "a wallet id");
       return {
         run: (c, requestId, onProgress) => c.refresh({ walletId, requestId, onProgress }),
-        show: (r) => showRefresh(r as { walletId: string; generation: number; publicKey: string; address: string }),
+        show: (r) =>
+          showRefresh(
+            r as { walletId: string; generation: number; publicKey: string; address: string },
+          ),
       };
     }
     case "sign": {
       const walletId = walletIdArg(v.get("wallet"), "--wallet ID");
       const hex = v.get("digest");
-      if (hex === undefined) throw new UsageError("tss sign needs --digest HEX, the 32-byte hash to sign in hex.");
+      if (hex === undefined)
+        throw new UsageError("tss sign needs --digest HEX, the 32-byte hash to sign in hex.");
       let digest: string;
       let path: string | undefined;
       try {
@@ -66,24 +101,39 @@ function prepare(inv: Invocation & { command: Command }): { run: Run; show: (r: 
       try {
         path = v.has("path") ? checkPath(v.get("path")) : undefined;
       } catch {
-        throw new UsageError("--path must look like m/0/7: at most 32 non-hardened indices below 2^31.");
+        throw new UsageError(
+          "--path must look like m/0/7: at most 32 non-hardened indices below 2^31.",
+        );
       }
       return {
-        run: (c, requestId, onProgress) => c.sign({ walletId, digest, path, requestId, onProgress }),
+        run: (c, requestId, onProgress) =>
+          c.sign({ walletId, digest, path, requestId, onProgress }),
         show: (r) => showSignature(r as SignResult),
       };
     }
     case "nodes":
-      return { run: (c, requestId) => c.nodes({ requestId }), show: (r) => showNodes((r as { nodes: NodeInfo[] }).nodes) };
+      return {
+        run: (c, requestId) => c.nodes({ requestId }),
+        show: (r) => showNodes((r as { nodes: NodeInfo[] }).nodes),
+      };
   }
 }
 
 async function main(argv: string[], env: Env): Promise<number> {
   // Until the command line is parsed, a usage error is reported as JSON if --json appears at all.
   let json = argv.includes("--json");
-  const fail = (status: number, code: string, sentence: string, node: string | null = null, requestId: string | null = null) => {
+  const fail = (
+    status: number,
+    code: string,
+    sentence: string,
+    node: string | null = null,
+    requestId: string | null = null,
+  ) => {
     process.stderr.write(`tss: ${sentence}\n`);
-    if (json) process.stdout.write(`${JSON.stringify({ error: { code, message: sentence, node, requestId } }, null, 2)}\n`);
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { code, message: sentence, node, requestId } }, null, 2)}\n`,
+      );
     return status;
   };
   let client: TssClient | null = null;
@@ -93,7 +143,13 @@ async function main(argv: string[], env: Env): Promise<number> {
     const inv = parseArgv(argv);
     json = inv.json;
     if (inv.help || inv.command === null || inv.command === "wallet") {
-      process.stdout.write(inv.command === null ? MAIN_HELP : inv.command === "wallet" ? WALLET_HELP : commandHelp(inv.command));
+      process.stdout.write(
+        inv.command === null
+          ? MAIN_HELP
+          : inv.command === "wallet"
+            ? WALLET_HELP
+            : commandHelp(inv.command),
+      );
       return 0;
     }
     const { run, show } = prepare(inv as Invocation & { command: Command });
@@ -104,9 +160,14 @@ async function main(argv: string[], env: Env): Promise<number> {
     const started = Date.now();
     const onProgress = json
       ? undefined
-      : (p: Progress) => process.stderr.write(`${p.stage} phase ${p.phase} of ${p.of} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+      : (p: Progress) =>
+          process.stderr.write(
+            `${p.stage} phase ${p.phase} of ${p.of} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
+          );
     process.once("SIGINT", () => {
-      process.stderr.write(`\ntss: Interrupted; the request may still complete, so run the same command with --request-id ${requestId} to get its result.\n`);
+      process.stderr.write(
+        `\ntss: Interrupted; the request may still complete, so run the same command with --request-id ${requestId} to get its result.\n`,
+      );
       process.exit(130);
     });
     const result = await run(client, requestId, onProgress);
@@ -115,9 +176,15 @@ async function main(argv: string[], env: Env): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError) return fail(2, "usage", e.message);
     // Refused by the SDK before anything was sent (no request id yet): a mistake in the arguments, such as the URL.
-    if (e instanceof TssError && e.code === "bad_request" && e.requestId === null) return fail(2, "usage", asSentence(e.message) + ".");
-    if (e instanceof TssError) return fail(1, e.code, describeFailure(e, requestId, timeout / 1000), e.node, e.requestId);
-    return fail(1, "internal", `Unexpected failure: ${asSentence((e as Error).message ?? String(e))}.`);
+    if (e instanceof TssError && e.code === "bad_request" && e.requestId === null)
+      return fail(2, "usage", asSentence(e.message) + ".");
+    if (e instanceof TssError)
+      return fail(1, e.code, describeFailure(e, requestId, timeout / 1000), e.node, e.requestId);
+    return fail(
+      1,
+      "internal",
+      `Unexpected failure: ${asSentence((e as Error).message ?? String(e))}.`,
+    );
   } finally {
     await client?.close();
   }

@@ -15,18 +15,31 @@ function inconsistent(message: string, node: string | null = null): TssError {
 }
 
 /** The address must be the EIP-55 address of the public key. */
-export function checkAddress(r: { publicKey: string; address: string }, node: string | null = null): void {
+export function checkAddress(
+  r: { publicKey: string; address: string },
+  node: string | null = null,
+): void {
   let expected: string;
   try {
     expected = ethAddress(fromHex(r.publicKey));
   } catch {
-    throw inconsistent(`The returned public key ${r.publicKey.slice(0, 16)}… is not a secp256k1 point.`, node);
+    throw inconsistent(
+      `The returned public key ${r.publicKey.slice(0, 16)}… is not a secp256k1 point.`,
+      node,
+    );
   }
-  if (r.address !== expected) throw inconsistent(`The returned address ${r.address} is not the address of the returned public key (${expected}).`, node);
+  if (r.address !== expected)
+    throw inconsistent(
+      `The returned address ${r.address} is not the address of the returned public key (${expected}).`,
+      node,
+    );
 }
 
 export function checkSameWallet(r: { walletId: string }, walletId: string): void {
-  if (r.walletId !== walletId) throw inconsistent(`The node answered for wallet ${r.walletId}, not the requested ${walletId}.`);
+  if (r.walletId !== walletId)
+    throw inconsistent(
+      `The node answered for wallet ${r.walletId}, not the requested ${walletId}.`,
+    );
 }
 
 /**
@@ -36,13 +49,28 @@ export function checkSameWallet(r: { walletId: string }, walletId: string): void
  * SDK cannot derive the child key (it has no chain code), so it verifies
  * against the returned publicKey, which is that child key.
  */
-export function checkSignResult(r: SignResult, req: { walletId: string; digest: string; path: string | null }): SignResult {
+export function checkSignResult(
+  r: SignResult,
+  req: { walletId: string; digest: string; path: string | null },
+): SignResult {
   const blame = r.coordinator;
   checkSameWallet(r, req.walletId);
-  if (r.digest !== req.digest) throw inconsistent(`The node signed digest ${r.digest}, not the requested ${req.digest}.`, blame);
-  if (r.path !== req.path) throw inconsistent(`The node signed with path ${r.path ?? "(none)"}, not the requested ${req.path ?? "(none)"}.`, blame);
+  if (r.digest !== req.digest)
+    throw inconsistent(
+      `The node signed digest ${r.digest}, not the requested ${req.digest}.`,
+      blame,
+    );
+  if (r.path !== req.path)
+    throw inconsistent(
+      `The node signed with path ${r.path ?? "(none)"}, not the requested ${req.path ?? "(none)"}.`,
+      blame,
+    );
   checkAddress(r, blame);
-  const sig = { r: fromHex(r.signature.r, 32), s: fromHex(r.signature.s, 32), recoveryId: r.signature.recoveryId };
+  const sig = {
+    r: fromHex(r.signature.r, 32),
+    s: fromHex(r.signature.s, 32),
+    recoveryId: r.signature.recoveryId,
+  };
   let valid: boolean;
   try {
     valid = verifySignature(fromHex(r.publicKey), fromHex(r.digest, 32), sig);
@@ -50,10 +78,19 @@ export function checkSignResult(r: SignResult, req: { walletId: string; digest: 
     // r or s out of range, or nothing to recover: not a signature at all.
     valid = false;
   }
-  if (!valid) throw new TssError("invalid_signature", `The signature returned for wallet ${r.walletId} does not verify against its public key and the digest, so it was rejected.`, blame);
+  if (!valid)
+    throw new TssError(
+      "invalid_signature",
+      `The signature returned for wallet ${r.walletId} does not verify against its public key and the digest, so it was rejected.`,
+      blame,
+    );
   const forms = signatureForms(sig);
   if (forms.ethereum !== r.signature.ethereum || forms.der !== r.signature.der) {
-    throw new TssError("invalid_signature", "The signature's Ethereum or DER form does not encode its r and s, so it was rejected.", blame);
+    throw new TssError(
+      "invalid_signature",
+      "The signature's Ethereum or DER form does not encode its r and s, so it was rejected.",
+      blame,
+    );
   }
   return r;
 }

@@ -9,7 +9,16 @@ import type { IPublishPacket } from "mqtt";
 import { checkAddress, checkSameWallet, checkSignResult } from "./checks.ts";
 import { Connection } from "./connection.ts";
 import { TssError } from "./errors.ts";
-import { checkClientId, checkCount, checkPath, checkRequestId, checkTimeout, checkWalletId, newRequestId, normalizeDigest } from "./inputs.ts";
+import {
+  checkClientId,
+  checkCount,
+  checkPath,
+  checkRequestId,
+  checkTimeout,
+  checkWalletId,
+  newRequestId,
+  normalizeDigest,
+} from "./inputs.ts";
 import {
   ShapeError,
   parseCreateWallet,
@@ -59,7 +68,10 @@ export class TssClient {
 
   /** Connects and subscribes to this client's responses; rejects with `connection_failed` or `bad_request`. */
   static async connect(o: ConnectOptions): Promise<TssClient> {
-    const clientId = o.clientId === undefined ? `tss-${randomBytes(12).toString("hex")}` : checkClientId(o.clientId);
+    const clientId =
+      o.clientId === undefined
+        ? `tss-${randomBytes(12).toString("hex")}`
+        : checkClientId(o.clientId);
     const timeoutMs = checkTimeout(o.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     // The message handler needs the client and the client needs the connection; the box breaks the cycle.
     const box: { current: Connection | null } = { current: null };
@@ -85,8 +97,14 @@ export class TssClient {
     return this.request("dkg", body, o, (v) => {
       const w = parseCreateWallet(v);
       checkAddress(w);
-      if ((o.threshold !== undefined && w.threshold !== o.threshold) || (o.parties !== undefined && w.parties !== o.parties)) {
-        throw new TssError("inconsistent_result", `The node created a ${w.threshold}-of-${w.parties} wallet, not the requested ${o.threshold ?? w.threshold}-of-${o.parties ?? w.parties}.`);
+      if (
+        (o.threshold !== undefined && w.threshold !== o.threshold) ||
+        (o.parties !== undefined && w.parties !== o.parties)
+      ) {
+        throw new TssError(
+          "inconsistent_result",
+          `The node created a ${w.threshold}-of-${w.parties} wallet, not the requested ${o.threshold ?? w.threshold}-of-${o.parties ?? w.parties}.`,
+        );
       }
       return w;
     });
@@ -102,7 +120,9 @@ export class TssClient {
     const digest = normalizeDigest(o.digest);
     const path = o.path === undefined ? null : checkPath(o.path);
     const body = { walletId, digest, ...(path === null ? {} : { path }) };
-    return this.request("sign", body, o, (v) => checkSignResult(parseSign(v), { walletId, digest, path }));
+    return this.request("sign", body, o, (v) =>
+      checkSignResult(parseSign(v), { walletId, digest, path }),
+    );
   }
 
   /** Re-randomises every share of a wallet; the key and address stay the same, the generation goes up. */
@@ -142,7 +162,8 @@ export class TssClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const p of [...this.pending.values()]) p.fail(new TssError("closed", "The client was closed before the answer arrived."));
+    for (const p of [...this.pending.values()])
+      p.fail(new TssError("closed", "The client was closed before the answer arrived."));
     await this.conn.current?.close();
   }
 
@@ -154,7 +175,12 @@ export class TssClient {
     this.pending.get(Buffer.from(correlation).toString("hex"))?.deliver(payload);
   }
 
-  private async request<T>(op: Op, body: Record<string, unknown>, o: RequestOptions, accept: (result: unknown) => T): Promise<T> {
+  private async request<T>(
+    op: Op,
+    body: Record<string, unknown>,
+    o: RequestOptions,
+    accept: (result: unknown) => T,
+  ): Promise<T> {
     if (this.closed || !this.conn.current) throw new TssError("closed", "The client is closed.");
     const conn = this.conn.current;
     const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
@@ -162,7 +188,8 @@ export class TssClient {
     const correlation = randomBytes(16);
     const key = correlation.toString("hex");
     const responseTopic = `${responsesPrefix(this.clientId)}${randomBytes(8).toString("hex")}`;
-    const failure = (code: string, message: string, node: string | null = null) => new TssError(code, message, node, requestId);
+    const failure = (code: string, message: string, node: string | null = null) =>
+      new TssError(code, message, node, requestId);
 
     return new Promise<T>((resolve, reject) => {
       const settle = (e: TssError | null, value?: T) => {
@@ -172,7 +199,13 @@ export class TssClient {
         else resolve(value as T);
       };
       const timer = setTimeout(
-        () => settle(failure("deadline_exceeded", `No final answer to ${op} request ${requestId} within ${timeoutMs / 1000} s; it may still complete, and repeating it with the same requestId returns its result without running it twice.`)),
+        () =>
+          settle(
+            failure(
+              "deadline_exceeded",
+              `No final answer to ${op} request ${requestId} within ${timeoutMs / 1000} s; it may still complete, and repeating it with the same requestId returns its result without running it twice.`,
+            ),
+          ),
         timeoutMs,
       );
       this.pending.set(key, {
@@ -186,8 +219,20 @@ export class TssClient {
             else settle(null, accept(env.result));
           } catch (e) {
             if (e instanceof TssError) settle(failure(e.code, e.message, e.node));
-            else if (e instanceof ShapeError) settle(failure("bad_response", `The answer to ${op} request ${requestId} is malformed: ${e.message}.`));
-            else settle(failure("bad_response", `The answer to ${op} request ${requestId} could not be read: ${(e as Error).message}.`));
+            else if (e instanceof ShapeError)
+              settle(
+                failure(
+                  "bad_response",
+                  `The answer to ${op} request ${requestId} is malformed: ${e.message}.`,
+                ),
+              );
+            else
+              settle(
+                failure(
+                  "bad_response",
+                  `The answer to ${op} request ${requestId} could not be read: ${(e as Error).message}.`,
+                ),
+              );
           }
         },
       });
@@ -202,9 +247,21 @@ export class TssClient {
         })
         .then(
           (delivered) => {
-            if (!delivered) settle(failure("not_enough_nodes", `No signing node is subscribed to requests, so the broker dropped ${op} request ${requestId}.`));
+            if (!delivered)
+              settle(
+                failure(
+                  "not_enough_nodes",
+                  `No signing node is subscribed to requests, so the broker dropped ${op} request ${requestId}.`,
+                ),
+              );
           },
-          (e: Error) => settle(failure("connection_failed", `The broker did not accept ${op} request ${requestId}: ${e.message.replace(/[.\s]+$/, "")}.`)),
+          (e: Error) =>
+            settle(
+              failure(
+                "connection_failed",
+                `The broker did not accept ${op} request ${requestId}: ${e.message.replace(/[.\s]+$/, "")}.`,
+              ),
+            ),
         );
     });
   }

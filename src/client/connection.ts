@@ -9,7 +9,12 @@ import { TssError } from "./errors.ts";
 import { MAX_RESPONSE_BYTES } from "./responses.ts";
 import type { TlsOptions } from "./types.ts";
 
-const DEFAULT_PORTS: Record<string, number> = { "mqtt:": 1883, "mqtts:": 8883, "ws:": 80, "wss:": 443 };
+const DEFAULT_PORTS: Record<string, number> = {
+  "mqtt:": 1883,
+  "mqtts:": 8883,
+  "ws:": 80,
+  "wss:": 443,
+};
 /** Long enough to ride out a reconnect; close() sets it to 0 so nothing lingers. */
 const SESSION_EXPIRY_S = 120;
 const CLOSE_WAIT_MS = 2000;
@@ -41,7 +46,8 @@ function brokerOptions(o: OpenOptions): { options: IClientOptions; where: string
     throw badUrl(`The broker URL ${JSON.stringify(o.url.slice(0, 200))} is not a valid URL.`);
   }
   const port = DEFAULT_PORTS[url.protocol];
-  if (port === undefined) throw badUrl("The broker URL must start with mqtt://, mqtts://, ws:// or wss://.");
+  if (port === undefined)
+    throw badUrl("The broker URL must start with mqtt://, mqtts://, ws:// or wss://.");
   const secure = url.protocol === "mqtts:" || url.protocol === "wss:";
   const web = url.protocol === "ws:" || url.protocol === "wss:";
   if (o.tls && !secure) throw badUrl("TLS options need an mqtts:// or wss:// broker URL.");
@@ -55,7 +61,10 @@ function brokerOptions(o: OpenOptions): { options: IClientOptions; where: string
     username: o.username ?? (url.username ? decodeURIComponent(url.username) : undefined),
     password: o.password ?? (url.password ? decodeURIComponent(url.password) : undefined),
     clean: false,
-    properties: { sessionExpiryInterval: SESSION_EXPIRY_S, maximumPacketSize: MAX_RESPONSE_BYTES + 64 * 1024 },
+    properties: {
+      sessionExpiryInterval: SESSION_EXPIRY_S,
+      maximumPacketSize: MAX_RESPONSE_BYTES + 64 * 1024,
+    },
     reconnectPeriod: 1000,
     connectTimeout: o.connectTimeoutMs,
     keepalive: 30,
@@ -78,7 +87,12 @@ export class Connection {
 
   private constructor(private readonly client: MqttClient) {
     client.on("packetreceive", (p) => {
-      if (p.cmd !== "puback" || p.reasonCode !== NO_MATCHING_SUBSCRIBERS || p.messageId === undefined) return;
+      if (
+        p.cmd !== "puback" ||
+        p.reasonCode !== NO_MATCHING_SUBSCRIBERS ||
+        p.messageId === undefined
+      )
+        return;
       // Only a broken broker acks ids we never used; keep the set bounded anyway.
       if (this.noSubscribers.size > 1024) this.noSubscribers.clear();
       this.noSubscribers.add(p.messageId);
@@ -93,7 +107,10 @@ export class Connection {
     client.on("message", o.onMessage);
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => done(`no answer within ${Math.ceil(o.connectTimeoutMs / 1000)} s`), o.connectTimeoutMs);
+        const timer = setTimeout(
+          () => done(`no answer within ${Math.ceil(o.connectTimeoutMs / 1000)} s`),
+          o.connectTimeoutMs,
+        );
         const onError = (e: Error) => done(describe(e));
         const onClose = () => done("the connection was closed");
         const onConnect = () => done(null);
@@ -101,12 +118,21 @@ export class Connection {
           clearTimeout(timer);
           client.off("error", onError).off("close", onClose).off("connect", onConnect);
           if (failure === null) resolve();
-          else reject(new TssError("connection_failed", `Could not connect to the MQTT broker at ${where}: ${failure}.`));
+          else
+            reject(
+              new TssError(
+                "connection_failed",
+                `Could not connect to the MQTT broker at ${where}: ${failure}.`,
+              ),
+            );
         }
         client.on("error", onError).on("close", onClose).on("connect", onConnect);
       });
       await client.subscribeAsync(o.subscribe, { qos: 1 }).catch(() => {
-        throw new TssError("connection_failed", `The broker at ${where} refused the subscription to ${o.subscribe}; its ACL must let client ${o.clientId} read that topic.`);
+        throw new TssError(
+          "connection_failed",
+          `The broker at ${where} refused the subscription to ${o.subscribe}; its ACL must let client ${o.clientId} read that topic.`,
+        );
       });
     } catch (e) {
       client.end(true);
@@ -116,7 +142,11 @@ export class Connection {
   }
 
   /** Publishes at QoS 1; resolves false when the broker dropped the message because nobody is subscribed. */
-  async publish(topic: string, payload: string, properties: NonNullable<IPublishPacket["properties"]>): Promise<boolean> {
+  async publish(
+    topic: string,
+    payload: string,
+    properties: NonNullable<IPublishPacket["properties"]>,
+  ): Promise<boolean> {
     const packet = await this.client.publishAsync(topic, payload, { qos: 1, properties });
     const id = packet?.messageId;
     return !(id !== undefined && this.noSubscribers.delete(id));
@@ -125,7 +155,10 @@ export class Connection {
   async close(): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)));
-    await Promise.race([this.client.endAsync(false, { properties: { sessionExpiryInterval: 0 } }).catch(() => {}), waited]);
+    await Promise.race([
+      this.client.endAsync(false, { properties: { sessionExpiryInterval: 0 } }).catch(() => {}),
+      waited,
+    ]);
     clearTimeout(timer);
     if (!this.client.disconnected) this.client.end(true);
   }

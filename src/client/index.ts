@@ -7,8 +7,21 @@
  *   await tss.close();
  */
 export { TssClient, DEFAULT_TIMEOUT_MS } from "./client.ts";
-export { TssError, NODE_ERROR_CODES, type NodeErrorCode, type SdkErrorCode, type TssErrorCode } from "./errors.ts";
+export {
+  TssError,
+  NODE_ERROR_CODES,
+  type NodeErrorCode,
+  type SdkErrorCode,
+  type TssErrorCode,
+} from "./errors.ts";
 export type { Blame } from "../shared/wire/errors.ts";
-export { newRequestId, checkPath, checkRequestId, checkWalletId, normalizeDigest, ID_PATTERN } from "./inputs.ts";
+export {
+  newRequestId,
+  checkPath,
+  checkRequestId,
+  checkWalletId,
+  normalizeDigest,
+  ID_PATTERN,
+} from "./inputs.ts";
 export { ethAddress } from "../shared/public-key.ts";
 export type * from "./types.ts";

@@ -5,7 +5,13 @@
  */
 import { randomBytes } from "node:crypto";
 import { toHex } from "../shared/hex.ts";
-import { DIGEST_BYTES, DIGEST_HEX, ID_RULE, isId, isNonHardenedPath } from "../shared/wire/patterns.ts";
+import {
+  DIGEST_BYTES,
+  DIGEST_HEX,
+  ID_RULE,
+  isId,
+  isNonHardenedPath,
+} from "../shared/wire/patterns.ts";
 import { CLIENT_ID_PATTERN } from "../shared/wire/topics.ts";
 import { TssError } from "./errors.ts";
 
@@ -34,7 +40,8 @@ export function checkWalletId(id: unknown): string {
 /** Lowercase hex of a 32-byte digest given as bytes or as 64 hex characters (0x optional). */
 export function normalizeDigest(digest: unknown): string {
   if (digest instanceof Uint8Array) {
-    if (digest.length !== DIGEST_BYTES) throw bad(`digest must be ${DIGEST_BYTES} bytes, not ${digest.length}.`);
+    if (digest.length !== DIGEST_BYTES)
+      throw bad(`digest must be ${DIGEST_BYTES} bytes, not ${digest.length}.`);
     return toHex(digest);
   }
   if (typeof digest === "string") {
@@ -53,18 +60,21 @@ export function checkPath(path: unknown): string {
 }
 
 export function checkCount(n: unknown, name: "threshold" | "parties"): number {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 255) throw bad(`${name} must be a whole number from 1 to 255.`);
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 255)
+    throw bad(`${name} must be a whole number from 1 to 255.`);
   return n;
 }
 
 /** A deadline in ms: positive, and small enough for setTimeout (which overflows above 2^31 - 1). */
 export function checkTimeout(ms: unknown): number {
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms <= 0 || ms > 2 ** 31 - 1) throw bad("timeoutMs must be a positive number of milliseconds below 2^31.");
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms <= 0 || ms > 2 ** 31 - 1)
+    throw bad("timeoutMs must be a positive number of milliseconds below 2^31.");
   return Math.ceil(ms);
 }
 
 /** Client ids become a topic level, so they may not contain topic separators or wildcards. */
 export function checkClientId(id: unknown): string {
-  if (typeof id !== "string" || !CLIENT_ID_PATTERN.test(id)) throw bad("clientId must be 1-128 characters without '/', '+', '#' or control characters.");
+  if (typeof id !== "string" || !CLIENT_ID_PATTERN.test(id))
+    throw bad("clientId must be 1-128 characters without '/', '+', '#' or control characters.");
   return id;
 }

@@ -33,25 +33,35 @@ export type Envelope =
 type Obj = Record<string, unknown>;
 
 function record(v: unknown, at: string): Obj {
-  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new ShapeError(`${at} must be a JSON object`);
+  if (v === null || typeof v !== "object" || Array.isArray(v))
+    throw new ShapeError(`${at} must be a JSON object`);
   return v as Obj;
 }
 
 function text(o: Obj, key: string, at: string, pattern: RegExp, what: string): string {
   const v = o[key];
-  if (typeof v !== "string" || v.length > 1024 || !pattern.test(v)) throw new ShapeError(`${at}.${key} must be ${what}`);
+  if (typeof v !== "string" || v.length > 1024 || !pattern.test(v))
+    throw new ShapeError(`${at}.${key} must be ${what}`);
   return v;
 }
 
 function integer(o: Obj, key: string, at: string, min: number, max: number): number {
   const v = o[key];
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw new ShapeError(`${at}.${key} must be a whole number from ${min} to ${max}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max)
+    throw new ShapeError(`${at}.${key} must be a whole number from ${min} to ${max}`);
   return v;
 }
 
-function list<T>(o: Obj, key: string, at: string, max: number, item: (v: unknown, at: string) => T): T[] {
+function list<T>(
+  o: Obj,
+  key: string,
+  at: string,
+  max: number,
+  item: (v: unknown, at: string) => T,
+): T[] {
   const v = o[key];
-  if (!Array.isArray(v) || v.length > max) throw new ShapeError(`${at}.${key} must be a list of at most ${max} items`);
+  if (!Array.isArray(v) || v.length > max)
+    throw new ShapeError(`${at}.${key} must be a list of at most ${max} items`);
   return v.map((x, i) => item(x, `${at}.${key}[${i}]`));
 }
 
@@ -64,7 +74,8 @@ const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const STAGES: readonly Stage[] = ["dkg", "sign", "refresh", "prepare", "persist"];
 
 function nodeId(v: unknown, at: string): string {
-  if (typeof v !== "string" || !NODE_ID_PATTERN.test(v)) throw new ShapeError(`${at} must be a node id`);
+  if (typeof v !== "string" || !NODE_ID_PATTERN.test(v))
+    throw new ShapeError(`${at} must be a node id`);
   return v;
 }
 
@@ -90,7 +101,8 @@ function parseProgress(v: unknown): Progress | null {
 }
 
 export function parseEnvelope(payload: Uint8Array): Envelope {
-  if (payload.length > MAX_RESPONSE_BYTES) throw new ShapeError(`the reply is larger than ${MAX_RESPONSE_BYTES} bytes`);
+  if (payload.length > MAX_RESPONSE_BYTES)
+    throw new ShapeError(`the reply is larger than ${MAX_RESPONSE_BYTES} bytes`);
   let v: unknown;
   try {
     v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
@@ -107,7 +119,9 @@ export function parseEnvelope(payload: Uint8Array): Envelope {
     const node = e.node === null || e.node === undefined ? null : nodeId(e.node, "error.node");
     return { kind: "error", code, message: cleanMessage(e.message) || "(no message)", node };
   }
-  throw new ShapeError('the reply must have "progress", "ok": true with "result", or "ok": false with "error"');
+  throw new ShapeError(
+    'the reply must have "progress", "ok": true with "result", or "ok": false with "error"',
+  );
 }
 
 export function parseWalletInfo(v: unknown, at = "result"): WalletInfo {
@@ -136,8 +150,17 @@ export function parseSign(v: unknown): SignResult {
   return {
     walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
     digest: text(o, "digest", "result", hexOf([32]), "32 bytes of lowercase hex"),
-    path: o.path === null || o.path === undefined ? null : text(o, "path", "result", PATH_PATTERN, "a path like m/0/7 or null"),
-    publicKey: text(o, "publicKey", "result", PUBLIC_KEY, "a 33- or 65-byte public key in lowercase hex"),
+    path:
+      o.path === null || o.path === undefined
+        ? null
+        : text(o, "path", "result", PATH_PATTERN, "a path like m/0/7 or null"),
+    publicKey: text(
+      o,
+      "publicKey",
+      "result",
+      PUBLIC_KEY,
+      "a 33- or 65-byte public key in lowercase hex",
+    ),
     address: text(o, "address", "result", ADDRESS, "an Ethereum address"),
     signature: {
       r: text(s, "r", at, hexOf([32]), "32 bytes of lowercase hex"),
@@ -156,7 +179,13 @@ export function parseRefresh(v: unknown): RefreshResult {
   return {
     walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
     generation: integer(o, "generation", "result", 0, 2 ** 31 - 1),
-    publicKey: text(o, "publicKey", "result", PUBLIC_KEY, "a 33- or 65-byte public key in lowercase hex"),
+    publicKey: text(
+      o,
+      "publicKey",
+      "result",
+      PUBLIC_KEY,
+      "a 33- or 65-byte public key in lowercase hex",
+    ),
     address: text(o, "address", "result", ADDRESS, "an Ethereum address"),
   };
 }
@@ -168,12 +197,16 @@ export function parseWallets(v: unknown): WalletsResult {
 function parseNode(v: unknown, at: string): NodeInfo {
   const o = record(v, at);
   const status = o.status;
-  if (status !== "online" && status !== "offline") throw new ShapeError(`${at}.status must be "online" or "offline"`);
+  if (status !== "online" && status !== "offline")
+    throw new ShapeError(`${at}.status must be "online" or "offline"`);
   return {
     nodeId: nodeId(o.nodeId, `${at}.nodeId`),
     status,
     since: integer(o, "since", at, 0, Number.MAX_SAFE_INTEGER),
-    pcr0: o.pcr0 === null || o.pcr0 === undefined ? null : text(o, "pcr0", at, /^[0-9a-f]{1,256}$/, "lowercase hex or null"),
+    pcr0:
+      o.pcr0 === null || o.pcr0 === undefined
+        ? null
+        : text(o, "pcr0", at, /^[0-9a-f]{1,256}$/, "lowercase hex or null"),
   };
 }
 

@@ -71,10 +71,17 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     writeFileSync(rootPem, derToPem(pki.root.der));
 
     say("starting Mosquitto");
-    const nodeCredentials = { username: "tss-node", password: randomBytes(18).toString("base64url") };
+    const nodeCredentials = {
+      username: "tss-node",
+      password: randomBytes(18).toString("base64url"),
+    };
     const client = { username: "tss-client", password: randomBytes(18).toString("base64url") };
     mkdirSync(join(o.dataDir, "mosquitto"), { recursive: true });
-    const broker = await startMosquitto({ node: nodeCredentials, client, dataDir: join(o.dataDir, "mosquitto") });
+    const broker = await startMosquitto({
+      node: nodeCredentials,
+      client,
+      dataDir: join(o.dataDir, "mosquitto"),
+    });
     stoppers.push(() => broker.stop());
 
     say("starting the KMS stand-in");
@@ -85,13 +92,30 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     const startNode = async (nodeId: string): Promise<ClusterNode> => {
       const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
       say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""}`);
-      const enclave = await startEnclaveProcess({ name: nodeId, image, socketPath: sock, pki, isolate, phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000 });
+      const enclave = await startEnclaveProcess({
+        name: nodeId,
+        image,
+        socketPath: sock,
+        pki,
+        isolate,
+        phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000,
+      });
       const config: NodeConfig = {
         nodeId,
-        mqtt: { url: broker.url, username: nodeCredentials.username, password: nodeCredentials.password },
+        mqtt: {
+          url: broker.url,
+          username: nodeCredentials.username,
+          password: nodeCredentials.password,
+        },
         enclave: `unix:${sock}`,
         database: join(o.dataDir, `${nodeId}.db`),
-        kms: { keyId: kms.keyId, endpoint: kms.url, region: "us-east-1", accessKeyId: kms.accessKeyId, secretAccessKey: kms.secretAccessKey },
+        kms: {
+          keyId: kms.keyId,
+          endpoint: kms.url,
+          region: "us-east-1",
+          accessKeyId: kms.accessKeyId,
+          secretAccessKey: kms.secretAccessKey,
+        },
         phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000,
       };
       const configPath = join(o.dataDir, `${nodeId}.json`);
@@ -99,7 +123,10 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
       say(`starting ${nodeId}: host`);
       let host: Started;
       try {
-        host = await startProcess([process.execPath, join(ROOT, "src/host/main.ts"), "--config", configPath], { name: `${nodeId} host`, readyEvent: "ready" });
+        host = await startProcess(
+          [process.execPath, join(ROOT, "src/host/main.ts"), "--config", configPath],
+          { name: `${nodeId} host`, readyEvent: "ready" },
+        );
       } catch (e) {
         await enclave.stop();
         throw e;
@@ -119,8 +146,14 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     };
     const nodes: ClusterNode[] = [];
     for (let i = 1; i <= o.nodes; i++) nodes.push(await startNode(`node-${i}`));
-    const creds: ClientCredentials = { url: broker.url, username: client.username, password: client.password };
-    writeFileSync(join(o.dataDir, "client.json"), JSON.stringify(creds, null, 2) + "\n", { mode: 0o600 });
+    const creds: ClientCredentials = {
+      url: broker.url,
+      username: client.username,
+      password: client.password,
+    };
+    writeFileSync(join(o.dataDir, "client.json"), JSON.stringify(creds, null, 2) + "\n", {
+      mode: 0o600,
+    });
     return {
       dataDir: o.dataDir,
       client: creds,

@@ -29,7 +29,12 @@ function step(label: string): () => void {
   return () => console.log(`done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
 
-function printSignature(title: string, pk: Uint8Array, digest: Uint8Array, sigs: ReturnType<typeof signInProcess>) {
+function printSignature(
+  title: string,
+  pk: Uint8Array,
+  digest: Uint8Array,
+  sigs: ReturnType<typeof signInProcess>,
+) {
   const sig = sigs[0]!;
   const f = signatureForms(sig);
   const ok = verifySignature(pk, digest, sig);
@@ -54,7 +59,9 @@ function main() {
   const digest = digestHex ? fromHex(digestHex, 32) : new Uint8Array(randomBytes(32));
   loadDkls();
 
-  let done = step(`DKG ${t}-of-${n} (every party's compute in this one process; seconds per party)`);
+  let done = step(
+    `DKG ${t}-of-${n} (every party's compute in this one process; seconds per party)`,
+  );
   const shares: KeyShare[] = dkgInProcess(t, n);
   done();
   const pk = shares[0]!.publicKey;

@@ -40,7 +40,8 @@ async function main(): Promise<number> {
   }
   const keep = process.argv.includes("--keep");
   const n = Number(arg("--nodes") ?? 5);
-  if (!Number.isInteger(n) || n < 3 || n > 16) throw new Error("--nodes must be an integer from 3 to 16");
+  if (!Number.isInteger(n) || n < 3 || n > 16)
+    throw new Error("--nodes must be an integer from 3 to 16");
   const digest = arg("--digest") ? fromHex(arg("--digest")!, 32) : new Uint8Array(randomBytes(32));
   const dataDir = join(new URL("../..", import.meta.url).pathname, "data", "cluster");
   rmSync(dataDir, { recursive: true, force: true });
@@ -55,29 +56,47 @@ async function main(): Promise<number> {
   try {
     cluster = await startCluster({ nodes: n, dataDir, progress: (l) => say(l) });
     say(`cluster up: broker ${cluster.client.url}, ${n} nodes`);
-    client = await TssClient.connect({ url: cluster.client.url, username: cluster.client.username, password: cluster.client.password, clientId: `demo-${randomBytes(4).toString("hex")}` });
-    const progress = (p: { stage: string; phase?: number; of?: number }) => say(`  … ${p.stage}${p.phase ? ` phase ${p.phase}/${p.of ?? 4}` : ""}`);
+    client = await TssClient.connect({
+      url: cluster.client.url,
+      username: cluster.client.username,
+      password: cluster.client.password,
+      clientId: `demo-${randomBytes(4).toString("hex")}`,
+    });
+    const progress = (p: { stage: string; phase?: number; of?: number }) =>
+      say(`  … ${p.stage}${p.phase ? ` phase ${p.phase}/${p.of ?? 4}` : ""}`);
 
     say("creating a 3-of-5 wallet (distributed key generation across the nodes)");
     const wallet = await client.createWallet({ threshold: 3, parties: 5, onProgress: progress });
     say(`wallet ${wallet.walletId}`);
-    console.log(`    public key ${wallet.publicKey}\n    address    ${wallet.address}\n    nodes      ${wallet.nodes.join(", ")}`);
+    console.log(
+      `    public key ${wallet.publicKey}\n    address    ${wallet.address}\n    nodes      ${wallet.nodes.join(", ")}`,
+    );
 
     const show = async (label: string) => {
       const r = await client!.sign({ walletId: wallet.walletId, digest, onProgress: progress });
-      const ok = verifySignature(fromHex(r.publicKey), digest, { r: fromHex(r.signature.r), s: fromHex(r.signature.s), recoveryId: r.signature.recoveryId });
+      const ok = verifySignature(fromHex(r.publicKey), digest, {
+        r: fromHex(r.signature.r),
+        s: fromHex(r.signature.s),
+        recoveryId: r.signature.recoveryId,
+      });
       say(`${label}: coordinated by ${r.coordinator}, signers ${r.signers.join(", ")}`);
-      console.log(`    digest      ${r.digest}\n    r           ${r.signature.r}\n    s           ${r.signature.s}\n    recovery id ${r.signature.recoveryId}\n    ethereum    0x${r.signature.ethereum}\n    der         ${r.signature.der}\n    verified    ${ok ? "yes (@noble/curves: valid, low-S, recovers the public key)" : "NO"}`);
+      console.log(
+        `    digest      ${r.digest}\n    r           ${r.signature.r}\n    s           ${r.signature.s}\n    recovery id ${r.signature.recoveryId}\n    ethereum    0x${r.signature.ethereum}\n    der         ${r.signature.der}\n    verified    ${ok ? "yes (@noble/curves: valid, low-S, recovers the public key)" : "NO"}`,
+      );
       if (!ok) throw new Error("signature did not verify");
     };
     await show("signature 1");
     say("refreshing every share (same public key, new shares; old shares deleted after commit)");
     const refreshed = await client.refresh({ walletId: wallet.walletId, onProgress: progress });
-    say(`refreshed to generation ${refreshed.generation}; public key unchanged: ${refreshed.publicKey === wallet.publicKey}`);
+    say(
+      `refreshed to generation ${refreshed.generation}; public key unchanged: ${refreshed.publicKey === wallet.publicKey}`,
+    );
     await show("signature 2 (after refresh)");
     say("demo complete: both signatures verified");
     if (keep) {
-      say(`cluster kept running. Try:  bin/tss nodes   bin/tss wallet list   bin/tss sign --wallet ${wallet.walletId} --digest <64 hex>`);
+      say(
+        `cluster kept running. Try:  bin/tss nodes   bin/tss wallet list   bin/tss sign --wallet ${wallet.walletId} --digest <64 hex>`,
+      );
       say("Ctrl-C stops it.");
       await client.close();
       client = undefined;

@@ -10,7 +10,13 @@
  * parser via node:crypto.
  */
 import { p384 } from "@noble/curves/nist.js";
-import { bytesEqual, parseCertificate, KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN } from "../attestation/verifier.ts";
+import {
+  bytesEqual,
+  parseCertificate,
+  KU_CRL_SIGN,
+  KU_DIGITAL_SIGNATURE,
+  KU_KEY_CERT_SIGN,
+} from "../attestation/verifier.ts";
 
 export interface PkiEntity {
   der: Uint8Array;
@@ -65,12 +71,22 @@ export function createDevelopmentPki(opts: CreatePkiOptions = {}): DevelopmentPk
     ca: { pathLen: 0 },
     keyUsage: KU_KEY_CERT_SIGN | KU_CRL_SIGN,
   });
-  const pki = { root: { der: root, privateKey: rootKey }, intermediate: { der: intermediate, privateKey: intKey } };
-  return { ...pki, leaf: issueLeafEntity(pki.intermediate, now, opts.leafLifetimeMs ?? DEFAULT_LEAF_LIFETIME_MS) };
+  const pki = {
+    root: { der: root, privateKey: rootKey },
+    intermediate: { der: intermediate, privateKey: intKey },
+  };
+  return {
+    ...pki,
+    leaf: issueLeafEntity(pki.intermediate, now, opts.leafLifetimeMs ?? DEFAULT_LEAF_LIFETIME_MS),
+  };
 }
 
 /** The same PKI with a freshly issued leaf (AWS likewise gives each enclave a new short-lived one). */
-export function renewLeaf(pki: DevelopmentPki, now: Date = new Date(), lifetimeMs = DEFAULT_LEAF_LIFETIME_MS): DevelopmentPki {
+export function renewLeaf(
+  pki: DevelopmentPki,
+  now: Date = new Date(),
+  lifetimeMs = DEFAULT_LEAF_LIFETIME_MS,
+): DevelopmentPki {
   return { ...pki, leaf: issueLeafEntity(pki.intermediate, now.getTime(), lifetimeMs) };
 }
 
@@ -103,12 +119,18 @@ export const MAX_SERIALIZED_PKI_CHARS = 64 * 1024;
  */
 export function serializeDevelopmentPki(pki: DevelopmentPki): string {
   const e = (x: PkiEntity) => ({ der: b64(x.der), privateKey: b64(x.privateKey) });
-  return JSON.stringify({ format: FORMAT, root: e(pki.root), intermediate: e(pki.intermediate), leaf: e(pki.leaf) });
+  return JSON.stringify({
+    format: FORMAT,
+    root: e(pki.root),
+    intermediate: e(pki.intermediate),
+    leaf: e(pki.leaf),
+  });
 }
 
 /** Parses and checks a serialized PKI: each key matches its certificate and each certificate is signed by its issuer. */
 export function restoreDevelopmentPki(text: string): DevelopmentPki {
-  if (typeof text !== "string" || text.length > MAX_SERIALIZED_PKI_CHARS) throw new Error("serialized development PKI is not a string of reasonable size");
+  if (typeof text !== "string" || text.length > MAX_SERIALIZED_PKI_CHARS)
+    throw new Error("serialized development PKI is not a string of reasonable size");
   let j: unknown;
   try {
     j = JSON.parse(text);
@@ -116,10 +138,12 @@ export function restoreDevelopmentPki(text: string): DevelopmentPki {
     throw new Error("serialized development PKI is not JSON");
   }
   const o = j as Record<string, unknown>;
-  if (o === null || typeof o !== "object" || o.format !== FORMAT) throw new Error(`serialized development PKI is not in format ${FORMAT}`);
+  if (o === null || typeof o !== "object" || o.format !== FORMAT)
+    throw new Error(`serialized development PKI is not in format ${FORMAT}`);
   const entity = (name: string): PkiEntity => {
     const x = o[name] as Record<string, unknown> | undefined;
-    if (!x || typeof x.der !== "string" || typeof x.privateKey !== "string") throw new Error(`serialized development PKI lacks ${name}`);
+    if (!x || typeof x.der !== "string" || typeof x.privateKey !== "string")
+      throw new Error(`serialized development PKI lacks ${name}`);
     const der = unb64(x.der);
     const privateKey = unb64(x.privateKey);
     const cert = parseCertificate(der, `development ${name}`);
@@ -129,13 +153,18 @@ export function restoreDevelopmentPki(text: string): DevelopmentPki {
     } catch {
       throw new Error(`development ${name} private key is not a P-384 secret key`);
     }
-    if (!bytesEqual(pub, cert.publicKey)) throw new Error(`development ${name} private key does not match its certificate`);
+    if (!bytesEqual(pub, cert.publicKey))
+      throw new Error(`development ${name} private key does not match its certificate`);
     return { der, privateKey };
   };
   const pki = { root: entity("root"), intermediate: entity("intermediate"), leaf: entity("leaf") };
   const signedBy = (child: PkiEntity, parent: PkiEntity) => {
     const c = parseCertificate(child.der);
-    return p384.verify(c.signature, c.tbs, parseCertificate(parent.der).publicKey, { prehash: true, lowS: false, format: "der" });
+    return p384.verify(c.signature, c.tbs, parseCertificate(parent.der).publicKey, {
+      prehash: true,
+      lowS: false,
+      format: "der",
+    });
   };
   if (!signedBy(pki.intermediate, pki.root) || !signedBy(pki.leaf, pki.intermediate)) {
     throw new Error("serialized development PKI is not a chain root -> intermediate -> leaf");
@@ -153,7 +182,8 @@ function b64(b: Uint8Array): string {
 }
 
 function unb64(s: string): Uint8Array {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s)) throw new Error("invalid base64 in serialized development PKI");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s))
+    throw new Error("invalid base64 in serialized development PKI");
   return new Uint8Array(Buffer.from(s, "base64"));
 }
 
@@ -194,8 +224,17 @@ export function issueDevelopmentCertificate(s: CertificateSpec): Uint8Array {
     name(s.issuer),
     seq(time(s.notBefore), time(s.notAfter)),
     name(s.subject),
-    seq(seq(tlv(0x06, Uint8Array.from(OID_EC_PUBLIC_KEY)), tlv(0x06, Uint8Array.from(OID_SECP384R1))), bitString(p384.getPublicKey(s.subjectKey, false))),
-    tlv(0xa3, seq(extension(OID_BASIC_CONSTRAINTS, basicConstraints(s.ca)), extension(OID_KEY_USAGE, keyUsage(s.keyUsage)))),
+    seq(
+      seq(tlv(0x06, Uint8Array.from(OID_EC_PUBLIC_KEY)), tlv(0x06, Uint8Array.from(OID_SECP384R1))),
+      bitString(p384.getPublicKey(s.subjectKey, false)),
+    ),
+    tlv(
+      0xa3,
+      seq(
+        extension(OID_BASIC_CONSTRAINTS, basicConstraints(s.ca)),
+        extension(OID_KEY_USAGE, keyUsage(s.keyUsage)),
+      ),
+    ),
   );
   const sig = p384.sign(tbs, s.issuerKey, { prehash: true, lowS: false, format: "der" });
   return seq(tbs, sigAlg, bitString(sig));
@@ -203,7 +242,14 @@ export function issueDevelopmentCertificate(s: CertificateSpec): Uint8Array {
 
 function tlv(tag: number, ...parts: Uint8Array[]): Uint8Array {
   const len = parts.reduce((n, p) => n + p.length, 0);
-  const lenBytes = len < 0x80 ? [len] : len < 0x100 ? [0x81, len] : len < 0x10000 ? [0x82, len >> 8, len & 0xff] : [0x83, len >> 16, (len >> 8) & 0xff, len & 0xff];
+  const lenBytes =
+    len < 0x80
+      ? [len]
+      : len < 0x100
+        ? [0x81, len]
+        : len < 0x10000
+          ? [0x82, len >> 8, len & 0xff]
+          : [0x83, len >> 16, (len >> 8) & 0xff, len & 0xff];
   const out = new Uint8Array(1 + lenBytes.length + len);
   out[0] = tag;
   out.set(lenBytes, 1);
@@ -236,7 +282,8 @@ function bitString(bytes: Uint8Array): Uint8Array {
 }
 
 function name(cn: string): Uint8Array {
-  const rdn = (oid: number[], value: string) => tlv(0x31, seq(tlv(0x06, Uint8Array.from(oid)), tlv(0x0c, new TextEncoder().encode(value))));
+  const rdn = (oid: number[], value: string) =>
+    tlv(0x31, seq(tlv(0x06, Uint8Array.from(oid)), tlv(0x0c, new TextEncoder().encode(value))));
   return seq(rdn(OID_ORGANIZATION, ORGANIZATION), rdn(OID_COMMON_NAME, cn));
 }
 
@@ -246,7 +293,9 @@ function time(ms: number): Uint8Array {
   const p = (n: number) => String(n).padStart(2, "0");
   const rest = `${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
   // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
-  return y < 2050 ? tlv(0x17, new TextEncoder().encode(p(y % 100) + rest)) : tlv(0x18, new TextEncoder().encode(String(y) + rest));
+  return y < 2050
+    ? tlv(0x17, new TextEncoder().encode(p(y % 100) + rest))
+    : tlv(0x18, new TextEncoder().encode(String(y) + rest));
 }
 
 function extension(oid: number[], value: Uint8Array): Uint8Array {
@@ -255,7 +304,9 @@ function extension(oid: number[], value: Uint8Array): Uint8Array {
 
 function basicConstraints(ca: CertificateSpec["ca"]): Uint8Array {
   if (!ca) return seq(); // cA DEFAULT FALSE is omitted in DER
-  return ca.pathLen === undefined ? seq(tlv(0x01, Uint8Array.of(0xff))) : seq(tlv(0x01, Uint8Array.of(0xff)), integer(Uint8Array.of(ca.pathLen)));
+  return ca.pathLen === undefined
+    ? seq(tlv(0x01, Uint8Array.of(0xff)))
+    : seq(tlv(0x01, Uint8Array.of(0xff)), integer(Uint8Array.of(ca.pathLen)));
 }
 
 /** RFC 5280 named bits (bit 0 = MSB of the first octet), trailing zero bits dropped as DER requires. */

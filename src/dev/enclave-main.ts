@@ -36,7 +36,8 @@ async function readStdinLine(): Promise<string> {
     const { value, done } = await reader.read();
     if (done) break;
     text += dec.decode(value, { stream: true });
-    if (text.length > MAX_SERIALIZED_PKI_CHARS) throw new Error(`development PKI on stdin exceeds ${MAX_SERIALIZED_PKI_CHARS} characters`);
+    if (text.length > MAX_SERIALIZED_PKI_CHARS)
+      throw new Error(`development PKI on stdin exceeds ${MAX_SERIALIZED_PKI_CHARS} characters`);
   }
   reader.releaseLock();
   return text.split("\n")[0]!;
@@ -48,7 +49,10 @@ runEnclaveProgram({
   listen: {
     pattern: /^(unix:.+|vsock:\d+)$/,
     usage: "unix:PATH or vsock:PORT",
-    open: (address) => (address.startsWith("unix:") ? listenUnix(address.slice("unix:".length)) : listenVsock(Number(address.slice("vsock:".length)))),
+    open: (address) =>
+      address.startsWith("unix:")
+        ? listenUnix(address.slice("unix:".length))
+        : listenVsock(Number(address.slice("vsock:".length))),
   },
   platform: async (wasm) => {
     const pki = restoreDevelopmentPki(await readStdinLine());
@@ -56,7 +60,14 @@ runEnclaveProgram({
     const pcrs: Record<number, Uint8Array> = { 0: pcr0 };
     pcrs[1] = pcr0ForCode([new TextEncoder().encode("development kernel")]);
     pcrs[2] = pcr0ForCode([new TextEncoder().encode("development application")]);
-    log("development_nsm", { warning: "SIMULATED NSM: attestation documents are signed by a development PKI" });
-    return { nsm: new SimulatedNsm({ pki, pcrs }), peerRoots: [{ der: pki.root.der, development: true }], pcr0, allowDevelopment: true };
+    log("development_nsm", {
+      warning: "SIMULATED NSM: attestation documents are signed by a development PKI",
+    });
+    return {
+      nsm: new SimulatedNsm({ pki, pcrs }),
+      peerRoots: [{ der: pki.root.der, development: true }],
+      pcr0,
+      allowDevelopment: true,
+    };
   },
 });

@@ -19,7 +19,11 @@ export interface PhasedParty<F> {
 }
 
 /** Hook for tests: rewrite what party `to` receives before phase `phase`. */
-export type Interceptor = (phase: number, to: number, inbox: ProtocolMessage[]) => ProtocolMessage[];
+export type Interceptor = (
+  phase: number,
+  to: number,
+  inbox: ProtocolMessage[],
+) => ProtocolMessage[];
 
 /** Drives all parties phase by phase; on any error every session is closed. */
 export function runPhases<F>(parties: PhasedParty<F>[], intercept?: Interceptor): F[] {
@@ -47,9 +51,15 @@ export function asParty<F>(index: number, s: Omit<PhasedParty<F>, "index">): Pha
   return Object.assign(s, { index });
 }
 
-export function dkgInProcess(threshold: number, parties: number, intercept?: Interceptor): KeyShare[] {
+export function dkgInProcess(
+  threshold: number,
+  parties: number,
+  intercept?: Interceptor,
+): KeyShare[] {
   const sessionId = randomBytes(32);
-  const all = Array.from({ length: parties }, (_, i) => asParty(i + 1, new Dkg({ threshold, parties, index: i + 1, sessionId })));
+  const all = Array.from({ length: parties }, (_, i) =>
+    asParty(i + 1, new Dkg({ threshold, parties, index: i + 1, sessionId })),
+  );
   return runPhases(all, intercept);
 }
 

@@ -67,7 +67,11 @@ export class SimulatedNsm implements Nsm {
         ["nonce", userField(req.nonce, "nonce")],
       ]),
     );
-    const signature = p384.sign(sigStructure(ES384_PROTECTED_HEADER, payload), leafKey, { prehash: true, lowS: false, format: "compact" });
+    const signature = p384.sign(sigStructure(ES384_PROTECTED_HEADER, payload), leafKey, {
+      prehash: true,
+      lowS: false,
+      format: "compact",
+    });
     return encodeCoseSign1(ES384_PROTECTED_HEADER, payload, signature);
   }
 
@@ -95,21 +99,27 @@ function collectPcrs(given: Record<number, Uint8Array>): Map<number, Uint8Array>
   for (let i = 0; i < REPORTED_PCRS; i++) out.set(i, new Uint8Array(PCR_BYTES));
   for (const [key, value] of Object.entries(given ?? {})) {
     const i = Number(key);
-    if (!Number.isInteger(i) || i < 0 || i > MAX_PCR_INDEX) throw new RangeError(`PCR index ${key} outside 0..${MAX_PCR_INDEX}`);
-    if (!(value instanceof Uint8Array) || value.length !== PCR_BYTES) throw new RangeError(`PCR${i} must be ${PCR_BYTES} bytes`);
+    if (!Number.isInteger(i) || i < 0 || i > MAX_PCR_INDEX)
+      throw new RangeError(`PCR index ${key} outside 0..${MAX_PCR_INDEX}`);
+    if (!(value instanceof Uint8Array) || value.length !== PCR_BYTES)
+      throw new RangeError(`PCR${i} must be ${PCR_BYTES} bytes`);
     out.set(i, value.slice());
   }
-  if (given?.[0] === undefined) throw new RangeError("SimulatedNsm needs PCR0 (e.g. pcr0ForCode(enclave program bytes))");
+  if (given?.[0] === undefined)
+    throw new RangeError("SimulatedNsm needs PCR0 (e.g. pcr0ForCode(enclave program bytes))");
   return new Map([...out].sort(([a], [b]) => a - b));
 }
 
 function userField(v: Uint8Array | undefined, name: string): Uint8Array | null {
   if (v === undefined) return null;
-  if (!(v instanceof Uint8Array) || v.length > MAX_USER_FIELD_BYTES) throw new RangeError(`${name} must be a Uint8Array of at most ${MAX_USER_FIELD_BYTES} bytes`);
+  if (!(v instanceof Uint8Array) || v.length > MAX_USER_FIELD_BYTES)
+    throw new RangeError(`${name} must be a Uint8Array of at most ${MAX_USER_FIELD_BYTES} bytes`);
   return v;
 }
 
 function randomHex(chars: number): string {
   const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(chars / 2)));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, chars);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0"))
+    .join("")
+    .slice(0, chars);
 }

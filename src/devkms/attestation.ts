@@ -3,7 +3,11 @@
  * server does not care whether documents come from real Nitro hardware (AWS root) or from the
  * simulated NSM (development root). The production wiring is `nitroAttestationVerifier`.
  */
-import { AttestationError, verifyAttestationDocument, type TrustedRoot } from "../attestation/verifier.ts";
+import {
+  AttestationError,
+  verifyAttestationDocument,
+  type TrustedRoot,
+} from "../attestation/verifier.ts";
 
 /** The parts of a verified document the stand-in uses. */
 export interface AttestedDoc {
@@ -58,7 +62,10 @@ export function nitroAttestationVerifier(opts: NitroVerifierOptions): Attestatio
       });
     } catch (e) {
       if (e instanceof AttestationError) throw new AttestationRejected(e.reason, e.message);
-      throw new AttestationRejected("malformed", `attestation document could not be verified: ${(e as Error).message}`);
+      throw new AttestationRejected(
+        "malformed",
+        `attestation document could not be verified: ${(e as Error).message}`,
+      );
     }
   };
 }

@@ -32,11 +32,17 @@ export function canonicalContext(ctx: ReadonlyMap<string, string>): Buffer {
 
 function header(keyId: string): Buffer {
   const id = Buffer.from(keyId, "ascii");
-  if (id.length === 0 || id.length > MAX_KEY_ID_BYTES) throw new RangeError("key id length out of range");
+  if (id.length === 0 || id.length > MAX_KEY_ID_BYTES)
+    throw new RangeError("key id length out of range");
   return Buffer.concat([MAGIC, Buffer.of(id.length), id]);
 }
 
-export function sealBlob(keyId: string, material: Uint8Array, plaintext: Uint8Array, ctx: ReadonlyMap<string, string>): Uint8Array {
+export function sealBlob(
+  keyId: string,
+  material: Uint8Array,
+  plaintext: Uint8Array,
+  ctx: ReadonlyMap<string, string>,
+): Uint8Array {
   const head = header(keyId);
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv("aes-256-gcm", material, nonce);
@@ -48,13 +54,23 @@ export function sealBlob(keyId: string, material: Uint8Array, plaintext: Uint8Ar
 /** The key id a blob names, without trusting anything else in it. */
 export function blobKeyId(blob: Uint8Array): string {
   const b = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
-  if (b.length < MAGIC.length + 1 || !b.subarray(0, MAGIC.length).equals(MAGIC)) throw invalidCiphertext();
+  if (b.length < MAGIC.length + 1 || !b.subarray(0, MAGIC.length).equals(MAGIC))
+    throw invalidCiphertext();
   const idLen = b[MAGIC.length]!;
-  if (idLen === 0 || idLen > MAX_KEY_ID_BYTES || b.length < MAGIC.length + 1 + idLen + NONCE_BYTES + TAG_BYTES) throw invalidCiphertext();
+  if (
+    idLen === 0 ||
+    idLen > MAX_KEY_ID_BYTES ||
+    b.length < MAGIC.length + 1 + idLen + NONCE_BYTES + TAG_BYTES
+  )
+    throw invalidCiphertext();
   return b.subarray(MAGIC.length + 1, MAGIC.length + 1 + idLen).toString("ascii");
 }
 
-export function openBlob(blob: Uint8Array, material: Uint8Array, ctx: ReadonlyMap<string, string>): Uint8Array {
+export function openBlob(
+  blob: Uint8Array,
+  material: Uint8Array,
+  ctx: ReadonlyMap<string, string>,
+): Uint8Array {
   const keyId = blobKeyId(blob);
   const b = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
   const headLen = MAGIC.length + 1 + Buffer.byteLength(keyId, "ascii");

@@ -7,7 +7,13 @@
  */
 // asn1js: the same ASN.1 library the parser uses, so encoder and decoder agree on BER details (indefinite forms, tagging).
 import * as asn1js from "asn1js";
-import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from "node:crypto";
+import {
+  constants,
+  createCipheriv,
+  createPublicKey,
+  publicEncrypt,
+  randomBytes,
+} from "node:crypto";
 import { CMS_OID, subjectKeyIdentifierOf } from "../shared/wire/recipient-cms.ts";
 
 /** Decrypt with a Recipient can release a whole Encrypt plaintext (4096 bytes, KMS's limit). */
@@ -61,7 +67,11 @@ export function encodeCiphertextForRecipient(f: CmsFields): Uint8Array {
   });
   const envelopedData = new asn1js.Sequence({
     ...indefinite,
-    value: [new asn1js.Integer({ value: 2 }), new asn1js.Set({ value: [recipientInfo] }), encryptedContentInfo],
+    value: [
+      new asn1js.Integer({ value: 2 }),
+      new asn1js.Set({ value: [recipientInfo] }),
+      encryptedContentInfo,
+    ],
   });
   const contentInfo = new asn1js.Sequence({
     ...indefinite,
@@ -77,18 +87,31 @@ export function encodeCiphertextForRecipient(f: CmsFields): Uint8Array {
  * Encrypt `plaintext` for the holder of the private key matching `recipientSpki` (DER
  * SubjectPublicKeyInfo of an RSA key): fresh AES-256 CEK and IV, CEK wrapped with RSA-OAEP-SHA256.
  */
-export function buildCiphertextForRecipient(recipientSpki: Uint8Array, plaintext: Uint8Array): Uint8Array {
+export function buildCiphertextForRecipient(
+  recipientSpki: Uint8Array,
+  plaintext: Uint8Array,
+): Uint8Array {
   if (plaintext.length === 0 || plaintext.length > MAX_RECIPIENT_PLAINTEXT) {
-    throw new RangeError(`recipient plaintext must be 1..${MAX_RECIPIENT_PLAINTEXT} bytes, got ${plaintext.length}`);
+    throw new RangeError(
+      `recipient plaintext must be 1..${MAX_RECIPIENT_PLAINTEXT} bytes, got ${plaintext.length}`,
+    );
   }
-  const publicKey = createPublicKey({ key: Buffer.from(recipientSpki), format: "der", type: "spki" });
-  if (publicKey.asymmetricKeyType !== "rsa") throw new TypeError("recipient public key must be RSA");
+  const publicKey = createPublicKey({
+    key: Buffer.from(recipientSpki),
+    format: "der",
+    type: "spki",
+  });
+  if (publicKey.asymmetricKeyType !== "rsa")
+    throw new TypeError("recipient public key must be RSA");
   const cek = randomBytes(32);
   const iv = randomBytes(16);
   try {
     const cipher = createCipheriv("aes-256-cbc", cek, iv);
     const encryptedContent = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    const encryptedKey = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, cek);
+    const encryptedKey = publicEncrypt(
+      { key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+      cek,
+    );
     return encodeCiphertextForRecipient({
       subjectKeyIdentifier: subjectKeyIdentifierOf(recipientSpki),
       encryptedKey,

@@ -38,8 +38,9 @@ export class KmsError extends Error {
 export const accessDenied = (message: string) => new KmsError("AccessDeniedException", message);
 export const validation = (message: string) => new KmsError("ValidationException", message);
 export const notFound = (message: string) => new KmsError("NotFoundException", message);
-export const invalidCiphertext = (message = "The ciphertext is invalid or was not produced by this key.") =>
-  new KmsError("InvalidCiphertextException", message);
+export const invalidCiphertext = (
+  message = "The ciphertext is invalid or was not produced by this key.",
+) => new KmsError("InvalidCiphertextException", message);
 
 export function errorBody(e: KmsError): string {
   return JSON.stringify({ __type: e.type, message: e.message });

@@ -71,7 +71,8 @@ export class KeyStore {
   }
 
   create(fields: { description: string; policy: string }): KeyRecord {
-    if (this.keys.size >= MAX_KEYS) throw new KeyStoreError(`the development KMS holds at most ${MAX_KEYS} keys`);
+    if (this.keys.size >= MAX_KEYS)
+      throw new KeyStoreError(`the development KMS holds at most ${MAX_KEYS} keys`);
     const record: KeyRecord = {
       keyId: randomUUID(),
       createdAt: Math.floor(Date.now() / 1000),
@@ -112,7 +113,12 @@ export class KeyStore {
     cipher.setAAD(aadFor(r.keyId));
     const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
     plaintext.fill(0);
-    const file = JSON.stringify({ format: RECORD_FORMAT, keyId: r.keyId, nonce: nonce.toString("base64"), sealed: sealed.toString("base64") });
+    const file = JSON.stringify({
+      format: RECORD_FORMAT,
+      keyId: r.keyId,
+      nonce: nonce.toString("base64"),
+      sealed: sealed.toString("base64"),
+    });
     const path = this.fileOf(r.keyId);
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, file, { mode: 0o600, flush: true });
@@ -121,7 +127,8 @@ export class KeyStore {
 
   private loadAll(): void {
     const names = readdirSync(this.dir).filter((n) => n.endsWith(".key"));
-    if (names.length > MAX_KEYS) throw new KeyStoreError(`${this.dir} holds ${names.length} keys, more than ${MAX_KEYS}`);
+    if (names.length > MAX_KEYS)
+      throw new KeyStoreError(`${this.dir} holds ${names.length} keys, more than ${MAX_KEYS}`);
     for (const name of names) {
       const record = this.load(join(this.dir, name), name.slice(0, -".key".length));
       this.keys.set(record.keyId, record);
@@ -130,33 +137,53 @@ export class KeyStore {
 
   private load(path: string, keyId: string): KeyRecord {
     if (!isKeyId(keyId)) throw new KeyStoreError(`${path}: file name is not a key id`);
-    if (statSync(path).size > MAX_RECORD_FILE_BYTES) throw new KeyStoreError(`${path}: too large for a key record`);
+    if (statSync(path).size > MAX_RECORD_FILE_BYTES)
+      throw new KeyStoreError(`${path}: too large for a key record`);
     let file: { format?: unknown; keyId?: unknown; nonce?: unknown; sealed?: unknown };
     try {
       file = JSON.parse(readFileSync(path, "utf8"));
     } catch {
       throw new KeyStoreError(`${path}: not a key record (invalid JSON)`);
     }
-    if (file.format !== RECORD_FORMAT || file.keyId !== keyId || typeof file.nonce !== "string" || typeof file.sealed !== "string") {
+    if (
+      file.format !== RECORD_FORMAT ||
+      file.keyId !== keyId ||
+      typeof file.nonce !== "string" ||
+      typeof file.sealed !== "string"
+    ) {
       throw new KeyStoreError(`${path}: not a ${RECORD_FORMAT} record for key ${keyId}`);
     }
     const nonce = Buffer.from(file.nonce, "base64");
     const sealed = Buffer.from(file.sealed, "base64");
-    if (nonce.length !== 12 || sealed.length < 16) throw new KeyStoreError(`${path}: malformed sealed record`);
+    if (nonce.length !== 12 || sealed.length < 16)
+      throw new KeyStoreError(`${path}: malformed sealed record`);
     let plaintext: Buffer;
     try {
       const decipher = createDecipheriv("aes-256-gcm", this.storeKey, nonce);
       decipher.setAAD(aadFor(keyId));
       decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-      plaintext = Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]);
+      plaintext = Buffer.concat([
+        decipher.update(sealed.subarray(0, sealed.length - 16)),
+        decipher.final(),
+      ]);
     } catch {
-      throw new KeyStoreError(`${path}: cannot unseal (wrong master key, or the file was modified)`);
+      throw new KeyStoreError(
+        `${path}: cannot unseal (wrong master key, or the file was modified)`,
+      );
     }
     try {
       const f = JSON.parse(plaintext.toString("utf8")) as SealedFields;
       const material = new Uint8Array(Buffer.from(f.material, "base64"));
-      if (f.keyId !== keyId || material.length !== KEY_MATERIAL_BYTES) throw new Error("inconsistent");
-      return { keyId, createdAt: f.createdAt, description: f.description, enabled: f.enabled, policy: f.policy, material };
+      if (f.keyId !== keyId || material.length !== KEY_MATERIAL_BYTES)
+        throw new Error("inconsistent");
+      return {
+        keyId,
+        createdAt: f.createdAt,
+        description: f.description,
+        enabled: f.enabled,
+        policy: f.policy,
+        material,
+      };
     } catch {
       throw new KeyStoreError(`${path}: sealed record content is inconsistent`);
     } finally {

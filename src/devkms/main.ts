@@ -10,7 +10,12 @@ import { parseArgs } from "node:util";
 import { loadAwsNitroRoot, pemToDer } from "../attestation/aws-root.ts";
 import { jsonLogger } from "../shared/log.ts";
 import type { TrustedRoot } from "../attestation/verifier.ts";
-import { AttestationRejected, DEFAULT_ATTESTATION_MAX_AGE_MS, nitroAttestationVerifier, type AttestationVerifier } from "./attestation.ts";
+import {
+  AttestationRejected,
+  DEFAULT_ATTESTATION_MAX_AGE_MS,
+  nitroAttestationVerifier,
+  type AttestationVerifier,
+} from "./attestation.ts";
 import { startDevKms } from "./server.ts";
 
 const HELP = `Development stand-in for AWS KMS (JSON 1.1 protocol, SigV4, attested Recipient support).
@@ -41,7 +46,8 @@ function parseCredentials(list: string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const entry of list) {
     const i = entry.indexOf(":");
-    if (i <= 0 || i === entry.length - 1) throw new UsageError("--credentials must look like ACCESS_KEY_ID:SECRET");
+    if (i <= 0 || i === entry.length - 1)
+      throw new UsageError("--credentials must look like ACCESS_KEY_ID:SECRET");
     out.set(entry.slice(0, i), entry.slice(i + 1));
   }
   if (out.size === 0) throw new UsageError("at least one --credentials ACCESS:SECRET is required");
@@ -49,32 +55,53 @@ function parseCredentials(list: string[]): Map<string, string> {
 }
 
 function readDevRoot(path: string): Uint8Array {
-  if (statSync(path).size > 64 * 1024) throw new UsageError(`${path} is too large for a root certificate`);
+  if (statSync(path).size > 64 * 1024)
+    throw new UsageError(`${path} is too large for a root certificate`);
   const raw = readFileSync(path);
-  return raw.subarray(0, 11).toString("latin1") === "-----BEGIN " ? pemToDer(raw.toString("utf8"), path) : new Uint8Array(raw);
+  return raw.subarray(0, 11).toString("latin1") === "-----BEGIN "
+    ? pemToDer(raw.toString("utf8"), path)
+    : new Uint8Array(raw);
 }
 
 function positiveInt(v: string | undefined, name: string, fallback: number, min = 0): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${name} must be an integer >= ${min}`);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new UsageError(`${name} must be an integer >= ${min}`);
   return n;
 }
 
-function buildVerifier(v: { nitroRoot?: string; devRoot?: string; allowDevelopment: boolean; maxAgeMs: number }): AttestationVerifier {
+function buildVerifier(v: {
+  nitroRoot?: string;
+  devRoot?: string;
+  allowDevelopment: boolean;
+  maxAgeMs: number;
+}): AttestationVerifier {
   const roots: TrustedRoot[] = [];
   if (v.nitroRoot !== undefined) roots.push(loadAwsNitroRoot(v.nitroRoot));
   if (v.devRoot !== undefined) {
-    if (!v.allowDevelopment) throw new UsageError("--dev-root needs --allow-development (documents from a simulated NSM prove nothing about real hardware)");
+    if (!v.allowDevelopment)
+      throw new UsageError(
+        "--dev-root needs --allow-development (documents from a simulated NSM prove nothing about real hardware)",
+      );
     roots.push({ der: readDevRoot(v.devRoot), development: true });
-    process.stderr.write("devkms: WARNING: trusting a DEVELOPMENT attestation root (simulated NSM)\n");
+    process.stderr.write(
+      "devkms: WARNING: trusting a DEVELOPMENT attestation root (simulated NSM)\n",
+    );
   }
   if (roots.length === 0) {
     return () => {
-      throw new AttestationRejected("untrusted_root", "the development KMS was started without a trusted attestation root");
+      throw new AttestationRejected(
+        "untrusted_root",
+        "the development KMS was started without a trusted attestation root",
+      );
     };
   }
-  return nitroAttestationVerifier({ roots, allowDevelopment: v.allowDevelopment, maxAgeMs: v.maxAgeMs });
+  return nitroAttestationVerifier({
+    roots,
+    allowDevelopment: v.allowDevelopment,
+    maxAgeMs: v.maxAgeMs,
+  });
 }
 
 function main(argv: string[]): void {
@@ -115,7 +142,11 @@ function main(argv: string[]): void {
     nitroRoot: values["nitro-root"],
     devRoot: values["dev-root"],
     allowDevelopment: values["allow-development"] === true,
-    maxAgeMs: positiveInt(values["attestation-max-age-ms"], "--attestation-max-age-ms", DEFAULT_ATTESTATION_MAX_AGE_MS),
+    maxAgeMs: positiveInt(
+      values["attestation-max-age-ms"],
+      "--attestation-max-age-ms",
+      DEFAULT_ATTESTATION_MAX_AGE_MS,
+    ),
   });
   const quiet = values.quiet === true;
   const kms = startDevKms({
@@ -128,7 +159,9 @@ function main(argv: string[]): void {
     port,
     log: quiet ? undefined : jsonLogger("devkms"),
   });
-  process.stdout.write(`${JSON.stringify({ event: "listening", url: kms.url, host: kms.hostname, port: kms.port, pid: process.pid })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ event: "listening", url: kms.url, host: kms.hostname, port: kms.port, pid: process.pid })}\n`,
+  );
   const shutdown = () => {
     void kms.stop().finally(() => process.exit(0));
   };
@@ -139,7 +172,8 @@ function main(argv: string[]): void {
 try {
   main(process.argv.slice(2));
 } catch (e) {
-  const usage = e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+  const usage =
+    e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
   process.stderr.write(`devkms: ${(e as Error).message}\n${usage ? "Try --help.\n" : ""}`);
   process.exit(2);
 }

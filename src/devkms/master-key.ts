@@ -41,11 +41,17 @@ function createMasterKeyIfAbsent(path: string): void {
 
 function readMasterKey(path: string): Buffer {
   const st = lstatSync(path);
-  if (!st.isFile()) throw new MasterKeyError(`${path} must be a regular file (not a link or directory)`);
+  if (!st.isFile())
+    throw new MasterKeyError(`${path} must be a regular file (not a link or directory)`);
   if ((st.mode & 0o077) !== 0) {
-    throw new MasterKeyError(`${path} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`);
+    throw new MasterKeyError(
+      `${path} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`,
+    );
   }
-  if (st.size !== MASTER_KEY_BYTES) throw new MasterKeyError(`${path} must hold exactly ${MASTER_KEY_BYTES} bytes, it holds ${st.size}`);
+  if (st.size !== MASTER_KEY_BYTES)
+    throw new MasterKeyError(
+      `${path} must hold exactly ${MASTER_KEY_BYTES} bytes, it holds ${st.size}`,
+    );
   return readFileSync(path);
 }
 

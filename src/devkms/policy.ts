@@ -18,7 +18,14 @@ const MAX_STATEMENTS = 64;
 const MAX_VALUES = 64;
 const SUPPORTED_KEY = /^kms:recipientattestation:(imagesha384|pcr([0-9]|[12][0-9]|3[01]))$/;
 
-type Operator = "stringequals" | "stringnotequals" | "stringequalsignorecase" | "stringnotequalsignorecase" | "stringlike" | "stringnotlike" | "null";
+type Operator =
+  | "stringequals"
+  | "stringnotequals"
+  | "stringequalsignorecase"
+  | "stringnotequalsignorecase"
+  | "stringlike"
+  | "stringnotlike"
+  | "null";
 const OPERATORS: readonly Operator[] = [
   "stringequals",
   "stringnotequals",
@@ -63,30 +70,47 @@ const malformed = (m: string) => new KmsError("MalformedPolicyDocumentException"
 
 function stringList(v: unknown, what: string): string[] {
   const list = typeof v === "string" ? [v] : v;
-  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_VALUES || !list.every((x) => typeof x === "string")) {
-    throw malformed(`${what} must be a string or a non-empty list of at most ${MAX_VALUES} strings`);
+  if (
+    !Array.isArray(list) ||
+    list.length === 0 ||
+    list.length > MAX_VALUES ||
+    !list.every((x) => typeof x === "string")
+  ) {
+    throw malformed(
+      `${what} must be a string or a non-empty list of at most ${MAX_VALUES} strings`,
+    );
   }
   return list as string[];
 }
 
 function parseConditions(v: unknown, sid: string): Condition[] {
   if (v === undefined) return [];
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw malformed(`${sid}: Condition must be an object`);
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw malformed(`${sid}: Condition must be an object`);
   const out: Condition[] = [];
   for (const [rawOp, block] of Object.entries(v)) {
     let op = rawOp.toLowerCase();
-    if (op.startsWith("foranyvalue:") || op.startsWith("forallvalues:")) throw malformed(`${sid}: set operators (${rawOp}) are not supported`);
+    if (op.startsWith("foranyvalue:") || op.startsWith("forallvalues:"))
+      throw malformed(`${sid}: set operators (${rawOp}) are not supported`);
     const ifExists = op.endsWith("ifexists");
     if (ifExists) op = op.slice(0, -"ifexists".length);
-    if (!(OPERATORS as readonly string[]).includes(op)) throw malformed(`${sid}: condition operator ${rawOp} is not supported`);
-    if (typeof block !== "object" || block === null || Array.isArray(block)) throw malformed(`${sid}: ${rawOp} must map condition keys to values`);
+    if (!(OPERATORS as readonly string[]).includes(op))
+      throw malformed(`${sid}: condition operator ${rawOp} is not supported`);
+    if (typeof block !== "object" || block === null || Array.isArray(block))
+      throw malformed(`${sid}: ${rawOp} must map condition keys to values`);
     for (const [rawKey, values] of Object.entries(block)) {
       const key = rawKey.toLowerCase();
       if (!SUPPORTED_KEY.test(key)) {
-        throw malformed(`${sid}: condition key ${rawKey} is not supported (use kms:RecipientAttestation:ImageSha384 or kms:RecipientAttestation:PCR0..PCR31)`);
+        throw malformed(
+          `${sid}: condition key ${rawKey} is not supported (use kms:RecipientAttestation:ImageSha384 or kms:RecipientAttestation:PCR0..PCR31)`,
+        );
       }
-      const list = typeof values === "boolean" ? [String(values)] : stringList(values, `${sid}: ${rawOp} ${rawKey}`);
-      if (op === "null" && !list.every((x) => x === "true" || x === "false")) throw malformed(`${sid}: Null takes "true" or "false"`);
+      const list =
+        typeof values === "boolean"
+          ? [String(values)]
+          : stringList(values, `${sid}: ${rawOp} ${rawKey}`);
+      if (op === "null" && !list.every((x) => x === "true" || x === "false"))
+        throw malformed(`${sid}: Null takes "true" or "false"`);
       out.push({ operator: op as Operator, ifExists, key, values: list });
     }
   }
@@ -94,15 +118,19 @@ function parseConditions(v: unknown, sid: string): Condition[] {
 }
 
 function parseStatement(v: unknown, index: number): Statement {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw malformed(`Statement ${index} must be an object`);
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw malformed(`Statement ${index} must be an object`);
   const s = v as Record<string, unknown>;
   const sid = typeof s.Sid === "string" ? `Statement '${s.Sid}'` : `Statement ${index}`;
   for (const unsupported of ["NotAction", "NotResource", "NotPrincipal"]) {
     if (unsupported in s) throw malformed(`${sid}: ${unsupported} is not supported`);
   }
-  if (s.Effect !== "Allow" && s.Effect !== "Deny") throw malformed(`${sid}: Effect must be "Allow" or "Deny"`);
+  if (s.Effect !== "Allow" && s.Effect !== "Deny")
+    throw malformed(`${sid}: Effect must be "Allow" or "Deny"`);
   const actions = stringList(s.Action, `${sid}: Action`);
-  for (const a of actions) if (a !== "*" && !/^kms:[A-Za-z*?]+$/i.test(a)) throw malformed(`${sid}: Action ${a} is not a kms action`);
+  for (const a of actions)
+    if (a !== "*" && !/^kms:[A-Za-z*?]+$/i.test(a))
+      throw malformed(`${sid}: Action ${a} is not a kms action`);
   const resources = s.Resource === undefined ? ["*"] : stringList(s.Resource, `${sid}: Resource`);
   return { effect: s.Effect, actions, resources, conditions: parseConditions(s.Condition, sid) };
 }
@@ -114,10 +142,12 @@ export function parsePolicy(text: string): KeyPolicy {
   } catch {
     throw malformed("The policy is not valid JSON");
   }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw malformed("The policy must be a JSON object");
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc))
+    throw malformed("The policy must be a JSON object");
   const raw = (doc as Record<string, unknown>).Statement;
   const list = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw];
-  if (list.length === 0 || list.length > MAX_STATEMENTS) throw malformed(`The policy needs 1..${MAX_STATEMENTS} statements`);
+  if (list.length === 0 || list.length > MAX_STATEMENTS)
+    throw malformed(`The policy needs 1..${MAX_STATEMENTS} statements`);
   return { statements: list.map(parseStatement) };
 }
 

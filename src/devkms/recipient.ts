@@ -7,7 +7,13 @@ import { createPublicKey } from "node:crypto";
 import { accessDenied, validation } from "./errors.ts";
 import { AttestationRejected, type AttestationVerifier } from "./attestation.ts";
 import { IMAGE_SHA384_KEY, pcrKey } from "./policy.ts";
-import { asObject, decodeBase64, LIMITS, optionalString, type JsonObject } from "../shared/wire/kms-json.ts";
+import {
+  asObject,
+  decodeBase64,
+  LIMITS,
+  optionalString,
+  type JsonObject,
+} from "../shared/wire/kms-json.ts";
 
 export const KEY_ENCRYPTION_ALGORITHM = "RSAES_OAEP_SHA_256";
 
@@ -27,29 +33,45 @@ function recipientPublicKey(spki: Uint8Array | null): Uint8Array {
     const key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
     bits = key.asymmetricKeyType === "rsa" ? key.asymmetricKeyDetails?.modulusLength : undefined;
   } catch {
-    throw validation("The public key in the attestation document is not a DER SubjectPublicKeyInfo");
+    throw validation(
+      "The public key in the attestation document is not a DER SubjectPublicKeyInfo",
+    );
   }
   if (bits === undefined || bits < 2048 || bits > 4096) {
-    throw validation("The public key in the attestation document must be an RSA key of 2048 to 4096 bits");
+    throw validation(
+      "The public key in the attestation document must be an RSA key of 2048 to 4096 bits",
+    );
   }
   return spki;
 }
 
 /** `undefined` when the request has no Recipient; otherwise a verified recipient or an error. */
-export function resolveRecipient(input: JsonObject, verify: AttestationVerifier): Recipient | undefined {
+export function resolveRecipient(
+  input: JsonObject,
+  verify: AttestationVerifier,
+): Recipient | undefined {
   if (input.Recipient === undefined || input.Recipient === null) return undefined;
   const r = asObject(input.Recipient, "Recipient");
   const algorithm = optionalString(r, "KeyEncryptionAlgorithm", 64) ?? KEY_ENCRYPTION_ALGORITHM;
-  if (algorithm !== KEY_ENCRYPTION_ALGORITHM) throw validation(`Recipient.KeyEncryptionAlgorithm must be ${KEY_ENCRYPTION_ALGORITHM}`);
-  if (r.AttestationDocument === undefined || r.AttestationDocument === null) throw validation("Recipient.AttestationDocument is required");
-  const document = decodeBase64(r.AttestationDocument, "Recipient.AttestationDocument", LIMITS.attestationDocument);
+  if (algorithm !== KEY_ENCRYPTION_ALGORITHM)
+    throw validation(`Recipient.KeyEncryptionAlgorithm must be ${KEY_ENCRYPTION_ALGORITHM}`);
+  if (r.AttestationDocument === undefined || r.AttestationDocument === null)
+    throw validation("Recipient.AttestationDocument is required");
+  const document = decodeBase64(
+    r.AttestationDocument,
+    "Recipient.AttestationDocument",
+    LIMITS.attestationDocument,
+  );
 
   let attested;
   try {
     attested = verify(document);
   } catch (e) {
-    const reason = e instanceof AttestationRejected ? `${e.reason}: ${e.message}` : "verification failed";
-    throw accessDenied(`The attestation document in the Recipient parameter is not valid (${reason})`);
+    const reason =
+      e instanceof AttestationRejected ? `${e.reason}: ${e.message}` : "verification failed";
+    throw accessDenied(
+      `The attestation document in the Recipient parameter is not valid (${reason})`,
+    );
   }
 
   const conditionKeys = new Map<string, string>();

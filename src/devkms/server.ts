@@ -59,12 +59,21 @@ async function readBody(req: Request): Promise<Uint8Array> {
   return new Uint8Array(Buffer.concat(chunks));
 }
 
-const tooLarge = () => new KmsError("RequestEntityTooLargeException", `Request body exceeds ${MAX_BODY_BYTES} bytes`, 413);
+const tooLarge = () =>
+  new KmsError(
+    "RequestEntityTooLargeException",
+    `Request body exceeds ${MAX_BODY_BYTES} bytes`,
+    413,
+  );
 
 function parseJson(body: Uint8Array): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body.length === 0 ? new TextEncoder().encode("{}") : body));
+    value = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(
+        body.length === 0 ? new TextEncoder().encode("{}") : body,
+      ),
+    );
   } catch {
     throw new KmsError("SerializationException", "The request body is not valid JSON");
   }
@@ -76,7 +85,10 @@ function parseJson(body: Uint8Array): Record<string, unknown> {
 }
 
 function respond(status: number, body: string, requestId: string, errorType?: string): Response {
-  const headers: Record<string, string> = { "content-type": CONTENT_TYPE, "x-amzn-requestid": requestId };
+  const headers: Record<string, string> = {
+    "content-type": CONTENT_TYPE,
+    "x-amzn-requestid": requestId,
+  };
   if (errorType) headers["x-amzn-errortype"] = errorType;
   return new Response(body, { status, headers });
 }
@@ -91,32 +103,56 @@ export function startDevKms(opts: DevKmsOptions): DevKms {
     try {
       const url = new URL(req.url);
       if (req.method !== "POST" || url.pathname !== "/" || url.search !== "") {
-        throw new KmsError("UnknownOperationException", "The development KMS serves only POST / (AWS JSON 1.1)", 404);
+        throw new KmsError(
+          "UnknownOperationException",
+          "The development KMS serves only POST / (AWS JSON 1.1)",
+          404,
+        );
       }
       const body = await readBody(req);
-      const caller = await verifySigV4({ method: req.method, headers: req.headers, body }, {
-        credentials: opts.credentials,
-        service: "kms",
-        region: opts.region,
-        now: new Date(),
-      });
+      const caller = await verifySigV4(
+        { method: req.method, headers: req.headers, body },
+        {
+          credentials: opts.credentials,
+          service: "kms",
+          region: opts.region,
+          now: new Date(),
+        },
+      );
       const contentType = req.headers.get("content-type") ?? "";
       if (contentType.split(";")[0]!.trim().toLowerCase() !== CONTENT_TYPE) {
         throw new KmsError("SerializationException", `Content-Type must be ${CONTENT_TYPE}`);
       }
       const target = req.headers.get("x-amz-target") ?? "";
-      op = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length, TARGET_PREFIX.length + 64) : "-";
+      op = target.startsWith(TARGET_PREFIX)
+        ? target.slice(TARGET_PREFIX.length, TARGET_PREFIX.length + 64)
+        : "-";
       const handler = operations.get(op);
-      if (!handler) throw new KmsError("UnknownOperationException", `Unknown or unsupported operation '${target.slice(0, 80)}'`);
-      const ctx: HandlerContext = { store, verifyAttestation: opts.verifyAttestation, region: opts.region, accountId: opts.accountId, caller };
+      if (!handler)
+        throw new KmsError(
+          "UnknownOperationException",
+          `Unknown or unsupported operation '${target.slice(0, 80)}'`,
+        );
+      const ctx: HandlerContext = {
+        store,
+        verifyAttestation: opts.verifyAttestation,
+        region: opts.region,
+        accountId: opts.accountId,
+        caller,
+      };
       const output = handler(ctx, parseJson(body));
       return { op, response: respond(200, JSON.stringify(output), requestId) };
     } catch (e) {
-      if (e instanceof KmsError) return { op, response: respond(e.status, errorBody(e), requestId, e.type) };
+      if (e instanceof KmsError)
+        return { op, response: respond(e.status, errorBody(e), requestId, e.type) };
       // Unexpected faults: report and log the class only, since messages from deep inside could
       // echo input, and a request body may carry plaintext.
       log("internal_error", { op, error: (e as Error)?.name ?? "unknown" });
-      const internal = new KmsError("KMSInternalException", "An internal error occurred in the development KMS", 500);
+      const internal = new KmsError(
+        "KMSInternalException",
+        "An internal error occurred in the development KMS",
+        500,
+      );
       return { op, response: respond(500, errorBody(internal), requestId, internal.type) };
     }
   }
@@ -129,7 +165,12 @@ export function startDevKms(opts: DevKmsOptions): DevKms {
       const started = performance.now();
       const { op, response } = await handle(req);
       const type = response.headers.get("x-amzn-errortype");
-      log("request", { op, status: response.status, ...(type ? { type } : {}), ms: Number((performance.now() - started).toFixed(1)) });
+      log("request", {
+        op,
+        status: response.status,
+        ...(type ? { type } : {}),
+        ms: Number((performance.now() - started).toFixed(1)),
+      });
       return response;
     },
   });

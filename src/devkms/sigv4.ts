@@ -56,30 +56,40 @@ interface ParsedAuthorization {
 
 function parseAuthorization(value: string): ParsedAuthorization {
   if (value.length > MAX_AUTH_HEADER) throw incomplete("Authorization header too long");
-  if (!value.startsWith(`${ALGORITHM} `)) throw incomplete(`Unsupported authorization algorithm; expected ${ALGORITHM}`);
+  if (!value.startsWith(`${ALGORITHM} `))
+    throw incomplete(`Unsupported authorization algorithm; expected ${ALGORITHM}`);
   const fields = new Map<string, string>();
   for (const part of value.slice(ALGORITHM.length + 1).split(",")) {
     const eq = part.indexOf("=");
-    if (eq < 0) throw incomplete(`Authorization header component is not key=value: '${part.trim().slice(0, 40)}'`);
+    if (eq < 0)
+      throw incomplete(
+        `Authorization header component is not key=value: '${part.trim().slice(0, 40)}'`,
+      );
     fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
   }
   const credential = fields.get("Credential");
   const signedHeaders = fields.get("SignedHeaders");
   const signature = fields.get("Signature");
   if (!credential || !signedHeaders || !signature) {
-    throw incomplete("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters");
+    throw incomplete(
+      "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters",
+    );
   }
   const scope = credential.split("/");
   if (scope.length !== 5 || scope[4] !== "aws4_request" || !/^\d{8}$/.test(scope[1]!)) {
-    throw incomplete("Credential must have the form <key>/<yyyymmdd>/<region>/<service>/aws4_request");
+    throw incomplete(
+      "Credential must have the form <key>/<yyyymmdd>/<region>/<service>/aws4_request",
+    );
   }
-  if (!/^[0-9a-f]{64}$/.test(signature)) throw incomplete("Signature must be 64 lowercase hex characters");
+  if (!/^[0-9a-f]{64}$/.test(signature))
+    throw incomplete("Signature must be 64 lowercase hex characters");
   const headers = signedHeaders.split(";");
   if (headers.length > MAX_SIGNED_HEADERS || headers.some((h) => !/^[a-z0-9-]+$/.test(h))) {
     throw incomplete("SignedHeaders is malformed");
   }
   const sorted = [...headers].sort();
-  if (sorted.some((h, i) => h !== headers[i] || h === headers[i + 1])) throw incomplete("SignedHeaders must be sorted and unique");
+  if (sorted.some((h, i) => h !== headers[i] || h === headers[i + 1]))
+    throw incomplete("SignedHeaders must be sorted and unique");
   return {
     accessKeyId: scope[0]!,
     date: scope[1]!,
@@ -95,7 +105,8 @@ function parseAmzDate(s: string): Date {
   if (!m) throw incomplete("X-Amz-Date must have the form yyyyMMddTHHmmssZ");
   const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
   // Date.UTC rolls month 13 or second 60 over; such a date is refused, not reinterpreted.
-  if (d.toISOString().replace(/[-:]|\.\d{3}/g, "") !== s) throw incomplete("X-Amz-Date is not a valid date and time");
+  if (d.toISOString().replace(/[-:]|\.\d{3}/g, "") !== s)
+    throw incomplete("X-Amz-Date is not a valid date and time");
   return d;
 }
 
@@ -110,7 +121,12 @@ export class NodeSha256 {
   private fresh(): Hash | Hmac {
     if (this.secret === undefined) return createHash("sha256");
     const s = this.secret;
-    const key = typeof s === "string" ? s : ArrayBuffer.isView(s) ? new Uint8Array(s.buffer, s.byteOffset, s.byteLength) : new Uint8Array(s);
+    const key =
+      typeof s === "string"
+        ? s
+        : ArrayBuffer.isView(s)
+          ? new Uint8Array(s.buffer, s.byteOffset, s.byteLength)
+          : new Uint8Array(s);
     return createHmac("sha256", key);
   }
   update(data: string | Uint8Array): void {
@@ -126,27 +142,37 @@ export class NodeSha256 {
 
 export async function verifySigV4(req: SigV4Request, opts: SigV4Options): Promise<SigV4Identity> {
   const authorization = req.headers.get("authorization");
-  if (!authorization) throw new KmsError("MissingAuthenticationTokenException", "Missing Authentication Token");
+  if (!authorization)
+    throw new KmsError("MissingAuthenticationTokenException", "Missing Authentication Token");
   const auth = parseAuthorization(authorization);
 
   const secret = opts.credentials.get(auth.accessKeyId);
-  if (secret === undefined) throw new KmsError("UnrecognizedClientException", "The security token included in the request is invalid.");
-  if (auth.service !== opts.service) throw invalid(`Credential should be scoped to correct service: '${opts.service}'.`);
+  if (secret === undefined)
+    throw new KmsError(
+      "UnrecognizedClientException",
+      "The security token included in the request is invalid.",
+    );
+  if (auth.service !== opts.service)
+    throw invalid(`Credential should be scoped to correct service: '${opts.service}'.`);
   if (opts.region !== undefined && auth.region !== opts.region) {
     throw invalid(`Credential should be scoped to a valid region, not '${auth.region}'.`);
   }
   for (const required of ["host", "x-amz-date"]) {
-    if (!auth.signedHeaders.includes(required)) throw incomplete(`SignedHeaders must include '${required}'`);
+    if (!auth.signedHeaders.includes(required))
+      throw incomplete(`SignedHeaders must include '${required}'`);
   }
   const amzDate = req.headers.get("x-amz-date") ?? "";
   const signedAt = parseAmzDate(amzDate);
   if (amzDate.slice(0, 8) !== auth.date) throw invalid("Credential date does not match X-Amz-Date");
   if (Math.abs(opts.now.getTime() - signedAt.getTime()) > MAX_CLOCK_SKEW_MS) {
-    throw invalid(`Signature expired: ${amzDate} is not within 15 minutes of the server time ${opts.now.toISOString()}.`);
+    throw invalid(
+      `Signature expired: ${amzDate} is not within 15 minutes of the server time ${opts.now.toISOString()}.`,
+    );
   }
 
   const declared = req.headers.get("x-amz-content-sha256");
-  if (declared !== null && declared !== sha256Hex(req.body)) throw invalid("x-amz-content-sha256 does not match the request body");
+  if (declared !== null && declared !== sha256Hex(req.body))
+    throw invalid("x-amz-content-sha256 does not match the request body");
 
   // Only the headers the client signed go to the signer, and all of them are signable, so the
   // signer's SignedHeaders must come out equal to the client's.
@@ -164,12 +190,22 @@ export async function verifySigV4(req: SigV4Request, opts: SigV4Options): Promis
     // Add no x-amz-content-sha256 the client did not send.
     applyChecksum: false,
   });
-  const resigned = await signer.sign(new HttpRequest({ method: req.method, hostname: headers.host, path: "/", headers, body: req.body }), {
-    signingDate: signedAt,
-    signableHeaders: new Set(auth.signedHeaders),
-  });
+  const resigned = await signer.sign(
+    new HttpRequest({
+      method: req.method,
+      hostname: headers.host,
+      path: "/",
+      headers,
+      body: req.body,
+    }),
+    {
+      signingDate: signedAt,
+      signableHeaders: new Set(auth.signedHeaders),
+    },
+  );
   const expected = parseAuthorization(String(resigned.headers.authorization ?? ""));
-  if (expected.signedHeaders.join(";") !== auth.signedHeaders.join(";")) throw incomplete("SignedHeaders names a header this server cannot sign");
+  if (expected.signedHeaders.join(";") !== auth.signedHeaders.join(";"))
+    throw incomplete("SignedHeaders names a header this server cannot sign");
   if (!timingSafeEqual(expected.signature, auth.signature)) {
     throw invalid(
       "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",

@@ -6,7 +6,12 @@
  */
 import { parseMessage } from "../shared/wire/protocol-message.ts";
 import { toHex } from "../shared/hex.ts";
-import type { CeremonyAbortRequest, CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
+import type {
+  CeremonyAbortRequest,
+  CeremonyReply,
+  CeremonyStartRequest,
+  CeremonyStepRequest,
+} from "../shared/wire/enclave-ops.ts";
 import { DklsError, Dkg, Refresh, Signing, packageInfo, type KeyShare } from "./dkls23/binding.ts";
 import { CeremonyRegistry, type AnySession } from "./ceremony-registry.ts";
 import { EnclaveError } from "./errors.ts";
@@ -27,7 +32,9 @@ export class Ceremonies {
     private readonly log: (event: string, fields: Record<string, unknown>) => void,
     phaseTimeoutMs: number,
   ) {
-    this.registry = new CeremonyRegistry(phaseTimeoutMs, (id, s) => this.log("ceremony_expired", { session: id.slice(0, 16), kind: s.kind, phase: s.nextPhase }));
+    this.registry = new CeremonyRegistry(phaseTimeoutMs, (id, s) =>
+      this.log("ceremony_expired", { session: id.slice(0, 16), kind: s.kind, phase: s.nextPhase }),
+    );
   }
 
   /** Sessions open right now. */
@@ -43,27 +50,48 @@ export class Ceremonies {
     try {
       if (req.kind === "dkg") {
         const parties = needInt(req.parties, "parties", 2, 16);
-        session = new Dkg({ threshold: needInt(req.threshold, "threshold", 2, parties), parties, index: needInt(req.partyIndex, "partyIndex", 1, parties), sessionId: req.sessionId });
+        session = new Dkg({
+          threshold: needInt(req.threshold, "threshold", 2, parties),
+          parties,
+          index: needInt(req.partyIndex, "partyIndex", 1, parties),
+          sessionId: req.sessionId,
+        });
       } else if (req.kind === "sign" || req.kind === "refresh") {
         const loaded = this.shares.current(walletId);
-        if (!loaded) throw new EnclaveError("share_not_loaded", `no share of wallet ${walletId} is loaded in this enclave`);
+        if (!loaded)
+          throw new EnclaveError(
+            "share_not_loaded",
+            `no share of wallet ${walletId} is loaded in this enclave`,
+          );
         // The enclave confirms the generation it unsealed: a host that loaded an
         // old share cannot get it used.
         if (req.expectedGeneration !== loaded.generation) {
-          throw new EnclaveError("generation_mismatch", `wallet ${walletId}: loaded share is generation ${loaded.generation}, request expects ${req.expectedGeneration}`);
+          throw new EnclaveError(
+            "generation_mismatch",
+            `wallet ${walletId}: loaded share is generation ${loaded.generation}, request expects ${req.expectedGeneration}`,
+          );
         }
         generation = loaded.generation;
         if (req.kind === "sign") {
-          if (!Array.isArray(req.signers) || req.signers.length > 16) throw new EnclaveError("bad_request", "signers must be a list of party indices");
-          if (!(req.digest instanceof Uint8Array) || req.digest.length !== 32) throw new EnclaveError("bad_request", "digest must be 32 bytes");
-          session = new Signing({ share: loaded.share, sessionId: req.sessionId, parties: req.signers, digest: req.digest, path: req.path });
+          if (!Array.isArray(req.signers) || req.signers.length > 16)
+            throw new EnclaveError("bad_request", "signers must be a list of party indices");
+          if (!(req.digest instanceof Uint8Array) || req.digest.length !== 32)
+            throw new EnclaveError("bad_request", "digest must be 32 bytes");
+          session = new Signing({
+            share: loaded.share,
+            sessionId: req.sessionId,
+            parties: req.signers,
+            digest: req.digest,
+            path: req.path,
+          });
         } else {
           session = new Refresh({ share: loaded.share, sessionId: req.sessionId });
         }
       } else {
         throw new EnclaveError("bad_request", `unknown ceremony kind ${String(req.kind)}`);
       }
-      const me = req.kind === "dkg" ? (req.partyIndex as number) : this.shares.current(walletId)!.partyIndex;
+      const me =
+        req.kind === "dkg" ? (req.partyIndex as number) : this.shares.current(walletId)!.partyIndex;
       let peer: PeerSession;
       try {
         peer = this.peers.open(req.sessionId, me, req.peerDocuments, req.peerParties);
@@ -73,7 +101,12 @@ export class Ceremonies {
       }
       const messages = session.phase1().map((m) => peer.seal(m.bytes));
       this.registry.add(id, { kind: req.kind, walletId, session, generation, peer });
-      this.log("ceremony_started", { session: id.slice(0, 16), kind: req.kind, walletId, generation });
+      this.log("ceremony_started", {
+        session: id.slice(0, 16),
+        kind: req.kind,
+        walletId,
+        generation,
+      });
       return { messages, generation };
     } catch (e) {
       throw ceremonyError(e);
@@ -83,7 +116,11 @@ export class Ceremonies {
   step(req: CeremonyStepRequest): CeremonyReply {
     const [id, s] = this.registry.take(req.sessionId, req.phase);
     try {
-      if (!Array.isArray(req.messages) || req.messages.length > MAX_STEP_MESSAGES) throw new EnclaveError("bad_request", `messages must be a list of at most ${MAX_STEP_MESSAGES}`);
+      if (!Array.isArray(req.messages) || req.messages.length > MAX_STEP_MESSAGES)
+        throw new EnclaveError(
+          "bad_request",
+          `messages must be a list of at most ${MAX_STEP_MESSAGES}`,
+        );
       // Opened (authenticated, decrypted, replay-checked) before the core sees them.
       const inbox = req.messages.map((b) => parseMessage(s.peer.open(b, req.phase - 1)));
       let final;
@@ -99,18 +136,38 @@ export class Ceremonies {
         for (const m of inbox) m.bytes.fill(0);
       }
       this.registry.drop(id);
-      this.log("ceremony_finished", { session: id.slice(0, 16), kind: s.kind, walletId: s.walletId });
+      this.log("ceremony_finished", {
+        session: id.slice(0, 16),
+        kind: s.kind,
+        walletId: s.walletId,
+      });
       if (s.session instanceof Signing) {
         const sig = final as { r: Uint8Array; s: Uint8Array; recoveryId: number };
-        return { messages: [], generation: s.generation, signature: Uint8Array.from([...sig.r, ...sig.s, sig.recoveryId]) };
+        return {
+          messages: [],
+          generation: s.generation,
+          signature: Uint8Array.from([...sig.r, ...sig.s, sig.recoveryId]),
+        };
       }
       const share = final as KeyShare;
       this.shares.holdPending(id, s.walletId, share);
       const pkg = share.publicPackage();
-      return { messages: [], generation: share.generation, publicKey: share.publicKey, publicPackage: pkg, chainCode: packageInfo(pkg).chainCode, partyIndex: share.index };
+      return {
+        messages: [],
+        generation: share.generation,
+        publicKey: share.publicKey,
+        publicPackage: pkg,
+        chainCode: packageInfo(pkg).chainCode,
+        partyIndex: share.index,
+      };
     } catch (e) {
       this.registry.drop(id);
-      this.log("ceremony_failed", { session: id.slice(0, 16), kind: s.kind, phase: req.phase, reason: (e as Error).message });
+      this.log("ceremony_failed", {
+        session: id.slice(0, 16),
+        kind: s.kind,
+        phase: req.phase,
+        reason: (e as Error).message,
+      });
       throw ceremonyError(e);
     }
   }
@@ -133,7 +190,9 @@ export class Ceremonies {
 /** Every failure of a ceremony reaches the host as ceremony_failed unless it has a closer enclave code; blame stays a field. */
 function ceremonyError(e: unknown): Error {
   if (e instanceof EnclaveError) return e;
-  if (e instanceof DklsError) return new EnclaveError("ceremony_failed", `${e.code}: ${e.message}`, e.blame.party ?? null);
-  if (e instanceof PeerMessageError) return new EnclaveError("ceremony_failed", `peer message refused (${e.code}): ${e.message}`);
+  if (e instanceof DklsError)
+    return new EnclaveError("ceremony_failed", `${e.code}: ${e.message}`, e.blame.party ?? null);
+  if (e instanceof PeerMessageError)
+    return new EnclaveError("ceremony_failed", `peer message refused (${e.code}): ${e.message}`);
   return new EnclaveError("ceremony_failed", (e as Error).message ?? String(e));
 }

@@ -41,9 +41,11 @@ export class CeremonyRegistry {
 
   /** Claims a fresh session id; a reused one is refused even if its session ended long ago. */
   claim(sessionId: Uint8Array): string {
-    if (!(sessionId instanceof Uint8Array) || sessionId.length !== 32) throw new EnclaveError("bad_request", "session id must be 32 bytes");
+    if (!(sessionId instanceof Uint8Array) || sessionId.length !== 32)
+      throw new EnclaveError("bad_request", "session id must be 32 bytes");
     const id = toHex(sessionId);
-    if (this.used.has(id)) throw new EnclaveError("session_reused", `session ${id.slice(0, 16)}… was already used`);
+    if (this.used.has(id))
+      throw new EnclaveError("session_reused", `session ${id.slice(0, 16)}… was already used`);
     this.used.add(id);
     if (this.used.size > USED_ID_MEMORY) this.used.delete(this.used.values().next().value!);
     return id;
@@ -57,10 +59,17 @@ export class CeremonyRegistry {
   take(sessionId: Uint8Array, phase: number): [string, OpenSession] {
     const id = toHex(sessionId);
     const s = this.open.get(id);
-    if (!s) throw new EnclaveError("unknown_session", `no open session ${id.slice(0, 16)}… (never started, finished, aborted or expired)`);
+    if (!s)
+      throw new EnclaveError(
+        "unknown_session",
+        `no open session ${id.slice(0, 16)}… (never started, finished, aborted or expired)`,
+      );
     if (phase !== s.nextPhase) {
       this.drop(id);
-      throw new EnclaveError("phase_out_of_order", `session ${id.slice(0, 16)}… expected phase ${s.nextPhase}, got ${phase}; session dropped`);
+      throw new EnclaveError(
+        "phase_out_of_order",
+        `session ${id.slice(0, 16)}… expected phase ${s.nextPhase}, got ${phase}; session dropped`,
+      );
     }
     return [id, s];
   }

@@ -34,7 +34,11 @@ function programDir(): string {
 runEnclaveProgram({
   help: HELP,
   wasm: readEnclaveWasm,
-  listen: { pattern: /^vsock:\d+$/, usage: "vsock:PORT", open: (address) => listenVsock(Number(address.slice("vsock:".length))) },
+  listen: {
+    pattern: /^vsock:\d+$/,
+    usage: "vsock:PORT",
+    open: (address) => listenVsock(Number(address.slice("vsock:".length))),
+  },
   platform: async () => {
     const nsm: Nsm = { attest: (req) => requestNsmAttestation(req) };
     // One document at boot: it proves /dev/nsm answers and tells this image's

@@ -5,7 +5,13 @@
  * Only then are its channel keys used; nothing a peer sends is read before.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { AttestationError, bytesEqual, verifyAttestationDocument, type AttestationFailure, type TrustedRoot } from "../attestation/verifier.ts";
+import {
+  AttestationError,
+  bytesEqual,
+  verifyAttestationDocument,
+  type AttestationFailure,
+  type TrustedRoot,
+} from "../attestation/verifier.ts";
 import { PCR_BYTES } from "../attestation/cose.ts";
 import { fromHex } from "../shared/hex.ts";
 import { ChannelBindingError, parseChannelKeyBinding } from "./peer-keys.ts";
@@ -55,29 +61,45 @@ export function verifyPeer(document: Uint8Array, opts: VerifyPeerOptions): PeerI
       ...(opts.maxAgeMs === undefined ? {} : { maxAgeMs: opts.maxAgeMs }),
     });
   } catch (e) {
-    if (e instanceof AttestationError) throw new PeerAttestationError("attestation_invalid", `peer attestation document refused: ${e.message}`, e.reason);
+    if (e instanceof AttestationError)
+      throw new PeerAttestationError(
+        "attestation_invalid",
+        `peer attestation document refused: ${e.message}`,
+        e.reason,
+      );
     throw e;
   }
   const pcr0 = doc.pcrs.get(0);
   // verifyAttestationDocument already insists on PCR0; re-checked so this module does not depend on it.
   if (!pcr0 || !allowed.some((a) => bytesEqual(a, pcr0))) {
-    throw new PeerAttestationError("pcr0_not_allowed", "peer enclave runs an image whose PCR0 is not in the allowed list");
+    throw new PeerAttestationError(
+      "pcr0_not_allowed",
+      "peer enclave runs an image whose PCR0 is not in the allowed list",
+    );
   }
   let keys;
   try {
     keys = parseChannelKeyBinding(doc.userData);
   } catch (e) {
-    if (e instanceof ChannelBindingError) throw new PeerAttestationError("bad_binding", `peer attestation document: ${e.message}`);
+    if (e instanceof ChannelBindingError)
+      throw new PeerAttestationError("bad_binding", `peer attestation document: ${e.message}`);
     throw e;
   }
-  return { pcr0: pcr0.slice(), x25519Public: keys.x25519Public, ed25519Public: keys.ed25519Public, documentHash: sha256(document) };
+  return {
+    pcr0: pcr0.slice(),
+    x25519Public: keys.x25519Public,
+    ed25519Public: keys.ed25519Public,
+    documentHash: sha256(document),
+  };
 }
 
 function normalisePcr0List(list: readonly (Uint8Array | string)[]): Uint8Array[] {
-  if (!Array.isArray(list) || list.length === 0) throw new TypeError("verifyPeer needs a non-empty allowedPcr0 list");
+  if (!Array.isArray(list) || list.length === 0)
+    throw new TypeError("verifyPeer needs a non-empty allowedPcr0 list");
   return list.map((p, i) => {
     const bytes = typeof p === "string" ? fromHex(p, PCR_BYTES) : p;
-    if (!(bytes instanceof Uint8Array) || bytes.length !== PCR_BYTES) throw new TypeError(`allowedPcr0[${i}] must be ${PCR_BYTES} bytes`);
+    if (!(bytes instanceof Uint8Array) || bytes.length !== PCR_BYTES)
+      throw new TypeError(`allowedPcr0[${i}] must be ${PCR_BYTES} bytes`);
     return bytes;
   });
 }

@@ -154,25 +154,34 @@ export class PeerSession {
   private isClosed = false;
 
   constructor(opts: PeerSessionOptions) {
-    if (!(opts.sessionId instanceof Uint8Array) || opts.sessionId.length !== SESSION_ID_LEN) throw new TypeError(`sessionId must be ${SESSION_ID_LEN} bytes`);
-    if (!isPartyIndex(opts.me)) throw new TypeError(`me must be a party index in 1..${MAX_PARTIES}`);
-    if (!(opts.keys instanceof PeerKeys)) throw new TypeError("keys must be this enclave's PeerKeys");
-    if (!(opts.peers instanceof Map)) throw new TypeError("peers must be a Map of party index to PeerIdentity");
+    if (!(opts.sessionId instanceof Uint8Array) || opts.sessionId.length !== SESSION_ID_LEN)
+      throw new TypeError(`sessionId must be ${SESSION_ID_LEN} bytes`);
+    if (!isPartyIndex(opts.me))
+      throw new TypeError(`me must be a party index in 1..${MAX_PARTIES}`);
+    if (!(opts.keys instanceof PeerKeys))
+      throw new TypeError("keys must be this enclave's PeerKeys");
+    if (!(opts.peers instanceof Map))
+      throw new TypeError("peers must be a Map of party index to PeerIdentity");
     this.sessionId = opts.sessionId.slice();
     this.me = opts.me;
     this.keys = opts.keys;
     this.bindingHashes.set(opts.me, opts.keys.bindingHash());
     for (const [index, peer] of opts.peers) {
-      if (!isPartyIndex(index)) throw new TypeError(`peer index ${index} outside 1..${MAX_PARTIES}`);
+      if (!isPartyIndex(index))
+        throw new TypeError(`peer index ${index} outside 1..${MAX_PARTIES}`);
       if (index === opts.me) {
-        if (!bytesEqual(peer.x25519Public, opts.keys.x25519Public) || !bytesEqual(peer.ed25519Public, opts.keys.ed25519Public)) {
+        if (
+          !bytesEqual(peer.x25519Public, opts.keys.x25519Public) ||
+          !bytesEqual(peer.ed25519Public, opts.keys.ed25519Public)
+        ) {
           throw new TypeError(`peers[${index}] is this party but carries other channel keys`);
         }
         continue;
       }
       const hash = channelKeyBindingHash(peer);
       // One enclave must not hold two seats (or mine): each index is a distinct attested identity.
-      if ([...this.bindingHashes.values()].some((h) => bytesEqual(h, hash))) throw new TypeError(`peers[${index}] repeats another party's channel keys`);
+      if ([...this.bindingHashes.values()].some((h) => bytesEqual(h, hash)))
+        throw new TypeError(`peers[${index}] repeats another party's channel keys`);
       this.peers.set(index, peer);
       this.bindingHashes.set(index, hash);
     }
@@ -195,19 +204,34 @@ export class PeerSession {
       try {
         m = parseMessage(message);
       } catch (e) {
-        if (e instanceof MessageFormatError) throw new PeerMessageError("bad_header", `cannot seal: ${e.message}`);
+        if (e instanceof MessageFormatError)
+          throw new PeerMessageError("bad_header", `cannot seal: ${e.message}`);
         throw e;
       }
-      if (m.from !== this.me) throw new PeerMessageError("wrong_sender", `cannot seal a message from party ${m.from} as party ${this.me}`);
-      if (!sameSession(m.sessionId, this.sessionId)) throw new PeerMessageError("session_mismatch", "cannot seal a message of another session");
-      if (m.to !== BROADCAST && !this.peers.has(m.to)) throw new PeerMessageError("unknown_recipient", `party ${m.to} is not an admitted peer of this session`);
+      if (m.from !== this.me)
+        throw new PeerMessageError(
+          "wrong_sender",
+          `cannot seal a message from party ${m.from} as party ${this.me}`,
+        );
+      if (!sameSession(m.sessionId, this.sessionId))
+        throw new PeerMessageError("session_mismatch", "cannot seal a message of another session");
+      if (m.to !== BROADCAST && !this.peers.has(m.to))
+        throw new PeerMessageError(
+          "unknown_recipient",
+          `party ${m.to} is not an admitted peer of this session`,
+        );
       const slot = replaySlot(m.phase, m.from, m.to);
       // The receiver would refuse the second one anyway; refusing here keeps a core bug from looking like an attack.
-      if (this.sent.has(slot)) throw new PeerMessageError("duplicate_outgoing", `phase ${m.phase} already sent a message to party ${m.to}`);
+      if (this.sent.has(slot))
+        throw new PeerMessageError(
+          "duplicate_outgoing",
+          `phase ${m.phase} already sent a message to party ${m.to}`,
+        );
       const header = message.slice(0, HEADER_LEN);
       header[0] = PROTECTED_WIRE_VERSION;
       const body = message.subarray(HEADER_LEN);
-      const sealed = m.to === BROADCAST ? this.sign(header, body) : this.encrypt(header, body, m.to);
+      const sealed =
+        m.to === BROADCAST ? this.sign(header, body) : this.encrypt(header, body, m.to);
       this.sent.add(slot);
       return sealed;
     });
@@ -221,20 +245,46 @@ export class PeerSession {
   open(sealed: Uint8Array, expectedPhase?: number): Uint8Array {
     return this.failClosed(() => {
       const h: PeerEnvelopeHeader = unverified(() => readUnverifiedHeader(sealed));
-      if (!sameSession(h.sessionId, this.sessionId)) throw new PeerMessageError("session_mismatch", `message from party ${h.from} belongs to another session`);
+      if (!sameSession(h.sessionId, this.sessionId))
+        throw new PeerMessageError(
+          "session_mismatch",
+          `message from party ${h.from} belongs to another session`,
+        );
       if (expectedPhase !== undefined && h.phase !== expectedPhase) {
-        throw new PeerMessageError("phase_mismatch", `message from party ${h.from} is from phase ${h.phase}, expected ${expectedPhase}`);
+        throw new PeerMessageError(
+          "phase_mismatch",
+          `message from party ${h.from} is from phase ${h.phase}, expected ${expectedPhase}`,
+        );
       }
-      if (h.to !== BROADCAST && h.to !== this.me) throw new PeerMessageError("not_for_me", `message from party ${h.from} is addressed to party ${h.to}`);
+      if (h.to !== BROADCAST && h.to !== this.me)
+        throw new PeerMessageError(
+          "not_for_me",
+          `message from party ${h.from} is addressed to party ${h.to}`,
+        );
       const peer = this.peers.get(h.from);
-      if (!peer) throw new PeerMessageError("unknown_sender", `party ${h.from} is not an admitted peer of this session`);
+      if (!peer)
+        throw new PeerMessageError(
+          "unknown_sender",
+          `party ${h.from} is not an admitted peer of this session`,
+        );
       const slot = replaySlot(h.phase, h.from, h.to);
-      if (this.accepted.has(slot)) throw new PeerMessageError("replay", `phase ${h.phase} message from party ${h.from} was already accepted`);
+      if (this.accepted.has(slot))
+        throw new PeerMessageError(
+          "replay",
+          `phase ${h.phase} message from party ${h.from} was already accepted`,
+        );
       const header = sealed.subarray(0, HEADER_LEN);
       const body =
         h.to === BROADCAST
-          ? this.verify(unverified(() => readUnverifiedBroadcast(sealed)), peer, h.from)
-          : this.decrypt(unverified(() => readUnverifiedPointToPoint(sealed)), h.from);
+          ? this.verify(
+              unverified(() => readUnverifiedBroadcast(sealed)),
+              peer,
+              h.from,
+            )
+          : this.decrypt(
+              unverified(() => readUnverifiedPointToPoint(sealed)),
+              h.from,
+            );
       this.accepted.add(slot);
       const out = new Uint8Array(HEADER_LEN + body.length);
       out.set(header, 0);
@@ -272,7 +322,10 @@ export class PeerSession {
     } catch {
       // update() hands out plaintext before the tag is checked: none of it may survive a failure.
       plain?.fill(0);
-      throw new PeerMessageError("bad_tag", `message from party ${from} does not authenticate (tampered, misdirected or under another key)`);
+      throw new PeerMessageError(
+        "bad_tag",
+        `message from party ${from} does not authenticate (tampered, misdirected or under another key)`,
+      );
     } finally {
       key.fill(0);
     }
@@ -282,18 +335,32 @@ export class PeerSession {
     const signed = new Uint8Array(HEADER_LEN + body.length);
     signed.set(header, 0);
     signed.set(body, HEADER_LEN);
-    return encodeBroadcast({ header, body, signature: this.keys.sign(broadcastSigningInput(signed)) });
+    return encodeBroadcast({
+      header,
+      body,
+      signature: this.keys.sign(broadcastSigningInput(signed)),
+    });
   }
 
-  private verify({ signed, body, signature }: BroadcastParts, peer: PeerIdentity, from: number): Uint8Array {
+  private verify(
+    { signed, body, signature }: BroadcastParts,
+    peer: PeerIdentity,
+    from: number,
+  ): Uint8Array {
     let ok: boolean;
     try {
       // Strict RFC 8032 rules (no ZIP-215 leniency): canonical encodings, no small-order keys.
-      ok = ed25519.verify(signature, broadcastSigningInput(signed), peer.ed25519Public, { zip215: false });
+      ok = ed25519.verify(signature, broadcastSigningInput(signed), peer.ed25519Public, {
+        zip215: false,
+      });
     } catch {
       ok = false;
     }
-    if (!ok) throw new PeerMessageError("bad_signature", `broadcast from party ${from} does not carry that party's valid signature`);
+    if (!ok)
+      throw new PeerMessageError(
+        "bad_signature",
+        `broadcast from party ${from} does not carry that party's valid signature`,
+      );
     return body;
   }
 
@@ -305,7 +372,8 @@ export class PeerSession {
     try {
       shared = this.keys.sharedSecret(peer.x25519Public);
     } catch (e) {
-      if (e instanceof PeerKeyError) throw new PeerMessageError("bad_peer_key", `party ${peerIndex}: ${e.message}`);
+      if (e instanceof PeerKeyError)
+        throw new PeerMessageError("bad_peer_key", `party ${peerIndex}: ${e.message}`);
       throw e;
     }
     try {
@@ -324,7 +392,11 @@ export class PeerSession {
   }
 
   private failClosed<T>(f: () => T): T {
-    if (this.isClosed) throw new PeerMessageError("session_closed", "this peer session was closed after an error or by its owner");
+    if (this.isClosed)
+      throw new PeerMessageError(
+        "session_closed",
+        "this peer session was closed after an error or by its owner",
+      );
     try {
       return f();
     } catch (e) {

@@ -35,7 +35,10 @@ export class ChannelBindingError extends Error {
 }
 
 export function encodeChannelKeyBinding(keys: ChannelPublicKeys): Uint8Array {
-  if (keys.x25519Public.length !== CHANNEL_KEY_BYTES || keys.ed25519Public.length !== CHANNEL_KEY_BYTES) {
+  if (
+    keys.x25519Public.length !== CHANNEL_KEY_BYTES ||
+    keys.ed25519Public.length !== CHANNEL_KEY_BYTES
+  ) {
     throw new ChannelBindingError(`channel public keys must be ${CHANNEL_KEY_BYTES} bytes each`);
   }
   const out = new Uint8Array(CHANNEL_BINDING_BYTES);
@@ -48,14 +51,19 @@ export function encodeChannelKeyBinding(keys: ChannelPublicKeys): Uint8Array {
 
 /** Strict: exact length, label and version; the Ed25519 key must be a canonical point of large order. */
 export function parseChannelKeyBinding(userData: Uint8Array | null | undefined): ChannelPublicKeys {
-  if (!(userData instanceof Uint8Array)) throw new ChannelBindingError("no channel key binding: user_data is absent");
+  if (!(userData instanceof Uint8Array))
+    throw new ChannelBindingError("no channel key binding: user_data is absent");
   if (userData.length !== CHANNEL_BINDING_BYTES) {
-    throw new ChannelBindingError(`channel key binding must be ${CHANNEL_BINDING_BYTES} bytes, got ${userData.length}`);
+    throw new ChannelBindingError(
+      `channel key binding must be ${CHANNEL_BINDING_BYTES} bytes, got ${userData.length}`,
+    );
   }
   const label = userData.subarray(0, CHANNEL_BINDING_LABEL.length);
-  if (!label.every((b, i) => b === CHANNEL_BINDING_LABEL[i])) throw new ChannelBindingError("user_data is not a channel key binding (label mismatch)");
+  if (!label.every((b, i) => b === CHANNEL_BINDING_LABEL[i]))
+    throw new ChannelBindingError("user_data is not a channel key binding (label mismatch)");
   const version = userData[CHANNEL_BINDING_LABEL.length];
-  if (version !== CHANNEL_BINDING_VERSION) throw new ChannelBindingError(`unsupported channel key binding version ${version}`);
+  if (version !== CHANNEL_BINDING_VERSION)
+    throw new ChannelBindingError(`unsupported channel key binding version ${version}`);
   const at = CHANNEL_BINDING_LABEL.length + 1;
   const x25519Public = userData.slice(at, at + CHANNEL_KEY_BYTES);
   const ed25519Public = userData.slice(at + CHANNEL_KEY_BYTES, at + 2 * CHANNEL_KEY_BYTES);
@@ -67,7 +75,8 @@ export function parseChannelKeyBinding(userData: Uint8Array | null | undefined):
   } catch {
     throw new ChannelBindingError("channel key binding holds an invalid Ed25519 public key");
   }
-  if (smallOrder) throw new ChannelBindingError("channel key binding holds a small-order Ed25519 public key");
+  if (smallOrder)
+    throw new ChannelBindingError("channel key binding holds a small-order Ed25519 public key");
   // X25519 low-order points are refused by the ECDH itself (see PeerKeys.sharedSecret).
   return { x25519Public, ed25519Public };
 }

@@ -47,17 +47,33 @@ export class PeerSessions {
 
   /** Verifies every other participant's document and opens an end-to-end session with them. */
   open(sessionId: Uint8Array, me: number, docs: unknown, parties: unknown): PeerSession {
-    if (!Array.isArray(docs) || !Array.isArray(parties) || docs.length !== parties.length || docs.length > MAX_PEERS) {
-      throw new EnclaveError("bad_request", `peerDocuments and peerParties must be lists of equal length (at most ${MAX_PEERS})`);
+    if (
+      !Array.isArray(docs) ||
+      !Array.isArray(parties) ||
+      docs.length !== parties.length ||
+      docs.length > MAX_PEERS
+    ) {
+      throw new EnclaveError(
+        "bad_request",
+        `peerDocuments and peerParties must be lists of equal length (at most ${MAX_PEERS})`,
+      );
     }
     const peers = new Map<number, PeerIdentity>();
     for (let k = 0; k < docs.length; k++) {
       const party = needInt(parties[k], "peer party index", 1, 16);
-      if (party === me || peers.has(party)) throw new EnclaveError("bad_request", `peer party ${party} is duplicated or this enclave's own`);
+      if (party === me || peers.has(party))
+        throw new EnclaveError(
+          "bad_request",
+          `peer party ${party} is duplicated or this enclave's own`,
+        );
       try {
         peers.set(party, this.verifiedPeer(docs[k] as Uint8Array));
       } catch (e) {
-        throw new EnclaveError("ceremony_failed", `attestation of party ${party} refused: ${(e as Error).message}`, party);
+        throw new EnclaveError(
+          "ceremony_failed",
+          `attestation of party ${party} refused: ${(e as Error).message}`,
+          party,
+        );
       }
     }
     return new PeerSession({ sessionId, me, keys: this.keys, peers });
@@ -69,7 +85,8 @@ export class PeerSessions {
   }
 
   private verifiedPeer(doc: Uint8Array): PeerIdentity {
-    if (!(doc instanceof Uint8Array)) throw new EnclaveError("bad_request", "peer document must be bytes");
+    if (!(doc instanceof Uint8Array))
+      throw new EnclaveError("bad_request", "peer document must be bytes");
     const key = createHash("sha256").update(doc).digest("hex");
     const now = Date.now();
     const hit = this.verified.get(key);
@@ -84,7 +101,10 @@ export class PeerSessions {
     });
     if (this.verified.size > MAX_CACHED_PEERS) this.verified.clear();
     // Trusted until the document would be refused as stale (its leaf lasts hours longer).
-    this.verified.set(key, { identity, until: now + Math.max(0, maxAgeMs - (now - documentTimestamp(doc, now))) });
+    this.verified.set(key, {
+      identity,
+      until: now + Math.max(0, maxAgeMs - (now - documentTimestamp(doc, now))),
+    });
     return identity;
   }
 }

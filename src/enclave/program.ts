@@ -53,20 +53,26 @@ export const DEFAULT_PHASE_TIMEOUT_MS = 120_000;
 const MIN_PHASE_TIMEOUT_MS = 100;
 
 /** Parses `--listen ADDRESS [--phase-timeout-ms N]`; null for --help. Anything else is refused, so a flag never silently means nothing. */
-export function parseEnclaveArgs(argv: readonly string[], listen: EnclaveEntry["listen"]): EnclaveArgs | null {
+export function parseEnclaveArgs(
+  argv: readonly string[],
+  listen: EnclaveEntry["listen"],
+): EnclaveArgs | null {
   if (argv.includes("--help") || argv.includes("-h")) return null;
   let address: string | undefined;
   let timeout = String(DEFAULT_PHASE_TIMEOUT_MS);
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i]!, argv[i + 1]];
-    if (flag !== "--listen" && flag !== "--phase-timeout-ms") throw new Error(`unknown option ${flag} (see --help)`);
+    if (flag !== "--listen" && flag !== "--phase-timeout-ms")
+      throw new Error(`unknown option ${flag} (see --help)`);
     if (value === undefined) throw new Error(`${flag} needs a value (see --help)`);
     if (flag === "--listen") address = value;
     else timeout = value;
   }
-  if (!address || !listen.pattern.test(address)) throw new Error(`--listen ${listen.usage} is required (see --help)`);
+  if (!address || !listen.pattern.test(address))
+    throw new Error(`--listen ${listen.usage} is required (see --help)`);
   const phaseTimeoutMs = Number(timeout);
-  if (!Number.isInteger(phaseTimeoutMs) || phaseTimeoutMs < MIN_PHASE_TIMEOUT_MS) throw new Error(`--phase-timeout-ms must be an integer >= ${MIN_PHASE_TIMEOUT_MS}`);
+  if (!Number.isInteger(phaseTimeoutMs) || phaseTimeoutMs < MIN_PHASE_TIMEOUT_MS)
+    throw new Error(`--phase-timeout-ms must be an integer >= ${MIN_PHASE_TIMEOUT_MS}`);
   return { listen: address, phaseTimeoutMs };
 }
 
@@ -74,9 +80,12 @@ export function parseEnclaveArgs(argv: readonly string[], listen: EnclaveEntry["
 export function exposeEnclaveError(e: unknown): PublicError | null {
   if (e instanceof EnclaveError || e instanceof DklsError) {
     const party = e.blame.party;
-    return party === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, party };
+    return party === undefined
+      ? { code: e.code, message: e.message }
+      : { code: e.code, message: e.message, party };
   }
-  if (e instanceof Error && (e.name === "BodyError" || e.name === "MessageFormatError")) return { code: "bad_request", message: e.message };
+  if (e instanceof Error && (e.name === "BodyError" || e.name === "MessageFormatError"))
+    return { code: "bad_request", message: e.message };
   return null;
 }
 
@@ -84,16 +93,31 @@ export function exposeEnclaveError(e: unknown): PublicError | null {
 export const log: Logger = jsonLogger("enclave");
 
 function handlers(service: EnclaveService): HandlerMap {
-  const h = <Req, Rep>(f: (r: Req) => Rep): Handler => (body: BodyMap) => toBody(f(fromBody<Req>(body)) as object);
+  const h =
+    <Req, Rep>(f: (r: Req) => Rep): Handler =>
+    (body: BodyMap) =>
+      toBody(f(fromBody<Req>(body)) as object);
   return {
     [FrameType.HEALTH]: h<object, Api.HealthReply>(() => service.health()),
     [FrameType.ATTEST]: h<Api.AttestRequest, Api.AttestReply>((r) => service.attest(r)),
-    [FrameType.LOAD_SHARE]: h<Api.LoadShareRequest, Api.LoadShareReply>((r) => service.loadShare(r)),
-    [FrameType.CEREMONY_START]: h<Api.CeremonyStartRequest, Api.CeremonyReply>((r) => service.startCeremony(r)),
-    [FrameType.CEREMONY_STEP]: h<Api.CeremonyStepRequest, Api.CeremonyReply>((r) => service.stepCeremony(r)),
-    [FrameType.CEREMONY_ABORT]: h<Api.CeremonyAbortRequest, { dropped: boolean }>((r) => service.abortCeremony(r)),
-    [FrameType.SEAL_SHARE]: h<Api.SealShareRequest, Api.SealShareReply>((r) => service.sealShare(r)),
-    [FrameType.ACTIVATE_SHARE]: h<Api.ActivateShareRequest, Api.LoadShareReply>((r) => service.activateShare(r)),
+    [FrameType.LOAD_SHARE]: h<Api.LoadShareRequest, Api.LoadShareReply>((r) =>
+      service.loadShare(r),
+    ),
+    [FrameType.CEREMONY_START]: h<Api.CeremonyStartRequest, Api.CeremonyReply>((r) =>
+      service.startCeremony(r),
+    ),
+    [FrameType.CEREMONY_STEP]: h<Api.CeremonyStepRequest, Api.CeremonyReply>((r) =>
+      service.stepCeremony(r),
+    ),
+    [FrameType.CEREMONY_ABORT]: h<Api.CeremonyAbortRequest, { dropped: boolean }>((r) =>
+      service.abortCeremony(r),
+    ),
+    [FrameType.SEAL_SHARE]: h<Api.SealShareRequest, Api.SealShareReply>((r) =>
+      service.sealShare(r),
+    ),
+    [FrameType.ACTIVATE_SHARE]: h<Api.ActivateShareRequest, Api.LoadShareReply>((r) =>
+      service.activateShare(r),
+    ),
   };
 }
 
@@ -105,13 +129,22 @@ async function serve(entry: EnclaveEntry): Promise<void> {
   }
   const wasm = await entry.wasm();
   const platform = await entry.platform(wasm);
-  const service = new EnclaveService({ ...platform, phaseTimeoutMs: args.phaseTimeoutMs, wasm, log });
+  const service = new EnclaveService({
+    ...platform,
+    phaseTimeoutMs: args.phaseTimeoutMs,
+    wasm,
+    log,
+  });
   const server = new RpcServer(handlers(service), {
     // One host connection carries every concurrent session's steps; the
     // per-session work is short, so allow many in flight.
     maxConcurrent: 256,
     exposeError: exposeEnclaveError,
-    log: (ev) => log(ev.kind, { connection: ev.connection, error: "error" in ev ? String((ev.error as Error)?.message ?? ev.error) : undefined }),
+    log: (ev) =>
+      log(ev.kind, {
+        connection: ev.connection,
+        error: "error" in ev ? String((ev.error as Error)?.message ?? ev.error) : undefined,
+      }),
   });
   const listener = entry.listen.open(args.listen);
   server.serve(listener);

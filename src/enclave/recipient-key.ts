@@ -11,7 +11,10 @@ export class RecipientKey {
   private readonly privateKey: KeyObject;
 
   constructor() {
-    const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, publicExponent: 0x10001 });
+    const { publicKey, privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicExponent: 0x10001,
+    });
     this.spkiDer = new Uint8Array(publicKey.export({ type: "spki", format: "der" }));
     this.privateKey = privateKey;
   }

@@ -3,7 +3,8 @@ import { ID_RULE, isId } from "../shared/wire/patterns.ts";
 import { EnclaveError } from "./errors.ts";
 
 export function needInt(v: unknown, name: string, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw new EnclaveError("bad_request", `${name} must be an integer in ${min}..${max}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max)
+    throw new EnclaveError("bad_request", `${name} must be an integer in ${min}..${max}`);
   return v;
 }
 

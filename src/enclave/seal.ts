@@ -29,7 +29,12 @@ import {
 } from "../shared/wire/sealed-share.ts";
 
 // The layout's names, for callers that imported them from here before the layout moved to src/shared/wire.
-export { MAX_SEALED_BYTES, MAX_SHARE_BYTES, SEAL_OVERHEAD, type SealBinding } from "../shared/wire/sealed-share.ts";
+export {
+  MAX_SEALED_BYTES,
+  MAX_SHARE_BYTES,
+  SEAL_OVERHEAD,
+  type SealBinding,
+} from "../shared/wire/sealed-share.ts";
 export const SEAL_FORMAT_VERSION = SEALED_SHARE_VERSION;
 export const DATA_KEY_BYTES = 32;
 
@@ -78,11 +83,19 @@ export function sealAssociatedData(binding: SealBinding): Uint8Array {
 }
 
 /** Encrypts a share under `dataKey`. Does not wipe `shareBytes` or `dataKey`: the caller owns them. */
-export function sealShare(args: { dataKey: Uint8Array; shareBytes: Uint8Array; binding: SealBinding }): SealedShare {
+export function sealShare(args: {
+  dataKey: Uint8Array;
+  shareBytes: Uint8Array;
+  binding: SealBinding;
+}): SealedShare {
   const key = checkDataKey(args.dataKey);
   const share = args.shareBytes;
-  if (!(share instanceof Uint8Array) || share.length === 0) throw malformed("share bytes must be a non-empty Uint8Array");
-  if (share.length > MAX_SHARE_BYTES) throw malformed(`share is ${share.length} bytes, more than the ${MAX_SHARE_BYTES} a sealed blob can hold`);
+  if (!(share instanceof Uint8Array) || share.length === 0)
+    throw malformed("share bytes must be a non-empty Uint8Array");
+  if (share.length > MAX_SHARE_BYTES)
+    throw malformed(
+      `share is ${share.length} bytes, more than the ${MAX_SHARE_BYTES} a sealed blob can hold`,
+    );
   const ad = sealAssociatedData(args.binding);
 
   const nonce = randomBytes(SEAL_NONCE_BYTES);
@@ -90,7 +103,10 @@ export function sealShare(args: { dataKey: Uint8Array; shareBytes: Uint8Array; b
   cipher.setAAD(ad);
   const ciphertext = cipher.update(share);
   // GCM is a stream mode: final() adds no bytes, and the layout refuses a ciphertext of another length.
-  if (cipher.final().length !== 0 || ciphertext.length !== share.length) throw new Error(`AES-GCM produced ${ciphertext.length} ciphertext bytes for a ${share.length}-byte share`);
+  if (cipher.final().length !== 0 || ciphertext.length !== share.length)
+    throw new Error(
+      `AES-GCM produced ${ciphertext.length} ciphertext bytes for a ${share.length}-byte share`,
+    );
   return encodeSealedShare({ nonce, ciphertext, tag: cipher.getAuthTag() });
 }
 
@@ -98,7 +114,11 @@ export function sealShare(args: { dataKey: Uint8Array; shareBytes: Uint8Array; b
  * Decrypts a sealed share bound to `binding`. Returns fresh plaintext that the caller must wipe
  * after use (and wipe `dataKey` too). On any failure throws SealError and no plaintext escapes.
  */
-export function unsealShare(args: { dataKey: Uint8Array; sealed: SealedShare; binding: SealBinding }): Uint8Array {
+export function unsealShare(args: {
+  dataKey: Uint8Array;
+  sealed: SealedShare;
+  binding: SealBinding;
+}): Uint8Array {
   const { nonce, ciphertext, tag } = layout(() => parseSealedShare(args.sealed));
   const key = checkDataKey(args.dataKey);
   const ad = sealAssociatedData(args.binding);
@@ -129,7 +149,10 @@ export function unsealShare(args: { dataKey: Uint8Array; sealed: SealedShare; bi
     if (!authenticated) plaintext.fill(0);
   }
   if (!authenticated) {
-    throw new SealError("auth_failed", "sealed share failed authentication: wrong data key, a different binding (wallet, node, party index, generation or public key), or a modified blob");
+    throw new SealError(
+      "auth_failed",
+      "sealed share failed authentication: wrong data key, a different binding (wallet, node, party index, generation or public key), or a modified blob",
+    );
   }
   return plaintext;
 }

@@ -73,7 +73,12 @@ export class EnclaveService {
   }
 
   health(): HealthReply {
-    return { status: "ok", pcr0: toHex(this.opts.pcr0), loadedWallets: this.shares.size, openSessions: this.ceremonies.size };
+    return {
+      status: "ok",
+      pcr0: toHex(this.opts.pcr0),
+      loadedWallets: this.shares.size,
+      openSessions: this.ceremonies.size,
+    };
   }
 
   /**
@@ -82,8 +87,18 @@ export class EnclaveService {
    * holds, and sit in the middle of enclave-to-enclave traffic.
    */
   attest(req: AttestRequest): AttestReply {
-    if (req.userData !== undefined) throw new EnclaveError("bad_request", "user_data is set by the enclave (its channel keys), not by the host");
-    return { document: this.opts.nsm.attest({ publicKey: this.recipient.spkiDer, userData: this.peers.channelKeyBinding(), nonce: req.nonce }) };
+    if (req.userData !== undefined)
+      throw new EnclaveError(
+        "bad_request",
+        "user_data is set by the enclave (its channel keys), not by the host",
+      );
+    return {
+      document: this.opts.nsm.attest({
+        publicKey: this.recipient.spkiDer,
+        userData: this.peers.channelKeyBinding(),
+        nonce: req.nonce,
+      }),
+    };
   }
 
   loadShare(req: LoadShareRequest): LoadShareReply {

@@ -6,7 +6,13 @@
  */
 import { bytesEqual } from "../attestation/verifier.ts";
 import { toHex } from "../shared/hex.ts";
-import type { ActivateShareRequest, LoadShareReply, LoadShareRequest, SealShareReply, SealShareRequest } from "../shared/wire/enclave-ops.ts";
+import type {
+  ActivateShareRequest,
+  LoadShareReply,
+  LoadShareRequest,
+  SealShareReply,
+  SealShareRequest,
+} from "../shared/wire/enclave-ops.ts";
 import { KeyShare, packageInfo } from "./dkls23/binding.ts";
 import { EnclaveError } from "./errors.ts";
 import type { RecipientKey } from "./recipient-key.ts";
@@ -58,9 +64,16 @@ export class ShareTable {
     const dataKey = this.dataKey(req.ciphertextForRecipient);
     let plain: Uint8Array;
     try {
-      plain = unsealShare({ dataKey, sealed: req.sealed, binding: { walletId, nodeId: req.nodeId, partyIndex, generation, publicKey: req.publicKey } });
+      plain = unsealShare({
+        dataKey,
+        sealed: req.sealed,
+        binding: { walletId, nodeId: req.nodeId, partyIndex, generation, publicKey: req.publicKey },
+      });
     } catch (e) {
-      throw new EnclaveError("unseal_failed", `sealed share for wallet ${walletId} does not open with this key and binding: ${(e as Error).message}`);
+      throw new EnclaveError(
+        "unseal_failed",
+        `sealed share for wallet ${walletId} does not open with this key and binding: ${(e as Error).message}`,
+      );
     } finally {
       dataKey.fill(0);
     }
@@ -68,15 +81,25 @@ export class ShareTable {
     try {
       share = KeyShare.fromBytes(plain); // wipes `plain`
     } catch (e) {
-      throw new EnclaveError("share_mismatch", `unsealed bytes are not a valid key share: ${(e as Error).message}`);
+      throw new EnclaveError(
+        "share_mismatch",
+        `unsealed bytes are not a valid key share: ${(e as Error).message}`,
+      );
     }
     // CiphertextForRecipient is unauthenticated: a host could swap in another
     // data key that opens a different (older, foreign) sealed share. The share
     // must belong to this wallet's key, party and current generation.
-    if (share.generation !== generation || share.index !== partyIndex || !bytesEqual(share.publicKey, req.publicKey)) {
+    if (
+      share.generation !== generation ||
+      share.index !== partyIndex ||
+      !bytesEqual(share.publicKey, req.publicKey)
+    ) {
       const got = `generation ${share.generation}, party ${share.index}`;
       share.free();
-      throw new EnclaveError("share_mismatch", `unsealed share (${got}) is not wallet ${walletId}'s generation ${generation} share for party ${partyIndex}`);
+      throw new EnclaveError(
+        "share_mismatch",
+        `unsealed share (${got}) is not wallet ${walletId}'s generation ${generation} share for party ${partyIndex}`,
+      );
     }
     this.put(walletId, { share, generation, partyIndex, publicKey: share.publicKey });
     this.log("share_loaded", { walletId, generation, partyIndex });
@@ -86,7 +109,12 @@ export class ShareTable {
   /** Keeps the share a ceremony (session `id`) produced until it is sealed and activated, or expires. */
   holdPending(id: string, walletId: string, share: KeyShare): void {
     this.sweepPending();
-    this.pending.set(id, { walletId, share, sealed: false, expires: Date.now() + this.pendingTtlMs });
+    this.pending.set(id, {
+      walletId,
+      share,
+      sealed: false,
+      expires: Date.now() + this.pendingTtlMs,
+    });
   }
 
   /** Frees the share session `id` produced, if one waits. */
@@ -101,15 +129,31 @@ export class ShareTable {
   seal(req: SealShareRequest): SealShareReply {
     const id = toHex(req.sessionId);
     const p = this.pending.get(id);
-    if (!p || p.expires < Date.now()) throw new EnclaveError("unknown_session", `no finished key share waits for session ${id.slice(0, 16)}…`);
-    if (p.walletId !== req.walletId) throw new EnclaveError("bad_request", "walletId does not match the ceremony's");
+    if (!p || p.expires < Date.now())
+      throw new EnclaveError(
+        "unknown_session",
+        `no finished key share waits for session ${id.slice(0, 16)}…`,
+      );
+    if (p.walletId !== req.walletId)
+      throw new EnclaveError("bad_request", "walletId does not match the ceremony's");
     const dataKey = this.dataKey(req.ciphertextForRecipient);
     const bytes = p.share.toBytes();
     try {
-      const binding = { walletId: p.walletId, nodeId: req.nodeId, partyIndex: p.share.index, generation: p.share.generation, publicKey: p.share.publicKey };
+      const binding = {
+        walletId: p.walletId,
+        nodeId: req.nodeId,
+        partyIndex: p.share.index,
+        generation: p.share.generation,
+        publicKey: p.share.publicKey,
+      };
       const sealed = sealShare({ dataKey, shareBytes: bytes, binding });
       p.sealed = true;
-      return { sealed, generation: binding.generation, partyIndex: binding.partyIndex, publicKey: binding.publicKey };
+      return {
+        sealed,
+        generation: binding.generation,
+        partyIndex: binding.partyIndex,
+        publicKey: binding.publicKey,
+      };
     } finally {
       bytes.fill(0);
       dataKey.fill(0);
@@ -120,11 +164,21 @@ export class ShareTable {
   activate(req: ActivateShareRequest): LoadShareReply {
     const id = toHex(req.sessionId);
     const p = this.pending.get(id);
-    if (!p || !p.sealed) throw new EnclaveError("unknown_session", `no sealed key share waits for session ${id.slice(0, 16)}…`);
-    if (p.walletId !== req.walletId) throw new EnclaveError("bad_request", "walletId does not match the ceremony's");
+    if (!p || !p.sealed)
+      throw new EnclaveError(
+        "unknown_session",
+        `no sealed key share waits for session ${id.slice(0, 16)}…`,
+      );
+    if (p.walletId !== req.walletId)
+      throw new EnclaveError("bad_request", "walletId does not match the ceremony's");
     this.pending.delete(id);
     const info = packageInfo(p.share.publicPackage());
-    this.put(p.walletId, { share: p.share, generation: p.share.generation, partyIndex: p.share.index, publicKey: info.publicKey });
+    this.put(p.walletId, {
+      share: p.share,
+      generation: p.share.generation,
+      partyIndex: p.share.index,
+      publicKey: info.publicKey,
+    });
     this.log("share_activated", { walletId: p.walletId, generation: p.share.generation });
     return { walletId: p.walletId, generation: p.share.generation, partyIndex: p.share.index };
   }
@@ -140,7 +194,8 @@ export class ShareTable {
   private put(walletId: string, s: LoadedShare): void {
     const old = this.loaded.get(walletId);
     if (old && old.share !== s.share) old.share.free();
-    if (!old && this.loaded.size >= MAX_WALLETS) throw new EnclaveError("bad_request", "too many wallets loaded");
+    if (!old && this.loaded.size >= MAX_WALLETS)
+      throw new EnclaveError("bad_request", "too many wallets loaded");
     this.loaded.set(walletId, s);
   }
 
@@ -148,7 +203,10 @@ export class ShareTable {
     try {
       return this.recipient.dataKey(cfr);
     } catch (e) {
-      throw new EnclaveError("kms_key_rejected", `CiphertextForRecipient does not decrypt for this enclave: ${(e as Error).message}`);
+      throw new EnclaveError(
+        "kms_key_rejected",
+        `CiphertextForRecipient does not decrypt for this enclave: ${(e as Error).message}`,
+      );
     }
   }
 

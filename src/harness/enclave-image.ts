@@ -22,9 +22,17 @@ export const DEVELOPMENT_ENTRY = "src/dev/enclave-main.ts";
 export const PRODUCTION_ENTRY = "src/enclave/main.ts";
 
 /** Bundles an enclave entry (a path from the repository root) into `outDir`: the entry file and its wasm. */
-export async function bundleEnclaveEntry(entryPoint: string, outDir: string): Promise<{ entry: string; wasm: string }> {
+export async function bundleEnclaveEntry(
+  entryPoint: string,
+  outDir: string,
+): Promise<{ entry: string; wasm: string }> {
   const root = new URL("../..", import.meta.url).pathname;
-  const r = await Bun.build({ entrypoints: [join(root, entryPoint)], target: "bun", outdir: outDir, naming: { asset: "[name]-[hash].[ext]" } });
+  const r = await Bun.build({
+    entrypoints: [join(root, entryPoint)],
+    target: "bun",
+    outdir: outDir,
+    naming: { asset: "[name]-[hash].[ext]" },
+  });
   if (!r.success) throw new Error(`bundling the enclave failed: ${r.logs.map(String).join("\n")}`);
   const entry = r.outputs.find((o) => o.kind === "entry-point")?.path;
   const wasm = r.outputs.find((o) => o.path.endsWith(".wasm"))?.path;
@@ -34,6 +42,9 @@ export async function bundleEnclaveEntry(entryPoint: string, outDir: string): Pr
 
 export async function bundleEnclave(outDir: string): Promise<EnclaveImage> {
   const { entry, wasm } = await bundleEnclaveEntry(DEVELOPMENT_ENTRY, outDir);
-  const pcr0 = pcr0ForCode([new Uint8Array(readFileSync(entry)), new Uint8Array(readFileSync(wasm))]);
+  const pcr0 = pcr0ForCode([
+    new Uint8Array(readFileSync(entry)),
+    new Uint8Array(readFileSync(wasm)),
+  ]);
   return { entry, wasm, pcr0, pcr0Hex: toHex(pcr0) };
 }

@@ -25,7 +25,14 @@ export interface EnclaveProcessOptions {
 }
 
 export function startEnclaveProcess(o: EnclaveProcessOptions): Promise<Started> {
-  const cmd = [process.execPath, o.image.entry, "--listen", `unix:${o.socketPath}`, "--phase-timeout-ms", String(o.phaseTimeoutMs)];
+  const cmd = [
+    process.execPath,
+    o.image.entry,
+    "--listen",
+    `unix:${o.socketPath}`,
+    "--phase-timeout-ms",
+    String(o.phaseTimeoutMs),
+  ];
   return startProcess(o.isolate ? ["unshare", "--net", ...cmd] : cmd, {
     name: `${o.name} enclave`,
     readyEvent: "listening",

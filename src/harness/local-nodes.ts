@@ -43,7 +43,6 @@ export interface LocalNodes {
   stop(): Promise<void>;
 }
 
-
 export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes> {
   const say = o.progress ?? (() => {});
   mkdirSync(o.dataDir, { recursive: true });
@@ -76,7 +75,14 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
       const nodeId = `node-${i}`;
       const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
       say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""} and host`);
-      const enclave = await startEnclaveProcess({ name: nodeId, image, socketPath: sock, pki, isolate, phaseTimeoutMs: o.phaseTimeoutMs ?? 180_000 });
+      const enclave = await startEnclaveProcess({
+        name: nodeId,
+        image,
+        socketPath: sock,
+        pki,
+        isolate,
+        phaseTimeoutMs: o.phaseTimeoutMs ?? 180_000,
+      });
       started.push(enclave);
       const client = await EnclaveClient.connect({ kind: "unix", path: sock });
       clients.push(client);
@@ -112,4 +118,3 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
     throw e;
   }
 }
-

@@ -29,7 +29,10 @@ export const DEFAULT_ACL_USERS: AclUsers = { node: "tss-node", client: "tss-clie
  */
 export function aclText(users: AclUsers = DEFAULT_ACL_USERS): string {
   for (const u of [users.node, users.client]) {
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(u)) throw new Error(`ACL username ${JSON.stringify(u)} must be 1-64 characters of [A-Za-z0-9._-]`);
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(u))
+      throw new Error(
+        `ACL username ${JSON.stringify(u)} must be 1-64 characters of [A-Za-z0-9._-]`,
+      );
   }
   return `# Mosquitto ACL for the TSS signing layer, MQTT API v1 (docs/mqtt-api.md).
 # Generated from src/harness/mosquitto.ts (aclText); keep the two identical.
@@ -90,7 +93,9 @@ function freePort(): Promise<number> {
     s.listen(0, "127.0.0.1", () => {
       const addr = s.address();
       const port = typeof addr === "object" && addr ? addr.port : 0;
-      s.close(() => (port ? resolve(port) : reject(new Error("could not find a free loopback port"))));
+      s.close(() =>
+        port ? resolve(port) : reject(new Error("could not find a free loopback port")),
+      );
     });
   });
 }
@@ -107,10 +112,20 @@ function accepts(port: number): Promise<boolean> {
 }
 
 function addUser(passwdFile: string, u: BrokerUser, create: boolean): void {
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(u.username)) throw new Error(`broker username ${JSON.stringify(u.username)} must be 1-64 characters of [A-Za-z0-9._-]`);
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(u.username))
+    throw new Error(
+      `broker username ${JSON.stringify(u.username)} must be 1-64 characters of [A-Za-z0-9._-]`,
+    );
   // mosquitto_passwd -b takes the password as an argument; it never reaches a log here.
-  const r = spawnSync(MOSQUITTO_PASSWD, [...(create ? ["-c"] : []), "-b", passwdFile, u.username, u.password], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`mosquitto_passwd failed for ${u.username}: ${(r.stderr || r.error?.message || "").trim()}`);
+  const r = spawnSync(
+    MOSQUITTO_PASSWD,
+    [...(create ? ["-c"] : []), "-b", passwdFile, u.username, u.password],
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0)
+    throw new Error(
+      `mosquitto_passwd failed for ${u.username}: ${(r.stderr || r.error?.message || "").trim()}`,
+    );
 }
 
 /**
@@ -195,7 +210,15 @@ export async function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
             });
             proc.kill("SIGTERM");
           });
-        return { url: `mqtt://127.0.0.1:${port}`, host: "127.0.0.1", port, proc, dir, log: () => log, stop };
+        return {
+          url: `mqtt://127.0.0.1:${port}`,
+          host: "127.0.0.1",
+          port,
+          proc,
+          dir,
+          log: () => log,
+          stop,
+        };
       }
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -14,8 +14,20 @@ export interface Started {
  * Spawns `cmd`, optionally writes `stdin`, and resolves once a stdout line
  * parses as JSON with `event === readyEvent`.
  */
-export function startProcess(cmd: string[], opts: { stdin?: string; readyEvent: string; timeoutMs?: number; env?: Record<string, string>; name: string }): Promise<Started> {
-  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+export function startProcess(
+  cmd: string[],
+  opts: {
+    stdin?: string;
+    readyEvent: string;
+    timeoutMs?: number;
+    env?: Record<string, string>;
+    name: string;
+  },
+): Promise<Started> {
+  const proc = spawn(cmd[0]!, cmd.slice(1), {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, ...opts.env },
+  });
   let err = "";
   let out = "";
   proc.stderr!.on("data", (d: Buffer) => {
@@ -37,7 +49,11 @@ export function startProcess(cmd: string[], opts: { stdin?: string; readyEvent: 
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop();
-      reject(new Error(`${opts.name} did not become ready within ${opts.timeoutMs ?? 30_000} ms; stderr: ${err.slice(-2000)}`));
+      reject(
+        new Error(
+          `${opts.name} did not become ready within ${opts.timeoutMs ?? 30_000} ms; stderr: ${err.slice(-2000)}`,
+        ),
+      );
     }, opts.timeoutMs ?? 30_000);
     proc.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
@@ -58,7 +74,11 @@ export function startProcess(cmd: string[], opts: { stdin?: string; readyEvent: 
     });
     proc.once("exit", (code, sig) => {
       clearTimeout(timer);
-      reject(new Error(`${opts.name} exited early (code ${code}, signal ${sig}); stderr: ${err.slice(-2000)}`));
+      reject(
+        new Error(
+          `${opts.name} exited early (code ${code}, signal ${sig}); stderr: ${err.slice(-2000)}`,
+        ),
+      );
     });
   });
 }

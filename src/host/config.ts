@@ -12,7 +12,13 @@ export interface NodeConfig {
   /** libsql file path, or libsql:// / https:// URL. */
   database: string;
   databaseAuthToken?: string;
-  kms: { keyId: string; endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string };
+  kms: {
+    keyId: string;
+    endpoint?: string;
+    region: string;
+    accessKeyId?: string;
+    secretAccessKey?: string;
+  };
   /** Deadline for each ceremony phase, coordinator side. */
   phaseTimeoutMs: number;
 }
@@ -41,7 +47,10 @@ function flag(argv: string[], name: string): string | undefined {
   return v;
 }
 
-export function loadConfig(argv: string[], env: Record<string, string | undefined> = process.env): NodeConfig {
+export function loadConfig(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): NodeConfig {
   const file = flag(argv, "--config");
   const base = file ? (JSON.parse(readFileSync(file, "utf8")) as Partial<NodeConfig>) : {};
   const cfg: NodeConfig = {
@@ -71,8 +80,11 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
     ["database", cfg.database],
     ["kms.keyId", cfg.kms.keyId],
   ].filter(([, v]) => !v);
-  if (missing.length) throw new Error(`missing configuration: ${missing.map(([k]) => k).join(", ")} (see --help)`);
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(cfg.nodeId)) throw new Error("nodeId must be 1-64 characters of [A-Za-z0-9._-]");
-  if (!Number.isInteger(cfg.phaseTimeoutMs) || cfg.phaseTimeoutMs < 1000) throw new Error("phaseTimeoutMs must be an integer >= 1000");
+  if (missing.length)
+    throw new Error(`missing configuration: ${missing.map(([k]) => k).join(", ")} (see --help)`);
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(cfg.nodeId))
+    throw new Error("nodeId must be 1-64 characters of [A-Za-z0-9._-]");
+  if (!Number.isInteger(cfg.phaseTimeoutMs) || cfg.phaseTimeoutMs < 1000)
+    throw new Error("phaseTimeoutMs must be an integer >= 1000");
   return cfg;
 }

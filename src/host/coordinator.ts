@@ -7,7 +7,11 @@
 import { randomBytes } from "node:crypto";
 import { BROADCAST } from "../shared/wire/protocol-message.ts";
 import { readUnverifiedHeader } from "../shared/wire/peer-envelope-header.ts";
-import type { CeremonyKind, CeremonyReply, CeremonyStartRequest } from "../shared/wire/enclave-ops.ts";
+import type {
+  CeremonyKind,
+  CeremonyReply,
+  CeremonyStartRequest,
+} from "../shared/wire/enclave-ops.ts";
 import { toHex } from "../shared/hex.ts";
 import { verifySignature, type Signature } from "../shared/signature.ts";
 import { deriveChildPublicKey } from "../shared/public-key.ts";
@@ -44,7 +48,11 @@ export interface CoordinatorOptions {
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout>;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CeremonyError(`${what} did not answer within ${ms} ms`, "deadline_exceeded")), ms);
+    timer = setTimeout(
+      () =>
+        reject(new CeremonyError(`${what} did not answer within ${ms} ms`, "deadline_exceeded")),
+      ms,
+    );
   });
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
@@ -61,13 +69,21 @@ function blamedParty(e: unknown): number | undefined {
  * (enclave, core, store) are mapped to contract codes here.
  */
 function blame(members: Member[], failed: Member, e: unknown): CeremonyError {
-  if (e instanceof CeremonyError) return new CeremonyError(e.message, e.code, { ...e.blame, node: e.blame.node ?? failed.participant.nodeId });
+  if (e instanceof CeremonyError)
+    return new CeremonyError(e.message, e.code, {
+      ...e.blame,
+      node: e.blame.node ?? failed.participant.nodeId,
+    });
   const err = (e ?? {}) as { code?: unknown; message?: unknown };
   const party = blamedParty(e);
   const blamed = party === undefined ? undefined : members.find((x) => x.partyIndex === party);
   const node = blamed?.participant.nodeId ?? failed.participant.nodeId;
   const message = typeof err.message === "string" ? err.message : "failed";
-  return new CeremonyError(`${failed.participant.nodeId}: ${message}`, contractCode(err.code), blamed ? { node, party: blamed.partyIndex } : { node });
+  return new CeremonyError(
+    `${failed.participant.nodeId}: ${message}`,
+    contractCode(err.code),
+    blamed ? { node, party: blamed.partyIndex } : { node },
+  );
 }
 
 /** Runs phases 1..4 across `members`; returns each member's final reply. */
@@ -80,11 +96,14 @@ export async function runCeremony(
 ): Promise<CeremonyReply[]> {
   const timeout = opts.phaseTimeoutMs ?? 180_000;
   const indices = new Set(members.map((m) => m.partyIndex));
-  if (indices.size !== members.length) throw new CeremonyError("participants have duplicate party indices", "bad_request");
+  if (indices.size !== members.length)
+    throw new CeremonyError("participants have duplicate party indices", "bad_request");
   /** One request to every member at once; the first failure names its node. Phase 0 = attestation exchange. */
   const call = async <T>(phase: number, f: (m: Member) => Promise<T>): Promise<T[]> => {
     if (phase > 0) opts.onProgress?.(kind, phase);
-    const settled = await Promise.allSettled(members.map((m) => withDeadline(f(m), timeout, `${m.participant.nodeId} (phase ${phase})`)));
+    const settled = await Promise.allSettled(
+      members.map((m) => withDeadline(f(m), timeout, `${m.participant.nodeId} (phase ${phase})`)),
+    );
     const failedAt = settled.findIndex((s) => s.status === "rejected");
     if (failedAt >= 0) {
       const reason = (settled[failedAt] as PromiseRejectedResult).reason;
@@ -98,7 +117,11 @@ export async function runCeremony(
     const docOf = new Map(members.map((m, k) => [m.partyIndex, docs[k]!]));
     let replies = await call(1, (m) => {
       const others = members.filter((x) => x !== m);
-      return m.participant.start({ ...startFor(m), peerDocuments: others.map((x) => docOf.get(x.partyIndex)!), peerParties: others.map((x) => x.partyIndex) });
+      return m.participant.start({
+        ...startFor(m),
+        peerDocuments: others.map((x) => docOf.get(x.partyIndex)!),
+        peerParties: others.map((x) => x.partyIndex),
+      });
     });
     for (const phase of [2, 3, 4]) {
       const outgoing = replies.flatMap((r, k) =>
@@ -106,7 +129,11 @@ export async function runCeremony(
           // Sealed end to end by the enclaves; only the clear routing header is read here.
           const msg = { ...readUnverifiedHeader(bytes), bytes };
           if (msg.from !== members[k]!.partyIndex || toHex(msg.sessionId) !== toHex(sessionId)) {
-            throw new CeremonyError(`${members[k]!.participant.nodeId} emitted a message with a foreign header`, "ceremony_failed", { node: members[k]!.participant.nodeId, party: members[k]!.partyIndex });
+            throw new CeremonyError(
+              `${members[k]!.participant.nodeId} emitted a message with a foreign header`,
+              "ceremony_failed",
+              { node: members[k]!.participant.nodeId, party: members[k]!.partyIndex },
+            );
           }
           opts.onRelay?.(bytes);
           return msg;
@@ -116,59 +143,116 @@ export async function runCeremony(
         m.participant.step({
           sessionId,
           phase,
-          messages: outgoing.filter((x) => x.from !== m.partyIndex && (x.to === BROADCAST || x.to === m.partyIndex)).map((x) => x.bytes),
+          messages: outgoing
+            .filter((x) => x.from !== m.partyIndex && (x.to === BROADCAST || x.to === m.partyIndex))
+            .map((x) => x.bytes),
         }),
       );
     }
     return replies;
   } catch (e) {
     await Promise.allSettled(members.map((m) => m.participant.abort(sessionId)));
-    throw e instanceof CeremonyError ? e : new CeremonyError((e as Error).message, "ceremony_failed");
+    throw e instanceof CeremonyError
+      ? e
+      : new CeremonyError((e as Error).message, "ceremony_failed");
   }
 }
 
-export async function createWallet(nodes: Participant[], threshold: number, opts: CoordinatorOptions = {}): Promise<WalletRecord> {
+export async function createWallet(
+  nodes: Participant[],
+  threshold: number,
+  opts: CoordinatorOptions = {},
+): Promise<WalletRecord> {
   const parties = nodes.length;
   if (!Number.isInteger(threshold) || threshold < 2 || threshold > parties || parties > 16) {
-    throw new CeremonyError(`need 2 <= threshold <= parties <= 16 (threshold ${threshold}, ${parties} nodes)`, "bad_request");
+    throw new CeremonyError(
+      `need 2 <= threshold <= parties <= 16 (threshold ${threshold}, ${parties} nodes)`,
+      "bad_request",
+    );
   }
   const walletId = `w_${randomBytes(12).toString("hex")}`;
   const sessionId = randomBytes(32);
   const members = nodes.map((participant, i) => ({ participant, partyIndex: i + 1 }));
-  const finals = await runCeremony("dkg", members, sessionId, (m) => ({ kind: "dkg", sessionId, walletId, threshold, parties, partyIndex: m.partyIndex }), opts);
-  const pkgs = new Set(finals.map((f) => `${toHex(f.publicPackage ?? new Uint8Array())}/${toHex(f.chainCode ?? new Uint8Array())}`));
+  const finals = await runCeremony(
+    "dkg",
+    members,
+    sessionId,
+    (m) => ({ kind: "dkg", sessionId, walletId, threshold, parties, partyIndex: m.partyIndex }),
+    opts,
+  );
+  const pkgs = new Set(
+    finals.map(
+      (f) =>
+        `${toHex(f.publicPackage ?? new Uint8Array())}/${toHex(f.chainCode ?? new Uint8Array())}`,
+    ),
+  );
   if (pkgs.size !== 1) {
     await Promise.allSettled(members.map((m) => m.participant.abort(sessionId)));
-    throw new CeremonyError("participants disagree on the public key package", "inconsistent_result");
+    throw new CeremonyError(
+      "participants disagree on the public key package",
+      "inconsistent_result",
+    );
   }
-  const wallet: WalletRecord = { walletId, threshold, parties, publicKey: finals[0]!.publicKey!, publicPackage: finals[0]!.publicPackage!, chainCode: finals[0]!.chainCode! };
+  const wallet: WalletRecord = {
+    walletId,
+    threshold,
+    parties,
+    publicKey: finals[0]!.publicKey!,
+    publicPackage: finals[0]!.publicPackage!,
+    chainCode: finals[0]!.chainCode!,
+  };
   await persistAndCommit("dkg", members, sessionId, wallet, finals);
   return wallet;
 }
 
-async function persistAndCommit(kind: "dkg" | "refresh", members: Member[], sessionId: Uint8Array, wallet: WalletRecord, finals: CeremonyReply[]): Promise<void> {
-  const persisted = await Promise.allSettled(members.map((m, k) => m.participant.persist(kind, sessionId, wallet, finals[k]!)));
+async function persistAndCommit(
+  kind: "dkg" | "refresh",
+  members: Member[],
+  sessionId: Uint8Array,
+  wallet: WalletRecord,
+  finals: CeremonyReply[],
+): Promise<void> {
+  const persisted = await Promise.allSettled(
+    members.map((m, k) => m.participant.persist(kind, sessionId, wallet, finals[k]!)),
+  );
   const bad = persisted.findIndex((p) => p.status === "rejected");
   if (bad >= 0) {
-    await Promise.allSettled(members.map((m) => m.participant.rollback(kind, sessionId, wallet.walletId)));
+    await Promise.allSettled(
+      members.map((m) => m.participant.rollback(kind, sessionId, wallet.walletId)),
+    );
     throw blame(members, members[bad]!, (persisted[bad] as PromiseRejectedResult).reason);
   }
   const generation = finals[0]!.generation;
-  const committed = await Promise.allSettled(members.map((m) => m.participant.commit(kind, sessionId, wallet.walletId, generation)));
+  const committed = await Promise.allSettled(
+    members.map((m) => m.participant.commit(kind, sessionId, wallet.walletId, generation)),
+  );
   const c = committed.findIndex((p) => p.status === "rejected");
   if (c >= 0) throw blame(members, members[c]!, (committed[c] as PromiseRejectedResult).reason);
 }
 
 /** Loads and confirms the current share on every node; refuses to start unless all are current. */
-async function prepareAll(nodes: Participant[], walletId: string, currentGeneration: number): Promise<Member[]> {
+async function prepareAll(
+  nodes: Participant[],
+  walletId: string,
+  currentGeneration: number,
+): Promise<Member[]> {
   const prepared = await Promise.allSettled(nodes.map((n) => n.prepare(walletId)));
   const members: Member[] = [];
   for (let k = 0; k < nodes.length; k++) {
     const p = prepared[k]!;
     const node = nodes[k]!.nodeId;
-    if (p.status === "rejected") throw new CeremonyError(`${node} could not load its share: ${(p.reason as Error).message}`, contractCode((p.reason as { code?: unknown }).code), { node });
+    if (p.status === "rejected")
+      throw new CeremonyError(
+        `${node} could not load its share: ${(p.reason as Error).message}`,
+        contractCode((p.reason as { code?: unknown }).code),
+        { node },
+      );
     if (p.value.generation !== currentGeneration) {
-      throw new CeremonyError(`${node} holds generation ${p.value.generation}, wallet is at generation ${currentGeneration}; refusing to start`, "stale_share", { node });
+      throw new CeremonyError(
+        `${node} holds generation ${p.value.generation}, wallet is at generation ${currentGeneration}; refusing to start`,
+        "stale_share",
+        { node },
+      );
     }
     members.push({ participant: nodes[k]!, partyIndex: p.value.partyIndex });
   }
@@ -182,8 +266,13 @@ export async function signDigest(
   digest: Uint8Array,
   opts: CoordinatorOptions & { path?: string } = {},
 ): Promise<Signature> {
-  if (nodes.length !== wallet.threshold) throw new CeremonyError(`signing needs exactly ${wallet.threshold} nodes, got ${nodes.length}`, "bad_request");
-  if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new CeremonyError("digest must be 32 bytes", "bad_request");
+  if (nodes.length !== wallet.threshold)
+    throw new CeremonyError(
+      `signing needs exactly ${wallet.threshold} nodes, got ${nodes.length}`,
+      "bad_request",
+    );
+  if (!(digest instanceof Uint8Array) || digest.length !== 32)
+    throw new CeremonyError("digest must be 32 bytes", "bad_request");
   const members = await prepareAll(nodes, wallet.walletId, currentGeneration);
   const signers = members.map((m) => m.partyIndex).sort((a, b) => a - b);
   const sessionId = randomBytes(32);
@@ -191,28 +280,76 @@ export async function signDigest(
     "sign",
     members,
     sessionId,
-    () => ({ kind: "sign", sessionId, walletId: wallet.walletId, signers, digest, path: opts.path, expectedGeneration: currentGeneration }),
+    () => ({
+      kind: "sign",
+      sessionId,
+      walletId: wallet.walletId,
+      signers,
+      digest,
+      path: opts.path,
+      expectedGeneration: currentGeneration,
+    }),
     opts,
   );
   const sigs = finals.map((f) => f.signature!);
-  if (new Set(sigs.map((s) => toHex(s))).size !== 1) throw new CeremonyError("participants produced different signatures", "inconsistent_result");
+  if (new Set(sigs.map((s) => toHex(s))).size !== 1)
+    throw new CeremonyError("participants produced different signatures", "inconsistent_result");
   const b = sigs[0]!;
   const sig: Signature = { r: b.slice(0, 32), s: b.slice(32, 64), recoveryId: b[64]! };
-  const pk = opts.path ? deriveChildPublicKey(wallet.publicKey, wallet.chainCode, opts.path).publicKey : wallet.publicKey;
+  const pk = opts.path
+    ? deriveChildPublicKey(wallet.publicKey, wallet.chainCode, opts.path).publicKey
+    : wallet.publicKey;
   // Never hand out a signature that does not verify.
-  if (!verifySignature(pk, digest, sig)) throw new CeremonyError("the combined signature does not verify; discarded", "invalid_signature");
+  if (!verifySignature(pk, digest, sig))
+    throw new CeremonyError(
+      "the combined signature does not verify; discarded",
+      "invalid_signature",
+    );
   return sig;
 }
 
-export async function refreshWallet(nodes: Participant[], wallet: WalletRecord, currentGeneration: number, opts: CoordinatorOptions = {}): Promise<number> {
-  if (nodes.length !== wallet.parties) throw new CeremonyError(`refresh needs all ${wallet.parties} nodes, got ${nodes.length}`, "bad_request");
+export async function refreshWallet(
+  nodes: Participant[],
+  wallet: WalletRecord,
+  currentGeneration: number,
+  opts: CoordinatorOptions = {},
+): Promise<number> {
+  if (nodes.length !== wallet.parties)
+    throw new CeremonyError(
+      `refresh needs all ${wallet.parties} nodes, got ${nodes.length}`,
+      "bad_request",
+    );
   const members = await prepareAll(nodes, wallet.walletId, currentGeneration);
   const sessionId = randomBytes(32);
-  const finals = await runCeremony("refresh", members, sessionId, () => ({ kind: "refresh", sessionId, walletId: wallet.walletId, expectedGeneration: currentGeneration }), opts);
-  if (new Set(finals.map((f) => toHex(f.publicPackage!))).size !== 1 || toHex(finals[0]!.publicKey!) !== toHex(wallet.publicKey) || finals.some((f) => toHex(f.chainCode ?? new Uint8Array()) !== toHex(wallet.chainCode))) {
+  const finals = await runCeremony(
+    "refresh",
+    members,
+    sessionId,
+    () => ({
+      kind: "refresh",
+      sessionId,
+      walletId: wallet.walletId,
+      expectedGeneration: currentGeneration,
+    }),
+    opts,
+  );
+  if (
+    new Set(finals.map((f) => toHex(f.publicPackage!))).size !== 1 ||
+    toHex(finals[0]!.publicKey!) !== toHex(wallet.publicKey) ||
+    finals.some((f) => toHex(f.chainCode ?? new Uint8Array()) !== toHex(wallet.chainCode))
+  ) {
     await Promise.allSettled(members.map((m) => m.participant.abort(sessionId)));
-    throw new CeremonyError("refresh results disagree or changed the public key", "inconsistent_result");
+    throw new CeremonyError(
+      "refresh results disagree or changed the public key",
+      "inconsistent_result",
+    );
   }
-  await persistAndCommit("refresh", members, sessionId, { ...wallet, publicPackage: finals[0]!.publicPackage! }, finals);
+  await persistAndCommit(
+    "refresh",
+    members,
+    sessionId,
+    { ...wallet, publicPackage: finals[0]!.publicPackage! },
+    finals,
+  );
   return finals[0]!.generation;
 }

@@ -16,7 +16,9 @@ export class EnclaveRequestError extends CodedError {
   override name = "EnclaveRequestError";
 }
 
-export type EnclaveAddress = { kind: "unix"; path: string } | { kind: "vsock"; cid: number; port: number };
+export type EnclaveAddress =
+  | { kind: "unix"; path: string }
+  | { kind: "vsock"; cid: number; port: number };
 
 export function parseEnclaveAddress(s: string): EnclaveAddress {
   if (s.startsWith("unix:") && s.length > 5) return { kind: "unix", path: s.slice(5) };
@@ -28,9 +30,15 @@ export function parseEnclaveAddress(s: string): EnclaveAddress {
 export class EnclaveClient {
   private constructor(private readonly rpc: RpcClient) {}
 
-  static async connect(addr: EnclaveAddress, opts: { timeoutMs?: number } = {}): Promise<EnclaveClient> {
-    const conn = addr.kind === "unix" ? await dialUnix(addr.path) : await dialVsock(addr.cid, addr.port);
-    return new EnclaveClient(new RpcClient(conn, { timeoutMs: opts.timeoutMs ?? 180_000, maxInFlight: 256 }));
+  static async connect(
+    addr: EnclaveAddress,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<EnclaveClient> {
+    const conn =
+      addr.kind === "unix" ? await dialUnix(addr.path) : await dialVsock(addr.cid, addr.port);
+    return new EnclaveClient(
+      new RpcClient(conn, { timeoutMs: opts.timeoutMs ?? 180_000, maxInFlight: 256 }),
+    );
   }
 
   private async call<Rep>(type: RequestType, req: object): Promise<Rep> {

@@ -23,13 +23,19 @@ export class KmsProxy {
     return this.keyId;
   }
 
-  async generateDataKey(attestationDocument: Uint8Array, context: Record<string, string>): Promise<DataKeyForEnclave> {
+  async generateDataKey(
+    attestationDocument: Uint8Array,
+    context: Record<string, string>,
+  ): Promise<DataKeyForEnclave> {
     const out = await this.client.send(
       new GenerateDataKeyCommand({
         KeyId: this.keyId,
         KeySpec: "AES_256",
         EncryptionContext: context,
-        Recipient: { AttestationDocument: attestationDocument, KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" },
+        Recipient: {
+          AttestationDocument: attestationDocument,
+          KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256",
+        },
       }),
     );
     if (out.Plaintext && out.Plaintext.length > 0) {
@@ -37,29 +43,45 @@ export class KmsProxy {
       out.Plaintext.fill(0);
       throw new Error("KMS returned a plaintext data key despite a Recipient; refusing it");
     }
-    if (!out.CiphertextBlob || !out.CiphertextForRecipient) throw new Error("KMS GenerateDataKey returned no CiphertextBlob or CiphertextForRecipient");
-    return { ciphertextBlob: out.CiphertextBlob, ciphertextForRecipient: out.CiphertextForRecipient };
+    if (!out.CiphertextBlob || !out.CiphertextForRecipient)
+      throw new Error("KMS GenerateDataKey returned no CiphertextBlob or CiphertextForRecipient");
+    return {
+      ciphertextBlob: out.CiphertextBlob,
+      ciphertextForRecipient: out.CiphertextForRecipient,
+    };
   }
 
-  async decryptForEnclave(ciphertextBlob: Uint8Array, attestationDocument: Uint8Array, context: Record<string, string>): Promise<Uint8Array> {
+  async decryptForEnclave(
+    ciphertextBlob: Uint8Array,
+    attestationDocument: Uint8Array,
+    context: Record<string, string>,
+  ): Promise<Uint8Array> {
     const out = await this.client.send(
       new DecryptCommand({
         KeyId: this.keyId,
         CiphertextBlob: ciphertextBlob,
         EncryptionContext: context,
-        Recipient: { AttestationDocument: attestationDocument, KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" },
+        Recipient: {
+          AttestationDocument: attestationDocument,
+          KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256",
+        },
       }),
     );
     if (out.Plaintext && out.Plaintext.length > 0) {
       out.Plaintext.fill(0);
       throw new Error("KMS returned a plaintext data key despite a Recipient; refusing it");
     }
-    if (!out.CiphertextForRecipient) throw new Error("KMS Decrypt returned no CiphertextForRecipient");
+    if (!out.CiphertextForRecipient)
+      throw new Error("KMS Decrypt returned no CiphertextForRecipient");
     return out.CiphertextForRecipient;
   }
 }
 
 /** Encryption context binding a data key to one share slot (checked by KMS on Decrypt). */
-export function shareContext(walletId: string, nodeId: string, generation: number): Record<string, string> {
+export function shareContext(
+  walletId: string,
+  nodeId: string,
+  generation: number,
+): Record<string, string> {
   return { purpose: "tss-share", wallet: walletId, node: nodeId, generation: String(generation) };
 }

@@ -42,7 +42,8 @@ async function main(): Promise<void> {
     return;
   }
   const cfg = loadConfig(process.argv.slice(2));
-  const nodeLog = (event: string, fields: Record<string, unknown>) => log(event, { node: cfg.nodeId, ...fields });
+  const nodeLog = (event: string, fields: Record<string, unknown>) =>
+    log(event, { node: cfg.nodeId, ...fields });
 
   const enclave = await EnclaveClient.connect(parseEnclaveAddress(cfg.enclave));
   const health = await enclave.health();
@@ -51,9 +52,22 @@ async function main(): Promise<void> {
   const kms = new KMSClient({
     region: cfg.kms.region,
     ...(cfg.kms.endpoint ? { endpoint: cfg.kms.endpoint } : {}),
-    ...(cfg.kms.accessKeyId && cfg.kms.secretAccessKey ? { credentials: { accessKeyId: cfg.kms.accessKeyId, secretAccessKey: cfg.kms.secretAccessKey } } : {}),
+    ...(cfg.kms.accessKeyId && cfg.kms.secretAccessKey
+      ? {
+          credentials: {
+            accessKeyId: cfg.kms.accessKeyId,
+            secretAccessKey: cfg.kms.secretAccessKey,
+          },
+        }
+      : {}),
   });
-  const host = new NodeHost({ nodeId: cfg.nodeId, enclave, kms: new KmsProxy(kms, cfg.kms.keyId), db, log: nodeLog });
+  const host = new NodeHost({
+    nodeId: cfg.nodeId,
+    enclave,
+    kms: new KmsProxy(kms, cfg.kms.keyId),
+    db,
+    log: nodeLog,
+  });
 
   const bus = await connectBus({
     url: cfg.mqtt.url,
@@ -66,8 +80,14 @@ async function main(): Promise<void> {
     version: VERSION,
   });
 
-  const peers = new BusPeerDirectory(host, bus, { phaseTimeoutMs: cfg.phaseTimeoutMs, log: nodeLog });
-  const handler = new RequestHandler(host, peers, { phaseTimeoutMs: cfg.phaseTimeoutMs, log: nodeLog });
+  const peers = new BusPeerDirectory(host, bus, {
+    phaseTimeoutMs: cfg.phaseTimeoutMs,
+    log: nodeLog,
+  });
+  const handler = new RequestHandler(host, peers, {
+    phaseTimeoutMs: cfg.phaseTimeoutMs,
+    log: nodeLog,
+  });
   bus.serveNodeCalls(serveNodeOps(host));
   bus.serveClientRequests((op, body, reply) => void handler.handle(op, body, reply));
   nodeLog("ready", { pcr0: health.pcr0, mqtt: redactUrl(cfg.mqtt.url) });

@@ -18,11 +18,21 @@ import {
   findCeremonyByRequest,
   listWalletIds,
 } from "./store/index.ts";
-import type { CeremonyKind, CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
+import type {
+  CeremonyKind,
+  CeremonyReply,
+  CeremonyStartRequest,
+  CeremonyStepRequest,
+} from "../shared/wire/enclave-ops.ts";
 import { toHex } from "../shared/hex.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
 import { KmsProxy, shareContext } from "./kms-proxy.ts";
-import type { HeldWallet, PersistKind, RequestContext, StoredRequest } from "../shared/wire/node-rpc.ts";
+import type {
+  HeldWallet,
+  PersistKind,
+  RequestContext,
+  StoredRequest,
+} from "../shared/wire/node-rpc.ts";
 import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
 
 export type { HeldWallet } from "../shared/wire/node-rpc.ts";
@@ -89,7 +99,10 @@ export class NodeHost implements Participant {
 
   /** What a coordinator asks before a ceremony, in one call: the stored outcome of the request, and this node's share of its wallet. */
   requestContext(kind: CeremonyKind, requestId: string, walletId?: string): RequestContext {
-    return { request: this.lookupRequest(kind, requestId), wallet: walletId === undefined ? null : this.walletInfo(walletId) };
+    return {
+      request: this.lookupRequest(kind, requestId),
+      wallet: walletId === undefined ? null : this.walletInfo(walletId),
+    };
   }
 
   async prepare(walletId: string): Promise<PreparedShare> {
@@ -101,7 +114,11 @@ export class NodeHost implements Participant {
     // KMS releases the data key only to an enclave whose fresh attestation
     // matches the key policy; the host relays the result without reading it.
     const { document } = await this.enclave.attest({});
-    const cfr = await this.kms.decryptForEnclave(stored.kmsCiphertextBlob, document, shareContext(walletId, this.nodeId, stored.generation));
+    const cfr = await this.kms.decryptForEnclave(
+      stored.kmsCiphertextBlob,
+      document,
+      shareContext(walletId, this.nodeId, stored.generation),
+    );
     try {
       const r = await this.enclave.loadShare({
         walletId,
@@ -118,7 +135,12 @@ export class NodeHost implements Participant {
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === "unseal_failed" || code === "share_mismatch") {
-        appendAudit(this.db, this.nodeId, { event: "unseal_failed", walletId, generation: stored.generation, code: code === "unseal_failed" ? "auth_failed" : "share_mismatch" });
+        appendAudit(this.db, this.nodeId, {
+          event: "unseal_failed",
+          walletId,
+          generation: stored.generation,
+          code: code === "unseal_failed" ? "auth_failed" : "share_mismatch",
+        });
       }
       throw e;
     }
@@ -132,7 +154,8 @@ export class NodeHost implements Participant {
    */
   async attestation(): Promise<Uint8Array> {
     const now = Date.now();
-    if (!this.attested || now - this.attested.at > 60_000) this.attested = { document: (await this.enclave.attest({})).document, at: now };
+    if (!this.attested || now - this.attested.at > 60_000)
+      this.attested = { document: (await this.enclave.attest({})).document, at: now };
     return this.attested.document;
   }
   private attested: { document: Uint8Array; at: number } | null = null;
@@ -149,15 +172,31 @@ export class NodeHost implements Participant {
     try {
       await this.enclave.abortCeremony({ sessionId });
     } catch (e) {
-      this.log("abort_failed", { session: toHex(sessionId).slice(0, 16), error: (e as Error).message });
+      this.log("abort_failed", {
+        session: toHex(sessionId).slice(0, 16),
+        error: (e as Error).message,
+      });
     }
   }
 
-  async persist(kind: PersistKind, sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void> {
+  async persist(
+    kind: PersistKind,
+    sessionId: Uint8Array,
+    wallet: WalletRecord,
+    final: CeremonyReply,
+  ): Promise<void> {
     const generation = final.generation;
     const { document } = await this.enclave.attest({});
-    const dk = await this.kms.generateDataKey(document, shareContext(wallet.walletId, this.nodeId, generation));
-    const sealed = await this.enclave.sealShare({ sessionId, walletId: wallet.walletId, nodeId: this.nodeId, ciphertextForRecipient: dk.ciphertextForRecipient });
+    const dk = await this.kms.generateDataKey(
+      document,
+      shareContext(wallet.walletId, this.nodeId, generation),
+    );
+    const sealed = await this.enclave.sealShare({
+      sessionId,
+      walletId: wallet.walletId,
+      nodeId: this.nodeId,
+      ciphertextForRecipient: dk.ciphertextForRecipient,
+    });
     const share = {
       walletId: wallet.walletId,
       nodeId: this.nodeId,
@@ -171,21 +210,49 @@ export class NodeHost implements Participant {
       this.db.transaction(() => {
         if (!getWallet(this.db, wallet.walletId)) {
           insertWallet(this.db, { ...wallet, generation: 0 });
-          appendAudit(this.db, this.nodeId, { event: "wallet_created", walletId: wallet.walletId, threshold: wallet.threshold, parties: wallet.parties, publicKeyHex: toHex(wallet.publicKey) });
+          appendAudit(this.db, this.nodeId, {
+            event: "wallet_created",
+            walletId: wallet.walletId,
+            threshold: wallet.threshold,
+            parties: wallet.parties,
+            publicKeyHex: toHex(wallet.publicKey),
+          });
         }
         insertActiveShare(this.db, share);
       });
-      appendAudit(this.db, this.nodeId, { event: "share_stored", walletId: wallet.walletId, generation, partyIndex: share.partyIndex, status: "active" });
+      appendAudit(this.db, this.nodeId, {
+        event: "share_stored",
+        walletId: wallet.walletId,
+        generation,
+        partyIndex: share.partyIndex,
+        status: "active",
+      });
     } else {
       stagePendingShare(this.db, share);
-      appendAudit(this.db, this.nodeId, { event: "share_stored", walletId: wallet.walletId, generation, partyIndex: share.partyIndex, status: "pending" });
+      appendAudit(this.db, this.nodeId, {
+        event: "share_stored",
+        walletId: wallet.walletId,
+        generation,
+        partyIndex: share.partyIndex,
+        status: "pending",
+      });
     }
   }
 
-  async commit(kind: PersistKind, sessionId: Uint8Array, walletId: string, generation: number): Promise<void> {
+  async commit(
+    kind: PersistKind,
+    sessionId: Uint8Array,
+    walletId: string,
+    generation: number,
+  ): Promise<void> {
     if (kind === "refresh") {
       const r = commitRefresh(this.db, walletId, this.nodeId, generation);
-      appendAudit(this.db, this.nodeId, { event: "refresh_committed", walletId, fromGeneration: r.fromGeneration, toGeneration: r.toGeneration });
+      appendAudit(this.db, this.nodeId, {
+        event: "refresh_committed",
+        walletId,
+        fromGeneration: r.fromGeneration,
+        toGeneration: r.toGeneration,
+      });
     }
     const a = await this.enclave.activateShare({ sessionId, walletId });
     this.loaded.set(walletId, { walletId, generation: a.generation, partyIndex: a.partyIndex });
@@ -195,7 +262,11 @@ export class NodeHost implements Participant {
     await this.abort(sessionId);
     if (kind === "refresh") {
       abortRefresh(this.db, walletId, this.nodeId);
-      appendAudit(this.db, this.nodeId, { event: "refresh_aborted", walletId, reason: "a participant failed to persist its new share" });
+      appendAudit(this.db, this.nodeId, {
+        event: "refresh_aborted",
+        walletId,
+        reason: "a participant failed to persist its new share",
+      });
     }
   }
 }

@@ -3,10 +3,19 @@
  * node harness calls NodeHost directly; the MQTT layer implements the same
  * interface with requests to remote nodes' inboxes.
  */
-import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
+import type {
+  CeremonyReply,
+  CeremonyStartRequest,
+  CeremonyStepRequest,
+} from "../shared/wire/enclave-ops.ts";
 import type { PersistKind, PreparedShare, WalletRecord } from "../shared/wire/node-rpc.ts";
 
-export type { HeldWallet, PersistKind, PreparedShare, WalletRecord } from "../shared/wire/node-rpc.ts";
+export type {
+  HeldWallet,
+  PersistKind,
+  PreparedShare,
+  WalletRecord,
+} from "../shared/wire/node-rpc.ts";
 
 export interface Participant {
   readonly nodeId: string;
@@ -19,9 +28,19 @@ export interface Participant {
   /** Drops the session everywhere on this node (enclave keep-state, pending shares). Never throws. */
   abort(sessionId: Uint8Array): Promise<void>;
   /** DKG/refresh finished: seal the new share under a fresh KMS data key and store it (DKG: active; refresh: pending). */
-  persist(kind: PersistKind, sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void>;
+  persist(
+    kind: PersistKind,
+    sessionId: Uint8Array,
+    wallet: WalletRecord,
+    final: CeremonyReply,
+  ): Promise<void>;
   /** Every node persisted: make the new share current (refresh: old share deleted now). */
-  commit(kind: PersistKind, sessionId: Uint8Array, walletId: string, generation: number): Promise<void>;
+  commit(
+    kind: PersistKind,
+    sessionId: Uint8Array,
+    walletId: string,
+    generation: number,
+  ): Promise<void>;
   /** Some node failed to persist: discard the pending share, keep the old one. */
   rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void>;
 }

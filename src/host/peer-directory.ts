@@ -4,7 +4,14 @@
  * to a node (typed by the node RPC table). This node answers its own
  * questions in process, through the same argument checks as a remote call.
  */
-import { callNodeOp, dispatchNodeOp, type NodeOpArgs, type NodeOpHandlers, type NodeOpName, type NodeOpResult } from "../shared/wire/node-rpc.ts";
+import {
+  callNodeOp,
+  dispatchNodeOp,
+  type NodeOpArgs,
+  type NodeOpHandlers,
+  type NodeOpName,
+  type NodeOpResult,
+} from "../shared/wire/node-rpc.ts";
 import type { Bus, LiveNode } from "./mqtt/bus.ts";
 import type { NodeHost } from "./node-host.ts";
 import type { Participant } from "./participant.ts";
@@ -16,7 +23,11 @@ export interface PeerDirectory {
   /** A participant handle for `nodeId` (this node's NodeHost for itself). */
   participant(nodeId: string): Participant;
   /** Asks a node; resolves null when it does not answer in time or answers with an error. */
-  ask<K extends NodeOpName>(nodeId: string, op: K, args: NodeOpArgs<K>): Promise<NodeOpResult<K> | null>;
+  ask<K extends NodeOpName>(
+    nodeId: string,
+    op: K,
+    args: NodeOpArgs<K>,
+  ): Promise<NodeOpResult<K> | null>;
 }
 
 /** Questions are small look-ups; a node that cannot answer one in this time is treated as not knowing. */
@@ -29,7 +40,10 @@ export class BusPeerDirectory implements PeerDirectory {
   constructor(
     private readonly self: NodeHost,
     private readonly bus: Pick<Bus, "liveNodes" | "callNode">,
-    private readonly opts: { phaseTimeoutMs: number; log?: (event: string, fields: Record<string, unknown>) => void },
+    private readonly opts: {
+      phaseTimeoutMs: number;
+      log?: (event: string, fields: Record<string, unknown>) => void;
+    },
   ) {
     this.local = nodeOpHandlers(self);
   }
@@ -41,11 +55,19 @@ export class BusPeerDirectory implements PeerDirectory {
   participant(nodeId: string): Participant {
     if (nodeId === this.self.nodeId) return this.self;
     let p = this.remote.get(nodeId);
-    if (!p) this.remote.set(nodeId, (p = new RemoteParticipant(nodeId, this.bus, this.opts.phaseTimeoutMs)));
+    if (!p)
+      this.remote.set(
+        nodeId,
+        (p = new RemoteParticipant(nodeId, this.bus, this.opts.phaseTimeoutMs)),
+      );
     return p;
   }
 
-  async ask<K extends NodeOpName>(nodeId: string, op: K, args: NodeOpArgs<K>): Promise<NodeOpResult<K> | null> {
+  async ask<K extends NodeOpName>(
+    nodeId: string,
+    op: K,
+    args: NodeOpArgs<K>,
+  ): Promise<NodeOpResult<K> | null> {
     if (nodeId === this.self.nodeId) return dispatchNodeOp(this.local, op, args);
     try {
       return await callNodeOp(this.bus, nodeId, op, args, { timeoutMs: ASK_TIMEOUT_MS });

@@ -38,36 +38,57 @@ export interface RequestPlanContext {
  * `walletId`). An earlier run of the request id decides first: a success is
  * returned as is, one still running or failed is refused.
  */
-export async function gatherRequestContext(peers: PeerDirectory, kind: CeremonyKind, requestId: string, walletId?: string): Promise<RequestPlanContext> {
+export async function gatherRequestContext(
+  peers: PeerDirectory,
+  kind: CeremonyKind,
+  requestId: string,
+  walletId?: string,
+): Promise<RequestPlanContext> {
   const args = walletId === undefined ? { kind, requestId } : { kind, requestId, walletId };
-  const answers = await Promise.all(peers.liveNodes().map((n) => peers.ask(n.nodeId, "requestContext", args)));
+  const answers = await Promise.all(
+    peers.liveNodes().map((n) => peers.ask(n.nodeId, "requestContext", args)),
+  );
   const prior = priorOutcome(
     requestId,
     answers.map((a) => a?.request ?? null),
   );
-  return { prior, holders: answers.map((a) => a?.wallet ?? null).filter((w): w is HeldWallet => w !== null) };
+  return {
+    prior,
+    holders: answers.map((a) => a?.wallet ?? null).filter((w): w is HeldWallet => w !== null),
+  };
 }
 
 /** The first decisive stored outcome among the nodes' answers, in live-node order. */
-export function priorOutcome(requestId: string, stored: (StoredRequest | null)[]): unknown | undefined {
+export function priorOutcome(
+  requestId: string,
+  stored: (StoredRequest | null)[],
+): unknown | undefined {
   for (const a of stored) {
     if (!a) continue;
     if (a.status === "succeeded" && a.result) return JSON.parse(new TextDecoder().decode(a.result));
-    if (a.status === "running") throw new RequestError("bad_request", `request ${requestId} is still running`);
-    if (a.status === "failed") throw new RequestError("ceremony_failed", `request ${requestId} already failed: ${a.error}`);
+    if (a.status === "running")
+      throw new RequestError("bad_request", `request ${requestId} is still running`);
+    if (a.status === "failed")
+      throw new RequestError("ceremony_failed", `request ${requestId} already failed: ${a.error}`);
   }
   return undefined;
 }
 
 /** Every live node's share of `walletId` (for the `wallet` query). */
 export async function walletHolders(peers: PeerDirectory, walletId: string): Promise<HeldWallet[]> {
-  const answers = await Promise.all(peers.liveNodes().map((n) => peers.ask(n.nodeId, "walletInfo", { walletId })));
+  const answers = await Promise.all(
+    peers.liveNodes().map((n) => peers.ask(n.nodeId, "walletInfo", { walletId })),
+  );
   return answers.filter((w): w is HeldWallet => w !== null && w !== undefined);
 }
 
 /** The holders of the wallet's newest generation; not_found when no live node holds it. */
-export function currentHolders(walletId: string, holders: HeldWallet[]): { generation: number; current: HeldWallet[] } {
-  if (holders.length === 0) throw new RequestError("not_found", `no live node holds wallet ${walletId}`);
+export function currentHolders(
+  walletId: string,
+  holders: HeldWallet[],
+): { generation: number; current: HeldWallet[] } {
+  if (holders.length === 0)
+    throw new RequestError("not_found", `no live node holds wallet ${walletId}`);
   const generation = Math.max(...holders.map((h) => h.generation));
   return { generation, current: holders.filter((h) => h.generation === generation) };
 }
@@ -87,19 +108,39 @@ function shuffle<T>(xs: T[]): T[] {
 
 /** `parties` live nodes for a DKG: the coordinator, then others at random. */
 export function planDkg(me: string, live: string[], threshold: number, parties: number): string[] {
-  if (live.length < parties) throw new RequestError("not_enough_nodes", `a ${threshold}-of-${parties} wallet needs ${parties} live nodes; ${live.length} are online`);
+  if (live.length < parties)
+    throw new RequestError(
+      "not_enough_nodes",
+      `a ${threshold}-of-${parties} wallet needs ${parties} live nodes; ${live.length} are online`,
+    );
   return [me, ...shuffle(live.filter((x) => x !== me))].slice(0, parties);
 }
 
 /** `threshold` current holders for a signature: the coordinator first when it holds a share, then others at random. */
-export function planSign(me: string, walletId: string, generation: number, current: HeldWallet[], threshold: number): string[] {
-  if (current.length < threshold) throw new RequestError("not_enough_nodes", `wallet ${walletId} needs ${threshold} signers; ${current.length} holders of generation ${generation} are online`);
+export function planSign(
+  me: string,
+  walletId: string,
+  generation: number,
+  current: HeldWallet[],
+  threshold: number,
+): string[] {
+  if (current.length < threshold)
+    throw new RequestError(
+      "not_enough_nodes",
+      `wallet ${walletId} needs ${threshold} signers; ${current.length} holders of generation ${generation} are online`,
+    );
   const mine = current.find((h) => h.nodeId === me);
-  return [...(mine ? [mine] : []), ...shuffle(current.filter((h) => h.nodeId !== me))].slice(0, threshold).map((h) => h.nodeId);
+  return [...(mine ? [mine] : []), ...shuffle(current.filter((h) => h.nodeId !== me))]
+    .slice(0, threshold)
+    .map((h) => h.nodeId);
 }
 
 /** Every holder for a refresh, by party index. */
 export function planRefresh(current: HeldWallet[], parties: number): string[] {
-  if (current.length < parties) throw new RequestError("not_enough_nodes", `refresh needs all ${parties} holders online; ${current.length} are`);
+  if (current.length < parties)
+    throw new RequestError(
+      "not_enough_nodes",
+      `refresh needs all ${parties} holders online; ${current.length} are`,
+    );
   return nodesByParty(current);
 }

@@ -4,8 +4,20 @@
  * by the operation table in src/shared/wire/node-rpc.ts; the server checks
  * every call's arguments there before the host sees them.
  */
-import type { CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
-import { callNodeOp, nodeOpDispatcher, type NodeCaller, type NodeOpHandlers, type NodeOpArgs, type NodeOpName, type NodeOpResult } from "../shared/wire/node-rpc.ts";
+import type {
+  CeremonyReply,
+  CeremonyStartRequest,
+  CeremonyStepRequest,
+} from "../shared/wire/enclave-ops.ts";
+import {
+  callNodeOp,
+  nodeOpDispatcher,
+  type NodeCaller,
+  type NodeOpHandlers,
+  type NodeOpArgs,
+  type NodeOpName,
+  type NodeOpResult,
+} from "../shared/wire/node-rpc.ts";
 import type { NodeHost } from "./node-host.ts";
 import type { Participant, PersistKind, PreparedShare, WalletRecord } from "./participant.ts";
 
@@ -39,10 +51,20 @@ export class RemoteParticipant implements Participant {
       // Best effort: the enclave's phase deadline wipes the session anyway.
     }
   }
-  async persist(kind: PersistKind, sessionId: Uint8Array, wallet: WalletRecord, final: CeremonyReply): Promise<void> {
+  async persist(
+    kind: PersistKind,
+    sessionId: Uint8Array,
+    wallet: WalletRecord,
+    final: CeremonyReply,
+  ): Promise<void> {
     await this.call("persist", { kind, sessionId, wallet, final });
   }
-  async commit(kind: PersistKind, sessionId: Uint8Array, walletId: string, generation: number): Promise<void> {
+  async commit(
+    kind: PersistKind,
+    sessionId: Uint8Array,
+    walletId: string,
+    generation: number,
+  ): Promise<void> {
     await this.call("commit", { kind, sessionId, walletId, generation });
   }
   async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
@@ -51,7 +73,10 @@ export class RemoteParticipant implements Participant {
 }
 
 /** What the node RPC server needs of the local host. */
-export type LocalNode = Pick<NodeHost, keyof Participant | "walletInfo" | "listWallets" | "requestContext">;
+export type LocalNode = Pick<
+  NodeHost,
+  keyof Participant | "walletInfo" | "listWallets" | "requestContext"
+>;
 
 /** The local NodeHost's answer to each node RPC op (what RemoteParticipant and the peer directory call). */
 export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {

@@ -7,12 +7,27 @@
  * and, where known, the node to blame.
  */
 import { randomBytes } from "node:crypto";
-import { CeremonyError, createWallet, refreshWallet, signDigest, type CoordinatorOptions } from "./coordinator.ts";
+import {
+  CeremonyError,
+  createWallet,
+  refreshWallet,
+  signDigest,
+  type CoordinatorOptions,
+} from "./coordinator.ts";
 import { startCeremony, finishCeremony } from "./store/index.ts";
 import type { NodeHost, HeldWallet } from "./node-host.ts";
 import type { WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
-import { currentHolders, gatherRequestContext, nodesByParty, planDkg, planRefresh, planSign, RequestError, walletHolders } from "./planning.ts";
+import {
+  currentHolders,
+  gatherRequestContext,
+  nodesByParty,
+  planDkg,
+  planRefresh,
+  planSign,
+  RequestError,
+  walletHolders,
+} from "./planning.ts";
 import { deriveChildPublicKey, ethAddress } from "../shared/public-key.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { signatureForms } from "../shared/signature.ts";
@@ -31,20 +46,34 @@ function need(cond: unknown, message: string): asserts cond {
 }
 
 function walletView(w: HeldWallet, nodes: string[]) {
-  return { walletId: w.walletId, publicKey: toHex(w.publicKey), address: ethAddress(w.publicKey), threshold: w.threshold, parties: w.parties, generation: w.generation, nodes };
+  return {
+    walletId: w.walletId,
+    publicKey: toHex(w.publicKey),
+    address: ethAddress(w.publicKey),
+    threshold: w.threshold,
+    parties: w.parties,
+    generation: w.generation,
+    nodes,
+  };
 }
 
 export class RequestHandler {
   constructor(
     private readonly self: NodeHost,
     private readonly peers: PeerDirectory,
-    private readonly opts: { phaseTimeoutMs: number; log?: (e: string, f: Record<string, unknown>) => void },
+    private readonly opts: {
+      phaseTimeoutMs: number;
+      log?: (e: string, f: Record<string, unknown>) => void;
+    },
   ) {}
 
   async handle(op: string, body: unknown, reply: Reply): Promise<void> {
     const log = this.opts.log ?? (() => {});
     try {
-      need(body && typeof body === "object" && !Array.isArray(body), "request body must be a JSON object");
+      need(
+        body && typeof body === "object" && !Array.isArray(body),
+        "request body must be a JSON object",
+      );
       const b = body as Record<string, unknown>;
       need(isId(b.requestId), `requestId must be ${ID_RULE}`);
       const requestId = b.requestId;
@@ -56,28 +85,57 @@ export class RequestHandler {
           return reply.done(await this.ceremony(op, requestId, b, reply));
         case "wallet": {
           need(isId(b.walletId), "walletId is required");
-          const { current } = currentHolders(b.walletId, await walletHolders(this.peers, b.walletId));
+          const { current } = currentHolders(
+            b.walletId,
+            await walletHolders(this.peers, b.walletId),
+          );
           return reply.done(walletView(current[0]!, nodesByParty(current)));
         }
         case "wallets": {
-          const lists = await Promise.all(this.peers.liveNodes().map((n) => this.peers.ask(n.nodeId, "listWallets", {})));
+          const lists = await Promise.all(
+            this.peers.liveNodes().map((n) => this.peers.ask(n.nodeId, "listWallets", {})),
+          );
           const byId = new Map<string, HeldWallet[]>();
-          for (const l of lists) for (const w of l ?? []) byId.set(w.walletId, [...(byId.get(w.walletId) ?? []), w]);
-          return reply.done({ wallets: [...byId.values()].map((hs) => walletView(hs[0]!, nodesByParty(hs))) });
+          for (const l of lists)
+            for (const w of l ?? []) byId.set(w.walletId, [...(byId.get(w.walletId) ?? []), w]);
+          return reply.done({
+            wallets: [...byId.values()].map((hs) => walletView(hs[0]!, nodesByParty(hs))),
+          });
         }
         case "nodes":
-          return reply.done({ nodes: this.peers.liveNodes().map((n) => ({ nodeId: n.nodeId, status: "online", since: n.since, pcr0: n.pcr0 ?? null })) });
+          return reply.done({
+            nodes: this.peers
+              .liveNodes()
+              .map((n) => ({
+                nodeId: n.nodeId,
+                status: "online",
+                since: n.since,
+                pcr0: n.pcr0 ?? null,
+              })),
+          });
         default:
           throw new RequestError("bad_request", `unknown operation ${op}`);
       }
     } catch (e) {
-      const err = e instanceof RequestError || e instanceof CeremonyError ? e : new RequestError("internal", (e as Error).message);
+      const err =
+        e instanceof RequestError || e instanceof CeremonyError
+          ? e
+          : new RequestError("internal", (e as Error).message);
       log("request_failed", { op, code: err.code, error: err.message });
-      reply.fail({ code: err.code, message: err.message, node: (err as { node?: string | null }).node ?? null });
+      reply.fail({
+        code: err.code,
+        message: err.message,
+        node: (err as { node?: string | null }).node ?? null,
+      });
     }
   }
 
-  private async ceremony(kind: "dkg" | "sign" | "refresh", requestId: string, b: Record<string, unknown>, reply: Reply): Promise<unknown> {
+  private async ceremony(
+    kind: "dkg" | "sign" | "refresh",
+    requestId: string,
+    b: Record<string, unknown>,
+    reply: Reply,
+  ): Promise<unknown> {
     // One round to every live node: an earlier run of this request id, and who holds the wallet.
     const named = kind !== "dkg" && isId(b.walletId) ? b.walletId : undefined;
     const context = await gatherRequestContext(this.peers, kind, requestId, named);
@@ -95,37 +153,107 @@ export class RequestHandler {
     if (kind === "dkg") {
       const t = b.threshold ?? 3;
       const n = b.parties ?? 5;
-      need(Number.isInteger(t) && Number.isInteger(n) && (t as number) >= 2 && (t as number) <= (n as number) && (n as number) <= 16, "need integers 2 <= threshold <= parties <= 16");
-      const chosen = planDkg(me, this.peers.liveNodes().map((x) => x.nodeId), t as number, n as number);
+      need(
+        Number.isInteger(t) &&
+          Number.isInteger(n) &&
+          (t as number) >= 2 &&
+          (t as number) <= (n as number) &&
+          (n as number) <= 16,
+        "need integers 2 <= threshold <= parties <= 16",
+      );
+      const chosen = planDkg(
+        me,
+        this.peers.liveNodes().map((x) => x.nodeId),
+        t as number,
+        n as number,
+      );
       participants = chosen;
       run = async () => {
-        const w = await createWallet(chosen.map((id) => this.peers.participant(id)), t as number, copts);
+        const w = await createWallet(
+          chosen.map((id) => this.peers.participant(id)),
+          t as number,
+          copts,
+        );
         walletId = w.walletId;
-        return { result: { walletId: w.walletId, publicKey: toHex(w.publicKey), address: ethAddress(w.publicKey), threshold: w.threshold, parties: w.parties, generation: 0, nodes: chosen } };
+        return {
+          result: {
+            walletId: w.walletId,
+            publicKey: toHex(w.publicKey),
+            address: ethAddress(w.publicKey),
+            threshold: w.threshold,
+            parties: w.parties,
+            generation: 0,
+            nodes: chosen,
+          },
+        };
       };
     } else {
       need(named !== undefined, "walletId is required");
       const { generation: gen, current } = currentHolders(named, context.holders);
       const w = current[0]!;
-      const record: WalletRecord = { walletId: w.walletId, threshold: w.threshold, parties: w.parties, publicKey: w.publicKey, publicPackage: w.publicPackage, chainCode: w.chainCode };
+      const record: WalletRecord = {
+        walletId: w.walletId,
+        threshold: w.threshold,
+        parties: w.parties,
+        publicKey: w.publicKey,
+        publicPackage: w.publicPackage,
+        chainCode: w.chainCode,
+      };
       if (kind === "sign") {
-        need(typeof b.digest === "string" && DIGEST_HEX.test(b.digest.replace(/^0x/, "")), "digest must be 32 bytes of hex");
-        need(b.path === undefined || isNonHardenedPath(b.path), "path must look like m/0/7 (non-hardened)");
+        need(
+          typeof b.digest === "string" && DIGEST_HEX.test(b.digest.replace(/^0x/, "")),
+          "digest must be 32 bytes of hex",
+        );
+        need(
+          b.path === undefined || isNonHardenedPath(b.path),
+          "path must look like m/0/7 (non-hardened)",
+        );
         const digest = fromHex(b.digest, 32);
         const path = b.path;
         const chosen = planSign(me, named, gen, current, w.threshold);
         participants = chosen;
         run = async () => {
-          const sig = await signDigest(chosen.map((id) => this.peers.participant(id)), record, gen, digest, { ...copts, path });
-          const pk = path ? deriveChildPublicKey(w.publicKey, w.chainCode, path).publicKey : w.publicKey;
-          return { result: { walletId, digest: toHex(digest), path: path ?? null, publicKey: toHex(pk), address: ethAddress(pk), signature: signatureForms(sig), signers: chosen, coordinator: me } };
+          const sig = await signDigest(
+            chosen.map((id) => this.peers.participant(id)),
+            record,
+            gen,
+            digest,
+            { ...copts, path },
+          );
+          const pk = path
+            ? deriveChildPublicKey(w.publicKey, w.chainCode, path).publicKey
+            : w.publicKey;
+          return {
+            result: {
+              walletId,
+              digest: toHex(digest),
+              path: path ?? null,
+              publicKey: toHex(pk),
+              address: ethAddress(pk),
+              signature: signatureForms(sig),
+              signers: chosen,
+              coordinator: me,
+            },
+          };
         };
       } else {
         const chosen = planRefresh(current, w.parties);
         participants = chosen;
         run = async () => {
-          const g = await refreshWallet(chosen.map((id) => this.peers.participant(id)), record, gen, copts);
-          return { result: { walletId, generation: g, publicKey: toHex(w.publicKey), address: ethAddress(w.publicKey) } };
+          const g = await refreshWallet(
+            chosen.map((id) => this.peers.participant(id)),
+            record,
+            gen,
+            copts,
+          );
+          return {
+            result: {
+              walletId,
+              generation: g,
+              publicKey: toHex(w.publicKey),
+              address: ethAddress(w.publicKey),
+            },
+          };
         };
       }
     }
@@ -133,10 +261,16 @@ export class RequestHandler {
     startCeremony(db, { ceremonyId, kind, walletId, coordinator: me, participants, requestId });
     try {
       const { result } = await run();
-      finishCeremony(db, ceremonyId, { status: "succeeded", result: new TextEncoder().encode(JSON.stringify(result)) });
+      finishCeremony(db, ceremonyId, {
+        status: "succeeded",
+        result: new TextEncoder().encode(JSON.stringify(result)),
+      });
       return result;
     } catch (e) {
-      finishCeremony(db, ceremonyId, { status: "failed", error: (e as Error).message.slice(0, 500) });
+      finishCeremony(db, ceremonyId, {
+        status: "failed",
+        error: (e as Error).message.slice(0, 500),
+      });
       throw e;
     }
   }

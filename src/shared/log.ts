@@ -29,12 +29,18 @@ export function logLine(src: string, event: string, fields: LogFields = {}): str
   const at = new Date().toISOString();
   try {
     // The three names come first and cannot be overwritten by a field of the same name.
-    return JSON.stringify(Object.assign({ at, src, event }, fields, { at, src, event }), publicValue);
+    return JSON.stringify(
+      Object.assign({ at, src, event }, fields, { at, src, event }),
+      publicValue,
+    );
   } catch {
     return JSON.stringify({ at, src, event, log_error: "fields not serialisable" });
   }
 }
 
-export function jsonLogger(src: string, write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Logger {
+export function jsonLogger(
+  src: string,
+  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Logger {
   return (event, fields) => write(logLine(src, event, fields));
 }

@@ -26,10 +26,19 @@ export class DerivationError extends Error {
  * Hardened steps need the private key, so they are refused, as are paths
  * outside PATH_PATTERN.
  */
-export function deriveChildPublicKey(publicKey: Uint8Array, chainCode: Uint8Array, path: string): { publicKey: Uint8Array; chainCode: Uint8Array } {
-  if (!isNonHardenedPath(path)) throw new DerivationError(`derivation path ${JSON.stringify(String(path).slice(0, 80))} is not a non-hardened path like m/0/7`);
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== COMPRESSED_KEY_BYTES) throw new DerivationError(`public key must be ${COMPRESSED_KEY_BYTES} bytes (compressed SEC1)`);
-  if (!(chainCode instanceof Uint8Array) || chainCode.length !== CHAIN_CODE_BYTES) throw new DerivationError(`chain code must be ${CHAIN_CODE_BYTES} bytes`);
+export function deriveChildPublicKey(
+  publicKey: Uint8Array,
+  chainCode: Uint8Array,
+  path: string,
+): { publicKey: Uint8Array; chainCode: Uint8Array } {
+  if (!isNonHardenedPath(path))
+    throw new DerivationError(
+      `derivation path ${JSON.stringify(String(path).slice(0, 80))} is not a non-hardened path like m/0/7`,
+    );
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== COMPRESSED_KEY_BYTES)
+    throw new DerivationError(`public key must be ${COMPRESSED_KEY_BYTES} bytes (compressed SEC1)`);
+  if (!(chainCode instanceof Uint8Array) || chainCode.length !== CHAIN_CODE_BYTES)
+    throw new DerivationError(`chain code must be ${CHAIN_CODE_BYTES} bytes`);
   let child: HDKey;
   try {
     child = new HDKey({ publicKey, chainCode }).derive(path);

@@ -27,15 +27,32 @@ export function signatureForms(sig: Signature): SignatureForms {
   const eth = new Uint8Array(65);
   eth.set(compact, 0);
   eth[64] = 27 + sig.recoveryId;
-  return { r: toHex(sig.r), s: toHex(sig.s), recoveryId: sig.recoveryId, ethereum: toHex(eth), der: toHex(der) };
+  return {
+    r: toHex(sig.r),
+    s: toHex(sig.s),
+    recoveryId: sig.recoveryId,
+    ethereum: toHex(eth),
+    der: toHex(der),
+  };
 }
 
 /** Independent verification with @noble/curves: valid, low-S, and recovers to `publicKey`. */
-export function verifySignature(publicKey: Uint8Array, digest: Uint8Array, sig: Signature): boolean {
+export function verifySignature(
+  publicKey: Uint8Array,
+  digest: Uint8Array,
+  sig: Signature,
+): boolean {
   const compact = new Uint8Array(64);
   compact.set(sig.r, 0);
   compact.set(sig.s, 32);
-  if (!secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true, format: "compact" })) return false;
-  const recovered = secp256k1.Signature.fromBytes(compact, "compact").addRecoveryBit(sig.recoveryId).recoverPublicKey(digest);
-  return toHex(recovered.toBytes(true)) === toHex(secp256k1.Point.fromBytes(publicKey).toBytes(true));
+  if (
+    !secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true, format: "compact" })
+  )
+    return false;
+  const recovered = secp256k1.Signature.fromBytes(compact, "compact")
+    .addRecoveryBit(sig.recoveryId)
+    .recoverPublicKey(digest);
+  return (
+    toHex(recovered.toBytes(true)) === toHex(secp256k1.Point.fromBytes(publicKey).toBytes(true))
+  );
 }

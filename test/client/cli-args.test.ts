@@ -14,18 +14,35 @@ const usage = (argv: string[]): string => {
 
 describe("tss arguments", () => {
   it("takes values as --name VALUE and --name=VALUE, options anywhere", () => {
-    const inv = parseArgv(["--url=mqtt://h:1", "sign", "--wallet", "w_1", "--digest", "ab", "--json"]);
+    const inv = parseArgv([
+      "--url=mqtt://h:1",
+      "sign",
+      "--wallet",
+      "w_1",
+      "--digest",
+      "ab",
+      "--json",
+    ]);
     expect(inv).toMatchObject({ command: "sign", args: [], json: true, help: false });
-    expect(Object.fromEntries(inv.values)).toEqual({ url: "mqtt://h:1", wallet: "w_1", digest: "ab" });
+    expect(Object.fromEntries(inv.values)).toEqual({
+      url: "mqtt://h:1",
+      wallet: "w_1",
+      digest: "ab",
+    });
     expect(parseArgv(["nodes", "--password=--dash"]).values.get("password")).toBe("--dash");
   });
 
   it("ends the options at --, so an id may start with -", () => {
-    expect(parseArgv(["wallet", "show", "--", "-w1"])).toMatchObject({ command: "wallet show", args: ["-w1"] });
+    expect(parseArgv(["wallet", "show", "--", "-w1"])).toMatchObject({
+      command: "wallet show",
+      args: ["-w1"],
+    });
   });
 
   it("names each mistake in one sentence", () => {
-    expect(usage(["nodes", "--bogus"])).toBe("Unknown option --bogus; run tss --help for the options.");
+    expect(usage(["nodes", "--bogus"])).toBe(
+      "Unknown option --bogus; run tss --help for the options.",
+    );
     expect(usage(["nodes", "-x"])).toBe("Unknown option -x; run tss --help for the options.");
     expect(usage(["nodes", "--url"])).toBe("Option --url needs a value.");
     expect(usage(["nodes", "--url", "--json"])).toBe("Option --url needs a value.");
@@ -39,7 +56,10 @@ describe("tss arguments", () => {
 
   it("lets --help win over mistakes", () => {
     expect(parseArgv(["sign", "--bogus", "-h"])).toMatchObject({ command: "sign", help: true });
-    expect(parseArgv(["help", "wallet", "create"])).toMatchObject({ command: "wallet create", help: true });
+    expect(parseArgv(["help", "wallet", "create"])).toMatchObject({
+      command: "wallet create",
+      help: true,
+    });
     expect(parseArgv(["frobnicate", "--help"])).toMatchObject({ command: null, help: true });
   });
 

@@ -11,7 +11,16 @@ import { join } from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NODE_ERROR_CODES, TssClient, TssError, ethAddress, newRequestId, type Progress, type SignResult, type WalletInfo } from "../../src/client/index.ts";
+import {
+  NODE_ERROR_CODES,
+  TssClient,
+  TssError,
+  ethAddress,
+  newRequestId,
+  type Progress,
+  type SignResult,
+  type WalletInfo,
+} from "../../src/client/index.ts";
 import { CodedError, ERROR_CODES } from "../../src/shared/wire/errors.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { signatureForms, type SignatureForms } from "../../src/shared/signature.ts";
@@ -60,13 +69,28 @@ function pub(sk: Uint8Array): string {
 
 function walletView(walletId: string, sk = walletKey): WalletInfo {
   const publicKey = pub(sk);
-  return { walletId, publicKey, address: ethAddress(fromHex(publicKey)), threshold: 2, parties: 3, generation: 0, nodes: ["node-1", "node-2", "node-3"] };
+  return {
+    walletId,
+    publicKey,
+    address: ethAddress(fromHex(publicKey)),
+    threshold: 2,
+    parties: 3,
+    generation: 0,
+    nodes: ["node-1", "node-2", "node-3"],
+  };
 }
 
 function sign(sk: Uint8Array, digestHex: string): SignatureForms {
-  const sig = secp256k1.Signature.fromBytes(secp256k1.sign(fromHex(digestHex, 32), sk, { prehash: false, format: "recovered" }), "recovered");
+  const sig = secp256k1.Signature.fromBytes(
+    secp256k1.sign(fromHex(digestHex, 32), sk, { prehash: false, format: "recovered" }),
+    "recovered",
+  );
   const compact = sig.toBytes("compact");
-  return signatureForms({ r: compact.slice(0, 32), s: compact.slice(32), recoveryId: sig.recovery! });
+  return signatureForms({
+    r: compact.slice(0, 32),
+    s: compact.slice(32),
+    recoveryId: sig.recovery!,
+  });
 }
 
 interface Seen {
@@ -100,30 +124,61 @@ class FakeNode {
     const responseTopic = packet.properties!.responseTopic!;
     const correlationData = packet.properties!.correlationData!;
     this.seen.push({ op, body, responseTopic, correlationData });
-    const send = (msg: unknown) => this.mq.publishAsync(responseTopic, JSON.stringify(msg), { qos: 1, properties: { correlationData } });
+    const send = (msg: unknown) =>
+      this.mq.publishAsync(responseTopic, JSON.stringify(msg), {
+        qos: 1,
+        properties: { correlationData },
+      });
     const ok = (result: unknown) => send({ ok: true, result });
-    const fail = (code: string, message: string, node: string | null) => send({ ok: false, error: { code, message, node } });
+    const fail = (code: string, message: string, node: string | null) =>
+      send({ ok: false, error: { code, message, node } });
     const walletId = body.walletId as string;
 
-    if (walletId in BAD_BLAME) return void (await send({ ok: false, error: { code: "ceremony_failed", message: "blamed", node: BAD_BLAME[walletId] } }));
-    if (walletId === "w_blamed") return void (await fail("ceremony_failed", "node-1: protocol_abort: commitment does not open", "node-2"));
-    if (walletId === "w_missing") return void (await fail("not_found", "no live node holds wallet w_missing", "node-3"));
-    if (walletId === "w_slow") return void (await send({ progress: { stage: op, phase: 1, of: 4 } }));
+    if (walletId in BAD_BLAME)
+      return void (await send({
+        ok: false,
+        error: { code: "ceremony_failed", message: "blamed", node: BAD_BLAME[walletId] },
+      }));
+    if (walletId === "w_blamed")
+      return void (await fail(
+        "ceremony_failed",
+        "node-1: protocol_abort: commitment does not open",
+        "node-2",
+      ));
+    if (walletId === "w_missing")
+      return void (await fail("not_found", "no live node holds wallet w_missing", "node-3"));
+    if (walletId === "w_slow")
+      return void (await send({ progress: { stage: op, phase: 1, of: 4 } }));
     if (walletId === "w_malformed") return void (await ok({ walletId: 5 }));
-    if (walletId === "w_badaddr") return void (await ok({ ...walletView(walletId), address: walletView(walletId, childKey).address }));
+    if (walletId === "w_badaddr")
+      return void (await ok({
+        ...walletView(walletId),
+        address: walletView(walletId, childKey).address,
+      }));
 
     switch (op) {
       case "dkg": {
         const t = (body.threshold as number | undefined) ?? 3;
         const n = (body.parties as number | undefined) ?? 5;
-        if (t > n) return void (await fail("bad_request", "need integers 2 <= threshold <= parties <= 16", null));
+        if (t > n)
+          return void (await fail(
+            "bad_request",
+            "need integers 2 <= threshold <= parties <= 16",
+            null,
+          ));
         // Junk progress first: the SDK must drop it, not fail the request.
         await send({ progress: { stage: "dkg\u001b[31m", phase: 9, of: 4 } });
-        for (let phase = 1; phase <= 4; phase++) await send({ progress: { stage: "dkg", phase, of: 4 } });
+        for (let phase = 1; phase <= 4; phase++)
+          await send({ progress: { stage: "dkg", phase, of: 4 } });
         const key = `dkg:${body.requestId}`;
         if (!this.done.has(key)) {
           const id = `w_${toHex(secp256k1.utils.randomSecretKey().slice(0, 12))}`;
-          this.done.set(key, { ...walletView(id), threshold: t, parties: n, nodes: ["node-1", "node-2", "node-3", "node-4", "node-5"].slice(0, n) });
+          this.done.set(key, {
+            ...walletView(id),
+            threshold: t,
+            parties: n,
+            nodes: ["node-1", "node-2", "node-3", "node-4", "node-5"].slice(0, n),
+          });
         }
         return void (await ok(this.done.get(key)));
       }
@@ -135,23 +190,44 @@ class FakeNode {
         let signature = sign(sk, digest);
         let signedDigest = digest;
         if (walletId === "w_badsig") signature = sign(sk, other);
-        if (walletId === "w_badder") signature = { ...signature, der: signature.der.replace(/.{2}$/, "00") };
+        if (walletId === "w_badder")
+          signature = { ...signature, der: signature.der.replace(/.{2}$/, "00") };
         if (walletId === "w_otherdigest") {
           signedDigest = other;
           signature = sign(sk, other);
         }
-        for (let phase = 1; phase <= 4; phase++) await send({ progress: { stage: "sign", phase, of: 4 } });
+        for (let phase = 1; phase <= 4; phase++)
+          await send({ progress: { stage: "sign", phase, of: 4 } });
         const publicKey = pub(sk);
-        return void (await ok({ walletId, digest: signedDigest, path, publicKey, address: ethAddress(fromHex(publicKey)), signature, signers: ["node-1", "node-2"], coordinator: "node-1" }));
+        return void (await ok({
+          walletId,
+          digest: signedDigest,
+          path,
+          publicKey,
+          address: ethAddress(fromHex(publicKey)),
+          signature,
+          signers: ["node-1", "node-2"],
+          coordinator: "node-1",
+        }));
       }
       case "refresh":
-        return void (await ok({ walletId, generation: 1, publicKey: pub(walletKey), address: ethAddress(secp256k1.getPublicKey(walletKey, true)) }));
+        return void (await ok({
+          walletId,
+          generation: 1,
+          publicKey: pub(walletKey),
+          address: ethAddress(secp256k1.getPublicKey(walletKey, true)),
+        }));
       case "wallet":
         return void (await ok({ ...walletView(walletId), extra: "dropped by the SDK" }));
       case "wallets":
         return void (await ok({ wallets: [walletView("w_test"), walletView("w_other")] }));
       case "nodes":
-        return void (await ok({ nodes: [{ nodeId: "node-1", status: "online", since: 1_700_000_000_000, pcr0: "ab".repeat(48) }, { nodeId: "node-2", status: "online", since: 1_700_000_000_000, pcr0: null }] }));
+        return void (await ok({
+          nodes: [
+            { nodeId: "node-1", status: "online", since: 1_700_000_000_000, pcr0: "ab".repeat(48) },
+            { nodeId: "node-2", status: "online", since: 1_700_000_000_000, pcr0: null },
+          ],
+        }));
     }
   }
 }
@@ -168,11 +244,20 @@ let dir = "";
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tss-client-test-"));
   const port = await freePort();
-  writeFileSync(join(dir, "mosquitto.conf"), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  writeFileSync(
+    join(dir, "mosquitto.conf"),
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
+  );
   broker = spawn("/usr/sbin/mosquitto", ["-c", join(dir, "mosquitto.conf")], { stdio: "ignore" });
   await waitForPort(port, 10_000);
   url = `mqtt://127.0.0.1:${port}`;
-  nodeMqtt = await mqtt.connectAsync({ protocol: "mqtt", host: "127.0.0.1", port, protocolVersion: 5, clientId: "fake-node-1" });
+  nodeMqtt = await mqtt.connectAsync({
+    protocol: "mqtt",
+    host: "127.0.0.1",
+    port,
+    protocolVersion: 5,
+    clientId: "fake-node-1",
+  });
   await nodeMqtt.subscribeAsync("$share/tss-nodes/tss/v1/requests/+", { qos: 1 });
   node = new FakeNode(nodeMqtt);
   client = await TssClient.connect({ url, timeoutMs: 10_000 });
@@ -206,9 +291,22 @@ describe("SDK", () => {
   it("creates a wallet: typed result, progress in order, request shaped per the contract", async () => {
     const progress: Progress[] = [];
     const requestId = newRequestId();
-    const w = await client.createWallet({ threshold: 2, parties: 3, requestId, onProgress: (p) => progress.push(p) });
+    const w = await client.createWallet({
+      threshold: 2,
+      parties: 3,
+      requestId,
+      onProgress: (p) => progress.push(p),
+    });
     expect(w.walletId).toMatch(/^w_[0-9a-f]{24}$/);
-    expect(w).toEqual({ walletId: w.walletId, publicKey: pub(walletKey), address: ethAddress(secp256k1.getPublicKey(walletKey)), threshold: 2, parties: 3, generation: 0, nodes: ["node-1", "node-2", "node-3"] });
+    expect(w).toEqual({
+      walletId: w.walletId,
+      publicKey: pub(walletKey),
+      address: ethAddress(secp256k1.getPublicKey(walletKey)),
+      threshold: 2,
+      parties: 3,
+      generation: 0,
+      nodes: ["node-1", "node-2", "node-3"],
+    });
     // The junk progress message was dropped; the four real ones arrived in order.
     expect(progress).toEqual([1, 2, 3, 4].map((phase) => ({ stage: "dkg", phase, of: 4 })));
     const req = node.seen.at(-1)!;
@@ -231,7 +329,11 @@ describe("SDK", () => {
 
   it("signs: the signature verifies, with and without a path, digest as hex or bytes", async () => {
     const progress: Progress[] = [];
-    const r: SignResult = await client.sign({ walletId: "w_test", digest: `0x${DIGEST.toUpperCase()}`, onProgress: (p) => progress.push(p) });
+    const r: SignResult = await client.sign({
+      walletId: "w_test",
+      digest: `0x${DIGEST.toUpperCase()}`,
+      onProgress: (p) => progress.push(p),
+    });
     expect(r.digest).toBe(DIGEST);
     expect(r.path).toBeNull();
     expect(r.publicKey).toBe(pub(walletKey));
@@ -250,8 +352,12 @@ describe("SDK", () => {
     const bad = await rejection(client.sign({ walletId: "w_badsig", digest: DIGEST }));
     expect(bad.code).toBe("invalid_signature");
     expect(bad.node).toBe("node-1");
-    expect((await rejection(client.sign({ walletId: "w_badder", digest: DIGEST }))).code).toBe("invalid_signature");
-    expect((await rejection(client.sign({ walletId: "w_otherdigest", digest: DIGEST }))).code).toBe("inconsistent_result");
+    expect((await rejection(client.sign({ walletId: "w_badder", digest: DIGEST }))).code).toBe(
+      "invalid_signature",
+    );
+    expect((await rejection(client.sign({ walletId: "w_otherdigest", digest: DIGEST }))).code).toBe(
+      "inconsistent_result",
+    );
   });
 
   it("turns an error answer into a TssError with code, message, node and request id", async () => {
@@ -260,7 +366,9 @@ describe("SDK", () => {
     expect(e.message).toBe("no live node holds wallet w_missing");
     expect(e.node).toBe("node-3");
     expect(e.requestId).toBe("my-id-1");
-    expect((await rejection(client.createWallet({ threshold: 5, parties: 3 }))).code).toBe("bad_request");
+    expect((await rejection(client.createWallet({ threshold: 5, parties: 3 }))).code).toBe(
+      "bad_request",
+    );
   });
 
   it("exposes the blamed node of an error answer as TssError.node and blame.node", async () => {
@@ -285,18 +393,36 @@ describe("SDK", () => {
 
   it("knows exactly the contract's node codes, as both documents list them", () => {
     expect(NODE_ERROR_CODES).toEqual(ERROR_CODES);
-    expect([...NODE_ERROR_CODES].sort()).toEqual(["bad_request", "ceremony_failed", "deadline_exceeded", "inconsistent_result", "internal", "invalid_signature", "not_enough_nodes", "not_found", "stale_share"]);
+    expect([...NODE_ERROR_CODES].sort()).toEqual([
+      "bad_request",
+      "ceremony_failed",
+      "deadline_exceeded",
+      "inconsistent_result",
+      "internal",
+      "invalid_signature",
+      "not_enough_nodes",
+      "not_found",
+      "stale_share",
+    ]);
     const md = readFileSync(join(ROOT, "docs/mqtt-api.md"), "utf8");
     const table = md.slice(md.indexOf("| code | meaning |"));
-    expect([...table.slice(0, table.indexOf("\n\n")).matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1])).toEqual([...ERROR_CODES]);
+    expect(
+      [...table.slice(0, table.indexOf("\n\n")).matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]),
+    ).toEqual([...ERROR_CODES]);
     const yaml = readFileSync(join(ROOT, "docs/asyncapi.yaml"), "utf8");
     const enumAt = yaml.indexOf("enum:", yaml.indexOf("\n    errorCode:"));
-    expect([...yaml.slice(enumAt, yaml.indexOf("\n    error:", enumAt)).matchAll(/^ +- ([a-z_]+)$/gm)].map((m) => m[1])).toEqual([...ERROR_CODES]);
+    expect(
+      [
+        ...yaml.slice(enumAt, yaml.indexOf("\n    error:", enumAt)).matchAll(/^ +- ([a-z_]+)$/gm),
+      ].map((m) => m[1]),
+    ).toEqual([...ERROR_CODES]);
   });
 
   it("rejects with deadline_exceeded when no final answer comes in time", async () => {
     const started = Date.now();
-    const e = await rejection(client.refresh({ walletId: "w_slow", requestId: "slow-1", timeoutMs: 400 }));
+    const e = await rejection(
+      client.refresh({ walletId: "w_slow", requestId: "slow-1", timeoutMs: 400 }),
+    );
     expect(e.code).toBe("deadline_exceeded");
     expect(e.requestId).toBe("slow-1");
     expect(e.message).toMatch(/same requestId/);
@@ -309,7 +435,12 @@ describe("SDK", () => {
     expect("extra" in w).toBe(false);
     expect((await client.wallets()).wallets.map((x) => x.walletId)).toEqual(["w_test", "w_other"]);
     const r = await client.refresh({ walletId: "w_test" });
-    expect(r).toEqual({ walletId: "w_test", generation: 1, publicKey: pub(walletKey), address: walletView("w_test").address });
+    expect(r).toEqual({
+      walletId: "w_test",
+      generation: 1,
+      publicKey: pub(walletKey),
+      address: walletView("w_test").address,
+    });
     const { nodes } = await client.nodes();
     expect(nodes).toEqual([
       { nodeId: "node-1", status: "online", since: 1_700_000_000_000, pcr0: "ab".repeat(48) },
@@ -326,10 +457,19 @@ describe("SDK", () => {
 
   it("refuses bad arguments before publishing anything", async () => {
     const before = node.seen.length;
-    expect((await rejection(client.sign({ walletId: "w_test", digest: "abc" }))).code).toBe("bad_request");
-    expect((await rejection(client.sign({ walletId: "w_test", digest: new Uint8Array(31) }))).code).toBe("bad_request");
-    expect((await rejection(client.sign({ walletId: "w_test", digest: DIGEST, path: "m/0'/1" }))).code).toBe("bad_request");
-    expect((await rejection(client.sign({ walletId: "w_test", digest: DIGEST, path: "m/2147483648" }))).code).toBe("bad_request");
+    expect((await rejection(client.sign({ walletId: "w_test", digest: "abc" }))).code).toBe(
+      "bad_request",
+    );
+    expect(
+      (await rejection(client.sign({ walletId: "w_test", digest: new Uint8Array(31) }))).code,
+    ).toBe("bad_request");
+    expect(
+      (await rejection(client.sign({ walletId: "w_test", digest: DIGEST, path: "m/0'/1" }))).code,
+    ).toBe("bad_request");
+    expect(
+      (await rejection(client.sign({ walletId: "w_test", digest: DIGEST, path: "m/2147483648" })))
+        .code,
+    ).toBe("bad_request");
     expect((await rejection(client.wallet("w/../x"))).code).toBe("bad_request");
     expect((await rejection(client.nodes({ requestId: "has space" }))).code).toBe("bad_request");
     expect(node.seen.length).toBe(before);
@@ -338,13 +478,20 @@ describe("SDK", () => {
   it("computes EIP-55 addresses (private key 1 is a known vector)", () => {
     const one = new Uint8Array(32);
     one[31] = 1;
-    expect(ethAddress(secp256k1.getPublicKey(one))).toBe("0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
+    expect(ethAddress(secp256k1.getPublicKey(one))).toBe(
+      "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf",
+    );
   });
 
   it("fails to connect with connection_failed, and refuses a bad URL with bad_request", async () => {
     const port = await freePort();
-    expect((await rejection(TssClient.connect({ url: `mqtt://127.0.0.1:${port}`, timeoutMs: 3000 }))).code).toBe("connection_failed");
-    expect((await rejection(TssClient.connect({ url: "http://127.0.0.1:1" }))).code).toBe("bad_request");
+    expect(
+      (await rejection(TssClient.connect({ url: `mqtt://127.0.0.1:${port}`, timeoutMs: 3000 })))
+        .code,
+    ).toBe("connection_failed");
+    expect((await rejection(TssClient.connect({ url: "http://127.0.0.1:1" }))).code).toBe(
+      "bad_request",
+    );
     expect((await rejection(TssClient.connect({ url, clientId: "a/b" }))).code).toBe("bad_request");
   });
 
@@ -366,7 +513,9 @@ interface CliRun {
 }
 
 async function tss(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TSS_"))) as Record<string, string>;
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("TSS_")),
+  ) as Record<string, string>;
   const child = spawn(BUN, ["run", join(ROOT, "src/cli/tss.ts"), ...args], {
     cwd: ROOT,
     // No cluster file: the real data/cluster/client.json may exist on a developer's machine.
@@ -393,7 +542,9 @@ describe("CLI", () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^Created wallet w_[0-9a-f]+ \(2-of-3, share generation 0\)/);
     expect(r.stdout).toContain(walletView("w_test").address);
-    expect(r.stderr).toMatch(/dkg phase 1 of 4[^\n]*\ndkg phase 2 of 4[^\n]*\ndkg phase 3 of 4[^\n]*\ndkg phase 4 of 4/);
+    expect(r.stderr).toMatch(
+      /dkg phase 1 of 4[^\n]*\ndkg phase 2 of 4[^\n]*\ndkg phase 3 of 4[^\n]*\ndkg phase 4 of 4/,
+    );
   });
 
   it("prints a signature as r, s, recovery id, Ethereum form and DER", async () => {
@@ -454,7 +605,19 @@ describe("CLI", () => {
     expect(j.status).toBe(1);
     expect(JSON.parse(j.stdout).error).toMatchObject({ code: "not_found", node: "node-3" });
 
-    const slow = await tss(["sign", "--wallet", "w_slow", "--digest", DIGEST, "--url", url, "--timeout", "0.5", "--request-id", "cli-slow-1"]);
+    const slow = await tss([
+      "sign",
+      "--wallet",
+      "w_slow",
+      "--digest",
+      DIGEST,
+      "--url",
+      url,
+      "--timeout",
+      "0.5",
+      "--request-id",
+      "cli-slow-1",
+    ]);
     expect(slow.status).toBe(1);
     expect(slow.stderr).toMatch(/deadline_exceeded.*--request-id cli-slow-1/);
   });
@@ -463,7 +626,12 @@ describe("CLI", () => {
     const main = await tss(["--help"]);
     expect(main.status).toBe(0);
     expect(main.stdout).toMatch(/^Usage: tss \[options\] COMMAND/);
-    for (const args of [["sign", "--help"], ["wallet", "create", "-h"], ["help", "nodes"], ["wallet", "--help"]]) {
+    for (const args of [
+      ["sign", "--help"],
+      ["wallet", "create", "-h"],
+      ["help", "nodes"],
+      ["wallet", "--help"],
+    ]) {
       const r = await tss(args);
       expect(r.status, args.join(" ")).toBe(0);
       expect(r.stdout).toMatch(/^Usage: tss /);

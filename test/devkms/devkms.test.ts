@@ -5,7 +5,15 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -25,7 +33,12 @@ import {
   PutKeyPolicyCommand,
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDevelopmentPki, derToPem, renewLeaf, type DevelopmentPki } from "../../src/dev/dev-pki.ts";
+import {
+  createDevelopmentPki,
+  derToPem,
+  renewLeaf,
+  type DevelopmentPki,
+} from "../../src/dev/dev-pki.ts";
 import { pcr0ForCode, SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
 import { openBlob } from "../../src/devkms/ciphertext-blob.ts";
 import { decryptCiphertextForRecipient } from "../../src/enclave/cms.ts";
@@ -34,9 +47,13 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
 const FIXTURES = resolve(ROOT, "../shared/fixtures/nitro");
 const haveFixtures = existsSync(join(FIXTURES, "aws-nitro-enclaves-root-g1.pem"));
-if (!haveFixtures) console.warn(`devkms.test: SKIPPING the real-AWS-document checks: ${FIXTURES} is absent`);
+if (!haveFixtures)
+  console.warn(`devkms.test: SKIPPING the real-AWS-document checks: ${FIXTURES} is absent`);
 
-const CREDENTIALS = { accessKeyId: "AKIADEVKMSTEST000001", secretAccessKey: "devkms/test/secret/0123456789abcdefghij" };
+const CREDENTIALS = {
+  accessKeyId: "AKIADEVKMSTEST000001",
+  secretAccessKey: "devkms/test/secret/0123456789abcdefghij",
+};
 const REGION = "us-east-1";
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -51,14 +68,20 @@ interface Running {
 const started = new Set<ChildProcess>();
 
 function startDevKms(args: string[]): Promise<Running> {
-  const proc = spawn(BUN, ["run", "src/devkms/main.ts", "--port", "0", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(BUN, ["run", "src/devkms/main.ts", "--port", "0", ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   started.add(proc);
   let stderr = "";
   proc.stderr!.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString("utf8")).slice(-8000);
   });
   return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => fail(new Error("devkms did not report its address within 20 s")), 20_000);
+    const timer = setTimeout(
+      () => fail(new Error("devkms did not report its address within 20 s")),
+      20_000,
+    );
     const lines = createInterface({ input: proc.stdout! });
     const fail = (e: Error) => {
       clearTimeout(timer);
@@ -71,7 +94,8 @@ function startDevKms(args: string[]): Promise<Running> {
       proc.removeAllListeners("exit");
       try {
         const ready = JSON.parse(line) as { event: string; url: string };
-        if (ready.event !== "listening" || !ready.url.startsWith("http://127.0.0.1:")) throw new Error(`unexpected first line ${line}`);
+        if (ready.event !== "listening" || !ready.url.startsWith("http://127.0.0.1:"))
+          throw new Error(`unexpected first line ${line}`);
         resolvePromise({ url: ready.url, proc, stderr: () => stderr });
       } catch (e) {
         fail(e as Error);
@@ -130,7 +154,10 @@ function newEnclave(): Enclave {
   return { privateKey, spki: new Uint8Array(publicKey.export({ type: "spki", format: "der" })) };
 }
 
-const recipient = (doc: Uint8Array) => ({ AttestationDocument: doc, KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" as const });
+const recipient = (doc: Uint8Array) => ({
+  AttestationDocument: doc,
+  KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" as const,
+});
 
 // ------------------------------------------------------------------ tests
 
@@ -179,7 +206,9 @@ describe("devkms (separate process, real AWS SDK, simulated NSM)", () => {
           Resource: "*",
           Condition: {
             // Condition keys are case-insensitive; IgnoreCase lets the digest be written in upper case.
-            StringEqualsIgnoreCase: { "kms:RecipientAttestation:ImageSha384": hex(pcr0).toUpperCase() },
+            StringEqualsIgnoreCase: {
+              "kms:RecipientAttestation:ImageSha384": hex(pcr0).toUpperCase(),
+            },
             StringEquals: { "KMS:recipientattestation:pcr0": hex(pcr0) },
           },
         },
@@ -207,32 +236,54 @@ describe("devkms (separate process, real AWS SDK, simulated NSM)", () => {
 
   it("--help describes the options and exits 0", async () => {
     const out = await new Promise<{ code: number | null; text: string }>((done) => {
-      const p = spawn(BUN, ["run", "src/devkms/main.ts", "--help"], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+      const p = spawn(BUN, ["run", "src/devkms/main.ts", "--help"], {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "inherit"],
+      });
       let text = "";
       p.stdout!.on("data", (d: Buffer) => (text += d.toString()));
       p.once("exit", (code) => done({ code, text }));
     });
     expect(out.code).toBe(0);
-    for (const flag of ["--port", "--data-dir", "--credentials", "--dev-root", "--nitro-root"]) expect(out.text).toContain(flag);
+    for (const flag of ["--port", "--data-dir", "--credentials", "--dev-root", "--nitro-root"])
+      expect(out.text).toContain(flag);
   });
 
   it("CreateKey, PutKeyPolicy with ImageSha384/PCR0 conditions, GetKeyPolicy, DescribeKey", async () => {
-    const created = await kmsClient.send(new CreateKeyCommand({ Description: "tss share-wrapping key" }));
+    const created = await kmsClient.send(
+      new CreateKeyCommand({ Description: "tss share-wrapping key" }),
+    );
     keyId = created.KeyMetadata!.KeyId!;
-    expect(created.KeyMetadata).toMatchObject({ KeyState: "Enabled", KeySpec: "SYMMETRIC_DEFAULT", KeyUsage: "ENCRYPT_DECRYPT", Enabled: true });
+    expect(created.KeyMetadata).toMatchObject({
+      KeyState: "Enabled",
+      KeySpec: "SYMMETRIC_DEFAULT",
+      KeyUsage: "ENCRYPT_DECRYPT",
+      Enabled: true,
+    });
     expect(created.KeyMetadata!.Arn).toBe(`arn:aws:kms:${REGION}:111122223333:key/${keyId}`);
     expect(created.KeyMetadata!.CreationDate).toBeInstanceOf(Date);
 
-    await kmsClient.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: "default", Policy: policy() }));
-    const got = await kmsClient.send(new GetKeyPolicyCommand({ KeyId: keyId, PolicyName: "default" }));
+    await kmsClient.send(
+      new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: "default", Policy: policy() }),
+    );
+    const got = await kmsClient.send(
+      new GetKeyPolicyCommand({ KeyId: keyId, PolicyName: "default" }),
+    );
     expect(JSON.parse(got.Policy!)).toEqual(JSON.parse(policy()));
-    const described = await kmsClient.send(new DescribeKeyCommand({ KeyId: created.KeyMetadata!.Arn! }));
+    const described = await kmsClient.send(
+      new DescribeKeyCommand({ KeyId: created.KeyMetadata!.Arn! }),
+    );
     expect(described.KeyMetadata!.KeyId).toBe(keyId);
   });
 
   it("GenerateDataKey with a matching Recipient returns CiphertextForRecipient (no Plaintext) that the enclave opens", async () => {
     const out = await kmsClient.send(
-      new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256", EncryptionContext: { purpose: "share" }, Recipient: recipient(attest()) }),
+      new GenerateDataKeyCommand({
+        KeyId: keyId,
+        KeySpec: "AES_256",
+        EncryptionContext: { purpose: "share" },
+        Recipient: recipient(attest()),
+      }),
     );
     expect(out.Plaintext).toBeUndefined();
     expect(out.CiphertextForRecipient).toBeInstanceOf(Uint8Array);
@@ -243,55 +294,128 @@ describe("devkms (separate process, real AWS SDK, simulated NSM)", () => {
   });
 
   it("Decrypt with a Recipient later yields the same data key, again only for the enclave", async () => {
-    const out = await kmsClient.send(new DecryptCommand({ CiphertextBlob: dataKeyBlob, EncryptionContext: { purpose: "share" }, Recipient: recipient(attest()) }));
+    const out = await kmsClient.send(
+      new DecryptCommand({
+        CiphertextBlob: dataKeyBlob,
+        EncryptionContext: { purpose: "share" },
+        Recipient: recipient(attest()),
+      }),
+    );
     expect(out.Plaintext).toBeUndefined();
     expect(out.KeyId).toBe(`arn:aws:kms:${REGION}:111122223333:key/${keyId}`);
-    expect(hex(decryptCiphertextForRecipient(out.CiphertextForRecipient!, enclave.privateKey))).toBe(hex(dataKey));
+    expect(
+      hex(decryptCiphertextForRecipient(out.CiphertextForRecipient!, enclave.privateKey)),
+    ).toBe(hex(dataKey));
     // Another enclave key in an otherwise identical document gets its own envelope, which ours cannot open.
     const stranger = newEnclave();
-    const theirs = await kmsClient.send(new DecryptCommand({ CiphertextBlob: dataKeyBlob, EncryptionContext: { purpose: "share" }, Recipient: recipient(attest(stranger.spki)) }));
-    expect(() => decryptCiphertextForRecipient(theirs.CiphertextForRecipient!, enclave.privateKey)).toThrow(/different recipient key/);
-    expect(hex(decryptCiphertextForRecipient(theirs.CiphertextForRecipient!, stranger.privateKey))).toBe(hex(dataKey));
+    const theirs = await kmsClient.send(
+      new DecryptCommand({
+        CiphertextBlob: dataKeyBlob,
+        EncryptionContext: { purpose: "share" },
+        Recipient: recipient(attest(stranger.spki)),
+      }),
+    );
+    expect(() =>
+      decryptCiphertextForRecipient(theirs.CiphertextForRecipient!, enclave.privateKey),
+    ).toThrow(/different recipient key/);
+    expect(
+      hex(decryptCiphertextForRecipient(theirs.CiphertextForRecipient!, stranger.privateKey)),
+    ).toBe(hex(dataKey));
   });
 
   it("denies a request without a Recipient when the policy requires attestation", async () => {
-    await expectAccessDenied(kmsClient.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256" })), /not authorized to perform: kms:GenerateDataKey/);
-    await expectAccessDenied(kmsClient.send(new DecryptCommand({ CiphertextBlob: dataKeyBlob, EncryptionContext: { purpose: "share" } })), /kms:Decrypt/);
+    await expectAccessDenied(
+      kmsClient.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256" })),
+      /not authorized to perform: kms:GenerateDataKey/,
+    );
+    await expectAccessDenied(
+      kmsClient.send(
+        new DecryptCommand({
+          CiphertextBlob: dataKeyBlob,
+          EncryptionContext: { purpose: "share" },
+        }),
+      ),
+      /kms:Decrypt/,
+    );
   });
 
   it("denies an authentic document from an enclave with the wrong PCR0", async () => {
     const impostor = new SimulatedNsm({ pki, pcrs: { 0: otherPcr0 } });
     await expectAccessDenied(
-      kmsClient.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256", Recipient: recipient(attest(enclave.spki, impostor)) })),
+      kmsClient.send(
+        new GenerateDataKeyCommand({
+          KeyId: keyId,
+          KeySpec: "AES_256",
+          Recipient: recipient(attest(enclave.spki, impostor)),
+        }),
+      ),
       /not authorized/,
     );
     await expectAccessDenied(
-      kmsClient.send(new DecryptCommand({ CiphertextBlob: dataKeyBlob, EncryptionContext: { purpose: "share" }, Recipient: recipient(attest(enclave.spki, impostor)) })),
+      kmsClient.send(
+        new DecryptCommand({
+          CiphertextBlob: dataKeyBlob,
+          EncryptionContext: { purpose: "share" },
+          Recipient: recipient(attest(enclave.spki, impostor)),
+        }),
+      ),
     );
   });
 
   it("denies a document with one flipped byte, wherever it is", async () => {
     const doc = attest();
-    for (const at of [10, Math.floor(doc.length / 3), Math.floor(doc.length / 2), doc.length - 200, doc.length - 1]) {
+    for (const at of [
+      10,
+      Math.floor(doc.length / 3),
+      Math.floor(doc.length / 2),
+      doc.length - 200,
+      doc.length - 1,
+    ]) {
       const bad = doc.slice();
       bad[at]! ^= 0x01;
       await expectAccessDenied(
-        kmsClient.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256", Recipient: recipient(bad) })),
+        kmsClient.send(
+          new GenerateDataKeyCommand({
+            KeyId: keyId,
+            KeySpec: "AES_256",
+            Recipient: recipient(bad),
+          }),
+        ),
         /attestation document .* not valid/,
       );
     }
   });
 
   it("denies a stale document and one whose signing certificate has expired", async () => {
-    const tenMinutesAgo = new SimulatedNsm({ pki, pcrs: { 0: pcr0 }, clock: () => new Date(Date.now() - 10 * 60_000) });
+    const tenMinutesAgo = new SimulatedNsm({
+      pki,
+      pcrs: { 0: pcr0 },
+      clock: () => new Date(Date.now() - 10 * 60_000),
+    });
     await expectAccessDenied(
-      kmsClient.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256", Recipient: recipient(attest(enclave.spki, tenMinutesAgo)) })),
+      kmsClient.send(
+        new GenerateDataKeyCommand({
+          KeyId: keyId,
+          KeySpec: "AES_256",
+          Recipient: recipient(attest(enclave.spki, tenMinutesAgo)),
+        }),
+      ),
       /stale/,
     );
     const fourHoursAgo = new Date(Date.now() - 4 * 3_600_000);
-    const oldLeaf = new SimulatedNsm({ pki: renewLeaf(pki, fourHoursAgo), pcrs: { 0: pcr0 }, clock: () => fourHoursAgo });
+    const oldLeaf = new SimulatedNsm({
+      pki: renewLeaf(pki, fourHoursAgo),
+      pcrs: { 0: pcr0 },
+      clock: () => fourHoursAgo,
+    });
     await expectAccessDenied(
-      kmsClient.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256", Recipient: recipient(attest(enclave.spki, oldLeaf)) })),
+      kmsClient.send(
+        new GenerateDataKeyCommand({
+          KeyId: keyId,
+          KeySpec: "AES_256",
+          Recipient: recipient(attest(enclave.spki, oldLeaf)),
+        }),
+      ),
       /expired|stale/,
     );
   });
@@ -300,30 +424,64 @@ describe("devkms (separate process, real AWS SDK, simulated NSM)", () => {
     const debug = new SimulatedNsm({ pki, pcrs: { 0: new Uint8Array(48) } });
     const open = await kmsClient.send(new CreateKeyCommand({}));
     await expectAccessDenied(
-      kmsClient.send(new GenerateDataKeyCommand({ KeyId: open.KeyMetadata!.KeyId!, KeySpec: "AES_256", Recipient: recipient(attest(enclave.spki, debug)) })),
+      kmsClient.send(
+        new GenerateDataKeyCommand({
+          KeyId: open.KeyMetadata!.KeyId!,
+          KeySpec: "AES_256",
+          Recipient: recipient(attest(enclave.spki, debug)),
+        }),
+      ),
       /debug/,
     );
-    await expectAccessDenied(kmsClient.send(new GenerateRandomCommand({ NumberOfBytes: 32, Recipient: recipient(attest(enclave.spki, debug)) })), /debug/);
+    await expectAccessDenied(
+      kmsClient.send(
+        new GenerateRandomCommand({
+          NumberOfBytes: 32,
+          Recipient: recipient(attest(enclave.spki, debug)),
+        }),
+      ),
+      /debug/,
+    );
   });
 
-  it.skipIf(!haveFixtures)("denies real AWS Nitro documents from 2024 (expired chain) and the real debug document", async () => {
-    for (const name of ["attestation-2024-09-07.b64", "attestation-debug-2024-09-07.b64"]) {
-      const doc = new Uint8Array(Buffer.from(readFileSync(join(FIXTURES, name), "utf8").trim(), "base64"));
-      await expectAccessDenied(kmsClient.send(new GenerateRandomCommand({ NumberOfBytes: 32, Recipient: recipient(doc) })), /not valid/);
-    }
-  });
+  it.skipIf(!haveFixtures)(
+    "denies real AWS Nitro documents from 2024 (expired chain) and the real debug document",
+    async () => {
+      for (const name of ["attestation-2024-09-07.b64", "attestation-debug-2024-09-07.b64"]) {
+        const doc = new Uint8Array(
+          Buffer.from(readFileSync(join(FIXTURES, name), "utf8").trim(), "base64"),
+        );
+        await expectAccessDenied(
+          kmsClient.send(
+            new GenerateRandomCommand({ NumberOfBytes: 32, Recipient: recipient(doc) }),
+          ),
+          /not valid/,
+        );
+      }
+    },
+  );
 
   it("GenerateRandom answers an attested Recipient with CiphertextForRecipient only", async () => {
-    const out = await kmsClient.send(new GenerateRandomCommand({ NumberOfBytes: 48, Recipient: recipient(attest()) }));
+    const out = await kmsClient.send(
+      new GenerateRandomCommand({ NumberOfBytes: 48, Recipient: recipient(attest()) }),
+    );
     expect(out.Plaintext).toBeUndefined();
-    expect(decryptCiphertextForRecipient(out.CiphertextForRecipient!, enclave.privateKey)).toHaveLength(48);
+    expect(
+      decryptCiphertextForRecipient(out.CiphertextForRecipient!, enclave.privateKey),
+    ).toHaveLength(48);
   });
 
   it("refuses bad SigV4: wrong secret, unknown access key, no signature", async () => {
-    const wrongSecret = client(kms.url, { ...CREDENTIALS, secretAccessKey: `${CREDENTIALS.secretAccessKey}x` });
+    const wrongSecret = client(kms.url, {
+      ...CREDENTIALS,
+      secretAccessKey: `${CREDENTIALS.secretAccessKey}x`,
+    });
     const e1 = await rejected(wrongSecret.send(new GenerateRandomCommand({ NumberOfBytes: 8 })));
     expect(e1.name).toBe("InvalidSignatureException");
-    const unknown = client(kms.url, { accessKeyId: "AKIAUNKNOWNUNKNOWN00", secretAccessKey: CREDENTIALS.secretAccessKey });
+    const unknown = client(kms.url, {
+      accessKeyId: "AKIAUNKNOWNUNKNOWN00",
+      secretAccessKey: CREDENTIALS.secretAccessKey,
+    });
     const e2 = await rejected(unknown.send(new GenerateRandomCommand({ NumberOfBytes: 8 })));
     expect(e2.name).toBe("UnrecognizedClientException");
     wrongSecret.destroy();
@@ -348,26 +506,46 @@ describe("devkms (separate process, real AWS SDK, simulated NSM)", () => {
 
     const res = await fetch(kms.url, {
       method: "POST",
-      headers: { "content-type": "application/x-amz-json-1.1", "x-amz-target": "TrentService.GenerateRandom" },
+      headers: {
+        "content-type": "application/x-amz-json-1.1",
+        "x-amz-target": "TrentService.GenerateRandom",
+      },
       body: JSON.stringify({ NumberOfBytes: 8 }),
     });
     expect(res.status).toBe(400);
-    expect(await res.json()).toEqual({ __type: "MissingAuthenticationTokenException", message: "Missing Authentication Token" });
+    expect(await res.json()).toEqual({
+      __type: "MissingAuthenticationTokenException",
+      message: "Missing Authentication Token",
+    });
     const huge = await fetch(kms.url, { method: "POST", body: new Uint8Array(1024 * 1024) });
     expect(huge.status).toBe(413);
   });
 
   it("reports other failures with the SDK's own exception classes", async () => {
-    await expect(kmsClient.send(new DescribeKeyCommand({ KeyId: "6f1c3d64-0000-4000-8000-000000000000" }))).rejects.toBeInstanceOf(NotFoundException);
-    await expect(kmsClient.send(new DecryptCommand({ CiphertextBlob: dataKeyBlob, EncryptionContext: { purpose: "other" }, Recipient: recipient(attest()) }))).rejects.toBeInstanceOf(
-      InvalidCiphertextException,
-    );
-    await expect(kmsClient.send(new DecryptCommand({ CiphertextBlob: new Uint8Array(64).fill(7) }))).rejects.toBeInstanceOf(InvalidCiphertextException);
+    await expect(
+      kmsClient.send(new DescribeKeyCommand({ KeyId: "6f1c3d64-0000-4000-8000-000000000000" })),
+    ).rejects.toBeInstanceOf(NotFoundException);
+    await expect(
+      kmsClient.send(
+        new DecryptCommand({
+          CiphertextBlob: dataKeyBlob,
+          EncryptionContext: { purpose: "other" },
+          Recipient: recipient(attest()),
+        }),
+      ),
+    ).rejects.toBeInstanceOf(InvalidCiphertextException);
+    await expect(
+      kmsClient.send(new DecryptCommand({ CiphertextBlob: new Uint8Array(64).fill(7) })),
+    ).rejects.toBeInstanceOf(InvalidCiphertextException);
     // KMS's lockout safety check: a policy that would stop anyone from changing it again.
-    const lockout = JSON.stringify({ Statement: [{ Effect: "Allow", Action: "kms:Decrypt", Resource: "*" }] });
-    await expect(kmsClient.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: "default", Policy: lockout }))).rejects.toBeInstanceOf(
-      MalformedPolicyDocumentException,
-    );
+    const lockout = JSON.stringify({
+      Statement: [{ Effect: "Allow", Action: "kms:Decrypt", Resource: "*" }],
+    });
+    await expect(
+      kmsClient.send(
+        new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: "default", Policy: lockout }),
+      ),
+    ).rejects.toBeInstanceOf(MalformedPolicyDocumentException);
     const validation = await rejected(kmsClient.send(new GenerateDataKeyCommand({ KeyId: keyId })));
     expect(validation.name).toBe("ValidationException");
   });
@@ -387,20 +565,46 @@ describe("devkms (separate process, real AWS SDK, simulated NSM)", () => {
     });
     const created = await kmsClient.send(new CreateKeyCommand({ Policy: guarded }));
     const id = created.KeyMetadata!.KeyId!;
-    const enc = await kmsClient.send(new EncryptCommand({ KeyId: id, Plaintext: new Uint8Array(32).fill(5) }));
-    await expectAccessDenied(kmsClient.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob })), /explicit deny/);
+    const enc = await kmsClient.send(
+      new EncryptCommand({ KeyId: id, Plaintext: new Uint8Array(32).fill(5) }),
+    );
+    await expectAccessDenied(
+      kmsClient.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob })),
+      /explicit deny/,
+    );
     const impostor = new SimulatedNsm({ pki, pcrs: { 0: otherPcr0 } });
-    await expectAccessDenied(kmsClient.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, Recipient: recipient(attest(enclave.spki, impostor)) })), /explicit deny/);
-    const ok = await kmsClient.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, Recipient: recipient(attest()) }));
-    expect(decryptCiphertextForRecipient(ok.CiphertextForRecipient!, enclave.privateKey)).toEqual(new Uint8Array(32).fill(5));
+    await expectAccessDenied(
+      kmsClient.send(
+        new DecryptCommand({
+          CiphertextBlob: enc.CiphertextBlob,
+          Recipient: recipient(attest(enclave.spki, impostor)),
+        }),
+      ),
+      /explicit deny/,
+    );
+    const ok = await kmsClient.send(
+      new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, Recipient: recipient(attest()) }),
+    );
+    expect(decryptCiphertextForRecipient(ok.CiphertextForRecipient!, enclave.privateKey)).toEqual(
+      new Uint8Array(32).fill(5),
+    );
   });
 
   it("keeps key material sealed on disk (0600 files, no plaintext key material)", async () => {
-    const enc = await kmsClient.send(new EncryptCommand({ KeyId: keyId, Plaintext: new TextEncoder().encode("probe"), EncryptionContext: { probe: "1" } }));
+    const enc = await kmsClient.send(
+      new EncryptCommand({
+        KeyId: keyId,
+        Plaintext: new TextEncoder().encode("probe"),
+        EncryptionContext: { probe: "1" },
+      }),
+    );
     const probeBlob = enc.CiphertextBlob!;
     const context = new Map([["probe", "1"]]);
     const dataDir = join(dir, "data");
-    const files = [join(dataDir, "master.key"), ...readdirSync(join(dataDir, "keys")).map((n) => join(dataDir, "keys", n))];
+    const files = [
+      join(dataDir, "master.key"),
+      ...readdirSync(join(dataDir, "keys")).map((n) => join(dataDir, "keys", n)),
+    ];
     expect(files.length).toBeGreaterThanOrEqual(3);
     for (const f of files) expect(statSync(f).mode & 0o777).toBe(0o600);
 
@@ -410,10 +614,16 @@ describe("devkms (separate process, real AWS SDK, simulated NSM)", () => {
       const text = Buffer.from(bytes).toString("latin1");
       const decoded = [
         bytes,
-        ...(text.match(/[A-Za-z0-9+/]{40,}={0,2}/g) ?? []).map((t) => new Uint8Array(Buffer.from(t, "base64"))),
-        ...(text.match(/(?:[0-9a-fA-F]{2}){32,}/g) ?? []).map((t) => new Uint8Array(Buffer.from(t, "hex"))),
+        ...(text.match(/[A-Za-z0-9+/]{40,}={0,2}/g) ?? []).map(
+          (t) => new Uint8Array(Buffer.from(t, "base64")),
+        ),
+        ...(text.match(/(?:[0-9a-fA-F]{2}){32,}/g) ?? []).map(
+          (t) => new Uint8Array(Buffer.from(t, "hex")),
+        ),
       ];
-      return decoded.flatMap((d) => Array.from({ length: Math.max(0, d.length - 31) }, (_, i) => d.subarray(i, i + 32)));
+      return decoded.flatMap((d) =>
+        Array.from({ length: Math.max(0, d.length - 31) }, (_, i) => d.subarray(i, i + 32)),
+      );
     };
     let tried = 0;
     for (const f of files) {
@@ -433,9 +643,24 @@ describe("devkms (separate process, real AWS SDK, simulated NSM)", () => {
     kmsClient.destroy();
     kms = await startDevKms(serverArgs());
     kmsClient = client(kms.url);
-    const out = await kmsClient.send(new DecryptCommand({ CiphertextBlob: dataKeyBlob, EncryptionContext: { purpose: "share" }, Recipient: recipient(attest()) }));
-    expect(hex(decryptCiphertextForRecipient(out.CiphertextForRecipient!, enclave.privateKey))).toBe(hex(dataKey));
+    const out = await kmsClient.send(
+      new DecryptCommand({
+        CiphertextBlob: dataKeyBlob,
+        EncryptionContext: { purpose: "share" },
+        Recipient: recipient(attest()),
+      }),
+    );
+    expect(
+      hex(decryptCiphertextForRecipient(out.CiphertextForRecipient!, enclave.privateKey)),
+    ).toBe(hex(dataKey));
     // The policy survived the restart as well.
-    await expectAccessDenied(kmsClient.send(new DecryptCommand({ CiphertextBlob: dataKeyBlob, EncryptionContext: { purpose: "share" } })));
+    await expectAccessDenied(
+      kmsClient.send(
+        new DecryptCommand({
+          CiphertextBlob: dataKeyBlob,
+          EncryptionContext: { purpose: "share" },
+        }),
+      ),
+    );
   });
 });

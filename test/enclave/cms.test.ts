@@ -15,13 +15,20 @@ import {
   parseCiphertextForRecipient,
   subjectKeyIdentifierOf,
 } from "../../src/enclave/cms.ts";
-import { buildCiphertextForRecipient, encodeCiphertextForRecipient } from "../../src/devkms/cms-builder.ts";
+import {
+  buildCiphertextForRecipient,
+  encodeCiphertextForRecipient,
+} from "../../src/devkms/cms-builder.ts";
 
 const FIXTURES = resolve(import.meta.dirname, "../../../shared/fixtures/nitro");
 const haveFixtures = existsSync(join(FIXTURES, "kms-ciphertext-for-recipient.expected.json"));
-if (!haveFixtures) console.warn(`cms.test: SKIPPING real-sample tests: fixture folder ${FIXTURES} is absent`);
+if (!haveFixtures)
+  console.warn(`cms.test: SKIPPING real-sample tests: fixture folder ${FIXTURES} is absent`);
 
-const SAMPLES = ["kms-ciphertext-for-recipient-1.ber", "kms-ciphertext-for-recipient-2.ber"] as const;
+const SAMPLES = [
+  "kms-ciphertext-for-recipient-1.ber",
+  "kms-ciphertext-for-recipient-2.ber",
+] as const;
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const sample = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name)));
 
@@ -48,10 +55,9 @@ function expectCmsError(fn: () => unknown): CmsError {
 
 describe.skipIf(!haveFixtures)("real AWS KMS samples", () => {
   const expected = haveFixtures
-    ? (JSON.parse(readFileSync(join(FIXTURES, "kms-ciphertext-for-recipient.expected.json"), "utf8")) as Record<
-        string,
-        { encrypted_key_hex: string; iv_hex: string; ciphertext_hex: string }
-      >)
+    ? (JSON.parse(
+        readFileSync(join(FIXTURES, "kms-ciphertext-for-recipient.expected.json"), "utf8"),
+      ) as Record<string, { encrypted_key_hex: string; iv_hex: string; ciphertext_hex: string }>)
     : {};
 
   for (const name of SAMPLES) {
@@ -61,7 +67,11 @@ describe.skipIf(!haveFixtures)("real AWS KMS samples", () => {
       expect(cms.version).toBe(2);
       expect(cms.recipient.version).toBe(2);
       expect(cms.recipient.subjectKeyIdentifier).toHaveLength(32);
-      expect(cms.recipient.keyEncryptionAlgorithm).toEqual({ oid: CMS_OID.rsaesOaep, hash: CMS_OID.sha256, mgfHash: CMS_OID.sha256 });
+      expect(cms.recipient.keyEncryptionAlgorithm).toEqual({
+        oid: CMS_OID.rsaesOaep,
+        hash: CMS_OID.sha256,
+        mgfHash: CMS_OID.sha256,
+      });
       expect(hex(cms.recipient.encryptedKey)).toBe(want.encrypted_key_hex);
       expect(cms.contentType).toBe(CMS_OID.data);
       expect(cms.contentEncryptionAlgorithm.oid).toBe(CMS_OID.aes256Cbc);
@@ -96,7 +106,9 @@ describe.skipIf(!haveFixtures)("real AWS KMS samples", () => {
   });
 
   it("refuses to decrypt a real sample addressed to someone else's key", () => {
-    const e = expectCmsError(() => decryptCiphertextForRecipient(sample(SAMPLES[0]), newRecipient().privateKey));
+    const e = expectCmsError(() =>
+      decryptCiphertextForRecipient(sample(SAMPLES[0]), newRecipient().privateKey),
+    );
     expect(e.message).toMatch(/different recipient key/);
   });
 });
@@ -128,7 +140,9 @@ describe("builder -> parser -> decrypt", () => {
 
   it("only the addressed key can decrypt", () => {
     const ber = buildCiphertextForRecipient(alice.spki, new Uint8Array(32).fill(1));
-    expect(expectCmsError(() => decryptCiphertextForRecipient(ber, bob.privateKey)).message).toMatch(/different recipient key/);
+    expect(
+      expectCmsError(() => decryptCiphertextForRecipient(ber, bob.privateKey)).message,
+    ).toMatch(/different recipient key/);
   });
 
   it("refuses a non-RSA or public key as the recipient key", () => {
@@ -141,19 +155,24 @@ describe("builder -> parser -> decrypt", () => {
 
   it("a wrapped key for the right SKI but not decryptable by it is refused", () => {
     // Bob's SKI on a key wrapped for Alice: the identifier check passes, OAEP must fail.
-    const cms = parseCiphertextForRecipient(buildCiphertextForRecipient(alice.spki, new Uint8Array(32)));
+    const cms = parseCiphertextForRecipient(
+      buildCiphertextForRecipient(alice.spki, new Uint8Array(32)),
+    );
     const forged = encodeCiphertextForRecipient({
       subjectKeyIdentifier: subjectKeyIdentifierOf(bob.spki),
       encryptedKey: cms.recipient.encryptedKey,
       iv: cms.contentEncryptionAlgorithm.iv,
       encryptedContent: cms.encryptedContent,
     });
-    expect(expectCmsError(() => decryptCiphertextForRecipient(forged, bob.privateKey)).message).toMatch(/unwrap/);
+    expect(
+      expectCmsError(() => decryptCiphertextForRecipient(forged, bob.privateKey)).message,
+    ).toMatch(/unwrap/);
   });
 
   it("every truncation is refused", () => {
     const ber = buildCiphertextForRecipient(alice.spki, new Uint8Array(32).fill(3));
-    for (let len = 0; len < ber.length; len++) expectCmsError(() => parseCiphertextForRecipient(ber.slice(0, len)));
+    for (let len = 0; len < ber.length; len++)
+      expectCmsError(() => parseCiphertextForRecipient(ber.slice(0, len)));
     expectCmsError(() => parseCiphertextForRecipient(Uint8Array.of(...ber, 0)));
   });
 
@@ -163,7 +182,9 @@ describe("builder -> parser -> decrypt", () => {
     const cms = parseCiphertextForRecipient(ber);
     const ivAt = Buffer.from(ber).indexOf(Buffer.from(cms.contentEncryptionAlgorithm.iv));
     const contentAt = Buffer.from(ber).indexOf(Buffer.from(cms.encryptedContent));
-    const malleable = (i: number) => (i >= ivAt && i < ivAt + 16) || (i >= contentAt && i < contentAt + cms.encryptedContent.length);
+    const malleable = (i: number) =>
+      (i >= ivAt && i < ivAt + 16) ||
+      (i >= contentAt && i < contentAt + cms.encryptedContent.length);
     let refused = 0;
     for (let i = 0; i < ber.length; i++) {
       for (const mask of [0x01, 0x80]) {
@@ -200,10 +221,20 @@ describe("hostile input", () => {
   it("bounds nesting, size and claimed lengths", () => {
     const deep = new Uint8Array(4000);
     for (let i = 0; i < deep.length; i += 2) deep.set([0x30, 0x80], i);
-    expect(expectCmsError(() => parseCiphertextForRecipient(deep)).message).toMatch(/depth|nesting|malformed/i);
-    expect(expectCmsError(() => parseCiphertextForRecipient(new Uint8Array(MAX_CMS_BYTES + 1))).message).toMatch(/too large/);
-    expectCmsError(() => parseCiphertextForRecipient(Uint8Array.of(0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x00)));
-    expectCmsError(() => parseCiphertextForRecipient(Uint8Array.of(0x30, 0x89, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)));
+    expect(expectCmsError(() => parseCiphertextForRecipient(deep)).message).toMatch(
+      /depth|nesting|malformed/i,
+    );
+    expect(
+      expectCmsError(() => parseCiphertextForRecipient(new Uint8Array(MAX_CMS_BYTES + 1))).message,
+    ).toMatch(/too large/);
+    expectCmsError(() =>
+      parseCiphertextForRecipient(Uint8Array.of(0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x00)),
+    );
+    expectCmsError(() =>
+      parseCiphertextForRecipient(
+        Uint8Array.of(0x30, 0x89, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+      ),
+    );
     expectCmsError(() => parseCiphertextForRecipient(new Uint8Array(0)));
   });
 
@@ -221,19 +252,66 @@ describe("hostile input", () => {
     const sha1 = () => new asn1js.ObjectIdentifier({ value: "1.3.14.3.2.26" });
     const cases: [string, (root: N) => void, RegExp][] = [
       ["two recipients", (r) => kids(enveloped(r)[1]!).push(ktri(r)), /exactly one RecipientInfo/],
-      ["EnvelopedData v0", (r) => void (enveloped(r)[0] = new asn1js.Integer({ value: 0 }) as never), /version must be 2/],
-      ["issuerAndSerial recipient (v0)", (r) => void (kids(ktri(r))[0] = new asn1js.Integer({ value: 0 }) as never), /version must be 2/],
-      ["RSA PKCS#1 v1.5", (r) => void (kids(kids(ktri(r))[2]!)[0] = new asn1js.ObjectIdentifier({ value: "1.2.840.113549.1.1.1" }) as never), /RSAES-OAEP/],
-      ["OAEP with SHA-1", (r) => void (kids(kids(kids(oaepParams(r))[0]!)[0]!)[0] = sha1() as never), /SHA-256/],
-      ["MGF1 with SHA-1", (r) => void (kids(kids(kids(kids(oaepParams(r))[1]!)[0]!)[1]!)[0] = sha1() as never), /SHA-256/],
+      [
+        "EnvelopedData v0",
+        (r) => void (enveloped(r)[0] = new asn1js.Integer({ value: 0 }) as never),
+        /version must be 2/,
+      ],
+      [
+        "issuerAndSerial recipient (v0)",
+        (r) => void (kids(ktri(r))[0] = new asn1js.Integer({ value: 0 }) as never),
+        /version must be 2/,
+      ],
+      [
+        "RSA PKCS#1 v1.5",
+        (r) =>
+          void (kids(kids(ktri(r))[2]!)[0] = new asn1js.ObjectIdentifier({
+            value: "1.2.840.113549.1.1.1",
+          }) as never),
+        /RSAES-OAEP/,
+      ],
+      [
+        "OAEP with SHA-1",
+        (r) => void (kids(kids(kids(oaepParams(r))[0]!)[0]!)[0] = sha1() as never),
+        /SHA-256/,
+      ],
+      [
+        "MGF1 with SHA-1",
+        (r) => void (kids(kids(kids(kids(oaepParams(r))[1]!)[0]!)[1]!)[0] = sha1() as never),
+        /SHA-256/,
+      ],
       ["OAEP with default (SHA-1) MGF", (r) => void kids(oaepParams(r)).pop(), /RSAES-OAEP-params/],
-      ["AES-128-CBC", (r) => void (kids(kids(enveloped(r)[2]!)[1]!)[0] = new asn1js.ObjectIdentifier({ value: "2.16.840.1.101.3.4.1.2" }) as never), /AES-256-CBC/],
-      ["signedData", (r) => void (kids(r)[0] = new asn1js.ObjectIdentifier({ value: "1.2.840.113549.1.7.2" }) as never), /envelopedData/],
+      [
+        "AES-128-CBC",
+        (r) =>
+          void (kids(kids(enveloped(r)[2]!)[1]!)[0] = new asn1js.ObjectIdentifier({
+            value: "2.16.840.1.101.3.4.1.2",
+          }) as never),
+        /AES-256-CBC/,
+      ],
+      [
+        "signedData",
+        (r) =>
+          void (kids(r)[0] = new asn1js.ObjectIdentifier({
+            value: "1.2.840.113549.1.7.2",
+          }) as never),
+        /envelopedData/,
+      ],
       [
         "unprotectedAttrs present",
         (r) => {
-          const attribute = new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: "1.2.3.4" }), new asn1js.Set({ value: [new asn1js.Null()] })] });
-          enveloped(r).push(new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 1 }, value: [attribute] }) as never);
+          const attribute = new asn1js.Sequence({
+            value: [
+              new asn1js.ObjectIdentifier({ value: "1.2.3.4" }),
+              new asn1js.Set({ value: [new asn1js.Null()] }),
+            ],
+          });
+          enveloped(r).push(
+            new asn1js.Constructed({
+              idBlock: { tagClass: 3, tagNumber: 1 },
+              value: [attribute],
+            }) as never,
+          );
         },
         /EnvelopedData/,
       ],

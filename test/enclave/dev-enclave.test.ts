@@ -15,7 +15,11 @@ import { RpcClient } from "../../src/shared/channel/rpc-client.ts";
 import { RpcRemoteError } from "../../src/shared/channel/rpc-errors.ts";
 import { dialUnix } from "../../src/shared/channel/unix-transport.ts";
 import { fromBody, toBody } from "../../src/shared/wire/enclave-codec.ts";
-import type { AttestReply, CeremonyStartRequest, HealthReply } from "../../src/shared/wire/enclave-ops.ts";
+import type {
+  AttestReply,
+  CeremonyStartRequest,
+  HealthReply,
+} from "../../src/shared/wire/enclave-ops.ts";
 import { FrameType } from "../../src/shared/wire/frame.ts";
 import { toHex } from "../../src/shared/hex.ts";
 
@@ -30,7 +34,14 @@ beforeAll(async () => {
   image = await bundleEnclave(join(dir, "image"));
   pki = createDevelopmentPki();
   const socketPath = join(dir, "enclave.sock");
-  enclave = await startEnclaveProcess({ name: "test", image, socketPath, pki, isolate: false, phaseTimeoutMs: 5_000 });
+  enclave = await startEnclaveProcess({
+    name: "test",
+    image,
+    socketPath,
+    pki,
+    isolate: false,
+    phaseTimeoutMs: 5_000,
+  });
   rpc = new RpcClient(await dialUnix(socketPath));
 }, 60_000);
 
@@ -50,11 +61,20 @@ describe("development enclave process", () => {
 
   it("issues documents that verify only against the development root it was given", async () => {
     const nonce = crypto.getRandomValues(new Uint8Array(16));
-    const { document } = fromBody<AttestReply>((await rpc.request(FrameType.ATTEST, toBody({ nonce }))).body);
+    const { document } = fromBody<AttestReply>(
+      (await rpc.request(FrameType.ATTEST, toBody({ nonce }))).body,
+    );
     const roots = [{ der: pki.root.der, development: true }];
-    const doc = verifyAttestationDocument(document, { roots, now: new Date(), expectedNonce: nonce, allowDevelopment: true });
+    const doc = verifyAttestationDocument(document, {
+      roots,
+      now: new Date(),
+      expectedNonce: nonce,
+      allowDevelopment: true,
+    });
     expect(toHex(doc.pcrs.get(0)!)).toBe(image.pcr0Hex);
-    expect(() => verifyAttestationDocument(document, { roots, now: new Date(), expectedNonce: nonce })).toThrow();
+    expect(() =>
+      verifyAttestationDocument(document, { roots, now: new Date(), expectedNonce: nonce }),
+    ).toThrow();
   });
 
   it("names the blamed party in the ERROR frame's party field, not in the sentence", async () => {

@@ -4,7 +4,12 @@ import { HDKey } from "@scure/bip32";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { dkgInProcess, refreshInProcess, signInProcess } from "../../src/dev/in-process.ts";
-import { derivePublicKey, ethAddress, KeyShare, packageInfo } from "../../src/enclave/dkls23/binding.ts";
+import {
+  derivePublicKey,
+  ethAddress,
+  KeyShare,
+  packageInfo,
+} from "../../src/enclave/dkls23/binding.ts";
 import { verifySignature, signatureForms } from "../../src/shared/signature.ts";
 import { toHex } from "../../src/shared/hex.ts";
 
@@ -31,7 +36,9 @@ describe("3-of-5 DKG", () => {
     const keys = shares.map((s) => toHex(s.publicKey));
     expect(new Set(keys).size).toBe(1);
     expect(shares.map((s) => s.index)).toEqual([1, 2, 3, 4, 5]);
-    expect(shares.every((s) => s.threshold === T && s.parties === N && s.generation === 0)).toBe(true);
+    expect(shares.every((s) => s.threshold === T && s.parties === N && s.generation === 0)).toBe(
+      true,
+    );
     // All packages agree on the key, chain code and parameters.
     const infos = shares.map((s) => packageInfo(s.publicPackage()));
     expect(new Set(infos.map((i) => toHex(i.publicKey) + toHex(i.chainCode))).size).toBe(1);
@@ -56,11 +63,19 @@ describe("3-of-5 signing", () => {
       const digest = randomBytes(32);
       const sigs = signInProcess(shares, q, digest);
       expect(sigs).toHaveLength(T);
-      for (const s of sigs) expect(toHex(s.r) + toHex(s.s) + s.recoveryId).toBe(toHex(sigs[0]!.r) + toHex(sigs[0]!.s) + sigs[0]!.recoveryId);
+      for (const s of sigs)
+        expect(toHex(s.r) + toHex(s.s) + s.recoveryId).toBe(
+          toHex(sigs[0]!.r) + toHex(sigs[0]!.s) + sigs[0]!.recoveryId,
+        );
       const sig = sigs[0]!;
       expect(verifySignature(pk, digest, sig)).toBe(true);
       expect(isLowS(sig.s)).toBe(true);
-      const recovered = secp256k1.Signature.fromBytes(new Uint8Array([...sig.r, ...sig.s]), "compact").addRecoveryBit(sig.recoveryId).recoverPublicKey(digest);
+      const recovered = secp256k1.Signature.fromBytes(
+        new Uint8Array([...sig.r, ...sig.s]),
+        "compact",
+      )
+        .addRecoveryBit(sig.recoveryId)
+        .recoverPublicKey(digest);
       expect(recovered.toBytes(true)).toEqual(pk);
       // The signature does not verify for another digest.
       expect(verifySignature(pk, randomBytes(32), sig)).toBe(false);
@@ -81,7 +96,9 @@ describe("3-of-5 signing", () => {
     const digest = randomBytes(32);
     expect(() => signInProcess(shares, [1, 2], digest)).toThrow(/exactly t=3/);
     expect(() => signInProcess(shares, [1, 2, 3, 4], digest)).toThrow(/exactly t=3/);
-    expect(() => signInProcess(shares, [1, 2, 3], randomBytes(31))).toThrow(/digest must be 32 bytes/);
+    expect(() => signInProcess(shares, [1, 2, 3], randomBytes(31))).toThrow(
+      /digest must be 32 bytes/,
+    );
   });
 });
 
@@ -134,7 +151,11 @@ describe("refresh", () => {
     const pk = shares[0]!.publicKey;
     expect(fresh.every((s) => toHex(s.publicKey) === toHex(pk) && s.generation === 1)).toBe(true);
     expect(fresh.map((s) => toHex(s.toBytes()))).not.toEqual(shares.map((s) => toHex(s.toBytes())));
-    for (const q of [[1, 2, 3], [3, 4, 5], [1, 4, 5]]) {
+    for (const q of [
+      [1, 2, 3],
+      [3, 4, 5],
+      [1, 4, 5],
+    ]) {
       const digest = randomBytes(32);
       const [sig] = signInProcess(fresh, q, digest);
       expect(verifySignature(pk, digest, sig!)).toBe(true);

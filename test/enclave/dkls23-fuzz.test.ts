@@ -5,15 +5,33 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { dkgInProcess } from "../../src/dev/in-process.ts";
-import { derivePublicKey, Dkg, ethAddress, KeyShare, packageInfo, Refresh, Signing } from "../../src/enclave/dkls23/binding.ts";
-import { decodeList, encodeList, parseMessage, type ProtocolMessage } from "../../src/shared/wire/protocol-message.ts";
+import {
+  derivePublicKey,
+  Dkg,
+  ethAddress,
+  KeyShare,
+  packageInfo,
+  Refresh,
+  Signing,
+} from "../../src/enclave/dkls23/binding.ts";
+import {
+  decodeList,
+  encodeList,
+  parseMessage,
+  type ProtocolMessage,
+} from "../../src/shared/wire/protocol-message.ts";
 
 let shares: KeyShare[];
 let realMessages: ProtocolMessage[];
 
 beforeAll(() => {
   shares = dkgInProcess(2, 2);
-  const s = new Signing({ share: shares[1]!, sessionId: new Uint8Array(32), parties: [1, 2], digest: new Uint8Array(32) });
+  const s = new Signing({
+    share: shares[1]!,
+    sessionId: new Uint8Array(32),
+    parties: [1, 2],
+    digest: new Uint8Array(32),
+  });
   realMessages = s.phase1();
   s.close();
 });
@@ -78,13 +96,21 @@ describe("hostile bytes", () => {
       for (const input of inputs) {
         for (const make of [
           () => new Dkg({ threshold: 2, parties: 2, index: 2, sessionId: new Uint8Array(32) }),
-          () => new Signing({ share: shares[1]!, sessionId: new Uint8Array(32), parties: [1, 2], digest: new Uint8Array(32) }),
+          () =>
+            new Signing({
+              share: shares[1]!,
+              sessionId: new Uint8Array(32),
+              parties: [1, 2],
+              digest: new Uint8Array(32),
+            }),
           () => new Refresh({ share: shares[1]!, sessionId: new Uint8Array(32) }),
         ]) {
           for (const phase of [2, 3, 4]) {
             const s = make();
             s.phase1();
-            expectError(() => (phase === 2 ? s.phase2(input) : phase === 3 ? s.phase3(input) : s.phase4(input)));
+            expectError(() =>
+              phase === 2 ? s.phase2(input) : phase === 3 ? s.phase3(input) : s.phase4(input),
+            );
             s.close();
           }
         }

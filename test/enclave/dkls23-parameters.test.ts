@@ -7,7 +7,15 @@ import { toHex } from "../../src/shared/hex.ts";
 
 describe.each([
   [2, 2, [[1, 2]]],
-  [2, 3, [[1, 2], [1, 3], [2, 3]]],
+  [
+    2,
+    3,
+    [
+      [1, 2],
+      [1, 3],
+      [2, 3],
+    ],
+  ],
   [5, 5, [[1, 2, 3, 4, 5]]],
 ])("%i-of-%i", (t, n, quorums) => {
   it("runs DKG and every listed quorum signs", () => {
@@ -43,7 +51,9 @@ describe("parameter validation", () => {
   });
 
   it("refuses a session id that is not 32 bytes", () => {
-    expect(() => new Dkg({ threshold: 2, parties: 3, index: 1, sessionId: new Uint8Array(31) })).toThrow(/32 bytes/);
+    expect(
+      () => new Dkg({ threshold: 2, parties: 3, index: 1, sessionId: new Uint8Array(31) }),
+    ).toThrow(/32 bytes/);
   });
 
   it("accepts 16 parties, the upper bound (phase 1 only: a full 16-party DKG is too slow for a unit test)", () => {

@@ -21,10 +21,19 @@ beforeAll(() => {
 
 function parties(kind: Kind): Stepper<unknown>[] {
   const sessionId = randomBytes(32);
-  if (kind === "dkg") return [1, 2, 3].map((i) => asParty(i, new Dkg({ threshold: 2, parties: 3, index: i, sessionId })));
-  if (kind === "refresh") return small.map((share) => asParty(share.index, new Refresh({ share, sessionId })));
+  if (kind === "dkg")
+    return [1, 2, 3].map((i) =>
+      asParty(i, new Dkg({ threshold: 2, parties: 3, index: i, sessionId })),
+    );
+  if (kind === "refresh")
+    return small.map((share) => asParty(share.index, new Refresh({ share, sessionId })));
   const digest = randomBytes(32);
-  return [1, 2, 4].map((i) => Object.assign(new Signing({ share: sign3[i - 1]!, sessionId, parties: [1, 2, 4], digest }), { index: i, digest }));
+  return [1, 2, 4].map((i) =>
+    Object.assign(new Signing({ share: sign3[i - 1]!, sessionId, parties: [1, 2, 4], digest }), {
+      index: i,
+      digest,
+    }),
+  );
 }
 
 /**
@@ -32,16 +41,27 @@ function parties(kind: Kind): Stepper<unknown>[] {
  * may still finish (the session layer drops the whole session on any abort),
  * but nothing anyone outputs may be a wrong signature.
  */
-function expectReceiverAborts(kind: Kind, outcomes: Outcome<unknown>[], phase: number, pk?: Uint8Array, digest?: Uint8Array) {
+function expectReceiverAborts(
+  kind: Kind,
+  outcomes: Outcome<unknown>[],
+  phase: number,
+  pk?: Uint8Array,
+  digest?: Uint8Array,
+) {
   const p1 = outcomes.find((o) => o.index === 1)!;
   expect(p1.error, `${kind}: party 1 accepted a tampered phase-${phase - 1} message`).toBeDefined();
   expect(p1.result).toBeUndefined();
   expect(p1.failedAt!).toBeGreaterThanOrEqual(phase);
   expect(p1.error!.name).toBe("DklsError");
-  if (kind === "sign") for (const o of outcomes) if (o.result) expect(verifySignature(pk!, digest!, o.result as Signature)).toBe(true);
+  if (kind === "sign")
+    for (const o of outcomes)
+      if (o.result) expect(verifySignature(pk!, digest!, o.result as Signature)).toBe(true);
 }
 
-const onlyTo1 = (phase: number, f: (inbox: ProtocolMessage[]) => ProtocolMessage[]): Mutator => (p, to, inbox) => (p === phase && to === 1 ? f(inbox) : inbox);
+const onlyTo1 =
+  (phase: number, f: (inbox: ProtocolMessage[]) => ProtocolMessage[]): Mutator =>
+  (p, to, inbox) =>
+    p === phase && to === 1 ? f(inbox) : inbox;
 
 describe.each(["dkg", "sign", "refresh"] as Kind[])("%s", (kind) => {
   it("runs honestly through the test driver", () => {
@@ -54,8 +74,23 @@ describe.each(["dkg", "sign", "refresh"] as Kind[])("%s", (kind) => {
       for (const seed of [3, 11]) {
         const ps = parties(kind);
         const digest = (ps[0] as unknown as { digest?: Uint8Array }).digest;
-        const outs = drive(ps, onlyTo1(phase, (inbox) => inbox.map((m, k) => (k === seed % inbox.length ? flipped(m, HEADER_LEN + ((seed * 7919) % (m.bytes.length - HEADER_LEN)), seed % 8) : m))));
-        expectReceiverAborts(kind, outs, phase, kind === "sign" ? sign3[0]!.publicKey : undefined, digest);
+        const outs = drive(
+          ps,
+          onlyTo1(phase, (inbox) =>
+            inbox.map((m, k) =>
+              k === seed % inbox.length
+                ? flipped(m, HEADER_LEN + ((seed * 7919) % (m.bytes.length - HEADER_LEN)), seed % 8)
+                : m,
+            ),
+          ),
+        );
+        expectReceiverAborts(
+          kind,
+          outs,
+          phase,
+          kind === "sign" ? sign3[0]!.publicKey : undefined,
+          digest,
+        );
       }
     });
   }
@@ -71,12 +106,17 @@ describe.each(["dkg", "sign", "refresh"] as Kind[])("%s", (kind) => {
     for (const mutate of mutations) {
       const outs = drive(parties(kind), onlyTo1(2, mutate));
       expectReceiverAborts(kind, outs, 2);
-      expect(outs[0]!.error!.message).toMatch(/another session|phase|expected|missing|duplicate|not a participant|addressed/);
+      expect(outs[0]!.error!.message).toMatch(
+        /another session|phase|expected|missing|duplicate|not a participant|addressed/,
+      );
     }
     // Replay: phase-1 messages recorded in one session, delivered in another.
     const recorded: ProtocolMessage[] = [];
     drive(parties(kind), (p, to, inbox) => (p === 2 && to === 1 && recorded.push(...inbox), inbox));
-    const outs = drive(parties(kind), onlyTo1(2, () => recorded));
+    const outs = drive(
+      parties(kind),
+      onlyTo1(2, () => recorded),
+    );
     expectReceiverAborts(kind, outs, 2);
     expect(outs[0]!.error!.message).toMatch(/another session/);
   });

@@ -5,8 +5,17 @@ import { createDevelopmentPki, type DevelopmentPki } from "../../src/dev/dev-pki
 import { pcr0ForCode, SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
 import type { TrustedRoot } from "../../src/attestation/verifier.ts";
 import { Dkg, loadDkls } from "../../src/enclave/dkls23/binding.ts";
-import { PeerAttestationError, verifyPeer, type PeerIdentity, type VerifyPeerOptions } from "../../src/enclave/peer-attestation.ts";
-import { PeerMessageError, PeerSession, type PeerMessageErrorCode } from "../../src/enclave/peer-envelope.ts";
+import {
+  PeerAttestationError,
+  verifyPeer,
+  type PeerIdentity,
+  type VerifyPeerOptions,
+} from "../../src/enclave/peer-attestation.ts";
+import {
+  PeerMessageError,
+  PeerSession,
+  type PeerMessageErrorCode,
+} from "../../src/enclave/peer-envelope.ts";
 import {
   MAX_SEALED_LEN,
   NONCE_BYTES,
@@ -15,9 +24,18 @@ import {
   TAG_BYTES,
   readUnverifiedHeader,
 } from "../../src/shared/wire/peer-envelope-header.ts";
-import { CHANNEL_BINDING_BYTES, PeerKeys, parseChannelKeyBinding } from "../../src/enclave/peer-keys.ts";
+import {
+  CHANNEL_BINDING_BYTES,
+  PeerKeys,
+  parseChannelKeyBinding,
+} from "../../src/enclave/peer-keys.ts";
 import { toHex } from "../../src/shared/hex.ts";
-import { HEADER_LEN, inboxFor, parseMessage, type ProtocolMessage } from "../../src/shared/wire/protocol-message.ts";
+import {
+  HEADER_LEN,
+  inboxFor,
+  parseMessage,
+  type ProtocolMessage,
+} from "../../src/shared/wire/protocol-message.ts";
 
 const PARTIES = [1, 2, 3] as const;
 const text = (s: string) => new TextEncoder().encode(s);
@@ -31,7 +49,14 @@ const docs = new Map<number, Uint8Array>();
 const identities = new Map<number, PeerIdentity>();
 
 function verifyOpts(over: Partial<VerifyPeerOptions> = {}): VerifyPeerOptions {
-  return { roots, allowDevelopment: true, now: new Date(), allowedPcr0: [toHex(PCR0), randomBytes(48)], maxAgeMs: 10 * 60_000, ...over };
+  return {
+    roots,
+    allowDevelopment: true,
+    now: new Date(),
+    allowedPcr0: [toHex(PCR0), randomBytes(48)],
+    maxAgeMs: 10 * 60_000,
+    ...over,
+  };
 }
 
 function nsmFor(pcr0: Uint8Array): SimulatedNsm {
@@ -39,7 +64,13 @@ function nsmFor(pcr0: Uint8Array): SimulatedNsm {
 }
 
 /** A core-format message (version 1 header + body), as the DKLs23 core would emit. */
-function coreMessage(sessionId: Uint8Array, phase: number, from: number, to: number, body: Uint8Array): Uint8Array {
+function coreMessage(
+  sessionId: Uint8Array,
+  phase: number,
+  from: number,
+  to: number,
+  body: Uint8Array,
+): Uint8Array {
   const m = new Uint8Array(HEADER_LEN + body.length);
   m.set([1, 1, phase, from, to], 0);
   m.set(sessionId, 5);
@@ -47,7 +78,11 @@ function coreMessage(sessionId: Uint8Array, phase: number, from: number, to: num
   return m;
 }
 
-function session(me: number, sessionId: Uint8Array, peers: ReadonlyMap<number, PeerIdentity> = identities): PeerSession {
+function session(
+  me: number,
+  sessionId: Uint8Array,
+  peers: ReadonlyMap<number, PeerIdentity> = identities,
+): PeerSession {
   return new PeerSession({ sessionId, me, keys: keys.get(me)!, peers });
 }
 
@@ -56,7 +91,8 @@ function failure(f: () => unknown): PeerMessageErrorCode | "accepted" {
     f();
     return "accepted";
   } catch (e) {
-    if (!(e instanceof PeerMessageError)) throw new Error(`expected a PeerMessageError, got ${String(e)}`);
+    if (!(e instanceof PeerMessageError))
+      throw new Error(`expected a PeerMessageError, got ${String(e)}`);
     return e.code;
   }
 }
@@ -69,7 +105,8 @@ function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
 function flipPositions(length: number, count: number): number[] {
   const set = new Set<number>();
   for (let p = 0; p < HEADER_LEN; p++) set.add(p);
-  for (let i = 0; i < count; i++) set.add(HEADER_LEN + Math.floor((i * (length - HEADER_LEN)) / count));
+  for (let i = 0; i < count; i++)
+    set.add(HEADER_LEN + Math.floor((i * (length - HEADER_LEN)) / count));
   set.add(length - 1);
   return [...set].sort((a, b) => a - b);
 }
@@ -92,14 +129,19 @@ describe("channel keys and peer admission", () => {
     const binding = k.channelKeyBinding();
     expect(binding.length).toBe(CHANNEL_BINDING_BYTES);
     expect(binding.length).toBeLessThanOrEqual(512);
-    expect(parseChannelKeyBinding(binding)).toEqual({ x25519Public: k.x25519Public, ed25519Public: k.ed25519Public });
+    expect(parseChannelKeyBinding(binding)).toEqual({
+      x25519Public: k.x25519Public,
+      ed25519Public: k.ed25519Public,
+    });
     const id = identities.get(1)!;
     expect(id.x25519Public).toEqual(k.x25519Public);
     expect(id.ed25519Public).toEqual(k.ed25519Public);
     expect(id.pcr0).toEqual(PCR0);
     expect(id.documentHash).toEqual(sha256(docs.get(1)!));
     // Bytes work as well as hex in the allow list.
-    expect(verifyPeer(docs.get(2)!, verifyOpts({ allowedPcr0: [PCR0] })).x25519Public).toEqual(keys.get(2)!.x25519Public);
+    expect(verifyPeer(docs.get(2)!, verifyOpts({ allowedPcr0: [PCR0] })).x25519Public).toEqual(
+      keys.get(2)!.x25519Public,
+    );
   });
 
   it("refuses a document whose PCR0 is not allowed, one without a binding, and a development root unless allowed", () => {
@@ -116,9 +158,15 @@ describe("channel keys and peer admission", () => {
     expect(code(foreign)).toBe("pcr0_not_allowed");
     expect(code(foreign, { allowedPcr0: [OTHER_PCR0] })).toBe("accepted");
     expect(code(nsmFor(PCR0).attest({}))).toBe("bad_binding");
-    expect(code(nsmFor(PCR0).attest({ userData: randomBytes(CHANNEL_BINDING_BYTES) }))).toBe("bad_binding");
-    expect(code(docs.get(1)!, { allowDevelopment: false })).toBe("attestation_invalid:development_root");
-    expect(code(docs.get(1)!, { roots: [{ der: createDevelopmentPki().root.der, development: true }] })).toBe("attestation_invalid:untrusted_root");
+    expect(code(nsmFor(PCR0).attest({ userData: randomBytes(CHANNEL_BINDING_BYTES) }))).toBe(
+      "bad_binding",
+    );
+    expect(code(docs.get(1)!, { allowDevelopment: false })).toBe(
+      "attestation_invalid:development_root",
+    );
+    expect(
+      code(docs.get(1)!, { roots: [{ der: createDevelopmentPki().root.der, development: true }] }),
+    ).toBe("attestation_invalid:untrusted_root");
     expect(() => verifyPeer(docs.get(1)!, verifyOpts({ allowedPcr0: [] }))).toThrow(TypeError);
   });
 });
@@ -145,7 +193,8 @@ describe("round trips among three attested parties", () => {
         // Broadcast, opened by each other party.
         const core = coreMessage(sid, phase, from, 0, body);
         const sealed = sessions.get(from)!.seal(core);
-        for (const to of PARTIES.filter((p) => p !== from)) expect(sessions.get(to)!.open(sealed, phase)).toEqual(core);
+        for (const to of PARTIES.filter((p) => p !== from))
+          expect(sessions.get(to)!.open(sealed, phase)).toEqual(core);
       }
     }
     for (const s of sessions.values()) expect(s.closed).toBe(false);
@@ -155,9 +204,18 @@ describe("round trips among three attested parties", () => {
     loadDkls();
     const sid = randomBytes(32);
     const sessions = new Map<number, PeerSession>(PARTIES.map((i) => [i, session(i, sid)]));
-    const dkgs = new Map(PARTIES.map((i) => [i, new Dkg({ threshold: 2, parties: 3, index: i, sessionId: sid })] as const));
+    const dkgs = new Map(
+      PARTIES.map(
+        (i) => [i, new Dkg({ threshold: 2, parties: 3, index: i, sessionId: sid })] as const,
+      ),
+    );
     // What crosses hosts and the broker: sealed bytes only.
-    let wire: Uint8Array[] = PARTIES.flatMap((i) => dkgs.get(i)!.phase1().map((m) => sessions.get(i)!.seal(m.bytes)));
+    let wire: Uint8Array[] = PARTIES.flatMap((i) =>
+      dkgs
+        .get(i)!
+        .phase1()
+        .map((m) => sessions.get(i)!.seal(m.bytes)),
+    );
     const inboxOf = (me: number, phase: number): ProtocolMessage[] => {
       // Hosts route on the clear header alone.
       const routed: ProtocolMessage[] = wire.map((w) => ({ ...readUnverifiedHeader(w), bytes: w }));
@@ -166,7 +224,8 @@ describe("round trips among three attested parties", () => {
     for (const phase of [2, 3]) {
       const inboxes = PARTIES.map((i) => inboxOf(i, phase - 1));
       wire = PARTIES.flatMap((i, k) => {
-        const out = phase === 2 ? dkgs.get(i)!.phase2(inboxes[k]!) : dkgs.get(i)!.phase3(inboxes[k]!);
+        const out =
+          phase === 2 ? dkgs.get(i)!.phase2(inboxes[k]!) : dkgs.get(i)!.phase3(inboxes[k]!);
         return out.map((m) => sessions.get(i)!.seal(m.bytes));
       });
     }
@@ -183,16 +242,27 @@ describe("rejections", () => {
     // An authentic document for the same image, but over an attacker's keys: admission
     // cannot tell (which is why the enclave alone may choose its user_data); the channel can.
     const attacker = new PeerKeys();
-    const swapped = verifyPeer(nsmFor(PCR0).attest({ userData: attacker.channelKeyBinding() }), verifyOpts());
+    const swapped = verifyPeer(
+      nsmFor(PCR0).attest({ userData: attacker.channelKeyBinding() }),
+      verifyOpts(),
+    );
     const viewOf1 = new Map(identities);
     viewOf1.set(3, swapped);
     const sid = randomBytes(32);
     const one = session(1, sid, viewOf1);
     const three = session(3, sid);
     expect(failure(() => one.open(three.seal(coreMessage(sid, 1, 3, 1, body()))))).toBe("bad_tag");
-    expect(failure(() => session(1, sid, viewOf1).open(session(3, sid).seal(coreMessage(sid, 1, 3, 0, body()))))).toBe("bad_signature");
+    expect(
+      failure(() =>
+        session(1, sid, viewOf1).open(session(3, sid).seal(coreMessage(sid, 1, 3, 0, body()))),
+      ),
+    ).toBe("bad_signature");
     // And what party 1 seals for "3" under the substituted key does not open at the real party 3.
-    expect(failure(() => session(3, sid).open(session(1, sid, viewOf1).seal(coreMessage(sid, 1, 1, 3, body()))))).toBe("bad_tag");
+    expect(
+      failure(() =>
+        session(3, sid).open(session(1, sid, viewOf1).seal(coreMessage(sid, 1, 1, 3, body()))),
+      ),
+    ).toBe("bad_tag");
     // Party 2, which holds party 3's genuine identity, is unaffected.
     const core = coreMessage(sid, 2, 3, 2, body());
     expect(session(2, sid).open(session(3, sid).seal(core))).toEqual(core);
@@ -207,7 +277,7 @@ describe("rejections", () => {
     const codes = new Set<string>();
     for (const pos of positions) {
       const bad = sealed.slice();
-      bad[pos]! ^= 0x01 << pos % 8;
+      bad[pos]! ^= 0x01 << (pos % 8);
       const code = failure(() => session(1, sid).open(bad));
       if (code === "accepted") accepted.push(pos);
       codes.add(code);
@@ -225,7 +295,7 @@ describe("rejections", () => {
     const accepted: number[] = [];
     for (const pos of flipPositions(sealed.length, 170)) {
       const bad = sealed.slice();
-      bad[pos]! ^= 0x80 >> pos % 8;
+      bad[pos]! ^= 0x80 >> (pos % 8);
       if (failure(() => session(1, sid).open(bad)) === "accepted") accepted.push(pos);
     }
     expect(accepted).toEqual([]);
@@ -235,7 +305,14 @@ describe("rejections", () => {
     const sid = randomBytes(32);
     const core = coreMessage(sid, 1, 2, 1, body());
     const sealed = session(2, sid).seal(core);
-    for (const len of [0, 1, HEADER_LEN - 1, HEADER_LEN, HEADER_LEN + NONCE_BYTES + TAG_BYTES - 1, sealed.length - 1]) {
+    for (const len of [
+      0,
+      1,
+      HEADER_LEN - 1,
+      HEADER_LEN,
+      HEADER_LEN + NONCE_BYTES + TAG_BYTES - 1,
+      sealed.length - 1,
+    ]) {
       expect(failure(() => session(1, sid).open(sealed.subarray(0, len)))).not.toBe("accepted");
     }
     expect(failure(() => session(1, sid).open(sealed.subarray(0, HEADER_LEN)))).toBe("truncated");
@@ -249,7 +326,13 @@ describe("rejections", () => {
   it("reads the clear header without keys, and refuses what is not an envelope header", () => {
     const sid = new Uint8Array(randomBytes(32));
     const sealed = session(2, sid).seal(coreMessage(sid, 3, 2, 1, body()));
-    expect(readUnverifiedHeader(sealed)).toEqual({ ceremony: "dkg", phase: 3, from: 2, to: 1, sessionId: sid });
+    expect(readUnverifiedHeader(sealed)).toEqual({
+      ceremony: "dkg",
+      phase: 3,
+      from: 2,
+      to: 1,
+      sessionId: sid,
+    });
     const code = (b: Uint8Array) => {
       try {
         readUnverifiedHeader(b);
@@ -262,7 +345,15 @@ describe("rejections", () => {
     expect(code(sealed.subarray(0, HEADER_LEN - 1))).toBe("truncated");
     expect(code(new Uint8Array(MAX_SEALED_LEN + 1))).toBe("too_large");
     expect(code(coreMessage(sid, 3, 2, 1, body()))).toBe("wrong_version");
-    for (const [at, value] of [[1, 9], [2, 0], [2, 5], [3, 0], [3, 17], [4, 2], [4, 17]] as const) {
+    for (const [at, value] of [
+      [1, 9],
+      [2, 0],
+      [2, 5],
+      [3, 0],
+      [3, 17],
+      [4, 2],
+      [4, 17],
+    ] as const) {
       const bad = sealed.slice();
       bad[at] = value;
       expect(code(bad)).toBe("bad_header");
@@ -279,9 +370,17 @@ describe("rejections", () => {
     one.open(bcast);
     expect(failure(() => one.open(bcast))).toBe("replay");
     expect(one.closed).toBe(true);
-    expect(failure(() => one.open(two.seal(coreMessage(sid, 3, 2, 1, body()))))).toBe("session_closed");
+    expect(failure(() => one.open(two.seal(coreMessage(sid, 3, 2, 1, body()))))).toBe(
+      "session_closed",
+    );
     expect(failure(() => session(1, sid).open(p2p))).toBe("accepted"); // a fresh session is a fresh state...
-    expect(failure(() => { const s = session(1, sid); s.open(p2p); s.open(p2p); })).toBe("replay"); // ...with its own memory
+    expect(
+      failure(() => {
+        const s = session(1, sid);
+        s.open(p2p);
+        s.open(p2p);
+      }),
+    ).toBe("replay"); // ...with its own memory
     // The sender will not seal a second message for the same phase and recipient either.
     expect(failure(() => two.seal(coreMessage(sid, 1, 2, 1, body())))).toBe("duplicate_outgoing");
   });
@@ -320,13 +419,30 @@ describe("rejections", () => {
     expect(failure(() => session(3, sid).open(redirected))).toBe("bad_tag");
     expect(failure(() => session(1, sid).open(p2p, 2))).toBe("phase_mismatch");
     // Nor will a party seal a message in another's name.
-    expect(failure(() => session(2, sid).seal(coreMessage(sid, 1, 3, 1, body())))).toBe("wrong_sender");
+    expect(failure(() => session(2, sid).seal(coreMessage(sid, 1, 3, 1, body())))).toBe(
+      "wrong_sender",
+    );
     const without3 = new Map(identities);
     without3.delete(3);
-    expect(failure(() => session(1, sid, without3).open(session(3, sid).seal(coreMessage(sid, 1, 3, 1, body()))))).toBe("unknown_sender");
-    expect(failure(() => session(1, sid, without3).seal(coreMessage(sid, 1, 1, 3, body())))).toBe("unknown_recipient");
+    expect(
+      failure(() =>
+        session(1, sid, without3).open(session(3, sid).seal(coreMessage(sid, 1, 3, 1, body()))),
+      ),
+    ).toBe("unknown_sender");
+    expect(failure(() => session(1, sid, without3).seal(coreMessage(sid, 1, 1, 3, body())))).toBe(
+      "unknown_recipient",
+    );
     // One enclave cannot be seated twice, nor can my own identity be seated as a peer.
-    expect(() => session(1, sid, new Map([[2, identities.get(2)!], [3, identities.get(2)!]]))).toThrow(TypeError);
+    expect(() =>
+      session(
+        1,
+        sid,
+        new Map([
+          [2, identities.get(2)!],
+          [3, identities.get(2)!],
+        ]),
+      ),
+    ).toThrow(TypeError);
     expect(() => session(1, sid, new Map([[2, identities.get(1)!]]))).toThrow(TypeError);
   });
 });

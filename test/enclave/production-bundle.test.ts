@@ -10,12 +10,26 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleEnclaveEntry, DEVELOPMENT_ENTRY, PRODUCTION_ENTRY } from "../../src/harness/enclave-image.ts";
+import {
+  bundleEnclaveEntry,
+  DEVELOPMENT_ENTRY,
+  PRODUCTION_ENTRY,
+} from "../../src/harness/enclave-image.ts";
 
 /** Identifiers and strings found only in src/dev (simulated-nsm.ts, dev-pki.ts, enclave-main.ts). */
 const DEVELOPMENT_MARKERS: Record<string, string[]> = {
-  "simulated NSM": ["class SimulatedNsm", "SimulatedNsm needs PCR0", "development kernel", "SIMULATED NSM"],
-  "development PKI": ["restoreDevelopmentPki", "renewLeaf", "development.nitro-enclaves", "tss-dev-nitro-pki/1"],
+  "simulated NSM": [
+    "class SimulatedNsm",
+    "SimulatedNsm needs PCR0",
+    "development kernel",
+    "SIMULATED NSM",
+  ],
+  "development PKI": [
+    "restoreDevelopmentPki",
+    "renewLeaf",
+    "development.nitro-enclaves",
+    "tss-dev-nitro-pki/1",
+  ],
   "PKI on stdin": ["Bun.stdin", "development PKI on stdin"],
   "Unix-socket listener": ["listenUnix"],
   "development peer policy": ["allowDevelopment: true"],
@@ -27,8 +41,14 @@ let development: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "enclave-bundles-"));
-  production = readFileSync((await bundleEnclaveEntry(PRODUCTION_ENTRY, join(dir, "production"))).entry, "utf8");
-  development = readFileSync((await bundleEnclaveEntry(DEVELOPMENT_ENTRY, join(dir, "development"))).entry, "utf8");
+  production = readFileSync(
+    (await bundleEnclaveEntry(PRODUCTION_ENTRY, join(dir, "production"))).entry,
+    "utf8",
+  );
+  development = readFileSync(
+    (await bundleEnclaveEntry(DEVELOPMENT_ENTRY, join(dir, "development"))).entry,
+    "utf8",
+  );
 }, 60_000);
 
 afterAll(() => {
@@ -38,16 +58,21 @@ afterAll(() => {
 describe("production enclave bundle", () => {
   for (const [what, markers] of Object.entries(DEVELOPMENT_MARKERS)) {
     it(`contains no ${what} code`, () => {
-      for (const m of markers) expect(production.includes(m), `production bundle contains ${JSON.stringify(m)}`).toBe(false);
+      for (const m of markers)
+        expect(production.includes(m), `production bundle contains ${JSON.stringify(m)}`).toBe(
+          false,
+        );
     });
 
     it(`the development bundle does contain the ${what} markers`, () => {
-      for (const m of markers) expect(development.includes(m), `development bundle lacks ${JSON.stringify(m)}`).toBe(true);
+      for (const m of markers)
+        expect(development.includes(m), `development bundle lacks ${JSON.stringify(m)}`).toBe(true);
     });
   }
 
   it("carries the real NSM path, the pinned AWS root and the VSOCK listener", () => {
-    for (const m of ["/dev/nsm", "aws-nitro-root.pem", "listenVsock"]) expect(production.includes(m), m).toBe(true);
+    for (const m of ["/dev/nsm", "aws-nitro-root.pem", "listenVsock"])
+      expect(production.includes(m), m).toBe(true);
     // The development entry never opens /dev/nsm.
     expect(development.includes("/dev/nsm")).toBe(false);
   });

@@ -8,8 +8,19 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
 import { aclText, startMosquitto, type Mosquitto } from "../../src/harness/mosquitto.ts";
-import { connectBus, RemoteCallError, type Bus, type BusOptions, type PresenceEvent } from "../../src/host/mqtt/bus.ts";
-import { decodeJson, encodeJson, JsonPayloadError, parseJson } from "../../src/shared/wire/json-payload.ts";
+import {
+  connectBus,
+  RemoteCallError,
+  type Bus,
+  type BusOptions,
+  type PresenceEvent,
+} from "../../src/host/mqtt/bus.ts";
+import {
+  decodeJson,
+  encodeJson,
+  JsonPayloadError,
+  parseJson,
+} from "../../src/shared/wire/json-payload.ts";
 import { CeremonyError, runCeremony, type Member } from "../../src/host/coordinator.ts";
 import { errorResponse } from "../../src/host/mqtt/requests.ts";
 import { RemoteParticipant } from "../../src/host/remote-participant.ts";
@@ -33,13 +44,30 @@ afterAll(async () => {
 });
 
 async function node(nodeId: string, extra: Partial<BusOptions> = {}): Promise<Bus> {
-  const b = await connectBus({ url: broker.url, clientId: nodeId, username: NODE.username, password: NODE.password, pcr0: `pcr0-${nodeId}`, version: "test", ...extra });
+  const b = await connectBus({
+    url: broker.url,
+    clientId: nodeId,
+    username: NODE.username,
+    password: NODE.password,
+    pcr0: `pcr0-${nodeId}`,
+    version: "test",
+    ...extra,
+  });
   buses.push(b);
   return b;
 }
 
 async function raw(clientId: string, user = CLIENT): Promise<MqttClient> {
-  const c = await mqtt.connectAsync({ protocol: "mqtt", host: "127.0.0.1", port: broker.port, protocolVersion: 5, clientId, username: user.username, password: user.password, reconnectPeriod: 0 });
+  const c = await mqtt.connectAsync({
+    protocol: "mqtt",
+    host: "127.0.0.1",
+    port: broker.port,
+    protocolVersion: 5,
+    clientId,
+    username: user.username,
+    password: user.password,
+    reconnectPeriod: 0,
+  });
   raws.push(c);
   return c;
 }
@@ -67,11 +95,20 @@ async function sdkClient(clientId: string) {
   return {
     client: c,
     got,
-    async send(op: string, payload: string | Buffer, props: { responseTopic?: string; correlation?: Buffer | null } = {}) {
+    async send(
+      op: string,
+      payload: string | Buffer,
+      props: { responseTopic?: string; correlation?: Buffer | null } = {},
+    ) {
       const correlation = props.correlation === undefined ? randomBytes(16) : props.correlation;
       await c.publishAsync(`tss/v1/requests/${op}`, payload, {
         qos: 1,
-        properties: { ...(props.responseTopic !== "" ? { responseTopic: props.responseTopic ?? responseTopic } : {}), ...(correlation ? { correlationData: correlation } : {}) },
+        properties: {
+          ...(props.responseTopic !== ""
+            ? { responseTopic: props.responseTopic ?? responseTopic }
+            : {}),
+          ...(correlation ? { correlationData: correlation } : {}),
+        },
       });
       return correlation?.toString("hex") ?? "none";
     },
@@ -83,13 +120,21 @@ async function sdkClient(clientId: string) {
 
 describe("deploy files", () => {
   it("deploy/mosquitto/acl.example is the ACL the harness uses", () => {
-    expect(readFileSync(new URL("../../deploy/mosquitto/acl.example", import.meta.url), "utf8")).toBe(aclText());
+    expect(
+      readFileSync(new URL("../../deploy/mosquitto/acl.example", import.meta.url), "utf8"),
+    ).toBe(aclText());
   });
 });
 
 describe("json-bytes", () => {
   it("round-trips Uint8Array fields anywhere as $b64", () => {
-    const v = { a: new Uint8Array([0, 1, 255]), list: [new Uint8Array(0), { deep: Buffer.from("hi") }], n: 1, s: "x", z: null };
+    const v = {
+      a: new Uint8Array([0, 1, 255]),
+      list: [new Uint8Array(0), { deep: Buffer.from("hi") }],
+      n: 1,
+      s: "x",
+      z: null,
+    };
     const wire = JSON.parse(encodeJson(v).toString());
     expect(wire.a).toEqual({ $b64: "AAH/" });
     const back = decodeJson(encodeJson(v)) as typeof v;
@@ -124,8 +169,16 @@ describe("client requests (shared subscription)", () => {
   let nodes: Bus[];
   /** Request ids whose handler fails with this error, as a RequestHandler would. */
   const failures: Record<string, { code: string; message: string; node?: string | null }> = {
-    "fail-blamed": { code: "ceremony_failed", message: "req-2: protocol_abort: bad commitment", node: "req-2" },
-    "fail-raw-code": { code: "unseal_failed", message: "sealed share does not open", node: "req-1" },
+    "fail-blamed": {
+      code: "ceremony_failed",
+      message: "req-2: protocol_abort: bad commitment",
+      node: "req-2",
+    },
+    "fail-raw-code": {
+      code: "unseal_failed",
+      message: "sealed share does not open",
+      node: "req-1",
+    },
     "fail-bad-node": { code: "stale_share", message: "stale", node: "req/1" },
   };
 
@@ -147,16 +200,23 @@ describe("client requests (shared subscription)", () => {
   it("delivers each of 20 requests to exactly one node, answering on the Response Topic with the same Correlation Data", async () => {
     const sdk = await sdkClient("sdk-1");
     const keys: string[] = [];
-    for (let i = 0; i < 20; i++) keys.push(await sdk.send("sign", JSON.stringify({ requestId: `r-${i}` })));
+    for (let i = 0; i < 20; i++)
+      keys.push(await sdk.send("sign", JSON.stringify({ requestId: `r-${i}` })));
     await until(() => keys.every((k) => sdk.final(k)), 10_000, "20 answers");
     await sleep(200); // a duplicate delivery would show up here
 
     for (let i = 0; i < 20; i++) {
       expect(served.get(`r-${i}`)?.length).toBe(1);
       const msgs = sdk.got.get(keys[i]!)!;
-      expect(msgs.map((m) => m.topic)).toEqual(["tss/v1/responses/sdk-1/r", "tss/v1/responses/sdk-1/r"]);
+      expect(msgs.map((m) => m.topic)).toEqual([
+        "tss/v1/responses/sdk-1/r",
+        "tss/v1/responses/sdk-1/r",
+      ]);
       expect(msgs[0]!.body).toEqual({ progress: { stage: "sign", phase: 1, of: 4 } });
-      expect(msgs[1]!.body).toMatchObject({ ok: true, result: { op: "sign", requestId: `r-${i}`, by: served.get(`r-${i}`)![0] } });
+      expect(msgs[1]!.body).toMatchObject({
+        ok: true,
+        result: { op: "sign", requestId: `r-${i}`, by: served.get(`r-${i}`)![0] },
+      });
     }
     const takers = new Set([...served.values()].flat());
     expect(takers.size).toBeGreaterThan(1);
@@ -165,10 +225,17 @@ describe("client requests (shared subscription)", () => {
   it("answers malformed requests with bad_request and drops those it cannot answer", async () => {
     const sdk = await sdkClient("sdk-2");
     const bad = await sdk.send("sign", "{not json");
-    const huge = await sdk.send("sign", JSON.stringify({ requestId: "big", pad: "x".repeat(70_000) }));
+    const huge = await sdk.send(
+      "sign",
+      JSON.stringify({ requestId: "big", pad: "x".repeat(70_000) }),
+    );
     const deep = await sdk.send("sign", "[".repeat(100) + "]".repeat(100));
     await until(() => [bad, huge, deep].every((k) => sdk.final(k)), 5_000, "bad_request answers");
-    for (const k of [bad, huge, deep]) expect(sdk.final(k)!.body).toMatchObject({ ok: false, error: { code: "bad_request", node: null } });
+    for (const k of [bad, huge, deep])
+      expect(sdk.final(k)!.body).toMatchObject({
+        ok: false,
+        error: { code: "bad_request", node: null },
+      });
     expect((sdk.final(huge)!.body.error as { message: string }).message).toMatch(/exceeds/);
 
     const dropped = () => nodes.reduce((n, b) => n + b.stats().droppedRequests, 0);
@@ -181,20 +248,54 @@ describe("client requests (shared subscription)", () => {
 
   it("answers a failure as {code, message, node}: the blamed node as a field, only contract codes", async () => {
     const sdk = await sdkClient("sdk-3");
-    const keys = Object.fromEntries(await Promise.all(Object.keys(failures).map(async (id) => [id, await sdk.send("sign", JSON.stringify({ requestId: id }))] as const)));
+    const keys = Object.fromEntries(
+      await Promise.all(
+        Object.keys(failures).map(
+          async (id) => [id, await sdk.send("sign", JSON.stringify({ requestId: id }))] as const,
+        ),
+      ),
+    );
     await until(() => Object.values(keys).every((k) => sdk.final(k)), 5_000, "failure answers");
-    expect(sdk.final(keys["fail-blamed"]!)!.body).toEqual({ ok: false, error: { code: "ceremony_failed", message: "req-2: protocol_abort: bad commitment", node: "req-2" } });
+    expect(sdk.final(keys["fail-blamed"]!)!.body).toEqual({
+      ok: false,
+      error: {
+        code: "ceremony_failed",
+        message: "req-2: protocol_abort: bad commitment",
+        node: "req-2",
+      },
+    });
     // A code outside the contract is a node bug: answered as internal, the raw code kept in the sentence.
-    expect(sdk.final(keys["fail-raw-code"]!)!.body).toEqual({ ok: false, error: { code: "internal", message: "unseal_failed: sealed share does not open", node: "req-1" } });
-    expect(sdk.final(keys["fail-bad-node"]!)!.body).toEqual({ ok: false, error: { code: "stale_share", message: "stale", node: null } });
+    expect(sdk.final(keys["fail-raw-code"]!)!.body).toEqual({
+      ok: false,
+      error: {
+        code: "internal",
+        message: "unseal_failed: sealed share does not open",
+        node: "req-1",
+      },
+    });
+    expect(sdk.final(keys["fail-bad-node"]!)!.body).toEqual({
+      ok: false,
+      error: { code: "stale_share", message: "stale", node: null },
+    });
   });
 });
 
 describe("error responses", () => {
   it("keep contract codes and well-formed node ids, and replace everything else", () => {
-    for (const code of ERROR_CODES) expect(errorResponse({ code, message: "m", node: "node-1" })).toEqual({ code, message: "m", node: "node-1" });
-    expect(errorResponse({ code: "bad_message", message: "m" })).toEqual({ code: "internal", message: "bad_message: m", node: null });
-    expect(errorResponse({ code: "internal", message: "x".repeat(5_000), node: "#" }).message).toHaveLength(1_000);
+    for (const code of ERROR_CODES)
+      expect(errorResponse({ code, message: "m", node: "node-1" })).toEqual({
+        code,
+        message: "m",
+        node: "node-1",
+      });
+    expect(errorResponse({ code: "bad_message", message: "m" })).toEqual({
+      code: "internal",
+      message: "bad_message: m",
+      node: null,
+    });
+    expect(
+      errorResponse({ code: "internal", message: "x".repeat(5_000), node: "#" }).message,
+    ).toHaveLength(1_000);
     expect(errorResponse({ code: "internal", message: "m", node: "#" }).node).toBeNull();
   });
 });
@@ -213,13 +314,19 @@ describe("node RPC", () => {
         await sleep(700);
         return {};
       }
-      throw Object.assign(new Error(`wallet ${String(args.walletId)} is not held here`), { code: "not_found" });
+      throw Object.assign(new Error(`wallet ${String(args.walletId)} is not held here`), {
+        code: "not_found",
+      });
     });
   });
 
   it("round-trips args and results with bytes", async () => {
     const msgs = [new Uint8Array(randomBytes(300)), new Uint8Array(0)];
-    const r = (await b.callNode("rpc-a", "echo", { sessionId: new Uint8Array(32).fill(1), messages: msgs, phase: 2 })) as {
+    const r = (await b.callNode("rpc-a", "echo", {
+      sessionId: new Uint8Array(32).fill(1),
+      messages: msgs,
+      phase: 2,
+    })) as {
       got: { sessionId: Uint8Array; messages: Uint8Array[]; phase: number };
       sessionId: Uint8Array;
     };
@@ -244,7 +351,9 @@ describe("node RPC", () => {
     expect(Date.now() - t0).toBeLessThan(2_000);
     await until(() => b.stats().lateReplies === 1, 3_000, "the late reply");
 
-    const gone = await b.callNode("nobody-here", "prepare", {}, { timeoutMs: 200 }).catch((x: unknown) => x);
+    const gone = await b
+      .callNode("nobody-here", "prepare", {}, { timeoutMs: 200 })
+      .catch((x: unknown) => x);
     expect(gone).toMatchObject({ code: "deadline_exceeded" });
   });
 
@@ -253,9 +362,18 @@ describe("node RPC", () => {
     const answers: Buffer[] = [];
     c.on("message", (_t: string, p: Buffer) => answers.push(p));
     await c.subscribeAsync("tss/v1/nodes/rpc-raw/replies", { qos: 1 });
-    await c.publishAsync("tss/v1/nodes/rpc-a/inbox", "[1,2", { qos: 1, properties: { responseTopic: "tss/v1/nodes/rpc-raw/replies", correlationData: randomBytes(16) } });
+    await c.publishAsync("tss/v1/nodes/rpc-a/inbox", "[1,2", {
+      qos: 1,
+      properties: {
+        responseTopic: "tss/v1/nodes/rpc-raw/replies",
+        correlationData: randomBytes(16),
+      },
+    });
     await until(() => answers.length === 1, 3_000, "bad_request reply");
-    expect(JSON.parse(answers[0]!.toString())).toMatchObject({ ok: false, error: { code: "bad_request" } });
+    expect(JSON.parse(answers[0]!.toString())).toMatchObject({
+      ok: false,
+      error: { code: "bad_request" },
+    });
   });
 });
 
@@ -273,7 +391,11 @@ describe("blame end to end", () => {
       await p.serveNodeCalls(async (op) => {
         if (op === "attestation") return { document: new Uint8Array([1]) };
         if (op === "abort") return {};
-        if (op === "start" && p.nodeId === "bl-1") throw Object.assign(new Error(`${code}: commitment of [party ${sentenceParty}] does not open`), { code, blame: { party: blamedParty } });
+        if (op === "start" && p.nodeId === "bl-1")
+          throw Object.assign(
+            new Error(`${code}: commitment of [party ${sentenceParty}] does not open`),
+            { code, blame: { party: blamedParty } },
+          );
         if (op === "start") return { messages: [] };
         throw new Error(`unexpected ${op}`);
       });
@@ -283,7 +405,11 @@ describe("blame end to end", () => {
       { participant: new RemoteParticipant("bl-2", coord!, 5_000), partyIndex: 3 },
     ];
     const sessionId = new Uint8Array(32).fill(7);
-    const e = await runCeremony("sign", members, sessionId, () => ({ kind: "sign", sessionId, walletId: "w-bl" })).catch((x: unknown) => x);
+    const e = await runCeremony("sign", members, sessionId, () => ({
+      kind: "sign",
+      sessionId,
+      walletId: "w-bl",
+    })).catch((x: unknown) => x);
     // The next run reuses these client ids.
     await Promise.all([coord, ...peers].map((b) => b!.close()));
     expect(e).toBeInstanceOf(CeremonyError);
@@ -325,7 +451,11 @@ describe("presence", () => {
     await until(() => seen.at(-1)?.status === "offline", 3_000, "p-1 offline via Last Will");
     expect(watcher.liveNodes().some((n) => n.nodeId === "p-1")).toBe(false);
 
-    await until(() => seen.at(-1)?.status === "online", 5_000, "p-1 back online after reconnecting");
+    await until(
+      () => seen.at(-1)?.status === "online",
+      5_000,
+      "p-1 back online after reconnecting",
+    );
     // Its subscriptions came back with the connection.
     expect(await watcher.callNode("p-1", "ping", {}, { timeoutMs: 3_000 })).toEqual({ op: "ping" });
 
@@ -345,7 +475,11 @@ describe("presence", () => {
   it("ignores a presence record that speaks for another node", async () => {
     const watcher = await node("watcher-2");
     const c = await raw("spoofer", NODE);
-    await c.publishAsync("tss/v1/nodes/victim/presence", JSON.stringify({ nodeId: "someone-else", status: "online", since: 1 }), { qos: 1 });
+    await c.publishAsync(
+      "tss/v1/nodes/victim/presence",
+      JSON.stringify({ nodeId: "someone-else", status: "online", since: 1 }),
+      { qos: 1 },
+    );
     await c.publishAsync("tss/v1/nodes/victim-2/presence", "not json", { qos: 1 });
     await until(() => watcher.stats().ignoredPresence >= 2, 3_000, "both records ignored");
     expect(watcher.liveNodes().map((n) => n.nodeId)).not.toContain("victim");
@@ -363,10 +497,22 @@ describe("access control", () => {
     });
     const c = await raw("acl-client");
     const e = await c
-      .publishAsync("tss/v1/nodes/acl-x/inbox", JSON.stringify({ op: "abort", args: {} }), { qos: 1, properties: { responseTopic: "tss/v1/responses/acl-client/r", correlationData: randomBytes(16) } })
+      .publishAsync("tss/v1/nodes/acl-x/inbox", JSON.stringify({ op: "abort", args: {} }), {
+        qos: 1,
+        properties: {
+          responseTopic: "tss/v1/responses/acl-client/r",
+          correlationData: randomBytes(16),
+        },
+      })
       .catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 135 }); // Not authorized
-    await c.publishAsync("tss/v1/requests/nodes", JSON.stringify({ requestId: "acl-ok" }), { qos: 1, properties: { responseTopic: "tss/v1/responses/acl-client/r", correlationData: randomBytes(16) } });
+    await c.publishAsync("tss/v1/requests/nodes", JSON.stringify({ requestId: "acl-ok" }), {
+      qos: 1,
+      properties: {
+        responseTopic: "tss/v1/responses/acl-client/r",
+        correlationData: randomBytes(16),
+      },
+    });
     await sleep(200);
     expect(calls).toBe(0);
   });
@@ -375,24 +521,69 @@ describe("access control", () => {
     const spy = await raw("acl-spy");
     const got: string[] = [];
     spy.on("message", (t: string) => got.push(t));
-    await spy.subscribeAsync(["tss/v1/responses/acl-victim/#", "tss/v1/nodes/#", "tss/v1/requests/#"], { qos: 1 });
+    await spy.subscribeAsync(
+      ["tss/v1/responses/acl-victim/#", "tss/v1/nodes/#", "tss/v1/requests/#"],
+      { qos: 1 },
+    );
     const victim = await raw("acl-victim");
     const victimGot: string[] = [];
     victim.on("message", (t: string) => victimGot.push(t));
     await victim.subscribeAsync("tss/v1/responses/acl-victim/#", { qos: 1 });
 
     const n = await raw("acl-node", NODE);
-    await n.publishAsync("tss/v1/responses/acl-victim/r", JSON.stringify({ ok: true, result: {} }), { qos: 1, properties: { correlationData: randomBytes(16) } });
-    await n.publishAsync("tss/v1/nodes/acl-node/presence", JSON.stringify({ nodeId: "acl-node", status: "offline" }), { qos: 1 });
-    await victim.publishAsync("tss/v1/requests/nodes", JSON.stringify({ requestId: "spy-test" }), { qos: 1, properties: { responseTopic: "tss/v1/responses/acl-victim/r", correlationData: randomBytes(16) } });
+    await n.publishAsync(
+      "tss/v1/responses/acl-victim/r",
+      JSON.stringify({ ok: true, result: {} }),
+      { qos: 1, properties: { correlationData: randomBytes(16) } },
+    );
+    await n.publishAsync(
+      "tss/v1/nodes/acl-node/presence",
+      JSON.stringify({ nodeId: "acl-node", status: "offline" }),
+      { qos: 1 },
+    );
+    await victim.publishAsync("tss/v1/requests/nodes", JSON.stringify({ requestId: "spy-test" }), {
+      qos: 1,
+      properties: {
+        responseTopic: "tss/v1/responses/acl-victim/r",
+        correlationData: randomBytes(16),
+      },
+    });
     await until(() => victimGot.length >= 1, 3_000, "the victim's own response");
     await sleep(200);
     expect(got).toEqual([]);
   });
 
   it("refuses a wrong password", async () => {
-    await expect(connectBus({ url: broker.url, clientId: "bad-pw", username: NODE.username, password: "wrong", connectTimeoutMs: 3_000 })).rejects.toThrow(/refused bad-pw: .*(Not authorized|Bad User Name or Password)/);
-    await expect(mqtt.connectAsync({ protocol: "mqtt", host: "127.0.0.1", port: broker.port, protocolVersion: 5, clientId: "bad-pw-2", username: CLIENT.username, password: "wrong", reconnectPeriod: 0 })).rejects.toThrow();
-    await expect(mqtt.connectAsync({ protocol: "mqtt", host: "127.0.0.1", port: broker.port, protocolVersion: 5, clientId: "anon", reconnectPeriod: 0 })).rejects.toThrow();
+    await expect(
+      connectBus({
+        url: broker.url,
+        clientId: "bad-pw",
+        username: NODE.username,
+        password: "wrong",
+        connectTimeoutMs: 3_000,
+      }),
+    ).rejects.toThrow(/refused bad-pw: .*(Not authorized|Bad User Name or Password)/);
+    await expect(
+      mqtt.connectAsync({
+        protocol: "mqtt",
+        host: "127.0.0.1",
+        port: broker.port,
+        protocolVersion: 5,
+        clientId: "bad-pw-2",
+        username: CLIENT.username,
+        password: "wrong",
+        reconnectPeriod: 0,
+      }),
+    ).rejects.toThrow();
+    await expect(
+      mqtt.connectAsync({
+        protocol: "mqtt",
+        host: "127.0.0.1",
+        port: broker.port,
+        protocolVersion: 5,
+        clientId: "anon",
+        reconnectPeriod: 0,
+      }),
+    ).rejects.toThrow();
   });
 });

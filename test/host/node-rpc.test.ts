@@ -17,17 +17,38 @@ import {
 } from "../../src/shared/wire/node-rpc.ts";
 import { CodedError } from "../../src/shared/wire/errors.ts";
 import type { CeremonyReply, CeremonyStartRequest } from "../../src/shared/wire/enclave-ops.ts";
-import { RemoteParticipant, serveNodeOps, type LocalNode } from "../../src/host/remote-participant.ts";
+import {
+  RemoteParticipant,
+  serveNodeOps,
+  type LocalNode,
+} from "../../src/host/remote-participant.ts";
 import { BusPeerDirectory } from "../../src/host/peer-directory.ts";
 import type { NodeHost } from "../../src/host/node-host.ts";
 
 const SESSION = new Uint8Array(32).fill(3);
 const PK = Uint8Array.of(2, ...new Uint8Array(32).fill(1));
 const CHAIN = new Uint8Array(32).fill(4);
-const WALLET = { walletId: "w-1", threshold: 2, parties: 3, publicKey: PK, publicPackage: Uint8Array.of(9, 9), chainCode: CHAIN };
+const WALLET = {
+  walletId: "w-1",
+  threshold: 2,
+  parties: 3,
+  publicKey: PK,
+  publicPackage: Uint8Array.of(9, 9),
+  chainCode: CHAIN,
+};
 const HELD: HeldWallet = { ...WALLET, nodeId: "node-1", generation: 0, partyIndex: 1 };
 const REPLY: CeremonyReply = { messages: [Uint8Array.of(1, 2, 3)], generation: 0 };
-const START: CeremonyStartRequest = { kind: "sign", sessionId: SESSION, walletId: "w-1", signers: [1, 2], digest: new Uint8Array(32), path: "m/0/7", expectedGeneration: 0, peerDocuments: [Uint8Array.of(5)], peerParties: [2] };
+const START: CeremonyStartRequest = {
+  kind: "sign",
+  sessionId: SESSION,
+  walletId: "w-1",
+  signers: [1, 2],
+  digest: new Uint8Array(32),
+  path: "m/0/7",
+  expectedGeneration: 0,
+  peerDocuments: [Uint8Array.of(5)],
+  peerParties: [2],
+};
 
 /** A local host that records what reached it. */
 function fakeHost(nodeId = "node-1") {
@@ -48,23 +69,33 @@ function fakeHost(nodeId = "node-1") {
     persist: rec("persist", undefined),
     commit: rec("commit", undefined),
     rollback: rec("rollback", undefined),
-    walletInfo: (walletId: string) => (calls.push(["walletInfo", [walletId]]), walletId === "w-1" ? HELD : null),
+    walletInfo: (walletId: string) => (
+      calls.push(["walletInfo", [walletId]]), walletId === "w-1" ? HELD : null
+    ),
     listWallets: () => [HELD],
-    requestContext: (...a: unknown[]) => (calls.push(["requestContext", a]), { request: null, wallet: HELD }),
+    requestContext: (...a: unknown[]) => (
+      calls.push(["requestContext", a]), { request: null, wallet: HELD }
+    ),
   } satisfies LocalNode;
   return { host, calls };
 }
 
 /** The wire both ways: what a remote node would see and answer. */
-function loopback(serve: (op: string, args: unknown) => Promise<unknown>): NodeCaller & { sent: string[] } {
+function loopback(
+  serve: (op: string, args: unknown) => Promise<unknown>,
+): NodeCaller & { sent: string[] } {
   const sent: string[] = [];
   return {
     sent,
     async callNode(_node, op, args) {
       sent.push(op);
-      const call = decodeJson(encodeJson({ op, args }, RPC_LIMITS)) as { op: string; args: unknown };
+      const call = decodeJson(encodeJson({ op, args }, RPC_LIMITS)) as {
+        op: string;
+        args: unknown;
+      };
       const result = await serve(call.op, call.args);
-      return (decodeJson(encodeJson({ ok: true, result: result ?? null })) as { result: unknown }).result;
+      return (decodeJson(encodeJson({ ok: true, result: result ?? null })) as { result: unknown })
+        .result;
     },
   };
 }
@@ -81,7 +112,19 @@ async function refusal(p: Promise<unknown>): Promise<CodedError> {
 
 describe("node RPC operation table", () => {
   it("has a checker for every op the participants and coordinators use", () => {
-    expect([...NODE_OP_NAMES].sort()).toEqual(["abort", "attestation", "commit", "listWallets", "persist", "prepare", "requestContext", "rollback", "start", "step", "walletInfo"]);
+    expect([...NODE_OP_NAMES].sort()).toEqual([
+      "abort",
+      "attestation",
+      "commit",
+      "listWallets",
+      "persist",
+      "prepare",
+      "requestContext",
+      "rollback",
+      "start",
+      "step",
+      "walletInfo",
+    ]);
   });
 
   it("refuses an unknown op with bad_request", async () => {
@@ -99,7 +142,9 @@ describe("node RPC operation table", () => {
     expect(calls[0]![0]).toBe("start");
     expect(calls[0]![1][0]).toEqual(START);
     expect(await serve("walletInfo", { walletId: "w-1" })).toEqual(HELD);
-    expect(await serve("requestContext", { kind: "sign", requestId: "r-1", walletId: "w-1" })).toEqual({ request: null, wallet: HELD });
+    expect(
+      await serve("requestContext", { kind: "sign", requestId: "r-1", walletId: "w-1" }),
+    ).toEqual({ request: null, wallet: HELD });
     expect(calls.at(-1)).toEqual(["requestContext", ["sign", "r-1", "w-1"]]);
     await serve("requestContext", { kind: "dkg", requestId: "r-2" });
     expect(calls.at(-1)).toEqual(["requestContext", ["dkg", "r-2", undefined]]);
@@ -115,23 +160,86 @@ describe("node RPC operation table", () => {
       ["prepare", {}, /prepare\.walletId must be 1-128/],
       ["prepare", { walletId: "bad id/with slash" }, /walletId/],
       ["abort", { sessionId: big(31) }, /abort\.sessionId must be 32 bytes/],
-      ["step", { sessionId: SESSION, phase: 5, messages: [] }, /step\.phase must be an integer in 2\.\.4/],
-      ["step", { sessionId: SESSION, phase: 2, messages: Array.from({ length: MAX_RELAYED_MESSAGES + 1 }, () => Uint8Array.of(1)) }, /step\.messages must be a list of at most 64/],
-      ["step", { sessionId: SESSION, phase: 2, messages: [big(MAX_RELAYED_MESSAGE_BYTES + 1)] }, /step\.messages\[0\] must be 1\.\./],
+      [
+        "step",
+        { sessionId: SESSION, phase: 5, messages: [] },
+        /step\.phase must be an integer in 2\.\.4/,
+      ],
+      [
+        "step",
+        {
+          sessionId: SESSION,
+          phase: 2,
+          messages: Array.from({ length: MAX_RELAYED_MESSAGES + 1 }, () => Uint8Array.of(1)),
+        },
+        /step\.messages must be a list of at most 64/,
+      ],
+      [
+        "step",
+        { sessionId: SESSION, phase: 2, messages: [big(MAX_RELAYED_MESSAGE_BYTES + 1)] },
+        /step\.messages\[0\] must be 1\.\./,
+      ],
       ["step", { sessionId: SESSION, phase: 2, messages: ["not bytes"] }, /step\.messages\[0\]/],
       ["start", { ...START, kind: "steal" }, /start\.kind must be one of dkg, sign, refresh/],
       ["start", { ...START, path: "m/0'" }, /start\.path must be a non-hardened path/],
       ["start", { ...START, path: "m/2147483648" }, /start\.path/],
       ["start", { ...START, digest: big(31) }, /start\.digest must be 32 bytes/],
-      ["start", { ...START, signers: [1, 17] }, /start\.signers\[1\] must be an integer in 1\.\.16/],
-      ["start", { ...START, peerDocuments: [big(MAX_ATTESTATION_DOCUMENT_BYTES + 1)] }, /start\.peerDocuments\[0\]/],
-      ["start", { ...START, peerDocuments: Array.from({ length: 16 }, () => Uint8Array.of(1)) }, /start\.peerDocuments must be a list of at most 15/],
+      [
+        "start",
+        { ...START, signers: [1, 17] },
+        /start\.signers\[1\] must be an integer in 1\.\.16/,
+      ],
+      [
+        "start",
+        { ...START, peerDocuments: [big(MAX_ATTESTATION_DOCUMENT_BYTES + 1)] },
+        /start\.peerDocuments\[0\]/,
+      ],
+      [
+        "start",
+        { ...START, peerDocuments: Array.from({ length: 16 }, () => Uint8Array.of(1)) },
+        /start\.peerDocuments must be a list of at most 15/,
+      ],
       ["start", { ...START, expectedGeneration: -1 }, /start\.expectedGeneration/],
-      ["persist", { kind: "sign", sessionId: SESSION, wallet: WALLET, final: REPLY }, /persist\.kind must be one of dkg, refresh/],
-      ["persist", { kind: "dkg", sessionId: SESSION, wallet: { ...WALLET, chainCode: big(31) }, final: REPLY }, /persist\.wallet\.chainCode must be 32 bytes/],
-      ["persist", { kind: "dkg", sessionId: SESSION, wallet: { ...WALLET, publicKey: big(65) }, final: REPLY }, /persist\.wallet\.publicKey must be 33 bytes/],
-      ["persist", { kind: "dkg", sessionId: SESSION, wallet: WALLET, final: { ...REPLY, generation: 2 ** 32 } }, /persist\.final\.generation/],
-      ["commit", { kind: "refresh", sessionId: SESSION, walletId: "w-1", generation: 1.5 }, /commit\.generation/],
+      [
+        "persist",
+        { kind: "sign", sessionId: SESSION, wallet: WALLET, final: REPLY },
+        /persist\.kind must be one of dkg, refresh/,
+      ],
+      [
+        "persist",
+        {
+          kind: "dkg",
+          sessionId: SESSION,
+          wallet: { ...WALLET, chainCode: big(31) },
+          final: REPLY,
+        },
+        /persist\.wallet\.chainCode must be 32 bytes/,
+      ],
+      [
+        "persist",
+        {
+          kind: "dkg",
+          sessionId: SESSION,
+          wallet: { ...WALLET, publicKey: big(65) },
+          final: REPLY,
+        },
+        /persist\.wallet\.publicKey must be 33 bytes/,
+      ],
+      [
+        "persist",
+        {
+          kind: "dkg",
+          sessionId: SESSION,
+          wallet: WALLET,
+          final: { ...REPLY, generation: 2 ** 32 },
+        },
+        /persist\.final\.generation/,
+      ],
+      [
+        "commit",
+        { kind: "refresh", sessionId: SESSION, walletId: "w-1", generation: 1.5 },
+        /commit\.generation/,
+      ],
       ["requestContext", { kind: "wallet", requestId: "r-1" }, /requestContext\.kind/],
       ["requestContext", { kind: "sign", requestId: "" }, /requestContext\.requestId/],
     ];
@@ -151,7 +259,13 @@ describe("RemoteParticipant and the peer directory speak the same table", () => 
     expect(await p.prepare("w-1")).toEqual({ walletId: "w-1", generation: 0, partyIndex: 1 });
     expect(await p.attestation()).toEqual(Uint8Array.of(7, 7));
     expect(await p.start(START)).toEqual(REPLY);
-    await p.persist("dkg", SESSION, WALLET, { ...REPLY, publicKey: PK, publicPackage: WALLET.publicPackage, chainCode: CHAIN, partyIndex: 1 });
+    await p.persist("dkg", SESSION, WALLET, {
+      ...REPLY,
+      publicKey: PK,
+      publicPackage: WALLET.publicPackage,
+      chainCode: CHAIN,
+      partyIndex: 1,
+    });
     await p.commit("dkg", SESSION, "w-1", 0);
     await p.rollback("refresh", SESSION, "w-1");
     expect(wire.sent).toEqual(["prepare", "attestation", "start", "persist", "commit", "rollback"]);
@@ -168,10 +282,18 @@ describe("RemoteParticipant and the peer directory speak the same table", () => 
     const logged: string[] = [];
     const wire = loopback(serveNodeOps(other.host));
     const bus = {
-      liveNodes: () => [{ nodeId: "node-1", since: 1 }, { nodeId: "node-2", since: 2 }, { nodeId: "node-3", since: 3 }],
-      callNode: (node: string, op: string, args: unknown) => (node === "node-3" ? Promise.reject(new Error("no answer")) : wire.callNode(node, op, args)),
+      liveNodes: () => [
+        { nodeId: "node-1", since: 1 },
+        { nodeId: "node-2", since: 2 },
+        { nodeId: "node-3", since: 3 },
+      ],
+      callNode: (node: string, op: string, args: unknown) =>
+        node === "node-3" ? Promise.reject(new Error("no answer")) : wire.callNode(node, op, args),
     };
-    const peers = new BusPeerDirectory(self.host as unknown as NodeHost, bus, { phaseTimeoutMs: 1_000, log: (e) => logged.push(e) });
+    const peers = new BusPeerDirectory(self.host as unknown as NodeHost, bus, {
+      phaseTimeoutMs: 1_000,
+      log: (e) => logged.push(e),
+    });
     expect(peers.participant("node-1")).toBe(self.host);
     expect(peers.participant("node-2")).toBeInstanceOf(RemoteParticipant);
     expect(peers.participant("node-2")).toBe(peers.participant("node-2"));

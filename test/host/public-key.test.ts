@@ -6,10 +6,25 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { dkgInProcess } from "../../src/dev/in-process.ts";
-import { derivePublicKey, ethAddress as coreEthAddress, packageInfo, type KeyShare } from "../../src/enclave/dkls23/binding.ts";
+import {
+  derivePublicKey,
+  ethAddress as coreEthAddress,
+  packageInfo,
+  type KeyShare,
+} from "../../src/enclave/dkls23/binding.ts";
 import { DerivationError, deriveChildPublicKey, ethAddress } from "../../src/shared/public-key.ts";
 import { toHex } from "../../src/shared/hex.ts";
-import { getWallet, insertWallet, listWalletIds, MIGRATIONS, migrate, openDatabase, schemaVersion, StoreError, type Db } from "../../src/host/store/index.ts";
+import {
+  getWallet,
+  insertWallet,
+  listWalletIds,
+  MIGRATIONS,
+  migrate,
+  openDatabase,
+  schemaVersion,
+  StoreError,
+  type Db,
+} from "../../src/host/store/index.ts";
 
 let pkg: Uint8Array;
 let root: { publicKey: Uint8Array; chainCode: Uint8Array };
@@ -23,7 +38,15 @@ beforeAll(() => {
 
 describe("deriveChildPublicKey", () => {
   it("equals the core's derivePublicKey along several non-hardened paths", () => {
-    for (const path of ["m", "m/0", "m/1/2", "m/0/7", "m/44/60/0/0/3", "m/2147483647", `m${"/5".repeat(32)}`]) {
+    for (const path of [
+      "m",
+      "m/0",
+      "m/1/2",
+      "m/0/7",
+      "m/44/60/0/0/3",
+      "m/2147483647",
+      `m${"/5".repeat(32)}`,
+    ]) {
       const core = derivePublicKey(pkg, path);
       const mine = deriveChildPublicKey(root.publicKey, root.chainCode, path);
       expect(toHex(mine.publicKey), path).toBe(toHex(core.publicKey));
@@ -43,10 +66,16 @@ describe("deriveChildPublicKey", () => {
   it("refuses hardened and malformed paths, as the core does, and bad keys or chain codes", () => {
     for (const p of ["m/0'", "m/2147483648", "0/1", "m/x", "m//1", "m/" + "1/".repeat(200) + "1"]) {
       expect(() => derivePublicKey(pkg, p)).toThrow();
-      expect(() => deriveChildPublicKey(root.publicKey, root.chainCode, p)).toThrow(DerivationError);
+      expect(() => deriveChildPublicKey(root.publicKey, root.chainCode, p)).toThrow(
+        DerivationError,
+      );
     }
-    expect(() => deriveChildPublicKey(root.publicKey.slice(1), root.chainCode, "m/0")).toThrow(/33 bytes/);
-    expect(() => deriveChildPublicKey(root.publicKey, root.chainCode.slice(1), "m/0")).toThrow(/chain code/);
+    expect(() => deriveChildPublicKey(root.publicKey.slice(1), root.chainCode, "m/0")).toThrow(
+      /33 bytes/,
+    );
+    expect(() => deriveChildPublicKey(root.publicKey, root.chainCode.slice(1), "m/0")).toThrow(
+      /chain code/,
+    );
     const offCurve = new Uint8Array(33).fill(0xff);
     offCurve[0] = 0x02;
     expect(() => deriveChildPublicKey(offCurve, root.chainCode, "m/0")).toThrow(DerivationError);
@@ -82,7 +111,9 @@ describe("stored chain code", () => {
       expect(schemaVersion(db)).toBe(2);
       const w = getWallet(db, "w-old")!;
       expect(toHex(w.chainCode)).toBe(toHex(root.chainCode));
-      expect(toHex(deriveChildPublicKey(w.publicKey, w.chainCode, "m/0/7").publicKey)).toBe(toHex(derivePublicKey(pkg, "m/0/7").publicKey));
+      expect(toHex(deriveChildPublicKey(w.publicKey, w.chainCode, "m/0/7").publicKey)).toBe(
+        toHex(derivePublicKey(pkg, "m/0/7").publicKey),
+      );
     } finally {
       db.close();
     }
@@ -92,7 +123,9 @@ describe("stored chain code", () => {
     const db = version1([{ walletId: "w-odd", publicPackage: Uint8Array.of(1, 2, 3) }]);
     try {
       migrate(db);
-      expect(db.get("SELECT chain_code FROM wallets WHERE wallet_id = 'w-odd'")?.chain_code).toBeNull();
+      expect(
+        db.get("SELECT chain_code FROM wallets WHERE wallet_id = 'w-odd'")?.chain_code,
+      ).toBeNull();
       const e = (() => {
         try {
           getWallet(db, "w-odd");
@@ -112,7 +145,9 @@ describe("stored chain code", () => {
     try {
       migrate(db);
       const base = { threshold: 2, parties: 2, publicKey: root.publicKey, publicPackage: pkg };
-      expect(() => insertWallet(db, { ...base, walletId: "w-short", chainCode: new Uint8Array(31) })).toThrow(/chain code must be 32..32 bytes/);
+      expect(() =>
+        insertWallet(db, { ...base, walletId: "w-short", chainCode: new Uint8Array(31) }),
+      ).toThrow(/chain code must be 32..32 bytes/);
       insertWallet(db, { ...base, walletId: "w-b", chainCode: root.chainCode }, 2000);
       insertWallet(db, { ...base, walletId: "w-a", chainCode: root.chainCode }, 1000);
       expect(toHex(getWallet(db, "w-b")!.chainCode)).toBe(toHex(root.chainCode));

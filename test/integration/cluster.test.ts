@@ -25,7 +25,11 @@ const recorded: { topic: string; payload: Buffer; props: mqtt.IPublishPacket["pr
 let recorder: mqtt.MqttClient;
 
 function verified(r: SignResult, digest: Uint8Array): boolean {
-  return verifySignature(fromHex(r.publicKey), digest, { r: fromHex(r.signature.r), s: fromHex(r.signature.s), recoveryId: r.signature.recoveryId });
+  return verifySignature(fromHex(r.publicKey), digest, {
+    r: fromHex(r.signature.r),
+    s: fromHex(r.signature.s),
+    recoveryId: r.signature.recoveryId,
+  });
 }
 
 /** Every base64 byte field inside a node RPC payload. */
@@ -44,8 +48,13 @@ function protocolMessages(): Buffer[] {
   const out: Buffer[] = [];
   for (const r of recorded) {
     if (!r.topic.startsWith("tss/v1/nodes/") || r.topic.endsWith("/presence")) continue;
-    const j = JSON.parse(r.payload.toString()) as { op?: string; args?: { messages?: unknown }; result?: { messages?: unknown } };
-    for (const m of [j.args?.messages, j.result?.messages]) if (Array.isArray(m)) out.push(...byteFields(m));
+    const j = JSON.parse(r.payload.toString()) as {
+      op?: string;
+      args?: { messages?: unknown };
+      result?: { messages?: unknown };
+    };
+    for (const m of [j.args?.messages, j.result?.messages])
+      if (Array.isArray(m)) out.push(...byteFields(m));
   }
   return out;
 }
@@ -53,10 +62,23 @@ function protocolMessages(): Buffer[] {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tss-cluster-"));
   cluster = await startCluster({ nodes: 5, dataDir: dir, phaseTimeoutMs: 60_000 });
-  recorder = await mqtt.connectAsync(cluster.client.url, { protocolVersion: 5, clientId: "recorder", username: cluster.nodeCredentials.username, password: cluster.nodeCredentials.password });
-  recorder.on("message", (topic, payload, packet) => recorded.push({ topic, payload, props: packet.properties }));
+  recorder = await mqtt.connectAsync(cluster.client.url, {
+    protocolVersion: 5,
+    clientId: "recorder",
+    username: cluster.nodeCredentials.username,
+    password: cluster.nodeCredentials.password,
+  });
+  recorder.on("message", (topic, payload, packet) =>
+    recorded.push({ topic, payload, props: packet.properties }),
+  );
   await recorder.subscribeAsync("#", { qos: 1 });
-  client = await TssClient.connect({ url: cluster.client.url, username: cluster.client.username, password: cluster.client.password, clientId: "test-client", timeoutMs: 120_000 });
+  client = await TssClient.connect({
+    url: cluster.client.url,
+    username: cluster.client.username,
+    password: cluster.client.password,
+    clientId: "test-client",
+    timeoutMs: 120_000,
+  });
   wallet = await client.createWallet({ threshold: 3, parties: 5 });
 });
 
@@ -73,12 +95,23 @@ describe("cluster over MQTT", () => {
     expect(new Set(wallet.nodes).size).toBe(5);
     const shown = await client.wallet(wallet.walletId);
     expect(shown.publicKey).toBe(wallet.publicKey);
-    expect((await client.nodes()).nodes.map((n) => n.nodeId).sort()).toEqual(["node-1", "node-2", "node-3", "node-4", "node-5"]);
+    expect((await client.nodes()).nodes.map((n) => n.nodeId).sort()).toEqual([
+      "node-1",
+      "node-2",
+      "node-3",
+      "node-4",
+      "node-5",
+    ]);
   });
 
   it("20 sign requests: each answered exactly once, all verify, several quorums and more than one coordinator", async () => {
     // Raw MQTT so the test sees every response on the wire.
-    const raw = await mqtt.connectAsync(cluster.client.url, { protocolVersion: 5, clientId: "raw-client", username: cluster.client.username, password: cluster.client.password });
+    const raw = await mqtt.connectAsync(cluster.client.url, {
+      protocolVersion: 5,
+      clientId: "raw-client",
+      username: cluster.client.username,
+      password: cluster.client.password,
+    });
     const finals = new Map<string, unknown[]>();
     raw.on("message", (_t, payload, packet) => {
       const j = JSON.parse(payload.toString()) as { ok?: boolean };
@@ -92,10 +125,18 @@ describe("cluster over MQTT", () => {
       const corr = randomBytes(16);
       const digest = randomBytes(32);
       digests.set(corr.toString("hex"), digest);
-      await raw.publishAsync("tss/v1/requests/sign", JSON.stringify({ requestId: `raw-${k}-${randomBytes(4).toString("hex")}`, walletId: wallet.walletId, digest: digest.toString("hex") }), {
-        qos: 1,
-        properties: { responseTopic: `tss/v1/responses/raw-client/${k}`, correlationData: corr },
-      });
+      await raw.publishAsync(
+        "tss/v1/requests/sign",
+        JSON.stringify({
+          requestId: `raw-${k}-${randomBytes(4).toString("hex")}`,
+          walletId: wallet.walletId,
+          digest: digest.toString("hex"),
+        }),
+        {
+          qos: 1,
+          properties: { responseTopic: `tss/v1/responses/raw-client/${k}`, correlationData: corr },
+        },
+      );
     }
     const deadline = Date.now() + 110_000;
     while (finals.size < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
@@ -131,12 +172,27 @@ describe("cluster over MQTT", () => {
     // 0x81 = sealed end to end by the enclaves; the core's plaintext version is 0x01.
     for (const m of msgs) expect(m[0]).toBe(0x81);
     // Replay one recorded `step` call, as recorded, into the node it was for.
-    const step = recorded.find((r) => r.topic.endsWith("/inbox") && (JSON.parse(r.payload.toString()) as { op?: string }).op === "step")!;
+    const step = recorded.find(
+      (r) =>
+        r.topic.endsWith("/inbox") &&
+        (JSON.parse(r.payload.toString()) as { op?: string }).op === "step",
+    )!;
     const replies: unknown[] = [];
-    const me = await mqtt.connectAsync(cluster.client.url, { protocolVersion: 5, clientId: "replayer", username: cluster.nodeCredentials.username, password: cluster.nodeCredentials.password });
+    const me = await mqtt.connectAsync(cluster.client.url, {
+      protocolVersion: 5,
+      clientId: "replayer",
+      username: cluster.nodeCredentials.username,
+      password: cluster.nodeCredentials.password,
+    });
     me.on("message", (_t, p) => replies.push(decodeJson(p)));
     await me.subscribeAsync("tss/v1/nodes/replayer/replies", { qos: 1 });
-    await me.publishAsync(step.topic, step.payload, { qos: 1, properties: { responseTopic: "tss/v1/nodes/replayer/replies", correlationData: randomBytes(8) } });
+    await me.publishAsync(step.topic, step.payload, {
+      qos: 1,
+      properties: {
+        responseTopic: "tss/v1/nodes/replayer/replies",
+        correlationData: randomBytes(8),
+      },
+    });
     const until = Date.now() + 10_000;
     while (replies.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     await me.endAsync();
@@ -146,7 +202,11 @@ describe("cluster over MQTT", () => {
 
   it("a tampered sealed message makes its receiver abort; a message from another session is refused", async () => {
     // Drive a signing directly against three enclaves (as a hostile host could).
-    const enclaves = await Promise.all([1, 2, 3].map((i) => EnclaveClient.connect({ kind: "unix", path: join(dir, `node-${i}.enclave.sock`) })));
+    const enclaves = await Promise.all(
+      [1, 2, 3].map((i) =>
+        EnclaveClient.connect({ kind: "unix", path: join(dir, `node-${i}.enclave.sock`) }),
+      ),
+    );
     try {
       const info = (await client.wallet(wallet.walletId)).nodes;
       const party = (node: string) => info.indexOf(node) + 1;
@@ -172,15 +232,24 @@ describe("cluster over MQTT", () => {
       const a1 = await runPhase1(sidA, randomBytes(32));
       const target = party("node-1");
       const forTarget = a1.flatMap((r) => r.messages).filter((m) => to(m) === target);
-      const tampered = forTarget.map((m, k) => (k === 0 ? Uint8Array.from(m, (b, i) => (i === 60 ? b ^ 1 : b)) : m));
-      await expect(enclaves[0]!.stepCeremony({ sessionId: sidA, phase: 2, messages: tampered })).rejects.toMatchObject({ code: "ceremony_failed" });
+      const tampered = forTarget.map((m, k) =>
+        k === 0 ? Uint8Array.from(m, (b, i) => (i === 60 ? b ^ 1 : b)) : m,
+      );
+      await expect(
+        enclaves[0]!.stepCeremony({ sessionId: sidA, phase: 2, messages: tampered }),
+      ).rejects.toMatchObject({ code: "ceremony_failed" });
       // The session is gone for good: even the genuine messages are refused now.
-      await expect(enclaves[0]!.stepCeremony({ sessionId: sidA, phase: 2, messages: forTarget })).rejects.toMatchObject({ code: "unknown_session" });
+      await expect(
+        enclaves[0]!.stepCeremony({ sessionId: sidA, phase: 2, messages: forTarget }),
+      ).rejects.toMatchObject({ code: "unknown_session" });
       // Session B: delivering session A's (genuine) messages is refused.
       const sidB = randomBytes(32);
       await runPhase1(sidB, randomBytes(32));
-      await expect(enclaves[0]!.stepCeremony({ sessionId: sidB, phase: 2, messages: forTarget })).rejects.toMatchObject({ code: "ceremony_failed" });
-      for (const e of enclaves) for (const s of [sidA, sidB]) await e.abortCeremony({ sessionId: s });
+      await expect(
+        enclaves[0]!.stepCeremony({ sessionId: sidB, phase: 2, messages: forTarget }),
+      ).rejects.toMatchObject({ code: "ceremony_failed" });
+      for (const e of enclaves)
+        for (const s of [sidA, sidB]) await e.abortCeremony({ sessionId: s });
     } finally {
       for (const e of enclaves) e.close();
     }
@@ -197,7 +266,8 @@ describe("cluster over MQTT", () => {
   it("a sixth node joins with only its own configuration, coordinates requests and holds shares of new wallets", async () => {
     await cluster.addNode("node-6");
     const until = Date.now() + 10_000;
-    while ((await client.nodes()).nodes.length < 6 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    while ((await client.nodes()).nodes.length < 6 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 200));
     expect((await client.nodes()).nodes.map((n) => n.nodeId)).toContain("node-6");
     const six = await client.createWallet({ threshold: 3, parties: 6 });
     expect(six.nodes).toContain("node-6");
@@ -220,11 +290,12 @@ describe("cluster over MQTT", () => {
     expect(r.signers).not.toContain("node-4");
     await cluster.nodes.find((n) => n.nodeId === "node-3")!.stop();
     const t = Date.now();
-    const err = await client.sign({ walletId: wallet.walletId, digest: randomBytes(32), timeoutMs: 30_000 }).catch((e) => e);
+    const err = await client
+      .sign({ walletId: wallet.walletId, digest: randomBytes(32), timeoutMs: 30_000 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TssError);
     expect((err as TssError).code).toBe("not_enough_nodes");
     expect((err as TssError).message).toMatch(/needs 3 signers/);
     expect(Date.now() - t).toBeLessThan(30_000);
   });
 });
-

@@ -55,7 +55,13 @@ function pubKey(): Uint8Array {
 
 const PK = pubKey();
 const CHAIN_CODE = new Uint8Array(32).fill(7);
-const BINDING: SealBinding = { walletId: "wallet-1", nodeId: "node-a", partyIndex: 2, generation: 0, publicKey: PK };
+const BINDING: SealBinding = {
+  walletId: "wallet-1",
+  nodeId: "node-a",
+  partyIndex: 2,
+  generation: 0,
+  publicKey: PK,
+};
 
 function sealError(fn: () => unknown): SealError {
   try {
@@ -98,11 +104,19 @@ describe("sealShare / unsealShare", () => {
     const sealed = sealShare({ dataKey, shareBytes: share, binding: BINDING });
     expect(sealed.length).toBe(MAX_SEALED_BYTES);
     expect(unsealShare({ dataKey, sealed, binding: BINDING }).every((x) => x === 7)).toBe(true);
-    expect(sealError(() => sealShare({ dataKey, shareBytes: new Uint8Array(MAX_SHARE_BYTES + 1), binding: BINDING })).code).toBe("malformed");
+    expect(
+      sealError(() =>
+        sealShare({ dataKey, shareBytes: new Uint8Array(MAX_SHARE_BYTES + 1), binding: BINDING }),
+      ).code,
+    ).toBe("malformed");
   });
 
   it("fails authentication for every flipped bit after the version byte; a changed version is malformed", () => {
-    const sealed = sealShare({ dataKey, shareBytes: new Uint8Array(randomBytes(8)), binding: BINDING });
+    const sealed = sealShare({
+      dataKey,
+      shareBytes: new Uint8Array(randomBytes(8)),
+      binding: BINDING,
+    });
     let tried = 0;
     for (let pos = 0; pos < sealed.length; pos++) {
       for (let bit = 0; bit < 8; bit++) {
@@ -118,7 +132,11 @@ describe("sealShare / unsealShare", () => {
   });
 
   it("fails authentication under any other binding or data key", () => {
-    const sealed = sealShare({ dataKey, shareBytes: new Uint8Array(randomBytes(64)), binding: BINDING });
+    const sealed = sealShare({
+      dataKey,
+      shareBytes: new Uint8Array(randomBytes(64)),
+      binding: BINDING,
+    });
     const otherPk = PK.slice();
     otherPk[32]! ^= 1;
     const flippedPrefix = PK.slice();
@@ -132,10 +150,13 @@ describe("sealShare / unsealShare", () => {
       { ...BINDING, publicKey: otherPk },
       { ...BINDING, publicKey: flippedPrefix },
     ];
-    for (const binding of variants) expect(sealError(() => unsealShare({ dataKey, sealed, binding })).code).toBe("auth_failed");
+    for (const binding of variants)
+      expect(sealError(() => unsealShare({ dataKey, sealed, binding })).code).toBe("auth_failed");
     const otherKey = dataKey.slice();
     otherKey[0]! ^= 0x80;
-    expect(sealError(() => unsealShare({ dataKey: otherKey, sealed, binding: BINDING })).code).toBe("auth_failed");
+    expect(sealError(() => unsealShare({ dataKey: otherKey, sealed, binding: BINDING })).code).toBe(
+      "auth_failed",
+    );
   });
 
   it("encodes the binding unambiguously (length prefixes, domain label, version)", () => {
@@ -143,31 +164,55 @@ describe("sealShare / unsealShare", () => {
     const bc = sealAssociatedData({ ...BINDING, walletId: "a", nodeId: "bc" });
     expect(hex(ab)).not.toBe(hex(bc));
     expect(Buffer.from(ab).toString("latin1")).toContain("tss-signing-layer/sealed-key-share");
-    const sealed = sealShare({ dataKey, shareBytes: Uint8Array.of(1, 2, 3), binding: { ...BINDING, walletId: "ab", nodeId: "c" } });
-    expect(sealError(() => unsealShare({ dataKey, sealed, binding: { ...BINDING, walletId: "a", nodeId: "bc" } })).code).toBe("auth_failed");
+    const sealed = sealShare({
+      dataKey,
+      shareBytes: Uint8Array.of(1, 2, 3),
+      binding: { ...BINDING, walletId: "ab", nodeId: "c" },
+    });
+    expect(
+      sealError(() =>
+        unsealShare({ dataKey, sealed, binding: { ...BINDING, walletId: "a", nodeId: "bc" } }),
+      ).code,
+    ).toBe("auth_failed");
   });
 
   it("refuses truncated, oversized and unknown-version blobs as malformed", () => {
     const sealed = sealShare({ dataKey, shareBytes: Uint8Array.of(9), binding: BINDING });
     expect(sealed.length).toBe(SEAL_OVERHEAD + 1);
     for (let len = 0; len < sealed.length; len++) {
-      expect(sealError(() => unsealShare({ dataKey, sealed: sealed.subarray(0, len), binding: BINDING })).code).toBe("malformed");
+      expect(
+        sealError(() => unsealShare({ dataKey, sealed: sealed.subarray(0, len), binding: BINDING }))
+          .code,
+      ).toBe("malformed");
     }
     const huge = new Uint8Array(MAX_SEALED_BYTES + 1);
     huge[0] = 1;
-    expect(sealError(() => unsealShare({ dataKey, sealed: huge, binding: BINDING })).message).toMatch(/limit/);
+    expect(
+      sealError(() => unsealShare({ dataKey, sealed: huge, binding: BINDING })).message,
+    ).toMatch(/limit/);
     const v2 = sealed.slice();
     v2[0] = 2;
-    expect(sealError(() => unsealShare({ dataKey, sealed: v2, binding: BINDING })).message).toMatch(/version 2/);
-    expect(sealError(() => unsealShare({ dataKey, sealed: "x" as unknown as Uint8Array, binding: BINDING })).code).toBe("malformed");
+    expect(sealError(() => unsealShare({ dataKey, sealed: v2, binding: BINDING })).message).toMatch(
+      /version 2/,
+    );
+    expect(
+      sealError(() =>
+        unsealShare({ dataKey, sealed: "x" as unknown as Uint8Array, binding: BINDING }),
+      ).code,
+    ).toBe("malformed");
   });
 
   it("refuses bad data keys, bindings and shares as malformed", () => {
     const sealed = sealShare({ dataKey, shareBytes: Uint8Array.of(1), binding: BINDING });
     for (const len of [0, 16, 31, 33, 64]) {
       const key = new Uint8Array(len);
-      expect(sealError(() => unsealShare({ dataKey: key, sealed, binding: BINDING })).code).toBe("malformed");
-      expect(sealError(() => sealShare({ dataKey: key, shareBytes: Uint8Array.of(1), binding: BINDING })).code).toBe("malformed");
+      expect(sealError(() => unsealShare({ dataKey: key, sealed, binding: BINDING })).code).toBe(
+        "malformed",
+      );
+      expect(
+        sealError(() => sealShare({ dataKey: key, shareBytes: Uint8Array.of(1), binding: BINDING }))
+          .code,
+      ).toBe("malformed");
     }
     const uncompressed = new Uint8Array(33);
     uncompressed[0] = 0x04;
@@ -184,10 +229,18 @@ describe("sealShare / unsealShare", () => {
       { publicKey: uncompressed },
     ];
     for (const b of bad) {
-      expect(sealError(() => sealShare({ dataKey, shareBytes: Uint8Array.of(1), binding: { ...BINDING, ...b } })).code).toBe("malformed");
-      expect(sealError(() => unsealShare({ dataKey, sealed, binding: { ...BINDING, ...b } })).code).toBe("malformed");
+      expect(
+        sealError(() =>
+          sealShare({ dataKey, shareBytes: Uint8Array.of(1), binding: { ...BINDING, ...b } }),
+        ).code,
+      ).toBe("malformed");
+      expect(
+        sealError(() => unsealShare({ dataKey, sealed, binding: { ...BINDING, ...b } })).code,
+      ).toBe("malformed");
     }
-    expect(sealError(() => sealShare({ dataKey, shareBytes: new Uint8Array(0), binding: BINDING })).code).toBe("malformed");
+    expect(
+      sealError(() => sealShare({ dataKey, shareBytes: new Uint8Array(0), binding: BINDING })).code,
+    ).toBe("malformed");
   });
 });
 
@@ -209,7 +262,18 @@ describe("libSQL store", () => {
 
   const WALLET = "wallet-1";
   function wallet(walletId = WALLET) {
-    return insertWallet(db, { walletId, threshold: 2, parties: 3, publicKey: PK, chainCode: CHAIN_CODE, publicPackage: new Uint8Array(randomBytes(200)) }, 1000);
+    return insertWallet(
+      db,
+      {
+        walletId,
+        threshold: 2,
+        parties: 3,
+        publicKey: PK,
+        chainCode: CHAIN_CODE,
+        publicPackage: new Uint8Array(randomBytes(200)),
+      },
+      1000,
+    );
   }
   function share(over: Partial<NewShare> = {}): NewShare {
     return {
@@ -239,12 +303,23 @@ describe("libSQL store", () => {
 
   it("parses locations: paths are files, libsql/https/http URLs are servers; refuses cleartext tokens", () => {
     expect(parseDbLocation("/var/lib/host.db")).toEqual({ path: "/var/lib/host.db" });
-    expect(parseDbLocation("libsql://db.example.org", "t")).toEqual({ url: "libsql://db.example.org", authToken: "t" });
+    expect(parseDbLocation("libsql://db.example.org", "t")).toEqual({
+      url: "libsql://db.example.org",
+      authToken: "t",
+    });
     expect(storeError(() => parseDbLocation("./x.db", "t")).code).toBe("invalid");
-    expect(storeError(() => openDatabase({ url: "http://db.example.org:8080", authToken: "t" })).message).toMatch(/in clear/);
-    expect(storeError(() => openDatabase({ url: "ftp://db.example.org" })).message).toMatch(/scheme/);
-    expect(storeError(() => openDatabase({ path: join(dir, "no-such-dir", "x.db") })).message).toMatch(/cannot open database file/);
-    expect(storeError(() => openDatabase({ url: "https://user:pw@db.example.org" })).message).toMatch(/authToken/);
+    expect(
+      storeError(() => openDatabase({ url: "http://db.example.org:8080", authToken: "t" })).message,
+    ).toMatch(/in clear/);
+    expect(storeError(() => openDatabase({ url: "ftp://db.example.org" })).message).toMatch(
+      /scheme/,
+    );
+    expect(
+      storeError(() => openDatabase({ path: join(dir, "no-such-dir", "x.db") })).message,
+    ).toMatch(/cannot open database file/);
+    expect(
+      storeError(() => openDatabase({ url: "https://user:pw@db.example.org" })).message,
+    ).toMatch(/authToken/);
   });
 
   it("migrations are idempotent across reopen and recorded in schema_migrations", () => {
@@ -260,7 +335,10 @@ describe("libSQL store", () => {
   });
 
   it("refuses a database whose schema is newer than the code, and leaves it untouched", () => {
-    db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, 'from the future', 0)", { v: latestVersion() + 1 });
+    db.run(
+      "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, 'from the future', 0)",
+      { v: latestVersion() + 1 },
+    );
     db.close();
     const e = storeError(() => openStore({ path }));
     expect(e.code).toBe("schema");
@@ -272,13 +350,22 @@ describe("libSQL store", () => {
   it("refuses a migration history with gaps", () => {
     db.run("DELETE FROM schema_migrations");
     db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (2, 'x', 0)");
-    expect(storeError(() => migrate(db, [{ version: 1, name: "a", sql: "" }, { version: 2, name: "b", sql: "" }])).message).toMatch(/inconsistent/);
+    expect(
+      storeError(() =>
+        migrate(db, [
+          { version: 1, name: "a", sql: "" },
+          { version: 2, name: "b", sql: "" },
+        ]),
+      ).message,
+    ).toMatch(/inconsistent/);
   });
 
   it("checks SQL parameters instead of letting the driver crash or bind NULL", () => {
     const sql = "SELECT wallet_id FROM wallets WHERE wallet_id = :w";
     expect(storeError(() => db.get(sql, { w: true as unknown as string })).code).toBe("invalid");
-    expect(storeError(() => db.get(sql, { w: undefined as unknown as string })).code).toBe("invalid");
+    expect(storeError(() => db.get(sql, { w: undefined as unknown as string })).code).toBe(
+      "invalid",
+    );
     expect(storeError(() => db.get(sql, {})).message).toMatch(/:w missing/);
     expect(storeError(() => db.get(sql, { w: "a", x: 1 })).message).toMatch(/:x is not used/);
     expect(storeError(() => db.get(sql, { w: 1.5 })).code).toBe("invalid");
@@ -288,10 +375,24 @@ describe("libSQL store", () => {
     wallet();
     expect(() =>
       db.transaction(() => {
-        insertWallet(db, { walletId: "w2", threshold: 2, parties: 2, publicKey: PK, chainCode: CHAIN_CODE, publicPackage: Uint8Array.of(1) });
+        insertWallet(db, {
+          walletId: "w2",
+          threshold: 2,
+          parties: 2,
+          publicKey: PK,
+          chainCode: CHAIN_CODE,
+          publicPackage: Uint8Array.of(1),
+        });
         try {
           db.transaction(() => {
-            insertWallet(db, { walletId: "w3", threshold: 2, parties: 2, publicKey: PK, chainCode: CHAIN_CODE, publicPackage: Uint8Array.of(1) });
+            insertWallet(db, {
+              walletId: "w3",
+              threshold: 2,
+              parties: 2,
+              publicKey: PK,
+              chainCode: CHAIN_CODE,
+              publicPackage: Uint8Array.of(1),
+            });
             throw new Error("inner");
           });
         } catch {
@@ -308,11 +409,28 @@ describe("libSQL store", () => {
 
   it("wallets: insert, duplicate, lookup", () => {
     const w = wallet();
-    expect(w).toMatchObject({ walletId: WALLET, threshold: 2, parties: 3, currentGeneration: 0, createdAt: 1000 });
+    expect(w).toMatchObject({
+      walletId: WALLET,
+      threshold: 2,
+      parties: 3,
+      currentGeneration: 0,
+      createdAt: 1000,
+    });
     expect(hex(w.publicKey)).toBe(hex(PK));
     expect(storeError(() => wallet()).code).toBe("conflict");
     expect(storeError(() => generationOf(db, "missing")).code).toBe("not_found");
-    expect(storeError(() => insertWallet(db, { walletId: "w", threshold: 1, parties: 2, publicKey: PK, chainCode: CHAIN_CODE, publicPackage: Uint8Array.of(1) })).code).toBe("invalid");
+    expect(
+      storeError(() =>
+        insertWallet(db, {
+          walletId: "w",
+          threshold: 1,
+          parties: 2,
+          publicKey: PK,
+          chainCode: CHAIN_CODE,
+          publicPackage: Uint8Array.of(1),
+        }),
+      ).code,
+    ).toBe("invalid");
   });
 
   it("refresh commit: exactly one active share at the new generation, the old one deleted", () => {
@@ -325,11 +443,17 @@ describe("libSQL store", () => {
     expect(g1.status).toBe("pending");
     // Until the commit the old share keeps serving.
     expect(hex(currentShare(db, WALLET, "node-a").sealedShare)).toBe(hex(g0.sealedShare));
-    expect(storeError(() => stagePendingShare(db, share({ generation: 1 }))).message).toMatch(/already staged/);
+    expect(storeError(() => stagePendingShare(db, share({ generation: 1 }))).message).toMatch(
+      /already staged/,
+    );
     expect(storeError(() => stagePendingShare(db, share({ generation: 2 }))).code).toBe("conflict");
     expect(storeError(() => commitRefresh(db, WALLET, "node-a", 2)).code).toBe("conflict");
 
-    expect(commitRefresh(db, WALLET, "node-a", 1)).toEqual({ fromGeneration: 0, toGeneration: 1, alreadyCommitted: false });
+    expect(commitRefresh(db, WALLET, "node-a", 1)).toEqual({
+      fromGeneration: 0,
+      toGeneration: 1,
+      alreadyCommitted: false,
+    });
     const rows = listShares(db, WALLET, "node-a");
     expect(rows.map((r) => [r.generation, r.status])).toEqual([[1, "active"]]);
     expect(hex(rows[0]!.sealedShare)).toBe(hex(g1.sealedShare));
@@ -344,10 +468,14 @@ describe("libSQL store", () => {
     const g0 = insertActiveShare(db, share());
     stagePendingShare(db, share({ generation: 1 }));
     expect(abortRefresh(db, WALLET, "node-a")).toBe(1);
-    expect(listShares(db, WALLET, "node-a").map((r) => [r.generation, r.status])).toEqual([[0, "active"]]);
+    expect(listShares(db, WALLET, "node-a").map((r) => [r.generation, r.status])).toEqual([
+      [0, "active"],
+    ]);
     expect(hex(currentShare(db, WALLET, "node-a").sealedShare)).toBe(hex(g0.sealedShare));
     expect(generationOf(db, WALLET)).toBe(0);
-    expect(storeError(() => commitRefresh(db, WALLET, "node-a", 1)).message).toMatch(/no pending share/);
+    expect(storeError(() => commitRefresh(db, WALLET, "node-a", 1)).message).toMatch(
+      /no pending share/,
+    );
     // A later refresh can stage the same generation again.
     stagePendingShare(db, share({ generation: 1 }));
     expect(commitRefresh(db, WALLET, "node-a", 1).alreadyCommitted).toBe(false);
@@ -357,11 +485,15 @@ describe("libSQL store", () => {
     wallet();
     insertActiveShare(db, share());
     insertActiveShare(db, share({ nodeId: "node-b", partyIndex: 2 }));
-    expect(storeError(() => insertActiveShare(db, share({ nodeId: "node-c", partyIndex: 2 }))).code).toBe("conflict");
+    expect(
+      storeError(() => insertActiveShare(db, share({ nodeId: "node-c", partyIndex: 2 }))).code,
+    ).toBe("conflict");
     stagePendingShare(db, share({ generation: 1 }));
     stagePendingShare(db, share({ nodeId: "node-b", partyIndex: 2, generation: 1 }));
     commitRefresh(db, WALLET, "node-a", 1);
-    expect(storeError(() => currentShare(db, WALLET, "node-b")).message).toMatch(/has not committed the refresh/);
+    expect(storeError(() => currentShare(db, WALLET, "node-b")).message).toMatch(
+      /has not committed the refresh/,
+    );
     commitRefresh(db, WALLET, "node-b", 1);
     expect(currentShare(db, WALLET, "node-b")).toMatchObject({ generation: 1, partyIndex: 2 });
     expect(listShares(db, WALLET).map((r) => [r.nodeId, r.generation, r.status])).toEqual([
@@ -381,47 +513,175 @@ describe("libSQL store", () => {
   it("ceremonies: start, idempotent request ids per kind, finish once", () => {
     wallet();
     const id = hex(randomBytes(32));
-    const c = startCeremony(db, { ceremonyId: id, kind: "sign", walletId: WALLET, coordinator: "node-a", participants: ["node-a", "node-b"], requestId: "req-1" }, 5);
-    expect(c).toMatchObject({ status: "running", participants: ["node-a", "node-b"], finishedAt: null, createdAt: 5 });
-    expect(storeError(() => startCeremony(db, { ceremonyId: id, kind: "sign", walletId: WALLET, coordinator: "a", participants: ["a"] })).message).toMatch(/already exists/);
+    const c = startCeremony(
+      db,
+      {
+        ceremonyId: id,
+        kind: "sign",
+        walletId: WALLET,
+        coordinator: "node-a",
+        participants: ["node-a", "node-b"],
+        requestId: "req-1",
+      },
+      5,
+    );
+    expect(c).toMatchObject({
+      status: "running",
+      participants: ["node-a", "node-b"],
+      finishedAt: null,
+      createdAt: 5,
+    });
+    expect(
+      storeError(() =>
+        startCeremony(db, {
+          ceremonyId: id,
+          kind: "sign",
+          walletId: WALLET,
+          coordinator: "a",
+          participants: ["a"],
+        }),
+      ).message,
+    ).toMatch(/already exists/);
     const other = hex(randomBytes(32));
-    expect(storeError(() => startCeremony(db, { ceremonyId: other, kind: "sign", walletId: WALLET, coordinator: "a", participants: ["a"], requestId: "req-1" })).message).toMatch(/request req-1/);
-    startCeremony(db, { ceremonyId: other, kind: "refresh", walletId: WALLET, coordinator: "a", participants: ["a"], requestId: "req-1" });
+    expect(
+      storeError(() =>
+        startCeremony(db, {
+          ceremonyId: other,
+          kind: "sign",
+          walletId: WALLET,
+          coordinator: "a",
+          participants: ["a"],
+          requestId: "req-1",
+        }),
+      ).message,
+    ).toMatch(/request req-1/);
+    startCeremony(db, {
+      ceremonyId: other,
+      kind: "refresh",
+      walletId: WALLET,
+      coordinator: "a",
+      participants: ["a"],
+      requestId: "req-1",
+    });
     expect(findCeremonyByRequest(db, "sign", "req-1")?.ceremonyId).toBe(id);
-    expect(runningCeremonies(db).map((x) => x.ceremonyId).sort()).toEqual([id, other].sort());
+    expect(
+      runningCeremonies(db)
+        .map((x) => x.ceremonyId)
+        .sort(),
+    ).toEqual([id, other].sort());
 
     const sig = new Uint8Array(randomBytes(65));
     const done = finishCeremony(db, id, { status: "succeeded", result: sig }, 9);
     expect(done).toMatchObject({ status: "succeeded", finishedAt: 9, error: null });
     expect(hex(done.result!)).toBe(hex(sig));
-    expect(storeError(() => finishCeremony(db, id, { status: "failed", error: "late" })).code).toBe("conflict");
-    const failed = finishCeremony(db, other, { status: "failed", error: `peer 3 sent junk ${"ab".repeat(32)}` });
+    expect(storeError(() => finishCeremony(db, id, { status: "failed", error: "late" })).code).toBe(
+      "conflict",
+    );
+    const failed = finishCeremony(db, other, {
+      status: "failed",
+      error: `peer 3 sent junk ${"ab".repeat(32)}`,
+    });
     expect(failed.error).toBe("peer 3 sent junk [redacted]");
     expect(getCeremony(db, hex(randomBytes(32)))).toBeUndefined();
-    expect(storeError(() => startCeremony(db, { ceremonyId: "ABC", kind: "dkg", walletId: null, coordinator: "a", participants: ["a"] })).code).toBe("invalid");
-    expect(storeError(() => startCeremony(db, { ceremonyId: hex(randomBytes(32)), kind: "sign", walletId: null, coordinator: "a", participants: ["a"] })).code).toBe("invalid");
+    expect(
+      storeError(() =>
+        startCeremony(db, {
+          ceremonyId: "ABC",
+          kind: "dkg",
+          walletId: null,
+          coordinator: "a",
+          participants: ["a"],
+        }),
+      ).code,
+    ).toBe("invalid");
+    expect(
+      storeError(() =>
+        startCeremony(db, {
+          ceremonyId: hex(randomBytes(32)),
+          kind: "sign",
+          walletId: null,
+          coordinator: "a",
+          participants: ["a"],
+        }),
+      ).code,
+    ).toBe("invalid");
   });
 
   it("audit: typed public events only; unknown fields and bytes refused; free text scrubbed", () => {
     const cid = hex(randomBytes(32));
-    appendAudit(db, "node-a", { event: "wallet_created", walletId: WALLET, threshold: 2, parties: 3, publicKeyHex: hex(PK) }, 1);
-    appendAudit(db, "node-a", { event: "ceremony_started", ceremonyId: cid, kind: "refresh", participants: ["node-a", "node-b"] }, 2);
-    appendAudit(db, "node-a", { event: "unseal_failed", walletId: WALLET, generation: 0, code: "auth_failed" }, 3);
+    appendAudit(
+      db,
+      "node-a",
+      {
+        event: "wallet_created",
+        walletId: WALLET,
+        threshold: 2,
+        parties: 3,
+        publicKeyHex: hex(PK),
+      },
+      1,
+    );
+    appendAudit(
+      db,
+      "node-a",
+      {
+        event: "ceremony_started",
+        ceremonyId: cid,
+        kind: "refresh",
+        participants: ["node-a", "node-b"],
+      },
+      2,
+    );
+    appendAudit(
+      db,
+      "node-a",
+      { event: "unseal_failed", walletId: WALLET, generation: 0, code: "auth_failed" },
+      3,
+    );
     const entries = readAudit(db);
-    expect(entries.map((e) => e.event)).toEqual(["wallet_created", "ceremony_started", "unseal_failed"]);
-    expect(entries[1]).toMatchObject({ ceremonyId: cid, walletId: null, detail: { kind: "refresh", participants: ["node-a", "node-b"] } });
+    expect(entries.map((e) => e.event)).toEqual([
+      "wallet_created",
+      "ceremony_started",
+      "unseal_failed",
+    ]);
+    expect(entries[1]).toMatchObject({
+      ceremonyId: cid,
+      walletId: null,
+      detail: { kind: "refresh", participants: ["node-a", "node-b"] },
+    });
     expect(readAudit(db, { walletId: WALLET })).toHaveLength(2);
 
-    const smuggle = (e: unknown) => storeError(() => appendAudit(db, "node-a", e as Parameters<typeof appendAudit>[2]));
-    expect(smuggle({ event: "unseal_failed", walletId: WALLET, generation: 0, code: "auth_failed", dataKey: "00" }).message).toMatch(/no field dataKey/);
-    expect(smuggle({ event: "refresh_aborted", walletId: WALLET, reason: new Uint8Array(32) }).message).toMatch(/must be a string/);
-    expect(smuggle({ event: "wallet_created", walletId: WALLET, threshold: 2, parties: 3, publicKeyHex: hex(randomBytes(32)) }).code).toBe("invalid");
+    const smuggle = (e: unknown) =>
+      storeError(() => appendAudit(db, "node-a", e as Parameters<typeof appendAudit>[2]));
+    expect(
+      smuggle({
+        event: "unseal_failed",
+        walletId: WALLET,
+        generation: 0,
+        code: "auth_failed",
+        dataKey: "00",
+      }).message,
+    ).toMatch(/no field dataKey/);
+    expect(
+      smuggle({ event: "refresh_aborted", walletId: WALLET, reason: new Uint8Array(32) }).message,
+    ).toMatch(/must be a string/);
+    expect(
+      smuggle({
+        event: "wallet_created",
+        walletId: WALLET,
+        threshold: 2,
+        parties: 3,
+        publicKeyHex: hex(randomBytes(32)),
+      }).code,
+    ).toBe("invalid");
     expect(smuggle({ event: "made_up" }).message).toMatch(/unknown audit event/);
 
     // Free text: 16 bytes of hex or 30 of base64 are redacted; ordinary sentences are not.
     const reason = `timeout; nonce ${hex(randomBytes(16))} blob ${randomBytes(30).toString("base64")} from node-b`;
     appendAudit(db, "node-a", { event: "refresh_aborted", walletId: WALLET, reason });
-    expect(readAudit(db).at(-1)?.detail.reason).toBe("timeout; nonce [redacted] blob [redacted] from node-b");
+    expect(readAudit(db).at(-1)?.detail.reason).toBe(
+      "timeout; nonce [redacted] blob [redacted] from node-b",
+    );
     expect(smuggle({ event: "refresh_aborted", reason: "x" }).message).toMatch(/needs a wallet id/);
   });
 
@@ -431,8 +691,20 @@ describe("libSQL store", () => {
       const dataKey = new Uint8Array(randomBytes(32));
       const plain = new Uint8Array(randomBytes(96));
       secrets.push(dataKey, plain);
-      const sealed = sealShare({ dataKey, shareBytes: plain, binding: { walletId: WALLET, nodeId, partyIndex, generation, publicKey: PK } });
-      expect(hex(unsealShare({ dataKey, sealed, binding: { walletId: WALLET, nodeId, partyIndex, generation, publicKey: PK } }))).toBe(hex(plain));
+      const sealed = sealShare({
+        dataKey,
+        shareBytes: plain,
+        binding: { walletId: WALLET, nodeId, partyIndex, generation, publicKey: PK },
+      });
+      expect(
+        hex(
+          unsealShare({
+            dataKey,
+            sealed,
+            binding: { walletId: WALLET, nodeId, partyIndex, generation, publicKey: PK },
+          }),
+        ),
+      ).toBe(hex(plain));
       return share({ nodeId, partyIndex, generation, sealedShare: sealed });
     };
 
@@ -444,26 +716,48 @@ describe("libSQL store", () => {
     commitRefresh(db, WALLET, "node-a", 1);
     // A careless caller pastes secrets into free text; the log must not keep them.
     const [k0, p0] = [secrets[0]!, secrets[1]!];
-    appendAudit(db, "node-a", { event: "refresh_aborted", walletId: WALLET, reason: `key ${hex(k0)} share ${Buffer.from(p0).toString("base64")}` });
-    appendAudit(db, "node-a", { event: "ceremony_finished", ceremonyId: hex(randomBytes(32)), kind: "refresh", status: "failed", error: `bad ${hex(p0).toUpperCase()}` });
+    appendAudit(db, "node-a", {
+      event: "refresh_aborted",
+      walletId: WALLET,
+      reason: `key ${hex(k0)} share ${Buffer.from(p0).toString("base64")}`,
+    });
+    appendAudit(db, "node-a", {
+      event: "ceremony_finished",
+      ceremonyId: hex(randomBytes(32)),
+      kind: "refresh",
+      status: "failed",
+      error: `bad ${hex(p0).toUpperCase()}`,
+    });
     const text = JSON.stringify(readAudit(db));
     expect(text).toContain("[redacted]");
 
-    const files = () => ["", "-wal", "-shm"].map((s) => path + s).filter(existsSync).map((f) => [f, readFileSync(f)] as const);
+    const files = () =>
+      ["", "-wal", "-shm"]
+        .map((s) => path + s)
+        .filter(existsSync)
+        .map((f) => [f, readFileSync(f)] as const);
     const needles = (s: Uint8Array) => {
       const b = Buffer.from(s);
-      const out = [b, Buffer.from(hex(s)), Buffer.from(hex(s).toUpperCase()), Buffer.from(b.toString("base64"))];
+      const out = [
+        b,
+        Buffer.from(hex(s)),
+        Buffer.from(hex(s).toUpperCase()),
+        Buffer.from(b.toString("base64")),
+      ];
       // Any 16-byte window of a secret, raw and in hex, catches partial copies too.
-      for (let i = 0; i + 16 <= b.length; i += 8) out.push(b.subarray(i, i + 16), Buffer.from(b.subarray(i, i + 16).toString("hex")));
+      for (let i = 0; i + 16 <= b.length; i += 8)
+        out.push(b.subarray(i, i + 16), Buffer.from(b.subarray(i, i + 16).toString("hex")));
       return out;
     };
     for (const s of secrets) expect(text.includes(hex(s))).toBe(false);
     const scan = (afterCheckpoint: boolean) => {
       expect(files().length).toBeGreaterThanOrEqual(1);
       for (const [f, bytes] of files()) {
-        for (const s of secrets) for (const n of needles(s)) expect(bytes.indexOf(n), `secret found in ${f}`).toBe(-1);
+        for (const s of secrets)
+          for (const n of needles(s)) expect(bytes.indexOf(n), `secret found in ${f}`).toBe(-1);
         // secure_delete: once checkpointed, the refreshed-away sealed share is not left in free pages.
-        if (afterCheckpoint) expect(bytes.indexOf(Buffer.from(old.sealedShare)), `old sealed share in ${f}`).toBe(-1);
+        if (afterCheckpoint)
+          expect(bytes.indexOf(Buffer.from(old.sealedShare)), `old sealed share in ${f}`).toBe(-1);
       }
     };
     scan(false); // WAL frames as written

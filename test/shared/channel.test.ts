@@ -12,15 +12,49 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BodyError, bodyOf, decodeBody, encodeBody, getBytes, getString, getUint, MAX_DEPTH, MAX_ENTRIES, type BodyMap, type BodyValue } from "../../src/shared/wire/body.ts";
-import { encodeFrame, FRAME_HEADER_LEN, FrameDecoder, FrameError, FrameType, MAX_BODY_LEN, type Frame } from "../../src/shared/wire/frame.ts";
+import {
+  BodyError,
+  bodyOf,
+  decodeBody,
+  encodeBody,
+  getBytes,
+  getString,
+  getUint,
+  MAX_DEPTH,
+  MAX_ENTRIES,
+  type BodyMap,
+  type BodyValue,
+} from "../../src/shared/wire/body.ts";
+import {
+  encodeFrame,
+  FRAME_HEADER_LEN,
+  FrameDecoder,
+  FrameError,
+  FrameType,
+  MAX_BODY_LEN,
+  type Frame,
+} from "../../src/shared/wire/frame.ts";
 import { CodedError } from "../../src/shared/wire/errors.ts";
 import { RpcClient } from "../../src/shared/channel/rpc-client.ts";
-import { errorBody, readErrorBody, RpcBusyError, RpcError, RpcRemoteError } from "../../src/shared/channel/rpc-errors.ts";
+import {
+  errorBody,
+  readErrorBody,
+  RpcBusyError,
+  RpcError,
+  RpcRemoteError,
+} from "../../src/shared/channel/rpc-errors.ts";
 import { RpcServer, type HandlerMap } from "../../src/shared/channel/rpc-server.ts";
 import type { ChannelConnection, ChannelListener } from "../../src/shared/channel/transport.ts";
 import { dialUnix, listenUnix } from "../../src/shared/channel/unix-transport.ts";
-import { dialSocket, dialVsock, listenSocket, listenVsock, SocketError, VMADDR_CID_LOCAL, vsockSupport } from "../../src/shared/channel/vsock-transport.ts";
+import {
+  dialSocket,
+  dialVsock,
+  listenSocket,
+  listenVsock,
+  SocketError,
+  VMADDR_CID_LOCAL,
+  vsockSupport,
+} from "../../src/shared/channel/vsock-transport.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -64,9 +98,11 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 /** toEqual walks typed arrays element by element: far too slow for megabytes. */
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 
-const frame = (type: Frame["type"], correlationId: number, body: BodyMap): Uint8Array => encodeFrame({ type, correlationId, body: encodeBody(body) });
+const frame = (type: Frame["type"], correlationId: number, body: BodyMap): Uint8Array =>
+  encodeFrame({ type, correlationId, body: encodeBody(body) });
 
 /** The handlers every in-process test server uses. */
 const echoHandlers: HandlerMap = {
@@ -77,13 +113,18 @@ const echoHandlers: HandlerMap = {
   },
   [FrameType.CEREMONY_ABORT]: (body) => {
     if (body.get("public") === true) throw new RpcError("session_closed", "session is closed");
-    if (body.has("blame")) throw new RpcError("peer_misbehaved", "party sent a bad message", getUint(body, "blame"));
+    if (body.has("blame"))
+      throw new RpcError("peer_misbehaved", "party sent a bad message", getUint(body, "blame"));
     if (body.has("mapped")) throw new TypeError(`mapped ${getUint(body, "mapped")}`);
     throw new Error("share=c0ffee secret detail");
   },
 };
 
-function startServer(name: string, options: ConstructorParameters<typeof RpcServer>[1] = {}, maxConnections = 16): { server: RpcServer; path: string } {
+function startServer(
+  name: string,
+  options: ConstructorParameters<typeof RpcServer>[1] = {},
+  maxConnections = 16,
+): { server: RpcServer; path: string } {
   const path = sock(name);
   const listener = listenUnix(path, { maxConnections });
   listeners.push(listener);
@@ -144,7 +185,7 @@ describe("body encoding", () => {
       ["__proto__", "just a key"],
     ]);
 
-  it("round-trips every value kind and keeps 1 and \"1\" distinct", () => {
+  it('round-trips every value kind and keeps 1 and "1" distinct', () => {
     const m = new Map<number | string, BodyValue>([...sample(), [1, "int"], ["1", "str"]]);
     const back = decodeBody(encodeBody(m));
     expect(back).toEqual(m);
@@ -157,7 +198,9 @@ describe("body encoding", () => {
     const deep = (d: number): BodyMap => (d === 0 ? new Map() : new Map([["x", deep(d - 1)]]));
     expect(() => encodeBody(deep(MAX_DEPTH - 1))).not.toThrow();
     expect(() => encodeBody(deep(MAX_DEPTH))).toThrow(/deeper/);
-    expect(() => encodeBody(new Map(Array.from({ length: MAX_ENTRIES + 1 }, (_, i) => [i, 1])))).toThrow(/entries/);
+    expect(() =>
+      encodeBody(new Map(Array.from({ length: MAX_ENTRIES + 1 }, (_, i) => [i, 1]))),
+    ).toThrow(/entries/);
     expect(() => encodeBody(bodyOf({ n: -1 }))).toThrow(/uint/);
     expect(() => encodeBody(bodyOf({ n: 1.5 }))).toThrow(/uint/);
     expect(() => encodeBody(bodyOf({ n: 2 ** 53 }))).toThrow(/uint/);
@@ -195,9 +238,17 @@ describe("body encoding", () => {
 
 describe("ERROR bodies", () => {
   it("carry an optional blamed party 1..16 as a field, and sanitise what they send", () => {
-    expect(readErrorBody(decodeBody(encodeBody(errorBody("bad_message", "m", 3))))).toEqual({ code: "bad_message", message: "m", party: 3 });
-    expect(readErrorBody(errorBody("bad_message", "m"))).toEqual({ code: "bad_message", message: "m" });
-    for (const party of [0, 17, 1.5, -1]) expect(errorBody("x", "m", party).has("party"), String(party)).toBe(false);
+    expect(readErrorBody(decodeBody(encodeBody(errorBody("bad_message", "m", 3))))).toEqual({
+      code: "bad_message",
+      message: "m",
+      party: 3,
+    });
+    expect(readErrorBody(errorBody("bad_message", "m"))).toEqual({
+      code: "bad_message",
+      message: "m",
+    });
+    for (const party of [0, 17, 1.5, -1])
+      expect(errorBody("x", "m", party).has("party"), String(party)).toBe(false);
     expect(errorBody("Not A Code", "m").get("code")).toBe("internal");
     expect(getString(errorBody("x", "y".repeat(600)), "message")).toHaveLength(515);
   });
@@ -222,15 +273,25 @@ describe("ERROR bodies", () => {
 describe("frames", () => {
   const frames = (): Frame[] => [
     { type: FrameType.HEALTH, correlationId: 1, body: encodeBody(new Map()) },
-    { type: FrameType.CEREMONY_STEP, correlationId: 0xffff_ffff, body: encodeBody(bodyOf({ data: new Uint8Array(37).fill(5), n: 7 })) },
+    {
+      type: FrameType.CEREMONY_STEP,
+      correlationId: 0xffff_ffff,
+      body: encodeBody(bodyOf({ data: new Uint8Array(37).fill(5), n: 7 })),
+    },
     { type: FrameType.ERROR, correlationId: 0, body: encodeBody(errorBody("bad_magic", "x")) },
     { type: FrameType.OK, correlationId: 42, body: new Uint8Array(0) },
   ];
 
   it("round-trips and lays out the header as documented", () => {
-    const f: Frame = { type: FrameType.LOAD_SHARE, correlationId: 0x01020304, body: new Uint8Array([9, 8, 7]) };
+    const f: Frame = {
+      type: FrameType.LOAD_SHARE,
+      correlationId: 0x01020304,
+      body: new Uint8Array([9, 8, 7]),
+    };
     const bytes = encodeFrame(f);
-    expect([...bytes.subarray(0, FRAME_HEADER_LEN)]).toEqual([0x54, 0x53, 1, 0x03, 0, 0, 1, 2, 3, 4, 0, 0, 0, 3]);
+    expect([...bytes.subarray(0, FRAME_HEADER_LEN)]).toEqual([
+      0x54, 0x53, 1, 0x03, 0, 0, 1, 2, 3, 4, 0, 0, 0, 3,
+    ]);
     const { frames: out, error } = new FrameDecoder().push(bytes);
     expect(error).toBeNull();
     expect(out).toEqual([f]);
@@ -255,7 +316,11 @@ describe("frames", () => {
 
   it("rejects an oversized announced body from the header alone, allocating nothing", () => {
     const d = new FrameDecoder({ maxBodyLen: 1024 });
-    const header = encodeFrame({ type: FrameType.CEREMONY_STEP, correlationId: 77, body: new Uint8Array(1025) }).subarray(0, FRAME_HEADER_LEN);
+    const header = encodeFrame({
+      type: FrameType.CEREMONY_STEP,
+      correlationId: 77,
+      body: new Uint8Array(1025),
+    }).subarray(0, FRAME_HEADER_LEN);
     const { frames: out, error } = d.push(header);
     expect(out).toEqual([]);
     expect(error).toBeInstanceOf(FrameError);
@@ -267,7 +332,9 @@ describe("frames", () => {
     new DataView(big.buffer).setUint32(10, MAX_BODY_LEN + 1);
     expect(new FrameDecoder().push(big).error?.code).toBe("frame_too_large");
     expect(() => new FrameDecoder({ maxBodyLen: MAX_BODY_LEN + 1 })).toThrow(RangeError);
-    expect(() => encodeFrame({ type: FrameType.OK, correlationId: 1, body: new Uint8Array(1025) }, 1024)).toThrow(/exceeds/);
+    expect(() =>
+      encodeFrame({ type: FrameType.OK, correlationId: 1, body: new Uint8Array(1025) }, 1024),
+    ).toThrow(/exceeds/);
   });
 
   it("names each malformed header field, failing as soon as the byte arrives", () => {
@@ -323,10 +390,15 @@ describe("rpc over a Unix socket", () => {
     const order: number[] = [];
     const results = await Promise.all(
       Array.from({ length: n }, (_, i) =>
-        c.request(FrameType.CEREMONY_STEP, bodyOf({ i, delay: (n - i) * 15, tag: new Uint8Array([i]) })).then((r) => {
-          order.push(i);
-          return r;
-        }),
+        c
+          .request(
+            FrameType.CEREMONY_STEP,
+            bodyOf({ i, delay: (n - i) * 15, tag: new Uint8Array([i]) }),
+          )
+          .then((r) => {
+            order.push(i);
+            return r;
+          }),
       ),
     );
     results.forEach((r, i) => {
@@ -338,7 +410,9 @@ describe("rpc over a Unix socket", () => {
 
   it("times out a slow request, drops its late reply, and keeps working", async () => {
     const c = await connect({ timeoutMs: 5_000 });
-    await expect(c.request(FrameType.CEREMONY_STEP, bodyOf({ delay: 300 }), { timeoutMs: 80 })).rejects.toThrow(/no reply within 80 ms/);
+    await expect(
+      c.request(FrameType.CEREMONY_STEP, bodyOf({ delay: 300 }), { timeoutMs: 80 }),
+    ).rejects.toThrow(/no reply within 80 ms/);
     expect(c.inFlight).toBe(0);
     await Bun.sleep(350);
     expect(c.droppedReplies).toBe(1);
@@ -357,13 +431,25 @@ describe("rpc over a Unix socket", () => {
   it("answers unknown types, bad bodies and handler errors with ERROR and keeps the connection", async () => {
     const c = await connect();
     await expect(c.request(FrameType.ATTEST)).rejects.toMatchObject({ code: "unknown_type" });
-    await expect(c.request(FrameType.CEREMONY_ABORT, bodyOf({ public: true }))).rejects.toMatchObject({ code: "session_closed", message: "session_closed: session is closed" });
+    await expect(
+      c.request(FrameType.CEREMONY_ABORT, bodyOf({ public: true })),
+    ).rejects.toMatchObject({
+      code: "session_closed",
+      message: "session_closed: session is closed",
+    });
     const hidden = await c.request(FrameType.CEREMONY_ABORT).catch((e: unknown) => e);
     expect(hidden).toBeInstanceOf(RpcRemoteError);
     expect((hidden as RpcRemoteError).code).toBe("internal");
     expect((hidden as Error).message).not.toMatch(/c0ffee|secret/);
     // A well-framed request whose body is not a body.
-    const raw = await probe(path, concat(encodeFrame({ type: FrameType.HEALTH, correlationId: 9, body: new Uint8Array([1, 2, 3]) }), frame(FrameType.HEALTH, 10, new Map())), 300);
+    const raw = await probe(
+      path,
+      concat(
+        encodeFrame({ type: FrameType.HEALTH, correlationId: 9, body: new Uint8Array([1, 2, 3]) }),
+        frame(FrameType.HEALTH, 10, new Map()),
+      ),
+      300,
+    );
     expect(raw.frames.map((f) => [f.correlationId, f.type])).toEqual([
       [9, FrameType.ERROR],
       [10, FrameType.OK],
@@ -378,13 +464,27 @@ describe("rpc over a Unix socket", () => {
 
   it("sends the blamed party of an RpcError or an exposeError mapping, and never of a hidden error", async () => {
     const c = await connect();
-    await expect(c.request(FrameType.CEREMONY_ABORT, bodyOf({ blame: 4 }))).rejects.toMatchObject({ code: "peer_misbehaved", blame: { party: 4 } });
-    const mapping = startServer("blame", { exposeError: (e) => (e instanceof TypeError ? { code: "mapped", message: "public", party: Number(e.message.split(" ")[1]) } : null) });
+    await expect(c.request(FrameType.CEREMONY_ABORT, bodyOf({ blame: 4 }))).rejects.toMatchObject({
+      code: "peer_misbehaved",
+      blame: { party: 4 },
+    });
+    const mapping = startServer("blame", {
+      exposeError: (e) =>
+        e instanceof TypeError
+          ? { code: "mapped", message: "public", party: Number(e.message.split(" ")[1]) }
+          : null,
+    });
     const m = new RpcClient(await dialUnix(mapping.path));
     clients.push(m);
-    await expect(m.request(FrameType.CEREMONY_ABORT, bodyOf({ mapped: 7 }))).rejects.toMatchObject({ code: "mapped", remoteMessage: "public", blame: { party: 7 } });
+    await expect(m.request(FrameType.CEREMONY_ABORT, bodyOf({ mapped: 7 }))).rejects.toMatchObject({
+      code: "mapped",
+      remoteMessage: "public",
+      blame: { party: 7 },
+    });
     // Out of range from a mapper: the party is dropped, the error still goes out.
-    const out = await m.request(FrameType.CEREMONY_ABORT, bodyOf({ mapped: 99 })).catch((e: unknown) => e);
+    const out = await m
+      .request(FrameType.CEREMONY_ABORT, bodyOf({ mapped: 99 }))
+      .catch((e: unknown) => e);
     expect(out).toMatchObject({ code: "mapped", blame: {} });
     const hidden = await m.request(FrameType.CEREMONY_ABORT).catch((e: unknown) => e);
     expect(hidden).toMatchObject({ code: "internal", blame: {} });
@@ -402,7 +502,13 @@ describe("rpc over a Unix socket", () => {
 
   it("rejects an oversized announced body before any body byte is sent", async () => {
     const header = new Uint8Array(FRAME_HEADER_LEN);
-    header.set(encodeFrame({ type: FrameType.CEREMONY_STEP, correlationId: 31, body: new Uint8Array(0) }).subarray(0, 10));
+    header.set(
+      encodeFrame({
+        type: FrameType.CEREMONY_STEP,
+        correlationId: 31,
+        body: new Uint8Array(0),
+      }).subarray(0, 10),
+    );
     new DataView(header.buffer).setUint32(10, 64 * 1024 * 1024);
     const r = await probe(path, header, 1_000);
     expect(r.closed).toBe(true);
@@ -422,12 +528,17 @@ describe("rpc over a Unix socket", () => {
     const small = startServer("small", { maxConcurrent: 2, maxBodyLen: 1024 });
     const s = new RpcClient(await dialUnix(small.path), { timeoutMs: 5_000 });
     clients.push(s);
-    const slow = [s.request(FrameType.CEREMONY_STEP, bodyOf({ delay: 100 })), s.request(FrameType.CEREMONY_STEP, bodyOf({ delay: 100 }))];
+    const slow = [
+      s.request(FrameType.CEREMONY_STEP, bodyOf({ delay: 100 })),
+      s.request(FrameType.CEREMONY_STEP, bodyOf({ delay: 100 })),
+    ];
     await expect(s.request(FrameType.HEALTH)).rejects.toMatchObject({ code: "busy" });
     await Promise.all(slow);
     // The client allows 1 MiB, this server 1 KiB: the server refuses from the header and hangs up.
     const pending = s.request(FrameType.CEREMONY_STEP, bodyOf({ delay: 200 }));
-    await expect(s.request(FrameType.CEREMONY_STEP, bodyOf({ b: new Uint8Array(2000) }))).rejects.toMatchObject({ code: "frame_too_large" });
+    await expect(
+      s.request(FrameType.CEREMONY_STEP, bodyOf({ b: new Uint8Array(2000) })),
+    ).rejects.toMatchObject({ code: "frame_too_large" });
     await expect(pending).rejects.toThrow(/closed/);
     await expect(s.request(FrameType.HEALTH)).rejects.toThrow(/closed/);
   });
@@ -459,7 +570,9 @@ describe("rpc over a Unix socket", () => {
     const data = randomBytes(prng(7), MAX_BODY_LEN - 13);
     const r = await c.request(FrameType.CEREMONY_STEP, bodyOf({ data }));
     expect(sameBytes(getBytes(r.body, "data"), data)).toBe(true);
-    await expect(c.request(FrameType.CEREMONY_STEP, bodyOf({ data: new Uint8Array(MAX_BODY_LEN) }))).rejects.toThrow(/exceeds/);
+    await expect(
+      c.request(FrameType.CEREMONY_STEP, bodyOf({ data: new Uint8Array(MAX_BODY_LEN) })),
+    ).rejects.toThrow(/exceeds/);
     expect(server.stats.protocolErrors).toBeGreaterThan(0);
   });
 });
@@ -481,13 +594,22 @@ describe("garbage against a live server", () => {
     }
     const valid = [
       frame(FrameType.HEALTH, 1, new Map()),
-      frame(FrameType.CEREMONY_STEP, 2, bodyOf({ data: randomBytes(rand, 64), n: 3, nested: bodyOf({ list: [new Uint8Array(4)] }) })),
+      frame(
+        FrameType.CEREMONY_STEP,
+        2,
+        bodyOf({
+          data: randomBytes(rand, 64),
+          n: 3,
+          nested: bodyOf({ list: [new Uint8Array(4)] }),
+        }),
+      ),
     ];
     for (let i = 0; i < 150; i++) {
       const base = new Uint8Array(valid[i % 2]!);
       const kind = i % 5;
       if (kind <= 2) {
-        for (let k = 0; k <= kind; k++) base[Math.floor(rand() * base.length)] = Math.floor(rand() * 256);
+        for (let k = 0; k <= kind; k++)
+          base[Math.floor(rand() * base.length)] = Math.floor(rand() * 256);
         cases.push(base);
       } else if (kind === 3) {
         cases.push(base.subarray(0, Math.floor(rand() * base.length)));
@@ -498,7 +620,14 @@ describe("garbage against a live server", () => {
 
     const outcomes: Probe[] = [];
     for (let i = 0; i < cases.length; i += 50) {
-      outcomes.push(...(await Promise.all(cases.slice(i, i + 50).filter((c) => c.length > 0).map((c) => probe(path, c, 700)))));
+      outcomes.push(
+        ...(await Promise.all(
+          cases
+            .slice(i, i + 50)
+            .filter((c) => c.length > 0)
+            .map((c) => probe(path, c, 700)),
+        )),
+      );
     }
     let closes = 0;
     for (const [i, o] of outcomes.entries()) {
@@ -513,8 +642,18 @@ describe("garbage against a live server", () => {
       }
     }
     expect(closes).toBeGreaterThan(300);
-    const codes = new Set(outcomes.flatMap((o) => o.frames.filter((f) => f.type === FrameType.ERROR).map(errorCode)));
-    for (const code of ["bad_magic", "unknown_frame_type", "bad_flags", "frame_too_large", "frame_timeout", "bad_body"]) expect(codes, code).toContain(code);
+    const codes = new Set(
+      outcomes.flatMap((o) => o.frames.filter((f) => f.type === FrameType.ERROR).map(errorCode)),
+    );
+    for (const code of [
+      "bad_magic",
+      "unknown_frame_type",
+      "bad_flags",
+      "frame_too_large",
+      "frame_timeout",
+      "bad_body",
+    ])
+      expect(codes, code).toContain(code);
     expect(server.stats.protocolErrors).toBe(closes);
 
     const c = new RpcClient(await dialUnix(path));
@@ -527,17 +666,26 @@ describe("garbage against a live server", () => {
 
 describe("server in a separate process", () => {
   const path = sock("child");
-  const canUnshare = process.getuid?.() === 0 && spawnSync("unshare", ["--net", "true"]).status === 0;
-  if (!canUnshare) console.warn("channel.test: not root or no working `unshare --net`: the child server runs in this network namespace");
+  const canUnshare =
+    process.getuid?.() === 0 && spawnSync("unshare", ["--net", "true"]).status === 0;
+  if (!canUnshare)
+    console.warn(
+      "channel.test: not root or no working `unshare --net`: the child server runs in this network namespace",
+    );
 
   async function startChild(): Promise<ChildProcess> {
     const args = ["run", "test/fixtures/channel-echo-server.ts", path];
-    const proc = canUnshare ? spawn("unshare", ["--net", BUN, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] }) : spawn(BUN, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    const proc = canUnshare
+      ? spawn("unshare", ["--net", BUN, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] })
+      : spawn(BUN, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
     children.add(proc);
     let stderr = "";
     proc.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     await new Promise<void>((ok, fail) => {
-      const timer = setTimeout(() => fail(new Error(`child server did not start: ${stderr}`)), 15_000);
+      const timer = setTimeout(
+        () => fail(new Error(`child server did not start: ${stderr}`)),
+        15_000,
+      );
       createInterface({ input: proc.stdout! }).on("line", (l) => {
         if (l === "ready") {
           clearTimeout(timer);
@@ -554,8 +702,11 @@ describe("server in a separate process", () => {
     // Garbage first: the other process survives it and keeps serving.
     // (At most 12 at once: the fixture keeps the default 16-connection cap.)
     const rand = prng(99);
-    const garbage = await Promise.all(Array.from({ length: 12 }, (_, i) => probe(path, randomBytes(rand, 1 + i * 37), 500)));
-    for (const g of garbage) expect(g.closed && g.frames.at(-1)?.type === FrameType.ERROR).toBe(true);
+    const garbage = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => probe(path, randomBytes(rand, 1 + i * 37), 500)),
+    );
+    for (const g of garbage)
+      expect(g.closed && g.frames.at(-1)?.type === FrameType.ERROR).toBe(true);
     const c = new RpcClient(await dialUnix(path), { timeoutMs: 10_000 });
     const health = await c.request(FrameType.HEALTH);
     expect(getUint(health.body, "pid")).not.toBe(process.pid);
@@ -564,7 +715,11 @@ describe("server in a separate process", () => {
       expect(getString(health.body, "addressed")).toBe(""); // and lo is down
     }
     const data = randomBytes(prng(3), 512 * 1024);
-    const replies = await Promise.all(Array.from({ length: 4 }, (_, i) => c.request(FrameType.CEREMONY_STEP, bodyOf({ i, data, delay: (4 - i) * 20 }))));
+    const replies = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        c.request(FrameType.CEREMONY_STEP, bodyOf({ i, data, delay: (4 - i) * 20 })),
+      ),
+    );
     replies.forEach((r, i) => {
       expect(getUint(r.body, "i")).toBe(i);
       expect(sameBytes(getBytes(r.body, "data"), data)).toBe(true);
@@ -597,11 +752,15 @@ describe("FFI socket transport over AF_UNIX (the vsock code path without vsock l
       const c = new RpcClient(await dial(), { timeoutMs: 10_000 });
       const [big, ...small] = await Promise.all([
         c.request(FrameType.CEREMONY_STEP, bodyOf({ data })),
-        ...Array.from({ length: 8 }, (_, i) => c.request(FrameType.CEREMONY_STEP, bodyOf({ i, delay: (8 - i) * 5 }))),
+        ...Array.from({ length: 8 }, (_, i) =>
+          c.request(FrameType.CEREMONY_STEP, bodyOf({ i, delay: (8 - i) * 5 })),
+        ),
       ]);
       expect(sameBytes(getBytes(big!.body, "data"), data), name).toBe(true);
       small.forEach((r, i) => expect(getUint(r.body, "i"), name).toBe(i));
-      await expect(c.request(FrameType.ATTEST), name).rejects.toMatchObject({ code: "unknown_type" });
+      await expect(c.request(FrameType.ATTEST), name).rejects.toMatchObject({
+        code: "unknown_type",
+      });
       c.close();
     }
     await expect(dialSocket({ family: "unix", path: sock("nobody") })).rejects.toThrow(/ENOENT/);
@@ -647,7 +806,14 @@ describe.skipIf(!vsock.available)("AF_VSOCK transport", () => {
     expect((ours as Error).message).toMatch(/vsock:1:\d+: no answer within 300 ms/);
     // Without vsock loopback the kernel gives up by itself (about 2 s); with it, nothing listens there.
     expect(kernels).toBeInstanceOf(SocketError);
-    expect(["ETIMEDOUT", "ECONNRESET", "ECONNREFUSED", "ENODEV", "EHOSTUNREACH", "ENETUNREACH"]).toContain((kernels as SocketError).code);
+    expect([
+      "ETIMEDOUT",
+      "ECONNRESET",
+      "ECONNREFUSED",
+      "ENODEV",
+      "EHOSTUNREACH",
+      "ENETUNREACH",
+    ]).toContain((kernels as SocketError).code);
     expect((kernels as Error).message).toMatch(/is the enclave running/);
     expect(performance.now() - t0).toBeLessThan(8_000);
   });

@@ -7,7 +7,16 @@
  * and `import("…")`, type-only imports included, since a type import of the
  * enclave is still a dependency on it.
  */
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,7 +47,8 @@ function importSpecifiers(source: string): string[] {
 function resolveSpecifier(root: string, from: string, spec: string): string | null {
   if (!spec.startsWith("./") && !spec.startsWith("../")) return null;
   const base = resolve(root, dirname(from), spec);
-  for (const c of [base, `${base}.ts`, join(base, "index.ts")]) if (existsSync(c) && statSync(c).isFile()) return relative(root, c).split(sep).join("/");
+  for (const c of [base, `${base}.ts`, join(base, "index.ts")])
+    if (existsSync(c) && statSync(c).isFile()) return relative(root, c).split(sep).join("/");
   // An unresolvable import is reported as itself, so a typo cannot hide an edge.
   return relative(root, base).split(sep).join("/");
 }
@@ -86,7 +96,9 @@ function boundaryViolations(root: string, untrusted: string[], forbidden: string
 
 /** Chains from `entry` to the wasm binding. */
 function wasmReach(root: string, entry: string): string[] {
-  return [...reachable(root, entry)].filter(([target]) => WASM_BINDING.test(target)).map(([, chain]) => chain.join(" -> "));
+  return [...reachable(root, entry)]
+    .filter(([target]) => WASM_BINDING.test(target))
+    .map(([, chain]) => chain.join(" -> "));
 }
 
 describe("import boundary of the untrusted side", () => {
@@ -118,7 +130,20 @@ describe("the boundary check itself", () => {
       `import {\n  i,\n  j,\n} from "./ij.ts";`,
       `import k, { type K } from "node:fs";`,
     ].join("\n");
-    expect(importSpecifiers(src).sort()).toEqual(["../b.ts", "./a.ts", "./c.ts", "./d.ts", "./e.ts", "./f.ts", "./g.ts", "./h.ts", "./ij.ts", "node:fs"].sort());
+    expect(importSpecifiers(src).sort()).toEqual(
+      [
+        "../b.ts",
+        "./a.ts",
+        "./c.ts",
+        "./d.ts",
+        "./e.ts",
+        "./f.ts",
+        "./g.ts",
+        "./h.ts",
+        "./ij.ts",
+        "node:fs",
+      ].sort(),
+    );
   });
 
   it("fails on a synthetic tree whose host reaches the enclave and the wasm binding indirectly", () => {
@@ -130,16 +155,30 @@ describe("the boundary check itself", () => {
       };
       write("src/host/main.ts", `import { x } from "./util.ts";\nexport const y = x;\n`);
       write("src/host/util.ts", `export * from "../shared/helper.ts";\n`);
-      write("src/shared/helper.ts", `export const x = async () => import("../enclave/dkls23/binding.ts");\n`);
-      write("src/enclave/dkls23/binding.ts", `import * as wasm from "./wasm/dkls23.js";\nexport { wasm };\n`);
+      write(
+        "src/shared/helper.ts",
+        `export const x = async () => import("../enclave/dkls23/binding.ts");\n`,
+      );
+      write(
+        "src/enclave/dkls23/binding.ts",
+        `import * as wasm from "./wasm/dkls23.js";\nexport { wasm };\n`,
+      );
       write("src/enclave/dkls23/wasm/dkls23.js", `export {};\n`);
-      write("src/client/index.ts", `import type { T } from "../dev/stand-in.ts";\nexport type { T };\n`);
+      write(
+        "src/client/index.ts",
+        `import type { T } from "../dev/stand-in.ts";\nexport type { T };\n`,
+      );
       write("src/dev/stand-in.ts", `export type T = number;\n`);
       write("src/cli/tss.ts", `import { ok } from "../shared/clean.ts";\nok();\n`);
-      write("src/shared/clean.ts", `import { readFileSync } from "node:fs";\nexport const ok = () => readFileSync;\n`);
+      write(
+        "src/shared/clean.ts",
+        `import { readFileSync } from "node:fs";\nexport const ok = () => readFileSync;\n`,
+      );
 
       const violations = boundaryViolations(root, UNTRUSTED, FORBIDDEN);
-      expect(violations).toContain("src/host/main.ts -> src/host/util.ts -> src/shared/helper.ts -> src/enclave/dkls23/binding.ts");
+      expect(violations).toContain(
+        "src/host/main.ts -> src/host/util.ts -> src/shared/helper.ts -> src/enclave/dkls23/binding.ts",
+      );
       expect(violations).toContain("src/client/index.ts -> src/dev/stand-in.ts");
       expect(violations.some((v) => v.startsWith("src/cli/"))).toBe(false);
       expect(wasmReach(root, "src/host/main.ts")).toContain(

@@ -11,10 +11,24 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodeBody, encodeBody } from "../../src/shared/wire/body.ts";
-import { encodeFrame, FrameDecoder, FrameType, frameTypeName, RequestFrameType, type FrameType as FrameTypeCode } from "../../src/shared/wire/frame.ts";
+import {
+  encodeFrame,
+  FrameDecoder,
+  FrameType,
+  frameTypeName,
+  RequestFrameType,
+  type FrameType as FrameTypeCode,
+} from "../../src/shared/wire/frame.ts";
 import { fromBody, toBody } from "../../src/shared/wire/enclave-codec.ts";
 import { errorBody, readErrorBody } from "../../src/shared/channel/rpc-errors.ts";
-import { decodeList, encodeList, encodeMessageHeader, HEADER_LEN, parseMessage, type MessageHeader } from "../../src/shared/wire/protocol-message.ts";
+import {
+  decodeList,
+  encodeList,
+  encodeMessageHeader,
+  HEADER_LEN,
+  parseMessage,
+  type MessageHeader,
+} from "../../src/shared/wire/protocol-message.ts";
 import {
   encodeBroadcast,
   encodeEnvelopeHeader,
@@ -23,13 +37,27 @@ import {
   readUnverifiedHeader,
   readUnverifiedPointToPoint,
 } from "../../src/shared/wire/peer-envelope-header.ts";
-import { encodeAssociatedData, encodeSealedShare, parseAssociatedData, parseSealedShare, SEAL_TAG_BYTES, type SealBinding } from "../../src/shared/wire/sealed-share.ts";
+import {
+  encodeAssociatedData,
+  encodeSealedShare,
+  parseAssociatedData,
+  parseSealedShare,
+  SEAL_TAG_BYTES,
+  type SealBinding,
+} from "../../src/shared/wire/sealed-share.ts";
 import { PeerMessageError, PeerSession } from "../../src/enclave/peer-envelope.ts";
 import { PeerKeys } from "../../src/enclave/peer-keys.ts";
 import { SealError, unsealShare } from "../../src/enclave/seal.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { identityOf } from "../vectors/fixed-inputs.ts";
-import { fromJson, toJson, typedOf, valueOf, type Json, type TypedValue } from "../vectors/vector-json.ts";
+import {
+  fromJson,
+  toJson,
+  typedOf,
+  valueOf,
+  type Json,
+  type TypedValue,
+} from "../vectors/vector-json.ts";
 
 interface Case {
   description: string;
@@ -43,7 +71,8 @@ interface VectorFile {
   [k: string]: Json | Case[];
 }
 
-const load = (name: string): VectorFile => JSON.parse(readFileSync(join(import.meta.dirname, "../vectors", name), "utf8")) as VectorFile;
+const load = (name: string): VectorFile =>
+  JSON.parse(readFileSync(join(import.meta.dirname, "../vectors", name), "utf8")) as VectorFile;
 const flip = (hex: string, at: number): Uint8Array => {
   const b = fromHex(hex);
   b[at]! ^= 0x01;
@@ -65,9 +94,23 @@ describe("host-enclave frame (host-enclave-frame.json)", () => {
           expect(r.error).toBeNull();
           return r.frames;
         });
-        expect(frames.map((x) => ({ type: x.type, correlationId: x.correlationId, body: toHex(x.body) }))).toEqual([{ type: f.typeCode, correlationId: f.correlationId, body: f.body }]);
+        expect(
+          frames.map((x) => ({
+            type: x.type,
+            correlationId: x.correlationId,
+            body: toHex(x.body),
+          })),
+        ).toEqual([{ type: f.typeCode, correlationId: f.correlationId, body: f.body }]);
       }
-      expect(toHex(encodeFrame({ type: f.typeCode as FrameTypeCode, correlationId: f.correlationId, body: fromHex(f.body) }))).toBe(c.hex);
+      expect(
+        toHex(
+          encodeFrame({
+            type: f.typeCode as FrameTypeCode,
+            correlationId: f.correlationId,
+            body: fromHex(f.body),
+          }),
+        ),
+      ).toBe(c.hex);
     });
   }
 
@@ -91,7 +134,8 @@ describe("typed-map body (enclave-body.json)", () => {
 
   it("covers every value kind and both key kinds", () => {
     const text = JSON.stringify(v.cases.map((c) => c.fields));
-    for (const kind of ["uint", "bytes", "string", "bool", "bytesArray", "map"]) expect(text).toContain(`{"${kind}":`);
+    for (const kind of ["uint", "bytes", "string", "bool", "bytesArray", "map"])
+      expect(text).toContain(`{"${kind}":`);
     expect(text).toMatch(/\[\d+,\{/); // an integer key
   });
 });
@@ -118,9 +162,13 @@ describe("enclave operation bodies (enclave-ops.json)", () => {
       expect(seen).toContain(`${name} request`);
       expect(seen).toContain(`${name} reply`);
     }
-    const kinds = v.cases.filter((c) => c.frame === "CEREMONY_START" && c.direction === "request").map((c) => (c.fields as { kind: string }).kind);
+    const kinds = v.cases
+      .filter((c) => c.frame === "CEREMONY_START" && c.direction === "request")
+      .map((c) => (c.fields as { kind: string }).kind);
     expect(kinds.sort()).toEqual(["dkg", "refresh", "sign"]);
-    const errors = v.cases.filter((c) => c.frame === "ERROR").map((c) => "party" in (c.fields as object));
+    const errors = v.cases
+      .filter((c) => c.frame === "ERROR")
+      .map((c) => "party" in (c.fields as object));
     expect(errors.sort()).toEqual([false, true]);
   });
 });
@@ -138,7 +186,16 @@ describe("protocol message header and list (protocol-header.json)", () => {
       }
       const { body, ...header } = fromJson(c.fields) as MessageHeader & { body: Uint8Array };
       const m = parseMessage(bytes);
-      expect(toJson({ ceremony: m.ceremony, phase: m.phase, from: m.from, to: m.to, sessionId: m.sessionId, body: bytes.subarray(HEADER_LEN) })).toEqual(c.fields);
+      expect(
+        toJson({
+          ceremony: m.ceremony,
+          phase: m.phase,
+          from: m.from,
+          to: m.to,
+          sessionId: m.sessionId,
+          body: bytes.subarray(HEADER_LEN),
+        }),
+      ).toEqual(c.fields);
       expect(toHex(encodeMessageHeader(header)) + toHex(body)).toBe(c.hex);
     });
   }
@@ -146,11 +203,26 @@ describe("protocol message header and list (protocol-header.json)", () => {
 
 describe("peer envelope (peer-envelope.json)", () => {
   const v = load("peer-envelope.json");
-  const keyRecords = (v.keys as Json[]).map((k) => fromJson(k) as { party: number; x25519Secret: Uint8Array; ed25519Secret: Uint8Array; x25519Public: Uint8Array; ed25519Public: Uint8Array });
-  const keys = new Map(keyRecords.map((k) => [k.party, new PeerKeys({ x25519Secret: k.x25519Secret, ed25519Secret: k.ed25519Secret })]));
+  const keyRecords = (v.keys as Json[]).map(
+    (k) =>
+      fromJson(k) as {
+        party: number;
+        x25519Secret: Uint8Array;
+        ed25519Secret: Uint8Array;
+        x25519Public: Uint8Array;
+        ed25519Public: Uint8Array;
+      },
+  );
+  const keys = new Map(
+    keyRecords.map((k) => [
+      k.party,
+      new PeerKeys({ x25519Secret: k.x25519Secret, ed25519Secret: k.ed25519Secret }),
+    ]),
+  );
   const identities = new Map([...keys].map(([party, k]) => [party, identityOf(k)]));
   const sessionId = fromHex(v.sessionId as string);
-  const session = (me: number) => new PeerSession({ sessionId, me, keys: keys.get(me)!, peers: identities });
+  const session = (me: number) =>
+    new PeerSession({ sessionId, me, keys: keys.get(me)!, peers: identities });
 
   it("the recorded seeds give the recorded public keys", () => {
     for (const k of keyRecords) {
@@ -169,18 +241,35 @@ describe("peer envelope (peer-envelope.json)", () => {
       const recipient = c.recipient as number;
       if (c.kind === "p2p") {
         const parts = readUnverifiedPointToPoint(bytes);
-        expect(toJson({ nonce: parts.nonce, ciphertext: parts.ciphertext, tag: parts.tag })).toEqual(toJson({ nonce: fields.nonce, ciphertext: fields.ciphertext, tag: fields.tag }));
-        expect(toHex(encodePointToPoint({ header, nonce: fields.nonce!, ciphertext: fields.ciphertext!, tag: fields.tag! }))).toBe(c.hex);
+        expect(
+          toJson({ nonce: parts.nonce, ciphertext: parts.ciphertext, tag: parts.tag }),
+        ).toEqual(toJson({ nonce: fields.nonce, ciphertext: fields.ciphertext, tag: fields.tag }));
+        expect(
+          toHex(
+            encodePointToPoint({
+              header,
+              nonce: fields.nonce!,
+              ciphertext: fields.ciphertext!,
+              tag: fields.tag!,
+            }),
+          ),
+        ).toBe(c.hex);
       } else {
         const parts = readUnverifiedBroadcast(bytes);
-        expect(toJson({ body: parts.body, signature: parts.signature })).toEqual(toJson({ body: fields.body, signature: fields.signature }));
-        expect(toHex(encodeBroadcast({ header, body: fields.body!, signature: fields.signature! }))).toBe(c.hex);
+        expect(toJson({ body: parts.body, signature: parts.signature })).toEqual(
+          toJson({ body: fields.body, signature: fields.signature }),
+        );
+        expect(
+          toHex(encodeBroadcast({ header, body: fields.body!, signature: fields.signature! })),
+        ).toBe(c.hex);
         // Ed25519 is deterministic, so the sender's session reproduces the envelope exactly.
         expect(toHex(session(fields.header.from).seal(fromHex(c.core as string)))).toBe(c.hex);
       }
       expect(toHex(session(recipient).open(bytes, fields.header.phase))).toBe(c.core);
       // And the recorded bytes are what authenticates: one flipped bit after the version byte is refused.
-      expect(() => session(recipient).open(flip(c.hex, bytes.length - 1))).toThrow(PeerMessageError);
+      expect(() => session(recipient).open(flip(c.hex, bytes.length - 1))).toThrow(
+        PeerMessageError,
+      );
     });
   }
 
@@ -195,7 +284,11 @@ describe("sealed share (sealed-share.json)", () => {
     it(c.description, () => {
       const binding = fromJson(c.binding!) as SealBinding;
       const dataKey = fromHex(c.dataKey as string);
-      const parts = fromJson(c.fields) as { nonce: Uint8Array; ciphertext: Uint8Array; tag: Uint8Array };
+      const parts = fromJson(c.fields) as {
+        nonce: Uint8Array;
+        ciphertext: Uint8Array;
+        tag: Uint8Array;
+      };
       // Layout: split and joined again byte for byte.
       expect(toJson(parseSealedShare(fromHex(c.hex)))).toEqual(c.fields);
       expect(toHex(encodeSealedShare(parts))).toBe(c.hex);
@@ -203,12 +296,24 @@ describe("sealed share (sealed-share.json)", () => {
       expect(toHex(encodeAssociatedData(binding))).toBe(c.associatedData);
       expect(toJson(parseAssociatedData(fromHex(c.associatedData as string)))).toEqual(c.binding);
       // Cipher: AES-256-GCM under the recorded key and nonce gives exactly the recorded ciphertext and tag.
-      const cipher = createCipheriv("aes-256-gcm", dataKey, parts.nonce, { authTagLength: SEAL_TAG_BYTES });
+      const cipher = createCipheriv("aes-256-gcm", dataKey, parts.nonce, {
+        authTagLength: SEAL_TAG_BYTES,
+      });
       cipher.setAAD(fromHex(c.associatedData as string));
-      expect(toHex(cipher.update(fromHex(c.share as string))) + toHex(cipher.final()) + toHex(cipher.getAuthTag())).toBe(toHex(parts.ciphertext) + toHex(parts.tag));
+      expect(
+        toHex(cipher.update(fromHex(c.share as string))) +
+          toHex(cipher.final()) +
+          toHex(cipher.getAuthTag()),
+      ).toBe(toHex(parts.ciphertext) + toHex(parts.tag));
       // The enclave's unseal opens it, and refuses it under a neighbouring binding.
       expect(toHex(unsealShare({ dataKey, sealed: fromHex(c.hex), binding }))).toBe(c.share);
-      expect(() => unsealShare({ dataKey, sealed: fromHex(c.hex), binding: { ...binding, generation: binding.generation ^ 1 } })).toThrow(SealError);
+      expect(() =>
+        unsealShare({
+          dataKey,
+          sealed: fromHex(c.hex),
+          binding: { ...binding, generation: binding.generation ^ 1 },
+        }),
+      ).toThrow(SealError);
     });
   }
 });
@@ -219,22 +324,55 @@ describe("the layout encoders refuse what the readers refuse", () => {
 
   it("protocol and envelope headers", () => {
     expect(() => encodeMessageHeader(ok)).not.toThrow();
-    for (const bad of [{ phase: 0 }, { phase: 5 }, { phase: 1.5 }, { from: 0 }, { from: 17 }, { to: 1 }, { to: 17 }, { to: 256 }, { sessionId: new Uint8Array(31) }, { ceremony: "other" }]) {
+    for (const bad of [
+      { phase: 0 },
+      { phase: 5 },
+      { phase: 1.5 },
+      { from: 0 },
+      { from: 17 },
+      { to: 1 },
+      { to: 17 },
+      { to: 256 },
+      { sessionId: new Uint8Array(31) },
+      { ceremony: "other" },
+    ]) {
       expect(() => encodeMessageHeader({ ...ok, ...bad } as MessageHeader)).toThrow();
       expect(() => encodeEnvelopeHeader({ ...ok, ...bad } as MessageHeader)).toThrow();
     }
     const p2pHeader = encodeEnvelopeHeader(ok);
     const bcastHeader = encodeEnvelopeHeader({ ...ok, to: 0 });
-    const parts = { nonce: new Uint8Array(12), ciphertext: new Uint8Array(3), tag: new Uint8Array(16) };
+    const parts = {
+      nonce: new Uint8Array(12),
+      ciphertext: new Uint8Array(3),
+      tag: new Uint8Array(16),
+    };
     expect(() => encodePointToPoint({ header: bcastHeader, ...parts })).toThrow(RangeError);
-    expect(() => encodePointToPoint({ header: p2pHeader, ...parts, nonce: new Uint8Array(11) })).toThrow(RangeError);
-    expect(() => encodeBroadcast({ header: p2pHeader, body: new Uint8Array(3), signature: new Uint8Array(64) })).toThrow(RangeError);
-    expect(() => encodeBroadcast({ header: bcastHeader, body: new Uint8Array(3), signature: new Uint8Array(63) })).toThrow(RangeError);
+    expect(() =>
+      encodePointToPoint({ header: p2pHeader, ...parts, nonce: new Uint8Array(11) }),
+    ).toThrow(RangeError);
+    expect(() =>
+      encodeBroadcast({
+        header: p2pHeader,
+        body: new Uint8Array(3),
+        signature: new Uint8Array(64),
+      }),
+    ).toThrow(RangeError);
+    expect(() =>
+      encodeBroadcast({
+        header: bcastHeader,
+        body: new Uint8Array(3),
+        signature: new Uint8Array(63),
+      }),
+    ).toThrow(RangeError);
   });
 
   it("sealed share and associated data", () => {
     const v = load("sealed-share.json").cases[0]!;
-    const parts = fromJson(v.fields) as { nonce: Uint8Array; ciphertext: Uint8Array; tag: Uint8Array };
+    const parts = fromJson(v.fields) as {
+      nonce: Uint8Array;
+      ciphertext: Uint8Array;
+      tag: Uint8Array;
+    };
     expect(() => encodeSealedShare({ ...parts, nonce: parts.nonce.subarray(1) })).toThrow();
     expect(() => encodeSealedShare({ ...parts, ciphertext: new Uint8Array() })).toThrow();
     const ad = fromHex(v.associatedData as string);

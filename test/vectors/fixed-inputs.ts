@@ -29,7 +29,12 @@ export const peerKeysOf = (party: number): PeerKeys => new PeerKeys(FIXED.peerSe
 
 /** What verifyPeer would yield for these keys; a PeerSession reads only the two public keys. */
 export function identityOf(keys: PeerKeys): PeerIdentity {
-  return { pcr0: new Uint8Array(48), x25519Public: keys.x25519Public, ed25519Public: keys.ed25519Public, documentHash: new Uint8Array(32) };
+  return {
+    pcr0: new Uint8Array(48),
+    x25519Public: keys.x25519Public,
+    ed25519Public: keys.ed25519Public,
+    documentHash: new Uint8Array(32),
+  };
 }
 
 export function peerVectorIdentities(): Map<number, PeerIdentity> {

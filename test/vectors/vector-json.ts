@@ -18,7 +18,8 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 export function toJson(v: unknown): Json {
   if (v instanceof Uint8Array) return { hex: toHex(v) };
   if (Array.isArray(v)) return v.map(toJson);
-  if (v !== null && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJson(x)]));
+  if (v !== null && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJson(x)]));
   return v as Json;
 }
 

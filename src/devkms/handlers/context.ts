@@ -20,7 +20,8 @@ export interface HandlerContext {
 
 export type Handler = (ctx: HandlerContext, input: JsonObject) => JsonObject;
 
-export const keyArn = (ctx: HandlerContext, keyId: string) => `arn:aws:kms:${ctx.region}:${ctx.accountId}:key/${keyId}`;
+export const keyArn = (ctx: HandlerContext, keyId: string) =>
+  `arn:aws:kms:${ctx.region}:${ctx.accountId}:key/${keyId}`;
 
 /** A key id or key ARN. Aliases are not implemented, so they are reported as not found. */
 export function findKey(ctx: HandlerContext, ref: string): KeyRecord {
@@ -34,18 +35,25 @@ export function findKey(ctx: HandlerContext, ref: string): KeyRecord {
   }
   const key = isKeyId(keyId) ? ctx.store.get(keyId) : undefined;
   if (!key) throw notFound(`Key '${keyArn(ctx, keyId.slice(0, 64))}' does not exist`);
-  if (!key.enabled) throw new KmsError("DisabledException", `${keyArn(ctx, key.keyId)} is disabled.`);
+  if (!key.enabled)
+    throw new KmsError("DisabledException", `${keyArn(ctx, key.keyId)} is disabled.`);
   return key;
 }
 
-export const requireKey = (ctx: HandlerContext, input: JsonObject) => findKey(ctx, requireString(input, "KeyId", LIMITS.keyId));
+export const requireKey = (ctx: HandlerContext, input: JsonObject) =>
+  findKey(ctx, requireString(input, "KeyId", LIMITS.keyId));
 
 /**
  * Evaluate the key policy for `action`. The attested measurements of a Recipient become the
  * `kms:RecipientAttestation:*` condition keys; without a Recipient those keys are absent, so a
  * statement that requires them does not match and the request falls through to default deny.
  */
-export function authorize(ctx: HandlerContext, key: KeyRecord, action: string, recipient?: Recipient): void {
+export function authorize(
+  ctx: HandlerContext,
+  key: KeyRecord,
+  action: string,
+  recipient?: Recipient,
+): void {
   const resource = keyArn(ctx, key.keyId);
   const decision = evaluatePolicy(parsePolicy(key.policy), {
     action,
@@ -54,8 +62,13 @@ export function authorize(ctx: HandlerContext, key: KeyRecord, action: string, r
   });
   if (decision === "allow") return;
   const who = `arn:aws:iam::${ctx.accountId}:user/${ctx.caller.accessKeyId}`;
-  const why = decision === "explicit-deny" ? "with an explicit deny in a resource-based policy" : `because no resource-based policy allows the ${action} action`;
-  throw accessDenied(`User: ${who} is not authorized to perform: ${action} on resource: ${resource} ${why}`);
+  const why =
+    decision === "explicit-deny"
+      ? "with an explicit deny in a resource-based policy"
+      : `because no resource-based policy allows the ${action} action`;
+  throw accessDenied(
+    `User: ${who} is not authorized to perform: ${action} on resource: ${resource} ${why}`,
+  );
 }
 
 export function keyMetadata(ctx: HandlerContext, key: KeyRecord): JsonObject {

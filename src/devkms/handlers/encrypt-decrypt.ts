@@ -4,14 +4,23 @@ import { buildCiphertextForRecipient } from "../cms-builder.ts";
 import { invalidCiphertext, KmsError, notFound, validation } from "../errors.ts";
 import { isKeyId } from "../keystore.ts";
 import { resolveRecipient } from "../recipient.ts";
-import { encodeBase64, encryptionContext, LIMITS, optionalString, refuseDryRun, requireBlob, type JsonObject } from "../../shared/wire/kms-json.ts";
+import {
+  encodeBase64,
+  encryptionContext,
+  LIMITS,
+  optionalString,
+  refuseDryRun,
+  requireBlob,
+  type JsonObject,
+} from "../../shared/wire/kms-json.ts";
 import { authorize, findKey, keyArn, requireKey, type Handler } from "./context.ts";
 
 const SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT";
 
 function checkAlgorithm(input: JsonObject): void {
   const alg = optionalString(input, "EncryptionAlgorithm", 64);
-  if (alg !== undefined && alg !== SYMMETRIC_DEFAULT) throw validation(`EncryptionAlgorithm ${alg} is not valid for a symmetric key`);
+  if (alg !== undefined && alg !== SYMMETRIC_DEFAULT)
+    throw validation(`EncryptionAlgorithm ${alg} is not valid for a symmetric key`);
 }
 
 export const encrypt: Handler = (ctx, input) => {
@@ -23,7 +32,11 @@ export const encrypt: Handler = (ctx, input) => {
   authorize(ctx, key, "kms:Encrypt");
   const blob = sealBlob(key.keyId, key.material, plaintext, context);
   plaintext.fill(0);
-  return { CiphertextBlob: encodeBase64(blob), KeyId: keyArn(ctx, key.keyId), EncryptionAlgorithm: SYMMETRIC_DEFAULT };
+  return {
+    CiphertextBlob: encodeBase64(blob),
+    KeyId: keyArn(ctx, key.keyId),
+    EncryptionAlgorithm: SYMMETRIC_DEFAULT,
+  };
 };
 
 export const decrypt: Handler = (ctx, input) => {
@@ -37,7 +50,10 @@ export const decrypt: Handler = (ctx, input) => {
   if (!key) throw notFound(`Key '${keyArn(ctx, blobKey)}' does not exist`);
   const requested = optionalString(input, "KeyId", LIMITS.keyId);
   if (requested !== undefined && findKey(ctx, requested).keyId !== key.keyId) {
-    throw new KmsError("IncorrectKeyException", "The key ID in the request does not identify a CMK that can perform this operation.");
+    throw new KmsError(
+      "IncorrectKeyException",
+      "The key ID in the request does not identify a CMK that can perform this operation.",
+    );
   }
   const recipient = resolveRecipient(input, ctx.verifyAttestation);
   authorize(ctx, key, "kms:Decrypt", recipient);
@@ -45,7 +61,13 @@ export const decrypt: Handler = (ctx, input) => {
   const plaintext = openBlob(blob, key.material, context);
   try {
     const base = { KeyId: keyArn(ctx, key.keyId), EncryptionAlgorithm: SYMMETRIC_DEFAULT };
-    if (recipient) return { ...base, CiphertextForRecipient: encodeBase64(buildCiphertextForRecipient(recipient.spki, plaintext)) };
+    if (recipient)
+      return {
+        ...base,
+        CiphertextForRecipient: encodeBase64(
+          buildCiphertextForRecipient(recipient.spki, plaintext),
+        ),
+      };
     return { ...base, Plaintext: encodeBase64(plaintext) };
   } finally {
     plaintext.fill(0);

@@ -10,13 +10,17 @@ import { encodeBase64, optionalInteger } from "../../shared/wire/kms-json.ts";
 import type { Handler } from "./context.ts";
 
 export const generateRandom: Handler = (ctx, input) => {
-  if (input.CustomKeyStoreId !== undefined) throw new KmsError("UnsupportedOperationException", "custom key stores are not supported");
+  if (input.CustomKeyStoreId !== undefined)
+    throw new KmsError("UnsupportedOperationException", "custom key stores are not supported");
   const length = optionalInteger(input, "NumberOfBytes", 1, 1024);
   if (length === undefined) throw validation("NumberOfBytes is required");
   const recipient = resolveRecipient(input, ctx.verifyAttestation);
   const random = new Uint8Array(randomBytes(length));
   try {
-    if (recipient) return { CiphertextForRecipient: encodeBase64(buildCiphertextForRecipient(recipient.spki, random)) };
+    if (recipient)
+      return {
+        CiphertextForRecipient: encodeBase64(buildCiphertextForRecipient(recipient.spki, random)),
+      };
     return { Plaintext: encodeBase64(random) };
   } finally {
     random.fill(0);

@@ -16,9 +16,11 @@ let loaded = false;
  */
 export function loadDkls(bytes?: Uint8Array): void {
   if (loaded) return;
-  const module = bytes ?? readFileSync(fileURLToPath(new URL("./wasm/dkls23_bg.wasm", import.meta.url)));
+  const module =
+    bytes ?? readFileSync(fileURLToPath(new URL("./wasm/dkls23_bg.wasm", import.meta.url)));
   wasm.initSync({ module });
-  if (wasm.wireVersion() !== 1) throw new Error(`wasm core speaks wire version ${wasm.wireVersion()}, expected 1`);
+  if (wasm.wireVersion() !== 1)
+    throw new Error(`wasm core speaks wire version ${wasm.wireVersion()}, expected 1`);
   loaded = true;
 }
 

@@ -22,7 +22,10 @@ export function packageInfo(publicPackage: Uint8Array): PackageInfo {
 }
 
 /** Child public key and chain code along a non-hardened path, from public data only. */
-export function derivePublicKey(publicPackage: Uint8Array, path: string): { publicKey: Uint8Array; chainCode: Uint8Array } {
+export function derivePublicKey(
+  publicPackage: Uint8Array,
+  path: string,
+): { publicKey: Uint8Array; chainCode: Uint8Array } {
   const b = call(() => wasm.derivePublic(publicPackage, path));
   return { publicKey: b.slice(0, 33), chainCode: b.slice(33, 65) };
 }

@@ -4,7 +4,13 @@
  * returns the result. Any error closes the session for good (fail closed).
  */
 import * as wasm from "./wasm/dkls23.js";
-import { decodeList, encodeList, parseMessage, SESSION_ID_LEN, type ProtocolMessage } from "../../shared/wire/protocol-message.ts";
+import {
+  decodeList,
+  encodeList,
+  parseMessage,
+  SESSION_ID_LEN,
+  type ProtocolMessage,
+} from "../../shared/wire/protocol-message.ts";
 import type { Signature } from "../../shared/signature.ts";
 import { call } from "./core.ts";
 import { DklsError } from "./errors.ts";
@@ -12,7 +18,12 @@ import { KeyShare } from "./key-share.ts";
 
 function checkSession(id: Uint8Array): Uint8Array {
   if (!(id instanceof Uint8Array) || id.length !== SESSION_ID_LEN) {
-    throw new DklsError(`session id must be ${SESSION_ID_LEN} bytes`, "invalid_parameters", null, false);
+    throw new DklsError(
+      `session id must be ${SESSION_ID_LEN} bytes`,
+      "invalid_parameters",
+      null,
+      false,
+    );
   }
   return id;
 }
@@ -89,7 +100,9 @@ export interface DkgOptions {
 
 export class Dkg extends Session<wasm.DkgSession, KeyShare> {
   constructor(o: DkgOptions) {
-    super(call(() => new wasm.DkgSession(o.threshold, o.parties, o.index, checkSession(o.sessionId))));
+    super(
+      call(() => new wasm.DkgSession(o.threshold, o.parties, o.index, checkSession(o.sessionId))),
+    );
   }
   phase4(received: readonly (ProtocolMessage | Uint8Array)[]): KeyShare {
     const share = KeyShare.wrap(this.guard(() => this.r.phase4(inbox(received))));
@@ -112,7 +125,18 @@ export interface SignOptions {
 export class Signing extends Session<wasm.SignSession, Signature> {
   constructor(o: SignOptions) {
     const parties = Uint8Array.from([...o.parties].sort((a, b) => a - b));
-    super(call(() => new wasm.SignSession(o.share.handle, o.path ?? null, checkSession(o.sessionId), parties, o.digest)));
+    super(
+      call(
+        () =>
+          new wasm.SignSession(
+            o.share.handle,
+            o.path ?? null,
+            checkSession(o.sessionId),
+            parties,
+            o.digest,
+          ),
+      ),
+    );
   }
   phase4(received: readonly (ProtocolMessage | Uint8Array)[]): Signature {
     const out = this.guard(() => this.r.phase4(inbox(received)));
@@ -131,4 +155,3 @@ export class Refresh extends Session<wasm.RefreshSession, KeyShare> {
     return share;
   }
 }
-

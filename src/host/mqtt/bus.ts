@@ -7,9 +7,31 @@
 import type { IPublishPacket, MqttClient } from "mqtt";
 import { openConnection } from "./connect.ts";
 import { NodeRpc, type NodeCallHandler, type RpcCounters } from "./node-rpc.ts";
-import { announceOffline, announceOnline, parsePresence, PresenceView, presenceWill, type LiveNode, type PresenceEvent } from "./presence.ts";
-import { isPowerOfTwo, RequestServer, type ClientRequestHandler, type Log, type RequestCounters } from "./requests.ts";
-import { assertNodeId, inboxTopic, nodeOf, PRESENCE_FILTER, repliesTopic, REQUESTS_FILTER, REQUESTS_PREFIX } from "../../shared/wire/topics.ts";
+import {
+  announceOffline,
+  announceOnline,
+  parsePresence,
+  PresenceView,
+  presenceWill,
+  type LiveNode,
+  type PresenceEvent,
+} from "./presence.ts";
+import {
+  isPowerOfTwo,
+  RequestServer,
+  type ClientRequestHandler,
+  type Log,
+  type RequestCounters,
+} from "./requests.ts";
+import {
+  assertNodeId,
+  inboxTopic,
+  nodeOf,
+  PRESENCE_FILTER,
+  repliesTopic,
+  REQUESTS_FILTER,
+  REQUESTS_PREFIX,
+} from "../../shared/wire/topics.ts";
 import { RPC_LIMITS } from "../../shared/wire/json-payload.ts";
 
 export { RemoteCallError, type NodeCallHandler } from "./node-rpc.ts";
@@ -52,7 +74,12 @@ export interface Bus {
   /** Starts serving other nodes' calls; resolves once the inbox subscription is granted. */
   serveNodeCalls(handler: NodeCallHandler): Promise<void>;
   /** Calls `op` on `nodeId`; rejects with RemoteCallError (code from the remote, or deadline_exceeded). */
-  callNode(nodeId: string, op: string, args: unknown, opts?: { timeoutMs?: number }): Promise<unknown>;
+  callNode(
+    nodeId: string,
+    op: string,
+    args: unknown,
+    opts?: { timeoutMs?: number },
+  ): Promise<unknown>;
   /** Nodes whose latest presence record says online, this node included once connected. */
   liveNodes(): LiveNode[];
   /** Calls `cb` on every presence record; returns a function that stops it. */
@@ -86,7 +113,9 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
     keepaliveSec: opts.keepaliveSec,
   });
 
-  const presence = new PresenceView((e) => log("presence_listener_failed", { error: (e as Error)?.message }));
+  const presence = new PresenceView((e) =>
+    log("presence_listener_failed", { error: (e as Error)?.message }),
+  );
   const requests = new RequestServer(client, log);
   const rpc = new NodeRpc(client, nodeId, log, opts.callTimeoutMs);
   const inbox = inboxTopic(nodeId);
@@ -114,7 +143,13 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   const online = async () => {
     const since = Date.now();
     // Counted as live at once: our own retained record may arrive after callers ask.
-    presence.apply({ nodeId, status: "online", since, ...(opts.pcr0 ? { pcr0: opts.pcr0 } : {}), ...(opts.version ? { version: opts.version } : {}) });
+    presence.apply({
+      nodeId,
+      status: "online",
+      since,
+      ...(opts.pcr0 ? { pcr0: opts.pcr0 } : {}),
+      ...(opts.version ? { version: opts.version } : {}),
+    });
     await announceOnline(client, nodeId, since, opts.pcr0, opts.version);
   };
   // mqtt.js restores subscriptions after a reconnect, but the broker has

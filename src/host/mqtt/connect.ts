@@ -22,18 +22,29 @@ export interface ConnectOptions {
   keepaliveSec?: number;
 }
 
-function brokerAddress(url: string): Pick<IClientOptions, "protocol" | "host" | "hostname" | "port"> {
+function brokerAddress(
+  url: string,
+): Pick<IClientOptions, "protocol" | "host" | "hostname" | "port"> {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new Error(`MQTT url ${JSON.stringify(url)} is not a URL (expected mqtt://host:port or mqtts://host:port)`);
+    throw new Error(
+      `MQTT url ${JSON.stringify(url)} is not a URL (expected mqtt://host:port or mqtts://host:port)`,
+    );
   }
   const protocol = u.protocol.replace(/:$/, "");
-  if (protocol !== "mqtt" && protocol !== "mqtts") throw new Error(`MQTT url must use mqtt:// or mqtts://, not ${protocol}://`);
-  if (u.username || u.password) throw new Error("put MQTT credentials in the username/password options, not in the URL");
+  if (protocol !== "mqtt" && protocol !== "mqtts")
+    throw new Error(`MQTT url must use mqtt:// or mqtts://, not ${protocol}://`);
+  if (u.username || u.password)
+    throw new Error("put MQTT credentials in the username/password options, not in the URL");
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-  return { protocol, host, hostname: host, port: u.port ? Number(u.port) : protocol === "mqtts" ? 8883 : 1883 };
+  return {
+    protocol,
+    host,
+    hostname: host,
+    port: u.port ? Number(u.port) : protocol === "mqtts" ? 8883 : 1883,
+  };
 }
 
 export function openConnection(o: ConnectOptions): Promise<MqttClient> {
@@ -52,7 +63,9 @@ export function openConnection(o: ConnectOptions): Promise<MqttClient> {
     will: o.will,
     ...(o.maxPacketBytes ? { properties: { maximumPacketSize: o.maxPacketBytes } } : {}),
     ...(o.tls?.ca !== undefined ? { ca: o.tls.ca } : {}),
-    ...(o.tls?.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.tls.rejectUnauthorized } : {}),
+    ...(o.tls?.rejectUnauthorized !== undefined
+      ? { rejectUnauthorized: o.tls.rejectUnauthorized }
+      : {}),
   });
   return new Promise((resolve, reject) => {
     const fail = (message: string) => {
@@ -62,13 +75,19 @@ export function openConnection(o: ConnectOptions): Promise<MqttClient> {
       client.end(true);
       reject(new Error(message));
     };
-    const timer = setTimeout(() => fail(`MQTT broker ${o.url} did not accept the connection within ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(
+      () => fail(`MQTT broker ${o.url} did not accept the connection within ${timeoutMs} ms`),
+      timeoutMs,
+    );
     const onConnect = () => {
       clearTimeout(timer);
       client.removeListener("error", onError);
       resolve(client);
     };
-    const onError = (e: Error & { code?: number | string }) => fail(`MQTT broker ${o.url} refused ${o.clientId}: ${e.message}${typeof e.code === "number" ? ` (reason code ${e.code})` : ""}`);
+    const onError = (e: Error & { code?: number | string }) =>
+      fail(
+        `MQTT broker ${o.url} refused ${o.clientId}: ${e.message}${typeof e.code === "number" ? ` (reason code ${e.code})` : ""}`,
+      );
     client.once("connect", onConnect);
     client.once("error", onError);
   });

@@ -8,14 +8,23 @@
  */
 import { randomBytes } from "node:crypto";
 import type { IPublishPacket, MqttClient } from "mqtt";
-import { decodeJson, encodeJson, JsonPayloadError, RPC_LIMITS } from "../../shared/wire/json-payload.ts";
+import {
+  decodeJson,
+  encodeJson,
+  JsonPayloadError,
+  RPC_LIMITS,
+} from "../../shared/wire/json-payload.ts";
 import { assertNodeId, inboxTopic, nodeOf, repliesTopic } from "../../shared/wire/topics.ts";
 import { isPowerOfTwo, type Log } from "./requests.ts";
 import { CodedError, type Blame } from "../../shared/wire/errors.ts";
 import { isNodeId } from "../../shared/wire/patterns.ts";
 import { MAX_PARTIES } from "../../shared/wire/protocol-message.ts";
 
-export type NodeCallHandler = (op: string, args: Record<string, unknown>, callerId: string) => Promise<unknown>;
+export type NodeCallHandler = (
+  op: string,
+  args: Record<string, unknown>,
+  callerId: string,
+) => Promise<unknown>;
 
 /** A node answered a call with an error, or did not answer in time. `blame` is what the remote side named (a node, or its enclave's party index). */
 export class RemoteCallError extends CodedError {
@@ -69,14 +78,22 @@ export class NodeRpc {
     this.handler = h;
   }
 
-  callNode(nodeId: string, op: string, args: unknown, opts: { timeoutMs?: number } = {}): Promise<unknown> {
+  callNode(
+    nodeId: string,
+    op: string,
+    args: unknown,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<unknown> {
     if (this.closed) return Promise.reject(new RemoteCallError("the bus is closed", "internal"));
     try {
       assertNodeId(nodeId);
     } catch (e) {
       return Promise.reject(e);
     }
-    if (!OP_NAME.test(op)) return Promise.reject(new Error(`invalid node operation name ${JSON.stringify(op.slice(0, 80))}`));
+    if (!OP_NAME.test(op))
+      return Promise.reject(
+        new Error(`invalid node operation name ${JSON.stringify(op.slice(0, 80))}`),
+      );
     let payload: Buffer;
     try {
       payload = encodeJson({ op, args: args ?? {} }, RPC_LIMITS);
@@ -89,12 +106,30 @@ export class NodeRpc {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(key);
-        reject(new RemoteCallError(`node ${nodeId} did not answer ${op} within ${timeoutMs} ms`, "deadline_exceeded"));
+        reject(
+          new RemoteCallError(
+            `node ${nodeId} did not answer ${op} within ${timeoutMs} ms`,
+            "deadline_exceeded",
+          ),
+        );
       }, timeoutMs);
       this.pending.set(key, { resolve, reject, timer });
-      this.client.publish(inboxTopic(nodeId), payload, { qos: 1, properties: { responseTopic: repliesTopic(this.me), correlationData: id } }, (err) => {
-        if (err) this.settle(key, (p) => p.reject(new RemoteCallError(`could not send ${op} to ${nodeId}: ${err.message}`, "internal")));
-      });
+      this.client.publish(
+        inboxTopic(nodeId),
+        payload,
+        { qos: 1, properties: { responseTopic: repliesTopic(this.me), correlationData: id } },
+        (err) => {
+          if (err)
+            this.settle(key, (p) =>
+              p.reject(
+                new RemoteCallError(
+                  `could not send ${op} to ${nodeId}: ${err.message}`,
+                  "internal",
+                ),
+              ),
+            );
+        },
+      );
     });
   }
 
@@ -109,19 +144,35 @@ export class NodeRpc {
     let reply: Record<string, unknown>;
     try {
       const v = decodeJson(payload, RPC_LIMITS);
-      if (!v || typeof v !== "object" || Array.isArray(v) || typeof (v as { ok?: unknown }).ok !== "boolean") throw new JsonPayloadError("reply is not {ok, ...}");
+      if (
+        !v ||
+        typeof v !== "object" ||
+        Array.isArray(v) ||
+        typeof (v as { ok?: unknown }).ok !== "boolean"
+      )
+        throw new JsonPayloadError("reply is not {ok, ...}");
       reply = v as Record<string, unknown>;
     } catch (e) {
       this.counters.badReplies++;
-      return this.settle(key, (p) => p.reject(new RemoteCallError(`malformed reply: ${(e as Error).message}`, "internal")));
+      return this.settle(key, (p) =>
+        p.reject(new RemoteCallError(`malformed reply: ${(e as Error).message}`, "internal")),
+      );
     }
     if (reply.ok === true) return this.settle(key, (p) => p.resolve(reply.result));
-    const err = (reply.error && typeof reply.error === "object" ? reply.error : {}) as Record<string, unknown>;
+    const err = (reply.error && typeof reply.error === "object" ? reply.error : {}) as Record<
+      string,
+      unknown
+    >;
     const code = typeof err.code === "string" && err.code.length <= 64 ? err.code : "internal";
-    const message = typeof err.message === "string" ? err.message.slice(0, MAX_MESSAGE) : "remote node failed";
+    const message =
+      typeof err.message === "string" ? err.message.slice(0, MAX_MESSAGE) : "remote node failed";
     const blame: Blame = {
       ...(isNodeId(err.node) ? { node: err.node } : {}),
-      ...(Number.isInteger(err.party) && (err.party as number) >= 1 && (err.party as number) <= MAX_PARTIES ? { party: err.party as number } : {}),
+      ...(Number.isInteger(err.party) &&
+      (err.party as number) >= 1 &&
+      (err.party as number) <= MAX_PARTIES
+        ? { party: err.party as number }
+        : {}),
     };
     this.settle(key, (p) => p.reject(new RemoteCallError(message, code, blame)));
   }
@@ -131,9 +182,20 @@ export class NodeRpc {
     const responseTopic = packet.properties?.responseTopic;
     const correlationData = packet.properties?.correlationData;
     const callerId = responseTopic ? nodeOf(responseTopic, "replies") : null;
-    if (!responseTopic || !callerId || !correlationData || correlationData.length === 0 || correlationData.length > 64) {
+    if (
+      !responseTopic ||
+      !callerId ||
+      !correlationData ||
+      correlationData.length === 0 ||
+      correlationData.length > 64
+    ) {
       const n = ++this.counters.droppedCalls;
-      if (isPowerOfTwo(n)) this.log("node_call_dropped", { reason: "no usable response topic or correlation data", bytes: payload.length, dropped: n });
+      if (isPowerOfTwo(n))
+        this.log("node_call_dropped", {
+          reason: "no usable response topic or correlation data",
+          bytes: payload.length,
+          dropped: n,
+        });
       return;
     }
     const dedupe = `${callerId}/${Buffer.from(correlationData).toString("hex")}`;
@@ -147,38 +209,70 @@ export class NodeRpc {
       try {
         out = encodeJson(msg, RPC_LIMITS);
       } catch (e) {
-        out = encodeJson({ ok: false, error: { code: "internal", message: `result could not be encoded: ${(e as Error).message}` } });
+        out = encodeJson({
+          ok: false,
+          error: {
+            code: "internal",
+            message: `result could not be encoded: ${(e as Error).message}`,
+          },
+        });
       }
-      this.client.publish(responseTopic, out, { qos: 1, properties: { correlationData: Buffer.from(correlationData) } }, (err) => {
-        if (err) this.log("node_reply_not_published", { caller: callerId, error: err.message });
-      });
+      this.client.publish(
+        responseTopic,
+        out,
+        { qos: 1, properties: { correlationData: Buffer.from(correlationData) } },
+        (err) => {
+          if (err) this.log("node_reply_not_published", { caller: callerId, error: err.message });
+        },
+      );
     };
     let op: string;
     let args: Record<string, unknown>;
     try {
       const v = decodeJson(payload, RPC_LIMITS) as Record<string, unknown> | null;
-      if (!v || typeof v !== "object" || Array.isArray(v)) throw new JsonPayloadError("call is not a JSON object");
-      if (typeof v.op !== "string" || !OP_NAME.test(v.op)) throw new JsonPayloadError("call has no valid op");
+      if (!v || typeof v !== "object" || Array.isArray(v))
+        throw new JsonPayloadError("call is not a JSON object");
+      if (typeof v.op !== "string" || !OP_NAME.test(v.op))
+        throw new JsonPayloadError("call has no valid op");
       const a = v.args ?? {};
-      if (!a || typeof a !== "object" || Array.isArray(a) || a instanceof Uint8Array) throw new JsonPayloadError("call args must be a JSON object");
+      if (!a || typeof a !== "object" || Array.isArray(a) || a instanceof Uint8Array)
+        throw new JsonPayloadError("call args must be a JSON object");
       op = v.op;
       args = a as Record<string, unknown>;
     } catch (e) {
-      return answer({ ok: false, error: { code: "bad_request", message: e instanceof JsonPayloadError ? e.message : "call could not be parsed" } });
+      return answer({
+        ok: false,
+        error: {
+          code: "bad_request",
+          message: e instanceof JsonPayloadError ? e.message : "call could not be parsed",
+        },
+      });
     }
     const h = this.handler;
-    if (!h) return answer({ ok: false, error: { code: "internal", message: `node ${this.me} is not serving calls yet` } });
+    if (!h)
+      return answer({
+        ok: false,
+        error: { code: "internal", message: `node ${this.me} is not serving calls yet` },
+      });
     Promise.resolve()
       .then(() => h(op, args, callerId))
       .then(
         (result) => answer({ ok: true, result: result ?? null }),
         (e: unknown) => {
-          const err = (e ?? {}) as { code?: unknown; message?: unknown; node?: unknown; blame?: { party?: unknown } };
+          const err = (e ?? {}) as {
+            code?: unknown;
+            message?: unknown;
+            node?: unknown;
+            blame?: { party?: unknown };
+          };
           answer({
             ok: false,
             error: {
               code: typeof err.code === "string" ? err.code : "internal",
-              message: typeof err.message === "string" ? err.message.slice(0, MAX_MESSAGE) : "node operation failed",
+              message:
+                typeof err.message === "string"
+                  ? err.message.slice(0, MAX_MESSAGE)
+                  : "node operation failed",
               ...(typeof err.node === "string" ? { node: err.node } : {}),
               // The party this node's enclave blamed; only the coordinator knows which node that is.
               ...(Number.isInteger(err.blame?.party) ? { party: err.blame!.party as number } : {}),
@@ -191,7 +285,10 @@ export class NodeRpc {
   /** Fails every call still waiting (the bus is closing). */
   close(): void {
     this.closed = true;
-    for (const key of [...this.pending.keys()]) this.settle(key, (p) => p.reject(new RemoteCallError("the bus closed before the node answered", "internal")));
+    for (const key of [...this.pending.keys()])
+      this.settle(key, (p) =>
+        p.reject(new RemoteCallError("the bus closed before the node answered", "internal")),
+      );
   }
 
   private settle(key: string, f: (p: Pending) => void): void {

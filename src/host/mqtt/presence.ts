@@ -26,13 +26,31 @@ export function offlineRecord(nodeId: string): Buffer {
   return Buffer.from(JSON.stringify({ nodeId, status: "offline" }));
 }
 
-export function onlineRecord(nodeId: string, since: number, pcr0?: string, version?: string): Buffer {
-  return Buffer.from(JSON.stringify({ nodeId, status: "online", since, pcr0: pcr0 ?? null, version: version ?? null }));
+export function onlineRecord(
+  nodeId: string,
+  since: number,
+  pcr0?: string,
+  version?: string,
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      nodeId,
+      status: "online",
+      since,
+      pcr0: pcr0 ?? null,
+      version: version ?? null,
+    }),
+  );
 }
 
 /** The Last Will the broker publishes when this node's connection dies without a clean disconnect. */
 export function presenceWill(nodeId: string) {
-  return { topic: presenceTopic(nodeId), payload: offlineRecord(nodeId), qos: 1 as const, retain: true };
+  return {
+    topic: presenceTopic(nodeId),
+    payload: offlineRecord(nodeId),
+    qos: 1 as const,
+    retain: true,
+  };
 }
 
 /**
@@ -54,7 +72,8 @@ export function parsePresence(topic: string, payload: Uint8Array): PresenceEvent
   const r = v as Record<string, unknown>;
   if (r.nodeId !== nodeId) return null;
   if (r.status === "offline") return { nodeId, status: "offline" };
-  if (r.status !== "online" || typeof r.since !== "number" || !Number.isFinite(r.since)) return null;
+  if (r.status !== "online" || typeof r.since !== "number" || !Number.isFinite(r.since))
+    return null;
   return {
     nodeId,
     status: "online",
@@ -71,7 +90,12 @@ export class PresenceView {
   constructor(private readonly onListenerError: (e: unknown) => void) {}
 
   apply(e: PresenceEvent): void {
-    if (e.status === "online") this.live.set(e.nodeId, { nodeId: e.nodeId, since: e.since ?? Date.now(), ...(e.pcr0 ? { pcr0: e.pcr0 } : {}) });
+    if (e.status === "online")
+      this.live.set(e.nodeId, {
+        nodeId: e.nodeId,
+        since: e.since ?? Date.now(),
+        ...(e.pcr0 ? { pcr0: e.pcr0 } : {}),
+      });
     else this.live.delete(e.nodeId);
     for (const l of this.listeners) {
       try {
@@ -83,7 +107,9 @@ export class PresenceView {
   }
 
   nodes(): LiveNode[] {
-    return [...this.live.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+    return [...this.live.values()].sort((a, b) =>
+      a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0,
+    );
   }
 
   subscribe(cb: (e: PresenceEvent) => void): () => void {
@@ -93,10 +119,22 @@ export class PresenceView {
 }
 
 /** Publishes this node's retained online record (on every connect, since a reconnect follows the Last Will). */
-export function announceOnline(client: MqttClient, nodeId: string, since: number, pcr0?: string, version?: string): Promise<unknown> {
-  return client.publishAsync(presenceTopic(nodeId), onlineRecord(nodeId, since, pcr0, version), { qos: 1, retain: true });
+export function announceOnline(
+  client: MqttClient,
+  nodeId: string,
+  since: number,
+  pcr0?: string,
+  version?: string,
+): Promise<unknown> {
+  return client.publishAsync(presenceTopic(nodeId), onlineRecord(nodeId, since, pcr0, version), {
+    qos: 1,
+    retain: true,
+  });
 }
 
 export function announceOffline(client: MqttClient, nodeId: string): Promise<unknown> {
-  return client.publishAsync(presenceTopic(nodeId), offlineRecord(nodeId), { qos: 1, retain: true });
+  return client.publishAsync(presenceTopic(nodeId), offlineRecord(nodeId), {
+    qos: 1,
+    retain: true,
+  });
 }

@@ -44,10 +44,16 @@ export function isPowerOfTwo(n: number): boolean {
  * contract is answered as `internal` (keeping the original in the sentence)
  * and a malformed node id as null.
  */
-export function errorResponse(error: { code: string; message: string; node?: string | null }): { code: ErrorCode; message: string; node: string | null } {
+export function errorResponse(error: { code: string; message: string; node?: string | null }): {
+  code: ErrorCode;
+  message: string;
+  node: string | null;
+} {
   const sentence = typeof error.message === "string" ? error.message : "request failed";
   const code = isErrorCode(error.code) ? error.code : "internal";
-  const message = (code === error.code ? sentence : `${String(error.code).slice(0, 64)}: ${sentence}`).slice(0, MAX_MESSAGE);
+  const message = (
+    code === error.code ? sentence : `${String(error.code).slice(0, 64)}: ${sentence}`
+  ).slice(0, MAX_MESSAGE);
   return { code, message, node: isNodeId(error.node) ? error.node : null };
 }
 
@@ -69,10 +75,22 @@ export class RequestServer {
     const op = requestOp(topic);
     const responseTopic = packet.properties?.responseTopic;
     const correlation = packet.properties?.correlationData;
-    if (op === null || !responseTopic || !isClientResponseTopic(responseTopic) || !correlation || correlation.length === 0 || correlation.length > MAX_CORRELATION) {
+    if (
+      op === null ||
+      !responseTopic ||
+      !isClientResponseTopic(responseTopic) ||
+      !correlation ||
+      correlation.length === 0 ||
+      correlation.length > MAX_CORRELATION
+    ) {
       const n = ++this.counters.droppedRequests;
       // Anyone allowed to publish requests can cause these: log sparsely, count always.
-      if (isPowerOfTwo(n)) this.log("request_dropped", { reason: "no usable response topic or correlation data", bytes: payload.length, dropped: n });
+      if (isPowerOfTwo(n))
+        this.log("request_dropped", {
+          reason: "no usable response topic or correlation data",
+          bytes: payload.length,
+          dropped: n,
+        });
       return;
     }
     const reply = this.replyTo(responseTopic, Buffer.from(correlation), op);
@@ -81,14 +99,26 @@ export class RequestServer {
     try {
       body = parseJson(payload, REQUEST_LIMITS);
     } catch (e) {
-      return this.reject(reply, e instanceof JsonPayloadError ? e.message : "payload could not be parsed");
+      return this.reject(
+        reply,
+        e instanceof JsonPayloadError ? e.message : "payload could not be parsed",
+      );
     }
     const h = this.handler;
-    if (!h) return reply.fail({ code: "internal", message: "this node is not serving requests yet", node: null });
+    if (!h)
+      return reply.fail({
+        code: "internal",
+        message: "this node is not serving requests yet",
+        node: null,
+      });
     try {
       h(op, body, reply);
     } catch (e) {
-      reply.fail({ code: "internal", message: (e as Error).message ?? "request handler failed", node: null });
+      reply.fail({
+        code: "internal",
+        message: (e as Error).message ?? "request handler failed",
+        node: null,
+      });
     }
   }
 
@@ -105,13 +135,32 @@ export class RequestServer {
         payload = JSON.stringify(msg);
       } catch (e) {
         // A result that cannot be serialised still owes the client one final answer.
-        payload = JSON.stringify({ ok: false, error: { code: "internal", message: `result could not be encoded: ${(e as Error).message}`, node: null } });
+        payload = JSON.stringify({
+          ok: false,
+          error: {
+            code: "internal",
+            message: `result could not be encoded: ${(e as Error).message}`,
+            node: null,
+          },
+        });
       }
-      this.client.publish(topic, payload, { qos: 1, properties: { correlationData, payloadFormatIndicator: true, contentType: "application/json" } }, (err) => {
-        if (!err) return;
-        this.counters.failedAnswers++;
-        this.log("answer_not_published", { op, error: err.message });
-      });
+      this.client.publish(
+        topic,
+        payload,
+        {
+          qos: 1,
+          properties: {
+            correlationData,
+            payloadFormatIndicator: true,
+            contentType: "application/json",
+          },
+        },
+        (err) => {
+          if (!err) return;
+          this.counters.failedAnswers++;
+          this.log("answer_not_published", { op, error: err.message });
+        },
+      );
     };
     return {
       progress: (p) => {

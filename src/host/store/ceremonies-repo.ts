@@ -5,7 +5,14 @@
  */
 import { col, type Db, type Row } from "./db.ts";
 import { StoreError, isConstraintError } from "./errors.ts";
-import { checkBytes, checkId, checkSessionHex, checkTimestamp, MAX_PARTY_INDEX, scrubText } from "./validate.ts";
+import {
+  checkBytes,
+  checkId,
+  checkSessionHex,
+  checkTimestamp,
+  MAX_PARTY_INDEX,
+  scrubText,
+} from "./validate.ts";
 
 export type CeremonyKind = "dkg" | "sign" | "refresh";
 export type CeremonyStatus = "running" | "succeeded" | "failed";
@@ -43,7 +50,9 @@ export interface NewCeremony {
   requestId?: string | null;
 }
 
-export type CeremonyOutcome = { status: "succeeded"; result?: Uint8Array | null } | { status: "failed"; error: string };
+export type CeremonyOutcome =
+  | { status: "succeeded"; result?: Uint8Array | null }
+  | { status: "failed"; error: string };
 
 const SELECT = `SELECT ceremony_id, kind, wallet_id, coordinator, participants, status, error, request_id, result, created_at, finished_at FROM ceremonies`;
 
@@ -54,7 +63,8 @@ function oneOf<T extends string>(value: string, allowed: readonly string[], what
 
 function parseParticipants(json: string): string[] {
   const v: unknown = JSON.parse(json);
-  if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new StoreError("schema", "participants column is not a JSON array of node ids");
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
+    throw new StoreError("schema", "participants column is not a JSON array of node ids");
   return v;
 }
 
@@ -79,14 +89,17 @@ function checkParticipants(list: unknown): string[] {
     throw new StoreError("invalid", `participants must list 1..${MAX_PARTY_INDEX} node ids`);
   }
   const ids = list.map((p, i) => checkId(p, `participant ${i}`));
-  if (new Set(ids).size !== ids.length) throw new StoreError("invalid", "participants must not repeat a node id");
+  if (new Set(ids).size !== ids.length)
+    throw new StoreError("invalid", "participants must not repeat a node id");
   return ids;
 }
 
 /** Records a ceremony as running. A duplicate session id or (kind, request id) is a conflict. */
 export function startCeremony(db: Db, c: NewCeremony, now: number = Date.now()): Ceremony {
-  if (!KINDS.includes(c.kind)) throw new StoreError("invalid", `ceremony kind must be one of ${KINDS.join(", ")}`);
-  if (c.walletId === null && c.kind !== "dkg") throw new StoreError("invalid", `a ${c.kind} ceremony needs a wallet id`);
+  if (!KINDS.includes(c.kind))
+    throw new StoreError("invalid", `ceremony kind must be one of ${KINDS.join(", ")}`);
+  if (c.walletId === null && c.kind !== "dkg")
+    throw new StoreError("invalid", `a ${c.kind} ceremony needs a wallet id`);
   const p = {
     id: checkSessionHex(c.ceremonyId),
     kind: c.kind,
@@ -104,9 +117,13 @@ export function startCeremony(db: Db, c: NewCeremony, now: number = Date.now()):
     );
   } catch (e) {
     if (!isConstraintError(e)) throw e;
-    if (getCeremony(db, c.ceremonyId)) throw new StoreError("conflict", `ceremony ${c.ceremonyId} already exists`);
+    if (getCeremony(db, c.ceremonyId))
+      throw new StoreError("conflict", `ceremony ${c.ceremonyId} already exists`);
     if (p.request !== null && findCeremonyByRequest(db, c.kind, p.request)) {
-      throw new StoreError("conflict", `a ${c.kind} ceremony for request ${p.request} already exists`);
+      throw new StoreError(
+        "conflict",
+        `a ${c.kind} ceremony for request ${p.request} already exists`,
+      );
     }
     throw e;
   }
@@ -114,14 +131,27 @@ export function startCeremony(db: Db, c: NewCeremony, now: number = Date.now()):
 }
 
 /** Moves a running ceremony to succeeded or failed. Finishing twice is a conflict. */
-export function finishCeremony(db: Db, ceremonyId: string, outcome: CeremonyOutcome, now: number = Date.now()): Ceremony {
+export function finishCeremony(
+  db: Db,
+  ceremonyId: string,
+  outcome: CeremonyOutcome,
+  now: number = Date.now(),
+): Ceremony {
   const id = checkSessionHex(ceremonyId);
   checkTimestamp(now);
   let p: { status: string; error: string | null; result: Uint8Array | null };
   if (outcome.status === "succeeded") {
-    p = { status: "succeeded", error: null, result: outcome.result == null ? null : checkBytes(outcome.result, "ceremony result", 0, MAX_RESULT_BYTES) };
+    p = {
+      status: "succeeded",
+      error: null,
+      result:
+        outcome.result == null
+          ? null
+          : checkBytes(outcome.result, "ceremony result", 0, MAX_RESULT_BYTES),
+    };
   } else if (outcome.status === "failed") {
-    if (typeof outcome.error !== "string" || outcome.error.length === 0) throw new StoreError("invalid", "a failed ceremony needs an error sentence");
+    if (typeof outcome.error !== "string" || outcome.error.length === 0)
+      throw new StoreError("invalid", "a failed ceremony needs an error sentence");
     // Long errors are cut, not refused: recording the failure matters more than its full text.
     p = { status: "failed", error: scrubText(outcome.error, MAX_ERROR_CHARS), result: null };
   } else {
@@ -134,7 +164,8 @@ export function finishCeremony(db: Db, ceremonyId: string, outcome: CeremonyOutc
     );
     const c = getCeremony(db, id);
     if (!c) throw new StoreError("not_found", `no ceremony ${id}`);
-    if (changed !== 1) throw new StoreError("conflict", `ceremony ${id} already finished (${c.status})`);
+    if (changed !== 1)
+      throw new StoreError("conflict", `ceremony ${id} already finished (${c.status})`);
     return c;
   });
 }
@@ -144,12 +175,21 @@ export function getCeremony(db: Db, ceremonyId: string): Ceremony | undefined {
   return r && toCeremony(r);
 }
 
-export function findCeremonyByRequest(db: Db, kind: CeremonyKind, requestId: string): Ceremony | undefined {
-  const r = db.get(`${SELECT} WHERE kind = :kind AND request_id = :request`, { kind, request: checkId(requestId, "request id") });
+export function findCeremonyByRequest(
+  db: Db,
+  kind: CeremonyKind,
+  requestId: string,
+): Ceremony | undefined {
+  const r = db.get(`${SELECT} WHERE kind = :kind AND request_id = :request`, {
+    kind,
+    request: checkId(requestId, "request id"),
+  });
   return r && toCeremony(r);
 }
 
 /** Ceremonies still marked running, oldest first: after a restart these are the ones to fail. */
 export function runningCeremonies(db: Db): Ceremony[] {
-  return db.all(`${SELECT} WHERE status = 'running' ORDER BY created_at, ceremony_id`).map(toCeremony);
+  return db
+    .all(`${SELECT} WHERE status = 'running' ORDER BY created_at, ceremony_id`)
+    .map(toCeremony);
 }

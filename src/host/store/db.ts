@@ -52,8 +52,13 @@ interface Prepared {
  * anything else is a file path.
  */
 export function parseDbLocation(value: string, authToken?: string): DbLocation {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return authToken === undefined ? { url: value } : { url: value, authToken };
-  if (authToken !== undefined) throw new StoreError("invalid", "an auth token was given for a database file path; tokens apply to libsql:// or https:// URLs only");
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value))
+    return authToken === undefined ? { url: value } : { url: value, authToken };
+  if (authToken !== undefined)
+    throw new StoreError(
+      "invalid",
+      "an auth token was given for a database file path; tokens apply to libsql:// or https:// URLs only",
+    );
   return { path: value };
 }
 
@@ -62,7 +67,8 @@ export function openDatabase(location: DbLocation, options: OpenOptions = {}): D
 }
 
 function openFile(path: string, options: OpenOptions): Db {
-  if (typeof path !== "string" || path.length === 0) throw new StoreError("invalid", "database path must be a non-empty string");
+  if (typeof path !== "string" || path.length === 0)
+    throw new StoreError("invalid", "database path must be a non-empty string");
   let raw: Database.Database;
   try {
     raw = new Database(path);
@@ -72,12 +78,18 @@ function openFile(path: string, options: OpenOptions): Db {
   const db = new Db(raw, "file");
   try {
     const busy = options.busyTimeoutMs ?? 5000;
-    if (!Number.isSafeInteger(busy) || busy < 0) throw new StoreError("invalid", "busyTimeoutMs must be a non-negative integer");
+    if (!Number.isSafeInteger(busy) || busy < 0)
+      throw new StoreError("invalid", "busyTimeoutMs must be a non-negative integer");
     db.exec(`PRAGMA busy_timeout = ${busy}`);
     const mode = db.get("PRAGMA journal_mode = WAL")?.journal_mode;
-    if (mode !== "wal" && path !== ":memory:") throw new StoreError("invalid", `database ${path} refused WAL mode (journal_mode is ${String(mode)})`);
+    if (mode !== "wal" && path !== ":memory:")
+      throw new StoreError(
+        "invalid",
+        `database ${path} refused WAL mode (journal_mode is ${String(mode)})`,
+      );
     db.exec("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;");
-    if (db.get("PRAGMA foreign_keys")?.foreign_keys !== 1) throw new StoreError("invalid", "this libSQL build cannot enforce foreign keys");
+    if (db.get("PRAGMA foreign_keys")?.foreign_keys !== 1)
+      throw new StoreError("invalid", "this libSQL build cannot enforce foreign keys");
     return db;
   } catch (e) {
     db.close();
@@ -92,17 +104,31 @@ function openRemote(location: { url: string; authToken?: string }): Db {
   } catch {
     throw new StoreError("invalid", "database URL is not a valid URL");
   }
-  if (!REMOTE_PROTOCOLS.has(url.protocol)) throw new StoreError("invalid", `database URL scheme ${url.protocol} is not supported; use libsql:, https: or (loopback only) http:`);
+  if (!REMOTE_PROTOCOLS.has(url.protocol))
+    throw new StoreError(
+      "invalid",
+      `database URL scheme ${url.protocol} is not supported; use libsql:, https: or (loopback only) http:`,
+    );
   if (url.protocol === "http:" && !LOOPBACK_HOSTS.has(url.hostname)) {
-    throw new StoreError("invalid", `refusing plain http:// to ${url.hostname}: the auth token would travel in clear; use libsql:// or https://`);
+    throw new StoreError(
+      "invalid",
+      `refusing plain http:// to ${url.hostname}: the auth token would travel in clear; use libsql:// or https://`,
+    );
   }
-  if (url.username || url.password) throw new StoreError("invalid", "put the database auth token in authToken, not in the URL");
+  if (url.username || url.password)
+    throw new StoreError("invalid", "put the database auth token in authToken, not in the URL");
   try {
     // The driver's typings predate its authToken option.
-    return new Db(new Database(location.url, { authToken: location.authToken ?? "" } as Database.Options), "remote");
+    return new Db(
+      new Database(location.url, { authToken: location.authToken ?? "" } as Database.Options),
+      "remote",
+    );
   } catch (e) {
     // The message may echo the URL but never the token, which is not part of it.
-    throw new StoreError("invalid", `cannot connect to database server ${url.origin}: ${(e as Error).message}`);
+    throw new StoreError(
+      "invalid",
+      `cannot connect to database server ${url.origin}: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -153,7 +179,10 @@ export class Db {
     try {
       result = fn();
       if (typeof (result as { then?: unknown } | null)?.then === "function") {
-        throw new StoreError("invalid", "transaction callbacks must be synchronous; an awaited step would run outside the transaction");
+        throw new StoreError(
+          "invalid",
+          "transaction callbacks must be synchronous; an awaited step would run outside the transaction",
+        );
       }
     } catch (e) {
       this.depth--;
@@ -197,7 +226,10 @@ export class Db {
   private prepared(sql: string, params: SqlParams): Statement {
     let p = this.statements.get(sql);
     if (!p) {
-      p = { stmt: this.raw.prepare(sql), names: new Set([...sql.matchAll(PARAM_NAME)].map((m) => m[1]!)) };
+      p = {
+        stmt: this.raw.prepare(sql),
+        names: new Set([...sql.matchAll(PARAM_NAME)].map((m) => m[1]!)),
+      };
       this.statements.set(sql, p);
     }
     checkParams(p.names, params);
@@ -208,14 +240,26 @@ export class Db {
 function checkParams(names: ReadonlySet<string>, params: SqlParams): void {
   const keys = Object.keys(params);
   for (const k of keys) {
-    if (!names.has(k)) throw new StoreError("invalid", `SQL parameter :${k} is not used by the statement`);
+    if (!names.has(k))
+      throw new StoreError("invalid", `SQL parameter :${k} is not used by the statement`);
     const v = params[k];
-    const ok = v === null || typeof v === "string" || v instanceof Uint8Array || (typeof v === "number" && Number.isSafeInteger(v));
-    if (!ok) throw new StoreError("invalid", `SQL parameter :${k} must be a string, a safe integer, bytes or null`);
+    const ok =
+      v === null ||
+      typeof v === "string" ||
+      v instanceof Uint8Array ||
+      (typeof v === "number" && Number.isSafeInteger(v));
+    if (!ok)
+      throw new StoreError(
+        "invalid",
+        `SQL parameter :${k} must be a string, a safe integer, bytes or null`,
+      );
   }
   if (keys.length !== names.size) {
     const missing = [...names].filter((n) => !(n in params));
-    throw new StoreError("invalid", `SQL parameter(s) ${missing.map((n) => `:${n}`).join(", ")} missing`);
+    throw new StoreError(
+      "invalid",
+      `SQL parameter(s) ${missing.map((n) => `:${n}`).join(", ")} missing`,
+    );
   }
 }
 
@@ -232,7 +276,8 @@ export const col = {
   },
   int(row: Row, name: string): number {
     const v = row[name];
-    if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new StoreError("schema", `column ${name} is not a safe INTEGER`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v))
+      throw new StoreError("schema", `column ${name} is not a safe INTEGER`);
     return v;
   },
   intOrNull(row: Row, name: string): number | null {

@@ -2,7 +2,10 @@
 import { openDatabase, type Db, type DbLocation, type OpenOptions } from "./db.ts";
 import { migrate, type MigrationResult } from "./migrations.ts";
 
-export function openStore(location: DbLocation, options: OpenOptions = {}): { db: Db; migration: MigrationResult } {
+export function openStore(
+  location: DbLocation,
+  options: OpenOptions = {},
+): { db: Db; migration: MigrationResult } {
   const db = openDatabase(location, options);
   try {
     return { db, migration: migrate(db) };
@@ -12,9 +15,26 @@ export function openStore(location: DbLocation, options: OpenOptions = {}): { db
   }
 }
 
-export { col, openDatabase, parseDbLocation, Db, type DbLocation, type OpenOptions, type Row, type SqlParams, type SqlValue } from "./db.ts";
+export {
+  col,
+  openDatabase,
+  parseDbLocation,
+  Db,
+  type DbLocation,
+  type OpenOptions,
+  type Row,
+  type SqlParams,
+  type SqlValue,
+} from "./db.ts";
 export { StoreError, type StoreErrorCode } from "./errors.ts";
-export { MIGRATIONS, latestVersion, migrate, schemaVersion, type Migration, type MigrationResult } from "./migrations.ts";
+export {
+  MIGRATIONS,
+  latestVersion,
+  migrate,
+  schemaVersion,
+  type Migration,
+  type MigrationResult,
+} from "./migrations.ts";
 export * from "./wallets-repo.ts";
 export * from "./shares-repo.ts";
 export * from "./ceremonies-repo.ts";

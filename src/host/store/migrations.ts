@@ -112,17 +112,24 @@ export function latestVersion(migrations: readonly Migration[] = MIGRATIONS): nu
 
 function checkOrder(migrations: readonly Migration[]): void {
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new StoreError("schema", `migration list is out of order: entry ${i} has version ${m.version}, expected ${i + 1}`);
+    if (m.version !== i + 1)
+      throw new StoreError(
+        "schema",
+        `migration list is out of order: entry ${i} has version ${m.version}, expected ${i + 1}`,
+      );
   });
 }
 
 /** Versions recorded in the database, ascending; 0 applied if the table does not exist yet. */
 function appliedVersions(db: Db): number[] {
-  const table = db.get("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+  const table = db.get(
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+  );
   if (!table) return [];
   return db.all("SELECT version FROM schema_migrations ORDER BY version").map((r) => {
     const v = r.version;
-    if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new StoreError("schema", "schema_migrations holds a non-integer version");
+    if (typeof v !== "number" || !Number.isSafeInteger(v))
+      throw new StoreError("schema", "schema_migrations holds a non-integer version");
     return v;
   });
 }
@@ -132,23 +139,39 @@ function appliedVersions(db: Db): number[] {
  * code or whose recorded history has gaps. Everything happens in one transaction: either every
  * pending migration is applied or none.
  */
-export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS, now: () => number = Date.now): MigrationResult {
+export function migrate(
+  db: Db,
+  migrations: readonly Migration[] = MIGRATIONS,
+  now: () => number = Date.now,
+): MigrationResult {
   checkOrder(migrations);
   const latest = latestVersion(migrations);
   return db.transaction(() => {
     const done = appliedVersions(db);
     const current = done.at(-1) ?? 0;
     if (current > latest) {
-      throw new StoreError("schema", `database schema version ${current} is newer than this code knows (${latest}); upgrade the host before opening it`);
+      throw new StoreError(
+        "schema",
+        `database schema version ${current} is newer than this code knows (${latest}); upgrade the host before opening it`,
+      );
     }
     done.forEach((v, i) => {
-      if (v !== i + 1) throw new StoreError("schema", `schema_migrations is inconsistent: expected version ${i + 1}, found ${v}`);
+      if (v !== i + 1)
+        throw new StoreError(
+          "schema",
+          `schema_migrations is inconsistent: expected version ${i + 1}, found ${v}`,
+        );
     });
-    db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT");
+    db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT",
+    );
     const applied: number[] = [];
     for (const m of migrations.slice(current)) {
       db.exec(m.sql);
-      db.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :at)", { version: m.version, name: m.name, at: now() });
+      db.run(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :at)",
+        { version: m.version, name: m.name, at: now() },
+      );
       applied.push(m.version);
     }
     return { from: current, to: latest, applied };

@@ -13,7 +13,13 @@
  */
 import { col, type Db, type Row } from "./db.ts";
 import { StoreError, isConstraintError } from "./errors.ts";
-import { checkBytes, checkGeneration, checkId, checkPartyIndex, checkTimestamp } from "./validate.ts";
+import {
+  checkBytes,
+  checkGeneration,
+  checkId,
+  checkPartyIndex,
+  checkTimestamp,
+} from "./validate.ts";
 import { requireWallet } from "./wallets-repo.ts";
 
 /** Matches the enclave's MAX_SEALED_BYTES. */
@@ -61,7 +67,8 @@ const SELECT = `SELECT wallet_id, node_id, party_index, generation, status, seal
 
 function toShare(r: Row): StoredShare {
   const status = col.str(r, "status");
-  if (!STATUSES.includes(status)) throw new StoreError("schema", `share status ${status} is unknown`);
+  if (!STATUSES.includes(status))
+    throw new StoreError("schema", `share status ${status} is unknown`);
   return {
     walletId: col.str(r, "wallet_id"),
     nodeId: col.str(r, "node_id"),
@@ -100,20 +107,34 @@ function insert(db: Db, s: NewShare, status: "pending" | "active", now: number):
     );
   } catch (e) {
     if (isConstraintError(e)) {
-      throw conflict(`cannot store share of wallet ${s.walletId} for node ${s.nodeId} at generation ${s.generation}: ${(e as Error).message}`);
+      throw conflict(
+        `cannot store share of wallet ${s.walletId} for node ${s.nodeId} at generation ${s.generation}: ${(e as Error).message}`,
+      );
     }
     throw e;
   }
   return shareAt(db, s.walletId, s.nodeId, s.generation)!;
 }
 
-function shareAt(db: Db, walletId: string, nodeId: string, generation: number): StoredShare | undefined {
-  const r = db.get(`${SELECT} WHERE wallet_id = :w AND node_id = :n AND generation = :g`, { w: walletId, n: nodeId, g: generation });
+function shareAt(
+  db: Db,
+  walletId: string,
+  nodeId: string,
+  generation: number,
+): StoredShare | undefined {
+  const r = db.get(`${SELECT} WHERE wallet_id = :w AND node_id = :n AND generation = :g`, {
+    w: walletId,
+    n: nodeId,
+    g: generation,
+  });
   return r && toShare(r);
 }
 
 function activeShare(db: Db, walletId: string, nodeId: string): StoredShare | undefined {
-  const r = db.get(`${SELECT} WHERE wallet_id = :w AND node_id = :n AND status = 'active'`, { w: walletId, n: nodeId });
+  const r = db.get(`${SELECT} WHERE wallet_id = :w AND node_id = :n AND status = 'active'`, {
+    w: walletId,
+    n: nodeId,
+  });
   return r && toShare(r);
 }
 
@@ -123,9 +144,12 @@ export function insertActiveShare(db: Db, s: NewShare, now: number = Date.now())
   return db.transaction(() => {
     const wallet = requireWallet(db, s.walletId);
     if (wallet.currentGeneration !== s.generation) {
-      throw conflict(`wallet ${s.walletId} is at generation ${wallet.currentGeneration}, not ${s.generation}`);
+      throw conflict(
+        `wallet ${s.walletId} is at generation ${wallet.currentGeneration}, not ${s.generation}`,
+      );
     }
-    if (listShares(db, s.walletId, s.nodeId).length > 0) throw conflict(`node ${s.nodeId} already holds a share of wallet ${s.walletId}`);
+    if (listShares(db, s.walletId, s.nodeId).length > 0)
+      throw conflict(`node ${s.nodeId} already holds a share of wallet ${s.walletId}`);
     return insert(db, s, "active", now);
   });
 }
@@ -139,17 +163,30 @@ export function stagePendingShare(db: Db, s: NewShare, now: number = Date.now())
   return db.transaction(() => {
     const wallet = requireWallet(db, s.walletId);
     const active = activeShare(db, s.walletId, s.nodeId);
-    if (!active) throw conflict(`node ${s.nodeId} holds no active share of wallet ${s.walletId} to refresh`);
+    if (!active)
+      throw conflict(`node ${s.nodeId} holds no active share of wallet ${s.walletId} to refresh`);
     if (s.generation !== active.generation + 1) {
-      throw conflict(`a refresh of generation ${active.generation} produces generation ${active.generation + 1}, not ${s.generation}`);
+      throw conflict(
+        `a refresh of generation ${active.generation} produces generation ${active.generation + 1}, not ${s.generation}`,
+      );
     }
-    if (s.partyIndex !== active.partyIndex) throw conflict(`node ${s.nodeId} is party ${active.partyIndex} of wallet ${s.walletId}, not ${s.partyIndex}`);
+    if (s.partyIndex !== active.partyIndex)
+      throw conflict(
+        `node ${s.nodeId} is party ${active.partyIndex} of wallet ${s.walletId}, not ${s.partyIndex}`,
+      );
     // Another node sharing this store may already have committed, moving the wallet to g+1.
-    if (wallet.currentGeneration !== active.generation && wallet.currentGeneration !== s.generation) {
-      throw conflict(`wallet ${s.walletId} is at generation ${wallet.currentGeneration}; cannot stage generation ${s.generation}`);
+    if (
+      wallet.currentGeneration !== active.generation &&
+      wallet.currentGeneration !== s.generation
+    ) {
+      throw conflict(
+        `wallet ${s.walletId} is at generation ${wallet.currentGeneration}; cannot stage generation ${s.generation}`,
+      );
     }
     if (shareAt(db, s.walletId, s.nodeId, s.generation)) {
-      throw conflict(`a share of wallet ${s.walletId} for node ${s.nodeId} is already staged at generation ${s.generation}; abortRefresh it first`);
+      throw conflict(
+        `a share of wallet ${s.walletId} for node ${s.nodeId} is already staged at generation ${s.generation}; abortRefresh it first`,
+      );
     }
     return insert(db, s, "pending", now);
   });
@@ -160,7 +197,13 @@ export function stagePendingShare(db: Db, s: NewShare, now: number = Date.now())
  * generation and deletes the node's older shares. Repeating a commit that already happened is a
  * no-op reported as `alreadyCommitted`.
  */
-export function commitRefresh(db: Db, walletId: string, nodeId: string, newGeneration: number, now: number = Date.now()): RefreshCommit {
+export function commitRefresh(
+  db: Db,
+  walletId: string,
+  nodeId: string,
+  newGeneration: number,
+  now: number = Date.now(),
+): RefreshCommit {
   checkId(walletId, "wallet id");
   checkId(nodeId, "node id");
   const g = checkGeneration(newGeneration, "new generation");
@@ -170,30 +213,52 @@ export function commitRefresh(db: Db, walletId: string, nodeId: string, newGener
     const wallet = requireWallet(db, walletId);
     const target = shareAt(db, walletId, nodeId, g);
     if (target?.status === "active") {
-      if (wallet.currentGeneration === g) return { fromGeneration: g - 1, toGeneration: g, alreadyCommitted: true };
-      throw conflict(`node ${nodeId}'s share of wallet ${walletId} at generation ${g} is already active but the wallet is at ${wallet.currentGeneration}`);
+      if (wallet.currentGeneration === g)
+        return { fromGeneration: g - 1, toGeneration: g, alreadyCommitted: true };
+      throw conflict(
+        `node ${nodeId}'s share of wallet ${walletId} at generation ${g} is already active but the wallet is at ${wallet.currentGeneration}`,
+      );
     }
-    if (target?.status !== "pending") throw conflict(`no pending share of wallet ${walletId} for node ${nodeId} at generation ${g}; stage it first`);
+    if (target?.status !== "pending")
+      throw conflict(
+        `no pending share of wallet ${walletId} for node ${nodeId} at generation ${g}; stage it first`,
+      );
     if (wallet.currentGeneration !== g - 1 && wallet.currentGeneration !== g) {
-      throw conflict(`wallet ${walletId} is at generation ${wallet.currentGeneration}; cannot commit generation ${g}`);
+      throw conflict(
+        `wallet ${walletId} is at generation ${wallet.currentGeneration}; cannot commit generation ${g}`,
+      );
     }
     const old = activeShare(db, walletId, nodeId);
-    if (old?.generation !== g - 1) throw conflict(`node ${nodeId}'s active share of wallet ${walletId} is not at generation ${g - 1}`);
+    if (old?.generation !== g - 1)
+      throw conflict(
+        `node ${nodeId}'s active share of wallet ${walletId} is not at generation ${g - 1}`,
+      );
 
     // Delete first: shares_one_active admits one active row per node.
-    db.run("DELETE FROM shares WHERE wallet_id = :w AND node_id = :n AND generation < :g", { w: walletId, n: nodeId, g });
-    const activated = db.run("UPDATE shares SET status = 'active' WHERE wallet_id = :w AND node_id = :n AND generation = :g AND status = 'pending'", {
+    db.run("DELETE FROM shares WHERE wallet_id = :w AND node_id = :n AND generation < :g", {
       w: walletId,
       n: nodeId,
       g,
     });
-    if (activated !== 1) throw new StoreError("conflict", `pending share at generation ${g} vanished during commit`);
-    db.run("UPDATE wallets SET current_generation = :g, updated_at = :now WHERE wallet_id = :w AND current_generation = :prev", {
-      w: walletId,
-      g,
-      prev: g - 1,
-      now,
-    });
+    const activated = db.run(
+      "UPDATE shares SET status = 'active' WHERE wallet_id = :w AND node_id = :n AND generation = :g AND status = 'pending'",
+      {
+        w: walletId,
+        n: nodeId,
+        g,
+      },
+    );
+    if (activated !== 1)
+      throw new StoreError("conflict", `pending share at generation ${g} vanished during commit`);
+    db.run(
+      "UPDATE wallets SET current_generation = :g, updated_at = :now WHERE wallet_id = :w AND current_generation = :prev",
+      {
+        w: walletId,
+        g,
+        prev: g - 1,
+        now,
+      },
+    );
     return { fromGeneration: g - 1, toGeneration: g, alreadyCommitted: false };
   });
 }
@@ -230,7 +295,12 @@ export function currentShare(db: Db, walletId: string, nodeId: string): StoredSh
 export function listShares(db: Db, walletId: string, nodeId?: string): StoredShare[] {
   const rows =
     nodeId === undefined
-      ? db.all(`${SELECT} WHERE wallet_id = :w ORDER BY node_id, generation`, { w: checkId(walletId, "wallet id") })
-      : db.all(`${SELECT} WHERE wallet_id = :w AND node_id = :n ORDER BY generation`, { w: checkId(walletId, "wallet id"), n: checkId(nodeId, "node id") });
+      ? db.all(`${SELECT} WHERE wallet_id = :w ORDER BY node_id, generation`, {
+          w: checkId(walletId, "wallet id"),
+        })
+      : db.all(`${SELECT} WHERE wallet_id = :w AND node_id = :n ORDER BY generation`, {
+          w: checkId(walletId, "wallet id"),
+          n: checkId(nodeId, "node id"),
+        });
   return rows.map(toShare);
 }

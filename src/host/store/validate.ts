@@ -13,7 +13,8 @@ export function checkId(value: unknown, what: string, maxChars: number = MAX_ID_
   if (typeof value !== "string" || value.length === 0 || value.length > maxChars) {
     throw invalid(`${what} must be a string of 1..${maxChars} characters`);
   }
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw invalid(`${what} must not contain control characters`);
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    throw invalid(`${what} must not contain control characters`);
   return value;
 }
 
@@ -24,24 +25,29 @@ export function checkInt(value: unknown, min: number, max: number, what: string)
   return value;
 }
 
-export const checkGeneration = (value: unknown, what = "generation") => checkInt(value, 0, MAX_U32, what);
-export const checkPartyIndex = (value: unknown) => checkInt(value, 1, MAX_PARTY_INDEX, "party index");
+export const checkGeneration = (value: unknown, what = "generation") =>
+  checkInt(value, 0, MAX_U32, what);
+export const checkPartyIndex = (value: unknown) =>
+  checkInt(value, 1, MAX_PARTY_INDEX, "party index");
 
 export function checkBytes(value: unknown, what: string, min: number, max: number): Uint8Array {
   if (!(value instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`);
-  if (value.length < min || value.length > max) throw invalid(`${what} must be ${min}..${max} bytes, got ${value.length}`);
+  if (value.length < min || value.length > max)
+    throw invalid(`${what} must be ${min}..${max} bytes, got ${value.length}`);
   return value;
 }
 
 export function checkPublicKey(value: unknown): Uint8Array {
   const pk = checkBytes(value, "public key", 33, 33);
-  if (pk[0] !== 0x02 && pk[0] !== 0x03) throw invalid("public key must be a compressed SEC1 point (prefix 02 or 03)");
+  if (pk[0] !== 0x02 && pk[0] !== 0x03)
+    throw invalid("public key must be a compressed SEC1 point (prefix 02 or 03)");
   return pk;
 }
 
 /** Ceremony ids are the 32-byte session id in lowercase hex. */
 export function checkSessionHex(value: unknown, what = "ceremony id"): string {
-  if (typeof value !== "string" || !/^[0-9a-f]{64}$/.test(value)) throw invalid(`${what} must be 64 lowercase hex characters (a 32-byte session id)`);
+  if (typeof value !== "string" || !/^[0-9a-f]{64}$/.test(value))
+    throw invalid(`${what} must be 64 lowercase hex characters (a 32-byte session id)`);
   return value;
 }
 

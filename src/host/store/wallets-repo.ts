@@ -3,7 +3,15 @@ import { col, type Db, type Row } from "./db.ts";
 import { StoreError, isConstraintError } from "./errors.ts";
 import { CHAIN_CODE_BYTES } from "../../shared/public-key.ts";
 import { MAX_PUBLIC_PACKAGE_BYTES, type WalletRecord } from "../../shared/wire/node-rpc.ts";
-import { checkBytes, checkGeneration, checkId, checkInt, checkPublicKey, checkTimestamp, MAX_PARTY_INDEX } from "./validate.ts";
+import {
+  checkBytes,
+  checkGeneration,
+  checkId,
+  checkInt,
+  checkPublicKey,
+  checkTimestamp,
+  MAX_PARTY_INDEX,
+} from "./validate.ts";
 
 /** A stored wallet: its public data (as every participant gets it) and its share generation. */
 export interface Wallet extends WalletRecord {
@@ -20,7 +28,11 @@ export interface NewWallet extends WalletRecord {
 function toWallet(r: Row): Wallet {
   const walletId = col.str(r, "wallet_id");
   // NULL only for a pre-version-2 row whose package migration 2 could not read; never guess one.
-  if (r.chain_code === null) throw new StoreError("schema", `wallet ${walletId} has no chain code (its public package is not of the form migration 2 reads)`);
+  if (r.chain_code === null)
+    throw new StoreError(
+      "schema",
+      `wallet ${walletId} has no chain code (its public package is not of the form migration 2 reads)`,
+    );
   return {
     walletId,
     threshold: col.int(r, "threshold"),
@@ -34,7 +46,8 @@ function toWallet(r: Row): Wallet {
   };
 }
 
-const SELECT = "SELECT wallet_id, threshold, parties, public_key, public_package, chain_code, current_generation, created_at, updated_at FROM wallets";
+const SELECT =
+  "SELECT wallet_id, threshold, parties, public_key, public_package, chain_code, current_generation, created_at, updated_at FROM wallets";
 
 export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wallet {
   const parties = checkInt(w.parties, 2, MAX_PARTY_INDEX, "parties");
@@ -55,7 +68,8 @@ export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wa
       row,
     );
   } catch (e) {
-    if (isConstraintError(e) && getWallet(db, w.walletId)) throw new StoreError("conflict", `wallet ${w.walletId} already exists`);
+    if (isConstraintError(e) && getWallet(db, w.walletId))
+      throw new StoreError("conflict", `wallet ${w.walletId} already exists`);
     throw e;
   }
   return requireWallet(db, w.walletId);
@@ -79,5 +93,7 @@ export function generationOf(db: Db, walletId: string): number {
 
 /** Every wallet this store holds, oldest first. */
 export function listWalletIds(db: Db): string[] {
-  return db.all("SELECT wallet_id FROM wallets ORDER BY created_at, wallet_id").map((r) => col.str(r, "wallet_id"));
+  return db
+    .all("SELECT wallet_id FROM wallets ORDER BY created_at, wallet_id")
+    .map((r) => col.str(r, "wallet_id"));
 }

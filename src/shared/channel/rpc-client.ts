@@ -25,7 +25,15 @@ import {
   type ReplyType,
   type RequestType,
 } from "../wire/frame.ts";
-import { positiveOption, readErrorBody, RpcBusyError, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError } from "./rpc-errors.ts";
+import {
+  positiveOption,
+  readErrorBody,
+  RpcBusyError,
+  RpcClosedError,
+  RpcProtocolError,
+  RpcRemoteError,
+  RpcTimeoutError,
+} from "./rpc-errors.ts";
 import type { ChannelConnection } from "./transport.ts";
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -70,7 +78,11 @@ export class RpcClient {
     this.timeoutMs = positiveOption(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "timeoutMs");
     this.maxInFlight = positiveOption(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, "maxInFlight");
     conn.onData((chunk) => this.onData(chunk));
-    conn.onClose((err) => this.shutDown(new RpcClosedError(`channel ${conn.label} closed${err ? `: ${err.message}` : ""}`)));
+    conn.onClose((err) =>
+      this.shutDown(
+        new RpcClosedError(`channel ${conn.label} closed${err ? `: ${err.message}` : ""}`),
+      ),
+    );
   }
 
   get inFlight(): number {
@@ -91,30 +103,49 @@ export class RpcClient {
    * an ERROR reply, or RpcTimeoutError, RpcBusyError, RpcClosedError,
    * RpcProtocolError.
    */
-  request(type: RequestType, body: BodyMap = new Map(), options: { timeoutMs?: number } = {}): Promise<Reply> {
+  request(
+    type: RequestType,
+    body: BodyMap = new Map(),
+    options: { timeoutMs?: number } = {},
+  ): Promise<Reply> {
     if (this.closeReason) return Promise.reject(this.closeReason);
-    if (!isRequestType(type)) return Promise.reject(new RangeError(`${frameTypeName(type)} is not a request type`));
+    if (!isRequestType(type))
+      return Promise.reject(new RangeError(`${frameTypeName(type)} is not a request type`));
     if (this.pending.size >= this.maxInFlight) {
-      return Promise.reject(new RpcBusyError(`${this.pending.size} requests already in flight on ${this.conn.label} (limit ${this.maxInFlight})`));
+      return Promise.reject(
+        new RpcBusyError(
+          `${this.pending.size} requests already in flight on ${this.conn.label} (limit ${this.maxInFlight})`,
+        ),
+      );
     }
     const timeoutMs = positiveOption(options.timeoutMs ?? this.timeoutMs, "timeoutMs");
     let bytes: Uint8Array;
     const id = this.allocateId();
     try {
-      bytes = encodeFrame({ type, correlationId: id, body: encodeBody(body, this.maxBodyLen) }, this.maxBodyLen);
+      bytes = encodeFrame(
+        { type, correlationId: id, body: encodeBody(body, this.maxBodyLen) },
+        this.maxBodyLen,
+      );
     } catch (e) {
       return Promise.reject(e);
     }
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new RpcTimeoutError(`${frameTypeName(type)} request #${id} on ${this.conn.label} got no reply within ${timeoutMs} ms`));
+        reject(
+          new RpcTimeoutError(
+            `${frameTypeName(type)} request #${id} on ${this.conn.label} got no reply within ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
       this.pending.set(id, { type, resolve, reject, timer });
       try {
         this.conn.write(bytes);
       } catch (e) {
-        this.settle(id)?.reject(this.closeReason ?? new RpcClosedError(`channel ${this.conn.label} closed: ${(e as Error).message}`));
+        this.settle(id)?.reject(
+          this.closeReason ??
+            new RpcClosedError(`channel ${this.conn.label} closed: ${(e as Error).message}`),
+        );
       }
     });
   }
@@ -145,21 +176,31 @@ export class RpcClient {
     const { frames, error } = this.decoder.push(chunk);
     for (const f of frames) this.onFrame(f);
     if (error) {
-      this.shutDown(new RpcProtocolError(`enclave sent a malformed frame on ${this.conn.label}: ${error.message}`));
+      this.shutDown(
+        new RpcProtocolError(
+          `enclave sent a malformed frame on ${this.conn.label}: ${error.message}`,
+        ),
+      );
       this.conn.close();
     }
   }
 
   private onFrame(f: Frame): void {
     if (!isReplyType(f.type)) {
-      this.shutDown(new RpcProtocolError(`enclave sent a ${frameTypeName(f.type)} request frame on ${this.conn.label}; only replies are expected`));
+      this.shutDown(
+        new RpcProtocolError(
+          `enclave sent a ${frameTypeName(f.type)} request frame on ${this.conn.label}; only replies are expected`,
+        ),
+      );
       this.conn.close();
       return;
     }
     if (f.correlationId === 0 && f.type === FrameType.ERROR) {
       // The server could not read our stream and is closing the connection.
       const detail = describeError(f.body, this.maxBodyLen);
-      this.shutDown(new RpcClosedError(`enclave closed ${this.conn.label} after a protocol error: ${detail}`));
+      this.shutDown(
+        new RpcClosedError(`enclave closed ${this.conn.label} after a protocol error: ${detail}`),
+      );
       return;
     }
     const p = this.settle(f.correlationId);
@@ -171,7 +212,11 @@ export class RpcClient {
     try {
       body = decodeBody(f.body, this.maxBodyLen);
     } catch (e) {
-      p.reject(new RpcProtocolError(`reply to ${frameTypeName(p.type)} #${f.correlationId} has a malformed body: ${(e as Error).message}`));
+      p.reject(
+        new RpcProtocolError(
+          `reply to ${frameTypeName(p.type)} #${f.correlationId} has a malformed body: ${(e as Error).message}`,
+        ),
+      );
       return;
     }
     if (f.type === FrameType.ERROR) {
@@ -179,7 +224,11 @@ export class RpcClient {
         const { code, message, party } = readErrorBody(body);
         p.reject(new RpcRemoteError(code, message, party));
       } catch (e) {
-        p.reject(new RpcProtocolError(`ERROR reply to #${f.correlationId} is malformed: ${(e as Error).message}`));
+        p.reject(
+          new RpcProtocolError(
+            `ERROR reply to #${f.correlationId} is malformed: ${(e as Error).message}`,
+          ),
+        );
       }
       return;
     }

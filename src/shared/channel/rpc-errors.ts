@@ -13,7 +13,14 @@
  * Blame is a field, never parsed out of the sentence, so the host can map the
  * party to a node id without trusting text.
  */
-import { BodyError, bodyOf, getString, getUint, type BodyMap, type BodyValue } from "../wire/body.ts";
+import {
+  BodyError,
+  bodyOf,
+  getString,
+  getUint,
+  type BodyMap,
+  type BodyValue,
+} from "../wire/body.ts";
 import { CodedError } from "../wire/errors.ts";
 import { ERROR_CODE } from "../wire/patterns.ts";
 import { MAX_PARTIES } from "../wire/protocol-message.ts";
@@ -27,7 +34,8 @@ export interface PublicError {
   party?: number;
 }
 
-const isParty = (p: unknown): p is number => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= MAX_PARTIES;
+const isParty = (p: unknown): p is number =>
+  Number.isInteger(p) && (p as number) >= 1 && (p as number) <= MAX_PARTIES;
 const blameOf = (party: number | undefined) => (party === undefined ? {} : { party });
 
 /** Thrown by a handler: `code`, `message` and `party` go to the host as they are, so they must be public. */
@@ -76,7 +84,8 @@ export class RpcProtocolError extends Error {
 export function errorBody(code: string, message: string, party?: number): BodyMap {
   const fields: Record<string, BodyValue> = {
     code: ERROR_CODE.test(code) ? code : "internal",
-    message: message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}...` : message,
+    message:
+      message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}...` : message,
   };
   if (isParty(party)) fields.party = party;
   return bodyOf(fields);
@@ -87,7 +96,8 @@ export function readErrorBody(body: BodyMap): PublicError {
   const out: PublicError = { code: getString(body, "code"), message: getString(body, "message") };
   if (body.has("party")) {
     const party = getUint(body, "party");
-    if (!isParty(party)) throw new BodyError(`field "party" is ${party}, outside 1..${MAX_PARTIES}`);
+    if (!isParty(party))
+      throw new BodyError(`field "party" is ${party}, outside 1..${MAX_PARTIES}`);
     out.party = party;
   }
   return out;
@@ -95,6 +105,7 @@ export function readErrorBody(body: BodyMap): PublicError {
 
 /** Checks a count or duration option of the client or server. */
 export function positiveOption(n: number, name: string): number {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${n}`);
   return n;
 }

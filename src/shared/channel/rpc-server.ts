@@ -43,7 +43,10 @@ export interface RequestContext {
 }
 
 /** Returns the OK body, or a Reply to choose another reply type. Throw RpcError for a public failure. */
-export type Handler = (body: BodyMap, ctx: RequestContext) => Promise<BodyMap | Reply> | BodyMap | Reply;
+export type Handler = (
+  body: BodyMap,
+  ctx: RequestContext,
+) => Promise<BodyMap | Reply> | BodyMap | Reply;
 export type HandlerMap = Partial<Record<RequestType, Handler>>;
 
 export type ServerEvent =
@@ -83,16 +86,30 @@ export class RpcServer {
   private readonly exposeError: NonNullable<RpcServerOptions["exposeError"]>;
   private readonly log: NonNullable<RpcServerOptions["log"]>;
   private readonly conns = new Set<ChannelConnection>();
-  private readonly counters: ServerStats = { connections: 0, requests: 0, errorReplies: 0, protocolErrors: 0 };
+  private readonly counters: ServerStats = {
+    connections: 0,
+    requests: 0,
+    errorReplies: 0,
+    protocolErrors: 0,
+  };
 
   constructor(handlers: HandlerMap, options: RpcServerOptions = {}) {
     for (const t of Object.keys(handlers)) {
-      if (!isRequestType(Number(t))) throw new RangeError(`handler registered for ${frameTypeName(Number(t))}, which is not a request type`);
+      if (!isRequestType(Number(t)))
+        throw new RangeError(
+          `handler registered for ${frameTypeName(Number(t))}, which is not a request type`,
+        );
     }
     this.handlers = { ...handlers };
     this.maxBodyLen = options.maxBodyLen ?? MAX_BODY_LEN;
-    this.maxConcurrent = positiveOption(options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT, "maxConcurrent");
-    this.frameTimeoutMs = positiveOption(options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS, "frameTimeoutMs");
+    this.maxConcurrent = positiveOption(
+      options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
+      "maxConcurrent",
+    );
+    this.frameTimeoutMs = positiveOption(
+      options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
+      "frameTimeoutMs",
+    );
     this.exposeError = options.exposeError ?? (() => null);
     this.log = options.log ?? (() => {});
   }
@@ -115,7 +132,10 @@ export class RpcServer {
 
     const send = (type: FrameTypeCode, correlationId: number, body: BodyMap) => {
       // Encoding happens first so a bad reply body becomes an ERROR, not a broken stream.
-      const bytes = encodeFrame({ type, correlationId, body: encodeBody(body, this.maxBodyLen) }, this.maxBodyLen);
+      const bytes = encodeFrame(
+        { type, correlationId, body: encodeBody(body, this.maxBodyLen) },
+        this.maxBodyLen,
+      );
       if (conn.closed) return;
       if (type === FrameType.ERROR) this.counters.errorReplies++;
       conn.write(bytes);
@@ -152,8 +172,10 @@ export class RpcServer {
         running--;
       }
       try {
-        const { type: replyType, body }: { type: number; body: BodyMap } = reply instanceof Map ? { type: FrameType.OK, body: reply } : (reply as Reply);
-        if (!isReplyType(replyType) || replyType === FrameType.ERROR) throw new Error(`handler returned reply type ${frameTypeName(replyType)}`);
+        const { type: replyType, body }: { type: number; body: BodyMap } =
+          reply instanceof Map ? { type: FrameType.OK, body: reply } : (reply as Reply);
+        if (!isReplyType(replyType) || replyType === FrameType.ERROR)
+          throw new Error(`handler returned reply type ${frameTypeName(replyType)}`);
         send(replyType, f.correlationId, body);
       } catch (e) {
         this.log({ kind: "handler_error", connection: conn.label, type, error: e });
@@ -165,9 +187,17 @@ export class RpcServer {
       this.counters.requests++;
       const handler = isRequestType(f.type) ? this.handlers[f.type] : undefined;
       if (!isRequestType(f.type) || !handler) {
-        sendError(f.correlationId, "unknown_type", `no handler for frame type ${frameTypeName(f.type)}`);
+        sendError(
+          f.correlationId,
+          "unknown_type",
+          `no handler for frame type ${frameTypeName(f.type)}`,
+        );
       } else if (running >= this.maxConcurrent) {
-        sendError(f.correlationId, "busy", `${running} requests already running on this connection`);
+        sendError(
+          f.correlationId,
+          "busy",
+          `${running} requests already running on this connection`,
+        );
       } else {
         void run(f, f.type, handler);
       }
@@ -192,7 +222,15 @@ export class RpcServer {
         stallTimer = setTimeout(() => {
           stallTimer = null;
           if (!decoder.partial || decoder.error || conn.closed) return;
-          protocolError(decoder.fail(new FrameError("frame_timeout", `frame incomplete ${this.frameTimeoutMs} ms after it started`, decoder.partialCorrelationId)));
+          protocolError(
+            decoder.fail(
+              new FrameError(
+                "frame_timeout",
+                `frame incomplete ${this.frameTimeoutMs} ms after it started`,
+                decoder.partialCorrelationId,
+              ),
+            ),
+          );
         }, this.frameTimeoutMs);
       }
     });

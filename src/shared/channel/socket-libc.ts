@@ -39,12 +39,32 @@ export const EMFILE = 24;
 export const ENFILE = 23;
 
 const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 4: "EINTR", 9: "EBADF", 11: "EAGAIN", 13: "EACCES", 19: "ENODEV", 22: "EINVAL",
-  23: "ENFILE", 24: "EMFILE", 32: "EPIPE", 97: "EAFNOSUPPORT", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 101: "ENETUNREACH",
-  104: "ECONNRESET", 107: "ENOTCONN", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH", 115: "EINPROGRESS",
+  1: "EPERM",
+  2: "ENOENT",
+  4: "EINTR",
+  9: "EBADF",
+  11: "EAGAIN",
+  13: "EACCES",
+  19: "ENODEV",
+  22: "EINVAL",
+  23: "ENFILE",
+  24: "EMFILE",
+  32: "EPIPE",
+  97: "EAFNOSUPPORT",
+  98: "EADDRINUSE",
+  99: "EADDRNOTAVAIL",
+  101: "ENETUNREACH",
+  104: "ECONNRESET",
+  107: "ENOTCONN",
+  110: "ETIMEDOUT",
+  111: "ECONNREFUSED",
+  113: "EHOSTUNREACH",
+  115: "EINPROGRESS",
 };
 
-export type SocketAddress = { family: "vsock"; cid: number; port: number } | { family: "unix"; path: string };
+export type SocketAddress =
+  | { family: "vsock"; cid: number; port: number }
+  | { family: "unix"; path: string };
 
 export class SocketError extends Error {
   override name = "SocketError";
@@ -77,7 +97,10 @@ function openLibc() {
     send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
     poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
-    getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    getsockopt: {
+      args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr],
+      returns: FFIType.i32,
+    },
     getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     strerror: { args: [FFIType.i32], returns: FFIType.cstring },
     __errno_location: { args: [], returns: FFIType.ptr },
@@ -105,8 +128,12 @@ const LE = endianness() === "LE";
 
 export function encodeAddress(addr: SocketAddress): Uint8Array {
   if (addr.family === "vsock") {
-    for (const [name, v] of [["cid", addr.cid], ["port", addr.port]] as const) {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new RangeError(`vsock ${name} ${v} is not a u32`);
+    for (const [name, v] of [
+      ["cid", addr.cid],
+      ["port", addr.port],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff)
+        throw new RangeError(`vsock ${name} ${v} is not a u32`);
     }
     const b = new Uint8Array(16);
     const v = new DataView(b.buffer);
@@ -117,7 +144,8 @@ export function encodeAddress(addr: SocketAddress): Uint8Array {
   }
   const path = new TextEncoder().encode(addr.path);
   // sun_path is 108 bytes including the terminating NUL.
-  if (path.length === 0 || path.length > 107 || path.includes(0)) throw new RangeError(`unix socket path must be 1..107 bytes without NUL: ${addr.path}`);
+  if (path.length === 0 || path.length > 107 || path.includes(0))
+    throw new RangeError(`unix socket path must be 1..107 bytes without NUL: ${addr.path}`);
   const b = new Uint8Array(2 + path.length + 1);
   new DataView(b.buffer).setUint16(0, AF_UNIX, LE);
   b.set(path, 2);
@@ -147,7 +175,10 @@ export function newSocket(addr: SocketAddress): number {
   const fd = c().socket(familyCode(addr), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     const errno = c().errno();
-    const hint = addr.family === "vsock" && ERRNO_NAMES[errno] === "EAFNOSUPPORT" ? ": this kernel has no vsock support (modprobe vsock?)" : "";
+    const hint =
+      addr.family === "vsock" && ERRNO_NAMES[errno] === "EAFNOSUPPORT"
+        ? ": this kernel has no vsock support (modprobe vsock?)"
+        : "";
     throw sysError(`cannot create ${addr.family} socket`, errno, hint);
   }
   return fd;

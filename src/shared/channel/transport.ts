@@ -93,7 +93,11 @@ export abstract class StreamConnection implements ChannelConnection {
     this.queue.push(bytes);
     this.queuedBytes += bytes.length;
     if (this.queuedBytes > MAX_QUEUED_WRITE) {
-      this.abort(new ChannelClosedError(`connection ${this.label}: peer is not reading (${this.queuedBytes} bytes queued)`));
+      this.abort(
+        new ChannelClosedError(
+          `connection ${this.label}: peer is not reading (${this.queuedBytes} bytes queued)`,
+        ),
+      );
     }
   }
 
@@ -139,7 +143,11 @@ export abstract class StreamConnection implements ChannelConnection {
     }
     this.heldBytes += chunk.length;
     if (this.heldBytes > MAX_HELD_READ) {
-      this.abort(new ChannelClosedError(`connection ${this.label}: more than ${MAX_HELD_READ} bytes arrived before a reader was attached`));
+      this.abort(
+        new ChannelClosedError(
+          `connection ${this.label}: more than ${MAX_HELD_READ} bytes arrived before a reader was attached`,
+        ),
+      );
       return;
     }
     this.held.push(new Uint8Array(chunk));
@@ -202,7 +210,8 @@ export class ConnectionRegistry {
 
   constructor(options: ListenOptions = {}) {
     this.max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    if (!Number.isInteger(this.max) || this.max < 1) throw new RangeError(`maxConnections must be a positive integer, got ${this.max}`);
+    if (!Number.isInteger(this.max) || this.max < 1)
+      throw new RangeError(`maxConnections must be a positive integer, got ${this.max}`);
   }
 
   setAcceptor(cb: (conn: ChannelConnection) => void): void {

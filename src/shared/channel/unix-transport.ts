@@ -8,7 +8,13 @@
  */
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import type { Socket, SocketHandler } from "bun";
-import { ConnectionRegistry, StreamConnection, type ChannelConnection, type ChannelListener, type ListenOptions } from "./transport.ts";
+import {
+  ConnectionRegistry,
+  StreamConnection,
+  type ChannelConnection,
+  type ChannelListener,
+  type ListenOptions,
+} from "./transport.ts";
 
 export interface UnixListenOptions extends ListenOptions {
   /** Remove a leftover socket file at `path` (only if it is a socket) before binding. */
@@ -119,7 +125,10 @@ export async function dialUnix(path: string): Promise<ChannelConnection> {
   } catch (e) {
     const err = failure ?? (e as Error);
     const code = (err as { code?: unknown }).code;
-    throw new Error(`cannot connect to ${label}: ${typeof code === "string" ? `${code} (${err.message})` : err.message}`, { cause: e });
+    throw new Error(
+      `cannot connect to ${label}: ${typeof code === "string" ? `${code} (${err.message})` : err.message}`,
+      { cause: e },
+    );
   }
   const conn = holder.conn as UnixConnection | null;
   if (!conn) {
@@ -136,6 +145,7 @@ function removeStaleSocket(path: string): void {
   } catch {
     return;
   }
-  if (!st.isSocket()) throw new Error(`cannot listen on unix:${path}: the path exists and is not a socket`);
+  if (!st.isSocket())
+    throw new Error(`cannot listen on unix:${path}: the path exists and is not a socket`);
   unlinkSync(path);
 }

@@ -36,9 +36,24 @@ import {
   VMADDR_PORT_ANY,
   type SocketAddress,
 } from "./socket-libc.ts";
-import { ConnectionRegistry, StreamConnection, type ChannelConnection, type ChannelListener, type ListenOptions } from "./transport.ts";
+import {
+  ConnectionRegistry,
+  StreamConnection,
+  type ChannelConnection,
+  type ChannelListener,
+  type ListenOptions,
+} from "./transport.ts";
 
-export { AF_VSOCK, formatAddress, SocketError, VMADDR_CID_ANY, VMADDR_CID_HOST, VMADDR_CID_LOCAL, VMADDR_PORT_ANY, type SocketAddress } from "./socket-libc.ts";
+export {
+  AF_VSOCK,
+  formatAddress,
+  SocketError,
+  VMADDR_CID_ANY,
+  VMADDR_CID_HOST,
+  VMADDR_CID_LOCAL,
+  VMADDR_PORT_ANY,
+  type SocketAddress,
+} from "./socket-libc.ts";
 export { POLL_IDLE_MS } from "./socket-poller.ts";
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -71,7 +86,9 @@ class FdConnection extends StreamConnection implements PollTarget {
 
   ready(revents: number): void {
     if (revents & POLLNVAL) {
-      this.abort(new SocketError(`connection ${this.label}: descriptor no longer valid`, "EBADF", 9));
+      this.abort(
+        new SocketError(`connection ${this.label}: descriptor no longer valid`, "EBADF", 9),
+      );
       return;
     }
     if (revents & (POLLIN | POLLHUP | POLLERR)) this.readAvailable();
@@ -157,7 +174,8 @@ class FdListener implements ChannelListener, PollTarget {
         // EAGAIN: drained. ECONNABORTED and the like concern one connection only.
         return;
       }
-      const vm = this.addr.family === "vsock" ? decodeVsockAddress(peer.subarray(0, peerLen[0])) : null;
+      const vm =
+        this.addr.family === "vsock" ? decodeVsockAddress(peer.subarray(0, peerLen[0])) : null;
       const label = vm ? `vsock:${vm.cid}:${vm.port}` : `${this.address}#${fd}`;
       this.registry.add(new FdConnection(fd, label));
     }
@@ -198,12 +216,19 @@ export function listenVsock(port: number, options: VsockListenOptions = {}): Cha
 }
 
 /** Host side: dial the enclave at `cid` (from `nitro-cli describe-enclaves`) and `port`. */
-export function dialVsock(cid: number, port: number, options: { connectTimeoutMs?: number } = {}): Promise<ChannelConnection> {
+export function dialVsock(
+  cid: number,
+  port: number,
+  options: { connectTimeoutMs?: number } = {},
+): Promise<ChannelConnection> {
   return dialSocket({ family: "vsock", cid, port }, options);
 }
 
 /** The generic form: AF_VSOCK, or AF_UNIX to test this code path without vsock loopback. */
-export function listenSocket(addr: SocketAddress, options: VsockListenOptions = {}): ChannelListener {
+export function listenSocket(
+  addr: SocketAddress,
+  options: VsockListenOptions = {},
+): ChannelListener {
   const registry = new ConnectionRegistry(options);
   const sa = encodeAddress(addr);
   const fd = newSocket(addr);
@@ -227,12 +252,18 @@ export function listenSocket(addr: SocketAddress, options: VsockListenOptions = 
   return new FdListener(fd, address, addr, registry);
 }
 
-export function dialSocket(addr: SocketAddress, options: { connectTimeoutMs?: number } = {}): Promise<ChannelConnection> {
+export function dialSocket(
+  addr: SocketAddress,
+  options: { connectTimeoutMs?: number } = {},
+): Promise<ChannelConnection> {
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const sa = encodeAddress(addr);
   const where = formatAddress(addr);
   const fd = newSocket(addr);
-  const hint = addr.family === "vsock" ? ": nothing accepted the connection; is the enclave running and listening on that port?" : "";
+  const hint =
+    addr.family === "vsock"
+      ? ": nothing accepted the connection; is the enclave running and listening on that port?"
+      : "";
   if (c().connect(fd, sa, sa.length) === 0) return Promise.resolve(new FdConnection(fd, where));
   const errno = c().errno();
   if (errno !== EINPROGRESS && errno !== EINTR) {
@@ -254,7 +285,13 @@ export function dialSocket(addr: SocketAddress, options: { connectTimeoutMs?: nu
     const timer = setTimeout(() => {
       getPoller().remove(waiter);
       c().close(fd);
-      reject(new SocketError(`cannot connect to ${where}: no answer within ${timeoutMs} ms${hint}`, "ETIMEDOUT", 110));
+      reject(
+        new SocketError(
+          `cannot connect to ${where}: no answer within ${timeoutMs} ms${hint}`,
+          "ETIMEDOUT",
+          110,
+        ),
+      );
     }, timeoutMs);
     const finish = (soError: number) => {
       clearTimeout(timer);

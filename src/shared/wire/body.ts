@@ -77,17 +77,21 @@ export function encodeBody(map: BodyMap, maxLen: number = MAX_BODY_LEN): Uint8Ar
 
 function keyBytes(key: BodyKey): Uint8Array | null {
   if (typeof key === "number") {
-    if (!Number.isInteger(key) || key < 0 || key > MAX_INT_KEY) throw new BodyError(`integer key ${key} is outside 0..${MAX_INT_KEY}`);
+    if (!Number.isInteger(key) || key < 0 || key > MAX_INT_KEY)
+      throw new BodyError(`integer key ${key} is outside 0..${MAX_INT_KEY}`);
     return null;
   }
-  if (typeof key !== "string") throw new BodyError(`key of type ${typeof key} is neither integer nor string`);
+  if (typeof key !== "string")
+    throw new BodyError(`key of type ${typeof key} is neither integer nor string`);
   const b = encodeString(key, "key");
-  if (b.length < 1 || b.length > MAX_KEY_LEN) throw new BodyError(`string key of ${b.length} bytes is outside 1..${MAX_KEY_LEN}`);
+  if (b.length < 1 || b.length > MAX_KEY_LEN)
+    throw new BodyError(`string key of ${b.length} bytes is outside 1..${MAX_KEY_LEN}`);
   return b;
 }
 
 function encodeString(s: string, what: string): Uint8Array {
-  if (LONE_SURROGATE.test(s)) throw new BodyError(`${what} is not well-formed Unicode (lone surrogate)`);
+  if (LONE_SURROGATE.test(s))
+    throw new BodyError(`${what} is not well-formed Unicode (lone surrogate)`);
   return utf8.encode(s);
 }
 
@@ -96,7 +100,8 @@ function encodeString(s: string, what: string): Uint8Array {
 function measureMap(map: BodyMap, depth: number): number {
   if (!(map instanceof Map)) throw new BodyError("a body map must be a Map");
   if (depth > MAX_DEPTH) throw new BodyError(`maps nest deeper than ${MAX_DEPTH}`);
-  if (map.size > MAX_ENTRIES) throw new BodyError(`map has ${map.size} entries; the limit is ${MAX_ENTRIES}`);
+  if (map.size > MAX_ENTRIES)
+    throw new BodyError(`map has ${map.size} entries; the limit is ${MAX_ENTRIES}`);
   let size = 2;
   for (const [k, v] of map) {
     const kb = keyBytes(k);
@@ -108,17 +113,22 @@ function measureMap(map: BodyMap, depth: number): number {
 
 function measureValue(v: BodyValue, depth: number, key: BodyKey): number {
   if (typeof v === "number") {
-    if (!Number.isSafeInteger(v) || v < 0) throw new BodyError(`field ${String(key)}: ${v} is not a uint <= 2^53 - 1`);
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new BodyError(`field ${String(key)}: ${v} is not a uint <= 2^53 - 1`);
     return 9;
   }
   if (typeof v === "boolean") return 1;
   if (typeof v === "string") return 5 + encodeString(v, `field ${String(key)}`).length;
   if (v instanceof Uint8Array) return 5 + v.length;
   if (Array.isArray(v)) {
-    if (v.length > MAX_ENTRIES) throw new BodyError(`field ${String(key)}: array has ${v.length} items; the limit is ${MAX_ENTRIES}`);
+    if (v.length > MAX_ENTRIES)
+      throw new BodyError(
+        `field ${String(key)}: array has ${v.length} items; the limit is ${MAX_ENTRIES}`,
+      );
     let size = 3;
     for (const item of v) {
-      if (!(item instanceof Uint8Array)) throw new BodyError(`field ${String(key)}: arrays hold only Uint8Array items`);
+      if (!(item instanceof Uint8Array))
+        throw new BodyError(`field ${String(key)}: arrays hold only Uint8Array items`);
       size += 4 + item.length;
     }
     return size;
@@ -202,7 +212,10 @@ function writeValue(w: Writer, v: BodyValue): void {
 
 // ------------------------------------------------------------------ decoding
 
-export function decodeBody(bytes: Uint8Array, maxLen: number = MAX_BODY_LEN): Map<BodyKey, BodyValue> {
+export function decodeBody(
+  bytes: Uint8Array,
+  maxLen: number = MAX_BODY_LEN,
+): Map<BodyKey, BodyValue> {
   if (!(bytes instanceof Uint8Array)) throw new BodyError("body must be a Uint8Array");
   if (bytes.length > maxLen) throw new BodyError(`body of ${bytes.length} bytes exceeds ${maxLen}`);
   const r = new Reader(bytes);
@@ -255,7 +268,8 @@ class Reader {
 
 function readMap(r: Reader, depth: number): Map<BodyKey, BodyValue> {
   const count = r.u16("map count");
-  if (count > MAX_ENTRIES) throw new BodyError(`map announces ${count} entries; the limit is ${MAX_ENTRIES}`);
+  if (count > MAX_ENTRIES)
+    throw new BodyError(`map announces ${count} entries; the limit is ${MAX_ENTRIES}`);
   const map = new Map<BodyKey, BodyValue>();
   for (let i = 0; i < count; i++) {
     const key = readKey(r);
@@ -270,7 +284,8 @@ function readKey(r: Reader): BodyKey {
   if (tag === Tag.KeyInt) return r.u8("integer key");
   if (tag !== Tag.KeyString) throw new BodyError(`unknown key tag 0x${tag.toString(16)}`);
   const len = r.u8("string key length");
-  if (len < 1 || len > MAX_KEY_LEN) throw new BodyError(`string key of ${len} bytes is outside 1..${MAX_KEY_LEN}`);
+  if (len < 1 || len > MAX_KEY_LEN)
+    throw new BodyError(`string key of ${len} bytes is outside 1..${MAX_KEY_LEN}`);
   return decodeUtf8(r.take(len, "string key"), "key");
 }
 
@@ -288,7 +303,8 @@ function readValue(r: Reader, depth: number, key: BodyKey): BodyValue {
   switch (tag) {
     case Tag.Uint: {
       const n = r.u64(field);
-      if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new BodyError(`${field}: uint exceeds 2^53 - 1`);
+      if (n > BigInt(Number.MAX_SAFE_INTEGER))
+        throw new BodyError(`${field}: uint exceeds 2^53 - 1`);
       return Number(n);
     }
     case Tag.Bytes:
@@ -301,13 +317,17 @@ function readValue(r: Reader, depth: number, key: BodyKey): BodyValue {
       return true;
     case Tag.BytesArray: {
       const count = r.u16(`${field} count`);
-      if (count > MAX_ENTRIES) throw new BodyError(`${field}: array announces ${count} items; the limit is ${MAX_ENTRIES}`);
+      if (count > MAX_ENTRIES)
+        throw new BodyError(
+          `${field}: array announces ${count} items; the limit is ${MAX_ENTRIES}`,
+        );
       const items: Uint8Array[] = [];
       for (let i = 0; i < count; i++) items.push(r.take(r.u32(`${field} item length`), field));
       return items;
     }
     case Tag.Map:
-      if (depth + 1 > MAX_DEPTH) throw new BodyError(`${field}: maps nest deeper than ${MAX_DEPTH}`);
+      if (depth + 1 > MAX_DEPTH)
+        throw new BodyError(`${field}: maps nest deeper than ${MAX_DEPTH}`);
       return readMap(r, depth + 1);
     default:
       throw new BodyError(`${field}: unknown value tag 0x${tag.toString(16)}`);
@@ -328,7 +348,8 @@ function kindOf(v: BodyValue): string {
 function field(map: BodyMap, key: BodyKey, kind: string): BodyValue {
   const v = map.get(key);
   if (v === undefined) throw new BodyError(`field ${JSON.stringify(key)} is missing`);
-  if (kindOf(v) !== kind) throw new BodyError(`field ${JSON.stringify(key)} is ${kindOf(v)}, expected ${kind}`);
+  if (kindOf(v) !== kind)
+    throw new BodyError(`field ${JSON.stringify(key)} is ${kindOf(v)}, expected ${kind}`);
   return v;
 }
 
@@ -336,5 +357,6 @@ export const getUint = (m: BodyMap, k: BodyKey): number => field(m, k, "uint") a
 export const getBytes = (m: BodyMap, k: BodyKey): Uint8Array => field(m, k, "bytes") as Uint8Array;
 export const getString = (m: BodyMap, k: BodyKey): string => field(m, k, "string") as string;
 export const getBool = (m: BodyMap, k: BodyKey): boolean => field(m, k, "bool") as boolean;
-export const getBytesArray = (m: BodyMap, k: BodyKey): readonly Uint8Array[] => field(m, k, "bytes array") as readonly Uint8Array[];
+export const getBytesArray = (m: BodyMap, k: BodyKey): readonly Uint8Array[] =>
+  field(m, k, "bytes array") as readonly Uint8Array[];
 export const getMap = (m: BodyMap, k: BodyKey): BodyMap => field(m, k, "map") as BodyMap;

@@ -57,7 +57,10 @@ const CLOSER_CODE: Readonly<Record<string, ErrorCode>> = {
 /** The contract code for a code a participant failed with: contract codes stay, others are mapped. */
 export function contractCode(raw: unknown): ErrorCode {
   if (isErrorCode(raw)) return raw;
-  return (typeof raw === "string" && Object.hasOwn(CLOSER_CODE, raw) ? CLOSER_CODE[raw] : undefined) ?? "ceremony_failed";
+  return (
+    (typeof raw === "string" && Object.hasOwn(CLOSER_CODE, raw) ? CLOSER_CODE[raw] : undefined) ??
+    "ceremony_failed"
+  );
 }
 
 /** Whom a failure is blamed on, when known. */

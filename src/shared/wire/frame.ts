@@ -75,9 +75,15 @@ export type FrameType = RequestType | ReplyType;
 
 const REQUESTS = new Set<number>(Object.values(RequestFrameType));
 const REPLIES = new Set<number>(Object.values(ReplyFrameType));
-const NAMES = new Map<number, string>(Object.entries(FrameType).map(([name, code]) => [code, name]));
+const NAMES = new Map<number, string>(
+  Object.entries(FrameType).map(([name, code]) => [code, name]),
+);
 // Catch a misplaced code when someone adds a type: direction is part of the code.
-if (NAMES.size !== REQUESTS.size + REPLIES.size || [...REQUESTS].some((t) => t < 0x01 || t > 0x7f) || [...REPLIES].some((t) => t < 0x80 || t > 0xff)) {
+if (
+  NAMES.size !== REQUESTS.size + REPLIES.size ||
+  [...REQUESTS].some((t) => t < 0x01 || t > 0x7f) ||
+  [...REPLIES].some((t) => t < 0x80 || t > 0xff)
+) {
   throw new Error("frame type tables overlap or leave their ranges");
 }
 
@@ -137,11 +143,14 @@ function checkMaxBodyLen(maxBodyLen: number): number {
 
 export function encodeFrame(frame: Frame, maxBodyLen: number = MAX_BODY_LEN): Uint8Array {
   checkMaxBodyLen(maxBodyLen);
-  if (!isFrameType(frame.type)) throw new RangeError(`cannot encode unknown frame type ${frameTypeName(frame.type)}`);
+  if (!isFrameType(frame.type))
+    throw new RangeError(`cannot encode unknown frame type ${frameTypeName(frame.type)}`);
   const id = frame.correlationId;
-  if (!Number.isInteger(id) || id < 0 || id > MAX_CORRELATION_ID) throw new RangeError(`correlation id ${id} is not a u32`);
+  if (!Number.isInteger(id) || id < 0 || id > MAX_CORRELATION_ID)
+    throw new RangeError(`correlation id ${id} is not a u32`);
   if (!(frame.body instanceof Uint8Array)) throw new TypeError("frame body must be a Uint8Array");
-  if (frame.body.length > maxBodyLen) throw new RangeError(`frame body of ${frame.body.length} bytes exceeds ${maxBodyLen}`);
+  if (frame.body.length > maxBodyLen)
+    throw new RangeError(`frame body of ${frame.body.length} bytes exceeds ${maxBodyLen}`);
   const out = new Uint8Array(FRAME_HEADER_LEN + frame.body.length);
   const view = new DataView(out.buffer);
   out[0] = FRAME_MAGIC_0;
@@ -217,7 +226,16 @@ export class FrameDecoder {
         if (this.headerFill < FRAME_HEADER_LEN) break;
         const bodyLen = new DataView(this.header.buffer).getUint32(10);
         if (bodyLen > this.maxBodyLen) {
-          return { frames, error: this.fail(new FrameError("frame_too_large", `frame announces a ${bodyLen}-byte body; the limit is ${this.maxBodyLen}`, this.correlationId)) };
+          return {
+            frames,
+            error: this.fail(
+              new FrameError(
+                "frame_too_large",
+                `frame announces a ${bodyLen}-byte body; the limit is ${this.maxBodyLen}`,
+                this.correlationId,
+              ),
+            ),
+          };
         }
         this.body = new Uint8Array(bodyLen);
         this.bodyFill = 0;
@@ -250,15 +268,22 @@ export class FrameDecoder {
     const h = this.header;
     const has = (i: number) => from <= i && i < this.headerFill;
     if ((has(0) && h[0] !== FRAME_MAGIC_0) || (has(1) && h[1] !== FRAME_MAGIC_1)) {
-      return new FrameError("bad_magic", "stream does not start a frame with the magic \"TS\"");
+      return new FrameError("bad_magic", 'stream does not start a frame with the magic "TS"');
     }
-    if (has(2) && h[2] !== FRAME_VERSION) return new FrameError("bad_version", `unsupported frame version ${h[2]}; this side speaks ${FRAME_VERSION}`);
+    if (has(2) && h[2] !== FRAME_VERSION)
+      return new FrameError(
+        "bad_version",
+        `unsupported frame version ${h[2]}; this side speaks ${FRAME_VERSION}`,
+      );
     if (has(3)) {
-      if (!isFrameType(h[3]!)) return new FrameError("unknown_frame_type", `unknown frame type ${frameTypeName(h[3]!)}`);
+      if (!isFrameType(h[3]!))
+        return new FrameError("unknown_frame_type", `unknown frame type ${frameTypeName(h[3]!)}`);
       this.type = h[3] as FrameType;
     }
-    if (has(4) && h[4] !== 0) return new FrameError("bad_flags", `unknown frame flags 0x${h[4]!.toString(16)}`);
-    if (has(5) && h[5] !== 0) return new FrameError("bad_reserved", "reserved header byte is not 0");
+    if (has(4) && h[4] !== 0)
+      return new FrameError("bad_flags", `unknown frame flags 0x${h[4]!.toString(16)}`);
+    if (has(5) && h[5] !== 0)
+      return new FrameError("bad_reserved", "reserved header byte is not 0");
     if (has(9)) this.correlationId = new DataView(h.buffer).getUint32(6);
     return null;
   }

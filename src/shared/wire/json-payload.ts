@@ -50,18 +50,23 @@ function checkDepth(bytes: Uint8Array, maxDepth: number): void {
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i]!;
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
-      if (++depth > maxDepth) throw new JsonPayloadError(`JSON nested deeper than ${maxDepth} levels`);
+      if (++depth > maxDepth)
+        throw new JsonPayloadError(`JSON nested deeper than ${maxDepth} levels`);
     } else if (c === 0x5d || c === 0x7d) depth--;
   }
 }
 
 /** Parses untrusted JSON bytes within `limits`; no byte-field decoding. */
 export function parseJson(payload: Uint8Array, limits: JsonLimits): unknown {
-  if (payload.length > limits.maxBytes) throw new JsonPayloadError(`payload of ${payload.length} bytes exceeds the ${limits.maxBytes}-byte limit`);
+  if (payload.length > limits.maxBytes)
+    throw new JsonPayloadError(
+      `payload of ${payload.length} bytes exceeds the ${limits.maxBytes}-byte limit`,
+    );
   checkDepth(payload, limits.maxDepth);
   let text: string;
   try {
@@ -87,7 +92,8 @@ function revive(v: unknown): unknown {
   const o = v as Record<string, unknown>;
   if (isTagged(o)) {
     const s = o[B64];
-    if (typeof s !== "string" || s.length % 4 !== 0 || !BASE64.test(s)) throw new JsonPayloadError("a $b64 field is not canonical base64");
+    if (typeof s !== "string" || s.length % 4 !== 0 || !BASE64.test(s))
+      throw new JsonPayloadError("a $b64 field is not canonical base64");
     // A plain Uint8Array, not a Buffer: Buffer#slice shares memory, which callers do not expect.
     return new Uint8Array(Buffer.from(s, "base64"));
   }
@@ -101,12 +107,16 @@ export function decodeJson(payload: Uint8Array, limits: JsonLimits = RPC_LIMITS)
 }
 
 function toWire(v: unknown, depth: number, maxDepth: number): unknown {
-  if (v === null || typeof v === "string" || typeof v === "boolean" || typeof v === "number") return v;
+  if (v === null || typeof v === "string" || typeof v === "boolean" || typeof v === "number")
+    return v;
   if (typeof v === "bigint") throw new TypeError("cannot encode a bigint as JSON");
   if (typeof v !== "object") return undefined; // functions, symbols, undefined: dropped, as JSON.stringify does
-  if (depth >= maxDepth) throw new TypeError(`value nested deeper than ${maxDepth} levels (or cyclic)`);
-  if (v instanceof Uint8Array) return { [B64]: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") };
-  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) throw new TypeError("only Uint8Array byte fields can be encoded");
+  if (depth >= maxDepth)
+    throw new TypeError(`value nested deeper than ${maxDepth} levels (or cyclic)`);
+  if (v instanceof Uint8Array)
+    return { [B64]: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") };
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer)
+    throw new TypeError("only Uint8Array byte fields can be encoded");
   const withToJson = v as { toJSON?: () => unknown };
   if (typeof withToJson.toJSON === "function") return toWire(withToJson.toJSON(), depth, maxDepth);
   if (Array.isArray(v)) return v.map((x) => toWire(x, depth + 1, maxDepth) ?? null);
@@ -116,7 +126,13 @@ function toWire(v: unknown, depth: number, maxDepth: number): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(o)) {
     const w = toWire(x, depth + 1, maxDepth);
-    if (w !== undefined) Object.defineProperty(out, k, { value: w, enumerable: true, writable: true, configurable: true });
+    if (w !== undefined)
+      Object.defineProperty(out, k, {
+        value: w,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
   }
   return out;
 }
@@ -124,6 +140,9 @@ function toWire(v: unknown, depth: number, maxDepth: number): unknown {
 /** Encodes `value` as JSON bytes with Uint8Array fields as `{"$b64": ...}`; throws past `limits`. */
 export function encodeJson(value: unknown, limits: JsonLimits = RPC_LIMITS): Buffer {
   const out = Buffer.from(JSON.stringify(toWire(value, 0, limits.maxDepth) ?? null), "utf8");
-  if (out.length > limits.maxBytes) throw new RangeError(`encoded payload of ${out.length} bytes exceeds the ${limits.maxBytes}-byte limit`);
+  if (out.length > limits.maxBytes)
+    throw new RangeError(
+      `encoded payload of ${out.length} bytes exceeds the ${limits.maxBytes}-byte limit`,
+    );
   return out;
 }

@@ -33,7 +33,8 @@ export const LIMITS = {
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export function asObject(v: unknown, what: string): JsonObject {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw validation(`${what} must be a JSON object`);
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw validation(`${what} must be a JSON object`);
   return v as JsonObject;
 }
 
@@ -58,7 +59,12 @@ export function optionalBoolean(o: JsonObject, field: string): boolean | undefin
   return v;
 }
 
-export function optionalInteger(o: JsonObject, field: string, min: number, max: number): number | undefined {
+export function optionalInteger(
+  o: JsonObject,
+  field: string,
+  min: number,
+  max: number,
+): number | undefined {
   const v = o[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
@@ -70,7 +76,8 @@ export function optionalInteger(o: JsonObject, field: string, min: number, max: 
 export function decodeBase64(v: unknown, field: string, maxBytes: number): Uint8Array {
   if (typeof v !== "string") throw validation(`${field} must be base64 text`);
   // Checked before decoding so an oversized field costs nothing.
-  if (v.length > Math.ceil(maxBytes / 3) * 4) throw validation(`${field} must be at most ${maxBytes} bytes`);
+  if (v.length > Math.ceil(maxBytes / 3) * 4)
+    throw validation(`${field} must be at most ${maxBytes} bytes`);
   if (!BASE64.test(v)) throw new KmsError("SerializationException", `${field} is not valid base64`);
   const bytes = new Uint8Array(Buffer.from(v, "base64"));
   if (bytes.length > maxBytes) throw validation(`${field} must be at most ${maxBytes} bytes`);
@@ -85,7 +92,8 @@ export function requireBlob(o: JsonObject, field: string, maxBytes: number): Uin
   return bytes;
 }
 
-export const encodeBase64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
+export const encodeBase64 = (b: Uint8Array) =>
+  Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
 
 /** Encryption context: a flat map of non-empty strings, 8 KiB at most in total. */
 export function encryptionContext(o: JsonObject): Map<string, string> {
@@ -95,10 +103,12 @@ export function encryptionContext(o: JsonObject): Map<string, string> {
   const ctx = asObject(v, "EncryptionContext");
   let size = 0;
   for (const [k, val] of Object.entries(ctx)) {
-    if (typeof val !== "string") throw validation(`EncryptionContext value for '${k.slice(0, 64)}' must be a string`);
+    if (typeof val !== "string")
+      throw validation(`EncryptionContext value for '${k.slice(0, 64)}' must be a string`);
     if (k.length === 0) throw validation("EncryptionContext keys must not be empty");
     size += Buffer.byteLength(k) + Buffer.byteLength(val);
-    if (size > LIMITS.encryptionContextBytes) throw validation(`EncryptionContext must be at most ${LIMITS.encryptionContextBytes} bytes`);
+    if (size > LIMITS.encryptionContextBytes)
+      throw validation(`EncryptionContext must be at most ${LIMITS.encryptionContextBytes} bytes`);
     out.set(k, val);
   }
   return out;
@@ -106,5 +116,9 @@ export function encryptionContext(o: JsonObject): Map<string, string> {
 
 /** DryRun would need a second execution path; refusing it beats silently performing the operation. */
 export function refuseDryRun(o: JsonObject): void {
-  if (optionalBoolean(o, "DryRun") === true) throw new KmsError("UnsupportedOperationException", "DryRun is not supported by the development KMS");
+  if (optionalBoolean(o, "DryRun") === true)
+    throw new KmsError(
+      "UnsupportedOperationException",
+      "DryRun is not supported by the development KMS",
+    );
 }

@@ -35,10 +35,20 @@
  * remote host's word: typed, not checked here (the coordinator checks what it
  * relies on: generations, agreement, the signature).
  */
-import type { CeremonyKind, CeremonyReply, CeremonyStartRequest, CeremonyStepRequest } from "./enclave-ops.ts";
+import type {
+  CeremonyKind,
+  CeremonyReply,
+  CeremonyStartRequest,
+  CeremonyStepRequest,
+} from "./enclave-ops.ts";
 import { CodedError } from "./errors.ts";
 import { DIGEST_BYTES, ID_RULE, isId, isNonHardenedPath } from "./patterns.ts";
-import { MAX_LIST_ITEMS, MAX_MESSAGE_LEN, MAX_PARTIES, SESSION_ID_LEN } from "./protocol-message.ts";
+import {
+  MAX_LIST_ITEMS,
+  MAX_MESSAGE_LEN,
+  MAX_PARTIES,
+  SESSION_ID_LEN,
+} from "./protocol-message.ts";
 import { CHAIN_CODE_BYTES, COMPRESSED_KEY_BYTES } from "../public-key.ts";
 
 /** A relayed message is a core message (MAX_MESSAGE_LEN) inside the enclaves' envelope (≤ 101 bytes more). */
@@ -103,12 +113,21 @@ export interface NodeOps {
   start: { args: CeremonyStartRequest; result: CeremonyReply };
   step: { args: CeremonyStepRequest; result: CeremonyReply };
   abort: { args: { sessionId: Uint8Array }; result: Done };
-  persist: { args: { kind: PersistKind; sessionId: Uint8Array; wallet: WalletRecord; final: CeremonyReply }; result: Done };
-  commit: { args: { kind: PersistKind; sessionId: Uint8Array; walletId: string; generation: number }; result: Done };
+  persist: {
+    args: { kind: PersistKind; sessionId: Uint8Array; wallet: WalletRecord; final: CeremonyReply };
+    result: Done;
+  };
+  commit: {
+    args: { kind: PersistKind; sessionId: Uint8Array; walletId: string; generation: number };
+    result: Done;
+  };
   rollback: { args: { kind: PersistKind; sessionId: Uint8Array; walletId: string }; result: Done };
   walletInfo: { args: { walletId: string }; result: HeldWallet | null };
   listWallets: { args: NoArgs; result: HeldWallet[] };
-  requestContext: { args: { kind: CeremonyKind; requestId: string; walletId?: string }; result: RequestContext };
+  requestContext: {
+    args: { kind: CeremonyKind; requestId: string; walletId?: string };
+    result: RequestContext;
+  };
 }
 export type NodeOpName = keyof NodeOps;
 export type NodeOpArgs<K extends NodeOpName> = NodeOps[K]["args"];
@@ -126,20 +145,27 @@ const refuse = (at: string, rule: string): never => {
 const bytes =
   (min: number, max: number): Check<Uint8Array> =>
   (v, at) =>
-    v instanceof Uint8Array && v.length >= min && v.length <= max ? v : refuse(at, min === max ? `must be ${min} bytes` : `must be ${min}..${max} bytes`);
+    v instanceof Uint8Array && v.length >= min && v.length <= max
+      ? v
+      : refuse(at, min === max ? `must be ${min} bytes` : `must be ${min}..${max} bytes`);
 
 const int =
   (min: number, max: number): Check<number> =>
   (v, at) =>
-    typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max ? v : refuse(at, `must be an integer in ${min}..${max}`);
+    typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max
+      ? v
+      : refuse(at, `must be an integer in ${min}..${max}`);
 
 const id: Check<string> = (v, at) => (isId(v) ? v : refuse(at, `must be ${ID_RULE}`));
-const path: Check<string> = (v, at) => (isNonHardenedPath(v) ? v : refuse(at, "must be a non-hardened path like m/0/7"));
+const path: Check<string> = (v, at) =>
+  isNonHardenedPath(v) ? v : refuse(at, "must be a non-hardened path like m/0/7");
 
 const oneOf =
   <L extends string>(values: readonly L[]): Check<L> =>
   (v, at) =>
-    typeof v === "string" && (values as readonly string[]).includes(v) ? (v as L) : refuse(at, `must be one of ${values.join(", ")}`);
+    typeof v === "string" && (values as readonly string[]).includes(v)
+      ? (v as L)
+      : refuse(at, `must be one of ${values.join(", ")}`);
 
 /** Absent and null both mean "not given" (JSON drops undefined fields). */
 const optional =
@@ -150,7 +176,8 @@ const optional =
 const list =
   <T>(c: Check<T>, max: number): Check<T[]> =>
   (v, at) => {
-    if (!Array.isArray(v) || v.length > max) return refuse(at, `must be a list of at most ${max} items`);
+    if (!Array.isArray(v) || v.length > max)
+      return refuse(at, `must be a list of at most ${max} items`);
     return v.map((x, i) => c(x, `${at}[${i}]`));
   };
 
@@ -160,7 +187,8 @@ type Checked<S extends Shape> = { [K in keyof S]: S[K] extends Check<infer T> ? 
 const object =
   <S extends Shape>(shape: S): Check<Checked<S>> =>
   (v, at) => {
-    if (!v || typeof v !== "object" || Array.isArray(v) || v instanceof Uint8Array) return refuse(at, "must be an object");
+    if (!v || typeof v !== "object" || Array.isArray(v) || v instanceof Uint8Array)
+      return refuse(at, "must be an object");
     const o = v as Record<string, unknown>;
     const out: Record<string, unknown> = {};
     for (const [k, check] of Object.entries(shape)) {
@@ -180,7 +208,14 @@ const publicPackage = bytes(1, MAX_PUBLIC_PACKAGE_BYTES);
 const chainCode = bytes(CHAIN_CODE_BYTES, CHAIN_CODE_BYTES);
 const messages = list(bytes(1, MAX_RELAYED_MESSAGE_BYTES), MAX_RELAYED_MESSAGES);
 
-const walletRecord = object({ walletId: id, threshold: int(2, MAX_PARTIES), parties: int(2, MAX_PARTIES), publicKey, publicPackage, chainCode });
+const walletRecord = object({
+  walletId: id,
+  threshold: int(2, MAX_PARTIES),
+  parties: int(2, MAX_PARTIES),
+  publicKey,
+  publicPackage,
+  chainCode,
+});
 
 const ceremonyReply = object({
   messages,
@@ -236,27 +271,50 @@ export function checkNodeOpArgs<K extends NodeOpName>(op: K, args: unknown): Nod
 // ---- server and caller ----
 
 /** What a node does for each op, given checked arguments. */
-export type NodeOpHandlers = { readonly [K in NodeOpName]: (args: NodeOpArgs<K>) => Promise<NodeOpResult<K>> | NodeOpResult<K> };
+export type NodeOpHandlers = {
+  readonly [K in NodeOpName]: (args: NodeOpArgs<K>) => Promise<NodeOpResult<K>> | NodeOpResult<K>;
+};
 
 /** Runs one op with untrusted arguments: checks them, then calls its handler. */
-export async function dispatchNodeOp<K extends NodeOpName>(handlers: NodeOpHandlers, op: K, args: unknown): Promise<NodeOpResult<K>> {
+export async function dispatchNodeOp<K extends NodeOpName>(
+  handlers: NodeOpHandlers,
+  op: K,
+  args: unknown,
+): Promise<NodeOpResult<K>> {
   return handlers[op](checkNodeOpArgs(op, args));
 }
 
 /** The server side: checks the op name and its arguments, then runs the op's handler. */
-export function nodeOpDispatcher(handlers: NodeOpHandlers): (op: string, args: unknown) => Promise<unknown> {
+export function nodeOpDispatcher(
+  handlers: NodeOpHandlers,
+): (op: string, args: unknown) => Promise<unknown> {
   return async (op, args) => {
-    if (!isNodeOpName(op)) throw new CodedError("bad_request", `unknown node operation ${JSON.stringify(String(op).slice(0, 64))}`);
+    if (!isNodeOpName(op))
+      throw new CodedError(
+        "bad_request",
+        `unknown node operation ${JSON.stringify(String(op).slice(0, 64))}`,
+      );
     return dispatchNodeOp(handlers, op, args);
   };
 }
 
 /** The transport a caller needs (the bus's NodeRpc). */
 export interface NodeCaller {
-  callNode(nodeId: string, op: string, args: unknown, opts?: { timeoutMs?: number }): Promise<unknown>;
+  callNode(
+    nodeId: string,
+    op: string,
+    args: unknown,
+    opts?: { timeoutMs?: number },
+  ): Promise<unknown>;
 }
 
 /** Calls `op` on `nodeId`; the result is typed by the table but is the remote host's unchecked word. */
-export function callNodeOp<K extends NodeOpName>(caller: NodeCaller, nodeId: string, op: K, args: NodeOpArgs<K>, opts?: { timeoutMs?: number }): Promise<NodeOpResult<K>> {
+export function callNodeOp<K extends NodeOpName>(
+  caller: NodeCaller,
+  nodeId: string,
+  op: K,
+  args: NodeOpArgs<K>,
+  opts?: { timeoutMs?: number },
+): Promise<NodeOpResult<K>> {
   return caller.callNode(nodeId, op, args, opts) as Promise<NodeOpResult<K>>;
 }

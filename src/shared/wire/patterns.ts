@@ -32,7 +32,13 @@ export const PATH_PATTERN = /^m(\/\d{1,10}){0,32}$/;
 export const HARDENED_INDEX = 2 ** 31;
 /** True for a path of PATH_PATTERN's form whose every index is below HARDENED_INDEX. */
 export const isNonHardenedPath = (p: unknown): p is string =>
-  typeof p === "string" && PATH_PATTERN.test(p) && p.split("/").slice(1).every((i) => Number(i) < HARDENED_INDEX);
+  typeof p === "string" &&
+  PATH_PATTERN.test(p) &&
+  p
+    .split("/")
+    .slice(1)
+    .every((i) => Number(i) < HARDENED_INDEX);
 
 export const isId = (s: unknown): s is string => typeof s === "string" && ID_PATTERN.test(s);
-export const isNodeId = (s: unknown): s is string => typeof s === "string" && NODE_ID_PATTERN.test(s);
+export const isNodeId = (s: unknown): s is string =>
+  typeof s === "string" && NODE_ID_PATTERN.test(s);

@@ -58,7 +58,11 @@ export const BROADCAST_OVERHEAD = SIGNATURE_BYTES;
 /** The largest envelope: a maximal core message plus the larger overhead. */
 export const MAX_SEALED_LEN = MAX_MESSAGE_LEN + Math.max(P2P_OVERHEAD, BROADCAST_OVERHEAD);
 
-export type PeerEnvelopeFormatErrorCode = "truncated" | "too_large" | "wrong_version" | "bad_header";
+export type PeerEnvelopeFormatErrorCode =
+  | "truncated"
+  | "too_large"
+  | "wrong_version"
+  | "bad_header";
 
 /** The bytes are not an envelope of this layout. */
 export class PeerEnvelopeFormatError extends Error {
@@ -86,12 +90,25 @@ export function encodeEnvelopeHeader(h: PeerEnvelopeHeader): Uint8Array {
  * the relay can write any header it likes; only PeerSession.open proves one.
  */
 export function readUnverifiedHeader(bytes: Uint8Array): PeerEnvelopeHeader {
-  if (!(bytes instanceof Uint8Array)) throw new PeerEnvelopeFormatError("bad_header", "protected message must be a Uint8Array");
-  if (bytes.length < HEADER_LEN) throw new PeerEnvelopeFormatError("truncated", `protected message of ${bytes.length} bytes is shorter than the ${HEADER_LEN}-byte header`);
-  if (bytes.length > MAX_SEALED_LEN) throw new PeerEnvelopeFormatError("too_large", `protected message of ${bytes.length} bytes exceeds ${MAX_SEALED_LEN}`);
+  if (!(bytes instanceof Uint8Array))
+    throw new PeerEnvelopeFormatError("bad_header", "protected message must be a Uint8Array");
+  if (bytes.length < HEADER_LEN)
+    throw new PeerEnvelopeFormatError(
+      "truncated",
+      `protected message of ${bytes.length} bytes is shorter than the ${HEADER_LEN}-byte header`,
+    );
+  if (bytes.length > MAX_SEALED_LEN)
+    throw new PeerEnvelopeFormatError(
+      "too_large",
+      `protected message of ${bytes.length} bytes exceeds ${MAX_SEALED_LEN}`,
+    );
   if (bytes[0] !== PROTECTED_WIRE_VERSION) {
-    const what = bytes[0] === WIRE_VERSION ? "an unprotected core message" : `wire version ${bytes[0]}`;
-    throw new PeerEnvelopeFormatError("wrong_version", `expected a protected message (version 0x81), got ${what}`);
+    const what =
+      bytes[0] === WIRE_VERSION ? "an unprotected core message" : `wire version ${bytes[0]}`;
+    throw new PeerEnvelopeFormatError(
+      "wrong_version",
+      `expected a protected message (version 0x81), got ${what}`,
+    );
   }
   const clear = bytes.slice(0, HEADER_LEN);
   clear[0] = WIRE_VERSION;
@@ -99,7 +116,8 @@ export function readUnverifiedHeader(bytes: Uint8Array): PeerEnvelopeHeader {
     const { ceremony, phase, from, to } = parseMessage(clear);
     return { ceremony, phase, from, to, sessionId: bytes.slice(5, HEADER_LEN) };
   } catch (e) {
-    if (e instanceof MessageFormatError) throw new PeerEnvelopeFormatError("bad_header", `protected message header: ${e.message}`);
+    if (e instanceof MessageFormatError)
+      throw new PeerEnvelopeFormatError("bad_header", `protected message header: ${e.message}`);
     throw e;
   }
 }
@@ -122,8 +140,16 @@ export interface BroadcastParts {
 
 /** Checks that an envelope can hold its `overhead` and opens to a core message within bounds. */
 function checkOverhead(bytes: Uint8Array, overhead: number): void {
-  if (bytes.length < HEADER_LEN + overhead) throw new PeerEnvelopeFormatError("truncated", `protected message of ${bytes.length} bytes is shorter than header and ${overhead}-byte overhead`);
-  if (bytes.length - overhead > MAX_MESSAGE_LEN) throw new PeerEnvelopeFormatError("too_large", `protected message would open to more than ${MAX_MESSAGE_LEN} bytes`);
+  if (bytes.length < HEADER_LEN + overhead)
+    throw new PeerEnvelopeFormatError(
+      "truncated",
+      `protected message of ${bytes.length} bytes is shorter than header and ${overhead}-byte overhead`,
+    );
+  if (bytes.length - overhead > MAX_MESSAGE_LEN)
+    throw new PeerEnvelopeFormatError(
+      "too_large",
+      `protected message would open to more than ${MAX_MESSAGE_LEN} bytes`,
+    );
 }
 
 /** Splits a point-to-point envelope (views into `bytes`). UNAUTHENTICATED, like the header. */
@@ -141,18 +167,25 @@ export function readUnverifiedPointToPoint(bytes: Uint8Array): PointToPointParts
 export function readUnverifiedBroadcast(bytes: Uint8Array): BroadcastParts {
   checkOverhead(bytes, BROADCAST_OVERHEAD);
   const signed = bytes.subarray(0, bytes.length - SIGNATURE_BYTES);
-  return { header: signed.subarray(0, HEADER_LEN), body: signed.subarray(HEADER_LEN), signature: bytes.subarray(signed.length), signed };
+  return {
+    header: signed.subarray(0, HEADER_LEN),
+    body: signed.subarray(HEADER_LEN),
+    signature: bytes.subarray(signed.length),
+    signed,
+  };
 }
 
 /** `len` null: any length. */
 function checkPart(b: Uint8Array, len: number | null, what: string): void {
   if (!(b instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array`);
-  if (len !== null && b.length !== len) throw new RangeError(`${what} must be ${len} bytes, got ${b.length}`);
+  if (len !== null && b.length !== len)
+    throw new RangeError(`${what} must be ${len} bytes, got ${b.length}`);
 }
 
 function concatChecked(parts: readonly Uint8Array[]): Uint8Array {
   const total = parts.reduce((n, p) => n + p.length, 0);
-  if (total > MAX_SEALED_LEN) throw new RangeError(`protected message of ${total} bytes exceeds ${MAX_SEALED_LEN}`);
+  if (total > MAX_SEALED_LEN)
+    throw new RangeError(`protected message of ${total} bytes exceeds ${MAX_SEALED_LEN}`);
   const out = new Uint8Array(total);
   let at = 0;
   for (const p of parts) {
@@ -165,7 +198,8 @@ function concatChecked(parts: readonly Uint8Array[]): Uint8Array {
 /** header | nonce | ciphertext | tag. */
 export function encodePointToPoint(p: PointToPointParts): Uint8Array {
   checkPart(p.header, HEADER_LEN, "header");
-  if (p.header[0] !== PROTECTED_WIRE_VERSION || p.header[4] === BROADCAST) throw new RangeError("header is not a point-to-point envelope header");
+  if (p.header[0] !== PROTECTED_WIRE_VERSION || p.header[4] === BROADCAST)
+    throw new RangeError("header is not a point-to-point envelope header");
   checkPart(p.nonce, NONCE_BYTES, "nonce");
   checkPart(p.ciphertext, null, "ciphertext");
   checkPart(p.tag, TAG_BYTES, "tag");
@@ -173,9 +207,14 @@ export function encodePointToPoint(p: PointToPointParts): Uint8Array {
 }
 
 /** header | body | signature. */
-export function encodeBroadcast(p: { header: Uint8Array; body: Uint8Array; signature: Uint8Array }): Uint8Array {
+export function encodeBroadcast(p: {
+  header: Uint8Array;
+  body: Uint8Array;
+  signature: Uint8Array;
+}): Uint8Array {
   checkPart(p.header, HEADER_LEN, "header");
-  if (p.header[0] !== PROTECTED_WIRE_VERSION || p.header[4] !== BROADCAST) throw new RangeError("header is not a broadcast envelope header");
+  if (p.header[0] !== PROTECTED_WIRE_VERSION || p.header[4] !== BROADCAST)
+    throw new RangeError("header is not a broadcast envelope header");
   checkPart(p.body, null, "body");
   checkPart(p.signature, SIGNATURE_BYTES, "signature");
   return concatChecked([p.header, p.body, p.signature]);

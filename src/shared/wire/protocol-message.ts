@@ -63,8 +63,12 @@ export function ceremonyCode(c: Ceremony): number {
 /** Parses and bounds-checks a header; the body stays opaque here. */
 export function parseMessage(bytes: Uint8Array): ProtocolMessage {
   if (!(bytes instanceof Uint8Array)) throw new MessageFormatError("message must be a Uint8Array");
-  if (bytes.length < HEADER_LEN) throw new MessageFormatError(`message of ${bytes.length} bytes is shorter than the ${HEADER_LEN}-byte header`);
-  if (bytes.length > MAX_MESSAGE_LEN) throw new MessageFormatError(`message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_LEN}`);
+  if (bytes.length < HEADER_LEN)
+    throw new MessageFormatError(
+      `message of ${bytes.length} bytes is shorter than the ${HEADER_LEN}-byte header`,
+    );
+  if (bytes.length > MAX_MESSAGE_LEN)
+    throw new MessageFormatError(`message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_LEN}`);
   if (bytes[0] !== WIRE_VERSION) throw new MessageFormatError(`unknown wire version ${bytes[0]}`);
   const ceremony = CEREMONY_NAMES[bytes[1]!];
   if (!ceremony) throw new MessageFormatError(`unknown ceremony ${bytes[1]}`);
@@ -81,18 +85,21 @@ export function parseMessage(bytes: Uint8Array): ProtocolMessage {
 export function encodeMessageHeader(h: MessageHeader): Uint8Array {
   const code = Object.hasOwn(CEREMONY_CODES, h.ceremony) ? CEREMONY_CODES[h.ceremony] : undefined;
   if (code === undefined) throw new MessageFormatError(`unknown ceremony ${String(h.ceremony)}`);
-  if (!(h.sessionId instanceof Uint8Array) || h.sessionId.length !== SESSION_ID_LEN) throw new MessageFormatError(`session id must be ${SESSION_ID_LEN} bytes`);
+  if (!(h.sessionId instanceof Uint8Array) || h.sessionId.length !== SESSION_ID_LEN)
+    throw new MessageFormatError(`session id must be ${SESSION_ID_LEN} bytes`);
   const out = new Uint8Array(HEADER_LEN);
   out.set([WIRE_VERSION, code, h.phase, h.from, h.to], 0);
   out.set(h.sessionId, 5);
   // Out-of-range or non-integer fields do not survive the byte store above unchanged, so parse what was written and compare.
   const back = parseMessage(out);
-  if (back.phase !== h.phase || back.from !== h.from || back.to !== h.to) throw new MessageFormatError("header fields out of range");
+  if (back.phase !== h.phase || back.from !== h.from || back.to !== h.to)
+    throw new MessageFormatError("header fields out of range");
   return out;
 }
 
 export function encodeList(items: readonly Uint8Array[]): Uint8Array {
-  if (items.length > MAX_LIST_ITEMS) throw new MessageFormatError(`too many messages (${items.length})`);
+  if (items.length > MAX_LIST_ITEMS)
+    throw new MessageFormatError(`too many messages (${items.length})`);
   let total = 2;
   for (const i of items) total += 4 + i.length;
   const out = new Uint8Array(total);
@@ -118,7 +125,8 @@ export function decodeList(bytes: Uint8Array): Uint8Array[] {
     if (bytes.length - at < 4) throw new MessageFormatError("message list: truncated length");
     const len = view.getUint32(at);
     at += 4;
-    if (len > MAX_MESSAGE_LEN || bytes.length - at < len) throw new MessageFormatError("message list: item out of bounds");
+    if (len > MAX_MESSAGE_LEN || bytes.length - at < len)
+      throw new MessageFormatError("message list: item out of bounds");
     items.push(bytes.subarray(at, at + len));
     at += len;
   }

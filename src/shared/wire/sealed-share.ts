@@ -55,10 +55,12 @@ export const PUBLIC_KEY_BYTES = 33;
 export const MAX_PARTY_INDEX = 255;
 export const MAX_GENERATION = 0xffff_ffff;
 /** The longest associated data: label, version, two maximal ids, index, generation, key. */
-export const MAX_AD_BYTES = 4 + AD_LABEL.length + 4 + 2 * (4 + MAX_BINDING_ID_BYTES) + 4 + 4 + 4 + PUBLIC_KEY_BYTES;
+export const MAX_AD_BYTES =
+  4 + AD_LABEL.length + 4 + 2 * (4 + MAX_BINDING_ID_BYTES) + 4 + 4 + 4 + PUBLIC_KEY_BYTES;
 
 // A sealed share must fit a frame body (SEAL_SHARE reply, LOAD_SHARE request) with room for the other fields.
-if (MAX_SEALED_BYTES + 64 * 1024 > MAX_BODY_LEN) throw new Error("MAX_SEALED_BYTES does not fit a frame body");
+if (MAX_SEALED_BYTES + 64 * 1024 > MAX_BODY_LEN)
+  throw new Error("MAX_SEALED_BYTES does not fit a frame body");
 
 /** What a sealed share is bound to. All fields are public. */
 export interface SealBinding {
@@ -87,9 +89,15 @@ const malformed = (msg: string) => new SealedShareFormatError(msg);
 
 /** version | nonce | ciphertext | tag. */
 export function encodeSealedShare(p: SealedShareParts): Uint8Array {
-  if (!(p.nonce instanceof Uint8Array) || p.nonce.length !== SEAL_NONCE_BYTES) throw malformed(`nonce must be ${SEAL_NONCE_BYTES} bytes`);
-  if (!(p.tag instanceof Uint8Array) || p.tag.length !== SEAL_TAG_BYTES) throw malformed(`tag must be ${SEAL_TAG_BYTES} bytes`);
-  if (!(p.ciphertext instanceof Uint8Array) || p.ciphertext.length === 0 || p.ciphertext.length > MAX_SHARE_BYTES) {
+  if (!(p.nonce instanceof Uint8Array) || p.nonce.length !== SEAL_NONCE_BYTES)
+    throw malformed(`nonce must be ${SEAL_NONCE_BYTES} bytes`);
+  if (!(p.tag instanceof Uint8Array) || p.tag.length !== SEAL_TAG_BYTES)
+    throw malformed(`tag must be ${SEAL_TAG_BYTES} bytes`);
+  if (
+    !(p.ciphertext instanceof Uint8Array) ||
+    p.ciphertext.length === 0 ||
+    p.ciphertext.length > MAX_SHARE_BYTES
+  ) {
     throw malformed(`ciphertext must be 1..${MAX_SHARE_BYTES} bytes`);
   }
   const out = new Uint8Array(SEAL_OVERHEAD + p.ciphertext.length);
@@ -103,10 +111,17 @@ export function encodeSealedShare(p: SealedShareParts): Uint8Array {
 /** Splits a blob into views of its parts. Unauthenticated: only the enclave's AES-GCM proves it. */
 export function parseSealedShare(sealed: Uint8Array): SealedShareParts {
   if (!(sealed instanceof Uint8Array)) throw malformed("sealed share must be a Uint8Array");
-  if (sealed.length > MAX_SEALED_BYTES) throw malformed(`sealed share is ${sealed.length} bytes, more than the ${MAX_SEALED_BYTES}-byte limit`);
+  if (sealed.length > MAX_SEALED_BYTES)
+    throw malformed(
+      `sealed share is ${sealed.length} bytes, more than the ${MAX_SEALED_BYTES}-byte limit`,
+    );
   // A zero-length share is never sealed, so the shortest valid blob has one ciphertext byte.
-  if (sealed.length <= SEAL_OVERHEAD) throw malformed(`sealed share is ${sealed.length} bytes, too short to hold the ${SEAL_OVERHEAD}-byte envelope and a share`);
-  if (sealed[0] !== SEALED_SHARE_VERSION) throw malformed(`unsupported sealed-share format version ${sealed[0]}`);
+  if (sealed.length <= SEAL_OVERHEAD)
+    throw malformed(
+      `sealed share is ${sealed.length} bytes, too short to hold the ${SEAL_OVERHEAD}-byte envelope and a share`,
+    );
+  if (sealed[0] !== SEALED_SHARE_VERSION)
+    throw malformed(`unsupported sealed-share format version ${sealed[0]}`);
   return {
     nonce: sealed.subarray(1, 1 + SEAL_NONCE_BYTES),
     ciphertext: sealed.subarray(1 + SEAL_NONCE_BYTES, sealed.length - SEAL_TAG_BYTES),
@@ -120,11 +135,14 @@ const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function idBytes(value: unknown, what: string): Uint8Array {
-  if (typeof value !== "string" || value.length === 0) throw malformed(`binding ${what} must be a non-empty string`);
+  if (typeof value !== "string" || value.length === 0)
+    throw malformed(`binding ${what} must be a non-empty string`);
   const bytes = utf8.encode(value);
   // A lone surrogate encodes as U+FFFD, so two different strings could share one encoding.
-  if (new TextDecoder().decode(bytes) !== value) throw malformed(`binding ${what} is not well-formed Unicode`);
-  if (bytes.length > MAX_BINDING_ID_BYTES) throw malformed(`binding ${what} is longer than ${MAX_BINDING_ID_BYTES} UTF-8 bytes`);
+  if (new TextDecoder().decode(bytes) !== value)
+    throw malformed(`binding ${what} is not well-formed Unicode`);
+  if (bytes.length > MAX_BINDING_ID_BYTES)
+    throw malformed(`binding ${what} is longer than ${MAX_BINDING_ID_BYTES} UTF-8 bytes`);
   return bytes;
 }
 
@@ -136,7 +154,11 @@ function intIn(value: unknown, min: number, max: number, what: string): number {
 }
 
 function checkPublicKey(pk: unknown): Uint8Array {
-  if (!(pk instanceof Uint8Array) || pk.length !== PUBLIC_KEY_BYTES || (pk[0] !== 0x02 && pk[0] !== 0x03)) {
+  if (
+    !(pk instanceof Uint8Array) ||
+    pk.length !== PUBLIC_KEY_BYTES ||
+    (pk[0] !== 0x02 && pk[0] !== 0x03)
+  ) {
     throw malformed(`binding publicKey must be a ${PUBLIC_KEY_BYTES}-byte compressed SEC1 point`);
   }
   return pk;
@@ -150,8 +172,18 @@ export function encodeAssociatedData(binding: SealBinding): Uint8Array {
   const partyIndex = intIn(binding.partyIndex, 1, MAX_PARTY_INDEX, "partyIndex");
   const generation = intIn(binding.generation, 0, MAX_GENERATION, "generation");
   const pk = checkPublicKey(binding.publicKey);
-  const fields: (Uint8Array | number)[] = [AD_LABEL, SEALED_SHARE_VERSION, walletId, nodeId, partyIndex, generation, pk];
-  const out = new Uint8Array(fields.reduce<number>((n, f) => n + 4 + (typeof f === "number" ? 0 : f.length), 0));
+  const fields: (Uint8Array | number)[] = [
+    AD_LABEL,
+    SEALED_SHARE_VERSION,
+    walletId,
+    nodeId,
+    partyIndex,
+    generation,
+    pk,
+  ];
+  const out = new Uint8Array(
+    fields.reduce<number>((n, f) => n + 4 + (typeof f === "number" ? 0 : f.length), 0),
+  );
   const view = new DataView(out.buffer);
   let at = 0;
   for (const f of fields) {
@@ -168,7 +200,8 @@ export function encodeAssociatedData(binding: SealBinding): Uint8Array {
 
 /** Reads associated data back into its binding (for tests and tools; the enclave only ever encodes). */
 export function parseAssociatedData(ad: Uint8Array): SealBinding {
-  if (!(ad instanceof Uint8Array) || ad.length > MAX_AD_BYTES) throw malformed(`associated data must be a Uint8Array of at most ${MAX_AD_BYTES} bytes`);
+  if (!(ad instanceof Uint8Array) || ad.length > MAX_AD_BYTES)
+    throw malformed(`associated data must be a Uint8Array of at most ${MAX_AD_BYTES} bytes`);
   const view = new DataView(ad.buffer, ad.byteOffset, ad.byteLength);
   let at = 0;
   const u32 = (what: string): number => {
@@ -179,7 +212,8 @@ export function parseAssociatedData(ad: Uint8Array): SealBinding {
   };
   const lp = (what: string, max: number): Uint8Array => {
     const n = u32(`${what} length`);
-    if (n > max || ad.length - at < n) throw malformed(`associated data: ${what} of ${n} bytes is out of bounds`);
+    if (n > max || ad.length - at < n)
+      throw malformed(`associated data: ${what} of ${n} bytes is out of bounds`);
     at += n;
     return ad.subarray(at - n, at);
   };
@@ -192,15 +226,18 @@ export function parseAssociatedData(ad: Uint8Array): SealBinding {
     }
   };
   const label = lp("label", AD_LABEL.length);
-  if (label.length !== AD_LABEL.length || !label.every((b, i) => b === AD_LABEL[i])) throw malformed("associated data does not carry the sealed-share label");
+  if (label.length !== AD_LABEL.length || !label.every((b, i) => b === AD_LABEL[i]))
+    throw malformed("associated data does not carry the sealed-share label");
   const version = u32("version");
-  if (version !== SEALED_SHARE_VERSION) throw malformed(`associated data of unsupported version ${version}`);
+  if (version !== SEALED_SHARE_VERSION)
+    throw malformed(`associated data of unsupported version ${version}`);
   const walletId = text("walletId");
   const nodeId = text("nodeId");
   const partyIndex = u32("partyIndex");
   const generation = u32("generation");
   const publicKey = lp("publicKey", PUBLIC_KEY_BYTES).slice();
-  if (at !== ad.length) throw malformed(`${ad.length - at} trailing bytes after the associated data`);
+  if (at !== ad.length)
+    throw malformed(`${ad.length - at} trailing bytes after the associated data`);
   const binding = { walletId, nodeId, partyIndex, generation, publicKey };
   // The encoder's checks (non-empty ids, index range, point prefix) apply to what was read as well.
   encodeAssociatedData(binding);

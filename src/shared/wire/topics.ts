@@ -35,7 +35,8 @@ export const MAX_CLIENT_ID_LEN = 128;
 export const CLIENT_ID_PATTERN = /^[^/+#\u0000-\u001f]{1,128}$/;
 
 export function assertNodeId(s: string): void {
-  if (!NODE_ID_PATTERN.test(s)) throw new Error(`node id ${JSON.stringify(s.slice(0, 80))} must be ${NODE_ID_RULE}`);
+  if (!NODE_ID_PATTERN.test(s))
+    throw new Error(`node id ${JSON.stringify(s.slice(0, 80))} must be ${NODE_ID_RULE}`);
 }
 
 export const requestTopic = (op: Op) => `${REQUESTS_PREFIX}${op}`;
