@@ -154,14 +154,7 @@ export function parseSign(v: unknown): SignResult {
       o.path === null || o.path === undefined
         ? null
         : text(o, "path", "result", PATH_PATTERN, "a path like m/0/7 or null"),
-    publicKey: text(
-      o,
-      "publicKey",
-      "result",
-      PUBLIC_KEY,
-      "a 33- or 65-byte public key in lowercase hex",
-    ),
-    address: text(o, "address", "result", ADDRESS, "an Ethereum address"),
+    ...keyAndAddress(o),
     signature: {
       r: text(s, "r", at, hexOf([32]), "32 bytes of lowercase hex"),
       s: text(s, "s", at, hexOf([32]), "32 bytes of lowercase hex"),
@@ -174,11 +167,9 @@ export function parseSign(v: unknown): SignResult {
   };
 }
 
-export function parseRefresh(v: unknown): RefreshResult {
-  const o = record(v, "result");
+/** The public key and its address, as every sign and refresh result carries them. */
+function keyAndAddress(o: Obj): { publicKey: string; address: string } {
   return {
-    walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
-    generation: integer(o, "generation", "result", 0, 2 ** 31 - 1),
     publicKey: text(
       o,
       "publicKey",
@@ -187,6 +178,15 @@ export function parseRefresh(v: unknown): RefreshResult {
       "a 33- or 65-byte public key in lowercase hex",
     ),
     address: text(o, "address", "result", ADDRESS, "an Ethereum address"),
+  };
+}
+
+export function parseRefresh(v: unknown): RefreshResult {
+  const o = record(v, "result");
+  return {
+    walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
+    generation: integer(o, "generation", "result", 0, 2 ** 31 - 1),
+    ...keyAndAddress(o),
   };
 }
 
