@@ -25,3 +25,28 @@ export {
 } from "./inputs.ts";
 export { ethAddress } from "../shared/public-key.ts";
 export type * from "./types.ts";
+export {
+  KeySigner,
+  approve,
+  approverKeyOf,
+  keyIdOf,
+  validity,
+  p256SignatureFromDer,
+  parseKeyFile,
+  readKeyFile,
+  writeKeyFile,
+  type ApprovalSigner,
+  type ApprovableRequest,
+  type Approval,
+  type ApprovalAlgorithm,
+  type ApproverKey,
+} from "./signers.ts";
+export {
+  ALGORITHMS,
+  isApprovalAlgorithm,
+  encodePolicy,
+  policyHash,
+  ApprovalError,
+  type ApprovalPolicy,
+  type ApprovalRefusal,
+} from "../shared/wire/approval.ts";

@@ -394,6 +394,7 @@ describe("SDK", () => {
   it("knows exactly the contract's node codes, as both documents list them", () => {
     expect(NODE_ERROR_CODES).toEqual(ERROR_CODES);
     expect([...NODE_ERROR_CODES].sort()).toEqual([
+      "approval_expired",
       "bad_request",
       "ceremony_failed",
       "deadline_exceeded",
@@ -403,6 +404,7 @@ describe("SDK", () => {
       "not_enough_nodes",
       "not_found",
       "stale_share",
+      "unauthorised",
     ]);
     const md = readFileSync(join(ROOT, "docs/mqtt-api.md"), "utf8");
     const table = md.slice(md.indexOf("| code | meaning |"));

@@ -18,6 +18,8 @@
  * | ceremony_failed     | a participant failed or misbehaved; the ceremony was aborted         |
  * | invalid_signature   | the combined signature did not verify and was discarded              |
  * | inconsistent_result | participants disagree on the result                                  |
+ * | unauthorised        | the approvals do not authorise this request (wire/approval.ts reason)|
+ * | approval_expired    | the approvals' validity ended before the enclave checked them        |
  * | internal            | the node itself failed                                               |
  *
  * Codes from below the contract (the enclave's and the DKLs23 core's, the
@@ -34,6 +36,8 @@ export const ERROR_CODES = [
   "ceremony_failed",
   "invalid_signature",
   "inconsistent_result",
+  "unauthorised",
+  "approval_expired",
   "internal",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
