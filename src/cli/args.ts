@@ -20,13 +20,18 @@ export type Command =
   | "wallet list"
   | "wallet refresh"
   | "sign"
-  | "nodes";
+  | "nodes"
+  | "audit"
+  | "key new"
+  | "key show";
 
 interface CommandSpec {
   /** Names of the positional arguments, in order. */
   args: string[];
   /** Options that take a value, besides the global ones. */
   options: string[];
+  /** Runs on this machine without the broker, so the global (connection) options do not apply. */
+  local?: true;
 }
 
 export const COMMANDS: Record<Command, CommandSpec> = {
@@ -36,6 +41,9 @@ export const COMMANDS: Record<Command, CommandSpec> = {
   "wallet refresh": { args: ["ID"], options: [] },
   sign: { args: [], options: ["wallet", "digest", "path"] },
   nodes: { args: [], options: [] },
+  audit: { args: [], options: ["db", "wallet", "since"], local: true },
+  "key new": { args: [], options: ["algorithm", "out"], local: true },
+  "key show": { args: ["FILE"], options: [], local: true },
 };
 
 export const GLOBAL_OPTIONS = ["url", "username", "password", "ca", "request-id", "timeout"];
@@ -46,8 +54,8 @@ const VALUE_OPTIONS = new Set([
 const FLAGS = new Set(["help", "json"]);
 
 export interface Invocation {
-  /** null: no command (main help), "wallet": the wallet group's help. */
-  command: Command | "wallet" | null;
+  /** null: no command (main help), "wallet" / "key": that group's help. */
+  command: Command | "wallet" | "key" | null;
   args: string[];
   values: Map<string, string>;
   json: boolean;
@@ -99,15 +107,20 @@ export function parseArgv(argv: string[]): Invocation {
   if (command === null) throw new UsageError("No command given; run tss --help for the commands.");
   if (command === "wallet")
     throw new UsageError("tss wallet needs a subcommand: create, show, list or refresh.");
+  if (command === "key") throw new UsageError("tss key needs a subcommand: new or show.");
   const spec = COMMANDS[command];
   if (args.length < spec.args.length)
-    throw new UsageError(`tss ${command} needs a wallet id, as in tss ${command} w_0123abcd.`);
+    throw new UsageError(
+      command === "key show"
+        ? "tss key show needs a key file, as in tss key show approver.key."
+        : `tss ${command} needs a wallet id, as in tss ${command} w_0123abcd.`,
+    );
   if (args.length > spec.args.length)
     throw new UsageError(
       `Unexpected argument ${JSON.stringify(args[spec.args.length])} for tss ${command}.`,
     );
   for (const name of values.keys()) {
-    if (!GLOBAL_OPTIONS.includes(name) && !spec.options.includes(name))
+    if ((spec.local || !GLOBAL_OPTIONS.includes(name)) && !spec.options.includes(name))
       throw new UsageError(`Option --${name} does not apply to tss ${command}.`);
   }
   return { command, args, values, json, help };
@@ -119,7 +132,16 @@ function resolveCommand(
 ): { command: Invocation["command"]; args: string[] } {
   const [first, second] = words;
   if (first === undefined) return { command: null, args: [] };
-  if (first === "sign" || first === "nodes") return { command: first, args: words.slice(1) };
+  if (first === "sign" || first === "nodes" || first === "audit")
+    return { command: first, args: words.slice(1) };
+  if (first === "key") {
+    if (second === "new" || second === "show")
+      return { command: `key ${second}`, args: words.slice(2) };
+    if (second === undefined || lenient) return { command: "key", args: [] };
+    throw new UsageError(
+      `Unknown subcommand ${JSON.stringify(second)}; tss key takes new or show.`,
+    );
+  }
   if (first === "wallet") {
     if (second === undefined) return { command: "wallet", args: [] };
     const c = `wallet ${second}`;
@@ -161,4 +183,26 @@ export function timeoutMs(v: string | undefined): number {
   if (!(s > 0 && s <= 86_400))
     throw new UsageError("--timeout must be a number of seconds, more than 0 and at most 86400.");
   return s * 1000;
+}
+
+const TIME_UNITS_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * --since: an ISO 8601 date (midnight UTC), a date-time with Z or an offset (a time without a
+ * zone would depend on the machine's), or a duration before `now` such as 90m, 12h or 7d.
+ * Returns Unix milliseconds, or undefined when no --since was given.
+ */
+export function sinceArg(v: string | undefined, now: number = Date.now()): number | undefined {
+  if (v === undefined) return undefined;
+  const ago = /^(\d{1,6})([smhd])$/.exec(v);
+  if (ago) return Math.max(0, now - Number(ago[1]) * TIME_UNITS_MS[ago[2]!]!);
+  const iso =
+    /^\d{4}-\d{2}-\d{2}$/.test(v) ||
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(v);
+  const ms = iso ? Date.parse(v) : NaN;
+  if (!Number.isSafeInteger(ms) || ms < 0)
+    throw new UsageError(
+      "--since must be a date (2026-12-01), a date-time with a zone (2026-12-01T08:00Z), or a duration ago (90m, 12h, 7d).",
+    );
+  return ms;
 }

@@ -1,7 +1,7 @@
 /** The tss --help texts: the tool's, the wallet group's and each command's. */
 import { DEFAULT_TIMEOUT_MS } from "../client/index.ts";
 import { ID_RULE } from "../shared/wire/patterns.ts";
-import type { Command } from "./args.ts";
+import { COMMANDS, type Command } from "./args.ts";
 
 const GLOBAL_HELP = `Global options:
   --url URL            the MQTT broker: mqtt://host:port, mqtts://host:port, ws://… or wss://…
@@ -37,12 +37,17 @@ Commands:
   wallet refresh ID                            re-randomise every share of a wallet (same key)
   sign --wallet ID --digest HEX [--path P]     sign a 32-byte digest
   nodes                                        list the online signing nodes
+  audit --db PATH [--wallet ID] [--since TIME] show a node's audit log and check its hash chain
+                                               (on the node, against its database file; no broker)
+  key new --out FILE [--algorithm A]           create an approver key file (no broker)
+  key show FILE                                show a key file's key id and public key (no broker)
 
 Run tss COMMAND --help for a command's details.
 
 ${GLOBAL_HELP}
 
-Exit status: 0 success, 1 the operation failed, 2 usage or configuration error.
+Exit status: 0 success, 1 the operation failed (for audit: the chain is broken), 2 usage or
+configuration error.
 `;
 
 export const WALLET_HELP = `Usage: tss wallet SUBCOMMAND [options]
@@ -54,6 +59,21 @@ Subcommands:
   refresh ID                             re-randomise every share of a wallet
 
 Run tss wallet SUBCOMMAND --help for details.
+`;
+
+export const KEY_HELP = `Usage: tss key SUBCOMMAND [options]
+
+Approver keys sign approvals of a wallet's operations (sign, refresh, policy
+change) for its approval policy. These commands only create and read key
+files on this machine and never connect to the broker; the options that send
+approvals with a request (--key FILE on sign and wallet refresh) are not in
+this version yet.
+
+Subcommands:
+  new --out FILE [--algorithm ed25519|p256]   create a key file
+  show FILE                                   show a key file's key id and public key
+
+Run tss key SUBCOMMAND --help for details.
 `;
 
 const COMMAND_HELP: Record<Command, string> = {
@@ -101,8 +121,53 @@ v = 27 + recovery id) and DER. Progress goes to stderr, a line per phase.
 Lists the signing nodes that are online: node id, status, since when, and
 the PCR0 measurement of the enclave image each one reports.
 `,
+  "key new": `Usage: tss key new --out FILE [--algorithm ed25519|p256] [--json]
+
+Creates a new approver key and writes it to FILE (JSON, mode 0600; an
+existing file is never replaced). FILE holds the secret key: keep it like a
+password. Prints the key id, the algorithm and the public key, never the
+secret key; put the public key in a wallet's approval policy.
+
+  --out FILE          where to write the key file
+  --algorithm A       ed25519 (default) or p256 (ECDSA P-256 over SHA-256)
+  --json              print {"keyId", "algorithm", "publicKey", "file"}
+`,
+  "key show": `Usage: tss key show FILE [--json]
+
+Prints a key file's key id, algorithm and public key (never the secret key).
+The file is refused if other users may read or write it (chmod 600), or if
+its recorded public key or key id do not match its secret key.
+
+  --json              print {"keyId", "algorithm", "publicKey", "file"}
+`,
+  audit: `Usage: tss audit --db PATH [--wallet ID] [--since TIME] [--json]
+
+Shows a node's audit log: ceremonies started, finished and aborted (with the
+reason and the node blamed), shares stored, refreshes, approval decisions and
+policy changes, each with its request id and requester where known. Run it on
+the node against its database file; the file is opened read-only, so it is
+safe beside the running host.
+
+It also checks the log's hash chain, always over every row (filters only
+narrow what is shown): each row commits to the one before it, so a row that
+was altered, deleted or moved is found, and the first row that does not hold
+is named, and so are deleted newest rows. Someone who can write the file
+and also resets its row counter or rewrites the whole chain is found only by
+comparing the head it prints with one you noted earlier, off the node.
+
+  --db PATH       the node's libSQL database file
+  --wallet ID     show only this wallet's rows (and its ceremonies')
+  --since TIME    show rows from then on: 2026-12-01, 2026-12-01T08:00Z, or
+                  a duration ago such as 90m, 12h, 7d
+  --json          print one JSON document: {"entries": […], "chain": {…}}
+
+Exit status: 0 the chain holds, 1 it is broken (or cannot be checked),
+2 usage or configuration error (such as a file that cannot be opened).
+`,
 };
 
 export function commandHelp(c: Command): string {
+  // A local command takes none of the connection options.
+  if (COMMANDS[c].local) return COMMAND_HELP[c];
   return `${COMMAND_HELP[c]}\n${GLOBAL_HELP}\n`;
 }

@@ -1,5 +1,6 @@
 /** What tss prints for people: a result as aligned fields or a table, a failure as one sentence. */
 import type { NodeInfo, SignResult, TssError, WalletInfo } from "../client/index.ts";
+import type { AuditChainReport, AuditEntry } from "../host/store/audit.ts";
 
 function fields(rows: [string, string][]): string {
   const width = Math.max(...rows.map(([k]) => k.length));
@@ -85,4 +86,35 @@ export function describeFailure(e: TssError, requestId: string, timeoutS: number
     return `No final answer within ${timeoutS} s (deadline_exceeded); the request may still complete, so run the same command with --request-id ${requestId} to get its result without running it twice.`;
   }
   return `${asSentence(e.message)} (${e.code}${e.node ? `, node ${e.node}` : ""}).`;
+}
+
+/** One audit detail as key=value pairs, in the order the event lists them. */
+function auditDetail(detail: Record<string, unknown>): string {
+  return Object.entries(detail)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : String(v)}`)
+    .join(" ");
+}
+
+export function showAuditEntries(entries: AuditEntry[]): string {
+  if (entries.length === 0) return "No audit rows match.";
+  return table(
+    ["ID", "TIME", "NODE", "EVENT", "WALLET", "CEREMONY", "DETAIL"],
+    entries.map((e) => [
+      String(e.id),
+      new Date(e.at).toISOString(),
+      e.nodeId,
+      e.event,
+      e.walletId ?? "-",
+      e.ceremonyId === null ? "-" : `${e.ceremonyId.slice(0, 12)}…`,
+      auditDetail(e.detail),
+    ]),
+  );
+}
+
+/** The verdict on the chain, as one sentence (stdout when it holds, stderr when it does not). */
+export function showAuditChain(c: AuditChainReport): string {
+  if (!c.ok)
+    return `The audit chain is broken at row ${c.broken.id}: ${c.broken.problem}; the ${c.rows} row(s) before it hold.`;
+  if (c.head === null) return "The audit log is empty; there is no chain to check.";
+  return `The audit chain holds: ${c.rows} row(s) from the genesis value to row ${c.head.id}, head hash ${c.head.hash}.`;
 }

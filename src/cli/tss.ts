@@ -30,7 +30,8 @@ import {
   type Command,
   type Invocation,
 } from "./args.ts";
-import { commandHelp, MAIN_HELP, WALLET_HELP } from "./help.ts";
+import { commandHelp, KEY_HELP, MAIN_HELP, WALLET_HELP } from "./help.ts";
+import { runKey } from "./key.ts";
 import {
   asSentence,
   describeFailure,
@@ -49,7 +50,9 @@ type Run = (
 ) => Promise<unknown>;
 
 /** Checks the command's own arguments and returns what to run; throws UsageError before anything connects. */
-function prepare(inv: Invocation & { command: Command }): {
+type RemoteCommand = Exclude<Command, "audit" | "key new" | "key show">;
+
+function prepare(inv: Invocation & { command: RemoteCommand }): {
   run: Run;
   show: (r: unknown) => string;
 } {
@@ -142,17 +145,31 @@ async function main(argv: string[], env: Env): Promise<number> {
   try {
     const inv = parseArgv(argv);
     json = inv.json;
-    if (inv.help || inv.command === null || inv.command === "wallet") {
+    if (inv.help || inv.command === null || inv.command === "wallet" || inv.command === "key") {
       process.stdout.write(
         inv.command === null
           ? MAIN_HELP
           : inv.command === "wallet"
             ? WALLET_HELP
-            : commandHelp(inv.command),
+            : inv.command === "key"
+              ? KEY_HELP
+              : commandHelp(inv.command),
       );
       return 0;
     }
-    const { run, show } = prepare(inv as Invocation & { command: Command });
+    // Local: reads this machine's database, never connects. Loaded only here, so the other
+    // commands do not load the database driver.
+    if (inv.command === "audit")
+      return (await import("./audit.ts")).runAudit(inv, {
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
+    // Key files are local too, and small: no lazy load needed.
+    if (inv.command === "key new" || inv.command === "key show")
+      return runKey(inv as Invocation & { command: typeof inv.command }, {
+        out: (t) => process.stdout.write(t),
+      });
+    const { run, show } = prepare(inv as Invocation & { command: RemoteCommand });
     timeout = timeoutMs(inv.values.get("timeout"));
     requestId = requestIdArg(inv.values.get("request-id")) ?? newRequestId();
     const settings = connectionSettings(inv.values, env);

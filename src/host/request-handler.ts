@@ -14,7 +14,13 @@ import {
   signDigest,
   type CoordinatorOptions,
 } from "./coordinator.ts";
-import { startCeremony, finishCeremony } from "./store/index.ts";
+import {
+  appendAudit,
+  ceremonyAborted,
+  finishCeremony,
+  requesterOf,
+  startCeremony,
+} from "./store/index.ts";
 import type { NodeHost, HeldWallet } from "./node-host.ts";
 import type { WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
@@ -36,6 +42,8 @@ import { DIGEST_HEX, ID_RULE, isId, isNonHardenedPath } from "../shared/wire/pat
 export type { PeerDirectory } from "./peer-directory.ts";
 
 export interface Reply {
+  /** The requester's client id, from the request's Response Topic (see RequestReply.client). */
+  readonly client?: string;
   progress(p: { stage: string; phase?: number; of?: number }): void;
   done(result: unknown): void;
   fail(error: { code: string; message: string; node?: string | null }): void;
@@ -104,14 +112,12 @@ export class RequestHandler {
         }
         case "nodes":
           return reply.done({
-            nodes: this.peers
-              .liveNodes()
-              .map((n) => ({
-                nodeId: n.nodeId,
-                status: "online",
-                since: n.since,
-                pcr0: n.pcr0 ?? null,
-              })),
+            nodes: this.peers.liveNodes().map((n) => ({
+              nodeId: n.nodeId,
+              status: "online",
+              since: n.since,
+              pcr0: n.pcr0 ?? null,
+            })),
           });
         default:
           throw new RequestError("bad_request", `unknown operation ${op}`);
@@ -258,18 +264,43 @@ export class RequestHandler {
       }
     }
     const db = this.self.db;
-    startCeremony(db, { ceremonyId, kind, walletId, coordinator: me, participants, requestId });
+    // Recorded and audited together: the log names every ceremony the node started.
+    db.transaction(() => {
+      startCeremony(db, { ceremonyId, kind, walletId, coordinator: me, participants, requestId });
+      appendAudit(db, me, {
+        event: "ceremony_started",
+        ceremonyId,
+        ...(walletId === null ? {} : { walletId }),
+        kind,
+        participants,
+        requestId,
+        ...requesterOf(reply),
+      });
+    });
     try {
       const { result } = await run();
-      finishCeremony(db, ceremonyId, {
-        status: "succeeded",
-        result: new TextEncoder().encode(JSON.stringify(result)),
+      db.transaction(() => {
+        finishCeremony(db, ceremonyId, {
+          status: "succeeded",
+          result: new TextEncoder().encode(JSON.stringify(result)),
+        });
+        appendAudit(db, me, {
+          event: "ceremony_finished",
+          ceremonyId,
+          ...(walletId === null ? {} : { walletId }),
+          kind,
+          status: "succeeded",
+          requestId,
+        });
       });
       return result;
     } catch (e) {
-      finishCeremony(db, ceremonyId, {
-        status: "failed",
-        error: (e as Error).message.slice(0, 500),
+      db.transaction(() => {
+        finishCeremony(db, ceremonyId, {
+          status: "failed",
+          error: (e as Error).message.slice(0, 500),
+        });
+        appendAudit(db, me, ceremonyAborted({ ceremonyId, kind, requestId, walletId }, e));
       });
       throw e;
     }

@@ -30,6 +30,7 @@ import {
   insertActiveShare,
   insertWallet,
   latestVersion,
+  MIGRATIONS,
   listShares,
   migrate,
   openDatabase,
@@ -330,7 +331,9 @@ describe("libSQL store", () => {
     db = again.db;
     expect(again.migration).toEqual({ from: latestVersion(), to: latestVersion(), applied: [] });
     expect(migrate(db).applied).toEqual([]);
-    expect(db.all("SELECT version FROM schema_migrations").map((r) => r.version)).toEqual([1, 2]);
+    expect(db.all("SELECT version FROM schema_migrations").map((r) => r.version)).toEqual(
+      MIGRATIONS.map((m) => m.version),
+    );
     expect(generationOf(db, WALLET)).toBe(0);
   });
 

@@ -5,11 +5,18 @@
  */
 import type { IPublishPacket, MqttClient } from "mqtt";
 import { JsonPayloadError, parseJson, REQUEST_LIMITS } from "../../shared/wire/json-payload.ts";
-import { isClientResponseTopic, isValidOp, requestOp } from "../../shared/wire/topics.ts";
+import {
+  isClientResponseTopic,
+  isValidOp,
+  requestOp,
+  responseClientId,
+} from "../../shared/wire/topics.ts";
 import { isErrorCode, type ErrorCode } from "../../shared/wire/errors.ts";
 import { isNodeId } from "../../shared/wire/patterns.ts";
 
 export interface RequestReply {
+  /** The client id of the request's Response Topic (chosen by the requester; see responseClientId). */
+  readonly client?: string;
   progress(p: { stage: string; phase?: number; of?: number }): void;
   done(result: unknown): void;
   fail(error: { code: string; message: string; node?: string | null }): void;
@@ -163,6 +170,7 @@ export class RequestServer {
       );
     };
     return {
+      client: responseClientId(topic),
       progress: (p) => {
         if (!final) send({ progress: p });
       },

@@ -12,6 +12,8 @@
  * committed refresh deletes the old share, so a commit must survive power loss) and
  * secure_delete (deleted sealed shares and KMS blobs are overwritten, not left in free pages).
  */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import Database from "libsql";
 import { StoreError } from "./errors.ts";
 
@@ -94,6 +96,25 @@ function openFile(path: string, options: OpenOptions): Db {
   } catch (e) {
     db.close();
     throw e;
+  }
+}
+
+/**
+ * Opens an embedded database file read-only (an operator's tool beside a running host): a
+ * `file:` URI with mode=ro, so no statement or pragma can change it and a missing file is an
+ * error, not a new database. (SQLite may still create the WAL's -shm/-wal files beside it.)
+ */
+export function openReadOnlyFile(path: string): Db {
+  if (typeof path !== "string" || path.length === 0)
+    throw new StoreError("invalid", "database path must be a non-empty string");
+  const uri = `${pathToFileURL(resolve(path)).href}?mode=ro`;
+  try {
+    return new Db(new Database(uri), "file");
+  } catch (e) {
+    throw new StoreError(
+      "invalid",
+      `cannot open database file ${path} read-only: ${(e as Error).message}`,
+    );
   }
 }
 

@@ -18,6 +18,7 @@ export function openStore(
 export {
   col,
   openDatabase,
+  openReadOnlyFile,
   parseDbLocation,
   Db,
   type DbLocation,

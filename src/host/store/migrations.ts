@@ -7,6 +7,7 @@
  * Timestamps throughout the schema are Unix milliseconds (INTEGER). Tables are STRICT so a value
  * of the wrong type (e.g. TEXT into a BLOB column) is an error, not a silent conversion.
  */
+import { chainExistingAuditRows } from "./audit.ts";
 import type { Db } from "./db.ts";
 import { StoreError } from "./errors.ts";
 
@@ -14,6 +15,8 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** Runs after `sql`, in the same transaction: for a step SQL cannot express (e.g. hashing rows). */
+  after?: (db: Db) => void;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -97,6 +100,32 @@ UPDATE wallets SET chain_code = substr(public_package, length(public_package) - 
   WHERE substr(public_package, 1, 4) = X'444B5001' AND length(public_package) >= 4 + 32 + 1 AND substr(public_package, -1, 1) = X'00';
 `,
   },
+  {
+    version: 3,
+    name: "audit log hash chain",
+    // Each row commits to the one before it (audit.ts has the encoding). Rows already in the log
+    // are chained now, in id order, from the genesis value; the guards come after that, since the
+    // chaining itself updates rows. The triggers make the log append-only for the host's own
+    // code; they are no defence against someone who can write the file (the chain is).
+    sql: `
+ALTER TABLE audit_log ADD COLUMN prev_hash BLOB CHECK (prev_hash IS NULL OR length(prev_hash) = 32);
+ALTER TABLE audit_log ADD COLUMN row_hash BLOB CHECK (row_hash IS NULL OR length(row_hash) = 32);
+`,
+    after: (db) => {
+      chainExistingAuditRows(db);
+      db.exec(`
+-- Two rows committing to one predecessor would be a fork.
+CREATE UNIQUE INDEX audit_log_prev ON audit_log (prev_hash);
+CREATE TRIGGER audit_log_chained BEFORE INSERT ON audit_log
+  WHEN NEW.prev_hash IS NULL OR NEW.row_hash IS NULL
+  BEGIN SELECT RAISE(ABORT, 'audit_log rows are chained: append them with appendAudit'); END;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+`);
+    },
+  },
 ];
 
 export interface MigrationResult {
@@ -168,6 +197,7 @@ export function migrate(
     const applied: number[] = [];
     for (const m of migrations.slice(current)) {
       db.exec(m.sql);
+      m.after?.(db);
       db.run(
         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :at)",
         { version: m.version, name: m.name, at: now() },

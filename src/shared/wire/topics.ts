@@ -66,6 +66,11 @@ export function isClientResponseTopic(t: string): boolean {
   return rest.length >= 2 && rest.every((l) => l.length > 0);
 }
 
+/** The `<clientId>` level of a Response Topic that passed isClientResponseTopic: who the answer goes to, as the requester chose it. */
+export function responseClientId(t: string): string {
+  return t.slice(RESPONSES_PREFIX.length).split("/", 1)[0]!;
+}
+
 /** `<nodeId>` of `tss/v1/nodes/<nodeId>/<leaf>`, or null. */
 export function nodeOf(topic: string, leaf: string): string | null {
   const m = /^tss\/v1\/nodes\/([^/]+)\/([^/]+)$/.exec(topic);
