@@ -56,7 +56,8 @@ export interface CborLimits {
 }
 
 const DEFAULT_LIMITS: CborLimits = { maxDepth: 8, maxItems: 64 };
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is text like any other; stripping it would give "\uFEFFdigest" and "digest" one reading.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Decodes exactly one CBOR item spanning all of `bytes`. */
 export function decodeCbor(bytes: Uint8Array, limits: CborLimits = DEFAULT_LIMITS): Cbor {

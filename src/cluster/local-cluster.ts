@@ -1,15 +1,18 @@
 /**
- * A complete local cluster: one Mosquitto, the KMS stand-in, and N nodes,
- * each a separate enclave process (Unix socket standing in for VSOCK, empty
- * network namespace when root) and a separate host process configured by a
- * JSON file. Adding a node is writing one more config and starting it.
+ * A complete local cluster: one Mosquitto, the KMS stand-in (HTTPS, a
+ * development CA), and N nodes, each a separate enclave process (Unix socket
+ * standing in for VSOCK, empty network namespace when root) and a separate
+ * host process configured by a JSON file; the host runs the KMS relay its
+ * enclave dials. Adding a node is writing one more config and starting it;
+ * the key policy names every node's PCR4, so the policy is written for the
+ * nodes the cluster may grow to (maxNodes).
  */
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createDevelopmentPki, derToPem, type DevelopmentPki } from "../dev/dev-pki.ts";
 import { bundleEnclave, type EnclaveImage } from "../harness/enclave-image.ts";
-import { startDevKms, type DevKms } from "../harness/dev-kms.ts";
+import { DEV_KMS_REGION, devNodePcr4Hex, startDevKms, type DevKms } from "../harness/dev-kms.ts";
 import { canIsolate, startEnclaveProcess } from "../harness/enclave-process.ts";
 import { startMosquitto } from "../harness/mosquitto.ts";
 import { startProcess, type Started } from "../harness/processes.ts";
@@ -45,6 +48,8 @@ export interface LocalCluster {
 
 export interface ClusterOptions {
   nodes: number;
+  /** Nodes the KMS key policy admits (node-1..node-maxNodes); default nodes + 2, room for addNode. */
+  maxNodes?: number;
   dataDir: string;
   phaseTimeoutMs?: number;
   progress?: (line: string) => void;
@@ -85,18 +90,33 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     stoppers.push(() => broker.stop());
 
     say("starting the KMS stand-in");
-    const kms: DevKms = await startDevKms(o.dataDir, rootPem, image.pcr0Hex);
+    const admitted = Array.from({ length: o.maxNodes ?? o.nodes + 2 }, (_, i) => `node-${i + 1}`);
+    const kms: DevKms = await startDevKms({
+      dataDir: o.dataDir,
+      devRootPem: rootPem,
+      pcr0Hex: image.pcr0Hex,
+      nodes: admitted.map((name) => ({ name, pcr4Hex: devNodePcr4Hex(name) })),
+    });
     stoppers.push(() => kms.process.stop());
 
     const isolate = canIsolate();
     const startNode = async (nodeId: string): Promise<ClusterNode> => {
       const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
+      const relayPath = join(o.dataDir, `${nodeId}.kms-relay.sock`);
       say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""}`);
       const enclave = await startEnclaveProcess({
         name: nodeId,
         image,
         socketPath: sock,
         pki,
+        pcr4Hex: devNodePcr4Hex(nodeId),
+        kms: {
+          relayPath,
+          endpoint: kms.enclaveEndpoint,
+          region: DEV_KMS_REGION,
+          keyArn: kms.keyArn,
+          caPem: kms.tls.caPem,
+        },
         isolate,
         phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000,
       });
@@ -110,9 +130,9 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
         enclave: `unix:${sock}`,
         database: join(o.dataDir, `${nodeId}.db`),
         kms: {
-          keyId: kms.keyId,
-          endpoint: kms.url,
-          region: "us-east-1",
+          relay: `unix:${relayPath}`,
+          target: `127.0.0.1:${kms.port}`,
+          region: DEV_KMS_REGION,
           accessKeyId: kms.accessKeyId,
           secretAccessKey: kms.secretAccessKey,
         },

@@ -1,9 +1,11 @@
 /**
- * npm run demo — a real local cluster: Mosquitto, the KMS stand-in and five
- * nodes (separate enclave and host processes). Through the client SDK over
- * MQTT it creates a 3-of-5 wallet, signs a digest, refreshes the wallet and
- * signs again, verifying each signature with @noble/curves; then stops
- * everything (or keeps it running with --keep).
+ * npm run demo — a real local cluster: Mosquitto, the KMS stand-in (HTTPS,
+ * development CA) and five nodes (separate enclave and host processes; each
+ * enclave calls KMS itself over TLS through its host's relay, and the key
+ * policy binds each node's data keys to its enclave's PCR4). Through the
+ * client SDK over MQTT it creates a 3-of-5 wallet, signs a digest, refreshes
+ * the wallet and signs again, verifying each signature with @noble/curves;
+ * then stops everything (or keeps it running with --keep).
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -16,8 +18,9 @@ import { fromHex } from "../shared/hex.ts";
 const HELP = `usage: npm run demo [-- --keep] [--nodes N] [--digest HEX]
 
 Starts a local cluster in data/cluster (Mosquitto on a free loopback port, the
-KMS stand-in, N nodes (default 5) each as an enclave process and a host
-process), then over MQTT with the client SDK: creates a 3-of-5 wallet, signs
+KMS stand-in over HTTPS, N nodes (default 5) each as an enclave process and a
+host process; each enclave reaches KMS over TLS that ends inside it, through
+its host's byte relay), then over MQTT with the client SDK: creates a 3-of-5 wallet, signs
 DIGEST (default: 32 random bytes), refreshes the wallet, signs again, and
 verifies both signatures independently. Exits 0 and leaves no process behind.
 

@@ -1,30 +1,44 @@
 /**
  * The development enclave program: the production program (src/enclave/
- * program.ts) with the Nitro hardware stood in for. For the harness, the
- * demo and tests only; build/package.sh never compiles it.
+ * program.ts) with the Nitro hardware and AWS's roots stood in for. For the
+ * harness, the demo and tests only; build/package.sh never compiles it.
  *
- * The simulated NSM's signing PKI arrives as one line on stdin, and PCR0 is
- * SHA-384(this program's file || wasm), so a changed enclave gets a
- * different PCR0 (src/harness/enclave-image.ts computes the same).
+ * One line of JSON on stdin (dev-enclave-input.ts) carries the simulated
+ * NSM's signing PKI, this node's PCR4 and the development CA its KMS
+ * endpoint's certificate must chain to. PCR0 is SHA-384(this program's file
+ * || wasm), so a changed enclave gets a different PCR0
+ * (src/harness/enclave-image.ts computes the same). The program then reads
+ * PCR0 and PCR4 back from its own attestation document, as in production.
  */
 import { listenUnix } from "../shared/channel/unix-transport.ts";
 import { listenVsock } from "../shared/channel/vsock-transport.ts";
 import { DEFAULT_PHASE_TIMEOUT_MS, log, runEnclaveProgram } from "../enclave/program.ts";
-import { MAX_SERIALIZED_PKI_CHARS, restoreDevelopmentPki } from "./dev-pki.ts";
-import { SimulatedNsm, pcr0ForCode } from "./simulated-nsm.ts";
 import { readEnclaveWasm } from "../enclave/wasm-asset.ts";
+import { MAX_DEV_ENCLAVE_INPUT_CHARS, parseDevEnclaveInput } from "./dev-enclave-input.ts";
+import { SimulatedNsm, pcr0ForCode } from "./simulated-nsm.ts";
 
 const HELP = `usage: dev-enclave --listen unix:PATH | vsock:PORT [--phase-timeout-ms N]
+         [--peer-image-sha384 HEX]...
+         [--kms-relay unix:PATH|vsock:CID:PORT --kms-endpoint https://HOST[:PORT]
+          --kms-region R --kms-key-id ID]
 
 DEVELOPMENT ONLY: attestation documents are signed by a simulated NSM, so
-they prove nothing. The production program is src/enclave/main.ts.
+they prove nothing, and KMS's certificate is checked against a development
+CA. The production program is src/enclave/main.ts.
 
   --listen unix:PATH   serve the host on a Unix socket (stands in for VSOCK)
   --listen vsock:PORT  serve the host on AF_VSOCK (any CID), PORT
   --phase-timeout-ms   deadline for each ceremony phase (default ${DEFAULT_PHASE_TIMEOUT_MS})
+  --peer-image-sha384  another image (PCR0, hex) whose enclaves may be peers
+  --kms-relay          where the host's KMS relay listens (TLS to KMS runs through it)
+  --kms-endpoint       the KMS URL; its host name is the TLS name verified
+  --kms-region         the KMS region (SigV4)
+  --kms-key-id         the cluster's share-wrapping key (never taken from the host)
+  Without the --kms-* flags the enclave cannot seal or load shares.
 
-Before serving it reads the development PKI on stdin: one line of JSON, as
-serializeDevelopmentPki (src/dev/dev-pki.ts) writes it. PCR0 is
+Before serving it reads one line of JSON on stdin:
+{"pki": <serializeDevelopmentPki (src/dev/dev-pki.ts)>, "pcr4": "<96 hex>",
+ "kmsCaPem": "<PEM>"}; kmsCaPem is needed with --kms-relay. PCR0 is
 SHA-384(this program's file || wasm). Peers are admitted only with
 documents chaining to that PKI's root and with the same PCR0.`;
 
@@ -36,8 +50,8 @@ async function readStdinLine(): Promise<string> {
     const { value, done } = await reader.read();
     if (done) break;
     text += dec.decode(value, { stream: true });
-    if (text.length > MAX_SERIALIZED_PKI_CHARS)
-      throw new Error(`development PKI on stdin exceeds ${MAX_SERIALIZED_PKI_CHARS} characters`);
+    if (text.length > MAX_DEV_ENCLAVE_INPUT_CHARS)
+      throw new Error(`stdin exceeds ${MAX_DEV_ENCLAVE_INPUT_CHARS} characters`);
   }
   reader.releaseLock();
   return text.split("\n")[0]!;
@@ -46,6 +60,7 @@ async function readStdinLine(): Promise<string> {
 runEnclaveProgram({
   help: HELP,
   wasm: readEnclaveWasm,
+  kmsRequired: false,
   listen: {
     pattern: /^(unix:.+|vsock:\d+)$/,
     usage: "unix:PATH or vsock:PORT",
@@ -55,19 +70,24 @@ runEnclaveProgram({
         : listenVsock(Number(address.slice("vsock:".length))),
   },
   platform: async (wasm) => {
-    const pki = restoreDevelopmentPki(await readStdinLine());
+    const input = parseDevEnclaveInput(await readStdinLine());
     const pcr0 = pcr0ForCode([await Bun.file(Bun.main).bytes(), wasm]);
-    const pcrs: Record<number, Uint8Array> = { 0: pcr0 };
+    const pcrs: Record<number, Uint8Array> = { 0: pcr0, 4: input.pcr4 };
     pcrs[1] = pcr0ForCode([new TextEncoder().encode("development kernel")]);
     pcrs[2] = pcr0ForCode([new TextEncoder().encode("development application")]);
     log("development_nsm", {
       warning: "SIMULATED NSM: attestation documents are signed by a development PKI",
     });
+    if (input.kmsCaPem)
+      log("development_kms_ca", {
+        warning:
+          "DEVELOPMENT KMS CA: the KMS endpoint is verified against a development CA from stdin, not the Amazon roots",
+      });
     return {
-      nsm: new SimulatedNsm({ pki, pcrs }),
-      peerRoots: [{ der: pki.root.der, development: true }],
-      pcr0,
+      nsm: new SimulatedNsm({ pki: input.pki, pcrs }),
+      peerRoots: [{ der: input.pki.root.der, development: true }],
       allowDevelopment: true,
+      ...(input.kmsCaPem ? { kmsTrustedCaPem: [input.kmsCaPem] } : {}),
     };
   },
 });

@@ -34,10 +34,14 @@ Usage: bun run src/devkms/main.ts --data-dir DIR --credentials ACCESS:SECRET [op
   --dev-root FILE             development attestation root (PEM or DER), e.g. the simulated NSM's
   --allow-development         required with --dev-root: trust documents from a simulated NSM
   --attestation-max-age-ms N  oldest attestation document accepted (default ${DEFAULT_ATTESTATION_MAX_AGE_MS})
+  --tls-cert FILE             PEM server certificate (chain): serve HTTPS, as AWS KMS does
+  --tls-key FILE              PEM private key of --tls-cert (both or neither)
   --quiet                     no request log on stderr
   --help                      this text
 
 Without --nitro-root or --dev-root every request carrying a Recipient is denied.
+Without --tls-cert/--tls-key it serves plain HTTP (tests of the stand-in only; enclaves speak
+only HTTPS to KMS).
 `;
 
 class UsageError extends Error {}
@@ -121,6 +125,8 @@ function main(argv: string[]): void {
       "allow-development": { type: "boolean" },
       "attestation-max-age-ms": { type: "string" },
       quiet: { type: "boolean" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
     },
   });
   if (values.help) {
@@ -149,6 +155,14 @@ function main(argv: string[]): void {
     ),
   });
   const quiet = values.quiet === true;
+  const certFile = values["tls-cert"];
+  const keyFile = values["tls-key"];
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new UsageError("--tls-cert and --tls-key go together");
+  const tls =
+    certFile && keyFile
+      ? { cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8") }
+      : undefined;
   const kms = startDevKms({
     dataDir,
     credentials,
@@ -158,6 +172,7 @@ function main(argv: string[]): void {
     hostname: values.host ?? "127.0.0.1",
     port,
     log: quiet ? undefined : jsonLogger("devkms"),
+    tls,
   });
   process.stdout.write(
     `${JSON.stringify({ event: "listening", url: kms.url, host: kms.hostname, port: kms.port, pid: process.pid })}\n`,

@@ -13,6 +13,16 @@ import { KmsError } from "./errors.ts";
 export const ATTESTATION_KEY_PREFIX = "kms:recipientattestation:";
 export const IMAGE_SHA384_KEY = `${ATTESTATION_KEY_PREFIX}imagesha384`;
 export const pcrKey = (index: number) => `${ATTESTATION_KEY_PREFIX}pcr${index}`;
+/**
+ * `kms:EncryptionContext:<context-key>`: AWS matches the prefix case-insensitively (like every
+ * condition key name) but the context key after it case-sensitively, which is what makes it the
+ * way to require a case-sensitive context. Stored as the lower-cased prefix + the key as written.
+ */
+export const ENCRYPTION_CONTEXT_KEY_PREFIX = "kms:encryptioncontext:";
+export const encryptionContextKey = (contextKey: string) =>
+  `${ENCRYPTION_CONTEXT_KEY_PREFIX}${contextKey}`;
+/** Longest context key a condition may name (KMS context keys are short; this bounds the policy). */
+const MAX_CONTEXT_KEY_CHARS = 256;
 
 const MAX_STATEMENTS = 64;
 const MAX_VALUES = 64;
@@ -39,7 +49,7 @@ const OPERATORS: readonly Operator[] = [
 interface Condition {
   operator: Operator;
   ifExists: boolean;
-  /** Lower-cased: condition key names are case-insensitive. */
+  /** Lower-cased (condition key names are case-insensitive), except an encryption context key's suffix. */
   key: string;
   values: string[];
 }
@@ -60,7 +70,7 @@ export interface RequestContext {
   action: string;
   /** the key ARN */
   resource: string;
-  /** Lower-cased condition key -> value; absent keys are simply missing. */
+  /** Condition key (canonical form, as conditionKeyName makes it) -> value; absent keys are simply missing. */
   keys: ReadonlyMap<string, string>;
 }
 
@@ -99,12 +109,7 @@ function parseConditions(v: unknown, sid: string): Condition[] {
     if (typeof block !== "object" || block === null || Array.isArray(block))
       throw malformed(`${sid}: ${rawOp} must map condition keys to values`);
     for (const [rawKey, values] of Object.entries(block)) {
-      const key = rawKey.toLowerCase();
-      if (!SUPPORTED_KEY.test(key)) {
-        throw malformed(
-          `${sid}: condition key ${rawKey} is not supported (use kms:RecipientAttestation:ImageSha384 or kms:RecipientAttestation:PCR0..PCR31)`,
-        );
-      }
+      const key = conditionKeyName(rawKey, sid);
       const list =
         typeof values === "boolean"
           ? [String(values)]
@@ -115,6 +120,26 @@ function parseConditions(v: unknown, sid: string): Condition[] {
     }
   }
   return out;
+}
+
+/** The canonical form of a condition key, or MalformedPolicyDocumentException for one this service cannot supply. */
+function conditionKeyName(rawKey: string, sid: string): string {
+  const prefix = ENCRYPTION_CONTEXT_KEY_PREFIX.length;
+  if (rawKey.slice(0, prefix).toLowerCase() === ENCRYPTION_CONTEXT_KEY_PREFIX) {
+    const contextKey = rawKey.slice(prefix);
+    if (contextKey.length === 0 || contextKey.length > MAX_CONTEXT_KEY_CHARS)
+      throw malformed(
+        `${sid}: ${rawKey} needs an encryption context key of 1..${MAX_CONTEXT_KEY_CHARS} characters`,
+      );
+    return encryptionContextKey(contextKey);
+  }
+  const key = rawKey.toLowerCase();
+  if (!SUPPORTED_KEY.test(key)) {
+    throw malformed(
+      `${sid}: condition key ${rawKey} is not supported (use kms:RecipientAttestation:ImageSha384, kms:RecipientAttestation:PCR0..PCR31 or kms:EncryptionContext:<key>)`,
+    );
+  }
+  return key;
 }
 
 function parseStatement(v: unknown, index: number): Statement {

@@ -30,6 +30,8 @@ export interface DevKmsOptions {
   port?: number;
   /** Called once per request with no secrets in it; default: nothing. */
   log?: Logger;
+  /** PEM server certificate (chain) and key: serve HTTPS, as AWS KMS does. Without it, plain HTTP. */
+  tls?: { cert: string; key: string };
 }
 
 export interface DevKms {
@@ -161,6 +163,7 @@ export function startDevKms(opts: DevKmsOptions): DevKms {
     hostname: opts.hostname ?? "127.0.0.1",
     port: opts.port ?? 0,
     maxRequestBodySize: MAX_BODY_BYTES,
+    ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     async fetch(req) {
       const started = performance.now();
       const { op, response } = await handle(req);
@@ -177,7 +180,7 @@ export function startDevKms(opts: DevKmsOptions): DevKms {
   const hostname = server.hostname ?? opts.hostname ?? "127.0.0.1";
   const port = server.port ?? 0;
   return {
-    url: `http://${hostname}:${port}`,
+    url: `${opts.tls ? "https" : "http"}://${hostname}:${port}`,
     hostname,
     port,
     stop: () => server.stop(true),

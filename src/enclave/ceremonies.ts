@@ -31,9 +31,18 @@ export class Ceremonies {
     private readonly peers: PeerSessions,
     private readonly log: (event: string, fields: Record<string, unknown>) => void,
     phaseTimeoutMs: number,
+    /** How long a finished share may wait to be sealed: used session ids are remembered that much longer. */
+    pendingShareTtlMs = 0,
   ) {
-    this.registry = new CeremonyRegistry(phaseTimeoutMs, (id, s) =>
-      this.log("ceremony_expired", { session: id.slice(0, 16), kind: s.kind, phase: s.nextPhase }),
+    this.registry = new CeremonyRegistry(
+      phaseTimeoutMs,
+      (id, s) =>
+        this.log("ceremony_expired", {
+          session: id.slice(0, 16),
+          kind: s.kind,
+          phase: s.nextPhase,
+        }),
+      pendingShareTtlMs,
     );
   }
 
@@ -44,7 +53,18 @@ export class Ceremonies {
 
   start(req: CeremonyStartRequest): CeremonyReply {
     const walletId = needWalletId(req.walletId);
-    const id = this.registry.claim(req.sessionId);
+    // Held until the session ends, so its share is never evicted mid-ceremony. Taken
+    // before the id is claimed: a start refused with share_not_loaded (evicted) produced
+    // nothing, so the host may reload the share and start the same session.
+    const pin =
+      req.kind === "sign" || req.kind === "refresh" ? this.shares.pin(walletId) : undefined;
+    let id: string;
+    try {
+      id = this.registry.claim(req.sessionId);
+    } catch (e) {
+      pin?.release();
+      throw e;
+    }
     let session: AnySession;
     let generation = 0;
     try {
@@ -57,12 +77,7 @@ export class Ceremonies {
           sessionId: req.sessionId,
         });
       } else if (req.kind === "sign" || req.kind === "refresh") {
-        const loaded = this.shares.current(walletId);
-        if (!loaded)
-          throw new EnclaveError(
-            "share_not_loaded",
-            `no share of wallet ${walletId} is loaded in this enclave`,
-          );
+        const loaded = pin!.entry;
         // The enclave confirms the generation it unsealed: a host that loaded an
         // old share cannot get it used.
         if (req.expectedGeneration !== loaded.generation) {
@@ -100,7 +115,14 @@ export class Ceremonies {
         throw e;
       }
       const messages = session.phase1().map((m) => peer.seal(m.bytes));
-      this.registry.add(id, { kind: req.kind, walletId, session, generation, peer });
+      this.registry.add(id, {
+        kind: req.kind,
+        walletId,
+        session,
+        generation,
+        peer,
+        release: pin?.release,
+      });
       this.log("ceremony_started", {
         session: id.slice(0, 16),
         kind: req.kind,
@@ -109,6 +131,7 @@ export class Ceremonies {
       });
       return { messages, generation };
     } catch (e) {
+      pin?.release();
       throw ceremonyError(e);
     }
   }

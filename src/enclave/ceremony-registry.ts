@@ -20,20 +20,38 @@ export interface OpenSession {
   generation: number;
   /** End-to-end protection of this session's messages with the other enclaves. */
   peer: PeerSession;
+  /** Releases the loaded share this session holds in the share cache (sign, refresh). */
+  release?: () => void;
   timer: ReturnType<typeof setTimeout>;
 }
 
-/** Remembered ids: enough for days of traffic; the oldest is forgotten first. */
-const USED_ID_MEMORY = 200_000;
+/**
+ * Ids remembered at once. Beyond it new sessions are refused (fail closed)
+ * rather than an id forgotten while a session under it could still be valid.
+ */
+export const MAX_REMEMBERED_IDS = 1_000_000;
+/** A ceremony's phases (start + 3 steps), each with its own deadline. */
+const PHASES = 4;
 
 export class CeremonyRegistry {
   private readonly open = new Map<string, OpenSession>();
-  private readonly used = new Set<string>();
+  /** Used id -> when it may be forgotten; insertion order is expiry order (one constant lifetime). */
+  private readonly used = new Map<string, number>();
+  private readonly rememberMs: number;
 
   constructor(
     private readonly phaseTimeoutMs: number,
     private readonly onExpire: (id: string, s: OpenSession) => void = () => {},
-  ) {}
+    /**
+     * How long a used id is remembered: as long as a session under it could
+     * still be valid anywhere (every phase's deadline, plus the time its
+     * finished share may wait to be sealed and activated).
+     */
+    pendingShareTtlMs = 0,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.rememberMs = phaseTimeoutMs * PHASES + pendingShareTtlMs;
+  }
 
   get size(): number {
     return this.open.size;
@@ -44,10 +62,13 @@ export class CeremonyRegistry {
     if (!(sessionId instanceof Uint8Array) || sessionId.length !== 32)
       throw new EnclaveError("bad_request", "session id must be 32 bytes");
     const id = toHex(sessionId);
+    const now = this.now();
+    this.forgetExpiredIds(now);
     if (this.used.has(id))
       throw new EnclaveError("session_reused", `session ${id.slice(0, 16)}… was already used`);
-    this.used.add(id);
-    if (this.used.size > USED_ID_MEMORY) this.used.delete(this.used.values().next().value!);
+    if (this.used.size >= MAX_REMEMBERED_IDS)
+      throw new EnclaveError("bad_request", "too many sessions started recently; try again later");
+    this.used.set(id, now + this.rememberMs);
     return id;
   }
 
@@ -89,12 +110,20 @@ export class CeremonyRegistry {
     clearTimeout(s.timer);
     s.session.close();
     s.peer.close();
+    s.release?.();
     this.open.delete(id);
     return true;
   }
 
   dropAll(): void {
     for (const id of [...this.open.keys()]) this.drop(id);
+  }
+
+  private forgetExpiredIds(now: number): void {
+    for (const [id, until] of this.used) {
+      if (until > now) break;
+      this.used.delete(id);
+    }
   }
 
   private arm(id: string): ReturnType<typeof setTimeout> {

@@ -9,10 +9,13 @@ export type EnclaveErrorCode =
   | "ceremony_failed"
   | "deadline_exceeded"
   | "share_not_loaded"
+  /** A share does not fit the share cache's memory budget (share-cache.ts). */
+  | "capacity_exceeded"
   | "generation_mismatch"
   | "share_mismatch"
   | "unseal_failed"
-  | "kms_key_rejected";
+  | "kms_failed"
+  | "kms_not_configured";
 
 /** `blame.party` is the protocol party index the core or a peer check named; it travels as a field of the ERROR frame. */
 export class EnclaveError extends CodedError {

@@ -100,6 +100,11 @@ function normalisePcr0List(list: readonly (Uint8Array | string)[]): Uint8Array[]
     const bytes = typeof p === "string" ? fromHex(p, PCR_BYTES) : p;
     if (!(bytes instanceof Uint8Array) || bytes.length !== PCR_BYTES)
       throw new TypeError(`allowedPcr0[${i}] must be ${PCR_BYTES} bytes`);
+    // All zero is what a debug-mode enclave reports, whose memory its host can read: never an image to admit.
+    if (bytes.every((b) => b === 0))
+      throw new TypeError(
+        `allowedPcr0[${i}] is all zero (a debug enclave), which is never admitted`,
+      );
     return bytes;
   });
 }

@@ -7,8 +7,9 @@
  * wallet, node, index or generation fails authentication.
  *
  * The data key's own wrapping (KMS CiphertextForRecipient) is not authenticated, so a GCM success
- * proves only that whoever sealed knew the data key. The caller must still check the unsealed share
- * against the wallet's public key and the expected generation.
+ * proves only that whoever sealed knew the data key. The enclave therefore takes data keys only from
+ * its own KMS calls over TLS (share-sealing.ts), and still checks the unsealed share against the
+ * wallet's public key and the expected generation.
  *
  * Secrets: the caller owns `dataKey`, `shareBytes` and the returned plaintext and wipes them
  * (`fill(0)`) after use. This module wipes the buffers it allocates for plaintext. node:crypto

@@ -1,9 +1,10 @@
 /**
  * The enclave's operations, independent of transport: a small dispatcher
  * over the share table (shares.ts), the ceremonies (ceremonies.ts) and the
- * peer sessions (peer-sessions.ts). Reaches nothing but its caller: KMS and
- * storage are the host's business; what the host hands in is checked and
- * never trusted.
+ * peer sessions (peer-sessions.ts). Reaches nothing but its caller and, for
+ * sealing and loading shares, KMS over TLS through the host's relay
+ * (kms/kms-client.ts); storage is the host's business; what the host hands
+ * in is checked and never trusted.
  */
 import type { Nsm } from "../attestation/nsm.ts";
 import type { TrustedRoot } from "../attestation/verifier.ts";
@@ -23,10 +24,12 @@ import type {
   SealShareRequest,
 } from "../shared/wire/enclave-ops.ts";
 import { Ceremonies } from "./ceremonies.ts";
-import { loadDkls } from "./dkls23/binding.ts";
+import { loadDkls, wasmMemoryBytes } from "./dkls23/binding.ts";
 import { EnclaveError } from "./errors.ts";
+import type { EnclaveKms } from "./kms/kms-client.ts";
 import { PeerSessions } from "./peer-sessions.ts";
 import { RecipientKey } from "./recipient-key.ts";
+import type { ShareCacheStats } from "./share-cache.ts";
 import { ShareTable } from "./shares.ts";
 
 export type { Nsm } from "../attestation/nsm.ts";
@@ -35,10 +38,16 @@ export interface EnclaveServiceOptions {
   nsm: Nsm;
   /** PCR0 of this image, reported by health (and by every attestation document). */
   pcr0: Uint8Array;
+  /** PCR4 from this enclave's own attestation document: its node identity, bound into every share it seals. */
+  pcr4: Uint8Array;
+  /** This enclave's own KMS client; without it SEAL_SHARE / LOAD_SHARE answer kms_not_configured. */
+  kms?: EnclaveKms;
   /** Deadline for each ceremony phase to arrive. */
   phaseTimeoutMs?: number;
   /** How long a finished DKG/refresh share may wait to be sealed and activated. */
   pendingShareTtlMs?: number;
+  /** Memory budget of the loaded shares in bytes (share-cache.ts DEFAULT_SHARE_BUDGET_BYTES; at most MAX_SHARE_BUDGET_BYTES). */
+  shareBudgetBytes?: number;
   /** Structured events without secrets (no shares, keys or message bodies). */
   log?: (event: string, fields: Record<string, unknown>) => void;
   wasm?: Uint8Array;
@@ -46,7 +55,7 @@ export interface EnclaveServiceOptions {
   peerRoots: TrustedRoot[];
   /** Accept peers attested by a development root (simulated NSM). */
   allowDevelopment?: boolean;
-  /** Images whose enclaves may be peers; default: this enclave's own PCR0 only. */
+  /** Images whose enclaves may be peers besides this enclave's own (never all zero). */
   allowedPeerPcr0?: Uint8Array[];
   /** Oldest peer attestation document accepted at ceremony start. */
   peerDocumentMaxAgeMs?: number;
@@ -62,22 +71,34 @@ export class EnclaveService {
   constructor(private readonly opts: EnclaveServiceOptions) {
     loadDkls(opts.wasm);
     const log = opts.log ?? (() => {});
-    this.shares = new ShareTable(this.recipient, log, opts.pendingShareTtlMs ?? 10 * 60_000);
+    const pendingTtlMs = opts.pendingShareTtlMs ?? 10 * 60_000;
+    const owner = opts.kms
+      ? { kms: opts.kms, recipient: this.recipient, attest: () => this.attest({}).document }
+      : null;
+    this.shares = new ShareTable(owner, toHex(opts.pcr4), log, pendingTtlMs, opts.shareBudgetBytes);
     this.peers = new PeerSessions({
       roots: opts.peerRoots,
       allowDevelopment: opts.allowDevelopment,
-      allowedPcr0: opts.allowedPeerPcr0 ?? [opts.pcr0],
+      allowedPcr0: peerImages(opts.pcr0, opts.allowedPeerPcr0 ?? []),
       documentMaxAgeMs: opts.peerDocumentMaxAgeMs ?? 10 * 60_000,
     });
-    this.ceremonies = new Ceremonies(this.shares, this.peers, log, opts.phaseTimeoutMs ?? 120_000);
+    this.ceremonies = new Ceremonies(
+      this.shares,
+      this.peers,
+      log,
+      opts.phaseTimeoutMs ?? 120_000,
+      pendingTtlMs,
+    );
   }
 
   health(): HealthReply {
     return {
       status: "ok",
       pcr0: toHex(this.opts.pcr0),
+      pcr4: toHex(this.opts.pcr4),
       loadedWallets: this.shares.size,
       openSessions: this.ceremonies.size,
+      ...shareCacheHealth(this.shares.cacheStats()),
     };
   }
 
@@ -101,7 +122,7 @@ export class EnclaveService {
     };
   }
 
-  loadShare(req: LoadShareRequest): LoadShareReply {
+  loadShare(req: LoadShareRequest): Promise<LoadShareReply> {
     return this.shares.load(req);
   }
 
@@ -117,7 +138,7 @@ export class EnclaveService {
     return this.ceremonies.abort(req);
   }
 
-  sealShare(req: SealShareRequest): SealShareReply {
+  sealShare(req: SealShareRequest): Promise<SealShareReply> {
     return this.shares.seal(req);
   }
 
@@ -130,4 +151,31 @@ export class EnclaveService {
     this.peers.destroy();
     this.shares.clear();
   }
+}
+
+/**
+ * This image plus the configured others, each once. An all-zero PCR0 (a
+ * debug enclave, whose memory its host reads) is never among them: a debug
+ * enclave of our own admits no peer at all.
+ */
+export function peerImages(own: Uint8Array, others: readonly Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const p of [own, ...others]) {
+    if (p.every((b) => b === 0)) continue;
+    if (!out.some((q) => toHex(q) === toHex(p))) out.push(p);
+  }
+  return out;
+}
+
+function shareCacheHealth(s: ShareCacheStats): Partial<HealthReply> {
+  return {
+    shareBudgetBytes: s.budgetBytes,
+    shareBytesUsed: s.usedBytes,
+    sharesPinned: s.pinned,
+    shareHits: s.hits,
+    shareMisses: s.misses,
+    shareEvictions: s.evictions,
+    shareLoadsRefused: s.refused,
+    wasmMemoryBytes: wasmMemoryBytes(),
+  };
 }

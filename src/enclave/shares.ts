@@ -1,23 +1,33 @@
 /**
  * The key shares this enclave holds: the loaded (current) share per wallet,
  * and the shares a finished DKG/refresh produced that wait to be sealed and
- * then activated. Shares arrive sealed under a KMS data key that only this
- * enclave's recipient key unwraps; what the host hands in is checked here.
+ * then activated. Shares are sealed and opened under data keys this enclave
+ * obtains from KMS itself (share-sealing.ts); what the host hands in is
+ * checked here.
  */
-import { bytesEqual } from "../attestation/verifier.ts";
 import { toHex } from "../shared/hex.ts";
-import type {
-  ActivateShareRequest,
-  LoadShareReply,
-  LoadShareRequest,
-  SealShareReply,
-  SealShareRequest,
+import {
+  LOAD_SHARE_FIELDS,
+  MAX_CIPHERTEXT_BLOB_BYTES,
+  SEAL_SHARE_FIELDS,
+  type ActivateShareRequest,
+  type LoadShareReply,
+  type LoadShareRequest,
+  type SealShareReply,
+  type SealShareRequest,
 } from "../shared/wire/enclave-ops.ts";
-import { KeyShare, packageInfo } from "./dkls23/binding.ts";
+import { MAX_SEALED_BYTES, PUBLIC_KEY_BYTES } from "../shared/wire/sealed-share.ts";
+import { type KeyShare, packageInfo } from "./dkls23/binding.ts";
 import { EnclaveError } from "./errors.ts";
-import type { RecipientKey } from "./recipient-key.ts";
-import { needInt, needWalletId } from "./request-checks.ts";
-import { sealShare, unsealShare } from "./seal.ts";
+import {
+  needBytes,
+  needCredentials,
+  needInt,
+  needOnlyFields,
+  needWalletId,
+} from "./request-checks.ts";
+import { ShareCache, type ShareCacheStats, type SharePin } from "./share-cache.ts";
+import { openSealedShare, sealWithFreshKey, type ShareKeyOwner } from "./share-sealing.ts";
 
 export interface LoadedShare {
   share: KeyShare;
@@ -31,76 +41,80 @@ export interface PendingShare {
   walletId: string;
   share: KeyShare;
   sealed: boolean;
+  /** A SEAL_SHARE is waiting for KMS. */
+  sealing: boolean;
   expires: number;
 }
 
-const MAX_WALLETS = 100_000;
-
 export class ShareTable {
-  private readonly loaded = new Map<string, LoadedShare>();
+  /** Bounded by a memory budget; least recently used shares are evicted and wiped (share-cache.ts). */
+  private readonly loaded: ShareCache<LoadedShare>;
   /** By session id (hex) of the ceremony that produced them. */
   private readonly pending = new Map<string, PendingShare>();
 
   constructor(
-    private readonly recipient: RecipientKey,
+    /** KMS, recipient key and attestation: null when the enclave was started without KMS settings. */
+    private readonly owner: ShareKeyOwner | null,
+    /** This enclave's node identity (PCR4 hex): bound into every share it seals or opens. */
+    private readonly nodeIdentity: string,
     private readonly log: (event: string, fields: Record<string, unknown>) => void,
     /** How long a finished DKG/refresh share may wait to be sealed and activated. */
     private readonly pendingTtlMs: number,
-  ) {}
+    /** Memory budget of the loaded shares in bytes (default DEFAULT_SHARE_BUDGET_BYTES). */
+    shareBudgetBytes?: number,
+  ) {
+    this.loaded = new ShareCache(shareBudgetBytes, (walletId) =>
+      this.log("share_evicted", { walletId }),
+    );
+  }
 
   /** Wallets with a loaded share. */
   get size(): number {
     return this.loaded.size;
   }
 
+  /** The wallet's loaded share, if cached; counts nothing. */
   current(walletId: string): LoadedShare | undefined {
-    return this.loaded.get(walletId);
+    return this.loaded.peek(walletId);
   }
 
-  load(req: LoadShareRequest): LoadShareReply {
+  /**
+   * The loaded share a ceremony starts with, held (never evicted) until the
+   * pin is released when the ceremony ends. Counts a cache hit or miss.
+   */
+  pin(walletId: string): SharePin<LoadedShare> {
+    const pin = this.loaded.pin(walletId);
+    if (!pin)
+      throw new EnclaveError(
+        "share_not_loaded",
+        `no share of wallet ${walletId} is loaded in this enclave`,
+      );
+    return pin;
+  }
+
+  /** Budget, use and hit counts of the loaded shares, for HEALTH. */
+  cacheStats(): ShareCacheStats {
+    return this.loaded.stats();
+  }
+
+  /** Opens a stored sealed share through this enclave's own KMS Decrypt and makes it the wallet's current share. */
+  async load(req: LoadShareRequest): Promise<LoadShareReply> {
+    needOnlyFields(req, LOAD_SHARE_FIELDS, "LOAD_SHARE");
     const walletId = needWalletId(req.walletId);
     const partyIndex = needInt(req.partyIndex, "partyIndex", 1, 16);
     const generation = needInt(req.generation, "generation", 0, 2 ** 32 - 1);
-    const dataKey = this.dataKey(req.ciphertextForRecipient);
-    let plain: Uint8Array;
-    try {
-      plain = unsealShare({
-        dataKey,
-        sealed: req.sealed,
-        binding: { walletId, nodeId: req.nodeId, partyIndex, generation, publicKey: req.publicKey },
-      });
-    } catch (e) {
-      throw new EnclaveError(
-        "unseal_failed",
-        `sealed share for wallet ${walletId} does not open with this key and binding: ${(e as Error).message}`,
-      );
-    } finally {
-      dataKey.fill(0);
-    }
-    let share: KeyShare;
-    try {
-      share = KeyShare.fromBytes(plain); // wipes `plain`
-    } catch (e) {
-      throw new EnclaveError(
-        "share_mismatch",
-        `unsealed bytes are not a valid key share: ${(e as Error).message}`,
-      );
-    }
-    // CiphertextForRecipient is unauthenticated: a host could swap in another
-    // data key that opens a different (older, foreign) sealed share. The share
-    // must belong to this wallet's key, party and current generation.
-    if (
-      share.generation !== generation ||
-      share.index !== partyIndex ||
-      !bytesEqual(share.publicKey, req.publicKey)
-    ) {
-      const got = `generation ${share.generation}, party ${share.index}`;
-      share.free();
-      throw new EnclaveError(
-        "share_mismatch",
-        `unsealed share (${got}) is not wallet ${walletId}'s generation ${generation} share for party ${partyIndex}`,
-      );
-    }
+    const publicKey = needBytes(req.publicKey, "publicKey", PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
+    const sealed = needBytes(req.sealed, "sealed", 1, MAX_SEALED_BYTES);
+    const ciphertextBlob = needBytes(
+      req.ciphertextBlob,
+      "ciphertextBlob",
+      1,
+      MAX_CIPHERTEXT_BLOB_BYTES,
+    );
+    const credentials = needCredentials(req);
+    const owner = this.keyOwner();
+    const binding = { walletId, nodeId: this.nodeIdentity, partyIndex, generation, publicKey };
+    const share = await openSealedShare(owner, { binding, sealed, ciphertextBlob, credentials });
     this.put(walletId, { share, generation, partyIndex, publicKey: share.publicKey });
     this.log("share_loaded", { walletId, generation, partyIndex });
     return { walletId, generation, partyIndex };
@@ -113,6 +127,7 @@ export class ShareTable {
       walletId,
       share,
       sealed: false,
+      sealing: false,
       expires: Date.now() + this.pendingTtlMs,
     });
   }
@@ -126,37 +141,45 @@ export class ShareTable {
     return true;
   }
 
-  seal(req: SealShareRequest): SealShareReply {
-    const id = toHex(req.sessionId);
-    const p = this.pending.get(id);
-    if (!p || p.expires < Date.now())
-      throw new EnclaveError(
-        "unknown_session",
-        `no finished key share waits for session ${id.slice(0, 16)}…`,
-      );
+  /** Seals the share session `sessionId` produced under a data key from this enclave's own GenerateDataKey. */
+  async seal(req: SealShareRequest): Promise<SealShareReply> {
+    needOnlyFields(req, SEAL_SHARE_FIELDS, "SEAL_SHARE");
+    const id = toHex(needBytes(req.sessionId, "sessionId", 32, 32));
+    const p = this.waiting(id);
     if (p.walletId !== req.walletId)
       throw new EnclaveError("bad_request", "walletId does not match the ceremony's");
-    const dataKey = this.dataKey(req.ciphertextForRecipient);
-    const bytes = p.share.toBytes();
+    if (p.sealing)
+      throw new EnclaveError("bad_request", "this session's key share is already being sealed");
+    const credentials = needCredentials(req);
+    const owner = this.keyOwner();
+    const binding = {
+      walletId: p.walletId,
+      nodeId: this.nodeIdentity,
+      partyIndex: p.share.index,
+      generation: p.share.generation,
+      publicKey: p.share.publicKey,
+    };
+    p.sealing = true;
     try {
-      const binding = {
-        walletId: p.walletId,
-        nodeId: req.nodeId,
-        partyIndex: p.share.index,
-        generation: p.share.generation,
-        publicKey: p.share.publicKey,
-      };
-      const sealed = sealShare({ dataKey, shareBytes: bytes, binding });
+      const out = await sealWithFreshKey(
+        owner,
+        binding,
+        credentials,
+        // While KMS answered, the share may have been dropped (and freed) or have expired.
+        () => {
+          if (this.waiting(id) !== p) throw this.noneWaiting(id);
+        },
+        () => p.share.toBytes(),
+      );
       p.sealed = true;
       return {
-        sealed,
+        ...out,
         generation: binding.generation,
         partyIndex: binding.partyIndex,
         publicKey: binding.publicKey,
       };
     } finally {
-      bytes.fill(0);
-      dataKey.fill(0);
+      p.sealing = false;
     }
   }
 
@@ -185,29 +208,37 @@ export class ShareTable {
 
   /** Frees every share (shutdown). */
   clear(): void {
-    for (const s of this.loaded.values()) s.share.free();
     for (const p of this.pending.values()) p.share.free();
     this.loaded.clear();
     this.pending.clear();
   }
 
+  /** Evicts least recently used shares to make room; capacity_exceeded (the share freed) if it cannot fit. */
   private put(walletId: string, s: LoadedShare): void {
-    const old = this.loaded.get(walletId);
-    if (old && old.share !== s.share) old.share.free();
-    if (!old && this.loaded.size >= MAX_WALLETS)
-      throw new EnclaveError("bad_request", "too many wallets loaded");
-    this.loaded.set(walletId, s);
+    this.loaded.put(walletId, s);
   }
 
-  private dataKey(cfr: Uint8Array): Uint8Array {
-    try {
-      return this.recipient.dataKey(cfr);
-    } catch (e) {
+  /** The unexpired pending share of session `id`. */
+  private waiting(id: string): PendingShare {
+    const p = this.pending.get(id);
+    if (!p || p.expires < Date.now()) throw this.noneWaiting(id);
+    return p;
+  }
+
+  private noneWaiting(id: string): EnclaveError {
+    return new EnclaveError(
+      "unknown_session",
+      `no finished key share waits for session ${id.slice(0, 16)}…`,
+    );
+  }
+
+  private keyOwner(): ShareKeyOwner {
+    if (!this.owner)
       throw new EnclaveError(
-        "kms_key_rejected",
-        `CiphertextForRecipient does not decrypt for this enclave: ${(e as Error).message}`,
+        "kms_not_configured",
+        "this enclave was started without --kms-relay/--kms-endpoint/--kms-region/--kms-key-id",
       );
-    }
+    return this.owner;
   }
 
   private sweepPending(): void {

@@ -1,53 +1,128 @@
 /**
- * Starts the KMS stand-in for local runs and creates the share-wrapping key
- * whose policy releases data keys only to enclaves of one image (PCR0).
+ * Starts the KMS stand-in for local runs, over HTTPS with a development CA,
+ * and creates the cluster's share-wrapping key with the per-node policy:
+ * each node's enclave may use only data keys whose encryption context names
+ * its own node identity (its PCR4), and only when its attestation shows the
+ * signing image and that PCR4.
  */
+import { createHash, randomBytes } from "node:crypto";
+import { Agent } from "node:https";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { CreateKeyCommand, KMSClient, PutKeyPolicyCommand } from "@aws-sdk/client-kms";
+import { toHex } from "../shared/hex.ts";
+import { createDevTls, type DevTls } from "./dev-tls.ts";
 import { startProcess, type Started } from "./processes.ts";
 
 export interface DevKms {
   process: Started;
+  /** https://127.0.0.1:PORT, what the harness's own client uses. */
   url: string;
+  /** The stand-in's TCP port: what each host's KMS relay connects to. */
+  port: number;
+  /** What enclaves put in --kms-endpoint: a name the server certificate carries. */
+  enclaveEndpoint: string;
+  tls: DevTls;
   keyId: string;
+  keyArn: string;
   accessKeyId: string;
   secretAccessKey: string;
+  /** The key administrator's client; it trusts the development CA and nothing else. */
   client: KMSClient;
 }
 
-const ROOT = new URL("../..", import.meta.url).pathname;
+/** A node the key policy lets use data keys: its name (for the Sid) and the PCR4 its enclave attests. */
+export interface PolicyNode {
+  name: string;
+  pcr4Hex: string;
+}
 
-export function imagePolicy(pcr0Hex: string): string {
+const ROOT = new URL("../..", import.meta.url).pathname;
+export const DEV_KMS_REGION = "us-east-1";
+
+/**
+ * The development stand-in for a parent instance id: PCR4 on Nitro is the
+ * hash of the parent instance's id, so each node's enclave gets a distinct
+ * one that its host cannot choose (here the harness chooses it, standing in
+ * for the hardware).
+ */
+export function devNodePcr4(nodeName: string): Uint8Array {
+  return new Uint8Array(createHash("sha384").update(`tss-dev-instance:${nodeName}`).digest());
+}
+export const devNodePcr4Hex = (nodeName: string) => toHex(devNodePcr4(nodeName));
+
+const administration = {
+  Sid: "Administration",
+  Effect: "Allow",
+  Principal: { AWS: "*" },
+  Action: ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"],
+  Resource: "*",
+};
+
+/**
+ * The share-wrapping key's policy (one key for the cluster, one statement per
+ * node): Decrypt and GenerateDataKey only with a Recipient whose attestation
+ * shows the signing image and node N's PCR4, and only for an encryption
+ * context whose `node` is that same PCR4. So node 1's enclave asking for node
+ * 2's data key with node 2's context fails the PCR4 condition, and with its
+ * own context fails the blob's context binding.
+ */
+export function nodeBoundPolicy(pcr0Hex: string, nodes: readonly PolicyNode[]): string {
   return JSON.stringify({
     Version: "2012-10-17",
     Statement: [
-      {
-        Sid: "Administration",
-        Effect: "Allow",
-        Principal: { AWS: "*" },
-        Action: ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"],
-        Resource: "*",
-      },
-      {
-        Sid: "DataKeysOnlyForTheSigningEnclaveImage",
+      administration,
+      ...nodes.map((n) => ({
+        Sid: `ShareDataKeysOnlyFor${n.name.replace(/[^A-Za-z0-9]/g, "")}Enclave`,
         Effect: "Allow",
         Principal: { AWS: "*" },
         Action: ["kms:Decrypt", "kms:GenerateDataKey"],
         Resource: "*",
-        Condition: { StringEqualsIgnoreCase: { "kms:RecipientAttestation:ImageSha384": pcr0Hex } },
-      },
+        Condition: {
+          StringEqualsIgnoreCase: {
+            "kms:RecipientAttestation:ImageSha384": pcr0Hex,
+            "kms:RecipientAttestation:PCR4": n.pcr4Hex,
+          },
+          StringEquals: {
+            "kms:EncryptionContext:purpose": "tss-share",
+            "kms:EncryptionContext:node": n.pcr4Hex.toLowerCase(),
+          },
+        },
+      })),
     ],
   });
 }
 
-export async function startDevKms(
-  dataDir: string,
-  devRootPem: string,
-  allowedPcr0Hex: string,
-): Promise<DevKms> {
+/** A KMS client of the harness's own, trusting only the development CA. */
+export function devKmsClient(
+  url: string,
+  caPem: string,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+): KMSClient {
+  return new KMSClient({
+    endpoint: url,
+    region: DEV_KMS_REGION,
+    // A copy: the SDK marks the credentials object it is given (a `$source` field).
+    credentials: {
+      accessKeyId: credentials.accessKeyId,
+      secretAccessKey: credentials.secretAccessKey,
+    },
+    requestHandler: { httpsAgent: new Agent({ ca: caPem, keepAlive: true }) },
+  });
+}
+
+export interface StartDevKmsOptions {
+  dataDir: string;
+  /** The development attestation root (PEM file) whose documents the stand-in accepts. */
+  devRootPem: string;
+  /** The image (PCR0) the policy allows. */
+  pcr0Hex: string;
+  nodes: readonly PolicyNode[];
+}
+
+export async function startDevKms(o: StartDevKmsOptions): Promise<DevKms> {
   const accessKeyId = "AKIA" + randomBytes(8).toString("hex").toUpperCase();
   const secretAccessKey = randomBytes(24).toString("base64");
+  const tls = createDevTls(join(o.dataDir, "devkms-tls"));
   const proc = await startProcess(
     [
       process.execPath,
@@ -55,10 +130,14 @@ export async function startDevKms(
       "--port",
       "0",
       "--data-dir",
-      join(dataDir, "devkms"),
+      join(o.dataDir, "devkms"),
       "--dev-root",
-      devRootPem,
+      o.devRootPem,
       "--allow-development",
+      "--tls-cert",
+      tls.certFile,
+      "--tls-key",
+      tls.keyFile,
       "--quiet",
     ],
     {
@@ -69,11 +148,8 @@ export async function startDevKms(
   );
   try {
     const url = String(proc.ready.url);
-    const client = new KMSClient({
-      endpoint: url,
-      region: "us-east-1",
-      credentials: { accessKeyId, secretAccessKey },
-    });
+    const port = Number(proc.ready.port);
+    const client = devKmsClient(url, tls.caPem, { accessKeyId, secretAccessKey });
     const key = await client.send(
       new CreateKeyCommand({ Description: "tss share data keys (local)" }),
     );
@@ -82,10 +158,21 @@ export async function startDevKms(
       new PutKeyPolicyCommand({
         KeyId: keyId,
         PolicyName: "default",
-        Policy: imagePolicy(allowedPcr0Hex),
+        Policy: nodeBoundPolicy(o.pcr0Hex, o.nodes),
       }),
     );
-    return { process: proc, url, keyId, accessKeyId, secretAccessKey, client };
+    return {
+      process: proc,
+      url,
+      port,
+      enclaveEndpoint: `https://localhost:${port}`,
+      tls,
+      keyId,
+      keyArn: key.KeyMetadata!.Arn!,
+      accessKeyId,
+      secretAccessKey,
+      client,
+    };
   } catch (e) {
     await proc.stop();
     throw e;

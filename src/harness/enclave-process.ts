@@ -1,11 +1,19 @@
 /**
  * Starts a development enclave process from the bundled image (the
  * development entry, src/dev/enclave-main.ts): a Unix socket
- * in place of VSOCK, the simulated NSM's PKI on stdin (standing in for the
- * hardware), and an empty network namespace when the machine allows it.
+ * in place of VSOCK, an empty network namespace when the machine allows it,
+ * and on stdin what stands in for the hardware and AWS: the simulated NSM's
+ * PKI, this node's PCR4 (on Nitro: the parent instance id's hash) and the
+ * development CA the KMS stand-in's certificate chains to (on AWS: the
+ * Amazon Trust Services roots built into the image).
+ *
+ * Its KMS configuration comes as flags, as the production EIF's ENTRYPOINT
+ * fixes them: where to dial its host's KMS relay, the HTTPS endpoint (the
+ * TLS server name it verifies), the region and the share-wrapping key.
  */
 import { spawnSync } from "node:child_process";
 import { serializeDevelopmentPki, type DevelopmentPki } from "../dev/dev-pki.ts";
+import { devNodePcr4Hex } from "./dev-kms.ts";
 import type { EnclaveImage } from "./enclave-image.ts";
 import { startProcess, type Started } from "./processes.ts";
 
@@ -15,13 +23,38 @@ export function canIsolate(): boolean {
   return spawnSync("unshare", ["--net", "true"]).status === 0;
 }
 
+/** The enclave's KMS settings; the relay is the host's and may start after the enclave. */
+export interface EnclaveKmsOptions {
+  /** Unix socket of the host's KMS relay (stands in for the parent's VSOCK port). */
+  relayPath: string;
+  /** https://HOST:PORT, HOST a name in the stand-in's certificate. */
+  endpoint: string;
+  region: string;
+  keyArn: string;
+  /** PEM of the development CA the enclave trusts for KMS (development entry only). */
+  caPem: string;
+}
+
 export interface EnclaveProcessOptions {
   name: string;
   image: EnclaveImage;
   socketPath: string;
   pki: DevelopmentPki;
+  /** This node's identity as its attestation documents carry it (48 bytes, hex); default devNodePcr4Hex(name). */
+  pcr4Hex?: string;
+  /** Without it the enclave runs but cannot seal or load shares (tests of other operations). */
+  kms?: EnclaveKmsOptions;
   isolate: boolean;
   phaseTimeoutMs: number;
+}
+
+/** The development enclave's stdin line (src/dev/enclave-main.ts reads it). */
+export function developmentStdin(o: EnclaveProcessOptions): string {
+  return `${JSON.stringify({
+    pki: JSON.parse(serializeDevelopmentPki(o.pki)),
+    pcr4: o.pcr4Hex ?? devNodePcr4Hex(o.name),
+    ...(o.kms ? { kmsCaPem: o.kms.caPem } : {}),
+  })}\n`;
 }
 
 export function startEnclaveProcess(o: EnclaveProcessOptions): Promise<Started> {
@@ -32,10 +65,22 @@ export function startEnclaveProcess(o: EnclaveProcessOptions): Promise<Started> 
     `unix:${o.socketPath}`,
     "--phase-timeout-ms",
     String(o.phaseTimeoutMs),
+    ...(o.kms
+      ? [
+          "--kms-relay",
+          `unix:${o.kms.relayPath}`,
+          "--kms-endpoint",
+          o.kms.endpoint,
+          "--kms-region",
+          o.kms.region,
+          "--kms-key-id",
+          o.kms.keyArn,
+        ]
+      : []),
   ];
   return startProcess(o.isolate ? ["unshare", "--net", ...cmd] : cmd, {
     name: `${o.name} enclave`,
     readyEvent: "listening",
-    stdin: serializeDevelopmentPki(o.pki) + "\n",
+    stdin: developmentStdin(o),
   });
 }

@@ -1,17 +1,20 @@
 /**
  * Starts N signing nodes on this machine for tests and the demo: the KMS
- * stand-in (its own process), N enclave processes (each on a Unix socket in
- * place of VSOCK, in an empty network namespace when possible) and N hosts
- * (in this process), each with its own libsql file. The KMS key policy
- * releases data keys only to the bundled enclave image's PCR0.
+ * stand-in (its own process, HTTPS with a development CA), N enclave
+ * processes (each on a Unix socket in place of VSOCK, in an empty network
+ * namespace when possible) and N hosts (in this process), each with its own
+ * libsql file and its own KMS relay, the enclave's only way to KMS. The key
+ * policy releases a node's data keys only to an enclave of the bundled image
+ * that attests that node's PCR4.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KMSClient } from "@aws-sdk/client-kms";
-import { startDevKms } from "./dev-kms.ts";
+import { DEV_KMS_REGION, devNodePcr4Hex, startDevKms } from "./dev-kms.ts";
 import { createDevelopmentPki, derToPem } from "../dev/dev-pki.ts";
 import { EnclaveClient } from "../host/enclave-client.ts";
-import { KmsProxy } from "../host/kms-proxy.ts";
+import { staticCredentials, type KmsCredentials } from "../host/kms-credentials.ts";
+import { startKmsRelay, type KmsRelay, type RelayDirection } from "../host/kms-relay.ts";
 import { NodeHost } from "../host/node-host.ts";
 import { openStore } from "../host/store/index.ts";
 import { bundleEnclave, type EnclaveImage } from "./enclave-image.ts";
@@ -26,15 +29,35 @@ export interface LocalNodesOptions {
   /** Override the image whose PCR0 the KMS policy allows (tests of a wrong image). */
   allowedPcr0Hex?: string;
   phaseTimeoutMs?: number;
+  /** Keep a copy of every byte the KMS relays carry (tests search it for secrets). */
+  recordRelayTraffic?: boolean;
   progress?: (line: string) => void;
+}
+
+/** One chunk a node's KMS relay carried. */
+export interface RelayedChunk {
+  nodeId: string;
+  direction: RelayDirection;
+  bytes: Uint8Array;
 }
 
 export interface LocalNodes {
   hosts: NodeHost[];
   image: EnclaveImage;
+  /** PCR4 (hex) each node's enclave attests, by host index. */
+  pcr4Hex: string[];
+  /** The key administrator's client (trusts the development CA). */
   kms: KMSClient;
   kmsUrl: string;
   kmsKeyId: string;
+  kmsKeyArn: string;
+  /** What the enclaves trust for KMS's certificate. */
+  kmsCaPem: string;
+  /** The credentials every host hands its enclave. */
+  kmsCredentials: KmsCredentials;
+  relays: KmsRelay[];
+  /** Everything the relays carried, when recordRelayTraffic was set. */
+  relayTraffic: RelayedChunk[];
   enclaves: Started[];
   kmsProcess: Started;
   /** Every line the hosts logged. */
@@ -48,8 +71,10 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
   mkdirSync(o.dataDir, { recursive: true });
   const started: Started[] = [];
   const clients: EnclaveClient[] = [];
+  const relays: KmsRelay[] = [];
   const stopAll = async () => {
     for (const c of clients) c.close();
+    await Promise.allSettled(relays.map((r) => r.close()));
     await Promise.allSettled(started.map((s) => s.stop()));
   };
   try {
@@ -59,51 +84,85 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
     const pki = createDevelopmentPki();
     const rootPem = join(o.dataDir, "dev-attestation-root.pem");
     writeFileSync(rootPem, derToPem(pki.root.der));
+    const nodeIds = Array.from({ length: o.nodes }, (_, i) => `node-${i + 1}`);
+    const pcr4Hex = nodeIds.map(devNodePcr4Hex);
 
-    say("starting the KMS stand-in");
-    const devKms = await startDevKms(o.dataDir, rootPem, o.allowedPcr0Hex ?? image.pcr0Hex);
+    say("starting the KMS stand-in (HTTPS, development CA)");
+    const devKms = await startDevKms({
+      dataDir: o.dataDir,
+      devRootPem: rootPem,
+      pcr0Hex: o.allowedPcr0Hex ?? image.pcr0Hex,
+      nodes: nodeIds.map((name, i) => ({ name, pcr4Hex: pcr4Hex[i]! })),
+    });
     const kmsProcess = devKms.process;
     started.push(kmsProcess);
-    const kmsUrl = devKms.url;
-    const kms = devKms.client;
-    const kmsKeyId = devKms.keyId;
+    const kmsCredentials = {
+      accessKeyId: devKms.accessKeyId,
+      secretAccessKey: devKms.secretAccessKey,
+    };
 
     const isolate = o.isolateNetwork ?? canIsolate();
     const hostLog: string[] = [];
+    const relayTraffic: RelayedChunk[] = [];
     const hosts: NodeHost[] = [];
-    for (let i = 1; i <= o.nodes; i++) {
-      const nodeId = `node-${i}`;
+    for (const [i, nodeId] of nodeIds.entries()) {
       const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
+      const relayPath = join(o.dataDir, `${nodeId}.kms-relay.sock`);
+      const log = (event: string, fields: Record<string, unknown>) =>
+        hostLog.push(JSON.stringify({ node: nodeId, event, ...fields }));
+      relays.push(
+        startKmsRelay({
+          listen: { kind: "unix", path: relayPath },
+          target: { host: "127.0.0.1", port: devKms.port },
+          log,
+          onBytes: o.recordRelayTraffic
+            ? (direction, bytes) => relayTraffic.push({ nodeId, direction, bytes: bytes.slice() })
+            : undefined,
+        }),
+      );
       say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""} and host`);
       const enclave = await startEnclaveProcess({
         name: nodeId,
         image,
         socketPath: sock,
         pki,
+        pcr4Hex: pcr4Hex[i]!,
+        kms: {
+          relayPath,
+          endpoint: devKms.enclaveEndpoint,
+          region: DEV_KMS_REGION,
+          keyArn: devKms.keyArn,
+          caPem: devKms.tls.caPem,
+        },
         isolate,
         phaseTimeoutMs: o.phaseTimeoutMs ?? 180_000,
       });
       started.push(enclave);
       const client = await EnclaveClient.connect({ kind: "unix", path: sock });
       clients.push(client);
-      const dbPath = join(o.dataDir, `${nodeId}.db`);
-      const { db } = openStore({ path: dbPath });
+      const { db } = openStore({ path: join(o.dataDir, `${nodeId}.db`) });
       hosts.push(
         new NodeHost({
           nodeId,
           enclave: client,
-          kms: new KmsProxy(kms, kmsKeyId),
+          credentials: staticCredentials(kmsCredentials),
           db,
-          log: (event, fields) => hostLog.push(JSON.stringify({ node: nodeId, event, ...fields })),
+          log,
         }),
       );
     }
     return {
       hosts,
       image,
-      kms,
-      kmsUrl,
-      kmsKeyId,
+      pcr4Hex,
+      kms: devKms.client,
+      kmsUrl: devKms.url,
+      kmsKeyId: devKms.keyId,
+      kmsKeyArn: devKms.keyArn,
+      kmsCaPem: devKms.tls.caPem,
+      kmsCredentials,
+      relays,
+      relayTraffic,
       enclaves: started.slice(1),
       kmsProcess,
       hostLog,

@@ -1,14 +1,19 @@
 /**
  * The host executable: one per signing node. Connects to its enclave, its
- * database, KMS and the MQTT broker; announces itself; takes client requests
- * from the shared subscription (coordinating them) and serves the ceremony
- * operations other coordinators ask of it.
+ * database and the MQTT broker, runs its enclave's KMS relay; announces
+ * itself; takes client requests from the shared subscription (coordinating
+ * them) and serves the ceremony operations other coordinators ask of it.
  */
 import { readFileSync } from "node:fs";
-import { KMSClient } from "@aws-sdk/client-kms";
 import { CONFIG_HELP, loadConfig } from "./config.ts";
 import { EnclaveClient, parseEnclaveAddress } from "./enclave-client.ts";
-import { KmsProxy } from "./kms-proxy.ts";
+import { sdkDefaultCredentials, staticCredentials } from "./kms-credentials.ts";
+import {
+  awsKmsTarget,
+  parseRelayListenAddress,
+  parseRelayTarget,
+  startKmsRelay,
+} from "./kms-relay.ts";
 import { NodeHost } from "./node-host.ts";
 import { openStore, parseDbLocation } from "./store/index.ts";
 import { connectBus } from "./mqtt/bus.ts";
@@ -20,7 +25,9 @@ import { jsonLogger } from "../shared/log.ts";
 const VERSION = "0.1.0";
 const HELP = `usage: tss-node [--config FILE] [flags]
 
-Runs one signing node's host. It needs its enclave already listening.
+Runs one signing node's host. It needs its enclave already listening, and
+it serves that enclave's KMS relay (kms.relay): the enclave calls KMS itself
+over TLS through it; the host never sees a data key.
 
 ${CONFIG_HELP}`;
 
@@ -49,25 +56,20 @@ async function main(): Promise<void> {
   const health = await enclave.health();
   const { db, migration } = openStore(parseDbLocation(cfg.database, cfg.databaseAuthToken));
   if (migration.applied?.length) nodeLog("schema_migrated", { applied: migration.applied.length });
-  const kms = new KMSClient({
-    region: cfg.kms.region,
-    ...(cfg.kms.endpoint ? { endpoint: cfg.kms.endpoint } : {}),
-    ...(cfg.kms.accessKeyId && cfg.kms.secretAccessKey
-      ? {
-          credentials: {
-            accessKeyId: cfg.kms.accessKeyId,
-            secretAccessKey: cfg.kms.secretAccessKey,
-          },
-        }
-      : {}),
-  });
-  const host = new NodeHost({
-    nodeId: cfg.nodeId,
-    enclave,
-    kms: new KmsProxy(kms, cfg.kms.keyId),
-    db,
+  const relay = startKmsRelay({
+    listen: parseRelayListenAddress(cfg.kms.relay),
+    target: cfg.kms.target ? parseRelayTarget(cfg.kms.target) : awsKmsTarget(cfg.kms.region),
     log: nodeLog,
   });
+  const credentials =
+    cfg.kms.accessKeyId && cfg.kms.secretAccessKey
+      ? staticCredentials({
+          accessKeyId: cfg.kms.accessKeyId,
+          secretAccessKey: cfg.kms.secretAccessKey,
+          ...(cfg.kms.sessionToken ? { sessionToken: cfg.kms.sessionToken } : {}),
+        })
+      : sdkDefaultCredentials(cfg.kms.region);
+  const host = new NodeHost({ nodeId: cfg.nodeId, enclave, credentials, db, log: nodeLog });
 
   const bus = await connectBus({
     url: cfg.mqtt.url,
@@ -90,7 +92,11 @@ async function main(): Promise<void> {
   });
   bus.serveNodeCalls(serveNodeOps(host));
   bus.serveClientRequests((op, body, reply) => void handler.handle(op, body, reply));
-  nodeLog("ready", { pcr0: health.pcr0, mqtt: redactUrl(cfg.mqtt.url) });
+  nodeLog("ready", {
+    pcr0: health.pcr0,
+    mqtt: redactUrl(cfg.mqtt.url),
+    kmsRelay: relay.address,
+  });
   console.log(JSON.stringify({ event: "ready", nodeId: cfg.nodeId }));
 
   let stopping = false;
@@ -98,6 +104,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     await bus.close();
+    await relay.close();
     enclave.close();
     db.close();
     process.exit(0);

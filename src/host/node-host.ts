@@ -1,8 +1,10 @@
 /**
- * One node's host: owns the connection to its enclave, its KMS proxy and its
- * libsql store, and takes part in ceremonies a coordinator drives. It relays
- * bytes it cannot read (sealed shares, CiphertextForRecipient, protocol
- * messages) and never holds a share or a data key.
+ * One node's host: owns the connection to its enclave and its libsql store,
+ * and takes part in ceremonies a coordinator drives. It relays bytes it
+ * cannot read (sealed shares, KMS CiphertextBlobs, protocol messages) and
+ * never holds a share or a data key: the enclave talks to KMS itself, over
+ * TLS through the host's byte relay (kms-relay.ts), and the host only hands
+ * it AWS credentials per call (kms-credentials.ts says why that is safe).
  */
 import type { Db } from "./store/index.ts";
 import {
@@ -26,7 +28,7 @@ import type {
 } from "../shared/wire/enclave-ops.ts";
 import { toHex } from "../shared/hex.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
-import { KmsProxy, shareContext } from "./kms-proxy.ts";
+import type { CredentialSource } from "./kms-credentials.ts";
 import type {
   HeldWallet,
   PersistKind,
@@ -40,7 +42,8 @@ export type { HeldWallet } from "../shared/wire/node-rpc.ts";
 export interface NodeHostOptions {
   nodeId: string;
   enclave: EnclaveClient;
-  kms: KmsProxy;
+  /** AWS credentials handed to the enclave with each LOAD_SHARE / SEAL_SHARE. */
+  credentials: CredentialSource;
   db: Db;
   log?: (event: string, fields: Record<string, unknown>) => void;
 }
@@ -48,7 +51,7 @@ export interface NodeHostOptions {
 export class NodeHost implements Participant {
   readonly nodeId: string;
   private readonly enclave: EnclaveClient;
-  private readonly kms: KmsProxy;
+  private readonly credentials: CredentialSource;
   readonly db: Db;
   private readonly log: NonNullable<NodeHostOptions["log"]>;
   /** Generation loaded in the enclave per wallet, as the enclave confirmed it. */
@@ -57,7 +60,7 @@ export class NodeHost implements Participant {
   constructor(o: NodeHostOptions) {
     this.nodeId = o.nodeId;
     this.enclave = o.enclave;
-    this.kms = o.kms;
+    this.credentials = o.credentials;
     this.db = o.db;
     this.log = o.log ?? (() => {});
   }
@@ -111,35 +114,31 @@ export class NodeHost implements Participant {
     if (have && have.generation === current) return have;
     const stored = currentShare(this.db, walletId, this.nodeId);
     const wallet = getWallet(this.db, walletId)!;
-    // KMS releases the data key only to an enclave whose fresh attestation
-    // matches the key policy; the host relays the result without reading it.
-    const { document } = await this.enclave.attest({});
-    const cfr = await this.kms.decryptForEnclave(
-      stored.kmsCiphertextBlob,
-      document,
-      shareContext(walletId, this.nodeId, stored.generation),
-    );
+    // The enclave asks KMS itself (Decrypt with its own Recipient attestation and
+    // the encryption context it builds); the host supplies only the stored row.
+    const credentials = await this.credentials();
     try {
       const r = await this.enclave.loadShare({
         walletId,
-        nodeId: this.nodeId,
         partyIndex: stored.partyIndex,
         generation: stored.generation,
         publicKey: wallet.publicKey,
         sealed: stored.sealedShare,
-        ciphertextForRecipient: cfr,
+        ciphertextBlob: stored.kmsCiphertextBlob,
+        ...credentials,
       });
       const prepared = { walletId, generation: r.generation, partyIndex: r.partyIndex };
       this.loaded.set(walletId, prepared);
       return prepared;
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code === "unseal_failed" || code === "share_mismatch") {
+      // The enclave answers every load failure (KMS, unwrap, AEAD, share check) alike.
+      if (code === "unseal_failed") {
         appendAudit(this.db, this.nodeId, {
           event: "unseal_failed",
           walletId,
           generation: stored.generation,
-          code: code === "unseal_failed" ? "auth_failed" : "share_mismatch",
+          code: "auth_failed",
         });
       }
       throw e;
@@ -160,8 +159,20 @@ export class NodeHost implements Participant {
   }
   private attested: { document: Uint8Array; at: number } | null = null;
 
-  start(req: CeremonyStartRequest): Promise<CeremonyReply> {
-    return this.enclave.startCeremony(req);
+  async start(req: CeremonyStartRequest): Promise<CeremonyReply> {
+    try {
+      return await this.enclave.startCeremony(req);
+    } catch (e) {
+      // The enclave keeps shares under a memory budget and may have evicted
+      // this wallet's since prepare(). It refuses such a start before the
+      // session id is claimed and before anything is produced, so loading the
+      // share again and making the same start once more is not a protocol
+      // retry: the coordinator only sees a slower start.
+      if (req.kind === "dkg" || (e as { code?: string }).code !== "share_not_loaded") throw e;
+      this.loaded.delete(req.walletId);
+      await this.prepare(req.walletId);
+      return this.enclave.startCeremony(req);
+    }
   }
 
   step(req: CeremonyStepRequest): Promise<CeremonyReply> {
@@ -186,25 +197,25 @@ export class NodeHost implements Participant {
     final: CeremonyReply,
   ): Promise<void> {
     const generation = final.generation;
-    const { document } = await this.enclave.attest({});
-    const dk = await this.kms.generateDataKey(
-      document,
-      shareContext(wallet.walletId, this.nodeId, generation),
-    );
+    // The enclave takes a fresh data key from its own GenerateDataKey-with-Recipient
+    // call, seals the share under it and returns what the host stores.
     const sealed = await this.enclave.sealShare({
       sessionId,
       walletId: wallet.walletId,
-      nodeId: this.nodeId,
-      ciphertextForRecipient: dk.ciphertextForRecipient,
+      ...(await this.credentials()),
     });
+    if (sealed.generation !== generation)
+      throw new Error(
+        `enclave sealed generation ${sealed.generation}, the ceremony produced ${generation}`,
+      );
     const share = {
       walletId: wallet.walletId,
       nodeId: this.nodeId,
       partyIndex: sealed.partyIndex,
       generation,
       sealedShare: sealed.sealed,
-      kmsCiphertextBlob: dk.ciphertextBlob,
-      kmsKeyId: this.kms.kmsKeyId,
+      kmsCiphertextBlob: sealed.ciphertextBlob,
+      kmsKeyId: sealed.kmsKeyId,
     };
     if (kind === "dkg") {
       this.db.transaction(() => {

@@ -27,7 +27,6 @@ import {
   GetKeyPolicyCommand,
   InvalidCiphertextException,
   KMSClient,
-  KMSServiceException,
   MalformedPolicyDocumentException,
   NotFoundException,
   PutKeyPolicyCommand,
@@ -42,6 +41,7 @@ import {
 import { pcr0ForCode, SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
 import { openBlob } from "../../src/devkms/ciphertext-blob.ts";
 import { decryptCiphertextForRecipient } from "../../src/enclave/cms.ts";
+import { expectAccessDenied, rejected } from "./refusals.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -120,26 +120,6 @@ function stopDevKms(proc: ChildProcess): Promise<void> {
 function client(url: string, credentials = CREDENTIALS): KMSClient {
   // One attempt: a refused request must surface at once, not after retries with back-off.
   return new KMSClient({ endpoint: url, region: REGION, credentials, maxAttempts: 1 });
-}
-
-async function rejected(p: Promise<unknown>): Promise<KMSServiceException> {
-  const e = await p.then(
-    () => {
-      throw new Error("expected the request to be refused");
-    },
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(KMSServiceException);
-  return e as KMSServiceException;
-}
-
-/** @aws-sdk/client-kms models no AccessDeniedException class: it surfaces as KMSServiceException named so. */
-async function expectAccessDenied(p: Promise<unknown>, message?: RegExp): Promise<void> {
-  const e = await rejected(p);
-  expect(e.name).toBe("AccessDeniedException");
-  expect(e.$fault).toBe("client");
-  expect(e.$metadata.httpStatusCode).toBe(400);
-  if (message) expect(e.message).toMatch(message);
 }
 
 // ------------------------------------------------------------------ the enclave side

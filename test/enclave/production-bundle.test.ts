@@ -2,7 +2,8 @@
  * The production enclave bundle (src/enclave/main.ts, what build/package.sh
  * compiles into the EIF) must not carry the development stand-ins: a
  * simulated NSM, the development PKI, or a PKI read from stdin would let a
- * host mint attestation documents of its own. The development bundle is
+ * host mint attestation documents of its own, and a KMS CA read from stdin
+ * would let it stand in for KMS. The development bundle is
  * searched for the same markers, so a marker that stopped matching anything
  * fails here instead of passing vacuously.
  */
@@ -16,7 +17,7 @@ import {
   PRODUCTION_ENTRY,
 } from "../../src/harness/enclave-image.ts";
 
-/** Identifiers and strings found only in src/dev (simulated-nsm.ts, dev-pki.ts, enclave-main.ts). */
+/** Identifiers and strings found only in src/dev (simulated-nsm.ts, dev-pki.ts, enclave-main.ts, dev-enclave-input.ts). */
 const DEVELOPMENT_MARKERS: Record<string, string[]> = {
   "simulated NSM": [
     "class SimulatedNsm",
@@ -30,7 +31,8 @@ const DEVELOPMENT_MARKERS: Record<string, string[]> = {
     "development.nitro-enclaves",
     "tss-dev-nitro-pki/1",
   ],
-  "PKI on stdin": ["Bun.stdin", "development PKI on stdin"],
+  "PKI on stdin": ["Bun.stdin", "development enclave input"],
+  "development KMS CA": ["DEVELOPMENT KMS CA", "kmsCaPem"],
   "Unix-socket listener": ["listenUnix"],
   "development peer policy": ["allowDevelopment: true"],
 };
@@ -70,8 +72,8 @@ describe("production enclave bundle", () => {
     });
   }
 
-  it("carries the real NSM path, the pinned AWS root and the VSOCK listener", () => {
-    for (const m of ["/dev/nsm", "aws-nitro-root.pem", "listenVsock"])
+  it("carries the real NSM path, the pinned AWS root, the Amazon roots for KMS's TLS and the VSOCK listener", () => {
+    for (const m of ["/dev/nsm", "aws-nitro-root.pem", "amazon-trust-roots.pem", "listenVsock"])
       expect(production.includes(m), m).toBe(true);
     // The development entry never opens /dev/nsm.
     expect(development.includes("/dev/nsm")).toBe(false);

@@ -4,8 +4,13 @@ import { EnclaveError } from "../../src/enclave/errors.ts";
 import {
   DEFAULT_PHASE_TIMEOUT_MS,
   exposeEnclaveError,
+  ownMeasurements,
   parseEnclaveArgs,
 } from "../../src/enclave/program.ts";
+import { peerImages } from "../../src/enclave/service.ts";
+import { createDevelopmentPki } from "../../src/dev/dev-pki.ts";
+import { SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
+import { toHex } from "../../src/shared/hex.ts";
 import { CodedError } from "../../src/shared/wire/errors.ts";
 import { errorBody, readErrorBody } from "../../src/shared/channel/rpc-errors.ts";
 
@@ -22,10 +27,11 @@ describe("enclave arguments", () => {
     expect(parseEnclaveArgs(["--listen", "vsock:5000"], vsockOnly)).toEqual({
       listen: "vsock:5000",
       phaseTimeoutMs: DEFAULT_PHASE_TIMEOUT_MS,
+      peerImages: [],
     });
     expect(
       parseEnclaveArgs(["--phase-timeout-ms", "500", "--listen", "vsock:1"], vsockOnly),
-    ).toEqual({ listen: "vsock:1", phaseTimeoutMs: 500 });
+    ).toEqual({ listen: "vsock:1", phaseTimeoutMs: 500, peerImages: [] });
     expect(parseEnclaveArgs(["--listen", "vsock:1", "--help"], vsockOnly)).toBeNull();
   });
 
@@ -41,6 +47,85 @@ describe("enclave arguments", () => {
     expect(() =>
       parseEnclaveArgs(["--listen", "vsock:1", "--phase-timeout-ms", "99"], vsockOnly),
     ).toThrow(/>= 100/);
+  });
+});
+
+const KMS = [
+  "--kms-relay",
+  "vsock:3:8000",
+  "--kms-endpoint",
+  "https://kms.eu-west-1.amazonaws.com",
+  "--kms-region",
+  "eu-west-1",
+  "--kms-key-id",
+  "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+];
+
+describe("the enclave's own KMS and peer-image flags", () => {
+  it("parses the KMS settings, which production requires and development may omit", () => {
+    const args = parseEnclaveArgs(["--listen", "vsock:5000", ...KMS], vsockOnly, true)!;
+    expect(args.kms).toEqual({
+      relay: { kind: "vsock", cid: 3, port: 8000 },
+      endpoint: "https://kms.eu-west-1.amazonaws.com",
+      region: "eu-west-1",
+      keyId: KMS[7],
+    });
+    expect(() => parseEnclaveArgs(["--listen", "vsock:5000"], vsockOnly, true)).toThrow(
+      /required together/,
+    );
+    expect(parseEnclaveArgs(["--listen", "vsock:5000"], vsockOnly, false)!.kms).toBeUndefined();
+    // Half a KMS configuration is never silently ignored.
+    expect(() =>
+      parseEnclaveArgs(["--listen", "vsock:5000", ...KMS.slice(0, 4)], vsockOnly),
+    ).toThrow(/required together/);
+  });
+
+  it("refuses a KMS endpoint that is not https://HOST[:PORT], a bad relay, region or key id", () => {
+    const withFlag = (flag: string, value: string) => {
+      const a = [...KMS];
+      a[a.indexOf(flag) + 1] = value;
+      return () => parseEnclaveArgs(["--listen", "vsock:1", ...a], vsockOnly, true);
+    };
+    expect(withFlag("--kms-endpoint", "http://kms.eu-west-1.amazonaws.com")).toThrow(/https/);
+    expect(withFlag("--kms-endpoint", "https://kms.example/path")).toThrow(/https/);
+    expect(withFlag("--kms-relay", "tcp:1.2.3.4:443")).toThrow(/--kms-relay/);
+    expect(withFlag("--kms-region", "EU WEST")).toThrow(/region/);
+    expect(withFlag("--kms-key-id", "key id with spaces")).toThrow(/key id/);
+    expect(() =>
+      parseEnclaveArgs(["--listen", "vsock:1", ...KMS, "--kms-region", "us-east-1"], vsockOnly),
+    ).toThrow(/given twice/);
+  });
+
+  it("takes an allow-list of other peer images, never an all-zero one", () => {
+    const other = "ab".repeat(48);
+    const args = parseEnclaveArgs(
+      ["--listen", "vsock:1", "--peer-image-sha384", other, "--peer-image-sha384", "CD".repeat(48)],
+      vsockOnly,
+    )!;
+    expect(args.peerImages.map(toHex)).toEqual([other, "cd".repeat(48)]);
+    expect(() =>
+      parseEnclaveArgs(["--listen", "vsock:1", "--peer-image-sha384", "00".repeat(48)], vsockOnly),
+    ).toThrow(/not all zero/);
+    expect(() =>
+      parseEnclaveArgs(["--listen", "vsock:1", "--peer-image-sha384", "ab"], vsockOnly),
+    ).toThrow(/96 hex/);
+    // The own image always, the others once each; an all-zero own PCR0 (debug) admits no one by itself.
+    const own = new Uint8Array(48).fill(7);
+    const zero = new Uint8Array(48);
+    expect(peerImages(own, [own, args.peerImages[0]!]).map(toHex)).toEqual([toHex(own), other]);
+    expect(peerImages(zero, [])).toEqual([]);
+  });
+
+  it("reads PCR0 and the node identity PCR4 from its own attestation document, refusing an all-zero PCR4", () => {
+    const pki = createDevelopmentPki();
+    const pcr0 = new Uint8Array(48).fill(1);
+    const pcr4 = new Uint8Array(48).fill(4);
+    const m = ownMeasurements(new SimulatedNsm({ pki, pcrs: { 0: pcr0, 4: pcr4 } }));
+    expect(toHex(m.pcr0)).toBe(toHex(pcr0));
+    expect(toHex(m.pcr4)).toBe(toHex(pcr4));
+    expect(() => ownMeasurements(new SimulatedNsm({ pki, pcrs: { 0: pcr0 } }))).toThrow(
+      /PCR4 .* all zero/,
+    );
   });
 });
 

@@ -1,15 +1,22 @@
 /**
  * Five signing nodes on this machine: enclave processes reached only through
  * their sockets (in empty network namespaces when root), the KMS stand-in
- * with an attestation-gated key policy, sealed shares in libsql files.
+ * over HTTPS with the per-node key policy, reached by each enclave itself
+ * over TLS through its host's KMS relay, sealed shares in libsql files.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DecryptCommand, PutKeyPolicyCommand } from "@aws-sdk/client-kms";
+import {
+  DecryptCommand,
+  InvalidCiphertextException,
+  KMSServiceException,
+  PutKeyPolicyCommand,
+} from "@aws-sdk/client-kms";
 import { startLocalNodes, type LocalNodes } from "../../src/harness/local-nodes.ts";
+import { devKmsClient, nodeBoundPolicy } from "../../src/harness/dev-kms.ts";
 import {
   createWallet,
   refreshWallet,
@@ -17,7 +24,6 @@ import {
   CeremonyError,
 } from "../../src/host/coordinator.ts";
 import { currentShare, listShares, generationOf } from "../../src/host/store/index.ts";
-import { shareContext } from "../../src/host/kms-proxy.ts";
 import { unsealShare } from "../../src/enclave/seal.ts";
 import { EnclaveClient } from "../../src/host/enclave-client.ts";
 import { dialUnix } from "../../src/shared/channel/unix-transport.ts";
@@ -32,7 +38,7 @@ const onRelay = (b: Uint8Array) => relayed.push(b.slice());
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tss-nodes-"));
-  ln = await startLocalNodes({ nodes: 5, dataDir: dir });
+  ln = await startLocalNodes({ nodes: 5, dataDir: dir, recordRelayTraffic: true });
   wallet = await createWallet(ln.hosts, 3, { onRelay });
 });
 
@@ -42,6 +48,25 @@ afterAll(async () => {
 });
 
 const pick = (...i: number[]) => i.map((k) => ln.hosts[k - 1]!);
+
+/** The encryption context node k's enclave builds for its share (contract item 7). */
+const shareContext = (k: number, partyIndex: number, generation: number) => ({
+  purpose: "tss-share",
+  wallet: wallet.walletId,
+  party: String(partyIndex),
+  generation: String(generation),
+  node: ln.pcr4Hex[k - 1]!,
+});
+
+/** Every byte one node's KMS relay carried in one direction, in order. */
+const relayedBytes = (nodeId: string, direction: "to-kms" | "to-enclave") =>
+  new Uint8Array(
+    Buffer.concat(
+      ln.relayTraffic
+        .filter((c) => c.nodeId === nodeId && c.direction === direction)
+        .map((c) => c.bytes),
+    ),
+  );
 
 function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
   return (
@@ -89,7 +114,7 @@ describe("five nodes, 3-of-5", () => {
     expect((err as CeremonyError).code).toBe("stale_share");
   });
 
-  it("nothing on disk, in the host log or in relayed messages is a share or a data key", async () => {
+  it("nothing on disk, in the host log, in relayed messages or in the KMS relay traffic is a share or a data key", async () => {
     // As key administrator, allow a plain Decrypt once to learn the real secrets, then search for them.
     await ln.kms.send(
       new PutKeyPolicyCommand({
@@ -102,13 +127,14 @@ describe("five nodes, 3-of-5", () => {
     );
     const secrets: Uint8Array[] = [];
     try {
-      for (const h of ln.hosts) {
+      for (const [i, h] of ln.hosts.entries()) {
         const s = currentShare(h.db, wallet.walletId, h.nodeId);
+        expect(s.kmsKeyId).toBe(ln.kmsKeyArn);
         const dk = await ln.kms.send(
           new DecryptCommand({
             KeyId: ln.kmsKeyId,
             CiphertextBlob: s.kmsCiphertextBlob,
-            EncryptionContext: shareContext(wallet.walletId, h.nodeId, 0),
+            EncryptionContext: shareContext(i + 1, s.partyIndex, 0),
           }),
         );
         const dataKey = dk.Plaintext!;
@@ -117,7 +143,7 @@ describe("five nodes, 3-of-5", () => {
           sealed: s.sealedShare,
           binding: {
             walletId: wallet.walletId,
-            nodeId: h.nodeId,
+            nodeId: ln.pcr4Hex[i]!,
             partyIndex: s.partyIndex,
             generation: 0,
             publicKey: wallet.publicKey,
@@ -133,27 +159,10 @@ describe("five nodes, 3-of-5", () => {
         new PutKeyPolicyCommand({
           KeyId: ln.kmsKeyId,
           PolicyName: "default",
-          Policy: JSON.stringify({
-            Statement: [
-              {
-                Effect: "Allow",
-                Principal: { AWS: "*" },
-                Action: ["kms:PutKeyPolicy", "kms:DescribeKey"],
-                Resource: "*",
-              },
-              {
-                Effect: "Allow",
-                Principal: { AWS: "*" },
-                Action: ["kms:Decrypt", "kms:GenerateDataKey"],
-                Resource: "*",
-                Condition: {
-                  StringEqualsIgnoreCase: {
-                    "kms:RecipientAttestation:ImageSha384": ln.image.pcr0Hex,
-                  },
-                },
-              },
-            ],
-          }),
+          Policy: nodeBoundPolicy(
+            ln.image.pcr0Hex,
+            ln.hosts.map((h, i) => ({ name: h.nodeId, pcr4Hex: ln.pcr4Hex[i]! })),
+          ),
         }),
       );
     }
@@ -166,6 +175,20 @@ describe("five nodes, 3-of-5", () => {
       ln.hostLog.join("\n") + ln.enclaves.map((e) => e.stderr()).join("\n"),
     );
     expect(relayed.length).toBeGreaterThan(50);
+    // The KMS relays carried each node's GenerateDataKey (DKG) and Decrypts, as TLS records only.
+    const kmsTraffic = ln.hosts.flatMap((h) => [
+      relayedBytes(h.nodeId, "to-kms"),
+      relayedBytes(h.nodeId, "to-enclave"),
+    ]);
+    for (const t of kmsTraffic) {
+      expect(t.length).toBeGreaterThan(1000);
+      expect(t[0]).toBe(0x16); // a TLS handshake record opens every direction
+    }
+    for (const [i, r] of ln.relays.entries()) {
+      expect(r.stats().bytesToKms).toBe(kmsTraffic[2 * i]!.length);
+      expect(r.stats().bytesToEnclave).toBe(kmsTraffic[2 * i + 1]!.length);
+    }
+    const b64 = (b: Uint8Array) => new TextEncoder().encode(Buffer.from(b).toString("base64"));
     for (const secret of secrets) {
       for (const f of files) expect(contains(f, secret)).toBe(false);
       expect(contains(log, secret)).toBe(false);
@@ -173,10 +196,14 @@ describe("five nodes, 3-of-5", () => {
         false,
       );
       for (const m of relayed) expect(contains(m, secret)).toBe(false);
+      for (const t of kmsTraffic) {
+        expect(contains(t, secret)).toBe(false);
+        expect(contains(t, b64(secret))).toBe(false);
+      }
     }
   });
 
-  it("the enclave refuses a tampered sealed share, another node's share, and a swapped data key", async () => {
+  it("node 2's sealed share and CiphertextBlob are refused to node 1's enclave, by KMS and by the enclave", async () => {
     const h = ln.hosts[0]!;
     const mine = currentShare(h.db, wallet.walletId, h.nodeId);
     const other = currentShare(ln.hosts[1]!.db, wallet.walletId, ln.hosts[1]!.nodeId);
@@ -184,61 +211,94 @@ describe("five nodes, 3-of-5", () => {
       kind: "unix",
       path: join(dir, "node-1.enclave.sock"),
     });
+    // A compromised node-1 host calling KMS itself with its enclave's genuine attestation
+    // (and the credentials it holds anyway).
+    const asHost = devKmsClient(ln.kmsUrl, ln.kmsCaPem, ln.kmsCredentials);
     try {
       const { document } = await enclave.attest({});
-      const kms = (h as unknown as { kms: import("../../src/host/kms-proxy.ts").KmsProxy }).kms;
-      const cfrMine = await kms.decryptForEnclave(
-        mine.kmsCiphertextBlob,
-        document,
-        shareContext(wallet.walletId, h.nodeId, 0),
+      const ask = (blob: Uint8Array, contextOf: number, party: number) =>
+        asHost.send(
+          new DecryptCommand({
+            KeyId: ln.kmsKeyArn,
+            CiphertextBlob: blob,
+            EncryptionContext: shareContext(contextOf, party, 0),
+            Recipient: {
+              AttestationDocument: document,
+              KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256",
+            },
+          }),
+        );
+      // KMS: node 1's attestation with node 2's context fails the PCR4 condition...
+      const denied = await ask(other.kmsCiphertextBlob, 2, 2).catch((e: unknown) => e);
+      expect(denied).toBeInstanceOf(KMSServiceException);
+      expect((denied as KMSServiceException).name).toBe("AccessDeniedException");
+      // ...and with its own context, node 2's blob does not open (its context names node 2).
+      await expect(ask(other.kmsCiphertextBlob, 1, 2)).rejects.toBeInstanceOf(
+        InvalidCiphertextException,
       );
-      const cfrOther = await kms.decryptForEnclave(
-        other.kmsCiphertextBlob,
-        document,
-        shareContext(wallet.walletId, "node-2", 0),
-      );
+      // Its own blob it may ask for, but only ever as CiphertextForRecipient (to the enclave's key).
+      const own = await ask(mine.kmsCiphertextBlob, 1, 1);
+      expect(own.Plaintext).toBeUndefined();
+      expect(own.CiphertextForRecipient!.length).toBeGreaterThan(100);
+
+      const credentials = ln.kmsCredentials;
       const base = {
         walletId: wallet.walletId,
-        nodeId: h.nodeId,
         partyIndex: 1,
         generation: 0,
         publicKey: wallet.publicKey,
+        ...credentials,
       };
       const tampered = mine.sealedShare.slice();
       tampered[100]! ^= 1;
-      await expect(
-        enclave.loadShare({ ...base, sealed: tampered, ciphertextForRecipient: cfrMine }),
-      ).rejects.toMatchObject({ code: "unseal_failed" });
-      // The host swaps in node-2's data key: the seal does not open.
-      await expect(
-        enclave.loadShare({ ...base, sealed: mine.sealedShare, ciphertextForRecipient: cfrOther }),
-      ).rejects.toMatchObject({ code: "unseal_failed" });
-      // The host presents node-2's sealed share with its matching key as if it were node-1's.
-      await expect(
-        enclave.loadShare({ ...base, sealed: other.sealedShare, ciphertextForRecipient: cfrOther }),
-      ).rejects.toMatchObject({ code: "unseal_failed" });
-      // ...or claims node-2's id for it: the party index in the seal's binding still differs.
-      await expect(
-        enclave.loadShare({
+      const refusals = [
+        // a modified seal
+        { ...base, sealed: tampered, ciphertextBlob: mine.kmsCiphertextBlob },
+        // node 2's row, as node 1's
+        { ...base, sealed: other.sealedShare, ciphertextBlob: other.kmsCiphertextBlob },
+        // node 2's row under node 2's party index
+        {
           ...base,
-          nodeId: "node-2",
+          partyIndex: 2,
           sealed: other.sealedShare,
-          ciphertextForRecipient: cfrOther,
-        }),
-      ).rejects.toMatchObject({ code: "unseal_failed" });
-      // A document from this enclave is bound to its RSA key; garbage is not a data key.
+          ciphertextBlob: other.kmsCiphertextBlob,
+        },
+        // node 1's seal with node 2's data key, and node 2's seal with node 1's
+        { ...base, sealed: mine.sealedShare, ciphertextBlob: other.kmsCiphertextBlob },
+        { ...base, sealed: other.sealedShare, ciphertextBlob: mine.kmsCiphertextBlob },
+        // a blob that is not KMS's
+        { ...base, sealed: mine.sealedShare, ciphertextBlob: randomBytes(200) },
+      ];
+      const errors = [];
+      for (const req of refusals)
+        errors.push(
+          await enclave.loadShare(req).catch((e: { code?: string; message?: string }) => e),
+        );
+      // One code and one sentence for every cause: nothing tells the host which check failed.
+      for (const e of errors) {
+        expect(e).toMatchObject({ code: "unseal_failed" });
+        expect((e as Error).message).toBe((errors[0] as Error).message);
+      }
+      // The host cannot slip a data key or a node id into the request.
+      for (const extra of [{ ciphertextForRecipient: randomBytes(300) }, { nodeId: "node-2" }])
+        await expect(
+          enclave.loadShare({
+            ...base,
+            sealed: mine.sealedShare,
+            ciphertextBlob: mine.kmsCiphertextBlob,
+            ...extra,
+          } as never),
+        ).rejects.toMatchObject({ code: "bad_request" });
+      // The genuine row still loads.
       await expect(
         enclave.loadShare({
           ...base,
           sealed: mine.sealedShare,
-          ciphertextForRecipient: randomBytes(300),
+          ciphertextBlob: mine.kmsCiphertextBlob,
         }),
-      ).rejects.toMatchObject({ code: "kms_key_rejected" });
-      // The genuine one still loads.
-      await expect(
-        enclave.loadShare({ ...base, sealed: mine.sealedShare, ciphertextForRecipient: cfrMine }),
       ).resolves.toMatchObject({ generation: 0, partyIndex: 1 });
     } finally {
+      asHost.destroy();
       enclave.close();
     }
   });
@@ -319,26 +379,18 @@ describe("five nodes, 3-of-5", () => {
     }
     // A host that slips the old generation-0 share back in: the enclave will
     // load it only as generation 0, and then refuses to sign for generation 1.
-    const h = ln.hosts[0]!;
     const enclave = await EnclaveClient.connect({
       kind: "unix",
       path: join(dir, "node-1.enclave.sock"),
     });
     try {
-      const { document } = await enclave.attest({});
-      const kms = (h as unknown as { kms: import("../../src/host/kms-proxy.ts").KmsProxy }).kms;
-      const cfrOld = await kms.decryptForEnclave(
-        before[0]!.kmsCiphertextBlob,
-        document,
-        shareContext(wallet.walletId, h.nodeId, 0),
-      );
       const base = {
         walletId: wallet.walletId,
-        nodeId: h.nodeId,
         partyIndex: 1,
         publicKey: wallet.publicKey,
         sealed: before[0]!.sealedShare,
-        ciphertextForRecipient: cfrOld,
+        ciphertextBlob: before[0]!.kmsCiphertextBlob,
+        ...ln.kmsCredentials,
       };
       await expect(enclave.loadShare({ ...base, generation: 1 })).rejects.toMatchObject({
         code: "unseal_failed",

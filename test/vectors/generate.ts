@@ -157,6 +157,14 @@ const binding = {
   generation: 0,
   publicKey: FIXED.publicKey,
 };
+// LOAD_SHARE's binding: the node is the enclave's own identity (PCR4), never a request field.
+const { nodeId: _node, ...shareBinding } = binding;
+// AWS's documented example credentials.
+const credentials = {
+  accessKeyId: "AKIAIOSFODNN7EXAMPLE",
+  secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+  sessionToken: "FwoGZXIvYXdzEXAMPLETOKEN",
+};
 const opaque = (what: string, n: number, seed: number) => ({ [what]: fixedBytes(n, seed) });
 const doc = fixedBytes(48, 0xd0); // stands in for an attestation document: opaque bytes to the body
 const msg = (seed: number) => fixedBytes(40, seed); // stands in for a sealed protocol message
@@ -166,19 +174,26 @@ file(
   "src/shared/wire/enclave-ops.ts, src/shared/wire/enclave-codec.ts",
   [
     opCase("HEALTH request: no fields", "HEALTH", "request", {}),
-    opCase("HEALTH reply", "HEALTH", "reply", {
+    opCase("HEALTH reply (with pcr4, the node identity)", "HEALTH", "reply", {
       status: "ok",
       pcr0: "ab".repeat(48),
+      pcr4: "cd".repeat(48),
       loadedWallets: 2,
       openSessions: 1,
     }),
     opCase("ATTEST request with a nonce", "ATTEST", "request", opaque("nonce", 16, 0x10)),
     opCase("ATTEST reply (document bytes are opaque here)", "ATTEST", "reply", { document: doc }),
-    opCase("LOAD_SHARE request", "LOAD_SHARE", "request", {
-      ...binding,
-      sealed: fixedBytes(30, 0x30),
-      ciphertextForRecipient: fixedBytes(24, 0x40),
-    }),
+    opCase(
+      "LOAD_SHARE request: the stored CiphertextBlob and per-call credentials; no node id, no data key",
+      "LOAD_SHARE",
+      "request",
+      {
+        ...shareBinding,
+        sealed: fixedBytes(30, 0x30),
+        ciphertextBlob: fixedBytes(24, 0x41),
+        ...credentials,
+      },
+    ),
     opCase("LOAD_SHARE reply", "LOAD_SHARE", "reply", {
       walletId: "w_vector",
       generation: 0,
@@ -237,18 +252,24 @@ file(
     }),
     opCase("CEREMONY_ABORT request", "CEREMONY_ABORT", "request", { sessionId: FIXED.sessionId }),
     opCase("CEREMONY_ABORT reply", "CEREMONY_ABORT", "reply", { dropped: false }),
-    opCase("SEAL_SHARE request", "SEAL_SHARE", "request", {
+    opCase("SEAL_SHARE request: per-call credentials only", "SEAL_SHARE", "request", {
       sessionId: FIXED.sessionId,
       walletId: "w_vector",
-      nodeId: "node-1",
-      ciphertextForRecipient: fixedBytes(24, 0x40),
+      ...credentials,
     }),
-    opCase("SEAL_SHARE reply", "SEAL_SHARE", "reply", {
-      sealed: fixedBytes(30, 0x30),
-      generation: 0,
-      partyIndex: 1,
-      publicKey: FIXED.publicKey,
-    }),
+    opCase(
+      "SEAL_SHARE reply: with the CiphertextBlob and key ARN to store",
+      "SEAL_SHARE",
+      "reply",
+      {
+        sealed: fixedBytes(30, 0x30),
+        ciphertextBlob: fixedBytes(24, 0x41),
+        kmsKeyId: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        generation: 0,
+        partyIndex: 1,
+        publicKey: FIXED.publicKey,
+      },
+    ),
     opCase("ACTIVATE_SHARE request", "ACTIVATE_SHARE", "request", {
       sessionId: FIXED.sessionId,
       walletId: "w_vector",

@@ -5,7 +5,7 @@
 import type { AttestationVerifier } from "../attestation.ts";
 import { accessDenied, KmsError, notFound } from "../errors.ts";
 import { isKeyId, type KeyRecord, type KeyStore } from "../keystore.ts";
-import { evaluatePolicy, parsePolicy } from "../policy.ts";
+import { encryptionContextKey, evaluatePolicy, parsePolicy } from "../policy.ts";
 import type { Recipient } from "../recipient.ts";
 import type { SigV4Identity } from "../sigv4.ts";
 import { LIMITS, requireString, type JsonObject } from "../../shared/wire/kms-json.ts";
@@ -45,21 +45,21 @@ export const requireKey = (ctx: HandlerContext, input: JsonObject) =>
 
 /**
  * Evaluate the key policy for `action`. The attested measurements of a Recipient become the
- * `kms:RecipientAttestation:*` condition keys; without a Recipient those keys are absent, so a
- * statement that requires them does not match and the request falls through to default deny.
+ * `kms:RecipientAttestation:*` condition keys and each pair of the request's encryption context
+ * a `kms:EncryptionContext:<key>` condition key; absent ones are simply missing, so a statement
+ * that requires them does not match and the request falls through to default deny.
  */
 export function authorize(
   ctx: HandlerContext,
   key: KeyRecord,
   action: string,
   recipient?: Recipient,
+  context: ReadonlyMap<string, string> = new Map(),
 ): void {
   const resource = keyArn(ctx, key.keyId);
-  const decision = evaluatePolicy(parsePolicy(key.policy), {
-    action,
-    resource,
-    keys: recipient?.conditionKeys ?? new Map(),
-  });
+  const keys = new Map(recipient?.conditionKeys ?? []);
+  for (const [k, v] of context) keys.set(encryptionContextKey(k), v);
+  const decision = evaluatePolicy(parsePolicy(key.policy), { action, resource, keys });
   if (decision === "allow") return;
   const who = `arn:aws:iam::${ctx.accountId}:user/${ctx.caller.accessKeyId}`;
   const why =

@@ -22,7 +22,8 @@ function dataKeyLength(input: JsonObject): number {
   if ((spec === undefined) === (bytes === undefined))
     throw validation("Please specify either KeySpec or NumberOfBytes, but not both.");
   if (bytes !== undefined) return bytes;
-  const n = KEY_SPEC_BYTES[spec!];
+  // hasOwn: KeySpec "__proto__" or "constructor" must not find Object.prototype's members.
+  const n = Object.hasOwn(KEY_SPEC_BYTES, spec!) ? KEY_SPEC_BYTES[spec!] : undefined;
   if (n === undefined)
     throw validation(`KeySpec must be one of ${Object.keys(KEY_SPEC_BYTES).join(", ")}`);
   return n;
@@ -34,7 +35,7 @@ export const generateDataKey: Handler = (ctx, input) => {
   const length = dataKeyLength(input);
   const context = encryptionContext(input);
   const recipient = resolveRecipient(input, ctx.verifyAttestation);
-  authorize(ctx, key, "kms:GenerateDataKey", recipient);
+  authorize(ctx, key, "kms:GenerateDataKey", recipient, context);
 
   const dataKey = new Uint8Array(randomBytes(length));
   try {

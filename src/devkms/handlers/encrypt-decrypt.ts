@@ -29,7 +29,7 @@ export const encrypt: Handler = (ctx, input) => {
   const key = requireKey(ctx, input);
   const plaintext = requireBlob(input, "Plaintext", LIMITS.plaintext);
   const context = encryptionContext(input);
-  authorize(ctx, key, "kms:Encrypt");
+  authorize(ctx, key, "kms:Encrypt", undefined, context);
   const blob = sealBlob(key.keyId, key.material, plaintext, context);
   plaintext.fill(0);
   return {
@@ -56,7 +56,7 @@ export const decrypt: Handler = (ctx, input) => {
     );
   }
   const recipient = resolveRecipient(input, ctx.verifyAttestation);
-  authorize(ctx, key, "kms:Decrypt", recipient);
+  authorize(ctx, key, "kms:Decrypt", recipient, context);
 
   const plaintext = openBlob(blob, key.material, context);
   try {

@@ -4,13 +4,13 @@
  * Secret state never leaves the wasm instance except as `KeyShare.toBytes()`,
  * which is meant only for sealing inside the enclave.
  *
- *   core.ts         loading the wasm module; the guard around every call
+ *   core.ts         loading the wasm module; the guard around every call; its memory size
  *   errors.ts       DklsError (code, blame.party, ban)
  *   key-share.ts    KeyShare
  *   sessions.ts     Dkg, Signing, Refresh
  *   public-data.ts  packageInfo, derivePublicKey, ethAddress
  */
-export { loadDkls } from "./core.ts";
+export { loadDkls, wasmMemoryBytes } from "./core.ts";
 export { DklsError, type ErrorCode } from "./errors.ts";
 export { KeyShare } from "./key-share.ts";
 export { Dkg, Refresh, Signing, type DkgOptions, type SignOptions } from "./sessions.ts";

@@ -45,12 +45,17 @@ export function fromBody<T>(m: BodyMap): T {
     if (typeof k !== "string") throw new BodyError(`unexpected numeric key ${k}`);
     if (INT_LISTS.has(k)) {
       if (!(v instanceof Uint8Array)) throw new BodyError(`${k} must be bytes`);
-      out[k] = [...v];
+      setOwn(out, k, [...v]);
     } else if (v instanceof Map) {
       throw new BodyError(`unexpected nested map under ${k}`);
     } else {
-      out[k] = v;
+      setOwn(out, k, v);
     }
   }
   return out as T;
+}
+
+/** Defines `k` as an own property: assigning `out["__proto__"]` would replace the object's prototype instead. */
+function setOwn(out: Record<string, unknown>, k: string, value: unknown): void {
+  Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -12,13 +12,13 @@
  *
  * | frame          | request keys                                               | OK reply keys |
  * |----------------|------------------------------------------------------------|---------------|
- * | HEALTH         | (none)                                                     | status, pcr0, loadedWallets, openSessions |
+ * | HEALTH         | (none)                                                     | status, pcr0, pcr4, loadedWallets, openSessions, share cache fields? |
  * | ATTEST         | nonce?                                                     | document |
- * | LOAD_SHARE     | walletId, nodeId, partyIndex, generation, publicKey, sealed, ciphertextForRecipient | walletId, generation, partyIndex |
+ * | LOAD_SHARE     | walletId, partyIndex, generation, publicKey, sealed, ciphertextBlob, accessKeyId, secretAccessKey, sessionToken? | walletId, generation, partyIndex |
  * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties; dkg: threshold, parties, partyIndex; sign: signers, digest, path?, expectedGeneration; refresh: expectedGeneration | CeremonyReply (phase-1 messages) |
  * | CEREMONY_STEP  | sessionId, phase, messages                                 | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex |
  * | CEREMONY_ABORT | sessionId                                                  | dropped |
- * | SEAL_SHARE     | sessionId, walletId, nodeId, ciphertextForRecipient         | sealed, generation, partyIndex, publicKey |
+ * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey |
  * | ACTIVATE_SHARE | sessionId, walletId                                        | walletId, generation, partyIndex |
  *
  * Bounds: the whole body is within frame.ts MAX_BODY_LEN; session ids are
@@ -29,7 +29,24 @@
  * public keys COMPRESSED_KEY_BYTES and chain codes CHAIN_CODE_BYTES
  * (src/shared/public-key.ts); signatures ECDSA_SIGNATURE_BYTES. The enclave
  * checks every field; the host trusts none of the reply beyond its shape.
+ * LOAD_SHARE and SEAL_SHARE requests with any key outside LOAD_SHARE_FIELDS /
+ * SEAL_SHARE_FIELDS are refused. CiphertextBlob is at most
+ * MAX_CIPHERTEXT_BLOB_BYTES (KMS's own limit); credentials within
+ * MAX_ACCESS_KEY_ID_CHARS, MAX_SECRET_ACCESS_KEY_CHARS, MAX_SESSION_TOKEN_CHARS.
+ *
+ * KMS (issue 8): the enclave itself calls KMS over TLS through its host's
+ * relay, with its own configured key id, an encryption context it builds
+ * itself and its own attestation document as Recipient. The host supplies
+ * only the stored CiphertextBlob and temporary AWS credentials, which gate
+ * nothing that the key policy's attestation conditions do not also gate.
  */
+
+/** KMS's bound on a CiphertextBlob. */
+export const MAX_CIPHERTEXT_BLOB_BYTES = 6144;
+/** IAM's bounds on an access key id and a secret key; STS session tokens are far below the token bound. */
+export const MAX_ACCESS_KEY_ID_CHARS = 128;
+export const MAX_SECRET_ACCESS_KEY_CHARS = 128;
+export const MAX_SESSION_TOKEN_CHARS = 8192;
 
 /** The `signature` of a sign's phase 4: r || s || recovery id. */
 export const ECDSA_SIGNATURE_BYTES = 65;
@@ -40,8 +57,24 @@ export interface HealthReply {
   status: "ok";
   /** PCR0 of the running enclave image (hex), as its attestation documents report it. */
   pcr0: string;
+  /** PCR4 (hex): the node identity its attestation documents carry (on Nitro, the parent instance id's hash). */
+  pcr4: string;
   loadedWallets: number;
   openSessions: number;
+  /** Share cache (src/enclave/share-cache.ts): memory budget of the loaded shares, in bytes. */
+  shareBudgetBytes?: number;
+  /** Bytes charged for the shares held (cached, and replaced ones an open ceremony still uses). */
+  shareBytesUsed?: number;
+  /** Shares an open ceremony holds (never evicted). */
+  sharesPinned?: number;
+  /** Ceremony starts that found their wallet's share loaded / evicted (share_not_loaded). */
+  shareHits?: number;
+  shareMisses?: number;
+  shareEvictions?: number;
+  /** Loads refused with capacity_exceeded. */
+  shareLoadsRefused?: number;
+  /** Size of the DKLs23 wasm instance's linear memory (it only grows; wasm32 caps it at 4 GiB). */
+  wasmMemoryBytes?: number;
 }
 
 export interface AttestRequest {
@@ -54,21 +87,41 @@ export interface AttestReply {
   document: Uint8Array;
 }
 
-/** What binds a sealed share; re-supplied by the host, checked by the enclave. */
+/**
+ * What binds a sealed share; re-supplied by the host, checked by the enclave.
+ * The node is not among them: the enclave binds its own identity (PCR4).
+ */
 export interface ShareBinding {
   walletId: string;
-  nodeId: string;
   partyIndex: number;
   generation: number;
   /** Compressed group public key, 33 bytes. */
   publicKey: Uint8Array;
 }
 
-export interface LoadShareRequest extends ShareBinding {
-  sealed: Uint8Array;
-  /** KMS Decrypt output for this enclave's Recipient; the only key material the host relays. */
-  ciphertextForRecipient: Uint8Array;
+/** Temporary AWS credentials for the enclave's own KMS call (flat fields: bodies hold no nested maps). */
+export interface KmsCredentialFields {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
 }
+
+export interface LoadShareRequest extends ShareBinding, KmsCredentialFields {
+  sealed: Uint8Array;
+  /** The data key under the KMS key, as SEAL_SHARE returned it; the enclave Decrypts it itself. */
+  ciphertextBlob: Uint8Array;
+}
+export const LOAD_SHARE_FIELDS: readonly string[] = [
+  "walletId",
+  "partyIndex",
+  "generation",
+  "publicKey",
+  "sealed",
+  "ciphertextBlob",
+  "accessKeyId",
+  "secretAccessKey",
+  "sessionToken",
+];
 export interface LoadShareReply {
   walletId: string;
   generation: number;
@@ -120,16 +173,24 @@ export interface CeremonyAbortRequest {
   sessionId: Uint8Array;
 }
 
-/** Seal the share a finished DKG/refresh produced, under a fresh KMS data key. */
-export interface SealShareRequest {
+/** Seal the share a finished DKG/refresh produced, under a data key the enclave asks KMS for itself. */
+export interface SealShareRequest extends KmsCredentialFields {
   sessionId: Uint8Array;
   walletId: string;
-  nodeId: string;
-  /** KMS GenerateDataKey output for this enclave's Recipient. */
-  ciphertextForRecipient: Uint8Array;
 }
+export const SEAL_SHARE_FIELDS: readonly string[] = [
+  "sessionId",
+  "walletId",
+  "accessKeyId",
+  "secretAccessKey",
+  "sessionToken",
+];
 export interface SealShareReply {
   sealed: Uint8Array;
+  /** Store beside `sealed`; LOAD_SHARE hands it back. */
+  ciphertextBlob: Uint8Array;
+  /** The KMS key's ARN, as KMS reported it. */
+  kmsKeyId: string;
   generation: number;
   partyIndex: number;
   publicKey: Uint8Array;

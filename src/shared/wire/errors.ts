@@ -56,6 +56,9 @@ export function isErrorCode(s: unknown): s is ErrorCode {
 const CLOSER_CODE: Readonly<Record<string, ErrorCode>> = {
   // The enclave's share is another generation than the one the ceremony expects.
   generation_mismatch: "stale_share",
+  // The enclave's share cache cannot hold one more share: a capacity problem of
+  // that node, not a protocol failure.
+  capacity_exceeded: "internal",
 };
 
 /** The contract code for a code a participant failed with: contract codes stay, others are mapped. */

@@ -65,6 +65,7 @@ if (MAX_SEALED_BYTES + 64 * 1024 > MAX_BODY_LEN)
 /** What a sealed share is bound to. All fields are public. */
 export interface SealBinding {
   walletId: string;
+  /** The sealing enclave's node identity: its own PCR4 as lowercase hex, never a host-chosen name. */
   nodeId: string;
   /** 1..MAX_PARTY_INDEX */
   partyIndex: number;

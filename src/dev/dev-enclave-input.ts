@@ -1,0 +1,60 @@
+/**
+ * What the development enclave reads on stdin in place of hardware and AWS:
+ * one line of JSON
+ *
+ *   {"pki": <serializeDevelopmentPki's JSON, as an object or as its string>,
+ *    "pcr4": "<96 hex digits>", "kmsCaPem"?: "<PEM>"}
+ *
+ * `pki` signs the simulated NSM's documents; `pcr4` is this node's identity
+ * (on Nitro: the parent instance id's hash, which the host cannot choose;
+ * src/harness/dev-kms.ts devNodePcr4 makes one per node name);
+ * `kmsCaPem` is the development CA the KMS stand-in's certificate chains to
+ * (in production: the Amazon Trust Services roots built into the image).
+ * Bounded: the line is at most MAX_DEV_ENCLAVE_INPUT_CHARS.
+ */
+import { fromHex } from "../shared/hex.ts";
+import { MAX_SERIALIZED_PKI_CHARS, restoreDevelopmentPki, type DevelopmentPki } from "./dev-pki.ts";
+
+/** The PKI, a PCR and a CA certificate bundle, with room to spare. */
+export const MAX_DEV_ENCLAVE_INPUT_CHARS = MAX_SERIALIZED_PKI_CHARS + 64 * 1024;
+const MAX_CA_PEM_CHARS = 32 * 1024;
+
+export interface DevEnclaveInput {
+  pki: DevelopmentPki;
+  pcr4: Uint8Array;
+  /** The development CA for the KMS endpoint, if the enclave is to reach KMS. */
+  kmsCaPem?: string;
+}
+
+/** Parses and checks the stdin line; throws a sentence naming what is wrong. */
+export function parseDevEnclaveInput(line: string): DevEnclaveInput {
+  if (line.length > MAX_DEV_ENCLAVE_INPUT_CHARS)
+    throw new Error(`development enclave input exceeds ${MAX_DEV_ENCLAVE_INPUT_CHARS} characters`);
+  let j: unknown;
+  try {
+    j = JSON.parse(line);
+  } catch {
+    throw new Error("development enclave input is not JSON");
+  }
+  const o = j as Record<string, unknown>;
+  if (o === null || typeof o !== "object" || Array.isArray(o))
+    throw new Error("development enclave input must be a JSON object");
+  for (const k of Object.keys(o))
+    if (k !== "pki" && k !== "pcr4" && k !== "kmsCaPem")
+      throw new Error(`development enclave input has no field ${k}`);
+  const pkiText = typeof o.pki === "string" ? o.pki : JSON.stringify(o.pki ?? null);
+  const pki = restoreDevelopmentPki(pkiText);
+  if (typeof o.pcr4 !== "string" || !/^[0-9a-f]{96}$/.test(o.pcr4))
+    throw new Error("development enclave input: pcr4 must be 96 lowercase hex digits");
+  const input: DevEnclaveInput = { pki, pcr4: fromHex(o.pcr4, 48) };
+  if (o.kmsCaPem !== undefined) {
+    if (
+      typeof o.kmsCaPem !== "string" ||
+      o.kmsCaPem.length > MAX_CA_PEM_CHARS ||
+      !o.kmsCaPem.includes("-----BEGIN CERTIFICATE-----")
+    )
+      throw new Error("development enclave input: kmsCaPem must be a PEM certificate");
+    input.kmsCaPem = o.kmsCaPem;
+  }
+  return input;
+}
