@@ -33,6 +33,7 @@ import {
 import { parseRelayTarget, startKmsRelay, type KmsRelay } from "../../src/host/kms-relay.ts";
 import { toHex } from "../../src/shared/hex.ts";
 import type { LoadShareRequest, SealShareReply } from "../../src/shared/wire/enclave-ops.ts";
+import { flipByte, loadShareRequest } from "../helpers/hostile-host.ts";
 
 const WALLET = "w-kms";
 const PCR0 = pcr0ForCode([new TextEncoder().encode("enclave-kms test image")]);
@@ -129,25 +130,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const loadRequest = (
-  s: SealShareReply,
-  over: Partial<LoadShareRequest> = {},
-): LoadShareRequest => ({
-  walletId: WALLET,
-  partyIndex: s.partyIndex,
-  generation: s.generation,
-  publicKey: s.publicKey,
-  sealed: s.sealed,
-  ciphertextBlob: s.ciphertextBlob,
-  ...creds,
-  ...over,
-});
-
-const flip = (b: Uint8Array, at: number, mask = 0x01) => {
-  const c = b.slice();
-  c[at]! ^= mask;
-  return c;
-};
+const loadRequest = (s: SealShareReply, over: Partial<LoadShareRequest> = {}) =>
+  loadShareRequest(s, WALLET, creds, over);
+const flip = flipByte;
 
 describe("the enclave's own KMS calls, over TLS through the host's relay", () => {
   it("seals under its own GenerateDataKey and loads back through its own Decrypt, after a reboot too", async () => {
