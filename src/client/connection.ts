@@ -152,6 +152,15 @@ export class Connection {
     return !(id !== undefined && this.noSubscribers.delete(id));
   }
 
+  /** Subscribes (QoS 1) to `filter`, e.g. a coordinator's retained presence; messages go to onMessage. */
+  async subscribe(filter: string): Promise<void> {
+    await this.client.subscribeAsync(filter, { qos: 1 });
+  }
+
+  async unsubscribe(filter: string): Promise<void> {
+    await this.client.unsubscribeAsync(filter);
+  }
+
   async close(): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)));

@@ -9,12 +9,15 @@ export type NodeErrorCode = ErrorCode;
  * Codes only the SDK raises: `bad_response` (a reply that breaks the
  * contract), `connection_failed` (broker unreachable, credentials or
  * subscription refused, request not accepted), `closed` (close() ended a
- * pending request). The SDK also raises some node codes itself:
+ * pending request), `coordinator_lost` (the node coordinating the request
+ * went offline, by its Last Will, before it answered; `node` names it; the
+ * request may or may not have completed: resubmit it with the same
+ * requestId). The SDK also raises some node codes itself:
  * `bad_request` for invalid arguments, `deadline_exceeded` when no final
  * answer came in time, `not_enough_nodes` when no node is subscribed,
  * `invalid_signature` and `inconsistent_result` when a result fails its checks.
  */
-export type SdkErrorCode = "bad_response" | "connection_failed" | "closed";
+export type SdkErrorCode = "bad_response" | "connection_failed" | "closed" | "coordinator_lost";
 
 /** Known codes, plus any code a newer node may send. */
 export type TssErrorCode = NodeErrorCode | SdkErrorCode | (string & {});
@@ -29,6 +32,8 @@ export class TssError extends CodedError {
     node: string | null = null,
     /** The request's id: repeat a request with it to get its result without a second ceremony. */
     readonly requestId: string | null = null,
+    /** unauthorised / approval_expired / bad_request from an enclave: which approval check refused (approval.ts APPROVAL_REFUSALS). */
+    readonly reason: string | null = null,
   ) {
     super(code, message, node === null ? {} : { node });
   }

@@ -48,9 +48,11 @@ topic read tss/v1/requests/#
 topic write tss/v1/responses/#
 topic readwrite tss/v1/nodes/#
 
-# Clients: submit requests, nothing else (no presence, no node inboxes).
+# Clients: submit requests, and read node presence (the SDK watches its
+# request's coordinator: its Last Will ends the wait); no node inboxes.
 user ${users.client}
 topic write tss/v1/requests/#
+topic read tss/v1/nodes/+/presence
 
 # Every authenticated user may read the responses addressed to its own client
 # id and no one else's. Pattern lines apply to all users. Mosquitto refuses

@@ -1,6 +1,13 @@
 /**
  * The host's typed handle on its enclave, over the framed channel. Dials a
  * Unix socket in development or the enclave's VSOCK CID:port in production.
+ *
+ * Supervised: the enclave exits on a wasm trap (and may be killed), so the
+ * channel closing is the signal that it is gone. The client then fails every
+ * call at once with `enclave_unavailable`, tells its listeners (the host
+ * publishes itself as `degraded`), and redials with capped exponential
+ * backoff until the enclave (restarted by its service manager) listens
+ * again; listeners hear `restored` once the new channel answers HEALTH.
  */
 import { FrameType, type RequestType } from "../shared/wire/frame.ts";
 import { RpcClient } from "../shared/channel/rpc-client.ts";
@@ -9,11 +16,21 @@ import { dialUnix } from "../shared/channel/unix-transport.ts";
 import { dialVsock } from "../shared/channel/vsock-transport.ts";
 import { fromBody, toBody } from "../shared/wire/enclave-codec.ts";
 import type * as Api from "../shared/wire/enclave-ops.ts";
-import { CodedError } from "../shared/wire/errors.ts";
+import { CodedError, type Blame } from "../shared/wire/errors.ts";
+import type { ChannelConnection } from "../shared/channel/transport.ts";
 
 /** An error the enclave reported: its code, sentence (never secret) and the party it blamed, if any. */
 export class EnclaveRequestError extends CodedError {
   override name = "EnclaveRequestError";
+  constructor(
+    code: string,
+    message: string,
+    blame: Blame = {},
+    /** An approval refusal's reason (approval.ts APPROVAL_REFUSALS), as the enclave named it. */
+    readonly reason?: string,
+  ) {
+    super(code, message, blame);
+  }
 }
 
 export type EnclaveAddress =
@@ -27,26 +44,136 @@ export function parseEnclaveAddress(s: string): EnclaveAddress {
   throw new Error(`enclave address must be unix:PATH or vsock:CID:PORT, got ${JSON.stringify(s)}`);
 }
 
+/** Redial backoff after the channel drops: first attempt after MIN, doubling up to MAX. */
+export const RECONNECT_MIN_MS = 100;
+export const RECONNECT_MAX_MS = 5_000;
+
+export type EnclaveChannelEvent =
+  | { state: "lost"; error: string }
+  | { state: "restored"; health: Api.HealthReply };
+
+export interface EnclaveClientOptions {
+  timeoutMs?: number;
+  /** Redial after the channel drops (default true); false makes a lost channel final (tests). */
+  reconnect?: boolean;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+}
+
+function dial(addr: EnclaveAddress): Promise<ChannelConnection> {
+  return addr.kind === "unix" ? dialUnix(addr.path) : dialVsock(addr.cid, addr.port);
+}
+
+function label(addr: EnclaveAddress): string {
+  return addr.kind === "unix" ? `unix:${addr.path}` : `vsock:${addr.cid}:${addr.port}`;
+}
+
 export class EnclaveClient {
-  private constructor(private readonly rpc: RpcClient) {}
+  private rpc: RpcClient | null = null;
+  private closing = false;
+  private lostSince: number | null = null;
+  private reconnects = 0;
+  private readonly listeners = new Set<(e: EnclaveChannelEvent) => void>();
+
+  private constructor(
+    private readonly addr: EnclaveAddress,
+    private readonly opts: EnclaveClientOptions,
+  ) {}
 
   static async connect(
     addr: EnclaveAddress,
-    opts: { timeoutMs?: number } = {},
+    opts: EnclaveClientOptions = {},
   ): Promise<EnclaveClient> {
-    const conn =
-      addr.kind === "unix" ? await dialUnix(addr.path) : await dialVsock(addr.cid, addr.port);
-    return new EnclaveClient(
-      new RpcClient(conn, { timeoutMs: opts.timeoutMs ?? 180_000, maxInFlight: 256 }),
-    );
+    const c = new EnclaveClient(addr, opts);
+    c.attach(await dial(addr));
+    return c;
+  }
+
+  /** Whether the channel is up; false from the moment it drops until a redial answers HEALTH. */
+  get available(): boolean {
+    return this.rpc !== null && this.lostSince === null;
+  }
+
+  /** For health reports: the channel state, since when it is down, and how often it came back. */
+  status(): { available: boolean; lostSince: number | null; reconnects: number } {
+    return { available: this.available, lostSince: this.lostSince, reconnects: this.reconnects };
+  }
+
+  /** Hears every loss and restoration of the channel; returns a function that stops it. */
+  onChannelEvent(cb: (e: EnclaveChannelEvent) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  private emit(e: EnclaveChannelEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // A listener's failure must not stop supervision.
+      }
+    }
+  }
+
+  private attach(conn: ChannelConnection): RpcClient {
+    const rpc = new RpcClient(conn, {
+      timeoutMs: this.opts.timeoutMs ?? 180_000,
+      maxInFlight: 256,
+    });
+    this.rpc = rpc;
+    conn.onClose((err) => {
+      if (this.closing || this.rpc !== rpc) return;
+      this.lostSince = Date.now();
+      this.emit({ state: "lost", error: err?.message ?? "the enclave closed the channel" });
+      if (this.opts.reconnect !== false) void this.redial();
+    });
+    return rpc;
+  }
+
+  private async redial(): Promise<void> {
+    const max = this.opts.reconnectMaxMs ?? RECONNECT_MAX_MS;
+    let wait = this.opts.reconnectMinMs ?? RECONNECT_MIN_MS;
+    while (!this.closing) {
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, max);
+      if (this.closing) return;
+      let conn: ChannelConnection;
+      try {
+        conn = await dial(this.addr);
+      } catch {
+        continue;
+      }
+      if (this.closing) return conn.close();
+      const rpc = this.attach(conn);
+      try {
+        const reply = await rpc.request(FrameType.HEALTH, toBody({}), { timeoutMs: 10_000 });
+        this.lostSince = null;
+        this.reconnects++;
+        this.emit({ state: "restored", health: fromBody<Api.HealthReply>(reply.body) });
+        return;
+      } catch {
+        // A half-started enclave: drop this channel quietly and dial again.
+        this.rpc = null;
+        rpc.close();
+      }
+    }
   }
 
   private async call<Rep>(type: RequestType, req: object): Promise<Rep> {
+    const rpc = this.rpc;
+    if (!rpc || this.lostSince !== null)
+      throw new EnclaveRequestError(
+        "enclave_unavailable",
+        `the enclave at ${label(this.addr)} is not reachable; the host is redialling it`,
+      );
     try {
-      const reply = await this.rpc.request(type, toBody(req));
+      const reply = await rpc.request(type, toBody(req));
       return fromBody<Rep>(reply.body);
     } catch (e) {
-      if (e instanceof RpcRemoteError) throw new EnclaveRequestError(e.code, e.message, e.blame);
+      if (e instanceof RpcRemoteError)
+        throw new EnclaveRequestError(e.code, e.message, e.blame, e.reason);
+      // The channel dropped under this call: the enclave is gone, not the request bad.
+      if (rpc.closed) throw new EnclaveRequestError("enclave_unavailable", (e as Error).message);
       throw e;
     }
   }
@@ -76,6 +203,7 @@ export class EnclaveClient {
     return this.call(FrameType.ACTIVATE_SHARE, req);
   }
   close(): void {
-    this.rpc.close();
+    this.closing = true;
+    this.rpc?.close();
   }
 }

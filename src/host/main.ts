@@ -16,7 +16,7 @@ import {
 } from "./kms-relay.ts";
 import { NodeHost } from "./node-host.ts";
 import { openStore, parseDbLocation } from "./store/index.ts";
-import { connectBus } from "./mqtt/bus.ts";
+import { connectBus, type Bus } from "./mqtt/bus.ts";
 import { serveNodeOps } from "./remote-participant.ts";
 import { BusPeerDirectory } from "./peer-directory.ts";
 import { RequestHandler } from "./request-handler.ts";
@@ -42,6 +42,45 @@ function redactUrl(url: string): string {
 }
 
 const log = jsonLogger("host");
+
+/**
+ * Withdraws this node while its enclave channel is down and brings it back
+ * once the enclave is reachable again: "degraded" in presence at once (the
+ * host's EnclaveClient fails calls and redials with backoff; NodeHost forgets
+ * what was loaded), "online" after the new enclave has answered HEALTH with
+ * the same image and produced a fresh attestation document. An enclave that
+ * comes back as another image stays degraded.
+ */
+function superviseEnclave(
+  enclave: EnclaveClient,
+  host: NodeHost,
+  bus: Bus,
+  pcr0: string,
+  log: (event: string, fields: Record<string, unknown>) => void,
+): void {
+  const publish = (s: "online" | "degraded") =>
+    bus.setStatus(s).catch((e: Error) => log("presence_not_published", { error: e.message }));
+  const reattest = async (attempt: number): Promise<void> => {
+    if (!enclave.available) return;
+    try {
+      await host.attestation();
+      log("enclave_restored", { ...enclave.status(), attempt });
+      await publish("online");
+    } catch (e) {
+      log("enclave_reattest_failed", { error: (e as Error).message, attempt });
+      // Until it attests or the channel drops again (then the next restore starts over).
+      setTimeout(() => void reattest(attempt + 1), Math.min(1_000 * attempt, 30_000));
+    }
+  };
+  enclave.onChannelEvent((e) => {
+    if (e.state === "lost") {
+      log("enclave_lost", { error: e.error });
+      void publish("degraded");
+    } else if (e.health.pcr0 !== pcr0) {
+      log("enclave_image_changed", { expected: pcr0, got: e.health.pcr0 });
+    } else void reattest(1);
+  });
+}
 
 async function main(): Promise<void> {
   if (process.argv.includes("--help")) {
@@ -90,6 +129,7 @@ async function main(): Promise<void> {
     phaseTimeoutMs: cfg.phaseTimeoutMs,
     log: nodeLog,
   });
+  superviseEnclave(enclave, host, bus, health.pcr0, nodeLog);
   bus.serveNodeCalls(serveNodeOps(host));
   bus.serveClientRequests((op, body, reply) => void handler.handle(op, body, reply));
   nodeLog("ready", {

@@ -45,24 +45,33 @@ export async function gatherRequestContext(
   walletId?: string,
 ): Promise<RequestPlanContext> {
   const args = walletId === undefined ? { kind, requestId } : { kind, requestId, walletId };
-  const answers = await Promise.all(
-    peers.liveNodes().map((n) => peers.ask(n.nodeId, "requestContext", args)),
-  );
+  const live = peers.liveNodes();
+  const answers = await Promise.all(live.map((n) => peers.ask(n.nodeId, "requestContext", args)));
   const prior = priorOutcome(
     requestId,
     answers.map((a) => a?.request ?? null),
   );
   return {
     prior,
-    holders: answers.map((a) => a?.wallet ?? null).filter((w): w is HeldWallet => w !== null),
+    // A degraded node (its enclave is down) still reports stored outcomes, but is not a signer.
+    holders: answers
+      .map((a, k) => (live[k]!.status === "degraded" ? null : (a?.wallet ?? null)))
+      .filter((w): w is HeldWallet => w !== null),
   };
 }
 
-/** The first decisive stored outcome among the nodes' answers, in live-node order. */
+/**
+ * The decisive stored outcome among the nodes' answers: a success anywhere
+ * wins (a request whose coordinator died may have been run again by another
+ * node, and the dead one's row stays "running"), then the first running or
+ * failed one in live-node order.
+ */
 export function priorOutcome(
   requestId: string,
   stored: (StoredRequest | null)[],
 ): unknown | undefined {
+  const succeeded = stored.find((a) => a?.status === "succeeded" && a.result);
+  if (succeeded) return JSON.parse(new TextDecoder().decode(succeeded.result!));
   for (const a of stored) {
     if (!a) continue;
     if (a.status === "succeeded" && a.result) return JSON.parse(new TextDecoder().decode(a.result));

@@ -10,3 +10,19 @@ export function thrown<E extends Error>(cls: new (...args: never[]) => E, f: () 
   }
   throw new Error(`expected ${cls.name}, but nothing was thrown`);
 }
+
+/** What `p` rejects with, checked to be an instance of `cls`; fails the test if it resolves. */
+export async function rejected<E extends Error>(
+  cls: new (...args: never[]) => E,
+  p: Promise<unknown>,
+): Promise<E> {
+  let failure: unknown;
+  try {
+    await p;
+  } catch (e) {
+    failure = e;
+  }
+  if (failure === undefined) throw new Error(`expected ${cls.name}, but the promise resolved`);
+  expect(failure).toBeInstanceOf(cls);
+  return failure as E;
+}

@@ -118,9 +118,12 @@ describe("one round of node RPCs per request", () => {
       refused(() => priorOutcome("r-1", [stored("failed", undefined, "boom")]), "ceremony_failed")
         .message,
     ).toMatch(/already failed: boom/);
-    // In live-node order, the first decisive answer wins.
+    // A stored success anywhere wins (a dead coordinator's row stays "running");
+    // otherwise the first running or failed answer in live-node order decides.
     expect(priorOutcome("r-1", [stored("succeeded", 1), stored("running")])).toBe(1);
-    refused(() => priorOutcome("r-1", [stored("running"), stored("succeeded", 1)]), "bad_request");
+    expect(priorOutcome("r-1", [stored("running"), stored("succeeded", 1)])).toBe(1);
+    refused(() => priorOutcome("r-1", [stored("running"), stored("failed")]), "bad_request");
+    refused(() => priorOutcome("r-1", [stored("failed"), stored("running")]), "ceremony_failed");
     expect(priorOutcome("r-1", [null, null])).toBeUndefined();
   });
 

@@ -6,7 +6,7 @@
  */
 import type { IPublishPacket, MqttClient } from "mqtt";
 import { openConnection } from "./connect.ts";
-import { NodeRpc, type NodeCallHandler, type RpcCounters } from "./node-rpc.ts";
+import { NodeRpc, RemoteCallError, type NodeCallHandler, type RpcCounters } from "./node-rpc.ts";
 import {
   announceOffline,
   announceOnline,
@@ -14,6 +14,7 @@ import {
   PresenceView,
   presenceWill,
   type LiveNode,
+  type LiveStatus,
   type PresenceEvent,
 } from "./presence.ts";
 import {
@@ -36,7 +37,7 @@ import { RPC_LIMITS } from "../../shared/wire/json-payload.ts";
 
 export { RemoteCallError, type NodeCallHandler } from "./node-rpc.ts";
 export type { ClientRequestHandler, RequestReply } from "./requests.ts";
-export type { LiveNode, PresenceEvent } from "./presence.ts";
+export type { LiveNode, LiveStatus, PresenceEvent } from "./presence.ts";
 
 export interface BusOptions {
   /** mqtt://host:port or mqtts://host:port */
@@ -80,8 +81,14 @@ export interface Bus {
     args: unknown,
     opts?: { timeoutMs?: number },
   ): Promise<unknown>;
-  /** Nodes whose latest presence record says online, this node included once connected. */
+  /** Nodes whose latest presence record says online or degraded, this node included once connected. */
   liveNodes(): LiveNode[];
+  /**
+   * Republishes this node's retained presence with `status`: "degraded" while
+   * its enclave is unreachable (coordinators then do not select it), "online"
+   * once it is back. Kept across reconnects.
+   */
+  setStatus(status: LiveStatus): Promise<void>;
   /** Calls `cb` on every presence record; returns a function that stops it. */
   onPresence(cb: (e: PresenceEvent) => void): () => void;
   stats(): BusStats;
@@ -122,6 +129,25 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   const replies = repliesTopic(nodeId);
   let closing = false;
   let ignoredPresence = 0;
+  let status: LiveStatus = "online";
+  let since = Date.now();
+  /** Peers whose latest presence record is offline: calls to them fail at once. */
+  const gone = new Set<string>();
+  const lostError = (peer: string, what: string) =>
+    new RemoteCallError(`node ${peer} ${what}`, "ceremony_failed", { node: peer });
+
+  // A peer whose presence went offline (its Last Will: the process or its
+  // connection died) will never answer: its pending calls fail now, not at
+  // their deadline, so a coordinator aborts the ceremony at once.
+  presence.subscribe((e) => {
+    if (e.nodeId === nodeId) return;
+    if (e.status !== "offline") return void gone.delete(e.nodeId);
+    gone.add(e.nodeId);
+    const failed = rpc.failCallsTo(e.nodeId, () =>
+      lostError(e.nodeId, "went offline during the call"),
+    );
+    if (failed > 0) log("peer_lost", { peer: e.nodeId, failedCalls: failed });
+  });
 
   client.on("message", (topic: string, payload: Buffer, packet: IPublishPacket) => {
     if (topic === replies) return rpc.onReply(payload, packet);
@@ -141,16 +167,15 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   });
 
   const online = async () => {
-    const since = Date.now();
     // Counted as live at once: our own retained record may arrive after callers ask.
     presence.apply({
       nodeId,
-      status: "online",
+      status,
       since,
       ...(opts.pcr0 ? { pcr0: opts.pcr0 } : {}),
       ...(opts.version ? { version: opts.version } : {}),
     });
-    await announceOnline(client, nodeId, since, opts.pcr0, opts.version);
+    await announceOnline(client, nodeId, since, opts.pcr0, opts.version, status);
   };
   // mqtt.js restores subscriptions after a reconnect, but the broker has
   // meanwhile published our Last Will, so presence must be announced again.
@@ -187,8 +212,19 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
       rpc.setHandler(handler);
       return serve(inbox, "node calls");
     },
-    callNode: (id, op, args, o) => rpc.callNode(id, op, args, o),
+    callNode: (id, op, args, o) =>
+      gone.has(id)
+        ? Promise.reject(lostError(id, "is offline (its presence says so)"))
+        : rpc.callNode(id, op, args, o),
     liveNodes: () => presence.nodes(),
+    async setStatus(s) {
+      if (closing || s === status) return;
+      status = s;
+      since = Date.now();
+      log("presence_status", { status: s });
+      if (client.connected) await online();
+      else presence.apply({ nodeId, status, since });
+    },
     onPresence: (cb) => presence.subscribe(cb),
     stats: () => ({ ...requests.counters, ...rpc.counters, ignoredPresence }),
     async close() {

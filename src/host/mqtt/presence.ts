@@ -1,20 +1,29 @@
 /**
  * Node presence: a retained "online" record per node, a retained Last Will
- * saying "offline", and a live view built from everyone's records.
+ * saying "offline", and a live view built from everyone's records. A node
+ * whose enclave channel is down publishes "degraded": it is still reachable
+ * (it answers look-ups from its database) but coordinators do not select it
+ * for a ceremony.
  */
 import type { MqttClient } from "mqtt";
 import { parseJson } from "../../shared/wire/json-payload.ts";
 import { nodeOf, presenceTopic } from "../../shared/wire/topics.ts";
 
+/** What a live node can do: "online" takes part in ceremonies, "degraded" (its enclave is gone) only answers look-ups. */
+export type LiveStatus = "online" | "degraded";
+export type PresenceStatus = LiveStatus | "offline";
+
 export interface LiveNode {
   nodeId: string;
+  /** Absent means "online" (callers that build a LiveNode by hand). */
+  status?: LiveStatus;
   since: number;
   pcr0?: string;
 }
 
 export interface PresenceEvent {
   nodeId: string;
-  status: "online" | "offline";
+  status: PresenceStatus;
   since?: number;
   pcr0?: string;
   version?: string;
@@ -31,11 +40,12 @@ export function onlineRecord(
   since: number,
   pcr0?: string,
   version?: string,
+  status: LiveStatus = "online",
 ): Buffer {
   return Buffer.from(
     JSON.stringify({
       nodeId,
-      status: "online",
+      status,
       since,
       pcr0: pcr0 ?? null,
       version: version ?? null,
@@ -72,11 +82,15 @@ export function parsePresence(topic: string, payload: Uint8Array): PresenceEvent
   const r = v as Record<string, unknown>;
   if (r.nodeId !== nodeId) return null;
   if (r.status === "offline") return { nodeId, status: "offline" };
-  if (r.status !== "online" || typeof r.since !== "number" || !Number.isFinite(r.since))
+  if (
+    (r.status !== "online" && r.status !== "degraded") ||
+    typeof r.since !== "number" ||
+    !Number.isFinite(r.since)
+  )
     return null;
   return {
     nodeId,
-    status: "online",
+    status: r.status,
     since: r.since,
     ...(typeof r.pcr0 === "string" && r.pcr0.length <= 256 ? { pcr0: r.pcr0 } : {}),
     ...(typeof r.version === "string" && r.version.length <= 64 ? { version: r.version } : {}),
@@ -90,9 +104,10 @@ export class PresenceView {
   constructor(private readonly onListenerError: (e: unknown) => void) {}
 
   apply(e: PresenceEvent): void {
-    if (e.status === "online")
+    if (e.status !== "offline")
       this.live.set(e.nodeId, {
         nodeId: e.nodeId,
+        status: e.status,
         since: e.since ?? Date.now(),
         ...(e.pcr0 ? { pcr0: e.pcr0 } : {}),
       });
@@ -118,18 +133,20 @@ export class PresenceView {
   }
 }
 
-/** Publishes this node's retained online record (on every connect, since a reconnect follows the Last Will). */
+/** Publishes this node's retained live record (on every connect, since a reconnect follows the Last Will). */
 export function announceOnline(
   client: MqttClient,
   nodeId: string,
   since: number,
   pcr0?: string,
   version?: string,
+  status: LiveStatus = "online",
 ): Promise<unknown> {
-  return client.publishAsync(presenceTopic(nodeId), onlineRecord(nodeId, since, pcr0, version), {
-    qos: 1,
-    retain: true,
-  });
+  return client.publishAsync(
+    presenceTopic(nodeId),
+    onlineRecord(nodeId, since, pcr0, version, status),
+    { qos: 1, retain: true },
+  );
 }
 
 export function announceOffline(client: MqttClient, nodeId: string): Promise<unknown> {

@@ -198,7 +198,10 @@ const clientRequests = target({
       must(published.length === 0, "a dropped request was answered");
       return { accepted: false, error: new CodedError("dropped", "no one to answer") };
     }
-    const finals = published.map((p) => JSON.parse(new TextDecoder().decode(p.payload)));
+    // Progress messages (the coordinator names itself in one before planning) are not answers.
+    const finals = published
+      .map((p) => JSON.parse(new TextDecoder().decode(p.payload)))
+      .filter((m) => !("progress" in m));
     must(finals.length === 1 && typeof finals[0].ok === "boolean", "not exactly one final answer");
     const answer = finals[0] as { ok: boolean; error?: { code: string; message: string } };
     if (answer.ok) return { accepted: true, value: answer };
