@@ -35,11 +35,14 @@ interface CommandSpec {
 }
 
 export const COMMANDS: Record<Command, CommandSpec> = {
-  "wallet create": { args: [], options: ["threshold", "parties"] },
+  "wallet create": {
+    args: [],
+    options: ["threshold", "parties", "approver", "quorum", "admin-key", "wallet-id"],
+  },
   "wallet show": { args: ["ID"], options: [] },
   "wallet list": { args: [], options: [] },
-  "wallet refresh": { args: ["ID"], options: [] },
-  sign: { args: [], options: ["wallet", "digest", "path"] },
+  "wallet refresh": { args: ["ID"], options: ["key"] },
+  sign: { args: [], options: ["wallet", "digest", "path", "key"] },
   nodes: { args: [], options: [] },
   audit: { args: [], options: ["db", "wallet", "since"], local: true },
   "key new": { args: [], options: ["algorithm", "out"], local: true },
@@ -52,12 +55,16 @@ const VALUE_OPTIONS = new Set([
   ...Object.values(COMMANDS).flatMap((c) => c.options),
 ]);
 const FLAGS = new Set(["help", "json"]);
+/** Options that may be given more than once (approver keys and key files); their values are in `lists`. */
+export const REPEATABLE = new Set(["key", "approver", "admin-key"]);
 
 export interface Invocation {
   /** null: no command (main help), "wallet" / "key": that group's help. */
   command: Command | "wallet" | "key" | null;
   args: string[];
   values: Map<string, string>;
+  /** Every value of each REPEATABLE option, in the order given. */
+  lists: Map<string, string[]>;
   json: boolean;
   help: boolean;
 }
@@ -76,6 +83,7 @@ export function parseArgv(argv: string[]): Invocation {
   });
   const words: string[] = [];
   const values = new Map<string, string>();
+  const lists = new Map<string, string[]>();
   let json = false;
   let help = false;
   // Problems wait until we know whether --help was asked for, which wins.
@@ -91,6 +99,8 @@ export function parseArgv(argv: string[]): Invocation {
       problems.push(`Unknown option ${t.rawName}; run tss --help for the options.`);
     } else if (t.value === undefined || (!t.inlineValue && t.value.startsWith("--"))) {
       problems.push(`Option --${t.name} needs a value.`);
+    } else if (REPEATABLE.has(t.name)) {
+      lists.set(t.name, [...(lists.get(t.name) ?? []), t.value]);
     } else if (values.has(t.name)) {
       problems.push(`Option --${t.name} is given twice.`);
     } else {
@@ -102,7 +112,7 @@ export function parseArgv(argv: string[]): Invocation {
     help = true;
   }
   const { command, args } = resolveCommand(words, help);
-  if (help) return { command, args, values, json, help };
+  if (help) return { command, args, values, lists, json, help };
   if (problems.length > 0) throw new UsageError(problems[0]!);
   if (command === null) throw new UsageError("No command given; run tss --help for the commands.");
   if (command === "wallet")
@@ -119,11 +129,11 @@ export function parseArgv(argv: string[]): Invocation {
     throw new UsageError(
       `Unexpected argument ${JSON.stringify(args[spec.args.length])} for tss ${command}.`,
     );
-  for (const name of values.keys()) {
+  for (const name of [...values.keys(), ...lists.keys()]) {
     if ((spec.local || !GLOBAL_OPTIONS.includes(name)) && !spec.options.includes(name))
       throw new UsageError(`Option --${name} does not apply to tss ${command}.`);
   }
-  return { command, args, values, json, help };
+  return { command, args, values, lists, json, help };
 }
 
 function resolveCommand(

@@ -34,8 +34,9 @@ Commands:
   wallet create [--threshold T] [--parties N]  create a wallet by distributed key generation
   wallet show ID                               show a wallet: public key, address, threshold, nodes
   wallet list                                  list the wallets the online nodes hold
-  wallet refresh ID                            re-randomise every share of a wallet (same key)
-  sign --wallet ID --digest HEX [--path P]     sign a 32-byte digest
+  wallet refresh ID [--key FILE]...            re-randomise every share of a wallet (same key)
+  sign --wallet ID --digest HEX [--path P] [--key FILE]...
+                                               sign a 32-byte digest, approved by the key files
   nodes                                        list the online signing nodes
   audit --db PATH [--wallet ID] [--since TIME] show a node's audit log and check its hash chain
                                                (on the node, against its database file; no broker)
@@ -65,9 +66,11 @@ export const KEY_HELP = `Usage: tss key SUBCOMMAND [options]
 
 Approver keys sign approvals of a wallet's operations (sign, refresh, policy
 change) for its approval policy. These commands only create and read key
-files on this machine and never connect to the broker; the options that send
-approvals with a request (--key FILE on sign and wallet refresh) are not in
-this version yet.
+files on this machine and never connect to the broker. A request sends
+approvals by the key files given with --key FILE (repeatable) on sign and
+wallet refresh; wallet create --approver PUB... --quorum M names a new
+wallet's approvers and --admin-key FILE... the cluster administrators who
+approve creating it.
 
 Subcommands:
   new --out FILE [--algorithm ed25519|p256]   create a key file
@@ -86,6 +89,13 @@ Progress goes to stderr, a line per phase.
 
   --threshold T   signers needed for a signature (the nodes default to 3)
   --parties N     nodes holding a share (the nodes default to 5)
+  --approver PUB  an approver of the wallet's sign and refresh requests (repeatable):
+                  a public key as tss key show prints it, ed25519:HEX or p256:HEX
+  --quorum M      how many distinct approvers must approve each request (needed with
+                  more than one --approver); every node's enclave seals this policy
+  --admin-key F   a cluster administrator's key file approving this wallet (repeatable);
+                  the enclaves accept only the administrators' policy built into their image
+  --wallet-id ID  the new wallet's id (default a random w_...; the approvals name it)
 `,
   "wallet show": `Usage: tss wallet show ID [options]
 
@@ -102,6 +112,9 @@ Re-randomises every share of the wallet (all of its nodes must be online).
 The public key and address stay the same; the share generation goes up by
 one, and shares of older generations can no longer sign.
 Progress goes to stderr, a line per phase.
+
+  --key FILE      an approver key file approving this refresh (repeatable);
+                  a wallet with a policy needs a quorum of its approvers
 `,
   sign: `Usage: tss sign --wallet ID --digest HEX [--path m/0/7] [options]
 
@@ -115,6 +128,8 @@ v = 27 + recovery id) and DER. Progress goes to stderr, a line per phase.
   --wallet ID     the wallet
   --digest HEX    64 hex characters (0x optional)
   --path P        derive the signing key along P, e.g. m/0/7
+  --key FILE      an approver key file approving this digest (repeatable); every
+                  signing node's enclave refuses without a quorum of the wallet's approvers
 `,
   nodes: `Usage: tss nodes [options]
 

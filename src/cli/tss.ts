@@ -31,6 +31,7 @@ import {
   type Invocation,
 } from "./args.ts";
 import { commandHelp, KEY_HELP, MAIN_HELP, WALLET_HELP } from "./help.ts";
+import { keyFilesArg, walletPolicyArg } from "./approval-args.ts";
 import { runKey } from "./key.ts";
 import {
   asSentence,
@@ -61,9 +62,16 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
     case "wallet create": {
       const threshold = wholeNumber(v.get("threshold"), "threshold");
       const parties = wholeNumber(v.get("parties"), "parties");
+      const policy = walletPolicyArg(inv);
+      const admins = keyFilesArg(inv, "admin-key");
+      if (admins !== undefined && policy === undefined)
+        throw new UsageError("--admin-key approves a wallet's policy: give it with --approver.");
+      const walletId = v.has("wallet-id")
+        ? walletIdArg(v.get("wallet-id"), "--wallet-id ID")
+        : undefined;
       return {
         run: (c, requestId, onProgress) =>
-          c.createWallet({ threshold, parties, requestId, onProgress }),
+          c.createWallet({ threshold, parties, policy, admins, walletId, requestId, onProgress }),
         show: (r) => showWallet("Created wallet", r as WalletInfo),
       };
     }
@@ -81,8 +89,9 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
       };
     case "wallet refresh": {
       const walletId = walletIdArg(inv.args[0], "a wallet id");
+      const signers = keyFilesArg(inv, "key");
       return {
-        run: (c, requestId, onProgress) => c.refresh({ walletId, requestId, onProgress }),
+        run: (c, requestId, onProgress) => c.refresh({ walletId, signers, requestId, onProgress }),
         show: (r) =>
           showRefresh(
             r as { walletId: string; generation: number; publicKey: string; address: string },
@@ -108,9 +117,10 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
           "--path must look like m/0/7: at most 32 non-hardened indices below 2^31.",
         );
       }
+      const signers = keyFilesArg(inv, "key");
       return {
         run: (c, requestId, onProgress) =>
-          c.sign({ walletId, digest, path, requestId, onProgress }),
+          c.sign({ walletId, digest, path, signers, requestId, onProgress }),
         show: (r) => showSignature(r as SignResult),
       };
     }

@@ -6,8 +6,12 @@
  */
 import { randomBytes } from "node:crypto";
 import type { IPublishPacket } from "mqtt";
+import { fromHex, toHex } from "../shared/hex.ts";
+import { policyHash } from "../shared/wire/approval.ts";
+import { approvalFields, newWalletId, policyEncoding } from "./approval-request.ts";
 import { checkAddress, checkSameWallet, checkSignResult } from "./checks.ts";
 import { Connection } from "./connection.ts";
+import { CoordinatorWatch } from "./coordinator-watch.ts";
 import { TssError } from "./errors.ts";
 import {
   checkClientId,
@@ -58,6 +62,7 @@ interface Pending {
 export class TssClient {
   private readonly pending = new Map<string, Pending>();
   private closed = false;
+  private coordinators: CoordinatorWatch | null = null;
 
   private constructor(
     private readonly conn: { current: Connection | null },
@@ -86,6 +91,7 @@ export class TssClient {
       subscribe: responsesFilter(clientId),
       onMessage: (topic, payload, packet) => client.route(topic, payload, packet),
     });
+    client.coordinators = new CoordinatorWatch(box.current);
     return client;
   }
 
@@ -94,7 +100,30 @@ export class TssClient {
     const body: Record<string, unknown> = {};
     if (o.threshold !== undefined) body.threshold = checkCount(o.threshold, "threshold");
     if (o.parties !== undefined) body.parties = checkCount(o.parties, "parties");
-    return this.request("dkg", body, o, (v) => {
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    if (o.policy !== undefined) {
+      const policy = policyEncoding(o.policy);
+      body.policy = toHex(policy);
+      // The administrators approve this wallet id, policy and shape (the node's defaults, 3-of-5, made explicit).
+      body.walletId = o.walletId === undefined ? newWalletId() : checkWalletId(o.walletId);
+      body.threshold ??= 3;
+      body.parties ??= 5;
+      Object.assign(
+        body,
+        await approvalFields(
+          {
+            operation: "dkg",
+            walletId: body.walletId as string,
+            requestId,
+            policyHash: policyHash(policy),
+            threshold: body.threshold as number,
+            parties: body.parties as number,
+          },
+          { signers: o.admins, approvalSeconds: o.approvalSeconds },
+        ),
+      );
+    }
+    return this.request("dkg", body, { ...o, requestId }, (v) => {
       const w = parseCreateWallet(v);
       checkAddress(w);
       if (
@@ -119,8 +148,13 @@ export class TssClient {
     const walletId = checkWalletId(o.walletId);
     const digest = normalizeDigest(o.digest);
     const path = o.path === undefined ? null : checkPath(o.path);
-    const body = { walletId, digest, ...(path === null ? {} : { path }) };
-    return this.request("sign", body, o, (v) =>
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const approval = await approvalFields(
+      { operation: "sign", walletId, requestId, digest: fromHex(digest, 32), path: path ?? "m" },
+      o,
+    );
+    const body = { walletId, digest, ...(path === null ? {} : { path }), ...approval };
+    return this.request("sign", body, { ...o, requestId }, (v) =>
       checkSignResult(parseSign(v), { walletId, digest, path }),
     );
   }
@@ -128,7 +162,9 @@ export class TssClient {
   /** Re-randomises every share of a wallet; the key and address stay the same, the generation goes up. */
   async refresh(o: RefreshOptions): Promise<RefreshResult> {
     const walletId = checkWalletId(o.walletId);
-    return this.request("refresh", { walletId }, o, (v) => {
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const approval = await approvalFields({ operation: "refresh", walletId, requestId }, o);
+    return this.request("refresh", { walletId, ...approval }, { ...o, requestId }, (v) => {
       const r = parseRefresh(v);
       checkSameWallet(r, walletId);
       checkAddress(r);
@@ -168,6 +204,7 @@ export class TssClient {
   }
 
   private route(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    if (this.coordinators?.onMessage(topic, payload)) return;
     if (!topic.startsWith(responsesPrefix(this.clientId))) return;
     const correlation = packet.properties?.correlationData;
     if (!correlation || correlation.length !== 16) return;
@@ -188,13 +225,18 @@ export class TssClient {
     const correlation = randomBytes(16);
     const key = correlation.toString("hex");
     const responseTopic = `${responsesPrefix(this.clientId)}${randomBytes(8).toString("hex")}`;
-    const failure = (code: string, message: string, node: string | null = null) =>
-      new TssError(code, message, node, requestId);
+    const failure = (
+      code: string,
+      message: string,
+      node: string | null = null,
+      reason: string | null = null,
+    ) => new TssError(code, message, node, requestId, reason);
 
     return new Promise<T>((resolve, reject) => {
       const settle = (e: TssError | null, value?: T) => {
         if (!this.pending.delete(key)) return;
         clearTimeout(timer);
+        this.coordinators?.forget(key);
         if (e) reject(e);
         else resolve(value as T);
       };
@@ -214,8 +256,19 @@ export class TssClient {
           try {
             const env = parseEnvelope(payload);
             if (env.kind === "progress") {
+              if (env.coordinator)
+                this.coordinators?.watch(key, env.coordinator, (node) =>
+                  settle(
+                    failure(
+                      "coordinator_lost",
+                      `Node ${node}, which coordinated ${op} request ${requestId}, went offline before answering; the request may or may not have completed: repeat it with the same requestId.`,
+                      node,
+                    ),
+                  ),
+                );
               if (env.progress) report(o.onProgress, env.progress);
-            } else if (env.kind === "error") settle(failure(env.code, env.message, env.node));
+            } else if (env.kind === "error")
+              settle(failure(env.code, env.message, env.node, env.reason ?? null));
             else settle(null, accept(env.result));
           } catch (e) {
             if (e instanceof TssError) settle(failure(e.code, e.message, e.node));

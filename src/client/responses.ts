@@ -26,9 +26,9 @@ const MAX_MESSAGE_CHARS = 500;
 export class ShapeError extends Error {}
 
 export type Envelope =
-  | { kind: "progress"; progress: Progress | null }
+  | { kind: "progress"; progress: Progress | null; coordinator: string | null }
   | { kind: "ok"; result: unknown }
-  | { kind: "error"; code: string; message: string; node: string | null };
+  | { kind: "error"; code: string; message: string; node: string | null; reason?: string };
 
 type Obj = Record<string, unknown>;
 
@@ -110,14 +110,33 @@ export function parseEnvelope(payload: Uint8Array): Envelope {
     throw new ShapeError("the reply is not UTF-8 JSON");
   }
   const o = record(v, "the reply");
-  if ("progress" in o) return { kind: "progress", progress: parseProgress(o.progress) };
+  if ("progress" in o) {
+    // Read apart from the rest of the progress: the SDK watches this node's presence while it waits.
+    const c = (o.progress as Obj | null)?.coordinator;
+    const coordinator = typeof c === "string" && NODE_ID_PATTERN.test(c) ? c : null;
+    const progress = parseProgress(o.progress);
+    return {
+      kind: "progress",
+      progress: progress && coordinator ? { ...progress, coordinator } : progress,
+      coordinator,
+    };
+  }
   if (o.ok === true && "result" in o) return { kind: "ok", result: o.result };
   if (o.ok === false) {
     const e = record(o.error, "error");
     const code = text(e, "code", "error", ERROR_CODE, "a lowercase error code");
     if (typeof e.message !== "string") throw new ShapeError("error.message must be a string");
     const node = e.node === null || e.node === undefined ? null : nodeId(e.node, "error.node");
-    return { kind: "error", code, message: cleanMessage(e.message) || "(no message)", node };
+    // An approval refusal names its reason (approval.ts APPROVAL_REFUSALS) as a field.
+    const reason =
+      typeof e.reason === "string" && ERROR_CODE.test(e.reason) ? { reason: e.reason } : {};
+    return {
+      kind: "error",
+      code,
+      message: cleanMessage(e.message) || "(no message)",
+      node,
+      ...reason,
+    };
   }
   throw new ShapeError(
     'the reply must have "progress", "ok": true with "result", or "ok": false with "error"',
@@ -197,8 +216,8 @@ export function parseWallets(v: unknown): WalletsResult {
 function parseNode(v: unknown, at: string): NodeInfo {
   const o = record(v, at);
   const status = o.status;
-  if (status !== "online" && status !== "offline")
-    throw new ShapeError(`${at}.status must be "online" or "offline"`);
+  if (status !== "online" && status !== "degraded" && status !== "offline")
+    throw new ShapeError(`${at}.status must be "online", "degraded" or "offline"`);
   return {
     nodeId: nodeId(o.nodeId, `${at}.nodeId`),
     status,

@@ -1,5 +1,10 @@
 /** Public types of the SDK: options, progress and results as in docs/mqtt-api.md. */
 import type { SignatureForms } from "../shared/signature.ts";
+import type { ApprovalPolicy } from "../shared/wire/approval.ts";
+import type { ApprovalOptions } from "./approval-request.ts";
+import type { ApprovalSigner } from "./signers.ts";
+
+export type { ApprovalOptions, ApprovalPolicy };
 
 export type { SignatureForms };
 
@@ -33,6 +38,8 @@ export interface Progress {
   stage: Stage;
   phase: number;
   of: number;
+  /** The node coordinating the request; the SDK fails with `coordinator_lost` if its presence goes offline. */
+  coordinator?: string;
 }
 
 export interface QueryOptions {
@@ -53,13 +60,21 @@ export interface RequestOptions extends QueryOptions {
 }
 
 export interface CreateWalletOptions extends RequestOptions {
-  /** Default 3 (decided by the node). */
+  /** Default 3 (decided by the node; with `admins`, the client's default is the same). */
   threshold?: number;
-  /** Default 5 (decided by the node). */
+  /** Default 5 (decided by the node; with `admins`, the client's default is the same). */
   parties?: number;
+  /** Who approves the wallet's sign and refresh requests, and how many must (sealed with every share). */
+  policy?: ApprovalPolicy;
+  /** Cluster administrator keys approving this DKG (the enclaves' built-in administrators' policy). */
+  admins?: readonly ApprovalSigner[];
+  /** Seconds the administrators' approvals stay valid (default 300). */
+  approvalSeconds?: number;
+  /** The new wallet's id; default a fresh random one (the approvals name it). */
+  walletId?: string;
 }
 
-export interface SignOptions extends RequestOptions {
+export interface SignOptions extends RequestOptions, ApprovalOptions {
   walletId: string;
   /** 32 bytes, or 64 hex characters (optional 0x): the hash to sign, not hashed again. */
   digest: Uint8Array | string;
@@ -67,7 +82,7 @@ export interface SignOptions extends RequestOptions {
   path?: string;
 }
 
-export interface RefreshOptions extends RequestOptions {
+export interface RefreshOptions extends RequestOptions, ApprovalOptions {
   walletId: string;
 }
 
@@ -114,7 +129,8 @@ export interface WalletsResult {
 
 export interface NodeInfo {
   nodeId: string;
-  status: "online" | "offline";
+  /** "degraded": the node's enclave is unreachable; it is not selected for ceremonies. */
+  status: "online" | "degraded" | "offline";
   /** Unix time in ms since the node has been in this status. */
   since: number;
   /** Enclave image measurement (hex), when the node reports one. */

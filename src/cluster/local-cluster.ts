@@ -13,9 +13,10 @@ import { randomBytes } from "node:crypto";
 import { createDevelopmentPki, derToPem, type DevelopmentPki } from "../dev/dev-pki.ts";
 import { bundleEnclave, type EnclaveImage } from "../harness/enclave-image.ts";
 import { DEV_KMS_REGION, devNodePcr4Hex, startDevKms, type DevKms } from "../harness/dev-kms.ts";
-import { canIsolate, startEnclaveProcess } from "../harness/enclave-process.ts";
+import { canIsolate } from "../harness/enclave-process.ts";
 import { startMosquitto } from "../harness/mosquitto.ts";
 import { startProcess, type Started } from "../harness/processes.ts";
+import { superviseEnclaveProcess, type Supervised } from "../harness/supervise.ts";
 import type { NodeConfig } from "../host/config.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -23,8 +24,12 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 export interface ClusterNode {
   nodeId: string;
   config: string;
-  enclave: Started;
+  /** Restarted when it dies (same socket, same PCR4), as a service manager would. */
+  enclave: Supervised;
+  /** The current host process (replaced by restartHost). */
   host: Started;
+  /** Starts the host again from the same config (after a test killed it). */
+  restartHost(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -53,6 +58,8 @@ export interface ClusterOptions {
   dataDir: string;
   phaseTimeoutMs?: number;
   progress?: (line: string) => void;
+  /** The enclaves' development administrators' policy (approval.ts encoding, hex); without it they do not require approvals. */
+  adminPolicyHex?: string;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
@@ -104,12 +111,13 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
       const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
       const relayPath = join(o.dataDir, `${nodeId}.kms-relay.sock`);
       say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""}`);
-      const enclave = await startEnclaveProcess({
+      const enclave = await superviseEnclaveProcess(say, {
         name: nodeId,
         image,
         socketPath: sock,
         pki,
         pcr4Hex: devNodePcr4Hex(nodeId),
+        adminPolicyHex: o.adminPolicyHex,
         kms: {
           relayPath,
           endpoint: kms.enclaveEndpoint,
@@ -141,12 +149,14 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
       const configPath = join(o.dataDir, `${nodeId}.json`);
       writeFileSync(configPath, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
       say(`starting ${nodeId}: host`);
+      const startHost = () =>
+        startProcess([process.execPath, join(ROOT, "src/host/main.ts"), "--config", configPath], {
+          name: `${nodeId} host`,
+          readyEvent: "ready",
+        });
       let host: Started;
       try {
-        host = await startProcess(
-          [process.execPath, join(ROOT, "src/host/main.ts"), "--config", configPath],
-          { name: `${nodeId} host`, readyEvent: "ready" },
-        );
+        host = await startHost();
       } catch (e) {
         await enclave.stop();
         throw e;
@@ -156,8 +166,12 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
         config: configPath,
         enclave,
         host,
+        restartHost: async () => {
+          await node.host.stop();
+          node.host = await startHost();
+        },
         stop: async () => {
-          await host.stop();
+          await node.host.stop();
           await enclave.stop();
         },
       };

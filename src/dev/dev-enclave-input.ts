@@ -3,15 +3,19 @@
  * one line of JSON
  *
  *   {"pki": <serializeDevelopmentPki's JSON, as an object or as its string>,
- *    "pcr4": "<96 hex digits>", "kmsCaPem"?: "<PEM>"}
+ *    "pcr4": "<96 hex digits>", "kmsCaPem"?: "<PEM>", "adminPolicy"?: "<hex>"}
  *
  * `pki` signs the simulated NSM's documents; `pcr4` is this node's identity
  * (on Nitro: the parent instance id's hash, which the host cannot choose;
  * src/harness/dev-kms.ts devNodePcr4 makes one per node name);
  * `kmsCaPem` is the development CA the KMS stand-in's certificate chains to
  * (in production: the Amazon Trust Services roots built into the image).
+ * `adminPolicy` is a development administrators' policy (approval.ts
+ * encoding, hex) in place of the one built into the production bundle;
+ * without it the development enclave does not require approvals.
  * Bounded: the line is at most MAX_DEV_ENCLAVE_INPUT_CHARS.
  */
+import { MAX_POLICY_BYTES } from "../shared/wire/approval.ts";
 import { fromHex } from "../shared/hex.ts";
 import { MAX_SERIALIZED_PKI_CHARS, restoreDevelopmentPki, type DevelopmentPki } from "./dev-pki.ts";
 
@@ -24,6 +28,8 @@ export interface DevEnclaveInput {
   pcr4: Uint8Array;
   /** The development CA for the KMS endpoint, if the enclave is to reach KMS. */
   kmsCaPem?: string;
+  /** The development administrators' policy encoding as hex (checked by the enclave when it opens it). */
+  adminPolicy?: string;
 }
 
 /** Parses and checks the stdin line; throws a sentence naming what is wrong. */
@@ -40,7 +46,7 @@ export function parseDevEnclaveInput(line: string): DevEnclaveInput {
   if (o === null || typeof o !== "object" || Array.isArray(o))
     throw new Error("development enclave input must be a JSON object");
   for (const k of Object.keys(o))
-    if (k !== "pki" && k !== "pcr4" && k !== "kmsCaPem")
+    if (k !== "pki" && k !== "pcr4" && k !== "kmsCaPem" && k !== "adminPolicy")
       throw new Error(`development enclave input has no field ${k}`);
   const pkiText = typeof o.pki === "string" ? o.pki : JSON.stringify(o.pki ?? null);
   const pki = restoreDevelopmentPki(pkiText);
@@ -55,6 +61,15 @@ export function parseDevEnclaveInput(line: string): DevEnclaveInput {
     )
       throw new Error("development enclave input: kmsCaPem must be a PEM certificate");
     input.kmsCaPem = o.kmsCaPem;
+  }
+  if (o.adminPolicy !== undefined) {
+    if (
+      typeof o.adminPolicy !== "string" ||
+      o.adminPolicy.length > 2 * MAX_POLICY_BYTES ||
+      !/^([0-9a-f]{2})+$/.test(o.adminPolicy)
+    )
+      throw new Error("development enclave input: adminPolicy must be a policy encoding as hex");
+    input.adminPolicy = o.adminPolicy;
   }
   return input;
 }

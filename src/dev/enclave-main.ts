@@ -12,6 +12,7 @@
  */
 import { listenUnix } from "../shared/channel/unix-transport.ts";
 import { listenVsock } from "../shared/channel/vsock-transport.ts";
+import { adminPolicyOf, type ApprovalSettings } from "../enclave/approval-gate.ts";
 import { DEFAULT_PHASE_TIMEOUT_MS, log, runEnclaveProgram } from "../enclave/program.ts";
 import { readEnclaveWasm } from "../enclave/wasm-asset.ts";
 import { MAX_DEV_ENCLAVE_INPUT_CHARS, parseDevEnclaveInput } from "./dev-enclave-input.ts";
@@ -57,6 +58,23 @@ async function readStdinLine(): Promise<string> {
   return text.split("\n")[0]!;
 }
 
+/** The administrators' policy from stdin (loudly), or, without one, approvals not required (more loudly). */
+function developmentApprovals(adminPolicyHex: string | undefined): ApprovalSettings {
+  if (adminPolicyHex === undefined) {
+    log("development_approvals_off", {
+      warning:
+        "APPROVALS NOT REQUIRED: no administrators' policy on stdin; wallets may be created without approval, and wallets created without a policy signed without one",
+    });
+    return { adminPolicy: null, requireApprovals: false };
+  }
+  log("development_admin_policy", {
+    warning:
+      "DEVELOPMENT ADMINISTRATORS: the administrators' policy comes from stdin, not from the measured image",
+    policy: adminPolicyHex.slice(0, 16),
+  });
+  return { adminPolicy: adminPolicyOf(adminPolicyHex), requireApprovals: true };
+}
+
 runEnclaveProgram({
   help: HELP,
   wasm: readEnclaveWasm,
@@ -83,10 +101,12 @@ runEnclaveProgram({
         warning:
           "DEVELOPMENT KMS CA: the KMS endpoint is verified against a development CA from stdin, not the Amazon roots",
       });
+    const approvals = developmentApprovals(input.adminPolicy);
     return {
       nsm: new SimulatedNsm({ pki: input.pki, pcrs }),
       peerRoots: [{ der: input.pki.root.der, development: true }],
       allowDevelopment: true,
+      developmentApprovals: approvals,
       ...(input.kmsCaPem ? { kmsTrustedCaPem: [input.kmsCaPem] } : {}),
     };
   },

@@ -2,7 +2,9 @@
  * Starting, stepping and aborting DKG, sign and refresh sessions. Every
  * message in or out passes through the ceremony's PeerSession (sealed to,
  * or opened from, the other enclaves); the core sees only opened bodies.
- * Single use, deadlines and fail-closed wiping are the registry's.
+ * Single use, deadlines and fail-closed wiping are the registry's. Every
+ * start is checked against its approvals (approval-gate.ts) before a core
+ * session exists, so a refused start never reaches phase 1.
  */
 import { parseMessage } from "../shared/wire/protocol-message.ts";
 import { toHex } from "../shared/hex.ts";
@@ -13,6 +15,9 @@ import type {
   CeremonyStepRequest,
 } from "../shared/wire/enclave-ops.ts";
 import { DklsError, Dkg, Refresh, Signing, packageInfo, type KeyShare } from "./dkls23/binding.ts";
+import { ApprovalError } from "../shared/wire/approval.ts";
+import { checkDkgStart, checkShareStart, type ApprovalSettings } from "./approval-gate.ts";
+import type { TrustedPolicy } from "./approvals.ts";
 import { CeremonyRegistry, type AnySession } from "./ceremony-registry.ts";
 import { EnclaveError } from "./errors.ts";
 import { PeerMessageError, type PeerSession } from "./peer-envelope.ts";
@@ -32,7 +37,9 @@ export class Ceremonies {
     private readonly log: (event: string, fields: Record<string, unknown>) => void,
     phaseTimeoutMs: number,
     /** How long a finished share may wait to be sealed: used session ids are remembered that much longer. */
-    pendingShareTtlMs = 0,
+    pendingShareTtlMs: number,
+    /** Whose approvals a start needs (approval-gate.ts); production: built in, always required. */
+    private readonly approvals: ApprovalSettings,
   ) {
     this.registry = new CeremonyRegistry(
       phaseTimeoutMs,
@@ -67,11 +74,14 @@ export class Ceremonies {
     }
     let session: AnySession;
     let generation = 0;
+    let policy: TrustedPolicy | null = null;
     try {
       if (req.kind === "dkg") {
         const parties = needInt(req.parties, "parties", 2, 16);
+        const threshold = needInt(req.threshold, "threshold", 2, parties);
+        policy = this.approved(req, () => checkDkgStart(this.approvals, req, threshold, parties));
         session = new Dkg({
-          threshold: needInt(req.threshold, "threshold", 2, parties),
+          threshold,
           parties,
           index: needInt(req.partyIndex, "partyIndex", 1, parties),
           sessionId: req.sessionId,
@@ -87,6 +97,8 @@ export class Ceremonies {
           );
         }
         generation = loaded.generation;
+        this.approved(req, () => checkShareStart(this.approvals, req, loaded.policy));
+        policy = loaded.policy;
         if (req.kind === "sign") {
           if (!Array.isArray(req.signers) || req.signers.length > 16)
             throw new EnclaveError("bad_request", "signers must be a list of party indices");
@@ -120,6 +132,7 @@ export class Ceremonies {
         walletId,
         session,
         generation,
+        policy,
         peer,
         release: pin?.release,
       });
@@ -173,7 +186,7 @@ export class Ceremonies {
         };
       }
       const share = final as KeyShare;
-      this.shares.holdPending(id, s.walletId, share);
+      this.shares.holdPending(id, s.walletId, share, s.policy ?? null);
       const pkg = share.publicPackage();
       return {
         messages: [],
@@ -192,6 +205,25 @@ export class Ceremonies {
         reason: (e as Error).message,
       });
       throw ceremonyError(e);
+    }
+  }
+
+  /**
+   * Runs an approval check; a refusal is logged (the host's audit sees the
+   * code and reason too) and becomes an EnclaveError carrying both.
+   */
+  private approved<T>(req: CeremonyStartRequest, check: () => T): T {
+    try {
+      return check();
+    } catch (e) {
+      if (!(e instanceof ApprovalError)) throw e;
+      this.log("ceremony_refused", {
+        kind: req.kind,
+        walletId: req.walletId,
+        code: e.code,
+        reason: e.reason,
+      });
+      throw new EnclaveError(e.code, e.message, null, e.reason);
     }
   }
 

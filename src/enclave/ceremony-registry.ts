@@ -7,6 +7,7 @@ import type { Dkg, Refresh, Signing } from "./dkls23/binding.ts";
 import { toHex } from "../shared/hex.ts";
 import type { CeremonyKind } from "../shared/wire/enclave-ops.ts";
 import { EnclaveError } from "./errors.ts";
+import type { TrustedPolicy } from "./approvals.ts";
 import type { PeerSession } from "./peer-envelope.ts";
 
 export type AnySession = Dkg | Signing | Refresh;
@@ -18,6 +19,8 @@ export interface OpenSession {
   /** The next phase this session accepts (2..4). */
   nextPhase: number;
   generation: number;
+  /** The wallet's approval policy, sealed with the share the session produces (dkg, refresh); null: none. */
+  policy?: TrustedPolicy | null;
   /** End-to-end protection of this session's messages with the other enclaves. */
   peer: PeerSession;
   /** Releases the loaded share this session holds in the share cache (sign, refresh). */

@@ -15,13 +15,22 @@ export type EnclaveErrorCode =
   | "share_mismatch"
   | "unseal_failed"
   | "kms_failed"
-  | "kms_not_configured";
+  | "kms_not_configured"
+  /** Approval refusals (src/shared/wire/approval.ts ApprovalError), with `reason` naming the check. */
+  | "unauthorised"
+  | "approval_expired";
 
 /** `blame.party` is the protocol party index the core or a peer check named; it travels as a field of the ERROR frame. */
 export class EnclaveError extends CodedError {
   override name = "EnclaveError";
   declare readonly code: EnclaveErrorCode;
-  constructor(code: EnclaveErrorCode, message: string, party: number | null = null) {
+  constructor(
+    code: EnclaveErrorCode,
+    message: string,
+    party: number | null = null,
+    /** An approval refusal's reason (approval.ts APPROVAL_REFUSALS): a field, like blame. */
+    readonly reason?: string,
+  ) {
     super(code, message, party === null ? {} : { party });
   }
 }

@@ -28,6 +28,8 @@ import { onCoreTrap } from "./dkls23/core.ts";
 import { EnclaveError } from "./errors.ts";
 import { EnclaveKms } from "./kms/kms-client.ts";
 import { parseRelayAddress, type RelayAddress } from "./kms/relay-socket.ts";
+import { ADMIN_POLICY_HEX } from "./admin-policy.ts";
+import { builtInApprovalSettings, type ApprovalSettings } from "./approval-gate.ts";
 import { EnclaveService } from "./service.ts";
 
 /** What attests this enclave, whom it admits as a peer, and which TLS roots its KMS endpoint must chain to. */
@@ -39,6 +41,11 @@ export interface EnclavePlatform {
   allowDevelopment?: boolean;
   /** PEM certificates the KMS endpoint's TLS chain must reach; absent: KMS cannot be configured. */
   kmsTrustedCaPem?: string[];
+  /**
+   * Development only (honoured only with allowDevelopment): approval settings in place of the
+   * administrators' policy built into the bundle (admin-policy.ts).
+   */
+  developmentApprovals?: ApprovalSettings;
 }
 
 export interface EnclaveEntry {
@@ -144,9 +151,13 @@ export function ownMeasurements(nsm: Nsm): { pcr0: Uint8Array; pcr4: Uint8Array 
 export function exposeEnclaveError(e: unknown): PublicError | null {
   if (e instanceof EnclaveError || e instanceof DklsError) {
     const party = e.blame.party;
-    return party === undefined
-      ? { code: e.code, message: e.message }
-      : { code: e.code, message: e.message, party };
+    const reason = e instanceof EnclaveError ? e.reason : undefined;
+    return {
+      code: e.code,
+      message: e.message,
+      ...(party === undefined ? {} : { party }),
+      ...(reason === undefined ? {} : { reason }),
+    };
   }
   if (e instanceof Error && (e.name === "BodyError" || e.name === "MessageFormatError"))
     return { code: "bad_request", message: e.message };
@@ -190,6 +201,16 @@ function handlers(service: EnclaveService): HandlerMap {
   };
 }
 
+/**
+ * Production: the administrators' policy measured into the bundle, approvals
+ * required; a platform replaces it only if it is the development one.
+ */
+export function approvalSettingsFor(platform: EnclavePlatform): ApprovalSettings {
+  return platform.allowDevelopment && platform.developmentApprovals
+    ? platform.developmentApprovals
+    : builtInApprovalSettings(ADMIN_POLICY_HEX);
+}
+
 async function serve(entry: EnclaveEntry): Promise<void> {
   const args = parseEnclaveArgs(process.argv.slice(2), entry.listen, entry.kmsRequired);
   if (!args) {
@@ -217,6 +238,7 @@ async function serve(entry: EnclaveEntry): Promise<void> {
     phaseTimeoutMs: args.phaseTimeoutMs,
     wasm,
     log,
+    approvals: approvalSettingsFor(platform),
   });
   // Trapped means dead: the core's instance can no longer be trusted, so wipe what can be
   // wiped and exit; the host sees the channel drop.

@@ -20,6 +20,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import {
   MAX_SHARE_BYTES,
   SEALED_SHARE_VERSION,
+  bindingVersion,
   SEAL_NONCE_BYTES,
   SEAL_TAG_BYTES,
   SealedShareFormatError,
@@ -108,7 +109,10 @@ export function sealShare(args: {
     throw new Error(
       `AES-GCM produced ${ciphertext.length} ciphertext bytes for a ${share.length}-byte share`,
     );
-  return encodeSealedShare({ nonce, ciphertext, tag: cipher.getAuthTag() });
+  // The blob says which associated data it was sealed under (1: no policy hash, 2: with one).
+  const version =
+    bindingVersion(args.binding) === SEALED_SHARE_VERSION ? SEALED_SHARE_VERSION : undefined;
+  return encodeSealedShare({ version, nonce, ciphertext, tag: cipher.getAuthTag() });
 }
 
 /**
@@ -120,8 +124,14 @@ export function unsealShare(args: {
   sealed: SealedShare;
   binding: SealBinding;
 }): Uint8Array {
-  const { nonce, ciphertext, tag } = layout(() => parseSealedShare(args.sealed));
+  const { version, nonce, ciphertext, tag } = layout(() => parseSealedShare(args.sealed));
   const key = checkDataKey(args.dataKey);
+  // The associated data carries the version too, so GCM refuses a mismatch anyway; this says so first.
+  const blobVersion = version ?? 1;
+  if (blobVersion !== bindingVersion(args.binding))
+    throw malformed(
+      `a version ${blobVersion} sealed share cannot be opened under a version ${bindingVersion(args.binding)} binding (${blobVersion === 2 ? "without" : "with"} a policy hash)`,
+    );
   const ad = sealAssociatedData(args.binding);
 
   const plaintext = new Uint8Array(ciphertext.length);

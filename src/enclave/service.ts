@@ -23,6 +23,8 @@ import type {
   SealShareReply,
   SealShareRequest,
 } from "../shared/wire/enclave-ops.ts";
+import { ADMIN_POLICY_HEX } from "./admin-policy.ts";
+import { builtInApprovalSettings, type ApprovalSettings } from "./approval-gate.ts";
 import { Ceremonies } from "./ceremonies.ts";
 import { loadDkls, wasmMemoryBytes } from "./dkls23/binding.ts";
 import { EnclaveError } from "./errors.ts";
@@ -59,6 +61,8 @@ export interface EnclaveServiceOptions {
   allowedPeerPcr0?: Uint8Array[];
   /** Oldest peer attestation document accepted at ceremony start. */
   peerDocumentMaxAgeMs?: number;
+  /** Whose approvals ceremonies need (approval-gate.ts); default: none built in, approvals required. */
+  approvals?: ApprovalSettings;
 }
 
 export class EnclaveService {
@@ -88,6 +92,7 @@ export class EnclaveService {
       log,
       opts.phaseTimeoutMs ?? 120_000,
       pendingTtlMs,
+      opts.approvals ?? builtInApprovalSettings(ADMIN_POLICY_HEX),
     );
   }
 

@@ -17,6 +17,8 @@ import {
   type SealShareRequest,
 } from "../shared/wire/enclave-ops.ts";
 import { MAX_SEALED_BYTES, PUBLIC_KEY_BYTES } from "../shared/wire/sealed-share.ts";
+import { MAX_POLICY_BYTES, policyHash } from "../shared/wire/approval.ts";
+import { openTrustedPolicy, type TrustedPolicy } from "./approvals.ts";
 import { type KeyShare, packageInfo } from "./dkls23/binding.ts";
 import { EnclaveError } from "./errors.ts";
 import {
@@ -27,19 +29,28 @@ import {
   needWalletId,
 } from "./request-checks.ts";
 import { ShareCache, type ShareCacheStats, type SharePin } from "./share-cache.ts";
-import { openSealedShare, sealWithFreshKey, type ShareKeyOwner } from "./share-sealing.ts";
+import {
+  openSealedShare,
+  sealWithFreshKey,
+  UNSEAL_FAILED_MESSAGE,
+  type ShareKeyOwner,
+} from "./share-sealing.ts";
 
 export interface LoadedShare {
   share: KeyShare;
   generation: number;
   partyIndex: number;
   publicKey: Uint8Array;
+  /** The wallet's approval policy, whose hash the share was sealed with; null: a version 1 share, sealed without one. */
+  policy: TrustedPolicy | null;
 }
 
 /** A share produced by DKG/refresh, waiting to be sealed and then activated. */
 export interface PendingShare {
   walletId: string;
   share: KeyShare;
+  /** Sealed with the share (its hash in the associated data) and kept when it is activated. */
+  policy: TrustedPolicy | null;
   sealed: boolean;
   /** A SEAL_SHARE is waiting for KMS. */
   sealing: boolean;
@@ -111,21 +122,37 @@ export class ShareTable {
       1,
       MAX_CIPHERTEXT_BLOB_BYTES,
     );
+    const policy = this.storedPolicy(req.policy);
     const credentials = needCredentials(req);
     const owner = this.keyOwner();
-    const binding = { walletId, nodeId: this.nodeIdentity, partyIndex, generation, publicKey };
+    // The hash of the policy the host handed in goes into the associated data: a swapped or
+    // dropped policy fails authentication, so what opens is the policy the share was sealed with.
+    const binding = {
+      walletId,
+      nodeId: this.nodeIdentity,
+      partyIndex,
+      generation,
+      publicKey,
+      ...(policy === null ? {} : { policyHash: policy.hash }),
+    };
     const share = await openSealedShare(owner, { binding, sealed, ciphertextBlob, credentials });
-    this.put(walletId, { share, generation, partyIndex, publicKey: share.publicKey });
+    this.put(walletId, { share, generation, partyIndex, publicKey: share.publicKey, policy });
     this.log("share_loaded", { walletId, generation, partyIndex });
     return { walletId, generation, partyIndex };
   }
 
   /** Keeps the share a ceremony (session `id`) produced until it is sealed and activated, or expires. */
-  holdPending(id: string, walletId: string, share: KeyShare): void {
+  holdPending(
+    id: string,
+    walletId: string,
+    share: KeyShare,
+    policy: TrustedPolicy | null = null,
+  ): void {
     this.sweepPending();
     this.pending.set(id, {
       walletId,
       share,
+      policy,
       sealed: false,
       sealing: false,
       expires: Date.now() + this.pendingTtlMs,
@@ -158,6 +185,7 @@ export class ShareTable {
       partyIndex: p.share.index,
       generation: p.share.generation,
       publicKey: p.share.publicKey,
+      ...(p.policy === null ? {} : { policyHash: p.policy.hash }),
     };
     p.sealing = true;
     try {
@@ -201,6 +229,7 @@ export class ShareTable {
       generation: p.share.generation,
       partyIndex: p.share.index,
       publicKey: info.publicKey,
+      policy: p.policy,
     });
     this.log("share_activated", { walletId: p.walletId, generation: p.share.generation });
     return { walletId: p.walletId, generation: p.share.generation, partyIndex: p.share.index };
@@ -211,6 +240,20 @@ export class ShareTable {
     for (const p of this.pending.values()) p.share.free();
     this.loaded.clear();
     this.pending.clear();
+  }
+
+  /**
+   * The policy a LOAD_SHARE hands in, parsed and its keys checked; null when
+   * absent. A malformed one fails like every other load failure.
+   */
+  private storedPolicy(encoding: unknown): TrustedPolicy | null {
+    if (encoding === undefined) return null;
+    try {
+      const bytes = needBytes(encoding, "policy", 1, MAX_POLICY_BYTES);
+      return openTrustedPolicy(bytes, policyHash(bytes));
+    } catch {
+      throw new EnclaveError("unseal_failed", UNSEAL_FAILED_MESSAGE);
+    }
   }
 
   /** Evicts least recently used shares to make room; capacity_exceeded (the share freed) if it cannot fit. */

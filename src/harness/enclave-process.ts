@@ -46,6 +46,8 @@ export interface EnclaveProcessOptions {
   kms?: EnclaveKmsOptions;
   isolate: boolean;
   phaseTimeoutMs: number;
+  /** A development administrators' policy (approval.ts encoding, hex); without it the enclave does not require approvals. */
+  adminPolicyHex?: string;
 }
 
 /** The development enclave's stdin line (src/dev/enclave-main.ts reads it). */
@@ -54,6 +56,7 @@ export function developmentStdin(o: EnclaveProcessOptions): string {
     pki: JSON.parse(serializeDevelopmentPki(o.pki)),
     pcr4: o.pcr4Hex ?? devNodePcr4Hex(o.name),
     ...(o.kms ? { kmsCaPem: o.kms.caPem } : {}),
+    ...(o.adminPolicyHex === undefined ? {} : { adminPolicy: o.adminPolicyHex }),
   })}\n`;
 }
 

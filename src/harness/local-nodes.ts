@@ -19,7 +19,8 @@ import { NodeHost } from "../host/node-host.ts";
 import { openStore } from "../host/store/index.ts";
 import { bundleEnclave, type EnclaveImage } from "./enclave-image.ts";
 import type { Started } from "./processes.ts";
-import { canIsolate, startEnclaveProcess } from "./enclave-process.ts";
+import { canIsolate } from "./enclave-process.ts";
+import { superviseEnclaveProcess } from "./supervise.ts";
 
 export interface LocalNodesOptions {
   nodes: number;
@@ -31,6 +32,8 @@ export interface LocalNodesOptions {
   phaseTimeoutMs?: number;
   /** Keep a copy of every byte the KMS relays carry (tests search it for secrets). */
   recordRelayTraffic?: boolean;
+  /** The enclaves' development administrators' policy (hex); without it they do not require approvals. */
+  adminPolicyHex?: string;
   progress?: (line: string) => void;
 }
 
@@ -121,12 +124,14 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
         }),
       );
       say(`starting ${nodeId}: enclave${isolate ? " (empty network namespace)" : ""} and host`);
-      const enclave = await startEnclaveProcess({
+      // Restarted when it dies (same socket, same PCR4), as a service manager would.
+      const enclave = await superviseEnclaveProcess(say, {
         name: nodeId,
         image,
         socketPath: sock,
         pki,
         pcr4Hex: pcr4Hex[i]!,
+        adminPolicyHex: o.adminPolicyHex,
         kms: {
           relayPath,
           endpoint: devKms.enclaveEndpoint,

@@ -2,7 +2,10 @@
  * Drives a ceremony across participants: starts every node's phase 1, routes
  * each phase's messages by their envelope header, and fails closed — on any
  * error, timeout or failed validation every participant drops the session,
- * and nothing is retried.
+ * and nothing is retried. A phase fails on its first failed call, without
+ * waiting for the others: a participant that is lost (its presence went
+ * offline, its channel dropped: the bus fails its calls at once) ends the
+ * ceremony then, not at the phase deadline, and is the node blamed.
  */
 import { randomBytes } from "node:crypto";
 import { BROADCAST } from "../shared/wire/protocol-message.ts";
@@ -22,7 +25,13 @@ import { CodedError, contractCode, type Blame, type ErrorCode } from "../shared/
 export class CeremonyError extends CodedError {
   override name = "CeremonyError";
   declare readonly code: ErrorCode;
-  constructor(message: string, code: ErrorCode, blame: Blame = {}) {
+  constructor(
+    message: string,
+    code: ErrorCode,
+    blame: Blame = {},
+    /** An approval refusal's reason (approval.ts APPROVAL_REFUSALS), as the enclave named it. */
+    readonly reason?: string,
+  ) {
     super(code, message, blame);
   }
 
@@ -43,7 +52,15 @@ export interface CoordinatorOptions {
   onProgress?: (kind: CeremonyKind, phase: number) => void;
   /** Sees every protocol message the coordinator relays (for audits and tests). */
   onRelay?: (bytes: Uint8Array) => void;
+  /** What the client sent for the enclaves to check (approval.ts), relayed to every participant unchanged. */
+  approval?: ApprovalRelay;
 }
+
+/** The client's approvals as CEREMONY_START carries them; only the enclaves read them. */
+export type ApprovalRelay = Pick<
+  CeremonyStartRequest,
+  "requestId" | "approvalRequest" | "approvals"
+>;
 
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout>;
@@ -70,11 +87,13 @@ function blamedParty(e: unknown): number | undefined {
  */
 function blame(members: Member[], failed: Member, e: unknown): CeremonyError {
   if (e instanceof CeremonyError)
-    return new CeremonyError(e.message, e.code, {
-      ...e.blame,
-      node: e.blame.node ?? failed.participant.nodeId,
-    });
-  const err = (e ?? {}) as { code?: unknown; message?: unknown };
+    return new CeremonyError(
+      e.message,
+      e.code,
+      { ...e.blame, node: e.blame.node ?? failed.participant.nodeId },
+      e.reason,
+    );
+  const err = (e ?? {}) as { code?: unknown; message?: unknown; reason?: unknown };
   const party = blamedParty(e);
   const blamed = party === undefined ? undefined : members.find((x) => x.partyIndex === party);
   const node = blamed?.participant.nodeId ?? failed.participant.nodeId;
@@ -83,6 +102,7 @@ function blame(members: Member[], failed: Member, e: unknown): CeremonyError {
     `${failed.participant.nodeId}: ${message}`,
     contractCode(err.code),
     blamed ? { node, party: blamed.partyIndex } : { node },
+    typeof err.reason === "string" ? err.reason : undefined,
   );
 }
 
@@ -98,18 +118,18 @@ export async function runCeremony(
   const indices = new Set(members.map((m) => m.partyIndex));
   if (indices.size !== members.length)
     throw new CeremonyError("participants have duplicate party indices", "bad_request");
-  /** One request to every member at once; the first failure names its node. Phase 0 = attestation exchange. */
+  /** One request to every member at once; the first failure (in time) names its node and ends the phase. Phase 0 = attestation exchange. */
   const call = async <T>(phase: number, f: (m: Member) => Promise<T>): Promise<T[]> => {
     if (phase > 0) opts.onProgress?.(kind, phase);
-    const settled = await Promise.allSettled(
-      members.map((m) => withDeadline(f(m), timeout, `${m.participant.nodeId} (phase ${phase})`)),
+    return Promise.all(
+      members.map((m) =>
+        withDeadline(f(m), timeout, `${m.participant.nodeId} (phase ${phase})`).catch(
+          (reason: unknown) => {
+            throw blame(members, m, reason);
+          },
+        ),
+      ),
     );
-    const failedAt = settled.findIndex((s) => s.status === "rejected");
-    if (failedAt >= 0) {
-      const reason = (settled[failedAt] as PromiseRejectedResult).reason;
-      throw blame(members, members[failedAt]!, reason);
-    }
-    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
   };
   try {
     // Each enclave checks the others' attestation (image, channel keys) before phase 1.
@@ -119,6 +139,7 @@ export async function runCeremony(
       const others = members.filter((x) => x !== m);
       return m.participant.start({
         ...startFor(m),
+        ...opts.approval,
         peerDocuments: others.map((x) => docOf.get(x.partyIndex)!),
         peerParties: others.map((x) => x.partyIndex),
       });
@@ -161,7 +182,8 @@ export async function runCeremony(
 export async function createWallet(
   nodes: Participant[],
   threshold: number,
-  opts: CoordinatorOptions = {},
+  /** walletId: the one the client's approvals name; policy: the new wallet's approval policy encoding. */
+  opts: CoordinatorOptions & { walletId?: string; policy?: Uint8Array } = {},
 ): Promise<WalletRecord> {
   const parties = nodes.length;
   if (!Number.isInteger(threshold) || threshold < 2 || threshold > parties || parties > 16) {
@@ -170,14 +192,22 @@ export async function createWallet(
       "bad_request",
     );
   }
-  const walletId = `w_${randomBytes(12).toString("hex")}`;
+  const walletId = opts.walletId ?? `w_${randomBytes(12).toString("hex")}`;
   const sessionId = randomBytes(32);
   const members = nodes.map((participant, i) => ({ participant, partyIndex: i + 1 }));
   const finals = await runCeremony(
     "dkg",
     members,
     sessionId,
-    (m) => ({ kind: "dkg", sessionId, walletId, threshold, parties, partyIndex: m.partyIndex }),
+    (m) => ({
+      kind: "dkg",
+      sessionId,
+      walletId,
+      threshold,
+      parties,
+      partyIndex: m.partyIndex,
+      policy: opts.policy,
+    }),
     opts,
   );
   const pkgs = new Set(
@@ -200,6 +230,7 @@ export async function createWallet(
     publicKey: finals[0]!.publicKey!,
     publicPackage: finals[0]!.publicPackage!,
     chainCode: finals[0]!.chainCode!,
+    ...(opts.policy === undefined ? {} : { policy: opts.policy }),
   };
   await persistAndCommit("dkg", members, sessionId, wallet, finals);
   return wallet;

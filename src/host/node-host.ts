@@ -63,6 +63,12 @@ export class NodeHost implements Participant {
     this.credentials = o.credentials;
     this.db = o.db;
     this.log = o.log ?? (() => {});
+    // A restarted enclave holds no shares and has new per-boot keys: forget both, reload lazily.
+    o.enclave.onChannelEvent?.((e) => {
+      if (e.state !== "lost") return;
+      this.loaded.clear();
+      this.attested = null;
+    });
   }
 
   /** This node's view of a wallet it holds a share of, or null. */
@@ -83,6 +89,7 @@ export class NodeHost implements Participant {
       publicKey: w.publicKey,
       publicPackage: w.publicPackage,
       chainCode: w.chainCode,
+      ...(w.policy === undefined ? {} : { policy: w.policy }),
       generation: w.currentGeneration,
       partyIndex: share.partyIndex,
     };
@@ -125,6 +132,8 @@ export class NodeHost implements Participant {
         publicKey: wallet.publicKey,
         sealed: stored.sealedShare,
         ciphertextBlob: stored.kmsCiphertextBlob,
+        // Its hash is sealed in the share's associated data: the enclave opens nothing with another.
+        policy: wallet.policy,
         ...credentials,
       });
       const prepared = { walletId, generation: r.generation, partyIndex: r.partyIndex };
@@ -163,6 +172,7 @@ export class NodeHost implements Participant {
     try {
       return await this.enclave.startCeremony(req);
     } catch (e) {
+      this.auditRefusal(req, e);
       // The enclave keeps shares under a memory budget and may have evicted
       // this wallet's since prepare(). It refuses such a start before the
       // session id is claimed and before anything is produced, so loading the
@@ -173,6 +183,26 @@ export class NodeHost implements Participant {
       await this.prepare(req.walletId);
       return this.enclave.startCeremony(req);
     }
+  }
+
+  /**
+   * An enclave's approval refusal goes into this node's own audit log, so a
+   * start that an unapproved coordinator drove here is on record at every
+   * participant, not only at the coordinator (which may be the attacker).
+   */
+  private auditRefusal(req: CeremonyStartRequest, e: unknown): void {
+    const err = e as { code?: unknown; reason?: unknown; message?: unknown };
+    if (typeof err.reason !== "string" || typeof req.requestId !== "string") return;
+    appendAudit(this.db, this.nodeId, {
+      event: "approval_decided",
+      ...(req.kind === "dkg" ? {} : { walletId: req.walletId }),
+      requestId: req.requestId,
+      operation: req.kind,
+      decision: "refused",
+      decidedBy: this.nodeId,
+      refusal: err.reason,
+      reason: typeof err.message === "string" ? err.message.slice(0, 200) : String(err.code),
+    });
   }
 
   step(req: CeremonyStepRequest): Promise<CeremonyReply> {

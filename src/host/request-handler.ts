@@ -12,8 +12,15 @@ import {
   createWallet,
   refreshWallet,
   signDigest,
+  type ApprovalRelay,
   type CoordinatorOptions,
 } from "./coordinator.ts";
+import {
+  APPROVAL_BYTES,
+  MAX_APPROVALS,
+  MAX_POLICY_BYTES,
+  MAX_REQUEST_BYTES,
+} from "../shared/wire/approval.ts";
 import {
   appendAudit,
   ceremonyAborted,
@@ -44,14 +51,59 @@ export type { PeerDirectory } from "./peer-directory.ts";
 export interface Reply {
   /** The requester's client id, from the request's Response Topic (see RequestReply.client). */
   readonly client?: string;
-  progress(p: { stage: string; phase?: number; of?: number }): void;
+  progress(p: { stage: string; phase?: number; of?: number; coordinator?: string }): void;
   done(result: unknown): void;
-  fail(error: { code: string; message: string; node?: string | null }): void;
+  fail(error: { code: string; message: string; node?: string | null; reason?: string }): void;
 }
 
 function need(cond: unknown, message: string): asserts cond {
   if (!cond) throw new RequestError("bad_request", message);
 }
+
+/**
+ * The client's approvals (`approval: {request, approvals}`, hex) and a DKG's
+ * `policy` (hex), as the enclaves will read them; only their shape is
+ * checked here (bounds of approval.ts): whether they authorise anything is
+ * for every participating enclave to decide.
+ */
+function approvalRelay(requestId: string, b: Record<string, unknown>): ApprovalRelay {
+  if (b.approval === undefined) return { requestId };
+  const a = b.approval as Record<string, unknown>;
+  need(
+    a !== null && typeof a === "object" && !Array.isArray(a),
+    "approval must be {request, approvals}",
+  );
+  need(
+    typeof a.request === "string" &&
+      HEX.test(a.request) &&
+      a.request.length <= 2 * MAX_REQUEST_BYTES,
+    "approval.request must be the approvable request encoding as hex",
+  );
+  need(
+    Array.isArray(a.approvals) &&
+      a.approvals.length <= MAX_APPROVALS &&
+      a.approvals.every(
+        (x) => typeof x === "string" && x.length === 2 * APPROVAL_BYTES && HEX.test(x),
+      ),
+    `approval.approvals must be at most ${MAX_APPROVALS} approvals of ${APPROVAL_BYTES} bytes as hex`,
+  );
+  return {
+    requestId,
+    approvalRequest: fromHex(a.request),
+    approvals: (a.approvals as string[]).map((x) => fromHex(x, APPROVAL_BYTES)),
+  };
+}
+
+function policyOf(b: Record<string, unknown>): Uint8Array | undefined {
+  if (b.policy === undefined) return undefined;
+  need(
+    typeof b.policy === "string" && HEX.test(b.policy) && b.policy.length <= 2 * MAX_POLICY_BYTES,
+    "policy must be an approval policy encoding as hex",
+  );
+  return fromHex(b.policy);
+}
+
+const HEX = /^([0-9a-f]{2})+$/;
 
 function walletView(w: HeldWallet, nodes: string[]) {
   return {
@@ -114,7 +166,7 @@ export class RequestHandler {
           return reply.done({
             nodes: this.peers.liveNodes().map((n) => ({
               nodeId: n.nodeId,
-              status: "online",
+              status: n.status ?? "online",
               since: n.since,
               pcr0: n.pcr0 ?? null,
             })),
@@ -132,6 +184,7 @@ export class RequestHandler {
         code: err.code,
         message: err.message,
         node: (err as { node?: string | null }).node ?? null,
+        ...(err instanceof CeremonyError && err.reason !== undefined ? { reason: err.reason } : {}),
       });
     }
   }
@@ -148,10 +201,18 @@ export class RequestHandler {
     if (context.prior !== undefined) return context.prior;
     const copts: CoordinatorOptions = {
       phaseTimeoutMs: this.opts.phaseTimeoutMs,
-      onProgress: (stage, phase) => reply.progress({ stage, phase, of: 4 }),
+      // Relayed to every participant as the client sent it; each enclave checks it before phase 1.
+      approval: approvalRelay(requestId, b),
+      // The coordinator's id lets the SDK watch its presence (Last Will) while it waits.
+      onProgress: (stage, phase) =>
+        reply.progress({ stage, phase, of: 4, coordinator: this.self.nodeId }),
     };
+    reply.progress({ stage: "prepare", phase: 1, of: 1, coordinator: this.self.nodeId });
     const ceremonyId = randomBytes(32).toString("hex");
     let walletId: string | null = typeof b.walletId === "string" ? b.walletId : null;
+    // A DKG's wallet id is the client's when its approvals name one.
+    need(kind !== "dkg" || walletId === null || isId(walletId), `walletId must be ${ID_RULE}`);
+    const policy = kind === "dkg" ? policyOf(b) : undefined;
     let run: () => Promise<{ result: unknown }>;
     let participants: string[];
     const me = this.self.nodeId;
@@ -169,7 +230,10 @@ export class RequestHandler {
       );
       const chosen = planDkg(
         me,
-        this.peers.liveNodes().map((x) => x.nodeId),
+        this.peers
+          .liveNodes()
+          .filter((x) => x.status !== "degraded")
+          .map((x) => x.nodeId),
         t as number,
         n as number,
       );
@@ -178,7 +242,7 @@ export class RequestHandler {
         const w = await createWallet(
           chosen.map((id) => this.peers.participant(id)),
           t as number,
-          copts,
+          { ...copts, policy, ...(walletId === null ? {} : { walletId }) },
         );
         walletId = w.walletId;
         return {

@@ -305,7 +305,11 @@ describe("share cache in the enclave's ceremonies", () => {
         throw new EnclaveError("bad_request", "no peers in this test");
       },
     } as unknown as PeerSessions;
-    const ceremonies = new Ceremonies(shares, noPeers, () => {}, 60_000);
+    // Approvals not required: this test is about the share cache (approval-gate.test.ts covers them).
+    const ceremonies = new Ceremonies(shares, noPeers, () => {}, 60_000, 0, {
+      adminPolicy: null,
+      requireApprovals: false,
+    });
     const sessionId = randomBytes(32);
     const base = { sessionId, walletId: "w-gone", peerDocuments: [], peerParties: [] };
     const sign = { ...base, kind: "sign" as const, signers: [1, 2], digest: randomBytes(32) };

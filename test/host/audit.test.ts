@@ -350,7 +350,7 @@ describe("audit hash chain", () => {
         "INSERT INTO audit_log (at, node_id, event, wallet_id, detail) VALUES (:at, 'n1', :event, :w, :detail)",
         { at, event, w: W, detail },
       );
-    expect(migrate(db).applied).toEqual([3]);
+    expect(migrate(db, MIGRATIONS.slice(0, 3)).applied).toEqual([3]);
     const before = verifyAuditChain(db);
     expect(before).toMatchObject({ ok: true, rows: 2, head: { id: 2 } });
     const first = db.get("SELECT * FROM audit_log WHERE id = 1")!;

@@ -17,7 +17,7 @@ import {
 import { assertNodeId, inboxTopic, nodeOf, repliesTopic } from "../../shared/wire/topics.ts";
 import { isPowerOfTwo, type Log } from "./requests.ts";
 import { CodedError, type Blame } from "../../shared/wire/errors.ts";
-import { isNodeId } from "../../shared/wire/patterns.ts";
+import { ERROR_CODE, isNodeId } from "../../shared/wire/patterns.ts";
 import { MAX_PARTIES } from "../../shared/wire/protocol-message.ts";
 
 export type NodeCallHandler = (
@@ -26,10 +26,19 @@ export type NodeCallHandler = (
   callerId: string,
 ) => Promise<unknown>;
 
+/** An approval refusal's reason travels as a field; anything but a code-shaped string is dropped. */
+const isReason = (r: unknown): r is string => typeof r === "string" && ERROR_CODE.test(r);
+
 /** A node answered a call with an error, or did not answer in time. `blame` is what the remote side named (a node, or its enclave's party index). */
 export class RemoteCallError extends CodedError {
   override name = "RemoteCallError";
-  constructor(message: string, code: string, blame: Blame = {}) {
+  constructor(
+    message: string,
+    code: string,
+    blame: Blame = {},
+    /** An approval refusal's reason (approval.ts), as the remote side's enclave named it. */
+    readonly reason?: string,
+  ) {
     super(code, message, blame);
   }
 
@@ -55,6 +64,8 @@ const MAX_MESSAGE = 2_000;
 const RECENT_CALLS = 4_096;
 
 interface Pending {
+  /** The node called: its loss fails the call at once (failCallsTo). */
+  nodeId: string;
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: ReturnType<typeof setTimeout>;
@@ -113,7 +124,7 @@ export class NodeRpc {
           ),
         );
       }, timeoutMs);
-      this.pending.set(key, { resolve, reject, timer });
+      this.pending.set(key, { nodeId, resolve, reject, timer });
       this.client.publish(
         inboxTopic(nodeId),
         payload,
@@ -174,7 +185,8 @@ export class NodeRpc {
         ? { party: err.party as number }
         : {}),
     };
-    this.settle(key, (p) => p.reject(new RemoteCallError(message, code, blame)));
+    const reason = isReason(err.reason) ? err.reason : undefined;
+    this.settle(key, (p) => p.reject(new RemoteCallError(message, code, blame, reason)));
   }
 
   /** A message on this node's inbox. Never throws; the answer is published asynchronously. */
@@ -264,6 +276,7 @@ export class NodeRpc {
             message?: unknown;
             node?: unknown;
             blame?: { party?: unknown };
+            reason?: unknown;
           };
           answer({
             ok: false,
@@ -276,10 +289,25 @@ export class NodeRpc {
               ...(typeof err.node === "string" ? { node: err.node } : {}),
               // The party this node's enclave blamed; only the coordinator knows which node that is.
               ...(Number.isInteger(err.blame?.party) ? { party: err.blame!.party as number } : {}),
+              ...(isReason(err.reason) ? { reason: err.reason } : {}),
             },
           });
         },
       );
+  }
+
+  /**
+   * Fails every call still waiting on `nodeId` (its presence went offline:
+   * its Last Will, so it will never answer); returns how many.
+   */
+  failCallsTo(nodeId: string, error: () => Error): number {
+    let n = 0;
+    for (const [key, p] of [...this.pending])
+      if (p.nodeId === nodeId) {
+        n++;
+        this.settle(key, (x) => x.reject(error()));
+      }
+    return n;
   }
 
   /** Fails every call still waiting (the bus is closing). */

@@ -12,14 +12,14 @@ import {
   responseClientId,
 } from "../../shared/wire/topics.ts";
 import { isErrorCode, type ErrorCode } from "../../shared/wire/errors.ts";
-import { isNodeId } from "../../shared/wire/patterns.ts";
+import { ERROR_CODE, isNodeId } from "../../shared/wire/patterns.ts";
 
 export interface RequestReply {
   /** The client id of the request's Response Topic (chosen by the requester; see responseClientId). */
   readonly client?: string;
-  progress(p: { stage: string; phase?: number; of?: number }): void;
+  progress(p: { stage: string; phase?: number; of?: number; coordinator?: string }): void;
   done(result: unknown): void;
-  fail(error: { code: string; message: string; node?: string | null }): void;
+  fail(error: { code: string; message: string; node?: string | null; reason?: string }): void;
 }
 
 export type ClientRequestHandler = (op: string, body: unknown, reply: RequestReply) => void;
@@ -51,17 +51,31 @@ export function isPowerOfTwo(n: number): boolean {
  * contract is answered as `internal` (keeping the original in the sentence)
  * and a malformed node id as null.
  */
-export function errorResponse(error: { code: string; message: string; node?: string | null }): {
+export function errorResponse(error: {
+  code: string;
+  message: string;
+  node?: string | null;
+  reason?: string;
+}): {
   code: ErrorCode;
   message: string;
   node: string | null;
+  reason?: string;
 } {
   const sentence = typeof error.message === "string" ? error.message : "request failed";
   const code = isErrorCode(error.code) ? error.code : "internal";
   const message = (
     code === error.code ? sentence : `${String(error.code).slice(0, 64)}: ${sentence}`
   ).slice(0, MAX_MESSAGE);
-  return { code, message, node: isNodeId(error.node) ? error.node : null };
+  return {
+    code,
+    message,
+    node: isNodeId(error.node) ? error.node : null,
+    // An approval refusal's reason (approval.ts APPROVAL_REFUSALS), when a code-shaped one came with it.
+    ...(typeof error.reason === "string" && ERROR_CODE.test(error.reason)
+      ? { reason: error.reason }
+      : {}),
+  };
 }
 
 export class RequestServer {

@@ -7,6 +7,7 @@
  * Timestamps throughout the schema are Unix milliseconds (INTEGER). Tables are STRICT so a value
  * of the wrong type (e.g. TEXT into a BLOB column) is an error, not a silent conversion.
  */
+import { MAX_POLICY_BYTES } from "../../shared/wire/approval.ts";
 import { chainExistingAuditRows } from "./audit.ts";
 import type { Db } from "./db.ts";
 import { StoreError } from "./errors.ts";
@@ -125,6 +126,17 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 `);
     },
+  },
+  {
+    version: 4,
+    name: "wallet approval policy",
+    // The wallet's approval policy encoding (src/shared/wire/approval.ts), stored as DKG received
+    // it and handed back to the enclave on every LOAD_SHARE; the enclave seals its hash with the
+    // share, so the host keeps it without being trusted with it. NULL: a wallet created before
+    // approvals (its shares are sealed without a policy, and a production enclave refuses them).
+    sql: `
+ALTER TABLE wallets ADD COLUMN policy BLOB CHECK (policy IS NULL OR length(policy) BETWEEN 1 AND ${MAX_POLICY_BYTES});
+`,
   },
 ];
 

@@ -2,6 +2,7 @@
 import { col, type Db, type Row } from "./db.ts";
 import { StoreError, isConstraintError } from "./errors.ts";
 import { CHAIN_CODE_BYTES } from "../../shared/public-key.ts";
+import { MAX_POLICY_BYTES } from "../../shared/wire/approval.ts";
 import { MAX_PUBLIC_PACKAGE_BYTES, type WalletRecord } from "../../shared/wire/node-rpc.ts";
 import {
   checkBytes,
@@ -25,6 +26,12 @@ export interface NewWallet extends WalletRecord {
   generation?: number;
 }
 
+/** A wallet created before approvals has no policy (migration 4): the field is then absent. */
+function policyOf(r: Row): { policy?: Uint8Array } {
+  const policy = col.bytesOrNull(r, "policy");
+  return policy === null ? {} : { policy };
+}
+
 function toWallet(r: Row): Wallet {
   const walletId = col.str(r, "wallet_id");
   // NULL only for a pre-version-2 row whose package migration 2 could not read; never guess one.
@@ -40,6 +47,7 @@ function toWallet(r: Row): Wallet {
     publicKey: col.bytes(r, "public_key"),
     publicPackage: col.bytes(r, "public_package"),
     chainCode: col.bytes(r, "chain_code"),
+    ...policyOf(r),
     currentGeneration: col.int(r, "current_generation"),
     createdAt: col.int(r, "created_at"),
     updatedAt: col.int(r, "updated_at"),
@@ -47,7 +55,7 @@ function toWallet(r: Row): Wallet {
 }
 
 const SELECT =
-  "SELECT wallet_id, threshold, parties, public_key, public_package, chain_code, current_generation, created_at, updated_at FROM wallets";
+  "SELECT wallet_id, threshold, parties, public_key, public_package, chain_code, policy, current_generation, created_at, updated_at FROM wallets";
 
 export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wallet {
   const parties = checkInt(w.parties, 2, MAX_PARTY_INDEX, "parties");
@@ -58,13 +66,15 @@ export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wa
     public_key: checkPublicKey(w.publicKey),
     public_package: checkBytes(w.publicPackage, "public package", 1, MAX_PUBLIC_PACKAGE_BYTES),
     chain_code: checkBytes(w.chainCode, "chain code", CHAIN_CODE_BYTES, CHAIN_CODE_BYTES),
+    policy:
+      w.policy === undefined ? null : checkBytes(w.policy, "approval policy", 1, MAX_POLICY_BYTES),
     current_generation: checkGeneration(w.generation ?? 0),
     now: checkTimestamp(now),
   };
   try {
     db.run(
-      `INSERT INTO wallets (wallet_id, threshold, parties, public_key, public_package, chain_code, current_generation, created_at, updated_at)
-       VALUES (:wallet_id, :threshold, :parties, :public_key, :public_package, :chain_code, :current_generation, :now, :now)`,
+      `INSERT INTO wallets (wallet_id, threshold, parties, public_key, public_package, chain_code, policy, current_generation, created_at, updated_at)
+       VALUES (:wallet_id, :threshold, :parties, :public_key, :public_package, :chain_code, :policy, :current_generation, :now, :now)`,
       row,
     );
   } catch (e) {

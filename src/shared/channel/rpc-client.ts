@@ -221,8 +221,8 @@ export class RpcClient {
     }
     if (f.type === FrameType.ERROR) {
       try {
-        const { code, message, party } = readErrorBody(body);
-        p.reject(new RpcRemoteError(code, message, party));
+        const { code, message, party, reason } = readErrorBody(body);
+        p.reject(new RpcRemoteError(code, message, party, reason));
       } catch (e) {
         p.reject(
           new RpcProtocolError(

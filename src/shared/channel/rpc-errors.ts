@@ -9,6 +9,7 @@
  * | code    | string | ERROR_CODE; anything else is sent as "internal"            |
  * | message | string | public sentence, cut to MAX_ERROR_MESSAGE characters       |
  * | party   | uint   | optional: protocol party 1..MAX_PARTIES the enclave blames |
+ * | reason  | string | optional: an approval refusal's reason (wire/approval.ts APPROVAL_REFUSALS), ERROR_CODE pattern |
  *
  * Blame is a field, never parsed out of the sentence, so the host can map the
  * party to a node id without trusting text.
@@ -32,6 +33,8 @@ export interface PublicError {
   code: string;
   message: string;
   party?: number;
+  /** Which approval check refused (approval.ts APPROVAL_REFUSALS); a field, never parsed from the sentence. */
+  reason?: string;
 }
 
 const isParty = (p: unknown): p is number =>
@@ -53,6 +56,8 @@ export class RpcRemoteError extends CodedError {
     code: string,
     readonly remoteMessage: string,
     party?: number,
+    /** The approval refusal's reason, when the enclave sent one. */
+    readonly reason?: string,
   ) {
     super(code, `${code}: ${remoteMessage}`, blameOf(party));
   }
@@ -81,13 +86,14 @@ export class RpcProtocolError extends Error {
  * failure path: a code outside ERROR_CODE becomes "internal", a long message
  * is cut, and a party outside 1..MAX_PARTIES is left out.
  */
-export function errorBody(code: string, message: string, party?: number): BodyMap {
+export function errorBody(code: string, message: string, party?: number, reason?: string): BodyMap {
   const fields: Record<string, BodyValue> = {
     code: ERROR_CODE.test(code) ? code : "internal",
     message:
       message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}...` : message,
   };
   if (isParty(party)) fields.party = party;
+  if (reason !== undefined && ERROR_CODE.test(reason)) fields.reason = reason;
   return bodyOf(fields);
 }
 
@@ -99,6 +105,11 @@ export function readErrorBody(body: BodyMap): PublicError {
     if (!isParty(party))
       throw new BodyError(`field "party" is ${party}, outside 1..${MAX_PARTIES}`);
     out.party = party;
+  }
+  if (body.has("reason")) {
+    const reason = getString(body, "reason");
+    if (!ERROR_CODE.test(reason)) throw new BodyError('field "reason" is not a code');
+    out.reason = reason;
   }
   return out;
 }

@@ -140,8 +140,13 @@ export class RpcServer {
       if (type === FrameType.ERROR) this.counters.errorReplies++;
       conn.write(bytes);
     };
-    const sendError = (correlationId: number, code: string, message: string, party?: number) =>
-      send(FrameType.ERROR, correlationId, errorBody(code, message, party));
+    const sendError = (
+      correlationId: number,
+      code: string,
+      message: string,
+      party?: number,
+      reason?: string,
+    ) => send(FrameType.ERROR, correlationId, errorBody(code, message, party, reason));
 
     const protocolError = (error: FrameError) => {
       this.counters.protocolErrors++;
@@ -166,7 +171,7 @@ export class RpcServer {
       } catch (e) {
         this.log({ kind: "handler_error", connection: conn.label, type, error: e });
         const pub = this.publicError(e, name);
-        sendError(f.correlationId, pub.code, pub.message, pub.party);
+        sendError(f.correlationId, pub.code, pub.message, pub.party, pub.reason);
         return;
       } finally {
         running--;

@@ -14,8 +14,8 @@
  * |----------------|------------------------------------------------------------|---------------|
  * | HEALTH         | (none)                                                     | status, pcr0, pcr4, loadedWallets, openSessions, share cache fields? |
  * | ATTEST         | nonce?                                                     | document |
- * | LOAD_SHARE     | walletId, partyIndex, generation, publicKey, sealed, ciphertextBlob, accessKeyId, secretAccessKey, sessionToken? | walletId, generation, partyIndex |
- * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties; dkg: threshold, parties, partyIndex; sign: signers, digest, path?, expectedGeneration; refresh: expectedGeneration | CeremonyReply (phase-1 messages) |
+ * | LOAD_SHARE     | walletId, partyIndex, generation, publicKey, sealed, ciphertextBlob, policy?, accessKeyId, secretAccessKey, sessionToken? | walletId, generation, partyIndex |
+ * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration; refresh: expectedGeneration | CeremonyReply (phase-1 messages) |
  * | CEREMONY_STEP  | sessionId, phase, messages                                 | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex |
  * | CEREMONY_ABORT | sessionId                                                  | dropped |
  * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey |
@@ -33,6 +33,18 @@
  * SEAL_SHARE_FIELDS are refused. CiphertextBlob is at most
  * MAX_CIPHERTEXT_BLOB_BYTES (KMS's own limit); credentials within
  * MAX_ACCESS_KEY_ID_CHARS, MAX_SECRET_ACCESS_KEY_CHARS, MAX_SESSION_TOKEN_CHARS.
+ *
+ * Approvals (issue 9, formats in approval.ts): CEREMONY_START carries the
+ * client's request id, the approvable request encoding the approvers signed
+ * (`approvalRequest`, at most MAX_REQUEST_BYTES) and the approvals (at most
+ * MAX_APPROVALS of APPROVAL_BYTES); a DKG's start also carries the new
+ * wallet's policy encoding (at most MAX_POLICY_BYTES), which the enclave
+ * seals as its hash into the share's associated data (sealed-share.ts
+ * version 2). LOAD_SHARE hands the stored policy encoding back; the
+ * enclave hashes it into the associated data it opens with, so a host that
+ * swaps or drops it cannot open the share. The enclave checks the approvals
+ * against that policy (sign, refresh) or the administrators' policy built
+ * into its image (dkg) before phase 1; the host only relays them.
  *
  * KMS (issue 8): the enclave itself calls KMS over TLS through its host's
  * relay, with its own configured key id, an encryption context it builds
@@ -110,6 +122,8 @@ export interface LoadShareRequest extends ShareBinding, KmsCredentialFields {
   sealed: Uint8Array;
   /** The data key under the KMS key, as SEAL_SHARE returned it; the enclave Decrypts it itself. */
   ciphertextBlob: Uint8Array;
+  /** The wallet's approval policy encoding as stored with the wallet; absent for a share sealed without one (version 1). */
+  policy?: Uint8Array;
 }
 export const LOAD_SHARE_FIELDS: readonly string[] = [
   "walletId",
@@ -118,6 +132,7 @@ export const LOAD_SHARE_FIELDS: readonly string[] = [
   "publicKey",
   "sealed",
   "ciphertextBlob",
+  "policy",
   "accessKeyId",
   "secretAccessKey",
   "sessionToken",
@@ -145,6 +160,14 @@ export interface CeremonyStartRequest {
   /** Every other participant's attestation document, and its party index (same order). */
   peerDocuments: Uint8Array[];
   peerParties: number[];
+  /** The client's request id: the approvals name it, so they approve this request only. */
+  requestId?: string;
+  /** The approvable request encoding (approval.ts) the approvers signed, as the client sent it. */
+  approvalRequest?: Uint8Array;
+  /** The approvals (APPROVAL_BYTES each), as the client sent them. */
+  approvals?: Uint8Array[];
+  /** DKG only: the new wallet's approval policy encoding (approval.ts). */
+  policy?: Uint8Array;
 }
 
 export interface CeremonyStepRequest {

@@ -22,6 +22,11 @@
  * | listWallets    | {}                                                 | HeldWallet[]                  |
  * | requestContext | {kind: dkg/sign/refresh, requestId, walletId?}     | {request, wallet}             |
  *
+ * `start` also carries the client's approvals (enclave-ops.ts: requestId,
+ * approvalRequest, approvals, and for a DKG the policy), bounded by
+ * approval.ts; `persist` carries the wallet's policy encoding with the
+ * wallet record, stored beside it and handed back on LOAD_SHARE.
+ *
  * `requestContext` answers in one call what a coordinator needs before a
  * ceremony: the outcome this node stored under the client's request id (for
  * idempotency), and its share of the wallet the request names.
@@ -41,6 +46,7 @@ import type {
   CeremonyStartRequest,
   CeremonyStepRequest,
 } from "./enclave-ops.ts";
+import { APPROVAL_BYTES, MAX_APPROVALS, MAX_POLICY_BYTES, MAX_REQUEST_BYTES } from "./approval.ts";
 import { CodedError } from "./errors.ts";
 import { DIGEST_BYTES, ID_RULE, isId, isNonHardenedPath } from "./patterns.ts";
 import {
@@ -82,6 +88,8 @@ export interface WalletRecord {
   publicPackage: Uint8Array;
   /** BIP-32 chain code (32 bytes): with the public key, what the host derives child public keys from. */
   chainCode: Uint8Array;
+  /** The wallet's approval policy encoding (approval.ts); its hash is sealed with every share. Absent: a wallet created without one. */
+  policy?: Uint8Array;
 }
 
 /** One node's share of a wallet, as that node reports it. */
@@ -215,6 +223,7 @@ const walletRecord = object({
   publicKey,
   publicPackage,
   chainCode,
+  policy: optional(bytes(1, MAX_POLICY_BYTES)),
 });
 
 const ceremonyReply = object({
@@ -240,6 +249,11 @@ const startRequest = object({
   expectedGeneration: optional(generation),
   peerDocuments: list(bytes(1, MAX_ATTESTATION_DOCUMENT_BYTES), MAX_PARTIES - 1),
   peerParties: list(party, MAX_PARTIES - 1),
+  // Relayed to the enclave as they came from the client; only the enclave checks what they say.
+  requestId: optional(id),
+  approvalRequest: optional(bytes(1, MAX_REQUEST_BYTES)),
+  approvals: optional(list(bytes(APPROVAL_BYTES, APPROVAL_BYTES), MAX_APPROVALS)),
+  policy: optional(bytes(1, MAX_POLICY_BYTES)),
 });
 
 /** The server-side checker of each op's arguments. */

@@ -1,5 +1,5 @@
 /**
- * Sealed key share, format version 1: the byte layout of what the enclave
+ * Sealed key share, format versions 1 and 2: the byte layout of what the enclave
  * seals and the host stores (libsql `shares.sealed`) and hands back in
  * LOAD_SHARE. The AES-256-GCM itself lives in the enclave (src/enclave/seal.ts);
  * these are pure encode/parse functions, so the host may read the layout but
@@ -7,7 +7,8 @@
  *
  * Blob:
  *
- *   0   1  version = SEALED_SHARE_VERSION (1)
+ *   0   1  version: 1, or SEALED_SHARE_VERSION (2) for a share sealed with its wallet's
+ *           approval policy hash
  *   1  12  nonce (random per seal)
  *  13   n  ciphertext, n = share length, 1 <= n <= MAX_SHARE_BYTES
  *  ..  16  GCM tag
@@ -20,12 +21,24 @@
  * `lp(x)` is u32 length then x:
  *
  *   lp("tss-signing-layer/sealed-key-share")   domain label
- *   u32 version (1)                            so a blob cannot be read under a later format's rules
+ *   u32 version (1 or 2)                       so a blob cannot be read under another format's rules
  *   lp(UTF-8 wallet id)                        1..MAX_BINDING_ID_BYTES bytes
  *   lp(UTF-8 node id)                          1..MAX_BINDING_ID_BYTES bytes
  *   u32 party index                            1..MAX_PARTY_INDEX
  *   u32 generation                             0..2^32-1
  *   lp(public key)                             33-byte compressed SEC1 point
+ *   version 2 only:
+ *   lp(policy hash)                            POLICY_HASH_BYTES: SHA-256 of the wallet's
+ *                                              approval policy (approval.ts policyHash)
+ *
+ * Version 2 (issue 9) binds the wallet's approval policy: the host stores
+ * the policy encoding beside the wallet and hands it back on LOAD_SHARE; the
+ * enclave hashes what it was handed into the associated data, so a swapped
+ * (or dropped) policy fails authentication like any other wrong binding. A
+ * binding with `policyHash` is version 2, one without it version 1, and a
+ * blob's version byte must be its associated data's. Version 1 is still read
+ * (shares sealed before approvals; the frozen vectors); the enclave seals
+ * version 2 whenever it knows the wallet's policy.
  *
  * Every variable-length field is length-prefixed and every integer
  * fixed-width, so distinct bindings never share an encoding (walletId "ab" +
@@ -39,7 +52,12 @@
  */
 import { MAX_BODY_LEN } from "./frame.ts";
 
-export const SEALED_SHARE_VERSION = 1;
+/** The version sealed with a policy hash; SEALED_SHARE_VERSION_1 (no policy) is still read. */
+export const SEALED_SHARE_VERSION = 2;
+export const SEALED_SHARE_VERSION_1 = 1;
+export type SealedShareVersion = typeof SEALED_SHARE_VERSION | typeof SEALED_SHARE_VERSION_1;
+/** approval.ts POLICY_HASH_BYTES (not imported, so this layout pulls in no hash code). */
+export const POLICY_HASH_BYTES = 32;
 export const SEAL_NONCE_BYTES = 12;
 export const SEAL_TAG_BYTES = 16;
 /** version byte + nonce + tag: everything but the ciphertext. */
@@ -54,9 +72,18 @@ export const PUBLIC_KEY_BYTES = 33;
 /** Party indices are one byte on the protocol wire (1..255); the core uses 1..16. */
 export const MAX_PARTY_INDEX = 255;
 export const MAX_GENERATION = 0xffff_ffff;
-/** The longest associated data: label, version, two maximal ids, index, generation, key. */
+/** The longest associated data: label, version, two maximal ids, index, generation, key, policy hash. */
 export const MAX_AD_BYTES =
-  4 + AD_LABEL.length + 4 + 2 * (4 + MAX_BINDING_ID_BYTES) + 4 + 4 + 4 + PUBLIC_KEY_BYTES;
+  4 +
+  AD_LABEL.length +
+  4 +
+  2 * (4 + MAX_BINDING_ID_BYTES) +
+  4 +
+  4 +
+  4 +
+  PUBLIC_KEY_BYTES +
+  4 +
+  POLICY_HASH_BYTES;
 
 // A sealed share must fit a frame body (SEAL_SHARE reply, LOAD_SHARE request) with room for the other fields.
 if (MAX_SEALED_BYTES + 64 * 1024 > MAX_BODY_LEN)
@@ -73,9 +100,17 @@ export interface SealBinding {
   generation: number;
   /** Compressed SEC1 group public key (33 bytes). */
   publicKey: Uint8Array;
+  /** Version 2: SHA-256 of the wallet's approval policy. Absent: a version 1 binding. */
+  policyHash?: Uint8Array;
 }
 
+/** The format version a binding is encoded under: 2 with a policy hash, 1 without. */
+export const bindingVersion = (b: SealBinding): SealedShareVersion =>
+  b.policyHash === undefined ? SEALED_SHARE_VERSION_1 : SEALED_SHARE_VERSION;
+
 export interface SealedShareParts {
+  /** Absent means version 1, so a version 1 blob parses to exactly its three parts. */
+  version?: typeof SEALED_SHARE_VERSION;
   nonce: Uint8Array;
   ciphertext: Uint8Array;
   tag: Uint8Array;
@@ -101,8 +136,10 @@ export function encodeSealedShare(p: SealedShareParts): Uint8Array {
   ) {
     throw malformed(`ciphertext must be 1..${MAX_SHARE_BYTES} bytes`);
   }
+  if (p.version !== undefined && p.version !== SEALED_SHARE_VERSION)
+    throw malformed(`version must be absent (1) or ${SEALED_SHARE_VERSION}`);
   const out = new Uint8Array(SEAL_OVERHEAD + p.ciphertext.length);
-  out[0] = SEALED_SHARE_VERSION;
+  out[0] = p.version ?? SEALED_SHARE_VERSION_1;
   out.set(p.nonce, 1);
   out.set(p.ciphertext, 1 + SEAL_NONCE_BYTES);
   out.set(p.tag, out.length - SEAL_TAG_BYTES);
@@ -121,9 +158,10 @@ export function parseSealedShare(sealed: Uint8Array): SealedShareParts {
     throw malformed(
       `sealed share is ${sealed.length} bytes, too short to hold the ${SEAL_OVERHEAD}-byte envelope and a share`,
     );
-  if (sealed[0] !== SEALED_SHARE_VERSION)
+  if (sealed[0] !== SEALED_SHARE_VERSION && sealed[0] !== SEALED_SHARE_VERSION_1)
     throw malformed(`unsupported sealed-share format version ${sealed[0]}`);
   return {
+    ...(sealed[0] === SEALED_SHARE_VERSION ? { version: SEALED_SHARE_VERSION } : {}),
     nonce: sealed.subarray(1, 1 + SEAL_NONCE_BYTES),
     ciphertext: sealed.subarray(1 + SEAL_NONCE_BYTES, sealed.length - SEAL_TAG_BYTES),
     tag: sealed.subarray(sealed.length - SEAL_TAG_BYTES),
@@ -173,15 +211,22 @@ export function encodeAssociatedData(binding: SealBinding): Uint8Array {
   const partyIndex = intIn(binding.partyIndex, 1, MAX_PARTY_INDEX, "partyIndex");
   const generation = intIn(binding.generation, 0, MAX_GENERATION, "generation");
   const pk = checkPublicKey(binding.publicKey);
+  const version = bindingVersion(binding);
   const fields: (Uint8Array | number)[] = [
     AD_LABEL,
-    SEALED_SHARE_VERSION,
+    version,
     walletId,
     nodeId,
     partyIndex,
     generation,
     pk,
   ];
+  if (version === SEALED_SHARE_VERSION) {
+    const h = binding.policyHash;
+    if (!(h instanceof Uint8Array) || h.length !== POLICY_HASH_BYTES)
+      throw malformed(`binding policyHash must be ${POLICY_HASH_BYTES} bytes`);
+    fields.push(h);
+  }
   const out = new Uint8Array(
     fields.reduce<number>((n, f) => n + 4 + (typeof f === "number" ? 0 : f.length), 0),
   );
@@ -230,16 +275,18 @@ export function parseAssociatedData(ad: Uint8Array): SealBinding {
   if (label.length !== AD_LABEL.length || !label.every((b, i) => b === AD_LABEL[i]))
     throw malformed("associated data does not carry the sealed-share label");
   const version = u32("version");
-  if (version !== SEALED_SHARE_VERSION)
+  if (version !== SEALED_SHARE_VERSION && version !== SEALED_SHARE_VERSION_1)
     throw malformed(`associated data of unsupported version ${version}`);
   const walletId = text("walletId");
   const nodeId = text("nodeId");
   const partyIndex = u32("partyIndex");
   const generation = u32("generation");
   const publicKey = lp("publicKey", PUBLIC_KEY_BYTES).slice();
+  const binding: SealBinding = { walletId, nodeId, partyIndex, generation, publicKey };
+  if (version === SEALED_SHARE_VERSION)
+    binding.policyHash = lp("policyHash", POLICY_HASH_BYTES).slice();
   if (at !== ad.length)
     throw malformed(`${ad.length - at} trailing bytes after the associated data`);
-  const binding = { walletId, nodeId, partyIndex, generation, publicKey };
   // The encoder's checks (non-empty ids, index range, point prefix) apply to what was read as well.
   encodeAssociatedData(binding);
   return binding;

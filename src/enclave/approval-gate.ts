@@ -1,0 +1,111 @@
+/**
+ * Where a ceremony start meets the approval check (approvals.ts): the
+ * `expected` request is built here from the CEREMONY_START fields this
+ * enclave is about to act on, never from the approvals, and the trusted
+ * policy is the wallet's sealed one (sign, refresh) or the administrators'
+ * built into the image (dkg). Runs before any session or phase 1 exists, so
+ * a refused start produces nothing a coordinator could relay.
+ *
+ * `requireApprovals` is always on in production. The development entry turns
+ * it off only when it was given no administrators' policy (loudly, so the
+ * development cluster without approvals keeps working); a share sealed with
+ * a policy is checked against it whatever the setting.
+ */
+import { fromHex } from "../shared/hex.ts";
+import { ApprovalError, policyHash } from "../shared/wire/approval.ts";
+import type { CeremonyStartRequest } from "../shared/wire/enclave-ops.ts";
+import { openTrustedPolicy, verifyApprovals, type TrustedPolicy } from "./approvals.ts";
+
+export interface ApprovalSettings {
+  /** The administrators' policy DKG approvals are checked against; null: none configured. */
+  adminPolicy: TrustedPolicy | null;
+  /** Refuse a DKG without approvals, and a sign or refresh of a wallet sealed without a policy. */
+  requireApprovals: boolean;
+}
+
+/** The production settings: the policy built into the bundle (admin-policy.ts), approvals required. */
+export function builtInApprovalSettings(adminPolicyHex: string | null): ApprovalSettings {
+  return { adminPolicy: adminPolicyOf(adminPolicyHex), requireApprovals: true };
+}
+
+/** Opens an administrators' policy given as hex of its encoding; null stays null. */
+export function adminPolicyOf(hex: string | null): TrustedPolicy | null {
+  if (hex === null) return null;
+  const encoding = fromHex(hex);
+  return openTrustedPolicy(encoding, policyHash(encoding));
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Checks a DKG start's approvals against the administrators' policy and
+ * returns the new wallet's policy (to be sealed with each share), or null
+ * when approvals are not required and none were sent.
+ */
+export function checkDkgStart(
+  settings: ApprovalSettings,
+  req: CeremonyStartRequest,
+  threshold: number,
+  parties: number,
+): TrustedPolicy | null {
+  if (!settings.requireApprovals && req.policy === undefined && req.approvals === undefined)
+    return null;
+  if (!(req.policy instanceof Uint8Array))
+    throw new ApprovalError("malformed", "a DKG start must carry the new wallet's policy");
+  // Its own hash is trusted here: what makes it the wallet's is the administrators' approval of that hash.
+  const walletPolicy = openTrustedPolicy(req.policy, policyHash(req.policy));
+  if (settings.adminPolicy === null)
+    throw new ApprovalError(
+      "unknown_signer",
+      "no administrators' policy is built into this enclave image: it creates no wallets",
+    );
+  verifyApprovals({
+    policy: settings.adminPolicy,
+    expected: {
+      operation: "dkg",
+      walletId: req.walletId,
+      requestId: requestIdOf(req),
+      policyHash: walletPolicy.hash,
+      threshold,
+      parties,
+    },
+    request: req.approvalRequest as Uint8Array,
+    approvals: req.approvals ?? [],
+    nowSeconds: nowSeconds(),
+  });
+  return walletPolicy;
+}
+
+/** Checks a sign or refresh start's approvals against the policy sealed with the wallet's share. */
+export function checkShareStart(
+  settings: ApprovalSettings,
+  req: CeremonyStartRequest,
+  sealedPolicy: TrustedPolicy | null,
+): void {
+  if (sealedPolicy === null) {
+    if (!settings.requireApprovals) return;
+    throw new ApprovalError(
+      "policy_mismatch",
+      "this wallet's share was sealed without an approval policy: it cannot be approved",
+    );
+  }
+  const kind = req.kind === "sign" ? "sign" : "refresh";
+  verifyApprovals({
+    policy: sealedPolicy,
+    expected: {
+      operation: kind,
+      walletId: req.walletId,
+      requestId: requestIdOf(req),
+      ...(kind === "sign" ? { digest: req.digest, path: req.path ?? "m" } : {}),
+    },
+    request: req.approvalRequest as Uint8Array,
+    approvals: req.approvals ?? [],
+    nowSeconds: nowSeconds(),
+  });
+}
+
+function requestIdOf(req: CeremonyStartRequest): string {
+  if (typeof req.requestId !== "string")
+    throw new ApprovalError("malformed", "an approved start must carry the client's request id");
+  return req.requestId;
+}
