@@ -49,7 +49,7 @@ export function isErrorCode(s: unknown): s is ErrorCode {
 /**
  * Raw codes with a closer contract code than `ceremony_failed`. Everything
  * else a participant reports (enclave codes such as `unseal_failed`,
- * `kms_key_rejected`, `share_mismatch`, `session_reused`; core codes such as
+ * `kms_failed`, `capacity_exceeded`, `session_reused`; core codes such as
  * `protocol_abort`, `malformed_message`) is a failed ceremony, with the node
  * blamed.
  */
