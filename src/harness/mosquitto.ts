@@ -1,74 +1,130 @@
 /**
  * A real Mosquitto broker for tests and the demo: loopback only, password
- * authentication, the project's ACL (the same text as
- * deploy/mosquitto/acl.example) and no persistence, in its own directory.
+ * authentication with one broker user per node and per client, client id
+ * bound to username, the project's ACL (the text of
+ * deploy/mosquitto/acl.example for EXAMPLE_ACL_USERS) and no persistence, in
+ * its own directory.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NODE_ID_PATTERN } from "../shared/wire/patterns.ts";
 
 export interface BrokerUser {
   username: string;
   password: string;
 }
 
+/** Who may log in, by role. Usernames are unique across roles. */
 export interface AclUsers {
-  /** The username every signing node's host logs in with. */
-  node: string;
-  /** The username clients (the SDK) log in with. */
-  client: string;
+  /** Signing nodes: each node's username is its node id (src/host/config.ts). */
+  nodes: string[];
+  /** Clients (the SDK): its response topic is tss/v1/responses/<username>/... */
+  clients: string[];
+  /**
+   * Test-only users that read every tss/v1 topic (to observe node traffic);
+   * never part of a deployment's ACL.
+   */
+  observers?: string[];
 }
 
-export const DEFAULT_ACL_USERS: AclUsers = { node: "tss-node", client: "tss-client" };
+/** The users deploy/mosquitto/acl.example is written for. */
+export const EXAMPLE_ACL_USERS: AclUsers = {
+  nodes: ["node-1", "node-2", "node-3"],
+  clients: ["wallet-service"],
+};
+
+/** Mosquitto usernames here are also topic levels: no separators, wildcards or spaces. */
+const USERNAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+function checkUsers(users: AclUsers): void {
+  const all = [...users.nodes, ...users.clients, ...(users.observers ?? [])];
+  for (const u of all)
+    if (!USERNAME.test(u))
+      throw new Error(
+        `broker username ${JSON.stringify(u)} must be 1-64 characters of [A-Za-z0-9._-]`,
+      );
+  for (const u of users.nodes)
+    if (!NODE_ID_PATTERN.test(u)) throw new Error(`node username ${u} must be a node id`);
+  // A client named like a node would read that node's inbox through the %u patterns.
+  if (new Set(all).size !== all.length) throw new Error("broker usernames must be unique");
+}
 
 /**
- * The ACL for MQTT API v1. deploy/mosquitto/acl.example is this text with
- * DEFAULT_ACL_USERS (a test keeps the two equal).
+ * The ACL for MQTT API v1 with one broker user per node and per client.
+ * Mosquitto binds client id to username (use_username_as_clientid), so %u is
+ * the identity a password proved and %c cannot be chosen apart from it.
  */
-export function aclText(users: AclUsers = DEFAULT_ACL_USERS): string {
-  for (const u of [users.node, users.client]) {
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(u))
-      throw new Error(
-        `ACL username ${JSON.stringify(u)} must be 1-64 characters of [A-Za-z0-9._-]`,
-      );
-  }
+export function aclText(users: AclUsers): string {
+  checkUsers(users);
+  const nodes = users.nodes.map(
+    (u) => `user ${u}
+topic read tss/v1/requests/#
+topic write tss/v1/responses/#
+topic write tss/v1/nodes/+/inbox
+topic write tss/v1/nodes/+/replies
+topic read tss/v1/nodes/+/presence
+topic write tss/v1/nodes/${u}/presence
+`,
+  );
+  const clients = users.clients.map(
+    (u) => `user ${u}
+topic write tss/v1/requests/#
+topic read tss/v1/nodes/+/presence
+`,
+  );
+  const observers = (users.observers ?? []).map(
+    (u) => `user ${u}
+topic read tss/v1/#
+`,
+  );
   return `# Mosquitto ACL for the TSS signing layer, MQTT API v1 (docs/mqtt-api.md).
 # Generated from src/harness/mosquitto.ts (aclText); keep the two identical.
+# One broker user per node (username = node id) and per client; the broker
+# binds client id to username (use_username_as_clientid true), so a client id
+# can no longer be borrowed: connecting as a user needs that user's password,
+# and a second connection of one user replaces the first.
 #
 # Anything not granted here is denied. Mosquitto checks a shared subscription
 # ($share/<group>/<filter>) against <filter> itself, so the nodes' read grant
 # on tss/v1/requests/# covers $share/tss-nodes/tss/v1/requests/+.
 
-# Signing nodes: take client requests through the shared subscription, answer
-# on any client's response topic, and use presence and node-to-node RPC.
-user ${users.node}
-topic read tss/v1/requests/#
-topic write tss/v1/responses/#
-topic readwrite tss/v1/nodes/#
+# Every user reads only what is addressed to its own username: a client its
+# responses, a node its RPC inbox and the replies to its calls. Pattern lines
+# apply to all users; usernames are unique across nodes and clients, and
+# Mosquitto refuses pattern access to a username containing + or #.
+pattern read tss/v1/responses/%u/#
+pattern read tss/v1/nodes/%u/inbox
+pattern read tss/v1/nodes/%u/replies
 
+# Signing nodes: take client requests through the shared subscription, answer
+# on a client's response topic, call other nodes (their inboxes) and answer
+# calls (the caller's replies), read presence, and announce only their own
+# presence (and Last Will). Presence is per user, not a %u pattern, so a client
+# cannot announce itself as a node.
+${nodes.join("\n")}
 # Clients: submit requests, and read node presence (the SDK watches its
 # request's coordinator: its Last Will ends the wait); no node inboxes.
-user ${users.client}
-topic write tss/v1/requests/#
-topic read tss/v1/nodes/+/presence
-
-# Every authenticated user may read the responses addressed to its own client
-# id and no one else's. Pattern lines apply to all users. Mosquitto refuses
-# pattern access to a client id containing +, # or /, so an id cannot widen it.
-# A client id is not a secret: where clients do not trust each other, give
-# each its own username and use tss/v1/responses/%u/# instead.
-pattern read tss/v1/responses/%c/#
-`;
+${clients.join("\n")}${
+  observers.length
+    ? `\n# Test-only observers (src/harness): read everything, write nothing.\n${observers.join("\n")}`
+    : ""
+}`;
 }
 
 /** Largest MQTT packet the broker accepts: node RPC payloads (8 MiB) plus headers and properties. */
 export const MAX_PACKET_BYTES = (8 << 20) + (64 << 10);
 
 export interface MosquittoOptions {
-  node: BrokerUser;
-  client: BrokerUser;
+  /** One per node; username = node id. */
+  nodes: BrokerUser[];
+  /** One per client process that is connected at a time (a user has one connection). */
+  clients: BrokerUser[];
+  /** Test-only readers of every tss/v1 topic. */
+  observers?: BrokerUser[];
   /** Directory for config, password and ACL files; a fresh temp dir (removed on stop) by default. */
   dataDir?: string;
   startTimeoutMs?: number;
@@ -113,11 +169,15 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+/** Users with fresh random passwords (what the harness hands out). */
+export function generatedUsers(usernames: readonly string[]): BrokerUser[] {
+  return usernames.map((username) => ({
+    username,
+    password: randomBytes(18).toString("base64url"),
+  }));
+}
+
 function addUser(passwdFile: string, u: BrokerUser, create: boolean): void {
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(u.username))
-    throw new Error(
-      `broker username ${JSON.stringify(u.username)} must be 1-64 characters of [A-Za-z0-9._-]`,
-    );
   // mosquitto_passwd -b takes the password as an argument; it never reaches a log here.
   const r = spawnSync(
     MOSQUITTO_PASSWD,
@@ -152,6 +212,8 @@ function startOnce(dir: string, port: number): ChildProcess {
     [
       `listener ${port} 127.0.0.1`,
       "allow_anonymous false",
+      // The client id is the username: %u in the ACL is who proved a password.
+      "use_username_as_clientid true",
       `password_file ${join(dir, "passwd")}`,
       `acl_file ${join(dir, "acl")}`,
       "persistence false",
@@ -176,9 +238,18 @@ export async function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
     if (ownDir) rmSync(dir, { recursive: true, force: true });
   };
   try {
-    addUser(join(dir, "passwd"), o.node, true);
-    addUser(join(dir, "passwd"), o.client, false);
-    writeFileSync(join(dir, "acl"), aclText({ node: o.node.username, client: o.client.username }));
+    const observers = o.observers ?? [];
+    const names = (us: BrokerUser[]) => us.map((u) => u.username);
+    // Checked before any password is written.
+    const acl = aclText({
+      nodes: names(o.nodes),
+      clients: names(o.clients),
+      observers: names(observers),
+    });
+    [...o.nodes, ...o.clients, ...observers].forEach((u, i) =>
+      addUser(join(dir, "passwd"), u, i === 0),
+    );
+    writeFileSync(join(dir, "acl"), acl);
   } catch (e) {
     cleanup();
     throw e;

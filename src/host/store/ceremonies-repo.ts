@@ -1,6 +1,9 @@
 /**
  * Ceremonies (DKG, sign, refresh) this node took part in, keyed by the hex session id. A client
- * request id is unique per kind so a retried request can later be answered from the first run.
+ * request id is unique per client user (the broker user whose Response Topic the request named),
+ * stored with a hash of the request's parameters, so a retried request can later be answered from
+ * the first run and the same id with other parameters refused (migration 5). Rows from before
+ * that have client user "" and are unique per kind.
  * Only public data is stored: participants, outcome, and the public result (e.g. a signature).
  */
 import { col, type Db, type Row } from "./db.ts";
@@ -36,6 +39,10 @@ export interface Ceremony {
   status: CeremonyStatus;
   error: string | null;
   requestId: string | null;
+  /** The broker user the request came from ("" for rows from before migration 5). */
+  clientUser: string;
+  /** SHA-256 of the request's parameters (planning.ts requestParamsHash), when recorded. */
+  paramsHash: Uint8Array | null;
   result: Uint8Array | null;
   createdAt: number;
   finishedAt: number | null;
@@ -48,13 +55,15 @@ export interface NewCeremony {
   coordinator: string;
   participants: readonly string[];
   requestId?: string | null;
+  clientUser?: string;
+  paramsHash?: Uint8Array | null;
 }
 
 export type CeremonyOutcome =
   | { status: "succeeded"; result?: Uint8Array | null }
   | { status: "failed"; error: string };
 
-const SELECT = `SELECT ceremony_id, kind, wallet_id, coordinator, participants, status, error, request_id, result, created_at, finished_at FROM ceremonies`;
+const SELECT = `SELECT ceremony_id, kind, wallet_id, coordinator, participants, status, error, request_id, client_user, params_hash, result, created_at, finished_at FROM ceremonies`;
 
 function oneOf<T extends string>(value: string, allowed: readonly string[], what: string): T {
   if (!allowed.includes(value)) throw new StoreError("schema", `${what} ${value} is unknown`);
@@ -78,6 +87,8 @@ function toCeremony(r: Row): Ceremony {
     status: oneOf<CeremonyStatus>(col.str(r, "status"), STATUSES, "ceremony status"),
     error: col.strOrNull(r, "error"),
     requestId: col.strOrNull(r, "request_id"),
+    clientUser: col.str(r, "client_user"),
+    paramsHash: col.bytesOrNull(r, "params_hash"),
     result: col.bytesOrNull(r, "result"),
     createdAt: col.int(r, "created_at"),
     finishedAt: col.intOrNull(r, "finished_at"),
@@ -94,7 +105,7 @@ function checkParticipants(list: unknown): string[] {
   return ids;
 }
 
-/** Records a ceremony as running. A duplicate session id or (kind, request id) is a conflict. */
+/** Records a ceremony as running. A duplicate session id or (client user, request id) is a conflict. */
 export function startCeremony(db: Db, c: NewCeremony, now: number = Date.now()): Ceremony {
   if (!KINDS.includes(c.kind))
     throw new StoreError("invalid", `ceremony kind must be one of ${KINDS.join(", ")}`);
@@ -107,22 +118,30 @@ export function startCeremony(db: Db, c: NewCeremony, now: number = Date.now()):
     coordinator: checkId(c.coordinator, "coordinator"),
     participants: JSON.stringify(checkParticipants(c.participants)),
     request: c.requestId == null ? null : checkId(c.requestId, "request id"),
+    client: c.clientUser ? checkId(c.clientUser, "client user") : "",
+    params: c.paramsHash == null ? null : checkBytes(c.paramsHash, "parameters hash", 32, 32),
     now: checkTimestamp(now),
   };
   try {
     db.run(
-      `INSERT INTO ceremonies (ceremony_id, kind, wallet_id, coordinator, participants, status, request_id, created_at)
-       VALUES (:id, :kind, :wallet, :coordinator, :participants, 'running', :request, :now)`,
+      `INSERT INTO ceremonies (ceremony_id, kind, wallet_id, coordinator, participants, status, request_id, client_user, params_hash, created_at)
+       VALUES (:id, :kind, :wallet, :coordinator, :participants, 'running', :request, :client, :params, :now)`,
       p,
     );
   } catch (e) {
     if (!isConstraintError(e)) throw e;
     if (getCeremony(db, c.ceremonyId))
       throw new StoreError("conflict", `ceremony ${c.ceremonyId} already exists`);
-    if (p.request !== null && findCeremonyByRequest(db, c.kind, p.request)) {
+    const earlier =
+      p.request === null
+        ? undefined
+        : p.client === ""
+          ? findCeremonyByRequest(db, c.kind, p.request)
+          : findClientRequest(db, p.client, p.request);
+    if (earlier) {
       throw new StoreError(
         "conflict",
-        `a ${c.kind} ceremony for request ${p.request} already exists`,
+        `a ${earlier.kind} ceremony for request ${p.request} already exists`,
       );
     }
     throw e;
@@ -175,13 +194,27 @@ export function getCeremony(db: Db, ceremonyId: string): Ceremony | undefined {
   return r && toCeremony(r);
 }
 
+/** A ceremony recorded before migration 5 (client user ""), under its kind and request id. */
 export function findCeremonyByRequest(
   db: Db,
   kind: CeremonyKind,
   requestId: string,
 ): Ceremony | undefined {
-  const r = db.get(`${SELECT} WHERE kind = :kind AND request_id = :request`, {
+  const r = db.get(`${SELECT} WHERE kind = :kind AND request_id = :request AND client_user = ''`, {
     kind,
+    request: checkId(requestId, "request id"),
+  });
+  return r && toCeremony(r);
+}
+
+/** The ceremony a client user's request id started, of whatever kind: ids are unique per user. */
+export function findClientRequest(
+  db: Db,
+  clientUser: string,
+  requestId: string,
+): Ceremony | undefined {
+  const r = db.get(`${SELECT} WHERE client_user = :client AND request_id = :request`, {
+    client: checkId(clientUser, "client user"),
     request: checkId(requestId, "request id"),
   });
   return r && toCeremony(r);
