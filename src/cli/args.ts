@@ -49,14 +49,25 @@ export const COMMANDS: Record<Command, CommandSpec> = {
   "key show": { args: ["FILE"], options: [], local: true },
 };
 
-export const GLOBAL_OPTIONS = ["url", "username", "password", "ca", "request-id", "timeout"];
+export const GLOBAL_OPTIONS = [
+  "url",
+  "username",
+  "password",
+  "ca",
+  "request-id",
+  "timeout",
+  // Wallet trust (trust.ts).
+  "aws-root",
+  "dev-root",
+  "image",
+];
 const VALUE_OPTIONS = new Set([
   ...GLOBAL_OPTIONS,
   ...Object.values(COMMANDS).flatMap((c) => c.options),
 ]);
-const FLAGS = new Set(["help", "json"]);
+const FLAGS = new Set(["help", "json", "allow-development"]);
 /** Options that may be given more than once (approver keys and key files); their values are in `lists`. */
-export const REPEATABLE = new Set(["key", "approver", "admin-key"]);
+export const REPEATABLE = new Set(["key", "approver", "admin-key", "image"]);
 
 export interface Invocation {
   /** null: no command (main help), "wallet" / "key": that group's help. */
@@ -67,6 +78,8 @@ export interface Invocation {
   lists: Map<string, string[]>;
   json: boolean;
   help: boolean;
+  /** --allow-development: trust a development attestation root (trust.ts). */
+  allowDevelopment?: boolean;
 }
 
 export function parseArgv(argv: string[]): Invocation {
@@ -86,6 +99,7 @@ export function parseArgv(argv: string[]): Invocation {
   const lists = new Map<string, string[]>();
   let json = false;
   let help = false;
+  let allowDevelopment = false;
   // Problems wait until we know whether --help was asked for, which wins.
   const problems: string[] = [];
   for (const t of tokens) {
@@ -94,6 +108,7 @@ export function parseArgv(argv: string[]): Invocation {
     if (FLAGS.has(t.name)) {
       if (t.value !== undefined) problems.push(`Option ${t.rawName} takes no value.`);
       else if (t.name === "help") help = true;
+      else if (t.name === "allow-development") allowDevelopment = true;
       else json = true;
     } else if (!VALUE_OPTIONS.has(t.name)) {
       problems.push(`Unknown option ${t.rawName}; run tss --help for the options.`);
@@ -133,7 +148,15 @@ export function parseArgv(argv: string[]): Invocation {
     if ((spec.local || !GLOBAL_OPTIONS.includes(name)) && !spec.options.includes(name))
       throw new UsageError(`Option --${name} does not apply to tss ${command}.`);
   }
-  return { command, args, values, lists, json, help };
+  return {
+    command,
+    args,
+    values,
+    lists,
+    json,
+    help,
+    ...(allowDevelopment ? { allowDevelopment } : {}),
+  };
 }
 
 function resolveCommand(

@@ -14,6 +14,15 @@ const GLOBAL_HELP = `Global options:
                        Repeating a request with the same id returns its stored
                        result instead of running the ceremony again.
   --timeout SECONDS    give up waiting after this long (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --aws-root FILE      the AWS Nitro root (PEM, fingerprint-pinned) that enclaves' attestation
+                       documents must chain to (default: env TSS_AWS_ROOT)
+  --dev-root FILE      a development attestation root; trusted only with --allow-development
+                       (default: env TSS_DEV_ROOT, else the local cluster's, from client.json)
+  --image PCR0         an allowed enclave image hash (repeatable; default: env TSS_IMAGES,
+                       comma-separated, else the local cluster's, from client.json)
+  --allow-development  trust a development root (env TSS_ALLOW_DEVELOPMENT=1); never in production
+                       With a root configured, every wallet answer must be vouched for by
+                       all n holders' attested enclaves and signatures by that verified key.
   --json               print exactly one JSON document on stdout: the result, or
                        {"error": {code, message, node, requestId}}; no progress lines
   -h, --help           show help (also: tss help COMMAND)
@@ -32,7 +41,7 @@ Threshold-ECDSA (secp256k1) wallets on the TSS signing cluster, over MQTT.
 
 Commands:
   wallet create [--threshold T] [--parties N]  create a wallet by distributed key generation
-  wallet show ID                               show a wallet: public key, address, threshold, nodes
+  wallet show ID                               show a wallet, verified against its attested enclaves
   wallet list                                  list the wallets the online nodes hold
   wallet refresh ID [--key FILE]...            re-randomise every share of a wallet (same key)
   sign --wallet ID --digest HEX [--path P] [--key FILE]...
@@ -100,7 +109,13 @@ Progress goes to stderr, a line per phase.
   "wallet show": `Usage: tss wallet show ID [options]
 
 Shows a wallet: its public key and Ethereum address, threshold, parties,
-share generation and the nodes holding its shares, by party index.
+share generation and the nodes holding its shares, by party index, once
+every holder's enclave has vouched for it: each signed statement must carry
+a valid signature by the channel key its attestation document binds, every
+document must chain to a trusted root (--aws-root, or --dev-root with
+--allow-development) and show an allowed image (--image), and all n
+statements must agree with each other and with the answer. Otherwise it fails
+with unverified_wallet, naming the node at fault where one is.
 `,
   "wallet list": `Usage: tss wallet list [options]
 

@@ -20,7 +20,23 @@ ${fields([
   ["public key", w.publicKey],
   ["address", w.address],
   ["nodes", `${w.nodes.join(", ")} (by party index)`],
+  ...vouchedLine(w),
 ])}`;
+}
+
+/** Present only when the SDK verified the wallet (ConnectOptions.trust). */
+function vouchedLine(w: WalletInfo): [string, string][] {
+  if (w.vouchedBy === undefined) return [];
+  const images = [...new Set(w.vouchedBy.map((v) => `${v.imageHash.slice(0, 16)}…`))].join(", ");
+  const development = w.vouchedBy.some((v) => v.development)
+    ? "; DEVELOPMENT root: proves nothing about real enclaves"
+    : "";
+  return [
+    [
+      "vouched for",
+      `by ${w.vouchedBy.length} attested enclaves (all ${w.parties} holders; image ${images}${development})`,
+    ],
+  ];
 }
 
 export function showWallets(ws: WalletInfo[]): string {

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import type { ConnectOptions } from "../client/index.ts";
 import { UsageError } from "./args.ts";
 
-const DEFAULT_CLIENT_FILE = fileURLToPath(
+export const DEFAULT_CLIENT_FILE = fileURLToPath(
   new URL("../../data/cluster/client.json", import.meta.url),
 );
 const MAX_FILE_BYTES = 1024 * 1024;
@@ -55,6 +55,13 @@ function clientFile(path: string): { url: string; username?: string; password?: 
     username: o.username as string | undefined,
     password: o.password as string | undefined,
   };
+}
+
+/** The client file in use: the one connectionSettings reads when no URL is given, else none. */
+export function clientFileInUse(values: Map<string, string>, env: Env): string | undefined {
+  const set = (x: string | undefined) => (x === undefined || x === "" ? undefined : x);
+  if (set(values.get("url")) ?? set(env.TSS_MQTT_URL)) return undefined;
+  return set(env.TSS_CLIENT_CONFIG) ?? DEFAULT_CLIENT_FILE;
 }
 
 export function connectionSettings(

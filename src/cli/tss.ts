@@ -42,7 +42,8 @@ import {
   showWallet,
   showWallets,
 } from "./render.ts";
-import { connectionSettings, type Env } from "./settings.ts";
+import { clientFileInUse, connectionSettings, type Env } from "./settings.ts";
+import { walletTrustSettings } from "./trust.ts";
 
 type Run = (
   client: TssClient,
@@ -183,7 +184,23 @@ async function main(argv: string[], env: Env): Promise<number> {
     timeout = timeoutMs(inv.values.get("timeout"));
     requestId = requestIdArg(inv.values.get("request-id")) ?? newRequestId();
     const settings = connectionSettings(inv.values, env);
-    client = await TssClient.connect({ ...settings, timeoutMs: timeout });
+    const trust = walletTrustSettings(
+      inv.values,
+      inv.lists,
+      inv.allowDevelopment === true,
+      env,
+      clientFileInUse(inv.values, env),
+    );
+    // Showing a wallet means vouching for its key: never without a verification.
+    if (trust === null && inv.command === "wallet show")
+      throw new UsageError(
+        "Showing a wallet verifies it against attested enclaves: give --aws-root FILE and --image PCR0 (a local cluster: --allow-development).",
+      );
+    client = await TssClient.connect({
+      ...settings,
+      timeoutMs: timeout,
+      ...(trust === null ? {} : { trust }),
+    });
     const started = Date.now();
     const onProgress = json
       ? undefined

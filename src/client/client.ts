@@ -14,6 +14,12 @@ import { Connection } from "./connection.ts";
 import { CoordinatorWatch } from "./coordinator-watch.ts";
 import { TssError } from "./errors.ts";
 import {
+  verifiedSigningKey,
+  verifyAnswer,
+  type VerifiedWallet,
+  type WalletTrust,
+} from "./wallet-verification.ts";
+import {
   checkClientId,
   checkCount,
   checkPath,
@@ -59,28 +65,47 @@ interface Pending {
   fail(e: TssError): void;
 }
 
+/** The username in an mqtt://user:pass@host URL, if any (Connection.open takes it from there too). */
+function urlUsername(url: string): string | undefined {
+  try {
+    const u = new URL(url).username;
+    return u ? decodeURIComponent(u) : undefined;
+  } catch {
+    return undefined; // Connection.open reports the bad URL
+  }
+}
+
 export class TssClient {
   private readonly pending = new Map<string, Pending>();
   private closed = false;
   private coordinators: CoordinatorWatch | null = null;
+  /** Wallets verified under `trust`: a wallet's key and chain code never change, so one verification serves every later sign. */
+  private readonly verifiedWallets = new Map<string, VerifiedWallet>();
 
   private constructor(
     private readonly conn: { current: Connection | null },
-    /** The MQTT client id; replies arrive on tss/v1/responses/<clientId>/#. */
+    /** The MQTT client id (the username when one is given); replies arrive on tss/v1/responses/<clientId>/#. */
     readonly clientId: string,
     private readonly timeoutMs: number,
+    /** Without it answers are checked only against themselves (checks.ts). */
+    private readonly trust: WalletTrust | undefined,
   ) {}
 
   /** Connects and subscribes to this client's responses; rejects with `connection_failed` or `bad_request`. */
   static async connect(o: ConnectOptions): Promise<TssClient> {
+    // The broker binds client id to username (use_username_as_clientid) and lets a user read
+    // only tss/v1/responses/<username>/#, so with a username the client id is that username.
+    const username = o.username ?? urlUsername(o.url);
     const clientId =
-      o.clientId === undefined
-        ? `tss-${randomBytes(12).toString("hex")}`
-        : checkClientId(o.clientId);
+      username !== undefined
+        ? checkClientId(username)
+        : o.clientId === undefined
+          ? `tss-${randomBytes(12).toString("hex")}`
+          : checkClientId(o.clientId);
     const timeoutMs = checkTimeout(o.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     // The message handler needs the client and the client needs the connection; the box breaks the cycle.
     const box: { current: Connection | null } = { current: null };
-    const client = new TssClient(box, clientId, timeoutMs);
+    const client = new TssClient(box, clientId, timeoutMs, o.trust);
     box.current = await Connection.open({
       url: o.url,
       clientId,
@@ -135,7 +160,7 @@ export class TssClient {
           `The node created a ${w.threshold}-of-${w.parties} wallet, not the requested ${o.threshold ?? w.threshold}-of-${o.parties ?? w.parties}.`,
         );
       }
-      return w;
+      return { ...w, ...this.vouched(v, w) };
     });
   }
 
@@ -154,9 +179,18 @@ export class TssClient {
       o,
     );
     const body = { walletId, digest, ...(path === null ? {} : { path }), ...approval };
-    return this.request("sign", body, { ...o, requestId }, (v) =>
-      checkSignResult(parseSign(v), { walletId, digest, path }),
-    );
+    // With trust configured, the signature must be by the key n attested enclaves vouch for.
+    const verified = this.trust === undefined ? null : await this.verifiedWallet(walletId, o);
+    return this.request("sign", body, { ...o, requestId }, (v) => {
+      const r = checkSignResult(parseSign(v), { walletId, digest, path });
+      if (verified && r.publicKey !== verifiedSigningKey(verified, path))
+        throw new TssError(
+          "invalid_signature",
+          `The signature is by key ${r.publicKey.slice(0, 16)}…, not the verified key of wallet ${walletId}${path === null ? "" : ` at ${path}`}.`,
+          r.coordinator,
+        );
+      return r;
+    });
   }
 
   /** Re-randomises every share of a wallet; the key and address stay the same, the generation goes up. */
@@ -168,7 +202,7 @@ export class TssClient {
       const r = parseRefresh(v);
       checkSameWallet(r, walletId);
       checkAddress(r);
-      return r;
+      return { ...r, ...this.vouched(v, r) };
     });
   }
 
@@ -178,7 +212,7 @@ export class TssClient {
       const w = parseWalletInfo(v);
       checkSameWallet(w, id);
       checkAddress(w);
-      return w;
+      return { ...w, ...this.vouched(v, w) };
     });
   }
 
@@ -186,8 +220,37 @@ export class TssClient {
     return this.request("wallets", {}, o, (v) => {
       const r = parseWallets(v);
       for (const w of r.wallets) checkAddress(w);
-      return r;
+      const raw = (v as { wallets: unknown[] }).wallets;
+      return { wallets: r.wallets.map((w, i) => ({ ...w, ...this.vouched(raw[i], w) })) };
     });
+  }
+
+  /** The wallet as its n attested enclaves vouch for it (needs `trust`); cached per wallet id. */
+  async verifiedWallet(walletId: string, o: QueryOptions = {}): Promise<VerifiedWallet> {
+    if (this.trust === undefined)
+      throw new TssError("bad_request", "verifying a wallet needs ConnectOptions.trust");
+    const id = checkWalletId(walletId);
+    const known = this.verifiedWallets.get(id);
+    if (known) return known;
+    await this.wallet(id, o);
+    return this.verifiedWallets.get(id)!;
+  }
+
+  /** Verifies an answer's vouchers when trust is configured: nothing, or who vouched. */
+  private vouched(
+    raw: unknown,
+    w: {
+      walletId: string;
+      publicKey: string;
+      generation: number;
+      threshold?: number;
+      parties?: number;
+    },
+  ): { vouchedBy?: VerifiedWallet["vouchedBy"] } {
+    if (this.trust === undefined) return {};
+    const verified = verifyAnswer(raw, w, this.trust);
+    this.verifiedWallets.set(verified.walletId, verified);
+    return { vouchedBy: verified.vouchedBy };
   }
 
   async nodes(o: QueryOptions = {}): Promise<NodesResult> {

@@ -17,7 +17,13 @@ export type NodeErrorCode = ErrorCode;
  * answer came in time, `not_enough_nodes` when no node is subscribed,
  * `invalid_signature` and `inconsistent_result` when a result fails its checks.
  */
-export type SdkErrorCode = "bad_response" | "connection_failed" | "closed" | "coordinator_lost";
+export type SdkErrorCode =
+  | "bad_response"
+  | "connection_failed"
+  | "closed"
+  | "coordinator_lost"
+  // With ConnectOptions.trust: the wallet is not vouched for by all n holders' attested enclaves (wallet-verification.ts).
+  | "unverified_wallet";
 
 /** Known codes, plus any code a newer node may send. */
 export type TssErrorCode = NodeErrorCode | SdkErrorCode | (string & {});

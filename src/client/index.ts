@@ -26,6 +26,15 @@ export {
 export { ethAddress } from "../shared/public-key.ts";
 export type * from "./types.ts";
 export {
+  verifiedSigningKey,
+  verifyWallet,
+  WALLET_UNVERIFIED,
+  type ClaimedWallet,
+  type VerifiedWallet,
+  type WalletTrust,
+  type WalletVoucher,
+} from "./wallet-verification.ts";
+export {
   KeySigner,
   approve,
   approverKeyOf,

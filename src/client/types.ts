@@ -3,6 +3,7 @@ import type { SignatureForms } from "../shared/signature.ts";
 import type { ApprovalPolicy } from "../shared/wire/approval.ts";
 import type { ApprovalOptions } from "./approval-request.ts";
 import type { ApprovalSigner } from "./signers.ts";
+import type { VerifiedWallet, WalletTrust } from "./wallet-verification.ts";
 
 export type { ApprovalOptions, ApprovalPolicy };
 
@@ -22,7 +23,11 @@ export interface TlsOptions {
 export interface ConnectOptions {
   /** mqtt://host:port, mqtts://host:port, ws://… or wss://… */
   url: string;
-  /** MQTT client id; default `tss-` + 12 random bytes. No `/`, `+`, `#`. Replies arrive on tss/v1/responses/<clientId>/#. */
+  /**
+   * MQTT client id when connecting without a username; default `tss-` + 12 random bytes. No `/`,
+   * `+`, `#`. With a username the client id is the username (the broker binds the two and lets a
+   * user read only tss/v1/responses/<username>/#), and this is ignored.
+   */
   clientId?: string;
   username?: string;
   password?: string;
@@ -30,6 +35,12 @@ export interface ConnectOptions {
   tls?: TlsOptions;
   /** Default deadline of every request (default 180000 ms); connecting waits at most min(this, 30000) ms. */
   timeoutMs?: number;
+  /**
+   * Whom to believe about a wallet (src/client/wallet-verification.ts): with it, every
+   * dkg, wallet, wallets and refresh answer must be vouched for by all n holders'
+   * attested enclaves, and a signature must verify against that verified key (and path).
+   */
+  trust?: WalletTrust;
 }
 
 export type Stage = "dkg" | "sign" | "refresh" | "prepare" | "persist";
@@ -97,6 +108,8 @@ export interface WalletInfo {
   generation: number;
   /** Node ids by party index. */
   nodes: string[];
+  /** With `trust` configured: the attested enclaves that vouched for this wallet, by party index. */
+  vouchedBy?: VerifiedWallet["vouchedBy"];
 }
 
 export interface CreateWalletResult extends WalletInfo {
@@ -121,6 +134,8 @@ export interface RefreshResult {
   generation: number;
   publicKey: string;
   address: string;
+  /** With `trust` configured: the attested enclaves that vouched for the new generation. */
+  vouchedBy?: VerifiedWallet["vouchedBy"];
 }
 
 export interface WalletsResult {

@@ -9,15 +9,15 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { createDevelopmentPki, derToPem, type DevelopmentPki } from "../dev/dev-pki.ts";
 import { bundleEnclave, type EnclaveImage } from "../harness/enclave-image.ts";
 import { DEV_KMS_REGION, devNodePcr4Hex, startDevKms, type DevKms } from "../harness/dev-kms.ts";
 import { canIsolate } from "../harness/enclave-process.ts";
-import { startMosquitto } from "../harness/mosquitto.ts";
+import { generatedUsers, startMosquitto, type BrokerUser } from "../harness/mosquitto.ts";
 import { startProcess, type Started } from "../harness/processes.ts";
 import { superviseEnclaveProcess, type Supervised } from "../harness/supervise.ts";
 import type { NodeConfig } from "../host/config.ts";
+import { DEFAULT_CLIENT_LIMITS, DEFAULT_MAX_CEREMONIES } from "../host/rate-limits.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -39,11 +39,19 @@ export interface ClientCredentials {
   password: string;
 }
 
+/** Client broker users the cluster creates: a user has one connection at a time. */
+export const CLUSTER_CLIENT_USERS = ["tss-client", "tss-client-2", "tss-client-3"];
+
 export interface LocalCluster {
   dataDir: string;
+  /** The first client user (written to client.json for the CLI). */
   client: ClientCredentials;
-  /** Node credentials (tests use them to observe node traffic). */
-  nodeCredentials: { username: string; password: string };
+  /** Every client user (CLUSTER_CLIENT_USERS), each with its own password. */
+  clients: ClientCredentials[];
+  /** A test-only broker user that reads every tss/v1 topic and writes none. */
+  observer: ClientCredentials;
+  /** Each admitted node's broker user (username = node id), started or not. */
+  nodeUsers: Record<string, BrokerUser>;
   image: EnclaveImage;
   nodes: ClusterNode[];
   /** Starts one more node from a fresh config; nothing else changes. */
@@ -60,6 +68,8 @@ export interface ClusterOptions {
   progress?: (line: string) => void;
   /** The enclaves' development administrators' policy (approval.ts encoding, hex); without it they do not require approvals. */
   adminPolicyHex?: string;
+  /** Every host's admission limits (config.ts `limits`); default rate-limits.ts's. */
+  limits?: Partial<NodeConfig["limits"]>;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
@@ -82,22 +92,23 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     const rootPem = join(o.dataDir, "dev-attestation-root.pem");
     writeFileSync(rootPem, derToPem(pki.root.der));
 
-    say("starting Mosquitto");
-    const nodeCredentials = {
-      username: "tss-node",
-      password: randomBytes(18).toString("base64url"),
-    };
-    const client = { username: "tss-client", password: randomBytes(18).toString("base64url") };
+    const admitted = Array.from({ length: o.maxNodes ?? o.nodes + 2 }, (_, i) => `node-${i + 1}`);
+    say("starting Mosquitto (one broker user per node and per client)");
+    // Every node the cluster may grow to has its own user now: addNode changes nothing else.
+    const nodeUserList = generatedUsers(admitted);
+    const nodeUsers = Object.fromEntries(nodeUserList.map((u) => [u.username, u]));
+    const clientUsers = generatedUsers(CLUSTER_CLIENT_USERS);
+    const [observerUser] = generatedUsers(["tss-observer"]);
     mkdirSync(join(o.dataDir, "mosquitto"), { recursive: true });
     const broker = await startMosquitto({
-      node: nodeCredentials,
-      client,
+      nodes: nodeUserList,
+      clients: clientUsers,
+      observers: [observerUser!],
       dataDir: join(o.dataDir, "mosquitto"),
     });
     stoppers.push(() => broker.stop());
 
     say("starting the KMS stand-in");
-    const admitted = Array.from({ length: o.maxNodes ?? o.nodes + 2 }, (_, i) => `node-${i + 1}`);
     const kms: DevKms = await startDevKms({
       dataDir: o.dataDir,
       devRootPem: rootPem,
@@ -107,6 +118,12 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     stoppers.push(() => kms.process.stop());
 
     const isolate = canIsolate();
+    const nodeUser = (nodeId: string): BrokerUser => {
+      const u = nodeUsers[nodeId];
+      if (!u)
+        throw new Error(`${nodeId} has no broker user: the cluster admits ${admitted.join(", ")}`);
+      return u;
+    };
     const startNode = async (nodeId: string): Promise<ClusterNode> => {
       const sock = join(o.dataDir, `${nodeId}.enclave.sock`);
       const relayPath = join(o.dataDir, `${nodeId}.kms-relay.sock`);
@@ -132,8 +149,8 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
         nodeId,
         mqtt: {
           url: broker.url,
-          username: nodeCredentials.username,
-          password: nodeCredentials.password,
+          username: nodeId,
+          password: nodeUser(nodeId).password,
         },
         enclave: `unix:${sock}`,
         database: join(o.dataDir, `${nodeId}.db`),
@@ -145,6 +162,13 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
           secretAccessKey: kms.secretAccessKey,
         },
         phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000,
+        limits: {
+          requestsPerSecond: DEFAULT_CLIENT_LIMITS.requestsPerSecond,
+          requestBurst: DEFAULT_CLIENT_LIMITS.burst,
+          maxInFlight: DEFAULT_CLIENT_LIMITS.maxInFlight,
+          maxCeremonies: DEFAULT_MAX_CEREMONIES,
+          ...o.limits,
+        },
       };
       const configPath = join(o.dataDir, `${nodeId}.json`);
       writeFileSync(configPath, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
@@ -180,18 +204,22 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     };
     const nodes: ClusterNode[] = [];
     for (let i = 1; i <= o.nodes; i++) nodes.push(await startNode(`node-${i}`));
-    const creds: ClientCredentials = {
-      url: broker.url,
-      username: client.username,
-      password: client.password,
+    const clients: ClientCredentials[] = clientUsers.map((u) => ({ url: broker.url, ...u }));
+    // `trust` tells tss this cluster's development root and image (src/cli/trust.ts); it is
+    // still used only with --allow-development.
+    const clientFile = {
+      ...clients[0],
+      trust: { developmentRoot: "dev-attestation-root.pem", imageHashes: [image.pcr0Hex] },
     };
-    writeFileSync(join(o.dataDir, "client.json"), JSON.stringify(creds, null, 2) + "\n", {
+    writeFileSync(join(o.dataDir, "client.json"), JSON.stringify(clientFile, null, 2) + "\n", {
       mode: 0o600,
     });
     return {
       dataDir: o.dataDir,
-      client: creds,
-      nodeCredentials,
+      client: clients[0]!,
+      clients,
+      observer: { url: broker.url, ...observerUser! },
+      nodeUsers,
       image,
       nodes,
       addNode: async (nodeId = `node-${nodes.length + 1}`) => {

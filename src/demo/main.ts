@@ -79,12 +79,8 @@ async function main(): Promise<number> {
       `administrator key ${admin.keyId.slice(0, 16)}…, approver key ${approver.keyId.slice(0, 16)}…`,
     );
     say(`cluster up: broker ${cluster.client.url}, ${n} nodes`);
-    client = await TssClient.connect({
-      url: cluster.client.url,
-      username: cluster.client.username,
-      password: cluster.client.password,
-      clientId: `demo-${randomBytes(4).toString("hex")}`,
-    });
+    // Its own client user (one connection per user): client.json's stays free for bin/tss.
+    client = await TssClient.connect({ ...cluster.clients[1]! });
     const progress = (p: { stage: string; phase?: number; of?: number }) =>
       say(`  … ${p.stage}${p.phase ? ` phase ${p.phase}/${p.of ?? 4}` : ""}`);
 

@@ -13,12 +13,18 @@
 import { listenUnix } from "../shared/channel/unix-transport.ts";
 import { listenVsock } from "../shared/channel/vsock-transport.ts";
 import { adminPolicyOf, type ApprovalSettings } from "../enclave/approval-gate.ts";
-import { DEFAULT_PHASE_TIMEOUT_MS, log, runEnclaveProgram } from "../enclave/program.ts";
+import { DEFAULT_MAX_OPEN_SESSIONS } from "../enclave/ceremony-registry.ts";
+import {
+  DEFAULT_PHASE_TIMEOUT_MS,
+  MAX_SESSIONS_LIMIT,
+  log,
+  runEnclaveProgram,
+} from "../enclave/program.ts";
 import { readEnclaveWasm } from "../enclave/wasm-asset.ts";
 import { MAX_DEV_ENCLAVE_INPUT_CHARS, parseDevEnclaveInput } from "./dev-enclave-input.ts";
 import { SimulatedNsm, pcr0ForCode } from "./simulated-nsm.ts";
 
-const HELP = `usage: dev-enclave --listen unix:PATH | vsock:PORT [--phase-timeout-ms N]
+const HELP = `usage: dev-enclave --listen unix:PATH | vsock:PORT [--phase-timeout-ms N] [--max-sessions N]
          [--peer-image-sha384 HEX]...
          [--kms-relay unix:PATH|vsock:CID:PORT --kms-endpoint https://HOST[:PORT]
           --kms-region R --kms-key-id ID]
@@ -30,6 +36,8 @@ CA. The production program is src/enclave/main.ts.
   --listen unix:PATH   serve the host on a Unix socket (stands in for VSOCK)
   --listen vsock:PORT  serve the host on AF_VSOCK (any CID), PORT
   --phase-timeout-ms   deadline for each ceremony phase (default ${DEFAULT_PHASE_TIMEOUT_MS})
+  --max-sessions N     open ceremony sessions at once, beyond which a start is refused with
+                       too_many_sessions (default ${DEFAULT_MAX_OPEN_SESSIONS}, at most ${MAX_SESSIONS_LIMIT})
   --peer-image-sha384  another image (PCR0, hex) whose enclaves may be peers
   --kms-relay          where the host's KMS relay listens (TLS to KMS runs through it)
   --kms-endpoint       the KMS URL; its host name is the TLS name verified

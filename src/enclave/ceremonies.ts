@@ -24,6 +24,7 @@ import { PeerMessageError, type PeerSession } from "./peer-envelope.ts";
 import type { PeerSessions } from "./peer-sessions.ts";
 import { needInt, needWalletId } from "./request-checks.ts";
 import type { ShareTable } from "./shares.ts";
+import { signedWalletStatement } from "./wallet-statements.ts";
 
 /** Messages one step may carry: 15 peers' worth with room to spare. */
 const MAX_STEP_MESSAGES = 64;
@@ -40,6 +41,8 @@ export class Ceremonies {
     pendingShareTtlMs: number,
     /** Whose approvals a start needs (approval-gate.ts); production: built in, always required. */
     private readonly approvals: ApprovalSettings,
+    /** Open sessions at once (ceremony-registry.ts DEFAULT_MAX_OPEN_SESSIONS when absent). */
+    maxOpenSessions?: number,
   ) {
     this.registry = new CeremonyRegistry(
       phaseTimeoutMs,
@@ -50,6 +53,8 @@ export class Ceremonies {
           phase: s.nextPhase,
         }),
       pendingShareTtlMs,
+      Date.now,
+      maxOpenSessions,
     );
   }
 
@@ -60,6 +65,7 @@ export class Ceremonies {
 
   start(req: CeremonyStartRequest): CeremonyReply {
     const walletId = needWalletId(req.walletId);
+    this.registry.checkRoom();
     // Held until the session ends, so its share is never evicted mid-ceremony. Taken
     // before the id is claimed: a start refused with share_not_loaded (evicted) produced
     // nothing, so the host may reload the share and start the same session.
@@ -195,6 +201,13 @@ export class Ceremonies {
         publicPackage: pkg,
         chainCode: packageInfo(pkg).chainCode,
         partyIndex: share.index,
+        // What this enclave vouches for, for the client to verify (wallet-statements.ts).
+        statement: signedWalletStatement(
+          (m) => this.peers.signWithChannelKey(m),
+          s.walletId,
+          share,
+          s.policy ?? null,
+        ),
       };
     } catch (e) {
       this.registry.drop(id);

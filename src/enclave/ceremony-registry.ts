@@ -33,6 +33,12 @@ export interface OpenSession {
  * rather than an id forgotten while a session under it could still be valid.
  */
 export const MAX_REMEMBERED_IDS = 1_000_000;
+/**
+ * Open sessions at once by default. Each holds a core session's keep-state
+ * (and, for sign and refresh, a pinned share) in the enclave's fixed memory;
+ * 64 is far above what one node's ceremonies need yet small against it.
+ */
+export const DEFAULT_MAX_OPEN_SESSIONS = 64;
 /** A ceremony's phases (start + 3 steps), each with its own deadline. */
 const PHASES = 4;
 
@@ -52,12 +58,27 @@ export class CeremonyRegistry {
      */
     pendingShareTtlMs = 0,
     private readonly now: () => number = Date.now,
+    /** Open sessions at once; one more start is refused with too_many_sessions. */
+    readonly maxOpen: number = DEFAULT_MAX_OPEN_SESSIONS,
   ) {
     this.rememberMs = phaseTimeoutMs * PHASES + pendingShareTtlMs;
   }
 
   get size(): number {
     return this.open.size;
+  }
+
+  /**
+   * Refuses a start while maxOpen sessions are open. Checked before the id is
+   * claimed and the share pinned, so a refused start uses up nothing and the
+   * same session may be started once there is room.
+   */
+  checkRoom(): void {
+    if (this.open.size >= this.maxOpen)
+      throw new EnclaveError(
+        "too_many_sessions",
+        `this enclave already has its maximum of ${this.maxOpen} open ceremony sessions`,
+      );
   }
 
   /** Claims a fresh session id; a reused one is refused even if its session ended long ago. */

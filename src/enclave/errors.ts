@@ -11,6 +11,8 @@ export type EnclaveErrorCode =
   | "share_not_loaded"
   /** A share does not fit the share cache's memory budget (share-cache.ts). */
   | "capacity_exceeded"
+  /** The enclave already has its maximum of open ceremony sessions (ceremony-registry.ts); nothing was claimed. */
+  | "too_many_sessions"
   | "generation_mismatch"
   | "share_mismatch"
   | "unseal_failed"

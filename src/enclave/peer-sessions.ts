@@ -79,6 +79,11 @@ export class PeerSessions {
     return new PeerSession({ sessionId, me, keys: this.keys, peers });
   }
 
+  /** Ed25519 with the attested channel key, for the enclave's own domain-labelled statements (wallet-statements.ts). */
+  signWithChannelKey(message: Uint8Array): Uint8Array {
+    return this.keys.sign(message);
+  }
+
   /** Wipes the channel keys (shutdown). */
   destroy(): void {
     this.keys.destroy();

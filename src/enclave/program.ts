@@ -30,6 +30,7 @@ import { EnclaveKms } from "./kms/kms-client.ts";
 import { parseRelayAddress, type RelayAddress } from "./kms/relay-socket.ts";
 import { ADMIN_POLICY_HEX } from "./admin-policy.ts";
 import { builtInApprovalSettings, type ApprovalSettings } from "./approval-gate.ts";
+import { DEFAULT_MAX_OPEN_SESSIONS } from "./ceremony-registry.ts";
 import { EnclaveService } from "./service.ts";
 
 /** What attests this enclave, whom it admits as a peer, and which TLS roots its KMS endpoint must chain to. */
@@ -72,6 +73,8 @@ export interface KmsArgs {
 export interface EnclaveArgs {
   listen: string;
   phaseTimeoutMs: number;
+  /** Open ceremony sessions at once; one more start is refused with too_many_sessions. */
+  maxSessions: number;
   /** Other images (PCR0) whose enclaves may be peers; this image's own is always allowed. */
   peerImages: Uint8Array[];
   kms?: KmsArgs;
@@ -80,14 +83,22 @@ export interface EnclaveArgs {
 export const DEFAULT_PHASE_TIMEOUT_MS = 120_000;
 const MIN_PHASE_TIMEOUT_MS = 100;
 const KMS_FLAGS = ["--kms-relay", "--kms-endpoint", "--kms-region", "--kms-key-id"] as const;
-const FLAGS = ["--listen", "--phase-timeout-ms", "--peer-image-sha384", ...KMS_FLAGS];
+const FLAGS = [
+  "--listen",
+  "--phase-timeout-ms",
+  "--max-sessions",
+  "--peer-image-sha384",
+  ...KMS_FLAGS,
+];
+/** Above this the sessions' keep-state could outgrow the enclave's memory before any cap bites. */
+export const MAX_SESSIONS_LIMIT = 1024;
 /** A region name, and a key id, alias or ARN as KMS accepts them. */
 const REGION = /^[a-z]{2}(-[a-z0-9]+){1,4}$/;
 const KEY_ID = /^[A-Za-z0-9:/_.+=,@-]{1,2048}$/;
 const IMAGE_SHA384 = /^[0-9a-f]{96}$/i;
 
 /**
- * Parses `--listen ADDRESS [--phase-timeout-ms N] [--peer-image-sha384 HEX]...
+ * Parses `--listen ADDRESS [--phase-timeout-ms N] [--max-sessions N] [--peer-image-sha384 HEX]...
  * [--kms-relay A --kms-endpoint URL --kms-region R --kms-key-id ID]`; null for
  * --help. Anything else is refused, so a flag never silently means nothing.
  */
@@ -116,7 +127,10 @@ export function parseEnclaveArgs(
   const phaseTimeoutMs = Number(one.get("--phase-timeout-ms") ?? DEFAULT_PHASE_TIMEOUT_MS);
   if (!Number.isInteger(phaseTimeoutMs) || phaseTimeoutMs < MIN_PHASE_TIMEOUT_MS)
     throw new Error(`--phase-timeout-ms must be an integer >= ${MIN_PHASE_TIMEOUT_MS}`);
-  const args: EnclaveArgs = { listen: address, phaseTimeoutMs, peerImages };
+  const maxSessions = Number(one.get("--max-sessions") ?? DEFAULT_MAX_OPEN_SESSIONS);
+  if (!Number.isInteger(maxSessions) || maxSessions < 1 || maxSessions > MAX_SESSIONS_LIMIT)
+    throw new Error(`--max-sessions must be an integer from 1 to ${MAX_SESSIONS_LIMIT}`);
+  const args: EnclaveArgs = { listen: address, phaseTimeoutMs, maxSessions, peerImages };
   const given = KMS_FLAGS.filter((f) => one.has(f));
   if (given.length === 0 && !kmsRequired) return args;
   if (given.length !== KMS_FLAGS.length)
@@ -236,6 +250,7 @@ async function serve(entry: EnclaveEntry): Promise<void> {
     allowedPeerPcr0: args.peerImages,
     kms,
     phaseTimeoutMs: args.phaseTimeoutMs,
+    maxOpenSessions: args.maxSessions,
     wasm,
     log,
     approvals: approvalSettingsFor(platform),

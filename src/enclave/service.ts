@@ -48,6 +48,8 @@ export interface EnclaveServiceOptions {
   phaseTimeoutMs?: number;
   /** How long a finished DKG/refresh share may wait to be sealed and activated. */
   pendingShareTtlMs?: number;
+  /** Open ceremony sessions at once (ceremony-registry.ts DEFAULT_MAX_OPEN_SESSIONS). */
+  maxOpenSessions?: number;
   /** Memory budget of the loaded shares in bytes (share-cache.ts DEFAULT_SHARE_BUDGET_BYTES; at most MAX_SHARE_BUDGET_BYTES). */
   shareBudgetBytes?: number;
   /** Structured events without secrets (no shares, keys or message bodies). */
@@ -93,6 +95,7 @@ export class EnclaveService {
       opts.phaseTimeoutMs ?? 120_000,
       pendingTtlMs,
       opts.approvals ?? builtInApprovalSettings(ADMIN_POLICY_HEX),
+      opts.maxOpenSessions,
     );
   }
 

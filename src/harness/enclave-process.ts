@@ -46,6 +46,8 @@ export interface EnclaveProcessOptions {
   kms?: EnclaveKmsOptions;
   isolate: boolean;
   phaseTimeoutMs: number;
+  /** The enclave's --max-sessions; default its own (ceremony-registry.ts DEFAULT_MAX_OPEN_SESSIONS). */
+  maxSessions?: number;
   /** A development administrators' policy (approval.ts encoding, hex); without it the enclave does not require approvals. */
   adminPolicyHex?: string;
 }
@@ -68,6 +70,7 @@ export function startEnclaveProcess(o: EnclaveProcessOptions): Promise<Started> 
     `unix:${o.socketPath}`,
     "--phase-timeout-ms",
     String(o.phaseTimeoutMs),
+    ...(o.maxSessions === undefined ? [] : ["--max-sessions", String(o.maxSessions)]),
     ...(o.kms
       ? [
           "--kms-relay",

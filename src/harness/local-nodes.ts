@@ -34,6 +34,10 @@ export interface LocalNodesOptions {
   recordRelayTraffic?: boolean;
   /** The enclaves' development administrators' policy (hex); without it they do not require approvals. */
   adminPolicyHex?: string;
+  /** Each host's cap on ceremonies it takes part in at once (NodeHostOptions.maxCeremonies). */
+  maxCeremonies?: number;
+  /** Each enclave's cap on open ceremony sessions (its --max-sessions). */
+  enclaveMaxSessions?: number;
   progress?: (line: string) => void;
 }
 
@@ -141,6 +145,7 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
         },
         isolate,
         phaseTimeoutMs: o.phaseTimeoutMs ?? 180_000,
+        maxSessions: o.enclaveMaxSessions,
       });
       started.push(enclave);
       const client = await EnclaveClient.connect({ kind: "unix", path: sock });
@@ -153,6 +158,7 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
           credentials: staticCredentials(kmsCredentials),
           db,
           log,
+          maxCeremonies: o.maxCeremonies,
         }),
       );
     }

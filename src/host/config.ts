@@ -3,6 +3,7 @@
  * node to a cluster is writing one of these and starting the process.
  */
 import { readFileSync } from "node:fs";
+import { DEFAULT_CLIENT_LIMITS, DEFAULT_MAX_CEREMONIES } from "./rate-limits.ts";
 
 export interface NodeConfig {
   nodeId: string;
@@ -30,13 +31,26 @@ export interface NodeConfig {
   };
   /** Deadline for each ceremony phase, coordinator side. */
   phaseTimeoutMs: number;
+  /** Admission limits (rate-limits.ts), answered with rate_limited at once. */
+  limits: {
+    /** Per client user, at this node: sustained requests per second. */
+    requestsPerSecond: number;
+    /** Per client user, at this node: requests accepted at once after being idle. */
+    requestBurst: number;
+    /** Per client user, at this node: requests taken and not yet answered. */
+    maxInFlight: number;
+    /** Ceremonies this node takes part in at once (as coordinator's participant or for itself). */
+    maxCeremonies: number;
+  };
 }
 
 export const CONFIG_HELP = `Configuration (JSON file via --config, or flags; flags win):
   nodeId            --node-id ID            unique node name (also its MQTT client id)
   mqtt.url          --mqtt URL              mqtt://host:port or mqtts://host:port
-  mqtt.username     --mqtt-username U       (or env TSS_MQTT_USERNAME)
-  mqtt.password     --mqtt-password P       (or env TSS_MQTT_PASSWORD)
+  mqtt.username     --mqtt-username U       (or env TSS_MQTT_USERNAME); default and only
+                                            allowed value: nodeId (each node has its own broker
+                                            user; the broker binds client id to it)
+  mqtt.password     --mqtt-password P       (or env TSS_MQTT_PASSWORD): this node's own
   mqtt.caFile       --mqtt-ca FILE          CA bundle for mqtts://
   enclave           --enclave ADDR          unix:PATH or vsock:CID:PORT
   database          --database PATH|URL     libsql file, or libsql://… / https://… server
@@ -54,7 +68,16 @@ export const CONFIG_HELP = `Configuration (JSON file via --config, or flags; fla
                                             kms.accessKeyId / kms.secretAccessKey
                                             (/ kms.sessionToken) in the file, else the AWS SDK's
                                             default chain (AWS_ACCESS_KEY_ID, …, instance role)
-  phaseTimeoutMs    --phase-timeout-ms N    default 120000`;
+  phaseTimeoutMs    --phase-timeout-ms N    default 120000
+  limits (each refusal is answered at once with rate_limited; nothing is queued):
+  limits.requestsPerSecond --rate-limit N   per client user, requests per second this node
+                                            takes (a token bucket); default ${DEFAULT_CLIENT_LIMITS.requestsPerSecond}
+  limits.requestBurst --rate-burst N        per client user, requests taken at once after
+                                            being idle; default ${DEFAULT_CLIENT_LIMITS.burst}
+  limits.maxInFlight --max-in-flight N      per client user, requests this node has taken and
+                                            not yet answered; default ${DEFAULT_CLIENT_LIMITS.maxInFlight}
+  limits.maxCeremonies --max-ceremonies N   ceremonies this node takes part in at once (a start
+                                            beyond it is refused); default ${DEFAULT_MAX_CEREMONIES}`;
 
 function flag(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(name);
@@ -90,6 +113,24 @@ export function loadConfig(
       sessionToken: base.kms?.sessionToken,
     },
     phaseTimeoutMs: Number(flag(argv, "--phase-timeout-ms") ?? base.phaseTimeoutMs ?? 120_000),
+    limits: {
+      requestsPerSecond: Number(
+        flag(argv, "--rate-limit") ??
+          base.limits?.requestsPerSecond ??
+          DEFAULT_CLIENT_LIMITS.requestsPerSecond,
+      ),
+      requestBurst: Number(
+        flag(argv, "--rate-burst") ?? base.limits?.requestBurst ?? DEFAULT_CLIENT_LIMITS.burst,
+      ),
+      maxInFlight: Number(
+        flag(argv, "--max-in-flight") ??
+          base.limits?.maxInFlight ??
+          DEFAULT_CLIENT_LIMITS.maxInFlight,
+      ),
+      maxCeremonies: Number(
+        flag(argv, "--max-ceremonies") ?? base.limits?.maxCeremonies ?? DEFAULT_MAX_CEREMONIES,
+      ),
+    },
   };
   const missing = [
     ["nodeId", cfg.nodeId],
@@ -106,5 +147,21 @@ export function loadConfig(
     throw new Error("kms.accessKeyId and kms.secretAccessKey go together");
   if (!Number.isInteger(cfg.phaseTimeoutMs) || cfg.phaseTimeoutMs < 1000)
     throw new Error("phaseTimeoutMs must be an integer >= 1000");
+  // The broker's ACL grants a node its inbox, replies and presence by username
+  // (deploy/mosquitto/acl.example), and binds client id to username.
+  cfg.mqtt.username ??= cfg.nodeId;
+  if (cfg.mqtt.username !== cfg.nodeId)
+    throw new Error(
+      `mqtt.username must be the node id ${cfg.nodeId}: each node has its own broker user`,
+    );
+  const l = cfg.limits;
+  if (!(Number.isFinite(l.requestsPerSecond) && l.requestsPerSecond > 0))
+    throw new Error("limits.requestsPerSecond must be a number > 0");
+  for (const [name, v] of [
+    ["limits.requestBurst", l.requestBurst],
+    ["limits.maxInFlight", l.maxInFlight],
+    ["limits.maxCeremonies", l.maxCeremonies],
+  ] as const)
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be an integer >= 1`);
   return cfg;
 }

@@ -20,6 +20,7 @@ import { connectBus, type Bus } from "./mqtt/bus.ts";
 import { serveNodeOps } from "./remote-participant.ts";
 import { BusPeerDirectory } from "./peer-directory.ts";
 import { RequestHandler } from "./request-handler.ts";
+import { ClientLimits } from "./rate-limits.ts";
 import { jsonLogger } from "../shared/log.ts";
 
 const VERSION = "0.1.0";
@@ -108,7 +109,16 @@ async function main(): Promise<void> {
           ...(cfg.kms.sessionToken ? { sessionToken: cfg.kms.sessionToken } : {}),
         })
       : sdkDefaultCredentials(cfg.kms.region);
-  const host = new NodeHost({ nodeId: cfg.nodeId, enclave, credentials, db, log: nodeLog });
+  const host = new NodeHost({
+    nodeId: cfg.nodeId,
+    enclave,
+    credentials,
+    db,
+    log: nodeLog,
+    maxCeremonies: cfg.limits.maxCeremonies,
+    // A ceremony's slot outlives its 4 phase deadlines, then counts no more.
+    ceremonySlotMs: 4 * cfg.phaseTimeoutMs + 60_000,
+  });
 
   const bus = await connectBus({
     url: cfg.mqtt.url,
@@ -128,6 +138,11 @@ async function main(): Promise<void> {
   const handler = new RequestHandler(host, peers, {
     phaseTimeoutMs: cfg.phaseTimeoutMs,
     log: nodeLog,
+    limits: new ClientLimits({
+      requestsPerSecond: cfg.limits.requestsPerSecond,
+      burst: cfg.limits.requestBurst,
+      maxInFlight: cfg.limits.maxInFlight,
+    }),
   });
   superviseEnclave(enclave, host, bus, health.pcr0, nodeLog);
   bus.serveNodeCalls(serveNodeOps(host));

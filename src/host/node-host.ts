@@ -18,7 +18,12 @@ import {
   stagePendingShare,
   generationOf,
   findCeremonyByRequest,
+  findClientRequest,
   listWalletIds,
+  dropWalletStatementsAfter,
+  dropWalletStatementsBefore,
+  getWalletStatement,
+  putWalletStatement,
 } from "./store/index.ts";
 import type {
   CeremonyKind,
@@ -36,6 +41,7 @@ import type {
   StoredRequest,
 } from "../shared/wire/node-rpc.ts";
 import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
+import { ConcurrencyCap, DEFAULT_MAX_CEREMONIES } from "./rate-limits.ts";
 
 export type { HeldWallet } from "../shared/wire/node-rpc.ts";
 
@@ -46,7 +52,17 @@ export interface NodeHostOptions {
   credentials: CredentialSource;
   db: Db;
   log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Ceremonies this node takes part in at once (rate-limits.ts DEFAULT_MAX_CEREMONIES). */
+  maxCeremonies?: number;
+  /**
+   * How long a ceremony counts against maxCeremonies at most, when its
+   * coordinator never sends the last phase or an abort; default
+   * DEFAULT_CEREMONY_SLOT_MS (4 phases of the default 120 s deadline, plus a minute).
+   */
+  ceremonySlotMs?: number;
 }
+
+export const DEFAULT_CEREMONY_SLOT_MS = 4 * 120_000 + 60_000;
 
 export class NodeHost implements Participant {
   readonly nodeId: string;
@@ -56,6 +72,8 @@ export class NodeHost implements Participant {
   private readonly log: NonNullable<NodeHostOptions["log"]>;
   /** Generation loaded in the enclave per wallet, as the enclave confirmed it. */
   private readonly loaded = new Map<string, PreparedShare>();
+  /** Ceremonies this node takes part in now, by session id (start until last phase, abort or deadline). */
+  readonly ceremonies: ConcurrencyCap;
 
   constructor(o: NodeHostOptions) {
     this.nodeId = o.nodeId;
@@ -63,6 +81,10 @@ export class NodeHost implements Participant {
     this.credentials = o.credentials;
     this.db = o.db;
     this.log = o.log ?? (() => {});
+    this.ceremonies = new ConcurrencyCap(
+      o.maxCeremonies ?? DEFAULT_MAX_CEREMONIES,
+      o.ceremonySlotMs ?? DEFAULT_CEREMONY_SLOT_MS,
+    );
     // A restarted enclave holds no shares and has new per-boot keys: forget both, reload lazily.
     o.enclave.onChannelEvent?.((e) => {
       if (e.state !== "lost") return;
@@ -71,8 +93,8 @@ export class NodeHost implements Participant {
     });
   }
 
-  /** This node's view of a wallet it holds a share of, or null. */
-  walletInfo(walletId: string): HeldWallet | null {
+  /** This node's view of a wallet it holds a share of, or null; `vouched`: with its enclave's statement and document. */
+  walletInfo(walletId: string, vouched = true): HeldWallet | null {
     const w = getWallet(this.db, walletId);
     if (!w) return null;
     let share;
@@ -92,6 +114,7 @@ export class NodeHost implements Participant {
       ...(w.policy === undefined ? {} : { policy: w.policy }),
       generation: w.currentGeneration,
       partyIndex: share.partyIndex,
+      ...(vouched ? getWalletStatement(this.db, walletId, this.nodeId, w.currentGeneration) : {}),
     };
   }
 
@@ -102,16 +125,33 @@ export class NodeHost implements Participant {
   }
 
   /** A client request this node coordinated, under its request id (for idempotent request ids). */
-  lookupRequest(kind: CeremonyKind, requestId: string): StoredRequest | null {
-    const c = findCeremonyByRequest(this.db, kind, requestId);
-    return c ? { status: c.status, result: c.result, error: c.error } : null;
+  lookupRequest(kind: CeremonyKind, requestId: string, client?: string): StoredRequest | null {
+    // Ids are unique per client user (any kind); rows from before that, per kind.
+    const c =
+      client === undefined
+        ? findCeremonyByRequest(this.db, kind, requestId)
+        : findClientRequest(this.db, client, requestId);
+    return c
+      ? {
+          status: c.status,
+          result: c.result,
+          error: c.error,
+          paramsHash: c.paramsHash ? Buffer.from(c.paramsHash).toString("hex") : null,
+        }
+      : null;
   }
 
   /** What a coordinator asks before a ceremony, in one call: the stored outcome of the request, and this node's share of its wallet. */
-  requestContext(kind: CeremonyKind, requestId: string, walletId?: string): RequestContext {
+  requestContext(
+    kind: CeremonyKind,
+    requestId: string,
+    walletId?: string,
+    client?: string,
+  ): RequestContext {
     return {
-      request: this.lookupRequest(kind, requestId),
-      wallet: walletId === undefined ? null : this.walletInfo(walletId),
+      request: this.lookupRequest(kind, requestId, client),
+      // Without the statement and document: planning needs neither, and they are kilobytes per node.
+      wallet: walletId === undefined ? null : this.walletInfo(walletId, false),
     };
   }
 
@@ -169,6 +209,21 @@ export class NodeHost implements Participant {
   private attested: { document: Uint8Array; at: number } | null = null;
 
   async start(req: CeremonyStartRequest): Promise<CeremonyReply> {
+    const slot = toHex(req.sessionId);
+    // Refused before the enclave sees the start: nothing claimed, nothing to abort.
+    this.ceremonies.acquire(
+      slot,
+      `node ${this.nodeId} already takes part in its maximum of concurrent ceremonies`,
+    );
+    try {
+      return await this.startInEnclave(req);
+    } catch (e) {
+      this.ceremonies.release(slot);
+      throw e;
+    }
+  }
+
+  private async startInEnclave(req: CeremonyStartRequest): Promise<CeremonyReply> {
     try {
       return await this.enclave.startCeremony(req);
     } catch (e) {
@@ -205,11 +260,21 @@ export class NodeHost implements Participant {
     });
   }
 
-  step(req: CeremonyStepRequest): Promise<CeremonyReply> {
-    return this.enclave.stepCeremony(req);
+  async step(req: CeremonyStepRequest): Promise<CeremonyReply> {
+    try {
+      const reply = await this.enclave.stepCeremony(req);
+      // After the last phase the enclave holds at most a finished share awaiting its seal.
+      if (req.phase >= 4) this.ceremonies.release(toHex(req.sessionId));
+      return reply;
+    } catch (e) {
+      // The enclave wipes a session on any failed step.
+      this.ceremonies.release(toHex(req.sessionId));
+      throw e;
+    }
   }
 
   async abort(sessionId: Uint8Array): Promise<void> {
+    this.ceremonies.release(toHex(sessionId));
     try {
       await this.enclave.abortCeremony({ sessionId });
     } catch (e) {
@@ -247,6 +312,21 @@ export class NodeHost implements Participant {
       kmsCiphertextBlob: sealed.ciphertextBlob,
       kmsKeyId: sealed.kmsKeyId,
     };
+    // Relayed to clients, who verify it (src/client/wallet-verification.ts); the document is
+    // this boot's, whose user_data binds the key that signed the statement.
+    const vouched =
+      final.statement === undefined
+        ? null
+        : { statement: final.statement, attestation: await this.attestation() };
+    const keepStatement = () => {
+      if (vouched)
+        putWalletStatement(this.db, {
+          walletId: wallet.walletId,
+          nodeId: this.nodeId,
+          generation,
+          ...vouched,
+        });
+    };
     if (kind === "dkg") {
       this.db.transaction(() => {
         if (!getWallet(this.db, wallet.walletId)) {
@@ -260,6 +340,7 @@ export class NodeHost implements Participant {
           });
         }
         insertActiveShare(this.db, share);
+        keepStatement();
       });
       appendAudit(this.db, this.nodeId, {
         event: "share_stored",
@@ -269,7 +350,10 @@ export class NodeHost implements Participant {
         status: "active",
       });
     } else {
-      stagePendingShare(this.db, share);
+      this.db.transaction(() => {
+        stagePendingShare(this.db, share);
+        keepStatement();
+      });
       appendAudit(this.db, this.nodeId, {
         event: "share_stored",
         walletId: wallet.walletId,
@@ -294,6 +378,7 @@ export class NodeHost implements Participant {
         fromGeneration: r.fromGeneration,
         toGeneration: r.toGeneration,
       });
+      dropWalletStatementsBefore(this.db, walletId, this.nodeId, r.toGeneration);
     }
     const a = await this.enclave.activateShare({ sessionId, walletId });
     this.loaded.set(walletId, { walletId, generation: a.generation, partyIndex: a.partyIndex });
@@ -303,6 +388,7 @@ export class NodeHost implements Participant {
     await this.abort(sessionId);
     if (kind === "refresh") {
       abortRefresh(this.db, walletId, this.nodeId);
+      dropWalletStatementsAfter(this.db, walletId, this.nodeId, generationOf(this.db, walletId));
       appendAudit(this.db, this.nodeId, {
         event: "refresh_aborted",
         walletId,

@@ -6,7 +6,7 @@
  * holders of the wallet's current generation (the coordinator first when it
  * holds one); refresh takes all n holders, by party index.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { CeremonyKind } from "../shared/wire/enclave-ops.ts";
 import { CodedError, type ErrorCode } from "../shared/wire/errors.ts";
 import type { HeldWallet, StoredRequest } from "../shared/wire/node-rpc.ts";
@@ -34,22 +34,68 @@ export interface RequestPlanContext {
 }
 
 /**
+ * Hex SHA-256 of what a ceremony request asks for: its kind, wallet, and the
+ * digest and path (sign) or threshold, parties and policy (DKG), normalised
+ * as the handler reads them. Approvals are not part of it: a retry may carry
+ * freshly signed ones for the same request. A request id that comes back with
+ * another hash is another request under a reused id, refused with `conflict`.
+ */
+export function requestParamsHash(kind: CeremonyKind, b: Record<string, unknown>): string {
+  const str = (v: unknown) => (typeof v === "string" ? v : null);
+  const params =
+    kind === "sign"
+      ? {
+          kind,
+          walletId: str(b.walletId),
+          digest: str(b.digest)?.replace(/^0x/, "").toLowerCase() ?? null,
+          path: str(b.path),
+        }
+      : kind === "dkg"
+        ? {
+            kind,
+            walletId: str(b.walletId),
+            threshold: b.threshold ?? 3,
+            parties: b.parties ?? 5,
+            policy: str(b.policy),
+          }
+        : { kind, walletId: str(b.walletId) };
+  return createHash("sha256").update(JSON.stringify(params)).digest("hex");
+}
+
+/** Who asked and with what: request ids are unique per client user. */
+export interface RequestIdentity {
+  /** The broker user of the request's Response Topic (requests.ts RequestReply.client). */
+  client: string;
+  /** requestParamsHash of the request. */
+  paramsHash: string;
+}
+
+/**
  * Asks every live node at once about `requestId` (and its share of
  * `walletId`). An earlier run of the request id decides first: a success is
- * returned as is, one still running or failed is refused.
+ * returned as is, one still running or failed is refused, and one with other
+ * parameters is refused with `conflict`. With `who`, only that client user's
+ * request id counts: another user's run of the same id is not seen.
  */
 export async function gatherRequestContext(
   peers: PeerDirectory,
   kind: CeremonyKind,
   requestId: string,
   walletId?: string,
+  who?: RequestIdentity,
 ): Promise<RequestPlanContext> {
-  const args = walletId === undefined ? { kind, requestId } : { kind, requestId, walletId };
+  const args = {
+    kind,
+    requestId,
+    ...(walletId === undefined ? {} : { walletId }),
+    ...(who === undefined ? {} : { client: who.client }),
+  };
   const live = peers.liveNodes();
   const answers = await Promise.all(live.map((n) => peers.ask(n.nodeId, "requestContext", args)));
   const prior = priorOutcome(
     requestId,
     answers.map((a) => a?.request ?? null),
+    who?.paramsHash,
   );
   return {
     prior,
@@ -69,7 +115,17 @@ export async function gatherRequestContext(
 export function priorOutcome(
   requestId: string,
   stored: (StoredRequest | null)[],
+  paramsHash?: string,
 ): unknown | undefined {
+  // A recorded run with other parameters: the id was reused. Nothing of the first run is told.
+  if (
+    paramsHash !== undefined &&
+    stored.some((a) => a && typeof a.paramsHash === "string" && a.paramsHash !== paramsHash)
+  )
+    throw new RequestError(
+      "conflict",
+      `request id ${requestId} was already used with other parameters; use a new request id`,
+    );
   const succeeded = stored.find((a) => a?.status === "succeeded" && a.result);
   if (succeeded) return JSON.parse(new TextDecoder().decode(succeeded.result!));
   for (const a of stored) {

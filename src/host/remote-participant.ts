@@ -103,7 +103,7 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
     },
     walletInfo: (a) => local.walletInfo(a.walletId),
     listWallets: () => local.listWallets(),
-    requestContext: (a) => local.requestContext(a.kind, a.requestId, a.walletId),
+    requestContext: (a) => local.requestContext(a.kind, a.requestId, a.walletId, a.client),
   };
 }
 

@@ -31,6 +31,7 @@ import {
 import type { NodeHost, HeldWallet } from "./node-host.ts";
 import type { WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
+import { walletVouchers } from "./wallet-vouchers.ts";
 import {
   currentHolders,
   gatherRequestContext,
@@ -39,17 +40,22 @@ import {
   planRefresh,
   planSign,
   RequestError,
+  requestParamsHash,
   walletHolders,
+  type RequestIdentity,
 } from "./planning.ts";
 import { deriveChildPublicKey, ethAddress } from "../shared/public-key.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { signatureForms } from "../shared/signature.ts";
 import { DIGEST_HEX, ID_RULE, isId, isNonHardenedPath } from "../shared/wire/patterns.ts";
 
+import { RateLimitError, type Admission, type ClientLimits } from "./rate-limits.ts";
+import { isPowerOfTwo } from "./mqtt/requests.ts";
+
 export type { PeerDirectory } from "./peer-directory.ts";
 
 export interface Reply {
-  /** The requester's client id, from the request's Response Topic (see RequestReply.client). */
+  /** The client user the answer goes to, from the request's Response Topic (see RequestReply.client); request ids are scoped to it. */
   readonly client?: string;
   progress(p: { stage: string; phase?: number; of?: number; coordinator?: string }): void;
   done(result: unknown): void;
@@ -105,7 +111,7 @@ function policyOf(b: Record<string, unknown>): Uint8Array | undefined {
 
 const HEX = /^([0-9a-f]{2})+$/;
 
-function walletView(w: HeldWallet, nodes: string[]) {
+function walletView(w: HeldWallet, holders: HeldWallet[]) {
   return {
     walletId: w.walletId,
     publicKey: toHex(w.publicKey),
@@ -113,7 +119,9 @@ function walletView(w: HeldWallet, nodes: string[]) {
     threshold: w.threshold,
     parties: w.parties,
     generation: w.generation,
-    nodes,
+    nodes: nodesByParty(holders),
+    // For the SDK to verify (src/client/wallet-verification.ts); the host vouches for nothing.
+    vouchers: walletVouchers(holders),
   };
 }
 
@@ -124,12 +132,19 @@ export class RequestHandler {
     private readonly opts: {
       phaseTimeoutMs: number;
       log?: (e: string, f: Record<string, unknown>) => void;
+      /** Per client user requests/s and in flight (rate-limits.ts); absent: unlimited. */
+      limits?: ClientLimits;
     },
   ) {}
 
   async handle(op: string, body: unknown, reply: Reply): Promise<void> {
     const log = this.opts.log ?? (() => {});
+    // Keyed by the client user (the broker binds the Response Topic's client id to it).
+    const client = reply.client ?? "";
+    let admission: Admission | undefined;
     try {
+      // Before anything else: a refused request costs no parsing and no node RPC.
+      admission = this.opts.limits?.admit(client);
       need(
         body && typeof body === "object" && !Array.isArray(body),
         "request body must be a JSON object",
@@ -137,7 +152,7 @@ export class RequestHandler {
       const b = body as Record<string, unknown>;
       need(isId(b.requestId), `requestId must be ${ID_RULE}`);
       const requestId = b.requestId;
-      log("request", { op, requestId });
+      log("request", { op, requestId, client, inFlight: this.opts.limits?.inFlight(client) });
       switch (op) {
         case "dkg":
         case "sign":
@@ -149,7 +164,7 @@ export class RequestHandler {
             b.walletId,
             await walletHolders(this.peers, b.walletId),
           );
-          return reply.done(walletView(current[0]!, nodesByParty(current)));
+          return reply.done(walletView(current[0]!, current));
         }
         case "wallets": {
           const lists = await Promise.all(
@@ -159,7 +174,7 @@ export class RequestHandler {
           for (const l of lists)
             for (const w of l ?? []) byId.set(w.walletId, [...(byId.get(w.walletId) ?? []), w]);
           return reply.done({
-            wallets: [...byId.values()].map((hs) => walletView(hs[0]!, nodesByParty(hs))),
+            wallets: [...byId.values()].map((hs) => walletView(hs[0]!, hs)),
           });
         }
         case "nodes":
@@ -176,17 +191,27 @@ export class RequestHandler {
       }
     } catch (e) {
       const err =
-        e instanceof RequestError || e instanceof CeremonyError
+        e instanceof RequestError || e instanceof CeremonyError || e instanceof RateLimitError
           ? e
           : new RequestError("internal", (e as Error).message);
-      log("request_failed", { op, code: err.code, error: err.message });
+      // A flood is counted by the limits; its refusals are logged sparsely.
+      if (!(e instanceof RateLimitError) || isPowerOfTwo(this.opts.limits?.refused ?? 1))
+        log("request_failed", { op, code: err.code, error: err.message });
       reply.fail({
         code: err.code,
         message: err.message,
         node: (err as { node?: string | null }).node ?? null,
         ...(err instanceof CeremonyError && err.reason !== undefined ? { reason: err.reason } : {}),
       });
+    } finally {
+      admission?.release();
     }
+  }
+
+  /** The statements the holders stored for `generation` of the wallet they just produced. */
+  private async vouchersOf(walletId: string, generation: number) {
+    const holders = await walletHolders(this.peers, walletId);
+    return walletVouchers(holders.filter((h) => h.generation === generation));
   }
 
   private async ceremony(
@@ -197,7 +222,16 @@ export class RequestHandler {
   ): Promise<unknown> {
     // One round to every live node: an earlier run of this request id, and who holds the wallet.
     const named = kind !== "dkg" && isId(b.walletId) ? b.walletId : undefined;
-    const context = await gatherRequestContext(this.peers, kind, requestId, named);
+    // Request ids are unique per client user: the broker user of the Response Topic (requests.ts).
+    need(
+      reply.client === undefined || isId(reply.client),
+      `the Response Topic's user must be ${ID_RULE}`,
+    );
+    const who: RequestIdentity | undefined =
+      reply.client === undefined
+        ? undefined
+        : { client: reply.client, paramsHash: requestParamsHash(kind, b) };
+    const context = await gatherRequestContext(this.peers, kind, requestId, named, who);
     if (context.prior !== undefined) return context.prior;
     const copts: CoordinatorOptions = {
       phaseTimeoutMs: this.opts.phaseTimeoutMs,
@@ -254,6 +288,7 @@ export class RequestHandler {
             parties: w.parties,
             generation: 0,
             nodes: chosen,
+            vouchers: await this.vouchersOf(w.walletId, 0),
           },
         };
       };
@@ -322,6 +357,9 @@ export class RequestHandler {
               generation: g,
               publicKey: toHex(w.publicKey),
               address: ethAddress(w.publicKey),
+              threshold: w.threshold,
+              parties: w.parties,
+              vouchers: await this.vouchersOf(walletId as string, g),
             },
           };
         };
@@ -330,7 +368,15 @@ export class RequestHandler {
     const db = this.self.db;
     // Recorded and audited together: the log names every ceremony the node started.
     db.transaction(() => {
-      startCeremony(db, { ceremonyId, kind, walletId, coordinator: me, participants, requestId });
+      startCeremony(db, {
+        ceremonyId,
+        kind,
+        walletId,
+        coordinator: me,
+        participants,
+        requestId,
+        ...(who && { clientUser: who.client, paramsHash: fromHex(who.paramsHash, 32) }),
+      });
       appendAudit(db, me, {
         event: "ceremony_started",
         ceremonyId,

@@ -22,6 +22,8 @@ import {
   type WalletInfo,
 } from "../../src/client/index.ts";
 import { CodedError, ERROR_CODES } from "../../src/shared/wire/errors.ts";
+import { createDevelopmentPki, derToPem } from "../../src/dev/dev-pki.ts";
+import { fakeEnclave, fakeVoucher } from "./fake-vouchers.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { signatureForms, type SignatureForms } from "../../src/shared/signature.ts";
 
@@ -66,6 +68,43 @@ const childKey = secp256k1.utils.randomSecretKey();
 function pub(sk: Uint8Array): string {
   return toHex(secp256k1.getPublicKey(sk, true));
 }
+
+/** The holders' enclaves (simulated documents under a development root), for answers the SDK verifies. */
+const devPki = createDevelopmentPki();
+const IMAGE = new Uint8Array(48).fill(0xab);
+const holders = [1, 2, 3].map(() => fakeEnclave(devPki, IMAGE));
+const trust = {
+  roots: [{ der: devPki.root.der, development: true }],
+  allowDevelopment: true,
+  imageHashes: [toHex(IMAGE)],
+};
+const CHAIN_CODE = new Uint8Array(32).fill(0x33);
+
+/** Every holder's voucher of wallet `walletId` (2-of-3, walletKey), as a node relays them (hex). */
+function vouchersOf(walletId: string, generation = 0) {
+  return holders.map((e, i) => {
+    const v = fakeVoucher(e, {
+      walletId,
+      threshold: 2,
+      parties: 3,
+      partyIndex: i + 1,
+      generation,
+      publicKey: fromHex(pub(walletKey)),
+      chainCode: CHAIN_CODE,
+      publicPackageHash: new Uint8Array(32).fill(0x44),
+      policyHash: null,
+    });
+    return { ...v, statement: toHex(v.statement), attestation: toHex(v.attestation) };
+  });
+}
+
+/** What the SDK adds to a wallet answer it verified under `trust`. */
+const vouchedBy = [1, 2, 3].map((p) => ({
+  nodeId: `node-${p}`,
+  partyIndex: p,
+  imageHash: toHex(IMAGE),
+  development: true,
+}));
 
 function walletView(walletId: string, sk = walletKey): WalletInfo {
   const publicKey = pub(sk);
@@ -218,7 +257,15 @@ class FakeNode {
           address: ethAddress(secp256k1.getPublicKey(walletKey, true)),
         }));
       case "wallet":
-        return void (await ok({ ...walletView(walletId), extra: "dropped by the SDK" }));
+        return void (await ok({
+          ...walletView(walletId),
+          extra: "dropped by the SDK",
+          // w_lying: one holder's host relays a genuine statement of another generation.
+          vouchers:
+            walletId === "w_lying"
+              ? [...vouchersOf(walletId).slice(0, 2), vouchersOf(walletId, 5)[2]]
+              : vouchersOf(walletId),
+        }));
       case "wallets":
         return void (await ok({ wallets: [walletView("w_test"), walletView("w_other")] }));
       case "nodes":
@@ -397,12 +444,14 @@ describe("SDK", () => {
       "approval_expired",
       "bad_request",
       "ceremony_failed",
+      "conflict",
       "deadline_exceeded",
       "inconsistent_result",
       "internal",
       "invalid_signature",
       "not_enough_nodes",
       "not_found",
+      "rate_limited",
       "stale_share",
       "unauthorised",
     ]);
@@ -429,6 +478,28 @@ describe("SDK", () => {
     expect(e.requestId).toBe("slow-1");
     expect(e.message).toMatch(/same requestId/);
     expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it("with trust, verifies a wallet against its holders' attested enclaves and names a lying node", async () => {
+    const trusted = await TssClient.connect({ url, timeoutMs: 10_000, trust });
+    try {
+      expect(await trusted.wallet("w_test")).toEqual({ ...walletView("w_test"), vouchedBy });
+      const e = await rejection(trusted.wallet("w_lying"));
+      expect(e.code).toBe("unverified_wallet");
+      expect(e.node).toBe("node-3");
+      expect(e.message).toMatch(/generation 5/);
+      // A signature by the verified key is accepted; one for a path whose key is not the
+      // child derived from the verified chain code is not.
+      const ok = await trusted.sign({ walletId: "w_test", digest: DIGEST });
+      expect(ok.publicKey).toBe(pub(walletKey));
+      const child = await rejection(
+        trusted.sign({ walletId: "w_test", digest: DIGEST, path: "m/0/7" }),
+      );
+      expect(child.code).toBe("invalid_signature");
+      expect(child.message).toMatch(/not the verified key of wallet w_test at m\/0\/7/);
+    } finally {
+      await trusted.close();
+    }
   });
 
   it("parses queries into exactly the documented shape", async () => {
@@ -532,6 +603,13 @@ async function tss(args: string[], env: Record<string, string> = {}): Promise<Cl
   return { status, stdout, stderr };
 }
 
+/** Trust in the holders' development root and image, as the CLI takes it from the environment. */
+function trustEnv(): Record<string, string> {
+  const root = join(dir, "dev-root.pem");
+  writeFileSync(root, derToPem(devPki.root.der));
+  return { TSS_DEV_ROOT: root, TSS_IMAGES: toHex(IMAGE), TSS_ALLOW_DEVELOPMENT: "1" };
+}
+
 function oneSentence(stderr: string): void {
   const lines = stderr.trimEnd().split("\n");
   expect(lines).toHaveLength(1);
@@ -562,9 +640,12 @@ describe("CLI", () => {
   });
 
   it("--json prints one JSON document; the cluster's client file supplies the URL", async () => {
-    const show = await tss(["--json", "wallet", "show", "w_test"], { TSS_MQTT_URL: url });
+    const show = await tss(["--json", "wallet", "show", "w_test"], {
+      TSS_MQTT_URL: url,
+      ...trustEnv(),
+    });
     expect(show.status).toBe(0);
-    expect(JSON.parse(show.stdout)).toEqual(walletView("w_test"));
+    expect(JSON.parse(show.stdout)).toEqual({ ...walletView("w_test"), vouchedBy });
     expect(show.stderr).toBe("");
 
     const file = join(dir, "client.json");
@@ -572,6 +653,32 @@ describe("CLI", () => {
     const nodes = await tss(["nodes", "--json"], { TSS_CLIENT_CONFIG: file });
     expect(nodes.status).toBe(0);
     expect(JSON.parse(nodes.stdout).nodes).toHaveLength(2);
+  });
+
+  it("wallet show prints that n attested enclaves vouch for the wallet, or fails", async () => {
+    const r = await tss(["wallet", "show", "w_test", "--url", url, "--allow-development"], {
+      TSS_DEV_ROOT: trustEnv().TSS_DEV_ROOT!,
+      TSS_IMAGES: toHex(IMAGE),
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/vouched for +by 3 attested enclaves \(all 3 holders; image abab/);
+    expect(r.stdout).toMatch(/DEVELOPMENT root/);
+
+    const lying = await tss(["wallet", "show", "w_lying", "--url", url], trustEnv());
+    expect(lying.status).toBe(1);
+    oneSentence(lying.stderr);
+    expect(lying.stderr).toMatch(/disagree.*unverified_wallet, node node-3/);
+
+    // Without trust there is nothing to vouch with; without the flag no development root counts.
+    const none = await tss(["wallet", "show", "w_test", "--url", url]);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toMatch(/verifies it against attested enclaves/);
+    const noFlag = await tss(["wallet", "show", "w_test", "--url", url], {
+      ...trustEnv(),
+      TSS_ALLOW_DEVELOPMENT: "",
+    });
+    expect(noFlag.status).toBe(2);
+    expect(noFlag.stderr).toMatch(/--allow-development/);
   });
 
   it("usage errors exit 2 with one sentence", async () => {
@@ -598,12 +705,12 @@ describe("CLI", () => {
   });
 
   it("an operation error exits 1 with one sentence naming code and node", async () => {
-    const r = await tss(["wallet", "show", "w_missing", "--url", url]);
+    const r = await tss(["wallet", "show", "w_missing", "--url", url], trustEnv());
     expect(r.status).toBe(1);
     oneSentence(r.stderr);
     expect(r.stderr).toBe("tss: No live node holds wallet w_missing (not_found, node node-3).\n");
 
-    const j = await tss(["wallet", "show", "w_missing", "--url", url, "--json"]);
+    const j = await tss(["wallet", "show", "w_missing", "--url", url, "--json"], trustEnv());
     expect(j.status).toBe(1);
     expect(JSON.parse(j.stdout).error).toMatchObject({ code: "not_found", node: "node-3" });
 

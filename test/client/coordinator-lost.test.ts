@@ -26,7 +26,7 @@ async function dyingCoordinator(nodeId: string, nameItself: boolean): Promise<Mq
     port: broker.port,
     protocolVersion: 5,
     clientId: nodeId,
-    username: NODE.username,
+    username: nodeId,
     password: NODE.password,
     reconnectPeriod: 0,
     will: { topic: presenceTopic(nodeId), payload: Buffer.from(offline), qos: 1, retain: true },
@@ -56,7 +56,11 @@ async function dyingCoordinator(nodeId: string, nameItself: boolean): Promise<Mq
 }
 
 beforeAll(async () => {
-  broker = await startMosquitto({ node: NODE, client: CLIENT });
+  // One broker user per node (username = node id), as the ACL requires.
+  broker = await startMosquitto({
+    nodes: ["coord-1", "coord-2"].map((username) => ({ username, password: NODE.password })),
+    clients: [CLIENT],
+  });
   client = await TssClient.connect({
     url: broker.url,
     username: CLIENT.username,

@@ -33,7 +33,9 @@ import { bundleEnclave, type EnclaveImage } from "../../src/harness/enclave-imag
 import { startEnclaveProcess } from "../../src/harness/enclave-process.ts";
 import type { Started } from "../../src/harness/processes.ts";
 import { startKmsRelay, type KmsRelay } from "../../src/host/kms-relay.ts";
-import { fromHex } from "../../src/shared/hex.ts";
+import { verifyWallet } from "../../src/client/wallet-verification.ts";
+import { fromHex, toHex } from "../../src/shared/hex.ts";
+import { publicPackageHash } from "../../src/shared/wire/wallet-statement.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import { decodeAttestationDocument } from "../../src/attestation/cose.ts";
 import type {
@@ -345,8 +347,45 @@ describe("chosen data keys", () => {
       expect(keysOf(r)).toEqual(["generation", "partyIndex", "walletId"]);
     for (const r of dkg.finalReplies)
       expect(keysOf(r)).toEqual(
-        ["chainCode", "generation", "messages", "partyIndex", "publicKey", "publicPackage"].sort(),
+        [
+          "chainCode",
+          "generation",
+          "messages",
+          "partyIndex",
+          "publicKey",
+          "publicPackage",
+          "statement",
+        ].sort(),
       );
+  });
+
+  it("signs, at the DKG's last step, a wallet statement that the SDK verifies against the enclave's own document", () => {
+    const finals = dkg.finalReplies.map((r) => okBody<CeremonyReply>(r));
+    const trust = {
+      roots: [{ der: pki.root.der, development: true }],
+      allowDevelopment: true,
+      imageHashes: [image.pcr0Hex],
+    };
+    const vouchers = finals.map((f, i) => ({
+      nodeId: NODES[i]!,
+      partyIndex: f.partyIndex!,
+      statement: f.statement!,
+      attestation: docs[i]!,
+    }));
+    const v = verifyWallet(
+      { walletId: WALLET, publicKey: toHex(finals[0]!.publicKey!), generation: 0 },
+      vouchers,
+      trust,
+    );
+    expect(toHex(v.publicKey)).toBe(toHex(finals[0]!.publicKey!));
+    expect(toHex(v.chainCode)).toBe(toHex(finals[0]!.chainCode!));
+    expect(toHex(v.publicPackageHash)).toBe(toHex(publicPackageHash(finals[0]!.publicPackage!)));
+    expect([v.threshold, v.parties, v.generation]).toEqual([2, 2, 0]);
+    // Each statement is bound to its own enclave's document: swapped, neither verifies.
+    const swapped = vouchers.map((x, i) => ({ ...x, attestation: docs[1 - i]! }));
+    expect(() => verifyWallet({ walletId: WALLET }, swapped, trust)).toThrow(
+      /not signed by its attested enclave/,
+    );
   });
 });
 

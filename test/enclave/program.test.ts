@@ -8,6 +8,7 @@ import {
   parseEnclaveArgs,
 } from "../../src/enclave/program.ts";
 import { peerImages } from "../../src/enclave/service.ts";
+import { DEFAULT_MAX_OPEN_SESSIONS } from "../../src/enclave/ceremony-registry.ts";
 import { createDevelopmentPki } from "../../src/dev/dev-pki.ts";
 import { SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
 import { toHex } from "../../src/shared/hex.ts";
@@ -27,11 +28,19 @@ describe("enclave arguments", () => {
     expect(parseEnclaveArgs(["--listen", "vsock:5000"], vsockOnly)).toEqual({
       listen: "vsock:5000",
       phaseTimeoutMs: DEFAULT_PHASE_TIMEOUT_MS,
+      maxSessions: DEFAULT_MAX_OPEN_SESSIONS,
       peerImages: [],
     });
     expect(
       parseEnclaveArgs(["--phase-timeout-ms", "500", "--listen", "vsock:1"], vsockOnly),
-    ).toEqual({ listen: "vsock:1", phaseTimeoutMs: 500, peerImages: [] });
+    ).toEqual({ listen: "vsock:1", phaseTimeoutMs: 500, maxSessions: 64, peerImages: [] });
+    expect(
+      parseEnclaveArgs(["--listen", "vsock:1", "--max-sessions", "8"], vsockOnly)?.maxSessions,
+    ).toBe(8);
+    for (const bad of ["0", "1025", "2.5", "x"])
+      expect(() =>
+        parseEnclaveArgs(["--listen", "vsock:1", "--max-sessions", bad], vsockOnly),
+      ).toThrow(/--max-sessions must be an integer from 1 to 1024/);
     expect(parseEnclaveArgs(["--listen", "vsock:1", "--help"], vsockOnly)).toBeNull();
   });
 

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CONFIG_HELP, loadConfig } from "../../src/host/config.ts";
+import { DEFAULT_CLIENT_LIMITS, DEFAULT_MAX_CEREMONIES } from "../../src/host/rate-limits.ts";
 
 const required = [
   "--node-id",
@@ -43,6 +44,17 @@ describe("node configuration", () => {
       target: "127.0.0.1:4443",
       region: "eu-west-1",
     });
+  });
+
+  it("gives each node its own broker user: the username defaults to, and must be, the node id", () => {
+    const relay = ["--kms-relay", "vsock:8000"];
+    expect(loadConfig([...required, ...relay], {}).mqtt.username).toBe("node-1");
+    expect(loadConfig([...required, ...relay, "--mqtt-username", "node-1"], {}).mqtt.username).toBe(
+      "node-1",
+    );
+    expect(() => loadConfig([...required, ...relay], { TSS_MQTT_USERNAME: "tss-node" })).toThrow(
+      /mqtt\.username must be the node id node-1/,
+    );
   });
 
   it("requires kms.relay, and static credentials only as a pair", () => {
@@ -80,5 +92,41 @@ describe("node configuration", () => {
     expect(new Set(listed)).toEqual(new Set(read.filter((f) => f !== "--config")));
     // The host no longer has a KMS key or endpoint of its own.
     expect(CONFIG_HELP).not.toMatch(/--kms-key-id|--kms-endpoint/);
+  });
+});
+
+describe("limits configuration", () => {
+  const withRelay = [...required, "--kms-relay", "vsock:8000"];
+
+  it("defaults to rate-limits.ts's values, and --help says them", () => {
+    expect(loadConfig(withRelay, {}).limits).toEqual({
+      requestsPerSecond: DEFAULT_CLIENT_LIMITS.requestsPerSecond,
+      requestBurst: DEFAULT_CLIENT_LIMITS.burst,
+      maxInFlight: DEFAULT_CLIENT_LIMITS.maxInFlight,
+      maxCeremonies: DEFAULT_MAX_CEREMONIES,
+    });
+    expect(CONFIG_HELP).toContain(`default ${DEFAULT_CLIENT_LIMITS.requestsPerSecond}\n`);
+    expect(CONFIG_HELP).toContain(`default ${DEFAULT_MAX_CEREMONIES}`);
+  });
+
+  it("takes each limit from its flag and refuses values that would disable it", () => {
+    const c = loadConfig(
+      [
+        ...withRelay,
+        ...["--rate-limit", "2.5", "--rate-burst", "4", "--max-in-flight", "3"],
+        ...["--max-ceremonies", "9"],
+      ],
+      {},
+    );
+    expect(c.limits).toEqual({
+      requestsPerSecond: 2.5,
+      requestBurst: 4,
+      maxInFlight: 3,
+      maxCeremonies: 9,
+    });
+    expect(() => loadConfig([...withRelay, "--rate-limit", "0"], {})).toThrow(/requestsPerSecond/);
+    expect(() => loadConfig([...withRelay, "--max-in-flight", "1.5"], {})).toThrow(/maxInFlight/);
+    expect(() => loadConfig([...withRelay, "--max-ceremonies", "0"], {})).toThrow(/maxCeremonies/);
+    expect(() => loadConfig([...withRelay, "--rate-burst", "x"], {})).toThrow(/requestBurst/);
   });
 });

@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
-import { aclText, startMosquitto, type Mosquitto } from "../../src/harness/mosquitto.ts";
+import {
+  aclText,
+  EXAMPLE_ACL_USERS,
+  startMosquitto,
+  type Mosquitto,
+} from "../../src/harness/mosquitto.ts";
 import {
   connectBus,
   RemoteCallError,
@@ -26,15 +31,53 @@ import { errorResponse } from "../../src/host/mqtt/requests.ts";
 import { RemoteParticipant } from "../../src/host/remote-participant.ts";
 import { ERROR_CODES } from "../../src/shared/wire/errors.ts";
 
-const NODE = { username: "tss-node", password: randomBytes(12).toString("hex") };
-const CLIENT = { username: "tss-client", password: randomBytes(12).toString("hex") };
+// One broker user per node (username = node id) and per client, as in production; the
+// tests give each role one password so a test can name its users by id alone.
+const NODE_PASSWORD = randomBytes(12).toString("hex");
+const CLIENT_PASSWORD = randomBytes(12).toString("hex");
+const asNode = (username: string) => ({ username, password: NODE_PASSWORD });
+const asClient = (username: string) => ({ username, password: CLIENT_PASSWORD });
+const NODE_USERS = [
+  "req-1",
+  "req-2",
+  "req-3",
+  "rpc-a",
+  "rpc-b",
+  "rpc-raw",
+  "bl-c",
+  "bl-1",
+  "bl-2",
+  "watcher",
+  "p-1",
+  "presence-reader",
+  "watcher-2",
+  "spoofer",
+  "acl-x",
+  "acl-node",
+  "id-node",
+  "id-caller",
+];
+const CLIENT_USERS = [
+  "sdk-1",
+  "sdk-2",
+  "sdk-3",
+  "acl-client",
+  "acl-spy",
+  "acl-victim",
+  "acl-intruder",
+  "id-victim",
+  "id-thief",
+];
 
 let broker: Mosquitto;
 const buses: Bus[] = [];
 const raws: MqttClient[] = [];
 
 beforeAll(async () => {
-  broker = await startMosquitto({ node: NODE, client: CLIENT });
+  broker = await startMosquitto({
+    nodes: NODE_USERS.map(asNode),
+    clients: CLIENT_USERS.map(asClient),
+  });
 });
 
 afterAll(async () => {
@@ -47,8 +90,8 @@ async function node(nodeId: string, extra: Partial<BusOptions> = {}): Promise<Bu
   const b = await connectBus({
     url: broker.url,
     clientId: nodeId,
-    username: NODE.username,
-    password: NODE.password,
+    username: nodeId,
+    password: NODE_PASSWORD,
     pcr0: `pcr0-${nodeId}`,
     version: "test",
     ...extra,
@@ -57,7 +100,7 @@ async function node(nodeId: string, extra: Partial<BusOptions> = {}): Promise<Bu
   return b;
 }
 
-async function raw(clientId: string, user = CLIENT): Promise<MqttClient> {
+async function raw(clientId: string, user = asClient(clientId)): Promise<MqttClient> {
   const c = await mqtt.connectAsync({
     protocol: "mqtt",
     host: "127.0.0.1",
@@ -122,7 +165,7 @@ describe("deploy files", () => {
   it("deploy/mosquitto/acl.example is the ACL the harness uses", () => {
     expect(
       readFileSync(new URL("../../deploy/mosquitto/acl.example", import.meta.url), "utf8"),
-    ).toBe(aclText());
+    ).toBe(aclText(EXAMPLE_ACL_USERS));
   });
 });
 
@@ -358,7 +401,7 @@ describe("node RPC", () => {
   });
 
   it("answers a malformed call with bad_request", async () => {
-    const c = await raw("rpc-raw", NODE);
+    const c = await raw("rpc-raw", asNode("rpc-raw"));
     const answers: Buffer[] = [];
     c.on("message", (_t: string, p: Buffer) => answers.push(p));
     await c.subscribeAsync("tss/v1/nodes/rpc-raw/replies", { qos: 1 });
@@ -374,6 +417,39 @@ describe("node RPC", () => {
       ok: false,
       error: { code: "bad_request" },
     });
+  });
+
+  it("refuses a call whose named caller is not the owner of its replies topic, and lets no node read another's inbox", async () => {
+    const c = await raw("rpc-raw", asNode("rpc-raw"));
+    const answers: Record<string, unknown>[] = [];
+    const overheard: string[] = [];
+    c.on("message", (t: string, p: Buffer) =>
+      t.endsWith("/inbox") ? overheard.push(t) : answers.push(decodeJson(p) as never),
+    );
+    await c.subscribeAsync(["tss/v1/nodes/rpc-raw/replies", "tss/v1/nodes/rpc-a/inbox"], {
+      qos: 1,
+    });
+    const call = (from: string | undefined) =>
+      c.publishAsync("tss/v1/nodes/rpc-a/inbox", encodeJson({ op: "echo", args: {}, from }), {
+        qos: 1,
+        properties: {
+          responseTopic: "tss/v1/nodes/rpc-raw/replies",
+          correlationData: randomBytes(16),
+        },
+      });
+    await call("rpc-b");
+    await call(undefined);
+    await until(() => answers.length === 2, 3_000, "two refusals");
+    for (const a of answers)
+      expect(a).toMatchObject({ ok: false, error: { code: "unauthorised" } });
+    expect(JSON.stringify(answers[0])).toMatch(/rpc-b.*rpc-raw/);
+    await call("rpc-raw");
+    await until(() => answers.length === 3, 3_000, "the honest call's answer");
+    expect(answers[2]).toMatchObject({ ok: true });
+    // Calls to rpc-a (its own and b's) went by; rpc-raw saw none of them.
+    await b.callNode("rpc-a", "echo", {});
+    await sleep(200);
+    expect(overheard).toEqual([]);
   });
 });
 
@@ -464,7 +540,7 @@ describe("presence", () => {
     expect(watcher.liveNodes().some((n) => n.nodeId === "p-1")).toBe(false);
 
     // The retained record says offline to anyone who looks later.
-    const late = await raw("presence-reader", NODE);
+    const late = await raw("presence-reader", asNode("presence-reader"));
     const retained: string[] = [];
     late.on("message", (_t: string, p: Buffer) => retained.push(p.toString()));
     await late.subscribeAsync("tss/v1/nodes/p-1/presence", { qos: 1 });
@@ -474,13 +550,24 @@ describe("presence", () => {
 
   it("ignores a presence record that speaks for another node", async () => {
     const watcher = await node("watcher-2");
-    const c = await raw("spoofer", NODE);
+    const c = await raw("spoofer", asNode("spoofer"));
+    // The broker lets a node announce only its own presence.
+    expect(
+      await c
+        .publishAsync(
+          "tss/v1/nodes/victim/presence",
+          JSON.stringify({ nodeId: "victim", status: "online", since: 1 }),
+          { qos: 1 },
+        )
+        .catch((x: unknown) => x),
+    ).toMatchObject({ code: 135 }); // Not authorized
+    // On its own topic, a record naming another node, and one that does not parse.
     await c.publishAsync(
-      "tss/v1/nodes/victim/presence",
+      "tss/v1/nodes/spoofer/presence",
       JSON.stringify({ nodeId: "someone-else", status: "online", since: 1 }),
       { qos: 1 },
     );
-    await c.publishAsync("tss/v1/nodes/victim-2/presence", "not json", { qos: 1 });
+    await c.publishAsync("tss/v1/nodes/spoofer/presence", "not json", { qos: 1 });
     await until(() => watcher.stats().ignoredPresence >= 2, 3_000, "both records ignored");
     expect(watcher.liveNodes().map((n) => n.nodeId)).not.toContain("victim");
     expect(watcher.liveNodes().map((n) => n.nodeId)).not.toContain("someone-else");
@@ -530,7 +617,7 @@ describe("access control", () => {
     victim.on("message", (t: string) => victimGot.push(t));
     await victim.subscribeAsync("tss/v1/responses/acl-victim/#", { qos: 1 });
 
-    const n = await raw("acl-node", NODE);
+    const n = await raw("acl-node", asNode("acl-node"));
     await n.publishAsync(
       "tss/v1/responses/acl-victim/r",
       JSON.stringify({ ok: true, result: {} }),
@@ -564,11 +651,21 @@ describe("access control", () => {
       connectBus({
         url: broker.url,
         clientId: "bad-pw",
-        username: NODE.username,
+        username: "acl-x",
         password: "wrong",
         connectTimeoutMs: 3_000,
       }),
     ).rejects.toThrow(/refused bad-pw: .*(Not authorized|Bad User Name or Password)/);
+    // A node's username with a client's password: the node's identity needs the node's password.
+    await expect(
+      connectBus({
+        url: broker.url,
+        clientId: "acl-x",
+        username: "acl-x",
+        password: CLIENT_PASSWORD,
+        connectTimeoutMs: 3_000,
+      }),
+    ).rejects.toThrow(/(Not authorized|Bad User Name or Password)/);
     await expect(
       mqtt.connectAsync({
         protocol: "mqtt",
@@ -576,7 +673,7 @@ describe("access control", () => {
         port: broker.port,
         protocolVersion: 5,
         clientId: "bad-pw-2",
-        username: CLIENT.username,
+        username: "acl-client",
         password: "wrong",
         reconnectPeriod: 0,
       }),
@@ -591,5 +688,50 @@ describe("access control", () => {
         reconnectPeriod: 0,
       }),
     ).rejects.toThrow();
+  });
+});
+
+describe("per-user broker identity (client id bound to username)", () => {
+  it("a client connecting with another user's client id neither reads that user's responses nor knocks it off", async () => {
+    const victim = await raw("id-victim");
+    const victimGot: string[] = [];
+    victim.on("message", (t: string) => victimGot.push(t));
+    await victim.subscribeAsync("tss/v1/responses/id-victim/#", { qos: 1 });
+    // The thief asks for the victim's client id; the broker gives it its own username instead.
+    const thief = await raw("id-victim", asClient("id-thief"));
+    const thiefGot: string[] = [];
+    thief.on("message", (t: string) => thiefGot.push(t));
+    await thief.subscribeAsync("tss/v1/responses/id-victim/#", { qos: 1 }).catch(() => {});
+    const n = await raw("id-node", asNode("id-node"));
+    await n.publishAsync("tss/v1/responses/id-victim/r", JSON.stringify({ ok: true, result: {} }), {
+      qos: 1,
+      properties: { correlationData: randomBytes(16) },
+    });
+    await until(() => victimGot.length >= 1, 3_000, "the victim's own response");
+    await sleep(200);
+    expect(thiefGot).toEqual([]);
+    expect(victim.connected).toBe(true);
+    await n.endAsync(true);
+  });
+
+  it("a client connecting with a node's client id does not take the node's place", async () => {
+    const target = await node("id-node");
+    await target.serveNodeCalls(async (op) => ({ op }));
+    const caller = await node("id-caller");
+    // Connects (as itself): the requested client id is replaced by the username.
+    const intruder = await raw("id-node", asClient("acl-intruder"));
+    await sleep(300);
+    expect(intruder.connected).toBe(true);
+    expect(target.client.connected).toBe(true);
+    expect(await caller.callNode("id-node", "ping", {}, { timeoutMs: 3_000 })).toEqual({
+      op: "ping",
+    });
+    // Nor can it serve the node's inbox.
+    const got: string[] = [];
+    intruder.on("message", (t: string) => got.push(t));
+    await intruder.subscribeAsync("tss/v1/nodes/id-node/inbox", { qos: 1 }).catch(() => {});
+    await caller.callNode("id-node", "ping", {}, { timeoutMs: 3_000 });
+    await sleep(200);
+    expect(got).toEqual([]);
   });
 });

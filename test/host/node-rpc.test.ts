@@ -145,9 +145,15 @@ describe("node RPC operation table", () => {
     expect(
       await serve("requestContext", { kind: "sign", requestId: "r-1", walletId: "w-1" }),
     ).toEqual({ request: null, wallet: HELD });
-    expect(calls.at(-1)).toEqual(["requestContext", ["sign", "r-1", "w-1"]]);
+    expect(calls.at(-1)).toEqual(["requestContext", ["sign", "r-1", "w-1", undefined]]);
     await serve("requestContext", { kind: "dkg", requestId: "r-2" });
-    expect(calls.at(-1)).toEqual(["requestContext", ["dkg", "r-2", undefined]]);
+    expect(calls.at(-1)).toEqual(["requestContext", ["dkg", "r-2", undefined, undefined]]);
+    // The client user scopes the request id (planning.ts gatherRequestContext).
+    await serve("requestContext", { kind: "dkg", requestId: "r-3", client: "alice" });
+    expect(calls.at(-1)).toEqual(["requestContext", ["dkg", "r-3", undefined, "alice"]]);
+    await expect(
+      serve("requestContext", { kind: "dkg", requestId: "r-3", client: "a/b" }),
+    ).rejects.toMatchObject({ code: "bad_request" });
   });
 
   it("refuses malformed and out-of-bound arguments before the host sees them, naming the field", async () => {

@@ -272,7 +272,14 @@ describe("the bus and a lost peer", () => {
   let broker: Mosquitto;
   const buses: Bus[] = [];
   beforeAll(async () => {
-    broker = await startMosquitto({ node: NODE, client: CLIENT });
+    // One broker user per node (username = node id), as the ACL requires.
+    broker = await startMosquitto({
+      nodes: ["sup-a", "sup-b", "sup-c", "sup-d"].map((username) => ({
+        username,
+        password: NODE.password,
+      })),
+      clients: [CLIENT],
+    });
   });
   afterAll(async () => {
     await Promise.all(buses.map((b) => b.close().catch(() => {})));
@@ -282,7 +289,7 @@ describe("the bus and a lost peer", () => {
     const b = await connectBus({
       url: broker.url,
       clientId: nodeId,
-      username: NODE.username,
+      username: nodeId,
       password: NODE.password,
       reconnectPeriodMs: 0,
     });

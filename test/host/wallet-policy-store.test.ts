@@ -50,7 +50,9 @@ describe("wallet approval policy in the store (migration 4)", () => {
        VALUES ('w-old', 2, 3, :pk, X'010203', :cc, 0, 1, 1)`,
       { pk: record("x").publicKey, cc: record("x").chainCode },
     );
-    expect(migrate(db).applied).toEqual([4]);
+    expect(migrate(db, MIGRATIONS.slice(0, 4)).applied).toEqual([4]);
+    // Later migrations apply on top before the store reads the row.
+    migrate(db);
     expect(getWallet(db, "w-old")!.policy).toBeUndefined();
     db.close();
   });

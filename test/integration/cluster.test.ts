@@ -13,7 +13,7 @@ import { startCluster, type LocalCluster } from "../../src/cluster/local-cluster
 import { TssClient, TssError } from "../../src/client/index.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import { fromHex } from "../../src/shared/hex.ts";
-import { decodeJson } from "../../src/shared/wire/json-payload.ts";
+import { decodeJson, encodeJson } from "../../src/shared/wire/json-payload.ts";
 import { EnclaveClient } from "../../src/host/enclave-client.ts";
 import type { CreateWalletResult, SignResult } from "../../src/client/types.ts";
 
@@ -64,19 +64,19 @@ beforeAll(async () => {
   cluster = await startCluster({ nodes: 5, dataDir: dir, phaseTimeoutMs: 60_000 });
   recorder = await mqtt.connectAsync(cluster.client.url, {
     protocolVersion: 5,
-    clientId: "recorder",
-    username: cluster.nodeCredentials.username,
-    password: cluster.nodeCredentials.password,
+    // The cluster's test-only observer user reads every tss/v1 topic; nodes read only their own.
+    clientId: cluster.observer.username,
+    username: cluster.observer.username,
+    password: cluster.observer.password,
   });
   recorder.on("message", (topic, payload, packet) =>
     recorded.push({ topic, payload, props: packet.properties }),
   );
-  await recorder.subscribeAsync("#", { qos: 1 });
+  await recorder.subscribeAsync("tss/v1/#", { qos: 1 });
   client = await TssClient.connect({
     url: cluster.client.url,
     username: cluster.client.username,
     password: cluster.client.password,
-    clientId: "test-client",
     timeoutMs: 120_000,
   });
   wallet = await client.createWallet({ threshold: 3, parties: 5 });
@@ -106,11 +106,13 @@ describe("cluster over MQTT", () => {
 
   it("20 sign requests: each answered exactly once, all verify, several quorums and more than one coordinator", async () => {
     // Raw MQTT so the test sees every response on the wire.
+    const rawUser = cluster.clients[1]!;
     const raw = await mqtt.connectAsync(cluster.client.url, {
       protocolVersion: 5,
-      clientId: "raw-client",
-      username: cluster.client.username,
-      password: cluster.client.password,
+      // Its own client user (one connection per user); its responses topic is its username's.
+      clientId: rawUser.username,
+      username: rawUser.username,
+      password: rawUser.password,
     });
     const finals = new Map<string, unknown[]>();
     raw.on("message", (_t, payload, packet) => {
@@ -119,7 +121,7 @@ describe("cluster over MQTT", () => {
       const key = Buffer.from(packet.properties!.correlationData!).toString("hex");
       finals.set(key, [...(finals.get(key) ?? []), j]);
     });
-    await raw.subscribeAsync("tss/v1/responses/raw-client/#", { qos: 1 });
+    await raw.subscribeAsync(`tss/v1/responses/${rawUser.username}/#`, { qos: 1 });
     const digests = new Map<string, Uint8Array>();
     for (let k = 0; k < 20; k++) {
       const corr = randomBytes(16);
@@ -134,7 +136,10 @@ describe("cluster over MQTT", () => {
         }),
         {
           qos: 1,
-          properties: { responseTopic: `tss/v1/responses/raw-client/${k}`, correlationData: corr },
+          properties: {
+            responseTopic: `tss/v1/responses/${rawUser.username}/${k}`,
+            correlationData: corr,
+          },
         },
       );
     }
@@ -166,6 +171,34 @@ describe("cluster over MQTT", () => {
     expect(b.signers).toEqual(a.signers);
   });
 
+  it("a request id belongs to its client user: another digest is a conflict, another user's same id is a new request", async () => {
+    const digest = randomBytes(32);
+    const other = randomBytes(32);
+    const requestId = `scoped-${randomBytes(6).toString("hex")}`;
+    const first = await client.sign({ walletId: wallet.walletId, digest, requestId });
+    const reused = await client
+      .sign({ walletId: wallet.walletId, digest: other, requestId })
+      .catch((e: unknown) => e);
+    expect(reused).toBeInstanceOf(TssError);
+    expect((reused as TssError).code).toBe("conflict");
+    // Nothing of the first request is told: not its digest, nor its signature.
+    expect((reused as Error).message).not.toContain(first.signature.r.replace(/^0x/, ""));
+    expect((reused as Error).message).not.toContain(Buffer.from(digest).toString("hex"));
+    // The same id and parameters still answer the stored result.
+    expect((await client.sign({ walletId: wallet.walletId, digest, requestId })).signature).toEqual(
+      first.signature,
+    );
+    // Another client user (its own broker user, so its own response topic) runs the id afresh.
+    const second = await TssClient.connect({ ...cluster.clients[2]!, timeoutMs: 120_000 });
+    try {
+      const theirs = await second.sign({ walletId: wallet.walletId, digest: other, requestId });
+      expect(verified(theirs, other)).toBe(true);
+      expect(theirs.signature).not.toEqual(first.signature);
+    } finally {
+      await second.close();
+    }
+  });
+
   it("node traffic carries only sealed protocol messages; a replayed call is refused", async () => {
     const msgs = protocolMessages();
     expect(msgs.length).toBeGreaterThan(50);
@@ -178,26 +211,39 @@ describe("cluster over MQTT", () => {
         (JSON.parse(r.payload.toString()) as { op?: string }).op === "step",
     )!;
     const replies: unknown[] = [];
+    // The replayer holds a node's broker credentials: node-7's, admitted but never started.
+    const replayer = cluster.nodeUsers["node-7"]!;
     const me = await mqtt.connectAsync(cluster.client.url, {
       protocolVersion: 5,
-      clientId: "replayer",
-      username: cluster.nodeCredentials.username,
-      password: cluster.nodeCredentials.password,
+      clientId: replayer.username,
+      username: replayer.username,
+      password: replayer.password,
     });
     me.on("message", (_t, p) => replies.push(decodeJson(p)));
-    await me.subscribeAsync("tss/v1/nodes/replayer/replies", { qos: 1 });
-    await me.publishAsync(step.topic, step.payload, {
-      qos: 1,
-      properties: {
-        responseTopic: "tss/v1/nodes/replayer/replies",
-        correlationData: randomBytes(8),
-      },
-    });
-    const until = Date.now() + 10_000;
-    while (replies.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await me.subscribeAsync("tss/v1/nodes/node-7/replies", { qos: 1 });
+    const replay = async (payload: Buffer | Uint8Array) => {
+      const before = replies.length;
+      await me.publishAsync(step.topic, Buffer.from(payload), {
+        qos: 1,
+        properties: {
+          responseTopic: "tss/v1/nodes/node-7/replies",
+          correlationData: randomBytes(8),
+        },
+      });
+      const until = Date.now() + 10_000;
+      while (replies.length === before && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 100));
+      return replies[before];
+    };
+    // As recorded: it names the original caller, whose replies topic this is not.
+    const asRecorded = await replay(step.payload);
+    expect(asRecorded).toMatchObject({ ok: false, error: { code: "unauthorised" } });
+    // Claiming to be node-7 (whose replies it reads) gets it to the enclave, which refuses it.
+    const call = decodeJson(step.payload) as Record<string, unknown>;
+    const renamed = await replay(encodeJson({ ...call, from: "node-7" }));
     await me.endAsync();
-    expect(replies[0]).toMatchObject({ ok: false });
-    expect(JSON.stringify(replies[0])).toMatch(/unknown_session|already|closed/);
+    expect(renamed).toMatchObject({ ok: false });
+    expect(JSON.stringify(renamed)).toMatch(/unknown_session|already|closed/);
   });
 
   it("a tampered sealed message makes its receiver abort; a message from another session is refused", async () => {

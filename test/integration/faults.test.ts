@@ -56,9 +56,10 @@ beforeAll(async () => {
   // Clients may read presence (the SDK watches its coordinator's): the test watches everyone's.
   watcher = await mqtt.connectAsync(cluster.client.url, {
     protocolVersion: 5,
-    clientId: "faults-watcher",
-    username: cluster.client.username,
-    password: cluster.client.password,
+    // Its own client user: a broker user has one connection at a time.
+    clientId: cluster.clients[1]!.username,
+    username: cluster.clients[1]!.username,
+    password: cluster.clients[1]!.password,
   });
   watcher.on("message", (topic, payload) => {
     const m = /^tss\/v1\/nodes\/([^/]+)\/presence$/.exec(topic);

@@ -107,7 +107,8 @@ export class NodeRpc {
       );
     let payload: Buffer;
     try {
-      payload = encodeJson({ op, args: args ?? {} }, RPC_LIMITS);
+      // `from`: the calling node, which must be the owner of the replies topic (checked in onCall).
+      payload = encodeJson({ op, args: args ?? {}, from: this.me }, RPC_LIMITS);
     } catch (e) {
       return Promise.reject(new Error(`cannot send ${op} to ${nodeId}: ${(e as Error).message}`));
     }
@@ -249,6 +250,16 @@ export class NodeRpc {
       const a = v.args ?? {};
       if (!a || typeof a !== "object" || Array.isArray(a) || a instanceof Uint8Array)
         throw new JsonPayloadError("call args must be a JSON object");
+      // The broker lets only node `from` (its user = client id) read its replies topic, so a
+      // call naming another node than the replies topic it asks for is refused.
+      if (v.from !== callerId)
+        return answer({
+          ok: false,
+          error: {
+            code: "unauthorised",
+            message: `call names caller ${JSON.stringify(String(v.from ?? "none").slice(0, 64))} but asks for replies on ${callerId}'s topic`,
+          },
+        });
       op = v.op;
       args = a as Record<string, unknown>;
     } catch (e) {

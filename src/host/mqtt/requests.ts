@@ -15,7 +15,11 @@ import { isErrorCode, type ErrorCode } from "../../shared/wire/errors.ts";
 import { ERROR_CODE, isNodeId } from "../../shared/wire/patterns.ts";
 
 export interface RequestReply {
-  /** The client id of the request's Response Topic (chosen by the requester; see responseClientId). */
+  /**
+   * The user level of the request's Response Topic (responseClientId): the broker user the answer
+   * goes to, since the broker binds client id to username and lets only that user read the topic.
+   * Not who published the request (MQTT does not say): docs/mqtt-api.md "Access control".
+   */
   readonly client?: string;
   progress(p: { stage: string; phase?: number; of?: number; coordinator?: string }): void;
   done(result: unknown): void;

@@ -38,5 +38,6 @@ export {
 } from "./migrations.ts";
 export * from "./wallets-repo.ts";
 export * from "./shares-repo.ts";
+export * from "./statements-repo.ts";
 export * from "./ceremonies-repo.ts";
 export * from "./audit.ts";

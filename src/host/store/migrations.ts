@@ -8,6 +8,8 @@
  * of the wrong type (e.g. TEXT into a BLOB column) is an error, not a silent conversion.
  */
 import { MAX_POLICY_BYTES } from "../../shared/wire/approval.ts";
+import { MAX_ATTESTATION_DOCUMENT_BYTES } from "../../shared/wire/node-rpc.ts";
+import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "../../shared/wire/wallet-statement.ts";
 import { chainExistingAuditRows } from "./audit.ts";
 import type { Db } from "./db.ts";
 import { StoreError } from "./errors.ts";
@@ -136,6 +138,44 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
     // approvals (its shares are sealed without a policy, and a production enclave refuses them).
     sql: `
 ALTER TABLE wallets ADD COLUMN policy BLOB CHECK (policy IS NULL OR length(policy) BETWEEN 1 AND ${MAX_POLICY_BYTES});
+`,
+  },
+  {
+    version: 5,
+    name: "request ids scoped to the client user, with a parameters hash",
+    // A request id is unique per client user (the broker user of the request's Response
+    // Topic), not per kind: the same id from another user is another request. params_hash is
+    // SHA-256 of the request's parameters (planning.ts requestParamsHash), so the same id with
+    // other parameters is refused with `conflict`. Rows from before this version keep
+    // client_user '' and their old (kind, request_id) uniqueness; no new request has that user.
+    sql: `
+ALTER TABLE ceremonies ADD COLUMN client_user TEXT NOT NULL DEFAULT '';
+ALTER TABLE ceremonies ADD COLUMN params_hash BLOB CHECK (params_hash IS NULL OR length(params_hash) = 32);
+DROP INDEX ceremonies_request;
+CREATE UNIQUE INDEX ceremonies_request_legacy ON ceremonies (kind, request_id) WHERE request_id IS NOT NULL AND client_user = '';
+CREATE UNIQUE INDEX ceremonies_client_request ON ceremonies (client_user, request_id) WHERE request_id IS NOT NULL AND client_user <> '';
+`,
+  },
+  {
+    version: 6,
+    name: "wallet statements",
+    // The enclave-signed wallet statement (src/shared/wire/wallet-statement.ts) per holder and
+    // generation, as its enclave returned it at the end of DKG or refresh; a committed refresh
+    // deletes the older generations', so the latest is kept. Beside it, the attestation document
+    // (of the same enclave boot) whose user_data binds the channel key that signed it: channel
+    // keys are per boot, so a later document could not vouch for it. The host only relays both:
+    // clients verify it against the holder's attestation document, so a row the host alters
+    // fails there rather than deceiving anyone.
+    sql: `
+CREATE TABLE wallet_statements (
+  wallet_id TEXT NOT NULL REFERENCES wallets (wallet_id),
+  node_id TEXT NOT NULL,
+  generation INTEGER NOT NULL CHECK (generation >= 0),
+  statement BLOB NOT NULL CHECK (length(statement) BETWEEN 1 AND ${MAX_SIGNED_WALLET_STATEMENT_BYTES}),
+  attestation BLOB NOT NULL CHECK (length(attestation) BETWEEN 1 AND ${MAX_ATTESTATION_DOCUMENT_BYTES}),
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (wallet_id, node_id, generation)
+) STRICT;
 `,
   },
 ];

@@ -16,7 +16,7 @@
  * | ATTEST         | nonce?                                                     | document |
  * | LOAD_SHARE     | walletId, partyIndex, generation, publicKey, sealed, ciphertextBlob, policy?, accessKeyId, secretAccessKey, sessionToken? | walletId, generation, partyIndex |
  * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration; refresh: expectedGeneration | CeremonyReply (phase-1 messages) |
- * | CEREMONY_STEP  | sessionId, phase, messages                                 | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex |
+ * | CEREMONY_STEP  | sessionId, phase, messages                                 | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex, statement |
  * | CEREMONY_ABORT | sessionId                                                  | dropped |
  * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey |
  * | ACTIVATE_SHARE | sessionId, walletId                                        | walletId, generation, partyIndex |
@@ -190,6 +190,8 @@ export interface CeremonyReply {
   /** Phase 4 of dkg/refresh: the BIP-32 chain code, so the host derives child public keys without the wasm core. */
   chainCode?: Uint8Array;
   partyIndex?: number;
+  /** Phase 4 of dkg/refresh: this enclave's signed wallet statement (wallet-statement.ts). */
+  statement?: Uint8Array;
 }
 
 export interface CeremonyAbortRequest {

@@ -20,6 +20,7 @@
  * | inconsistent_result | participants disagree on the result                                  |
  * | unauthorised        | the approvals do not authorise this request (wire/approval.ts reason)|
  * | approval_expired    | the approvals' validity ended before the enclave checked them        |
+ * | rate_limited        | a client, node or enclave limit refused the request; retry later     |
  * | internal            | the node itself failed                                               |
  *
  * Codes from below the contract (the enclave's and the DKLs23 core's, the
@@ -38,6 +39,8 @@ export const ERROR_CODES = [
   "inconsistent_result",
   "unauthorised",
   "approval_expired",
+  "rate_limited",
+  "conflict",
   "internal",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -59,6 +62,8 @@ const CLOSER_CODE: Readonly<Record<string, ErrorCode>> = {
   // The enclave's share cache cannot hold one more share: a capacity problem of
   // that node, not a protocol failure.
   capacity_exceeded: "internal",
+  // The enclave already has its maximum of open ceremony sessions (ceremony-registry.ts).
+  too_many_sessions: "rate_limited",
 };
 
 /** The contract code for a code a participant failed with: contract codes stay, others are mapped. */

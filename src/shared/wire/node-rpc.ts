@@ -20,7 +20,7 @@
  * | rollback       | {kind, sessionId, walletId}                        | {}                            |
  * | walletInfo     | {walletId}                                         | HeldWallet or null            |
  * | listWallets    | {}                                                 | HeldWallet[]                  |
- * | requestContext | {kind: dkg/sign/refresh, requestId, walletId?}     | {request, wallet}             |
+ * | requestContext | {kind, requestId, walletId?, client?}              | {request, wallet}             |
  *
  * `start` also carries the client's approvals (enclave-ops.ts: requestId,
  * approvalRequest, approvals, and for a DKG the policy), bounded by
@@ -47,6 +47,7 @@ import type {
   CeremonyStepRequest,
 } from "./enclave-ops.ts";
 import { APPROVAL_BYTES, MAX_APPROVALS, MAX_POLICY_BYTES, MAX_REQUEST_BYTES } from "./approval.ts";
+import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "./wallet-statement.ts";
 import { CodedError } from "./errors.ts";
 import { DIGEST_BYTES, ID_RULE, isId, isNonHardenedPath } from "./patterns.ts";
 import {
@@ -97,6 +98,10 @@ export interface HeldWallet extends WalletRecord {
   nodeId: string;
   generation: number;
   partyIndex: number;
+  /** This holder's enclave-signed statement of the current generation (wallet-statement.ts); absent for a wallet from before statements. */
+  statement?: Uint8Array;
+  /** The attestation document binding the channel key that signed `statement`. */
+  attestation?: Uint8Array;
 }
 
 /** A client request this node coordinated, under its request id. */
@@ -104,6 +109,8 @@ export interface StoredRequest {
   status: string;
   result: Uint8Array | null;
   error: string | null;
+  /** Hex SHA-256 of the stored request's parameters (null for rows recorded without one). */
+  paramsHash?: string | null;
 }
 
 export interface RequestContext {
@@ -133,7 +140,8 @@ export interface NodeOps {
   walletInfo: { args: { walletId: string }; result: HeldWallet | null };
   listWallets: { args: NoArgs; result: HeldWallet[] };
   requestContext: {
-    args: { kind: CeremonyKind; requestId: string; walletId?: string };
+    /** `client`: the broker user the request came from; request ids are unique per user. */
+    args: { kind: CeremonyKind; requestId: string; walletId?: string; client?: string };
     result: RequestContext;
   };
 }
@@ -234,6 +242,7 @@ const ceremonyReply = object({
   publicPackage: optional(publicPackage),
   chainCode: optional(chainCode),
   partyIndex: optional(party),
+  statement: optional(bytes(1, MAX_SIGNED_WALLET_STATEMENT_BYTES)),
 });
 
 const startRequest = object({
@@ -268,7 +277,12 @@ export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } 
   rollback: object({ kind: persistKind, sessionId, walletId: id }),
   walletInfo: object({ walletId: id }),
   listWallets: object({}),
-  requestContext: object({ kind: ceremonyKind, requestId: id, walletId: optional(id) }),
+  requestContext: object({
+    kind: ceremonyKind,
+    requestId: id,
+    walletId: optional(id),
+    client: optional(id),
+  }),
 };
 
 export const NODE_OP_NAMES = Object.keys(NODE_OP_ARGS) as NodeOpName[];
