@@ -230,14 +230,18 @@ const callSeeds = [
     args: { kind: "dkg", sessionId: new Uint8Array(32), walletId: WALLET, generation: 0 },
   },
   { op: "listWallets" },
-].map((v) => new Uint8Array(encodeJson(v)));
+].map((v) => new Uint8Array(encodeJson({ ...v, from: "node-2" })));
 
 const callPayload = fc.oneof(
   { weight: 3, arbitrary: bytesFrom(callSeeds, { maxRandom: 128 }) },
   {
     weight: 2,
     arbitrary: fc
-      .record({ op: fc.oneof(fc.constantFrom(...NODE_OP_NAMES), hostileString), args: hostileJson })
+      .record({
+        op: fc.oneof(fc.constantFrom(...NODE_OP_NAMES), hostileString),
+        args: hostileJson,
+        from: fc.oneof(fc.constant("node-2"), hostileString),
+      })
       // JSON.stringify, not encodeJson: hostile {"$b64": ...} objects must reach the decoder as they are.
       .map((v) => new TextEncoder().encode(JSON.stringify(v))),
   },
@@ -274,11 +278,13 @@ const nodeCalls = target({
       error?: { code: string; message: string };
     };
     if (answer.ok) return { accepted: true, value: answer };
+    // bad_request for a malformed call; unauthorised when the caller it names
+    // does not own the replies topic it asks for (both documented refusals).
     must(
-      answer.error?.code === "bad_request",
+      answer.error?.code === "bad_request" || answer.error?.code === "unauthorised",
       `refused with ${answer.error?.code}: ${answer.error?.message}`,
     );
-    return { accepted: false, error: new CodedError("bad_request", answer.error.message) };
+    return { accepted: false, error: new CodedError(answer.error.code, answer.error.message) };
   },
   runs: { sample: SAMPLE, full: FULL },
   timeBoundMs: BOUND_MS,
