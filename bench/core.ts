@@ -1,13 +1,21 @@
 /**
- * npm run bench:core — per-party compute time of DKG, each signing phase and
- * refresh (3-of-5), in wasm under Bun and natively (crates/dkls23-wasm
- * bench-native, same crate, same shares, same digests). Writes
- * bench/results/core.json, prints a table and updates BENCHMARKS.md.
+ * npm run bench:core — per-party compute time of DKG, signing and refresh
+ * (3-of-5), per phase and per ceremony, in three builds of the same crate
+ * (crates/dkls23-wasm) on the same shares and digests:
+ *   wasm           the enclave's build, under Bun;
+ *   native fork    bench-native on x86-64, on the repository's DKLs23 fork;
+ *   native upstream  bench-native built with `--features upstream`, on
+ *                  upstream dkls23-secp256k1 =0.6.2 (the baseline the fork is
+ *                  measured against).
+ * Writes bench/results/core.json (machine, commit, command, every median),
+ * prints a table and updates BENCHMARKS.md between its core markers.
  *
  * Options: --sign-runs N (default 20), --dkg-runs N and --refresh-runs N
- * (default 4: each run yields 5 per-party samples, so 20 samples).
+ * (default 4: each run yields 5 per-party samples, so 20 samples);
+ * --wasm-only: wasm medians only, printed, nothing written (for comparing
+ * wasm build variants quickly).
  */
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { createHash } from "node:crypto";
@@ -45,6 +53,7 @@ function timed<F>(parties: PhasedParty<F>[]): { finals: F[]; perPhase: number[][
     return r;
   };
   let out = parties.flatMap((p, k) => clock(k, 0, () => p.phase1()));
+  // Phases 2-4 each consume what the previous phase sent.
   out = parties.flatMap((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 1, () => p.phase2(ib)); });
   out = parties.flatMap((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 2, () => p.phase3(ib)); });
   const finals = parties.map((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 3, () => p.phase4(ib)); });
@@ -57,13 +66,21 @@ function median(v: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** Per-party samples: `${name}_phase${n}` for each phase and `total` for their sum. */
+function record(o: Samples, name: string, total: string, perPhase: number[][]) {
+  for (const p of perPhase) {
+    p.forEach((ms, ph) => push(o, `${name}_phase${ph + 1}`, ms));
+    push(o, total, p.reduce((a, b) => a + b, 0));
+  }
+}
+
 function benchWasm(): { wasm: Samples; shares: KeyShare[] } {
   const wasm: Samples = {};
   let shares: KeyShare[] = [];
   for (let run = 0; run < DKG_RUNS; run++) {
     const sessionId = sha(`dkg${run}`);
     const r = timed([1, 2, 3, 4, 5].map((i) => asParty(i, new Dkg({ threshold: 3, parties: 5, index: i, sessionId }))));
-    for (const p of r.perPhase) push(wasm, "dkg", p.reduce((a, b) => a + b, 0));
+    record(wasm, "dkg", "dkg", r.perPhase);
     shares = r.finals;
     process.stderr.write(`  wasm dkg run ${run + 1}/${DKG_RUNS}\n`);
   }
@@ -74,28 +91,32 @@ function benchWasm(): { wasm: Samples; shares: KeyShare[] } {
     const sessionId = sha(`sign${run}`);
     const digest = sha(`bench${run}`);
     const r = timed(signers.map((i) => asParty(i, new Signing({ share: shares[i - 1]!, sessionId, parties: signers, digest }))));
-    for (const p of r.perPhase) p.forEach((ms, ph) => push(wasm, `sign_phase${ph + 1}`, ms));
+    record(wasm, "sign", "sign_total", r.perPhase);
   }
   for (let run = 0; run < REFRESH_RUNS; run++) {
     const sessionId = sha(`refresh${run}`);
     const r = timed(shares.map((share) => asParty(share.index, new Refresh({ share, sessionId }))));
-    for (const p of r.perPhase) push(wasm, "refresh", p.reduce((a, b) => a + b, 0));
+    record(wasm, "refresh", "refresh", r.perPhase);
     for (const s of r.finals) s.free();
     process.stderr.write(`  wasm refresh run ${run + 1}/${REFRESH_RUNS}\n`);
   }
   return { wasm, shares };
 }
 
-function benchNative(shares: KeyShare[]): Samples {
+/** bench-native on the fork, or with `upstream` on upstream dkls23-secp256k1, in its own target dir. */
+function benchNative(shares: KeyShare[], upstream: boolean): Samples {
   const crate = `${ROOT}crates/dkls23-wasm`;
-  const targetDir = `${crate}/target/debian-native`;
-  process.stderr.write("  building bench-native (release, same Debian rustc as the wasm build)\n");
-  const build = spawnSync("/usr/bin/cargo", ["build", "--release", "--locked", "--bin", "bench-native"], {
+  const targetDir = `${crate}/target/${upstream ? "debian-native-upstream" : "debian-native"}`;
+  const what = upstream ? "upstream dkls23-secp256k1" : "the fork";
+  process.stderr.write(`  building bench-native on ${what} (release, same Debian rustc as the wasm build)\n`);
+  const features = upstream ? ["--features", "upstream"] : [];
+  const build = spawnSync("/usr/bin/cargo", ["build", "--release", "--locked", "--offline", "--bin", "bench-native", ...features], {
     cwd: crate,
     env: { ...process.env, RUSTC: "/usr/bin/rustc", CARGO_TARGET_DIR: targetDir, RUSTUP_TOOLCHAIN: "" },
     stdio: ["ignore", "inherit", "inherit"],
   });
   if (build.status !== 0) throw new Error("bench-native build failed");
+  process.stderr.write(`  native runs on ${what}\n`);
   const input = encodeList(shares.map((s) => s.toBytes()));
   const run = spawnSync(`${targetDir}/release/bench-native`, ["--sign-runs", String(SIGN_RUNS), "--dkg-runs", String(DKG_RUNS), "--refresh-runs", String(REFRESH_RUNS)], {
     input,
@@ -106,32 +127,42 @@ function benchNative(shares: KeyShare[]): Samples {
   return JSON.parse(run.stdout.toString()) as Samples;
 }
 
+const git = (...a: string[]) => execFileSync("git", a, { cwd: ROOT }).toString().trim();
+
 function main() {
   loadDkls();
   process.stderr.write(`bench:core — 3-of-5, ${SIGN_RUNS} signing runs, ${DKG_RUNS} DKG runs, ${REFRESH_RUNS} refresh runs\n`);
   const { wasm, shares } = benchWasm();
-  const native = benchNative(shares);
-  const ops = ["dkg", "sign_phase1", "sign_phase2", "sign_phase3", "sign_phase4", "sign_total", "refresh"];
-  const total = (s: Samples) => s.sign_phase1!.map((_, i) => [1, 2, 3, 4].reduce((a, p) => a + s[`sign_phase${p}`]![i]!, 0));
-  wasm.sign_total = total(wasm);
-  native.sign_total = total(native);
+  if (args.includes("--wasm-only")) {
+    // Quick comparison of wasm build variants: medians only, nothing written.
+    console.log(JSON.stringify(Object.fromEntries(Object.entries(wasm).map(([k, v]) => [k, +median(v).toFixed(3)]))));
+    return;
+  }
+  const fork = benchNative(shares, false);
+  const upstream = benchNative(shares, true);
+  const phases = (c: string) => [1, 2, 3, 4].map((p) => `${c}_phase${p}`);
+  const ops = ["dkg", ...phases("dkg"), "sign_total", ...phases("sign"), "refresh", ...phases("refresh")];
+  const med = (s: Samples, op: string) => +median(s[op]!).toFixed(3);
   const rows = ops.map((op) => {
-    const w = median(wasm[op]!);
-    const n = median(native[op]!);
-    return { op, samples: wasm[op]!.length, wasm_ms: +w.toFixed(3), native_ms: +n.toFixed(3), ratio: +(w / n).toFixed(2) };
+    const [w, f, u] = [med(wasm, op), med(fork, op), med(upstream, op)];
+    const ratio = (a: number, b: number) => (b > 0 ? +(a / b).toFixed(2) : null);
+    return { op, samples: wasm[op]!.length, wasm_ms: w, native_fork_ms: f, native_upstream_ms: u, wasm_over_native: ratio(w, f), upstream_over_fork: ratio(u, f) };
   });
   const machine = `${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; Bun ${Bun.version}`;
-  const result = { date: new Date().toISOString(), machine, command: "npm run bench:core", runs: { sign: SIGN_RUNS, dkg: DKG_RUNS, refresh: REFRESH_RUNS }, rows };
+  const dirty = git("status", "--porcelain", "--", "crates", "bench", "build").length > 0;
+  const commit = `${git("rev-parse", "HEAD")}${dirty ? " (with uncommitted changes under crates/, bench/ or build/)" : ""}`;
+  const command = `npm run bench:core${args.length ? ` -- ${args.join(" ")}` : ""}`;
+  const result = { date: new Date().toISOString(), machine, commit, command, runs: { sign: SIGN_RUNS, dkg: DKG_RUNS, refresh: REFRESH_RUNS }, rows };
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   writeFileSync(`${ROOT}bench/results/core.json`, JSON.stringify(result, null, 2) + "\n");
 
   const table = [
-    "| operation (per party, 3-of-5) | samples | wasm median ms | native median ms | wasm/native |",
-    "|---|---:|---:|---:|---:|",
-    ...rows.map((r) => `| ${r.op} | ${r.samples} | ${r.wasm_ms} | ${r.native_ms} | ${r.ratio} |`),
+    "| operation (per party, 3-of-5) | samples | wasm ms | native fork ms | native upstream ms | wasm / native fork | upstream / fork |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ...rows.map((r) => `| ${r.op} | ${r.samples} | ${r.wasm_ms} | ${r.native_fork_ms} | ${r.native_upstream_ms} | ${r.wasm_over_native ?? "-"} | ${r.upstream_over_fork ?? "-"} |`),
   ].join("\n");
   console.log(table);
-  const section = `<!-- core:begin -->\nMeasured ${result.date} on ${machine}.\nCommand: \`npm run bench:core\` (${SIGN_RUNS} signing runs x 3 parties; ${DKG_RUNS} DKG and ${REFRESH_RUNS} refresh runs x 5 parties).\n\n${table}\n<!-- core:end -->`;
+  const section = `<!-- core:begin -->\nMeasured ${result.date} on ${machine}, commit ${commit}.\nCommand: \`${command}\` (${SIGN_RUNS} signing runs x 3 parties; ${DKG_RUNS} DKG and ${REFRESH_RUNS} refresh runs x 5 parties; medians per party).\n\n${table}\n<!-- core:end -->`;
   const path = `${ROOT}BENCHMARKS.md`;
   const doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n\n## Core (DKLs23 in wasm vs native)\n\n<!-- core:begin -->\n<!-- core:end -->\n";
   writeFileSync(path, doc.replace(/<!-- core:begin -->[\s\S]*<!-- core:end -->/, section));

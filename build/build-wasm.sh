@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CRATE="$ROOT/crates/dkls23-wasm"
 OUT="$ROOT/src/enclave/dkls23/wasm"
-TARGET_DIR="$CRATE/target/debian"
+TARGET_DIR="${DKLS_TARGET_DIR:-$CRATE/target/debian}"
 WASM_BINDGEN_VERSION="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' "$CRATE/Cargo.toml")"
 
 log() { printf '[build-wasm] %s\n' "$*" >&2; }
@@ -24,8 +24,11 @@ WBG="$(command -v wasm-bindgen || true)"
 have="$("$WBG" --version | awk '{print $2}')"
 [ "$have" = "$WASM_BINDGEN_VERSION" ] || { log "wasm-bindgen-cli $have != crate's $WASM_BINDGEN_VERSION"; exit 1; }
 
-# SIMD128 lets LLVM vectorise the field arithmetic loops; Bun's JSC runs it.
-RUSTFLAGS_WASM="${DKLS_RUSTFLAGS:--C target-feature=+simd128 -C panic=abort}"
+# SIMD128 lets LLVM vectorise the field arithmetic loops; wide-arithmetic
+# turns k256's 64x64->128-bit limb products into i64.mul_wide_u instead of
+# __multi3 calls (rustc 1.96 has the feature unstable, hence RUSTC_BOOTSTRAP).
+# Bun's JavaScriptCore runs both; BENCHMARKS.md has the numbers.
+RUSTFLAGS_WASM="${DKLS_RUSTFLAGS:--C target-feature=+simd128,+wide-arithmetic -C panic=abort}"
 
 log "cargo build (release, wasm32-unknown-unknown, -Zbuild-std) with $(/usr/bin/rustc --version)"
 (
@@ -43,15 +46,19 @@ log "cargo build (release, wasm32-unknown-unknown, -Zbuild-std) with $(/usr/bin/
 )
 RAW="$TARGET_DIR/wasm32-unknown-unknown/release/dkls23_wasm.wasm"
 
-# binaryen 108 (Debian's) mis-rewrites wasm-bindgen's externref table, so it
-# optimises the raw cargo output and wasm-bindgen runs last.
+# wasm-opt from npm's binaryen (a devDependency, pinned): Debian's binaryen
+# 108 cannot parse wide-arithmetic instructions. It optimises the raw cargo
+# output and wasm-bindgen runs last (binaryen 108 also mis-rewrote
+# wasm-bindgen's externref table; keeping that order costs nothing).
 OPT="$TARGET_DIR/dkls23_wasm.opt.wasm"
-if command -v wasm-opt >/dev/null && [ "${DKLS_WASM_OPT:-1}" = 1 ]; then
-  log "wasm-opt -O3 ($(wasm-opt --version))"
-  wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+WASM_OPT="$ROOT/node_modules/.bin/wasm-opt"
+if [ -x "$WASM_OPT" ] && [ "${DKLS_WASM_OPT:-1}" = 1 ]; then
+  log "wasm-opt -O3 ($("$WASM_OPT" --version))"
+  "$WASM_OPT" -O3 --enable-simd --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
-    "$RAW" -o "$OPT"
+    --enable-wide-arithmetic "$RAW" -o "$OPT"
 else
+  log "wasm-opt skipped (npm binaryen missing or DKLS_WASM_OPT=0)"
   cp "$RAW" "$OPT"
 fi
 

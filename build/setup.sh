@@ -9,8 +9,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 # 1. Debian packages: Rust toolchain that can build std for wasm32 (rustc-web
-#    + its std source), the wasm linker, binaryen's wasm-opt, Mosquitto.
-DEB_PKGS=(rustc-web cargo-web rust-web-src lld binaryen mosquitto mosquitto-clients)
+#    + its std source), the wasm linker, Mosquitto (wasm-opt comes from npm binaryen).
+DEB_PKGS=(rustc-web cargo-web rust-web-src lld mosquitto mosquitto-clients)
 missing=()
 for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -35,9 +35,10 @@ if ! { [ -x "$WBG" ] && [ "$("$WBG" --version | awk '{print $2}')" = "$WBG_VERSI
   cargo install wasm-bindgen-cli --version "=$WBG_VERSION" >&2
 fi
 
-# 4. The wasm core, rebuilt when any crate source is newer than the output.
+# 4. The wasm core, rebuilt when any crate source (the binding crate or the
+#    DKLs23 fork it builds on) is newer than the output.
 WASM="src/enclave/dkls23/wasm/dkls23_bg.wasm"
-if [ ! -f "$WASM" ] || [ -n "$(find crates/dkls23-wasm/src crates/dkls23-wasm/Cargo.toml crates/dkls23-wasm/Cargo.lock build/build-wasm.sh -newer "$WASM" 2>/dev/null | head -1)" ]; then
+if [ ! -f "$WASM" ] || [ -n "$(find crates/dkls23-wasm/src crates/dkls23-wasm/Cargo.toml crates/dkls23-wasm/Cargo.lock crates/dkls23-core-fork/src crates/dkls23-core-fork/Cargo.toml build/build-wasm.sh -newer "$WASM" 2>/dev/null | head -1)" ]; then
   bash build/build-wasm.sh
 fi
 log "ready"

@@ -5,6 +5,7 @@
 use crate::dkg::Dkg;
 use crate::error::Error;
 use crate::refresh::Refresh;
+use crate::session::Phases;
 use crate::share::{eth_address, KeyShare, PublicPackage};
 use crate::sign::Sign;
 use crate::wire;
@@ -16,7 +17,8 @@ use zeroize::Zeroize;
 fn js_err(e: Error) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     let _ = Reflect::set(&err, &"code".into(), &e.code.as_str().into());
-    let _ = Reflect::set(&err, &"party".into(), &e.party.map(JsValue::from).unwrap_or(JsValue::NULL));
+    let _ =
+        Reflect::set(&err, &"party".into(), &e.party.map(JsValue::from).unwrap_or(JsValue::NULL));
     let _ = Reflect::set(&err, &"ban".into(), &e.ban.into());
     err.into()
 }
@@ -45,10 +47,8 @@ pub struct WasmKeyShare {
 #[wasm_bindgen(js_class = KeyShare)]
 impl WasmKeyShare {
     #[wasm_bindgen(js_name = fromBytes)]
-    pub fn from_bytes(mut bytes: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
-        let r = KeyShare::from_bytes(&bytes);
-        bytes.zeroize();
-        Ok(WasmKeyShare { inner: Rc::new(r.map_err(js_err)?) })
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
+        key_share(consume(bytes, KeyShare::from_bytes))
     }
 
     /// Opaque bytes, to be sealed inside the enclave and nowhere else.
@@ -83,14 +83,52 @@ impl WasmKeyShare {
         self.inner.public_package().to_bytes().map_err(js_err)
     }
     pub fn derive(&self, path: &str) -> Result<WasmKeyShare, JsValue> {
-        Ok(WasmKeyShare { inner: Rc::new(self.inner.derive(path).map_err(js_err)?) })
+        key_share(self.inner.derive(path))
     }
 }
 
-#[wasm_bindgen(js_name = DkgSession)]
-pub struct WasmDkg {
-    inner: Dkg,
+/// Phases 1-3 and `close` of a ceremony class: each forwards to the core
+/// session, encodes the outgoing messages as one list and wipes the input
+/// (which may carry secret fragments or seeds) once the core has read it.
+macro_rules! ceremony_class {
+    ($wasm:ident, $js:ident, $core:ty) => {
+        #[wasm_bindgen(js_name = $js)]
+        pub struct $wasm {
+            inner: $core,
+        }
+
+        #[wasm_bindgen(js_class = $js)]
+        impl $wasm {
+            pub fn phase1(&mut self) -> Result<Uint8Array, JsValue> {
+                list(self.inner.phase1())
+            }
+            pub fn phase2(&mut self, input: Vec<u8>) -> Result<Uint8Array, JsValue> {
+                list(consume(input, |i| self.inner.phase2(i)))
+            }
+            pub fn phase3(&mut self, input: Vec<u8>) -> Result<Uint8Array, JsValue> {
+                list(consume(input, |i| self.inner.phase3(i)))
+            }
+            pub fn close(&mut self) {
+                self.inner.close();
+            }
+        }
+    };
 }
+
+/// Runs `f` on `input`, then wipes the input.
+fn consume<T>(mut input: Vec<u8>, f: impl FnOnce(&[u8]) -> T) -> T {
+    let r = f(&input);
+    input.zeroize();
+    r
+}
+
+fn key_share(r: crate::Result<KeyShare>) -> Result<WasmKeyShare, JsValue> {
+    Ok(WasmKeyShare { inner: Rc::new(r.map_err(js_err)?) })
+}
+
+ceremony_class!(WasmDkg, DkgSession, Dkg);
+ceremony_class!(WasmSign, SignSession, Sign);
+ceremony_class!(WasmRefresh, RefreshSession, Refresh);
 
 #[wasm_bindgen(js_class = DkgSession)]
 impl WasmDkg {
@@ -98,48 +136,23 @@ impl WasmDkg {
     pub fn new(threshold: u8, parties: u8, index: u8, session: &[u8]) -> Result<WasmDkg, JsValue> {
         Ok(WasmDkg { inner: Dkg::new(threshold, parties, index, session).map_err(js_err)? })
     }
-    pub fn phase1(&mut self) -> Result<Uint8Array, JsValue> {
-        list(self.inner.phase1())
+    pub fn phase4(&mut self, input: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
+        key_share(consume(input, |i| self.inner.phase4(i)))
     }
-    pub fn phase2(&mut self, mut input: Vec<u8>) -> Result<Uint8Array, JsValue> {
-        let r = list(self.inner.phase2(&input));
-        input.zeroize();
-        r
-    }
-    pub fn phase3(&mut self, mut input: Vec<u8>) -> Result<Uint8Array, JsValue> {
-        let r = list(self.inner.phase3(&input));
-        input.zeroize();
-        r
-    }
-    pub fn phase4(&mut self, mut input: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
-        let r = self.inner.phase4(&input);
-        input.zeroize();
-        Ok(WasmKeyShare { inner: Rc::new(r.map_err(js_err)?) })
-    }
-    pub fn close(&mut self) {
-        self.inner.close();
-    }
-}
-
-#[wasm_bindgen(js_name = SignSession)]
-pub struct WasmSign {
-    inner: Sign,
 }
 
 #[wasm_bindgen(js_class = SignSession)]
 impl WasmSign {
     #[wasm_bindgen(constructor)]
-    pub fn new(share: &WasmKeyShare, path: Option<String>, session: &[u8], parties: &[u8], digest: &[u8]) -> Result<WasmSign, JsValue> {
-        Ok(WasmSign { inner: Sign::new(share.inner.clone(), path.as_deref(), session, parties, digest).map_err(js_err)? })
-    }
-    pub fn phase1(&mut self) -> Result<Uint8Array, JsValue> {
-        list(self.inner.phase1())
-    }
-    pub fn phase2(&mut self, input: Vec<u8>) -> Result<Uint8Array, JsValue> {
-        list(self.inner.phase2(&input))
-    }
-    pub fn phase3(&mut self, input: Vec<u8>) -> Result<Uint8Array, JsValue> {
-        list(self.inner.phase3(&input))
+    pub fn new(
+        share: &WasmKeyShare,
+        path: Option<String>,
+        session: &[u8],
+        parties: &[u8],
+        digest: &[u8],
+    ) -> Result<WasmSign, JsValue> {
+        let inner = Sign::new(share.inner.clone(), path.as_deref(), session, parties, digest);
+        Ok(WasmSign { inner: inner.map_err(js_err)? })
     }
     /// r (32) || s (32, low-S) || recovery id (1).
     pub fn phase4(&mut self, input: Vec<u8>) -> Result<Vec<u8>, JsValue> {
@@ -150,14 +163,6 @@ impl WasmSign {
         out.push(sig.recovery_id);
         Ok(out)
     }
-    pub fn close(&mut self) {
-        self.inner.close();
-    }
-}
-
-#[wasm_bindgen(js_name = RefreshSession)]
-pub struct WasmRefresh {
-    inner: Refresh,
 }
 
 #[wasm_bindgen(js_class = RefreshSession)]
@@ -166,26 +171,8 @@ impl WasmRefresh {
     pub fn new(share: &WasmKeyShare, session: &[u8]) -> Result<WasmRefresh, JsValue> {
         Ok(WasmRefresh { inner: Refresh::new(share.inner.clone(), session).map_err(js_err)? })
     }
-    pub fn phase1(&mut self) -> Result<Uint8Array, JsValue> {
-        list(self.inner.phase1())
-    }
-    pub fn phase2(&mut self, mut input: Vec<u8>) -> Result<Uint8Array, JsValue> {
-        let r = list(self.inner.phase2(&input));
-        input.zeroize();
-        r
-    }
-    pub fn phase3(&mut self, mut input: Vec<u8>) -> Result<Uint8Array, JsValue> {
-        let r = list(self.inner.phase3(&input));
-        input.zeroize();
-        r
-    }
-    pub fn phase4(&mut self, mut input: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
-        let r = self.inner.phase4(&input);
-        input.zeroize();
-        Ok(WasmKeyShare { inner: Rc::new(r.map_err(js_err)?) })
-    }
-    pub fn close(&mut self) {
-        self.inner.close();
+    pub fn phase4(&mut self, input: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
+        key_share(consume(input, |i| self.inner.phase4(i)))
     }
 }
 
@@ -214,8 +201,9 @@ pub fn derive_public(package: &[u8], path: &str) -> Result<Vec<u8>, JsValue> {
 
 #[wasm_bindgen(js_name = ethAddress)]
 pub fn eth_address_of(public_key: &[u8]) -> Result<String, JsValue> {
-    let pk = k256::PublicKey::from_sec1_bytes(public_key)
-        .map_err(|_| js_err(Error::new(crate::Code::InvalidParameters, "not a valid secp256k1 public key")))?;
+    let pk = k256::PublicKey::from_sec1_bytes(public_key).map_err(|_| {
+        js_err(Error::new(crate::Code::InvalidParameters, "not a valid secp256k1 public key"))
+    })?;
     Ok(eth_address(pk.as_affine()))
 }
 

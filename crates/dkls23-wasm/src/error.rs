@@ -1,7 +1,7 @@
 //! One typed error for every failure the core can report. It names a stable
 //! machine-readable code, a sentence, and where known the party to blame.
 
-use dkls23_secp256k1::protocols::{Abort, AbortKind};
+use crate::lib_core::protocols::{Abort, AbortKind};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +58,11 @@ impl Error {
     }
 
     pub fn from_abort(abort: &Abort) -> Self {
-        use dkls23_secp256k1::protocols::AbortReason as R;
+        use crate::lib_core::protocols::AbortReason as R;
         let party = match &abort.reason {
-            R::DuplicateCounterparty { index } | R::InvalidPartyIndex { index } => Some(index.as_u8()),
+            R::DuplicateCounterparty { index } | R::InvalidPartyIndex { index } => {
+                Some(index.as_u8())
+            }
             R::MissingMulState { counterparty }
             | R::SessionBindingMismatch { counterparty }
             | R::ProofVerificationFailed { counterparty }

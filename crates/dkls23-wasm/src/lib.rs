@@ -3,6 +3,7 @@
 //! benchmark) drive; secret state stays inside the session objects and the
 //! key share, and leaves only as opaque bytes meant for sealing.
 
+pub mod bodies;
 pub mod dkg;
 pub mod error;
 pub mod refresh;
@@ -15,4 +16,19 @@ pub mod wire;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
+/// The DKLs23 implementation every ceremony drives: the repository's fork of
+/// dkls23-core, instantiated for secp256k1 as dkls23-secp256k1 does upstream.
+#[cfg(not(feature = "upstream"))]
+pub mod lib_core {
+    pub use dkls23_core_fork::*;
+
+    pub type Party = protocols::Party<k256::Secp256k1>;
+    pub type PublicKeyPackage = protocols::PublicKeyPackage<k256::Secp256k1>;
+}
+
+/// Upstream instead, for the benchmark's baseline (`--features upstream`).
+#[cfg(feature = "upstream")]
+pub use dkls23_secp256k1 as lib_core;
+
 pub use error::{Code, Error, Result};
+pub use session::Phases;

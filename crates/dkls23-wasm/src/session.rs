@@ -1,9 +1,12 @@
 //! What every ceremony state machine shares: its identity, message framing,
-//! and the fail-closed rule (after any error the session only says "closed").
+//! the four-phase shape, and the fail-closed rule (after any error the session
+//! only says "closed").
 
 use crate::error::{Code, Error, Result};
-use crate::wire::{self, Ceremony, Header, SESSION_ID_LEN};
-use serde::Serialize;
+use crate::shape::shape_of;
+use crate::wire::{self, check_shape, decode_body, Ceremony, Delivered, Header, SESSION_ID_LEN};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::BTreeMap;
 
 pub struct Ctx {
     pub ceremony: Ceremony,
@@ -17,18 +20,59 @@ pub const CLOSED: u8 = u8::MAX;
 
 impl Ctx {
     pub fn msg<T: Serialize>(&self, phase: u8, to: u8, body: &T) -> Result<Vec<u8>> {
-        let header = Header { ceremony: self.ceremony as u8, phase, from: self.me, to, session: self.session };
+        let header = Header {
+            ceremony: self.ceremony as u8,
+            phase,
+            from: self.me,
+            to,
+            session: self.session,
+        };
         wire::encode(&header, body)
     }
 
-    pub fn expect<'s>(&'s self, phase: u8, senders: &'s [u8], broadcast: bool, p2p: bool) -> wire::Expect<'s> {
-        wire::Expect { ceremony: self.ceremony, phase, session: &self.session, me: self.me, senders, broadcast, p2p }
+    /// Encodes one message per body, addressed by `to`, and records the shape
+    /// of what we send so that what we receive in return can be checked
+    /// against it.
+    pub fn msgs<T: Serialize>(
+        &self,
+        phase: u8,
+        bodies: &[T],
+        to: impl Fn(&T) -> u8,
+        shape: &mut Option<Vec<u32>>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(bodies.len());
+        for m in bodies {
+            *shape = shape_of(m);
+            out.push(self.msg(phase, to(m), m)?);
+        }
+        Ok(out)
+    }
+
+    pub fn expect<'s>(
+        &'s self,
+        phase: u8,
+        senders: &'s [u8],
+        broadcast: bool,
+        p2p: bool,
+    ) -> wire::Expect<'s> {
+        wire::Expect {
+            ceremony: self.ceremony,
+            phase,
+            session: &self.session,
+            me: self.me,
+            senders,
+            broadcast,
+            p2p,
+        }
     }
 
     /// Enforces phase order; called at the start of phase `phase`.
     pub fn begin(&self, phase: u8) -> Result<()> {
         if self.done == CLOSED {
-            return Err(Error::new(Code::SessionClosed, format!("{} session is closed (failed or finished)", self.ceremony.name())));
+            return Err(Error::new(
+                Code::SessionClosed,
+                format!("{} session is closed (failed or finished)", self.ceremony.name()),
+            ));
         }
         if self.done + 1 != phase {
             return Err(Error::new(
@@ -52,6 +96,25 @@ pub fn check_route(from: u8, me: u8, sender: u8, receiver: u8) -> Result<()> {
     Ok(())
 }
 
+/// Decodes the point-to-point body every sender delivered, checks its shape
+/// against ours and its library-level route (`route` gives sender, receiver).
+pub fn receive_p2p<T: DeserializeOwned + Serialize>(
+    got: &BTreeMap<u8, Delivered<'_>>,
+    me: u8,
+    shape: &Option<Vec<u32>>,
+    route: impl Fn(&T) -> (u8, u8),
+) -> Result<Vec<T>> {
+    let mut received = Vec::with_capacity(got.len());
+    for (&j, d) in got {
+        let m: T = decode_body(d.p2p.unwrap_or_default(), j)?;
+        check_shape(&m, shape, j)?;
+        let (sender, receiver) = route(&m);
+        check_route(j, me, sender, receiver)?;
+        received.push(m);
+    }
+    Ok(received)
+}
+
 /// Validates a signer or participant set: sorted, unique, within 1..=n, and
 /// containing `me`. Returns the counterparties.
 pub fn counterparties(parties: &[u8], me: u8, n: u8) -> Result<Vec<u8>> {
@@ -70,45 +133,67 @@ pub fn counterparties(parties: &[u8], me: u8, n: u8) -> Result<Vec<u8>> {
 
 /// The fail-closed rule shared by every ceremony: phases run in order, and any
 /// error closes the session (zeroizing its keep-state) before it is returned.
-pub trait FailClosed {
+pub trait FailClosed: Phases {
     fn ctx(&mut self) -> &mut Ctx;
-    fn close(&mut self);
 
-    fn run<T>(&mut self, phase: u8, last: u8, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T>
+    fn run<T>(&mut self, phase: u8, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T>
     where
         Self: Sized,
     {
         self.ctx().begin(phase)?;
         match f(self) {
             Ok(v) => {
-                self.ctx().done = if phase == last { CLOSED } else { phase };
+                self.ctx().done = if phase == LAST_PHASE { CLOSED } else { phase };
                 Ok(v)
             }
             Err(e) => {
-                self.close();
+                Phases::close(self);
                 Err(e)
             }
         }
     }
 }
 
-/// Assembles the n polynomial fragments (ours plus one from each other party,
-/// in party order) that DKG and refresh phase 2 consume.
-pub fn fragments(
-    got: &std::collections::BTreeMap<u8, crate::wire::Delivered<'_>>,
-    me: u8,
-    n: u8,
-    own: Option<k256::Scalar>,
-) -> Result<Vec<k256::Scalar>> {
-    let mut own = own;
-    let mut frags = Vec::with_capacity(n as usize);
-    for j in 1..=n {
-        if j == me {
-            frags.push(own.take().ok_or_else(|| Error::new(Code::SessionClosed, "missing own fragment"))?);
-        } else {
-            let body = got.get(&j).and_then(|d| d.p2p).unwrap_or_default();
-            frags.push(crate::wire::decode_body::<crate::dkg::Fragment>(body, j)?.value);
+/// Every ceremony has four phases; the last yields its result and sends nothing.
+pub const LAST_PHASE: u8 = 4;
+
+/// The four-phase shape of DKG, signing and refresh, so that drivers (the
+/// wasm bindings, the native benchmark, the tests) run any of them alike.
+pub trait Phases {
+    type Output;
+    fn phase1(&mut self) -> Result<Vec<Vec<u8>>>;
+    fn phase2(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>>;
+    fn phase3(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>>;
+    fn phase4(&mut self, input: &[u8]) -> Result<Self::Output>;
+    /// Drops and zeroizes all keep-state; the session answers only "closed".
+    fn close(&mut self);
+
+    /// Phase `phase` by number; phase 4's result is dropped.
+    fn step(&mut self, phase: u8, input: &[u8]) -> Result<Vec<Vec<u8>>> {
+        match phase {
+            1 => self.phase1(),
+            2 => self.phase2(input),
+            3 => self.phase3(input),
+            _ => self.phase4(input).map(|_| vec![]),
         }
     }
-    Ok(frags)
 }
+
+/// Implements `FailClosed` through the type's `Ctx` (the field path given), and a `Drop` that
+/// closes (zeroizes) the session, for a ceremony type.
+macro_rules! fail_closed {
+    ($t:ty, $($ctx:ident).+) => {
+        impl Drop for $t {
+            fn drop(&mut self) {
+                $crate::session::Phases::close(self);
+            }
+        }
+
+        impl $crate::session::FailClosed for $t {
+            fn ctx(&mut self) -> &mut $crate::session::Ctx {
+                &mut self.$($ctx).+
+            }
+        }
+    };
+}
+pub(crate) use fail_closed;

@@ -45,6 +45,22 @@ impl Shape {
     }
 }
 
+/// The start of a tuple or struct variant: records the variant index.
+macro_rules! variant_start {
+    ($name:ident) => {
+        fn $name(
+            self,
+            _: &'static str,
+            i: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self, ShapeError> {
+            self.lens.push(i);
+            Ok(self)
+        }
+    };
+}
+
 macro_rules! leaf {
     ($($name:ident: $t:ty),*) => {
         $(fn $name(self, _v: $t) -> Result<(), ShapeError> { Ok(()) })*
@@ -86,15 +102,28 @@ impl<'a> ser::Serializer for &'a mut Shape {
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), ShapeError> {
         Ok(())
     }
-    fn serialize_unit_variant(self, _: &'static str, i: u32, _: &'static str) -> Result<(), ShapeError> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        i: u32,
+        _: &'static str,
+    ) -> Result<(), ShapeError> {
         self.lens.push(i);
         Ok(())
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), ShapeError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), ShapeError> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self, _: &'static str, i: u32, _: &'static str, v: &T,
+        self,
+        _: &'static str,
+        i: u32,
+        _: &'static str,
+        v: &T,
     ) -> Result<(), ShapeError> {
         self.lens.push(i);
         v.serialize(self)
@@ -109,10 +138,7 @@ impl<'a> ser::Serializer for &'a mut Shape {
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, ShapeError> {
         Ok(self)
     }
-    fn serialize_tuple_variant(self, _: &'static str, i: u32, _: &'static str, _: usize) -> Result<Self, ShapeError> {
-        self.lens.push(i);
-        Ok(self)
-    }
+    variant_start!(serialize_tuple_variant);
     fn serialize_map(self, len: Option<usize>) -> Result<Self, ShapeError> {
         self.push(len)?;
         Ok(self)
@@ -120,18 +146,15 @@ impl<'a> ser::Serializer for &'a mut Shape {
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, ShapeError> {
         Ok(self)
     }
-    fn serialize_struct_variant(self, _: &'static str, i: u32, _: &'static str, _: usize) -> Result<Self, ShapeError> {
-        self.lens.push(i);
-        Ok(self)
-    }
+    variant_start!(serialize_struct_variant);
 }
 
 macro_rules! compound {
-    ($tr:ident, $method:ident) => {
+    ($tr:ident, $method:ident $(, $key:ty)?) => {
         impl<'a> ser::$tr for &'a mut Shape {
             type Ok = ();
             type Error = ShapeError;
-            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ShapeError> {
+            fn $method<T: Serialize + ?Sized>(&mut self, $(_: $key,)? v: &T) -> Result<(), ShapeError> {
                 v.serialize(&mut **self)
             }
             fn end(self) -> Result<(), ShapeError> {
@@ -144,6 +167,8 @@ compound!(SerializeSeq, serialize_element);
 compound!(SerializeTuple, serialize_element);
 compound!(SerializeTupleStruct, serialize_field);
 compound!(SerializeTupleVariant, serialize_field);
+compound!(SerializeStruct, serialize_field, &'static str);
+compound!(SerializeStructVariant, serialize_field, &'static str);
 
 impl<'a> ser::SerializeMap for &'a mut Shape {
     type Ok = ();
@@ -152,28 +177,6 @@ impl<'a> ser::SerializeMap for &'a mut Shape {
         k.serialize(&mut **self)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ShapeError> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), ShapeError> {
-        Ok(())
-    }
-}
-
-impl<'a> ser::SerializeStruct for &'a mut Shape {
-    type Ok = ();
-    type Error = ShapeError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> Result<(), ShapeError> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), ShapeError> {
-        Ok(())
-    }
-}
-
-impl<'a> ser::SerializeStructVariant for &'a mut Shape {
-    type Ok = ();
-    type Error = ShapeError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> Result<(), ShapeError> {
         v.serialize(&mut **self)
     }
     fn end(self) -> Result<(), ShapeError> {

@@ -2,20 +2,21 @@
 //! package every node and client may hold.
 
 use crate::error::{Code, Error, Result};
-use dkls23_secp256k1::protocols::derivation::{parse_path, DerivData, ChainCode};
-use dkls23_secp256k1::protocols::PartyIndex;
+use crate::lib_core::protocols::derivation::{parse_path, ChainCode, DerivData};
+use crate::lib_core::protocols::PartyIndex;
 use k256::elliptic_curve::sec1::ToSec1Point;
 use k256::{AffinePoint, ProjectivePoint, Scalar};
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-pub type Party = dkls23_secp256k1::Party;
-pub type Package = dkls23_secp256k1::PublicKeyPackage;
+pub type Party = crate::lib_core::Party;
+pub type Package = crate::lib_core::PublicKeyPackage;
 
 const SHARE_MAGIC: &[u8; 4] = b"DKS\x01";
 const PACKAGE_MAGIC: &[u8; 4] = b"DKP\x01";
 /// A 16-party share serializes to ~120 KiB (OT state per counterparty).
 pub const MAX_SHARE_LEN: usize = 1024 * 1024;
+pub const MAX_PACKAGE_LEN: usize = 64 * 1024;
 pub const MAX_PATH_LEN: usize = 256;
 pub const MAX_PATH_DEPTH: usize = 32;
 
@@ -63,6 +64,27 @@ pub fn g_times(s: &Scalar) -> AffinePoint {
 
 fn invalid(m: impl Into<String>) -> Error {
     Error::new(Code::InvalidShare, m)
+}
+
+/// Bounded decode of `magic || postcard body` with nothing after the body.
+fn decode_framed<T: DeserializeOwned>(
+    bytes: &[u8],
+    magic: &[u8; 4],
+    max: usize,
+    what: &str,
+) -> Result<T> {
+    if bytes.len() > max {
+        return Err(invalid(format!("{what} exceeds the size limit")));
+    }
+    if bytes.len() < 4 || &bytes[..4] != magic {
+        return Err(invalid(format!("not a {what} (bad magic or version)")));
+    }
+    let (v, rest) = postcard::take_from_bytes::<T>(&bytes[4..])
+        .map_err(|e| invalid(format!("{what} does not decode: {e}")))?;
+    if !rest.is_empty() {
+        return Err(invalid(format!("{what} has trailing bytes")));
+    }
+    Ok(v)
 }
 
 impl KeyShare {
@@ -117,7 +139,9 @@ impl KeyShare {
             }
             let has = p.mul_senders.contains_key(&pj) && p.mul_receivers.contains_key(&pj);
             if (j == me) == has {
-                return Err(invalid(format!("share multiplication state for party {j} is inconsistent")));
+                return Err(invalid(format!(
+                    "share multiplication state for party {j} is inconsistent"
+                )));
             }
         }
         if p.mul_senders.len() != (n - 1) as usize || p.mul_receivers.len() != (n - 1) as usize {
@@ -128,7 +152,8 @@ impl KeyShare {
 
     /// Opaque serialization, meant only to be sealed inside the enclave.
     pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
-        let body = ShareOut { generation: self.generation, party: &self.party, package: &self.package };
+        let body =
+            ShareOut { generation: self.generation, party: &self.party, package: &self.package };
         // Sized up front so postcard never reallocates and leaves an
         // unzeroized copy of the share behind in freed memory.
         let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SHARE_LEN));
@@ -139,17 +164,7 @@ impl KeyShare {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<KeyShare> {
-        if bytes.len() > MAX_SHARE_LEN {
-            return Err(invalid("key share exceeds the size limit"));
-        }
-        if bytes.len() < 4 || &bytes[..4] != SHARE_MAGIC {
-            return Err(invalid("not a key share (bad magic or version)"));
-        }
-        let (s, rest) = postcard::take_from_bytes::<ShareIn>(&bytes[4..])
-            .map_err(|e| invalid(format!("key share does not decode: {e}")))?;
-        if !rest.is_empty() {
-            return Err(invalid("key share has trailing bytes"));
-        }
+        let s: ShareIn = decode_framed(bytes, SHARE_MAGIC, MAX_SHARE_LEN, "key share")?;
         let share = KeyShare { party: s.party, package: s.package, generation: s.generation };
         share.validate()?;
         Ok(share)
@@ -162,7 +177,12 @@ impl KeyShare {
             .party
             .derive_from_path(path, |_| String::new())
             .map_err(|e| Error::new(Code::Derivation, e.description))?;
-        let package = derive_package(&self.package, &self.party.derivation_data.chain_code, &self.party.pk, &steps)?;
+        let package = derive_package(
+            &self.package,
+            &self.party.derivation_data.chain_code,
+            &self.party.pk,
+            &steps,
+        )?;
         Ok(KeyShare { party, package, generation: self.generation })
     }
 }
@@ -171,8 +191,9 @@ fn checked_path(path: &str) -> Result<Vec<u32>> {
     if path.len() > MAX_PATH_LEN {
         return Err(Error::new(Code::InvalidParameters, "derivation path is too long"));
     }
-    let steps = parse_path(path)
-        .map_err(|e| Error::new(Code::InvalidParameters, format!("derivation path {path:?}: {}", e.description)))?;
+    let steps = parse_path(path).map_err(|e| {
+        Error::new(Code::InvalidParameters, format!("derivation path {path:?}: {}", e.description))
+    })?;
     if steps.len() > MAX_PATH_DEPTH {
         return Err(Error::new(Code::InvalidParameters, "derivation path is too deep"));
     }
@@ -181,14 +202,28 @@ fn checked_path(path: &str) -> Result<Vec<u32>> {
 
 fn public_deriv(pk: &AffinePoint, chain_code: &ChainCode) -> DerivData<k256::Secp256k1> {
     // Public derivation never touches the secret half; zero stands in for it.
-    DerivData { depth: 0, child_number: 0, parent_fingerprint: [0; 4], poly_point: Scalar::ZERO, pk: *pk, chain_code: *chain_code }
+    DerivData {
+        depth: 0,
+        child_number: 0,
+        parent_fingerprint: [0; 4],
+        poly_point: Scalar::ZERO,
+        pk: *pk,
+        chain_code: *chain_code,
+    }
 }
 
-fn derive_package(pkg: &Package, chain_code: &ChainCode, pk: &AffinePoint, steps: &[u32]) -> Result<Package> {
+fn derive_package(
+    pkg: &Package,
+    chain_code: &ChainCode,
+    pk: &AffinePoint,
+    steps: &[u32],
+) -> Result<Package> {
     let mut cur = public_deriv(pk, chain_code);
     let mut package = pkg.clone();
     for &n in steps {
-        package = package.derive_child(&cur.chain_code, n).map_err(|e| Error::new(Code::Derivation, e.description))?;
+        package = package
+            .derive_child(&cur.chain_code, n)
+            .map_err(|e| Error::new(Code::Derivation, e.description))?;
         cur = cur.derive_child(n).map_err(|e| Error::new(Code::Derivation, e.description))?;
     }
     Ok(package)
@@ -200,27 +235,22 @@ impl PublicPackage {
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        postcard::to_extend(self, PACKAGE_MAGIC.to_vec()).map_err(|e| invalid(format!("cannot encode package: {e}")))
+        postcard::to_extend(self, PACKAGE_MAGIC.to_vec())
+            .map_err(|e| invalid(format!("cannot encode package: {e}")))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicPackage> {
-        if bytes.len() > 64 * 1024 {
-            return Err(invalid("public package exceeds the size limit"));
-        }
-        if bytes.len() < 4 || &bytes[..4] != PACKAGE_MAGIC {
-            return Err(invalid("not a public package (bad magic or version)"));
-        }
-        let (p, rest) = postcard::take_from_bytes::<PublicPackage>(&bytes[4..])
-            .map_err(|e| invalid(format!("public package does not decode: {e}")))?;
-        if !rest.is_empty() {
-            return Err(invalid("public package has trailing bytes"));
-        }
+        let p: PublicPackage =
+            decode_framed(bytes, PACKAGE_MAGIC, MAX_PACKAGE_LEN, "public package")?;
         let n = p.package.share_count();
         if n > crate::wire::MAX_PARTIES || *p.package.verifying_key() == identity() {
             return Err(invalid("public package out of range"));
         }
         for j in 1..=n {
-            if p.package.verifying_share(PartyIndex::new(j).map_err(|_| invalid("bad index"))?).is_none() {
+            if p.package
+                .verifying_share(PartyIndex::new(j).map_err(|_| invalid("bad index"))?)
+                .is_none()
+            {
                 return Err(invalid(format!("package lacks party {j}'s verifying share")));
             }
         }
@@ -238,8 +268,27 @@ impl PublicPackage {
     }
 }
 
+/// EIP-55 checksummed Ethereum address: the last 20 bytes of Keccak-256 of
+/// the uncompressed key without its 0x04 prefix, hex with the case of each
+/// letter set by the Keccak-256 of the lower-case hex.
 pub fn eth_address(pk: &AffinePoint) -> String {
-    dkls23_secp256k1::compute_eth_address(pk)
+    use sha3::{Digest, Keccak256};
+    let uncompressed = pk.to_sec1_point(false);
+    let hex_lower = hex::encode(&Keccak256::digest(&uncompressed.as_bytes()[1..])[12..]);
+    let check = Keccak256::digest(hex_lower.as_bytes());
+    let cased: String = hex_lower
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let nibble = (check[i / 2] >> (4 * (1 - i % 2))) & 0x0f;
+            if c.is_ascii_alphabetic() && nibble >= 8 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("0x{cased}")
 }
 
 fn identity() -> AffinePoint {

@@ -78,14 +78,20 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header> {
     if bytes.len() < HEADER_LEN {
         return Err(Error::new(
             Code::MalformedMessage,
-            format!("message of {} bytes is shorter than the {HEADER_LEN}-byte header", bytes.len()),
+            format!(
+                "message of {} bytes is shorter than the {HEADER_LEN}-byte header",
+                bytes.len()
+            ),
         ));
     }
     if bytes.len() > MAX_MESSAGE_LEN {
         return Err(Error::new(Code::MalformedMessage, "message exceeds the size limit"));
     }
     if bytes[0] != WIRE_VERSION {
-        return Err(Error::new(Code::MalformedMessage, format!("unknown wire version {}", bytes[0])));
+        return Err(Error::new(
+            Code::MalformedMessage,
+            format!("unknown wire version {}", bytes[0]),
+        ));
     }
     let mut session = [0u8; SESSION_ID_LEN];
     session.copy_from_slice(&bytes[5..HEADER_LEN]);
@@ -96,7 +102,11 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header> {
 /// prefix cannot claim more than the (already bounded) slice holds.
 pub fn decode_body<T: DeserializeOwned>(bytes: &[u8], from: u8) -> Result<T> {
     let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| {
-        Error::blame(Code::MalformedMessage, from, format!("message from party {from} does not decode: {e}"))
+        Error::blame(
+            Code::MalformedMessage,
+            from,
+            format!("message from party {from} does not decode: {e}"),
+        )
     })?;
     if !rest.is_empty() {
         return Err(Error::blame(
@@ -134,7 +144,8 @@ pub fn decode_list(bytes: &[u8]) -> Result<Vec<&[u8]>> {
         if bytes.len() - at < 4 {
             return Err(bad("truncated length"));
         }
-        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let len =
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
         at += 4;
         if len > MAX_MESSAGE_LEN || bytes.len() - at < len {
             return Err(bad("item length out of bounds"));
@@ -190,7 +201,8 @@ pub struct Expect<'s> {
 /// the expected senders, each once. Returns the bodies by sender.
 pub fn collect<'a>(list: &'a [u8], want: &Expect<'_>) -> Result<BTreeMap<u8, Delivered<'a>>> {
     let items = decode_list(list)?;
-    let mut by_sender: BTreeMap<u8, Delivered<'a>> = want.senders.iter().map(|&s| (s, Delivered::default())).collect();
+    let mut by_sender: BTreeMap<u8, Delivered<'a>> =
+        want.senders.iter().map(|&s| (s, Delivered::default())).collect();
     for raw in items {
         let h = decode_header(raw)?;
         let from = h.from;
@@ -201,7 +213,10 @@ pub fn collect<'a>(list: &'a [u8], want: &Expect<'_>) -> Result<BTreeMap<u8, Del
         if h.ceremony != want.ceremony as u8 || h.phase != want.phase {
             return unexpected(format!(
                 "message from party {from} is for ceremony {} phase {}, expected {} phase {}",
-                h.ceremony, h.phase, want.ceremony.name(), want.phase
+                h.ceremony,
+                h.phase,
+                want.ceremony.name(),
+                want.phase
             ));
         }
         let Some(slot) = by_sender.get_mut(&from) else {
@@ -228,14 +243,22 @@ pub fn collect<'a>(list: &'a [u8], want: &Expect<'_>) -> Result<BTreeMap<u8, Del
     }
     for (&s, d) in &by_sender {
         if (want.broadcast && d.broadcast.is_none()) || (want.p2p && d.p2p.is_none()) {
-            return Err(Error::blame(Code::UnexpectedMessage, s, format!("missing message from party {s}")));
+            return Err(Error::blame(
+                Code::UnexpectedMessage,
+                s,
+                format!("missing message from party {s}"),
+            ));
         }
     }
     Ok(by_sender)
 }
 
 /// Rejects a received value whose structure differs from one we produced.
-pub fn check_shape<T: Serialize>(received: &T, template: &Option<Vec<u32>>, from: u8) -> Result<()> {
+pub fn check_shape<T: Serialize>(
+    received: &T,
+    template: &Option<Vec<u32>>,
+    from: u8,
+) -> Result<()> {
     let ok = match (template, crate::shape::shape_of(received)) {
         (Some(t), Some(r)) => *t == r,
         _ => false,
@@ -243,12 +266,19 @@ pub fn check_shape<T: Serialize>(received: &T, template: &Option<Vec<u32>>, from
     if ok {
         Ok(())
     } else {
-        Err(Error::blame(Code::MalformedMessage, from, format!("message from party {from} has the wrong structure")))
+        Err(Error::blame(
+            Code::MalformedMessage,
+            from,
+            format!("message from party {from} has the wrong structure"),
+        ))
     }
 }
 
 pub fn session_id(bytes: &[u8]) -> Result<[u8; SESSION_ID_LEN]> {
     bytes.try_into().map_err(|_| {
-        Error::new(Code::InvalidParameters, format!("session id must be {SESSION_ID_LEN} bytes, got {}", bytes.len()))
+        Error::new(
+            Code::InvalidParameters,
+            format!("session id must be {SESSION_ID_LEN} bytes, got {}", bytes.len()),
+        )
     })
 }

@@ -6,7 +6,7 @@ use dkls23_wasm::refresh::Refresh;
 use dkls23_wasm::share::KeyShare;
 use dkls23_wasm::sign::{Sign, Signature};
 use dkls23_wasm::wire::{decode_header, encode_list, BROADCAST};
-use dkls23_wasm::Code;
+use dkls23_wasm::{Code, Phases};
 use k256::ecdsa::{RecoveryId, Signature as KSig, VerifyingKey};
 use std::rc::Rc;
 
@@ -26,47 +26,57 @@ fn inbox(outs: &[(u8, Vec<Vec<u8>>)], me: u8) -> Vec<u8> {
     dkls23_wasm::wire::route(outs, me).unwrap()
 }
 
-fn dkg(t: u8, n: u8) -> Vec<Rc<KeyShare>> {
-    let sid = rand32();
-    let mut s: Vec<Dkg> = (1..=n).map(|i| Dkg::new(t, n, i, &sid).unwrap()).collect();
-    let o1: Vec<_> = s.iter_mut().enumerate().map(|(i, d)| (i as u8 + 1, d.phase1().unwrap())).collect();
-    let o2: Vec<_> = s.iter_mut().enumerate().map(|(i, d)| (i as u8 + 1, d.phase2(&inbox(&o1, i as u8 + 1)).unwrap())).collect();
-    let o3: Vec<_> = s.iter_mut().enumerate().map(|(i, d)| (i as u8 + 1, d.phase3(&inbox(&o2, i as u8 + 1)).unwrap())).collect();
-    s.iter_mut().enumerate().map(|(i, d)| Rc::new(d.phase4(&inbox(&o3, i as u8 + 1)).unwrap())).collect()
+/// Runs DKG or refresh over every party (party k has index k + 1).
+fn all_parties<P: Phases<Output = KeyShare>>(mut s: Vec<P>) -> Vec<Rc<KeyShare>> {
+    let mut outs = Vec::new();
+    for phase in 1..=3u8 {
+        let o: Vec<_> = s
+            .iter_mut()
+            .enumerate()
+            .map(|(i, d)| (i as u8 + 1, d.step(phase, &inbox(&outs, i as u8 + 1)).unwrap()))
+            .collect();
+        outs = o;
+    }
+    s.iter_mut()
+        .enumerate()
+        .map(|(i, d)| Rc::new(d.phase4(&inbox(&outs, i as u8 + 1)).unwrap()))
+        .collect()
 }
 
-fn sign(shares: &[Rc<KeyShare>], parties: &[u8], digest: &[u8; 32], path: Option<&str>) -> Result<Vec<Signature>, dkls23_wasm::Error> {
+fn dkg(t: u8, n: u8) -> Vec<Rc<KeyShare>> {
+    let sid = rand32();
+    all_parties((1..=n).map(|i| Dkg::new(t, n, i, &sid).unwrap()).collect())
+}
+
+fn sign(
+    shares: &[Rc<KeyShare>],
+    parties: &[u8],
+    digest: &[u8; 32],
+    path: Option<&str>,
+) -> Result<Vec<Signature>, dkls23_wasm::Error> {
     let sid = rand32();
     let mut s: Vec<Sign> = parties
         .iter()
         .map(|&p| Sign::new(shares[(p - 1) as usize].clone(), path, &sid, parties, digest).unwrap())
         .collect();
-    let mut o1 = Vec::new();
-    for (k, x) in s.iter_mut().enumerate() {
-        o1.push((parties[k], x.phase1()?));
-    }
-    let mut o2 = Vec::new();
-    for (k, x) in s.iter_mut().enumerate() {
-        o2.push((parties[k], x.phase2(&inbox(&o1, parties[k]))?));
-    }
-    let mut o3 = Vec::new();
-    for (k, x) in s.iter_mut().enumerate() {
-        o3.push((parties[k], x.phase3(&inbox(&o2, parties[k]))?));
+    let mut outs = Vec::new();
+    for phase in 1..=3u8 {
+        let mut next = Vec::new();
+        for (k, x) in s.iter_mut().enumerate() {
+            next.push((parties[k], x.step(phase, &inbox(&outs, parties[k]))?));
+        }
+        outs = next;
     }
     let mut sigs = Vec::new();
     for (k, x) in s.iter_mut().enumerate() {
-        sigs.push(x.phase4(&inbox(&o3, parties[k]))?);
+        sigs.push(x.phase4(&inbox(&outs, parties[k]))?);
     }
     Ok(sigs)
 }
 
 fn refresh(shares: &[Rc<KeyShare>]) -> Vec<Rc<KeyShare>> {
     let sid = rand32();
-    let mut s: Vec<Refresh> = shares.iter().map(|x| Refresh::new(x.clone(), &sid).unwrap()).collect();
-    let o1: Vec<_> = s.iter_mut().enumerate().map(|(i, d)| (i as u8 + 1, d.phase1().unwrap())).collect();
-    let o2: Vec<_> = s.iter_mut().enumerate().map(|(i, d)| (i as u8 + 1, d.phase2(&inbox(&o1, i as u8 + 1)).unwrap())).collect();
-    let o3: Vec<_> = s.iter_mut().enumerate().map(|(i, d)| (i as u8 + 1, d.phase3(&inbox(&o2, i as u8 + 1)).unwrap())).collect();
-    s.iter_mut().enumerate().map(|(i, d)| Rc::new(d.phase4(&inbox(&o3, i as u8 + 1)).unwrap())).collect()
+    all_parties(shares.iter().map(|x| Refresh::new(x.clone(), &sid).unwrap()).collect())
 }
 
 fn verify(pk33: &[u8], digest: &[u8; 32], sig: &Signature) {
@@ -76,7 +86,12 @@ fn verify(pk33: &[u8], digest: &[u8; 32], sig: &Signature) {
     rs[32..].copy_from_slice(&sig.s);
     let ks = KSig::from_slice(&rs).unwrap();
     assert!(ks.normalize_s() == ks, "signature must be low-S");
-    let rec = VerifyingKey::recover_from_prehash(digest, &ks, RecoveryId::from_byte(sig.recovery_id).unwrap()).unwrap();
+    let rec = VerifyingKey::recover_from_prehash(
+        digest,
+        &ks,
+        RecoveryId::from_byte(sig.recovery_id).unwrap(),
+    )
+    .unwrap();
     assert_eq!(rec, vk);
 }
 
@@ -97,7 +112,13 @@ fn dkg_sign_refresh_3_of_5() {
     // Shares themselves changed.
     assert_ne!(fresh[0].party.poly_point, shares[0].party.poly_point);
     // Mixing one old share with new ones never yields a valid signature.
-    let mixed = vec![shares[0].clone(), fresh[1].clone(), fresh[2].clone(), fresh[3].clone(), fresh[4].clone()];
+    let mixed = vec![
+        shares[0].clone(),
+        fresh[1].clone(),
+        fresh[2].clone(),
+        fresh[3].clone(),
+        fresh[4].clone(),
+    ];
     match sign(&mixed, &[1, 2, 3], &digest, None) {
         Err(_) => {}
         Ok(sigs) => panic!("mixed quorum produced {sigs:?}"),
@@ -131,7 +152,6 @@ fn phases_out_of_order_and_bad_params() {
     assert_eq!(d.phase2(&encode_list(&[])).err().unwrap().code, Code::SessionClosed);
 }
 
-
 /// Any of the three ceremonies, driven uniformly by phase number.
 enum Any {
     D(Dkg),
@@ -141,19 +161,10 @@ enum Any {
 
 impl Any {
     fn step(&mut self, phase: u8, input: &[u8]) -> Result<Vec<Vec<u8>>, dkls23_wasm::Error> {
-        match (self, phase) {
-            (Any::D(d), 1) => d.phase1(),
-            (Any::D(d), 2) => d.phase2(input),
-            (Any::D(d), 3) => d.phase3(input),
-            (Any::D(d), _) => d.phase4(input).map(|_| vec![]),
-            (Any::S(d), 1) => d.phase1(),
-            (Any::S(d), 2) => d.phase2(input),
-            (Any::S(d), 3) => d.phase3(input),
-            (Any::S(d), _) => d.phase4(input).map(|_| vec![]),
-            (Any::R(d), 1) => d.phase1(),
-            (Any::R(d), 2) => d.phase2(input),
-            (Any::R(d), 3) => d.phase3(input),
-            (Any::R(d), _) => d.phase4(input).map(|_| vec![]),
+        match self {
+            Any::D(d) => d.step(phase, input),
+            Any::S(d) => d.step(phase, input),
+            Any::R(d) => d.step(phase, input),
         }
     }
 }
@@ -195,7 +206,10 @@ fn run_tampered(
                 Ok(o) => next.push((*me, o)),
                 Err(e) if *me == 1 => {
                     // Fail closed: after an error every later call is refused.
-                    assert_eq!(x.step(phase + 1, &encode_list(&[])).err().unwrap().code, Code::SessionClosed);
+                    assert_eq!(
+                        x.step(phase + 1, &encode_list(&[])).err().unwrap().code,
+                        Code::SessionClosed
+                    );
                     return Err(e);
                 }
                 Err(_) => {}
@@ -206,21 +220,60 @@ fn run_tampered(
     Ok(())
 }
 
-fn makers<'a>(shares: &'a [Rc<KeyShare>], small: &'a [Rc<KeyShare>]) -> Vec<(&'static str, Box<dyn Fn() -> Vec<(u8, Any)> + 'a>)> {
+fn makers<'a>(
+    shares: &'a [Rc<KeyShare>],
+    small: &'a [Rc<KeyShare>],
+) -> Vec<(&'static str, Box<dyn Fn() -> Vec<(u8, Any)> + 'a>)> {
     let digest = rand32();
     vec![
-        ("dkg", Box::new(|| { let sid = rand32(); (1..=3).map(|i| (i, Any::D(Dkg::new(2, 3, i, &sid).unwrap()))).collect() })),
-        ("sign", Box::new(move || {
-            let sid = rand32();
-            let parties = [1u8, 2, 4];
-            parties.iter().map(|&p| (p, Any::S(Sign::new(shares[(p - 1) as usize].clone(), None, &sid, &parties, &digest).unwrap()))).collect()
-        })),
-        ("refresh", Box::new(|| { let sid = rand32(); small.iter().map(|x| (x.index(), Any::R(Refresh::new(x.clone(), &sid).unwrap()))).collect() })),
+        (
+            "dkg",
+            Box::new(|| {
+                let sid = rand32();
+                (1..=3).map(|i| (i, Any::D(Dkg::new(2, 3, i, &sid).unwrap()))).collect()
+            }),
+        ),
+        (
+            "sign",
+            Box::new(move || {
+                let sid = rand32();
+                let parties = [1u8, 2, 4];
+                parties
+                    .iter()
+                    .map(|&p| {
+                        (
+                            p,
+                            Any::S(
+                                Sign::new(
+                                    shares[(p - 1) as usize].clone(),
+                                    None,
+                                    &sid,
+                                    &parties,
+                                    &digest,
+                                )
+                                .unwrap(),
+                            ),
+                        )
+                    })
+                    .collect()
+            }),
+        ),
+        (
+            "refresh",
+            Box::new(|| {
+                let sid = rand32();
+                small
+                    .iter()
+                    .map(|x| (x.index(), Any::R(Refresh::new(x.clone(), &sid).unwrap())))
+                    .collect()
+            }),
+        ),
     ]
 }
 
 fn catch(f: impl FnOnce() -> Result<(), dkls23_wasm::Error>) -> Result<(), dkls23_wasm::Error> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect("core panicked on hostile input")
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .expect("core panicked on hostile input")
 }
 
 #[test]
@@ -242,19 +295,38 @@ fn tampered_messages_abort_without_panicking() {
                         m[pos] ^= 1 << (trial % 8);
                     })
                 });
-                assert!(r.is_err(), "{name}: tampered byte before phase {target} accepted (trial {trial})");
+                assert!(
+                    r.is_err(),
+                    "{name}: tampered byte before phase {target} accepted (trial {trial})"
+                );
             }
             // Header tampering: wrong session, phase, sender, recipient.
             for field in 1..=5usize {
-                let r = catch(|| run_tampered(&*make, target, &mut |items| { items[0][field.min(4) + if field == 5 { 10 } else { 0 }] ^= 0x40; }));
+                let r = catch(|| {
+                    run_tampered(&*make, target, &mut |items| {
+                        items[0][field.min(4) + if field == 5 { 10 } else { 0 }] ^= 0x40;
+                    })
+                });
                 assert!(r.is_err(), "{name}: tampered header field {field} accepted");
             }
             // A missing message, a duplicated one, and a replay from another session.
-            assert!(catch(|| run_tampered(&*make, target, &mut |items| { items.pop(); })).is_err());
-            assert!(catch(|| run_tampered(&*make, target, &mut |items| { let c = items[0].clone(); items.push(c); })).is_err());
+            assert!(catch(|| run_tampered(&*make, target, &mut |items| {
+                items.pop();
+            }))
+            .is_err());
+            assert!(catch(|| run_tampered(&*make, target, &mut |items| {
+                let c = items[0].clone();
+                items.push(c);
+            }))
+            .is_err());
             // Truncations at every length class.
             for cut in [1usize, 37, 64] {
-                let r = catch(|| run_tampered(&*make, target, &mut |items| { let l = items[0].len(); items[0].truncate(cut.min(l - 1)); }));
+                let r = catch(|| {
+                    run_tampered(&*make, target, &mut |items| {
+                        let l = items[0].len();
+                        items[0].truncate(cut.min(l - 1));
+                    })
+                });
                 assert!(r.is_err(), "{name}: truncated to {cut} accepted");
             }
         }
@@ -269,11 +341,17 @@ fn random_bytes_never_panic() {
         getrandom_fill(&mut buf);
         let len = (buf[0] as usize * 16 + buf[1] as usize) % buf.len();
         let junk = &buf[..len];
-        catch(|| { KeyShare::from_bytes(junk).map(|_| ()) }).unwrap_err();
-        catch(|| { dkls23_wasm::share::PublicPackage::from_bytes(junk).map(|_| ()) }).unwrap_err();
+        catch(|| KeyShare::from_bytes(junk).map(|_| ())).unwrap_err();
+        catch(|| dkls23_wasm::share::PublicPackage::from_bytes(junk).map(|_| ())).unwrap_err();
         // Valid list framing around random message bodies, and raw junk.
         let mut framed = junk.to_vec();
-        if framed.len() > 37 { framed[0] = 1; framed[1] = 1; framed[2] = 1; framed[3] = 2; framed[4] = 1; }
+        if framed.len() > 37 {
+            framed[0] = 1;
+            framed[1] = 1;
+            framed[2] = 1;
+            framed[3] = 2;
+            framed[4] = 1;
+        }
         for input in [junk.to_vec(), encode_list(&[framed.clone()])] {
             let mut d = Dkg::new(2, 3, 1, &[0; 32]).unwrap();
             d.phase1().unwrap();
