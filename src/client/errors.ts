@@ -28,6 +28,7 @@ export type SdkErrorCode =
 /** Known codes, plus any code a newer node may send. */
 export type TssErrorCode = NodeErrorCode | SdkErrorCode | (string & {});
 
+// Same CodedError subclass shape as EnclaveError, but each side has its own codes and fields.
 export class TssError extends CodedError {
   override name = "TssError";
   declare readonly code: TssErrorCode;

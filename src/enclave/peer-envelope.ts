@@ -245,6 +245,7 @@ export class PeerSession {
   open(sealed: Uint8Array, expectedPhase?: number): Uint8Array {
     return this.failClosed(() => {
       const h: PeerEnvelopeHeader = unverified(() => readUnverifiedHeader(sealed));
+      // The receiving side of seal()'s checks: each refusal names its own cause, so they stay separate.
       if (!sameSession(h.sessionId, this.sessionId))
         throw new PeerMessageError(
           "session_mismatch",

@@ -285,6 +285,7 @@ export class NodeHost implements Participant {
     }
   }
 
+  // Participant.persist as the interface fixes it; RemoteParticipant has the same signature and relays it.
   async persist(
     kind: PersistKind,
     sessionId: Uint8Array,
@@ -342,26 +343,29 @@ export class NodeHost implements Participant {
         insertActiveShare(this.db, share);
         keepStatement();
       });
-      appendAudit(this.db, this.nodeId, {
-        event: "share_stored",
-        walletId: wallet.walletId,
-        generation,
-        partyIndex: share.partyIndex,
-        status: "active",
-      });
+      this.auditShareStored(wallet.walletId, generation, share.partyIndex, "active");
     } else {
       this.db.transaction(() => {
         stagePendingShare(this.db, share);
         keepStatement();
       });
-      appendAudit(this.db, this.nodeId, {
-        event: "share_stored",
-        walletId: wallet.walletId,
-        generation,
-        partyIndex: share.partyIndex,
-        status: "pending",
-      });
+      this.auditShareStored(wallet.walletId, generation, share.partyIndex, "pending");
     }
+  }
+
+  private auditShareStored(
+    walletId: string,
+    generation: number,
+    partyIndex: number,
+    status: "active" | "pending",
+  ): void {
+    appendAudit(this.db, this.nodeId, {
+      event: "share_stored",
+      walletId,
+      generation,
+      partyIndex,
+      status,
+    });
   }
 
   async commit(

@@ -51,6 +51,7 @@ export class RemoteParticipant implements Participant {
       // Best effort: the enclave's phase deadline wipes the session anyway.
     }
   }
+  // Participant.persist as the interface fixes it; NodeHost implements the same signature locally.
   async persist(
     kind: PersistKind,
     sessionId: Uint8Array,

@@ -30,6 +30,7 @@ import {
 } from "@aws-sdk/client-kms";
 import { dialRelay, type RelayAddress } from "./relay-socket.ts";
 
+// Named bounds, one per line, as every module here states them.
 /** How long one KMS call may take, connection included; a stalling relay costs at most this. */
 export const KMS_CALL_TIMEOUT_MS = 10_000;
 /**

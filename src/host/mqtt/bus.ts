@@ -34,6 +34,7 @@ import {
   REQUESTS_PREFIX,
 } from "../../shared/wire/topics.ts";
 import { RPC_LIMITS } from "../../shared/wire/json-payload.ts";
+import type { NodeCaller } from "../../shared/wire/node-rpc.ts";
 
 export { RemoteCallError, type NodeCallHandler } from "./node-rpc.ts";
 export type { ClientRequestHandler, RequestReply } from "./requests.ts";
@@ -66,7 +67,8 @@ export type BusStats = RequestCounters &
     ignoredPresence: number;
   };
 
-export interface Bus {
+/** `callNode` (NodeCaller) calls `op` on a node; rejects with RemoteCallError (code from the remote, or deadline_exceeded). */
+export interface Bus extends NodeCaller {
   readonly nodeId: string;
   /** The underlying connection, for diagnostics and tests; do not publish on it. */
   readonly client: MqttClient;
@@ -74,13 +76,6 @@ export interface Bus {
   serveClientRequests(handler: ClientRequestHandler): Promise<void>;
   /** Starts serving other nodes' calls; resolves once the inbox subscription is granted. */
   serveNodeCalls(handler: NodeCallHandler): Promise<void>;
-  /** Calls `op` on `nodeId`; rejects with RemoteCallError (code from the remote, or deadline_exceeded). */
-  callNode(
-    nodeId: string,
-    op: string,
-    args: unknown,
-    opts?: { timeoutMs?: number },
-  ): Promise<unknown>;
   /** Nodes whose latest presence record says online or degraded, this node included once connected. */
   liveNodes(): LiveNode[];
   /**

@@ -56,6 +56,24 @@ export function getWalletStatement(
     : null;
 }
 
+/** Deletes a node's statements of a wallet older (`<`) or newer (`>`) than `generation`. */
+function dropWalletStatements(
+  db: Db,
+  walletId: string,
+  nodeId: string,
+  generation: number,
+  than: "<" | ">",
+): void {
+  db.run(
+    `DELETE FROM wallet_statements WHERE wallet_id = :w AND node_id = :n AND generation ${than} :g`,
+    {
+      w: checkId(walletId, "wallet id"),
+      n: checkId(nodeId, "node id"),
+      g: checkGeneration(generation),
+    },
+  );
+}
+
 /** After a commit at `generation`: only that generation's statement stays. */
 export function dropWalletStatementsBefore(
   db: Db,
@@ -63,14 +81,7 @@ export function dropWalletStatementsBefore(
   nodeId: string,
   generation: number,
 ): void {
-  db.run(
-    "DELETE FROM wallet_statements WHERE wallet_id = :w AND node_id = :n AND generation < :g",
-    {
-      w: checkId(walletId, "wallet id"),
-      n: checkId(nodeId, "node id"),
-      g: checkGeneration(generation),
-    },
-  );
+  dropWalletStatements(db, walletId, nodeId, generation, "<");
 }
 
 /** After a rollback: the statements newer than the current generation were never committed. */
@@ -80,12 +91,5 @@ export function dropWalletStatementsAfter(
   nodeId: string,
   generation: number,
 ): void {
-  db.run(
-    "DELETE FROM wallet_statements WHERE wallet_id = :w AND node_id = :n AND generation > :g",
-    {
-      w: checkId(walletId, "wallet id"),
-      n: checkId(nodeId, "node id"),
-      g: checkGeneration(generation),
-    },
-  );
+  dropWalletStatements(db, walletId, nodeId, generation, ">");
 }

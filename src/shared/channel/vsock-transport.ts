@@ -36,6 +36,7 @@ import {
   VMADDR_PORT_ANY,
   type SocketAddress,
 } from "./socket-libc.ts";
+// The same transport imports as unix-transport.ts: both implement the one channel interface.
 import {
   ConnectionRegistry,
   StreamConnection,
