@@ -54,9 +54,18 @@ function timed<F>(parties: PhasedParty<F>[]): { finals: F[]; perPhase: number[][
   };
   let out = parties.flatMap((p, k) => clock(k, 0, () => p.phase1()));
   // Phases 2-4 each consume what the previous phase sent.
-  out = parties.flatMap((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 1, () => p.phase2(ib)); });
-  out = parties.flatMap((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 2, () => p.phase3(ib)); });
-  const finals = parties.map((p, k) => { const ib = inboxFor(p.index, out); return clock(k, 3, () => p.phase4(ib)); });
+  out = parties.flatMap((p, k) => {
+    const ib = inboxFor(p.index, out);
+    return clock(k, 1, () => p.phase2(ib));
+  });
+  out = parties.flatMap((p, k) => {
+    const ib = inboxFor(p.index, out);
+    return clock(k, 2, () => p.phase3(ib));
+  });
+  const finals = parties.map((p, k) => {
+    const ib = inboxFor(p.index, out);
+    return clock(k, 3, () => p.phase4(ib));
+  });
   return { finals, perPhase };
 }
 
@@ -70,7 +79,11 @@ function median(v: number[]): number {
 function record(o: Samples, name: string, total: string, perPhase: number[][]) {
   for (const p of perPhase) {
     p.forEach((ms, ph) => push(o, `${name}_phase${ph + 1}`, ms));
-    push(o, total, p.reduce((a, b) => a + b, 0));
+    push(
+      o,
+      total,
+      p.reduce((a, b) => a + b, 0),
+    );
   }
 }
 
@@ -79,18 +92,38 @@ function benchWasm(): { wasm: Samples; shares: KeyShare[] } {
   let shares: KeyShare[] = [];
   for (let run = 0; run < DKG_RUNS; run++) {
     const sessionId = sha(`dkg${run}`);
-    const r = timed([1, 2, 3, 4, 5].map((i) => asParty(i, new Dkg({ threshold: 3, parties: 5, index: i, sessionId }))));
+    const r = timed(
+      [1, 2, 3, 4, 5].map((i) =>
+        asParty(i, new Dkg({ threshold: 3, parties: 5, index: i, sessionId })),
+      ),
+    );
     record(wasm, "dkg", "dkg", r.perPhase);
     shares = r.finals;
     process.stderr.write(`  wasm dkg run ${run + 1}/${DKG_RUNS}\n`);
   }
   const signers = [1, 2, 3];
   // One untimed warm-up so JIT tiers settle, as the native side has none to do.
-  timed(signers.map((i) => asParty(i, new Signing({ share: shares[i - 1]!, sessionId: sha("warm"), parties: signers, digest: sha("warm") }))));
+  timed(
+    signers.map((i) =>
+      asParty(
+        i,
+        new Signing({
+          share: shares[i - 1]!,
+          sessionId: sha("warm"),
+          parties: signers,
+          digest: sha("warm"),
+        }),
+      ),
+    ),
+  );
   for (let run = 0; run < SIGN_RUNS; run++) {
     const sessionId = sha(`sign${run}`);
     const digest = sha(`bench${run}`);
-    const r = timed(signers.map((i) => asParty(i, new Signing({ share: shares[i - 1]!, sessionId, parties: signers, digest }))));
+    const r = timed(
+      signers.map((i) =>
+        asParty(i, new Signing({ share: shares[i - 1]!, sessionId, parties: signers, digest })),
+      ),
+    );
     record(wasm, "sign", "sign_total", r.perPhase);
   }
   for (let run = 0; run < REFRESH_RUNS; run++) {
@@ -108,20 +141,42 @@ function benchNative(shares: KeyShare[], upstream: boolean): Samples {
   const crate = `${ROOT}crates/dkls23-wasm`;
   const targetDir = `${crate}/target/${upstream ? "debian-native-upstream" : "debian-native"}`;
   const what = upstream ? "upstream dkls23-secp256k1" : "the fork";
-  process.stderr.write(`  building bench-native on ${what} (release, same Debian rustc as the wasm build)\n`);
+  process.stderr.write(
+    `  building bench-native on ${what} (release, same Debian rustc as the wasm build)\n`,
+  );
   const features = upstream ? ["--features", "upstream"] : [];
-  const build = spawnSync("/usr/bin/cargo", ["build", "--release", "--locked", "--offline", "--bin", "bench-native", ...features], {
-    cwd: crate,
-    env: { ...process.env, RUSTC: "/usr/bin/rustc", CARGO_TARGET_DIR: targetDir, RUSTUP_TOOLCHAIN: "" },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const build = spawnSync(
+    "/usr/bin/cargo",
+    ["build", "--release", "--locked", "--offline", "--bin", "bench-native", ...features],
+    {
+      cwd: crate,
+      env: {
+        ...process.env,
+        RUSTC: "/usr/bin/rustc",
+        CARGO_TARGET_DIR: targetDir,
+        RUSTUP_TOOLCHAIN: "",
+      },
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
   if (build.status !== 0) throw new Error("bench-native build failed");
   process.stderr.write(`  native runs on ${what}\n`);
   const input = encodeList(shares.map((s) => s.toBytes()));
-  const run = spawnSync(`${targetDir}/release/bench-native`, ["--sign-runs", String(SIGN_RUNS), "--dkg-runs", String(DKG_RUNS), "--refresh-runs", String(REFRESH_RUNS)], {
-    input,
-    maxBuffer: 64 << 20,
-  });
+  const run = spawnSync(
+    `${targetDir}/release/bench-native`,
+    [
+      "--sign-runs",
+      String(SIGN_RUNS),
+      "--dkg-runs",
+      String(DKG_RUNS),
+      "--refresh-runs",
+      String(REFRESH_RUNS),
+    ],
+    {
+      input,
+      maxBuffer: 64 << 20,
+    },
+  );
   input.fill(0);
   if (run.status !== 0) throw new Error(`bench-native failed: ${run.stderr}`);
   return JSON.parse(run.stdout.toString()) as Samples;
@@ -131,40 +186,73 @@ const git = (...a: string[]) => execFileSync("git", a, { cwd: ROOT }).toString()
 
 function main() {
   loadDkls();
-  process.stderr.write(`bench:core — 3-of-5, ${SIGN_RUNS} signing runs, ${DKG_RUNS} DKG runs, ${REFRESH_RUNS} refresh runs\n`);
+  process.stderr.write(
+    `bench:core — 3-of-5, ${SIGN_RUNS} signing runs, ${DKG_RUNS} DKG runs, ${REFRESH_RUNS} refresh runs\n`,
+  );
   const { wasm, shares } = benchWasm();
   if (args.includes("--wasm-only")) {
     // Quick comparison of wasm build variants: medians only, nothing written.
-    console.log(JSON.stringify(Object.fromEntries(Object.entries(wasm).map(([k, v]) => [k, +median(v).toFixed(3)]))));
+    console.log(
+      JSON.stringify(
+        Object.fromEntries(Object.entries(wasm).map(([k, v]) => [k, +median(v).toFixed(3)])),
+      ),
+    );
     return;
   }
   const fork = benchNative(shares, false);
   const upstream = benchNative(shares, true);
   const phases = (c: string) => [1, 2, 3, 4].map((p) => `${c}_phase${p}`);
-  const ops = ["dkg", ...phases("dkg"), "sign_total", ...phases("sign"), "refresh", ...phases("refresh")];
+  const ops = [
+    "dkg",
+    ...phases("dkg"),
+    "sign_total",
+    ...phases("sign"),
+    "refresh",
+    ...phases("refresh"),
+  ];
   const med = (s: Samples, op: string) => +median(s[op]!).toFixed(3);
   const rows = ops.map((op) => {
     const [w, f, u] = [med(wasm, op), med(fork, op), med(upstream, op)];
     const ratio = (a: number, b: number) => (b > 0 ? +(a / b).toFixed(2) : null);
-    return { op, samples: wasm[op]!.length, wasm_ms: w, native_fork_ms: f, native_upstream_ms: u, wasm_over_native: ratio(w, f), upstream_over_fork: ratio(u, f) };
+    return {
+      op,
+      samples: wasm[op]!.length,
+      wasm_ms: w,
+      native_fork_ms: f,
+      native_upstream_ms: u,
+      wasm_over_native: ratio(w, f),
+      upstream_over_fork: ratio(u, f),
+    };
   });
   const machine = `${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; Bun ${Bun.version}`;
   const dirty = git("status", "--porcelain", "--", "crates", "bench", "build").length > 0;
   const commit = `${git("rev-parse", "HEAD")}${dirty ? " (with uncommitted changes under crates/, bench/ or build/)" : ""}`;
   const command = `npm run bench:core${args.length ? ` -- ${args.join(" ")}` : ""}`;
-  const result = { date: new Date().toISOString(), machine, commit, command, runs: { sign: SIGN_RUNS, dkg: DKG_RUNS, refresh: REFRESH_RUNS }, rows };
+  const result = {
+    date: new Date().toISOString(),
+    machine,
+    commit,
+    command,
+    runs: { sign: SIGN_RUNS, dkg: DKG_RUNS, refresh: REFRESH_RUNS },
+    rows,
+  };
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   writeFileSync(`${ROOT}bench/results/core.json`, JSON.stringify(result, null, 2) + "\n");
 
   const table = [
     "| operation (per party, 3-of-5) | samples | wasm ms | native fork ms | native upstream ms | wasm / native fork | upstream / fork |",
     "|---|---:|---:|---:|---:|---:|---:|",
-    ...rows.map((r) => `| ${r.op} | ${r.samples} | ${r.wasm_ms} | ${r.native_fork_ms} | ${r.native_upstream_ms} | ${r.wasm_over_native ?? "-"} | ${r.upstream_over_fork ?? "-"} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.op} | ${r.samples} | ${r.wasm_ms} | ${r.native_fork_ms} | ${r.native_upstream_ms} | ${r.wasm_over_native ?? "-"} | ${r.upstream_over_fork ?? "-"} |`,
+    ),
   ].join("\n");
   console.log(table);
   const section = `<!-- core:begin -->\nMeasured ${result.date} on ${machine}, commit ${commit}.\nCommand: \`${command}\` (${SIGN_RUNS} signing runs x 3 parties; ${DKG_RUNS} DKG and ${REFRESH_RUNS} refresh runs x 5 parties; medians per party).\n\n${table}\n<!-- core:end -->`;
   const path = `${ROOT}BENCHMARKS.md`;
-  const doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n\n## Core (DKLs23 in wasm vs native)\n\n<!-- core:begin -->\n<!-- core:end -->\n";
+  const doc = existsSync(path)
+    ? readFileSync(path, "utf8")
+    : "# Benchmarks\n\n## Core (DKLs23 in wasm vs native)\n\n<!-- core:begin -->\n<!-- core:end -->\n";
   writeFileSync(path, doc.replace(/<!-- core:begin -->[\s\S]*<!-- core:end -->/, section));
   process.stderr.write("wrote bench/results/core.json and BENCHMARKS.md\n");
 }
