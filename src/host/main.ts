@@ -17,7 +17,7 @@ import {
 import { NodeHost } from "./node-host.ts";
 import { openStore, parseDbLocation } from "./store/index.ts";
 import { connectBus, type Bus } from "./mqtt/bus.ts";
-import { serveNodeOps } from "./remote-participant.ts";
+import { peerOutcomeSource, serveNodeOps } from "./remote-participant.ts";
 import { BusPeerDirectory } from "./peer-directory.ts";
 import { RequestHandler } from "./request-handler.ts";
 import { ClientLimits } from "./rate-limits.ts";
@@ -135,6 +135,15 @@ async function main(): Promise<void> {
     phaseTimeoutMs: cfg.phaseTimeoutMs,
     log: nodeLog,
   });
+  host.outcomeSource = peerOutcomeSource(cfg.nodeId, peers);
+  // Once presence has had a moment to arrive: fail this node's cut-off ceremonies, settle pending shares.
+  setTimeout(() => {
+    host.recover().then(
+      (r) =>
+        nodeLog("recovered", { staleCeremonies: r.staleCeremonies.length, pending: r.pending }),
+      (e: Error) => nodeLog("recovery_failed", { error: e.message }),
+    );
+  }, 5_000).unref();
   const handler = new RequestHandler(host, peers, {
     phaseTimeoutMs: cfg.phaseTimeoutMs,
     log: nodeLog,

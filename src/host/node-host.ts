@@ -24,6 +24,15 @@ import {
   dropWalletStatementsBefore,
   getWalletStatement,
   putWalletStatement,
+  pendingShares,
+  listShares,
+  refreshOutcome,
+  recordRefreshOutcome,
+  runningCeremonies,
+  finishCeremony,
+  ceremonyAborted,
+  StoreError,
+  type StoredShare,
 } from "./store/index.ts";
 import type {
   CeremonyKind,
@@ -31,10 +40,12 @@ import type {
   CeremonyStartRequest,
   CeremonyStepRequest,
 } from "../shared/wire/enclave-ops.ts";
-import { toHex } from "../shared/hex.ts";
+import { fromHex, toHex } from "../shared/hex.ts";
+import { CodedError } from "../shared/wire/errors.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
 import type { CredentialSource } from "./kms-credentials.ts";
 import type {
+  CeremonyOutcomeAnswer,
   HeldWallet,
   PersistKind,
   RequestContext,
@@ -60,9 +71,31 @@ export interface NodeHostOptions {
    * DEFAULT_CEREMONY_SLOT_MS (4 phases of the default 120 s deadline, plus a minute).
    */
   ceremonySlotMs?: number;
+  /**
+   * How old a pending share must be before every other holder also reporting it pending
+   * (coordinator gone before any commit) lets this node commit it; default ceremonySlotMs.
+   * Within it the coordinator may still be deciding (resolvePending says why that matters).
+   */
+  pendingGraceMs?: number;
 }
 
 export const DEFAULT_CEREMONY_SLOT_MS = 4 * 120_000 + 60_000;
+
+/** One other node's word on a refresh session; null: it did not answer. */
+export interface PeerOutcome {
+  nodeId: string;
+  answer: CeremonyOutcomeAnswer | null;
+}
+
+/** Asks the other nodes (all it knows; non-holders answer "unknown") what became of a session. */
+export type OutcomeSource = (walletId: string, sessionId: Uint8Array) => Promise<PeerOutcome[]>;
+
+/** What resolvePending did with one pending share. */
+export interface PendingResolution {
+  walletId: string;
+  sessionId: string;
+  decision: "committed" | "rolled_back" | "pending";
+}
 
 export class NodeHost implements Participant {
   readonly nodeId: string;
@@ -74,6 +107,14 @@ export class NodeHost implements Participant {
   private readonly loaded = new Map<string, PreparedShare>();
   /** Ceremonies this node takes part in now, by session id (start until last phase, abort or deadline). */
   readonly ceremonies: ConcurrencyCap;
+  /** The DKG or refresh this node takes part in per wallet (one at a time), until commit, rollback, abort or the slot's end. */
+  private readonly walletCeremony = new Map<string, { session: string; until: number }>();
+  private readonly slotMs: number;
+  private readonly pendingGraceMs: number;
+  /** How this node asks its peers about a session (set once the bus is up); null: it cannot. */
+  outcomeSource: OutcomeSource | null = null;
+  /** Ceremonies recorded before this moment were cut off by a restart; later ones may be live. */
+  private readonly startedAt = Date.now();
 
   constructor(o: NodeHostOptions) {
     this.nodeId = o.nodeId;
@@ -81,6 +122,8 @@ export class NodeHost implements Participant {
     this.credentials = o.credentials;
     this.db = o.db;
     this.log = o.log ?? (() => {});
+    this.slotMs = o.ceremonySlotMs ?? DEFAULT_CEREMONY_SLOT_MS;
+    this.pendingGraceMs = o.pendingGraceMs ?? this.slotMs;
     this.ceremonies = new ConcurrencyCap(
       o.maxCeremonies ?? DEFAULT_MAX_CEREMONIES,
       o.ceremonySlotMs ?? DEFAULT_CEREMONY_SLOT_MS,
@@ -216,11 +259,44 @@ export class NodeHost implements Participant {
       `node ${this.nodeId} already takes part in its maximum of concurrent ceremonies`,
     );
     try {
+      if (req.kind !== "sign") await this.claimWallet(req.walletId, slot, req.kind);
       return await this.startInEnclave(req);
     } catch (e) {
       this.ceremonies.release(slot);
+      this.releaseWallet(slot);
       throw e;
     }
+  }
+
+  /**
+   * One DKG or refresh per wallet at a time on this node: refused while another session of the
+   * wallet runs here or has left a pending share that its peers' answers cannot resolve yet, so
+   * two refreshes never interleave their commits.
+   */
+  private async claimWallet(walletId: string, session: string, kind: PersistKind): Promise<void> {
+    const held = this.walletCeremony.get(walletId);
+    if (held && held.session !== session && held.until > Date.now())
+      throw new CodedError(
+        "conflict",
+        `node ${this.nodeId} already takes part in ceremony ${held.session.slice(0, 16)} of wallet ${walletId}`,
+      );
+    // Claimed before the first await, so a concurrent start sees it.
+    this.walletCeremony.set(walletId, { session, until: Date.now() + this.slotMs });
+    if (kind !== "refresh") return;
+    await this.resolvePending(walletId);
+    const other = pendingShares(this.db, this.nodeId, walletId).find(
+      (p) => p.sessionId !== session,
+    );
+    if (other)
+      throw new CodedError(
+        "conflict",
+        `node ${this.nodeId} holds a pending share of wallet ${walletId} from refresh ${other.sessionId?.slice(0, 16) ?? "(unnamed)"} that is not resolved yet`,
+      );
+  }
+
+  private releaseWallet(session: string): void {
+    for (const [walletId, held] of this.walletCeremony)
+      if (held.session === session) this.walletCeremony.delete(walletId);
   }
 
   private async startInEnclave(req: CeremonyStartRequest): Promise<CeremonyReply> {
@@ -269,12 +345,14 @@ export class NodeHost implements Participant {
     } catch (e) {
       // The enclave wipes a session on any failed step.
       this.ceremonies.release(toHex(req.sessionId));
+      this.releaseWallet(toHex(req.sessionId));
       throw e;
     }
   }
 
   async abort(sessionId: Uint8Array): Promise<void> {
     this.ceremonies.release(toHex(sessionId));
+    this.releaseWallet(toHex(sessionId));
     try {
       await this.enclave.abortCeremony({ sessionId });
     } catch (e) {
@@ -345,8 +423,16 @@ export class NodeHost implements Participant {
       });
       this.auditShareStored(wallet.walletId, generation, share.partyIndex, "active");
     } else {
+      const session = toHex(sessionId);
       this.db.transaction(() => {
-        stagePendingShare(this.db, share);
+        // A session this node already decided on (a peer's question fenced it) is not stored.
+        const decided = refreshOutcome(this.db, wallet.walletId, this.nodeId, session);
+        if (decided)
+          throw new StoreError(
+            "conflict",
+            `refresh ${session.slice(0, 16)} of wallet ${wallet.walletId} was already ${decided.outcome} on node ${this.nodeId}`,
+          );
+        stagePendingShare(this.db, { ...share, sessionId: session });
         keepStatement();
       });
       this.auditShareStored(wallet.walletId, generation, share.partyIndex, "pending");
@@ -374,30 +460,207 @@ export class NodeHost implements Participant {
     walletId: string,
     generation: number,
   ): Promise<void> {
-    if (kind === "refresh") {
-      const r = commitRefresh(this.db, walletId, this.nodeId, generation);
-      appendAudit(this.db, this.nodeId, {
-        event: "refresh_committed",
-        walletId,
-        fromGeneration: r.fromGeneration,
-        toGeneration: r.toGeneration,
-      });
-      dropWalletStatementsBefore(this.db, walletId, this.nodeId, r.toGeneration);
+    this.releaseWallet(toHex(sessionId));
+    // Already committed here (a peer's answer settled it first): the store is current, the enclave reloads from it.
+    if (kind === "refresh" && !this.commitLocally(walletId, toHex(sessionId), generation)) {
+      this.loaded.delete(walletId);
+      return;
     }
     const a = await this.enclave.activateShare({ sessionId, walletId });
     this.loaded.set(walletId, { walletId, generation: a.generation, partyIndex: a.partyIndex });
   }
 
+  /**
+   * Session `session`'s pending share becomes current (old one deleted), recorded as committed;
+   * never after a rollback of it. False: it already was.
+   */
+  private commitLocally(walletId: string, session: string, generation: number): boolean {
+    const r = this.db.transaction(() => {
+      const decided = refreshOutcome(this.db, walletId, this.nodeId, session);
+      if (decided?.outcome === "rolled_back")
+        throw new StoreError(
+          "conflict",
+          `refresh ${session.slice(0, 16)} of wallet ${walletId} was rolled back on node ${this.nodeId}; it cannot commit`,
+        );
+      const staged = listShares(this.db, walletId, this.nodeId).find(
+        (x) => x.generation === generation && x.status === "pending",
+      );
+      if (staged?.sessionId != null && staged.sessionId !== session)
+        throw new StoreError(
+          "conflict",
+          `node ${this.nodeId}'s pending share of wallet ${walletId} at generation ${generation} belongs to another refresh`,
+        );
+      const r = commitRefresh(this.db, walletId, this.nodeId, generation);
+      recordRefreshOutcome(this.db, walletId, this.nodeId, session, "committed", generation);
+      return r;
+    });
+    if (r.alreadyCommitted) return false;
+    appendAudit(this.db, this.nodeId, {
+      event: "refresh_committed",
+      walletId,
+      fromGeneration: r.fromGeneration,
+      toGeneration: r.toGeneration,
+    });
+    dropWalletStatementsBefore(this.db, walletId, this.nodeId, r.toGeneration);
+    return true;
+  }
+
   async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
     await this.abort(sessionId);
-    if (kind === "refresh") {
-      abortRefresh(this.db, walletId, this.nodeId);
-      dropWalletStatementsAfter(this.db, walletId, this.nodeId, generationOf(this.db, walletId));
-      appendAudit(this.db, this.nodeId, {
-        event: "refresh_aborted",
+    if (kind === "refresh")
+      this.rollbackLocally(
         walletId,
-        reason: "a participant failed to persist its new share",
+        toHex(sessionId),
+        "a participant failed to persist its new share",
+      );
+  }
+
+  /** Removes only session `session`'s pending share, recorded as rolled back; never after a commit of it. */
+  private rollbackLocally(walletId: string, session: string, reason: string): void {
+    this.db.transaction(() => {
+      const decided = refreshOutcome(this.db, walletId, this.nodeId, session);
+      if (decided?.outcome === "committed")
+        throw new StoreError(
+          "conflict",
+          `refresh ${session.slice(0, 16)} of wallet ${walletId} was committed on node ${this.nodeId}; it cannot roll back`,
+        );
+      abortRefresh(this.db, walletId, this.nodeId, session);
+      const current = generationOf(this.db, walletId);
+      recordRefreshOutcome(this.db, walletId, this.nodeId, session, "rolled_back", current + 1);
+      // Statements above the current generation are the pending share's: one refresh per wallet at a time.
+      if (pendingShares(this.db, this.nodeId, walletId).length === 0)
+        dropWalletStatementsAfter(this.db, walletId, this.nodeId, current);
+    });
+    appendAudit(this.db, this.nodeId, { event: "refresh_aborted", walletId, reason });
+  }
+
+  /**
+   * This node's word on refresh `sessionId` of the wallet, for a peer resolving its pending
+   * share. A holder that never stored the session records it as rolled back before answering:
+   * that fences a persist of it arriving later, so its coordinator (which commits only after
+   * all n persisted) can no longer commit it anywhere, and the answer stays true.
+   */
+  ceremonyOutcome(walletId: string, sessionId: Uint8Array): CeremonyOutcomeAnswer {
+    const session = toHex(sessionId);
+    return this.db.transaction((): CeremonyOutcomeAnswer => {
+      const decided = refreshOutcome(this.db, walletId, this.nodeId, session);
+      if (decided) return { outcome: decided.outcome, generation: decided.generation };
+      const staged = pendingShares(this.db, this.nodeId, walletId).find(
+        (p) => p.sessionId === session,
+      );
+      if (staged) return { outcome: "pending", generation: staged.generation };
+      if (!getWallet(this.db, walletId) || listShares(this.db, walletId, this.nodeId).length === 0)
+        return { outcome: "unknown" };
+      const next = generationOf(this.db, walletId) + 1;
+      recordRefreshOutcome(this.db, walletId, this.nodeId, session, "rolled_back", next);
+      return { outcome: "rolled_back", generation: next };
+    });
+  }
+
+  /**
+   * Settles this node's pending refresh shares (of one wallet, or all) whose coordinator is
+   * gone, from the other holders' answers to ceremonyOutcome:
+   * - any holder committed the session: commit too (the coordinator commits only after all n
+   *   persisted, so every holder has the new share);
+   * - else any holder rolled it back (or, never having stored it, fenced it): roll back;
+   * - else every other holder (wallet.parties - 1 of them) reports it pending and the share is
+   *   older than pendingGraceMs: commit (all n hold the new share and none decided);
+   * - else (a holder silent, or still within the grace): leave it pending, ask again later.
+   * Each node's decision is recorded and never reversed (commit after rollback and rollback after
+   * commit are refused), so by induction every decision agrees with the first one taken and all
+   * holders end on one generation. Not covered: a live coordinator that decides to roll back
+   * (a persist reply lost) more than pendingGraceMs after the last persist, racing a holder that
+   * commits on "all pending". A session's own live ceremony on this node is skipped.
+   */
+  async resolvePending(walletId?: string): Promise<PendingResolution[]> {
+    const out: PendingResolution[] = [];
+    for (const p of pendingShares(this.db, this.nodeId, walletId)) {
+      // Rows from before migration 7 name no session: nothing to ask about.
+      if (p.sessionId === null) continue;
+      const live = this.walletCeremony.get(p.walletId);
+      if (live?.session === p.sessionId && live.until > Date.now()) continue;
+      out.push({
+        walletId: p.walletId,
+        sessionId: p.sessionId,
+        decision: await this.resolveOne(p, p.sessionId),
       });
     }
+    return out;
+  }
+
+  private async resolveOne(
+    p: StoredShare,
+    session: string,
+  ): Promise<PendingResolution["decision"]> {
+    if (!this.outcomeSource) return "pending";
+    const answers = new Map<string, CeremonyOutcomeAnswer["outcome"]>();
+    for (const a of await this.outcomeSource(p.walletId, fromHex(session)))
+      if (a.nodeId !== this.nodeId && a.answer) answers.set(a.nodeId, a.answer.outcome);
+    const said = [...answers.values()];
+    const parties = getWallet(this.db, p.walletId)?.parties ?? Number.POSITIVE_INFINITY;
+    const allPending =
+      said.filter((o) => o === "pending").length >= parties - 1 &&
+      Date.now() - p.createdAt >= this.pendingGraceMs;
+    let decision: PendingResolution["decision"] = "pending";
+    if (said.includes("committed") || (!said.includes("rolled_back") && allPending))
+      decision = "committed";
+    else if (said.includes("rolled_back")) decision = "rolled_back";
+    this.log("pending_share_resolved", {
+      wallet: p.walletId,
+      session: session.slice(0, 16),
+      decision,
+      answers: Object.fromEntries(answers),
+    });
+    if (decision === "committed") {
+      this.commitLocally(p.walletId, session, p.generation);
+      // The enclave may still hold the session's finished share; the store's is now current.
+      this.loaded.delete(p.walletId);
+      await this.abort(fromHex(session));
+    } else if (decision === "rolled_back") {
+      this.rollbackLocally(
+        p.walletId,
+        session,
+        "its peers rolled the refresh back after its coordinator was lost",
+      );
+      await this.abort(fromHex(session));
+    }
+    return decision;
+  }
+
+  /**
+   * At start-up: ceremonies this node coordinated, recorded before this host started and still
+   * "running", were cut off by its restart; each is marked failed with a ceremony_aborted audit row. Then pending shares are
+   * settled with the peers (resolvePending).
+   */
+  async recover(): Promise<{ staleCeremonies: string[]; pending: PendingResolution[] }> {
+    const stale = runningCeremonies(this.db).filter(
+      (c) => c.coordinator === this.nodeId && c.createdAt < this.startedAt,
+    );
+    const lost = new CodedError(
+      "ceremony_failed",
+      `coordinator ${this.nodeId} restarted before the ceremony ended`,
+      { node: this.nodeId },
+    );
+    for (const c of stale)
+      this.db.transaction(() => {
+        finishCeremony(this.db, c.ceremonyId, { status: "failed", error: lost.message });
+        appendAudit(
+          this.db,
+          this.nodeId,
+          ceremonyAborted(
+            {
+              ceremonyId: c.ceremonyId,
+              kind: c.kind,
+              walletId: c.walletId,
+              ...(c.requestId === null ? {} : { requestId: c.requestId }),
+            },
+            lost,
+          ),
+        );
+      });
+    return {
+      staleCeremonies: stale.map((c) => c.ceremonyId),
+      pending: await this.resolvePending(),
+    };
   }
 }

@@ -18,7 +18,8 @@ import {
   type NodeOpName,
   type NodeOpResult,
 } from "../shared/wire/node-rpc.ts";
-import type { NodeHost } from "./node-host.ts";
+import type { NodeHost, OutcomeSource } from "./node-host.ts";
+import type { PeerDirectory } from "./peer-directory.ts";
 import type { Participant, PersistKind, PreparedShare, WalletRecord } from "./participant.ts";
 
 export class RemoteParticipant implements Participant {
@@ -76,7 +77,7 @@ export class RemoteParticipant implements Participant {
 /** What the node RPC server needs of the local host. */
 export type LocalNode = Pick<
   NodeHost,
-  keyof Participant | "walletInfo" | "listWallets" | "requestContext"
+  keyof Participant | "walletInfo" | "listWallets" | "requestContext" | "ceremonyOutcome"
 >;
 
 /** The local NodeHost's answer to each node RPC op (what RemoteParticipant and the peer directory call). */
@@ -105,10 +106,28 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
     walletInfo: (a) => local.walletInfo(a.walletId),
     listWallets: () => local.listWallets(),
     requestContext: (a) => local.requestContext(a.kind, a.requestId, a.walletId, a.client),
+    ceremonyOutcome: (a) => local.ceremonyOutcome(a.walletId, a.sessionId),
   };
 }
 
 /** The inbox handler for the local NodeHost: every call's arguments are checked before it runs. */
 export function serveNodeOps(local: LocalNode): (op: string, args: unknown) => Promise<unknown> {
   return nodeOpDispatcher(nodeOpHandlers(local));
+}
+
+/** How a NodeHost asks every other live node about a refresh session (NodeHost.outcomeSource); a silent node answers null. */
+export function peerOutcomeSource(
+  selfId: string,
+  peers: Pick<PeerDirectory, "liveNodes" | "ask">,
+): OutcomeSource {
+  return (walletId, sessionId) =>
+    Promise.all(
+      peers
+        .liveNodes()
+        .filter((n) => n.nodeId !== selfId)
+        .map(async (n) => ({
+          nodeId: n.nodeId,
+          answer: await peers.ask(n.nodeId, "ceremonyOutcome", { walletId, sessionId }),
+        })),
+    );
 }

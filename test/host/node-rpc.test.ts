@@ -76,6 +76,9 @@ function fakeHost(nodeId = "node-1") {
     requestContext: (...a: unknown[]) => (
       calls.push(["requestContext", a]), { request: null, wallet: HELD }
     ),
+    ceremonyOutcome: (...a: unknown[]) => (
+      calls.push(["ceremonyOutcome", a]), { outcome: "pending" as const, generation: 1 }
+    ),
   } satisfies LocalNode;
   return { host, calls };
 }
@@ -115,6 +118,7 @@ describe("node RPC operation table", () => {
     expect([...NODE_OP_NAMES].sort()).toEqual([
       "abort",
       "attestation",
+      "ceremonyOutcome",
       "commit",
       "listWallets",
       "persist",
@@ -146,6 +150,11 @@ describe("node RPC operation table", () => {
       await serve("requestContext", { kind: "sign", requestId: "r-1", walletId: "w-1" }),
     ).toEqual({ request: null, wallet: HELD });
     expect(calls.at(-1)).toEqual(["requestContext", ["sign", "r-1", "w-1", undefined]]);
+    expect(await serve("ceremonyOutcome", { walletId: "w-1", sessionId: SESSION })).toEqual({
+      outcome: "pending",
+      generation: 1,
+    });
+    expect(calls.at(-1)).toEqual(["ceremonyOutcome", ["w-1", SESSION]]);
     await serve("requestContext", { kind: "dkg", requestId: "r-2" });
     expect(calls.at(-1)).toEqual(["requestContext", ["dkg", "r-2", undefined, undefined]]);
     // The client user scopes the request id (planning.ts gatherRequestContext).
@@ -248,6 +257,12 @@ describe("node RPC operation table", () => {
       ],
       ["requestContext", { kind: "wallet", requestId: "r-1" }, /requestContext\.kind/],
       ["requestContext", { kind: "sign", requestId: "" }, /requestContext\.requestId/],
+      [
+        "ceremonyOutcome",
+        { walletId: "w-1", sessionId: new Uint8Array(31) },
+        /ceremonyOutcome\.sessionId/,
+      ],
+      ["ceremonyOutcome", { walletId: "", sessionId: SESSION }, /ceremonyOutcome\.walletId/],
     ];
     for (const [op, args, message] of cases) {
       const e = await refusal(serve(op, decodeJson(encodeJson(args))));

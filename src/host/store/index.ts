@@ -40,4 +40,5 @@ export * from "./wallets-repo.ts";
 export * from "./shares-repo.ts";
 export * from "./statements-repo.ts";
 export * from "./ceremonies-repo.ts";
+export * from "./refresh-outcomes-repo.ts";
 export * from "./audit.ts";

@@ -178,6 +178,26 @@ CREATE TABLE wallet_statements (
 ) STRICT;
 `,
   },
+  {
+    version: 7,
+    name: "refresh sessions and outcomes",
+    // A pending share names the refresh session that produced it, so a rollback removes only its
+    // own session's rows; refresh_outcomes keeps each holder's final word on a session
+    // (committed, or rolled back, which also fences a persist that arrives later), so a holder
+    // left pending by a dead coordinator can ask its peers what became of it (node-host.ts).
+    sql: `
+ALTER TABLE shares ADD COLUMN session_id TEXT CHECK (session_id IS NULL OR (length(session_id) = 64 AND session_id NOT GLOB '*[^0-9a-f]*'));
+CREATE TABLE refresh_outcomes (
+  wallet_id TEXT NOT NULL REFERENCES wallets (wallet_id),
+  node_id TEXT NOT NULL CHECK (length(node_id) BETWEEN 1 AND 256),
+  session_id TEXT NOT NULL CHECK (length(session_id) = 64 AND session_id NOT GLOB '*[^0-9a-f]*'),
+  generation INTEGER NOT NULL CHECK (generation BETWEEN 0 AND 4294967295),
+  outcome TEXT NOT NULL CHECK (outcome IN ('committed', 'rolled_back')),
+  decided_at INTEGER NOT NULL,
+  PRIMARY KEY (wallet_id, node_id, session_id)
+) STRICT;
+`,
+  },
 ];
 
 export interface MigrationResult {

@@ -4,8 +4,10 @@
  * Life cycle: a DKG stores the first share as 'active' (insertActiveShare). A refresh stages the
  * next generation as 'pending' (stagePendingShare), then either commits (commitRefresh: in one
  * transaction the pending share becomes active, the wallet's generation is bumped and the old
- * share is deleted) or aborts (abortRefresh: pending rows are deleted, the old share stays
- * active). The old share is therefore never deleted before its successor is committed.
+ * share is deleted) or aborts (abortRefresh: the session's pending rows are deleted, the old share
+ * stays active). The old share is therefore never deleted before its successor is committed.
+ * A pending row names its refresh session (migration 7; null on older rows), so a rollback
+ * removes only its own session's rows and a node can ask its peers what became of it.
  * 'retired' is allowed by the schema but not written by this version.
  *
  * Rows hold only sealed shares and KMS CiphertextBlobs: nothing here can be decrypted without the
@@ -18,6 +20,7 @@ import {
   checkGeneration,
   checkId,
   checkPartyIndex,
+  checkSessionHex,
   checkTimestamp,
 } from "./validate.ts";
 import { requireWallet } from "./wallets-repo.ts";
@@ -42,6 +45,8 @@ export interface StoredShare {
   /** KMS CiphertextBlob of the data key that sealed the share. */
   kmsCiphertextBlob: Uint8Array;
   kmsKeyId: string;
+  /** The refresh session that staged it (hex), null for a DKG's share and rows from before migration 7. */
+  sessionId: string | null;
   createdAt: number;
 }
 
@@ -53,6 +58,8 @@ export interface NewShare {
   sealedShare: Uint8Array;
   kmsCiphertextBlob: Uint8Array;
   kmsKeyId: string;
+  /** The refresh session (hex) a pending share belongs to. */
+  sessionId?: string;
 }
 
 export interface RefreshCommit {
@@ -63,7 +70,7 @@ export interface RefreshCommit {
 }
 
 const STATUSES: readonly string[] = ["pending", "active", "retired"];
-const SELECT = `SELECT wallet_id, node_id, party_index, generation, status, sealed_share, kms_ciphertext_blob, kms_key_id, created_at FROM shares`;
+const SELECT = `SELECT wallet_id, node_id, party_index, generation, status, sealed_share, kms_ciphertext_blob, kms_key_id, session_id, created_at FROM shares`;
 
 function toShare(r: Row): StoredShare {
   const status = col.str(r, "status");
@@ -78,6 +85,7 @@ function toShare(r: Row): StoredShare {
     sealedShare: col.bytes(r, "sealed_share"),
     kmsCiphertextBlob: col.bytes(r, "kms_ciphertext_blob"),
     kmsKeyId: col.str(r, "kms_key_id"),
+    sessionId: col.strOrNull(r, "session_id"),
     createdAt: col.int(r, "created_at"),
   };
 }
@@ -93,6 +101,7 @@ function checkNewShare(s: NewShare, now: number) {
     sealed: checkBytes(s.sealedShare, "sealed share", 1, MAX_SEALED_SHARE_BYTES),
     blob: checkBytes(s.kmsCiphertextBlob, "KMS ciphertext blob", 1, MAX_KMS_BLOB_BYTES),
     key: checkId(s.kmsKeyId, "KMS key id", MAX_KMS_KEY_ID_CHARS),
+    session: s.sessionId === undefined ? null : checkSessionHex(s.sessionId),
     now: checkTimestamp(now),
   };
 }
@@ -101,8 +110,8 @@ function insert(db: Db, s: NewShare, status: "pending" | "active", now: number):
   const p = checkNewShare(s, now);
   try {
     db.run(
-      `INSERT INTO shares (wallet_id, node_id, party_index, generation, status, sealed_share, kms_ciphertext_blob, kms_key_id, created_at)
-       VALUES (:w, :n, :i, :g, :status, :sealed, :blob, :key, :now)`,
+      `INSERT INTO shares (wallet_id, node_id, party_index, generation, status, sealed_share, kms_ciphertext_blob, kms_key_id, session_id, created_at)
+       VALUES (:w, :n, :i, :g, :status, :sealed, :blob, :key, :session, :now)`,
       { ...p, status },
     );
   } catch (e) {
@@ -263,12 +272,34 @@ export function commitRefresh(
   });
 }
 
-/** Deletes the node's pending shares of the wallet (a failed or abandoned refresh). Returns how many. */
-export function abortRefresh(db: Db, walletId: string, nodeId: string): number {
-  return db.run("DELETE FROM shares WHERE wallet_id = :w AND node_id = :n AND status = 'pending'", {
-    w: checkId(walletId, "wallet id"),
-    n: checkId(nodeId, "node id"),
-  });
+/**
+ * Deletes the node's pending shares of the wallet (a failed or abandoned refresh): only session
+ * `sessionId`'s when given, so a rollback never removes another refresh's rows. Returns how many.
+ */
+export function abortRefresh(db: Db, walletId: string, nodeId: string, sessionId?: string): number {
+  const p = { w: checkId(walletId, "wallet id"), n: checkId(nodeId, "node id") };
+  if (sessionId === undefined)
+    return db.run(
+      "DELETE FROM shares WHERE wallet_id = :w AND node_id = :n AND status = 'pending'",
+      p,
+    );
+  return db.run(
+    "DELETE FROM shares WHERE wallet_id = :w AND node_id = :n AND status = 'pending' AND session_id = :s",
+    { ...p, s: checkSessionHex(sessionId) },
+  );
+}
+
+/** The node's pending shares (of one wallet, or of all), oldest first. */
+export function pendingShares(db: Db, nodeId: string, walletId?: string): StoredShare[] {
+  const n = checkId(nodeId, "node id");
+  const rows =
+    walletId === undefined
+      ? db.all(`${SELECT} WHERE node_id = :n AND status = 'pending' ORDER BY created_at`, { n })
+      : db.all(
+          `${SELECT} WHERE node_id = :n AND wallet_id = :w AND status = 'pending' ORDER BY created_at`,
+          { n, w: checkId(walletId, "wallet id") },
+        );
+  return rows.map(toShare);
 }
 
 /** The node's active share at the wallet's current generation, or a StoreError saying why there is none. */

@@ -21,6 +21,7 @@
  * | walletInfo     | {walletId}                                         | HeldWallet or null            |
  * | listWallets    | {}                                                 | HeldWallet[]                  |
  * | requestContext | {kind, requestId, walletId?, client?}              | {request, wallet}             |
+ * | ceremonyOutcome| {walletId, sessionId}                              | CeremonyOutcomeAnswer         |
  *
  * `start` also carries the client's approvals (enclave-ops.ts: requestId,
  * approvalRequest, approvals, and for a DKG the policy), bounded by
@@ -30,6 +31,12 @@
  * `requestContext` answers in one call what a coordinator needs before a
  * ceremony: the outcome this node stored under the client's request id (for
  * idempotency), and its share of the wallet the request names.
+ *
+ * `ceremonyOutcome` is what a holder left with a pending share of a refresh
+ * (its coordinator died between commits) asks the other holders: whether
+ * they committed that session, still hold it pending, rolled it back, or do
+ * not hold the wallet at all (node-host.ts resolvePending says how the
+ * answers decide).
  *
  * Argument bounds (named below): ids by patterns.ts, session ids
  * SESSION_ID_LEN, at most MAX_RELAYED_MESSAGES protocol messages of at most
@@ -118,6 +125,14 @@ export interface RequestContext {
   wallet: HeldWallet | null;
 }
 
+/** A holder's word on a refresh session: "unknown" only from a node that holds no share of the wallet. */
+export type RefreshSessionState = "committed" | "pending" | "rolled_back" | "unknown";
+export interface CeremonyOutcomeAnswer {
+  outcome: RefreshSessionState;
+  /** The generation the session produced, when the node knows it. */
+  generation?: number;
+}
+
 type NoArgs = Record<string, never>;
 type Done = Record<string, never>;
 
@@ -143,6 +158,10 @@ export interface NodeOps {
     /** `client`: the broker user the request came from; request ids are unique per user. */
     args: { kind: CeremonyKind; requestId: string; walletId?: string; client?: string };
     result: RequestContext;
+  };
+  ceremonyOutcome: {
+    args: { walletId: string; sessionId: Uint8Array };
+    result: CeremonyOutcomeAnswer;
   };
 }
 export type NodeOpName = keyof NodeOps;
@@ -283,6 +302,7 @@ export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } 
     walletId: optional(id),
     client: optional(id),
   }),
+  ceremonyOutcome: object({ walletId: id, sessionId }),
 };
 
 export const NODE_OP_NAMES = Object.keys(NODE_OP_ARGS) as NodeOpName[];

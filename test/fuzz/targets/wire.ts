@@ -453,6 +453,7 @@ const validArgs: Record<NodeOpName, Record<string, unknown>> = (() => {
     walletInfo: { walletId: "w-1" },
     listWallets: {},
     requestContext: { kind: "sign", requestId: "r-1", walletId: "w-1" },
+    ceremonyOutcome: { walletId: "w-1", sessionId },
   };
 })();
 
