@@ -153,7 +153,8 @@ const dkgStart = (n: number) =>
   ({
     kind: "dkg",
     sessionId: sessionId(n),
-    walletId: "w",
+    // One wallet per session: a node takes part in one DKG/refresh per wallet at a time.
+    walletId: `w-${n}`,
     threshold: 2,
     parties: 2,
     partyIndex: 1,
