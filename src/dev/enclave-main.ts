@@ -17,15 +17,17 @@ import { DEFAULT_MAX_OPEN_SESSIONS } from "../enclave/ceremony-registry.ts";
 import {
   DEFAULT_PHASE_TIMEOUT_MS,
   MAX_SESSIONS_LIMIT,
+  MIN_SHARE_BUDGET_BYTES,
   log,
   runEnclaveProgram,
 } from "../enclave/program.ts";
+import { DEFAULT_SHARE_BUDGET_BYTES, MAX_SHARE_BUDGET_BYTES } from "../enclave/share-cache.ts";
 import { readEnclaveWasm } from "../enclave/wasm-asset.ts";
 import { MAX_DEV_ENCLAVE_INPUT_CHARS, parseDevEnclaveInput } from "./dev-enclave-input.ts";
 import { SimulatedNsm, pcr0ForCode } from "./simulated-nsm.ts";
 
 const HELP = `usage: dev-enclave --listen unix:PATH | vsock:PORT [--phase-timeout-ms N] [--max-sessions N]
-         [--peer-image-sha384 HEX]...
+         [--share-budget-bytes N] [--peer-image-sha384 HEX]...
          [--kms-relay unix:PATH|vsock:CID:PORT --kms-endpoint https://HOST[:PORT]
           --kms-region R --kms-key-id ID]
 
@@ -38,6 +40,9 @@ CA. The production program is src/enclave/main.ts.
   --phase-timeout-ms   deadline for each ceremony phase (default ${DEFAULT_PHASE_TIMEOUT_MS})
   --max-sessions N     open ceremony sessions at once, beyond which a start is refused with
                        too_many_sessions (default ${DEFAULT_MAX_OPEN_SESSIONS}, at most ${MAX_SESSIONS_LIMIT})
+  --share-budget-bytes N  memory for loaded shares; past it the least recently used is
+                       evicted and reloaded on demand (default ${DEFAULT_SHARE_BUDGET_BYTES},
+                       from ${MIN_SHARE_BUDGET_BYTES} to ${MAX_SHARE_BUDGET_BYTES})
   --peer-image-sha384  another image (PCR0, hex) whose enclaves may be peers
   --kms-relay          where the host's KMS relay listens (TLS to KMS runs through it)
   --kms-endpoint       the KMS URL; its host name is the TLS name verified

@@ -32,6 +32,7 @@ import { ADMIN_POLICY_HEX } from "./admin-policy.ts";
 import { builtInApprovalSettings, type ApprovalSettings } from "./approval-gate.ts";
 import { DEFAULT_MAX_OPEN_SESSIONS } from "./ceremony-registry.ts";
 import { EnclaveService } from "./service.ts";
+import { DEFAULT_SHARE_BUDGET_BYTES, MAX_SHARE_BUDGET_BYTES } from "./share-cache.ts";
 
 /** What attests this enclave, whom it admits as a peer, and which TLS roots its KMS endpoint must chain to. */
 export interface EnclavePlatform {
@@ -75,6 +76,8 @@ export interface EnclaveArgs {
   phaseTimeoutMs: number;
   /** Open ceremony sessions at once; one more start is refused with too_many_sessions. */
   maxSessions: number;
+  /** Memory budget of the loaded shares in bytes (share-cache.ts); past it the least recently used is evicted. */
+  shareBudgetBytes: number;
   /** Other images (PCR0) whose enclaves may be peers; this image's own is always allowed. */
   peerImages: Uint8Array[];
   kms?: KmsArgs;
@@ -87,18 +90,22 @@ const FLAGS = [
   "--listen",
   "--phase-timeout-ms",
   "--max-sessions",
+  "--share-budget-bytes",
   "--peer-image-sha384",
   ...KMS_FLAGS,
 ];
 /** Above this the sessions' keep-state could outgrow the enclave's memory before any cap bites. */
 export const MAX_SESSIONS_LIMIT = 1024;
+/** Below one 2-of-2 share (52,660 bytes) no wallet could ever load; a typo such as "256" is refused. */
+export const MIN_SHARE_BUDGET_BYTES = 64 * 1024;
 /** A region name, and a key id, alias or ARN as KMS accepts them. */
 const REGION = /^[a-z]{2}(-[a-z0-9]+){1,4}$/;
 const KEY_ID = /^[A-Za-z0-9:/_.+=,@-]{1,2048}$/;
 const IMAGE_SHA384 = /^[0-9a-f]{96}$/i;
 
 /**
- * Parses `--listen ADDRESS [--phase-timeout-ms N] [--max-sessions N] [--peer-image-sha384 HEX]...
+ * Parses `--listen ADDRESS [--phase-timeout-ms N] [--max-sessions N] [--share-budget-bytes N]
+ * [--peer-image-sha384 HEX]...
  * [--kms-relay A --kms-endpoint URL --kms-region R --kms-key-id ID]`; null for
  * --help. Anything else is refused, so a flag never silently means nothing.
  */
@@ -130,7 +137,22 @@ export function parseEnclaveArgs(
   const maxSessions = Number(one.get("--max-sessions") ?? DEFAULT_MAX_OPEN_SESSIONS);
   if (!Number.isInteger(maxSessions) || maxSessions < 1 || maxSessions > MAX_SESSIONS_LIMIT)
     throw new Error(`--max-sessions must be an integer from 1 to ${MAX_SESSIONS_LIMIT}`);
-  const args: EnclaveArgs = { listen: address, phaseTimeoutMs, maxSessions, peerImages };
+  const shareBudgetBytes = Number(one.get("--share-budget-bytes") ?? DEFAULT_SHARE_BUDGET_BYTES);
+  if (
+    !Number.isSafeInteger(shareBudgetBytes) ||
+    shareBudgetBytes < MIN_SHARE_BUDGET_BYTES ||
+    shareBudgetBytes > MAX_SHARE_BUDGET_BYTES
+  )
+    throw new Error(
+      `--share-budget-bytes must be an integer from ${MIN_SHARE_BUDGET_BYTES} to ${MAX_SHARE_BUDGET_BYTES}`,
+    );
+  const args: EnclaveArgs = {
+    listen: address,
+    phaseTimeoutMs,
+    maxSessions,
+    shareBudgetBytes,
+    peerImages,
+  };
   const given = KMS_FLAGS.filter((f) => one.has(f));
   if (given.length === 0 && !kmsRequired) return args;
   if (given.length !== KMS_FLAGS.length)
@@ -251,6 +273,7 @@ async function serve(entry: EnclaveEntry): Promise<void> {
     kms,
     phaseTimeoutMs: args.phaseTimeoutMs,
     maxOpenSessions: args.maxSessions,
+    shareBudgetBytes: args.shareBudgetBytes,
     wasm,
     log,
     approvals: approvalSettingsFor(platform),

@@ -48,6 +48,8 @@ export interface EnclaveProcessOptions {
   phaseTimeoutMs: number;
   /** The enclave's --max-sessions; default its own (ceremony-registry.ts DEFAULT_MAX_OPEN_SESSIONS). */
   maxSessions?: number;
+  /** The enclave's --share-budget-bytes; default its own (share-cache.ts DEFAULT_SHARE_BUDGET_BYTES). */
+  shareBudgetBytes?: number;
   /** A development administrators' policy (approval.ts encoding, hex); without it the enclave does not require approvals. */
   adminPolicyHex?: string;
 }
@@ -71,6 +73,9 @@ export function startEnclaveProcess(o: EnclaveProcessOptions): Promise<Started> 
     "--phase-timeout-ms",
     String(o.phaseTimeoutMs),
     ...(o.maxSessions === undefined ? [] : ["--max-sessions", String(o.maxSessions)]),
+    ...(o.shareBudgetBytes === undefined
+      ? []
+      : ["--share-budget-bytes", String(o.shareBudgetBytes)]),
     ...(o.kms
       ? [
           "--kms-relay",

@@ -38,6 +38,8 @@ export interface LocalNodesOptions {
   maxCeremonies?: number;
   /** Each enclave's cap on open ceremony sessions (its --max-sessions). */
   enclaveMaxSessions?: number;
+  /** Each enclave's memory budget for loaded shares (its --share-budget-bytes). */
+  enclaveShareBudgetBytes?: number;
   progress?: (line: string) => void;
 }
 
@@ -146,6 +148,7 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
         isolate,
         phaseTimeoutMs: o.phaseTimeoutMs ?? 180_000,
         maxSessions: o.enclaveMaxSessions,
+        shareBudgetBytes: o.enclaveShareBudgetBytes,
       });
       started.push(enclave);
       const client = await EnclaveClient.connect({ kind: "unix", path: sock });

@@ -3,12 +3,17 @@ import { DklsError } from "../../src/enclave/dkls23/binding.ts";
 import { EnclaveError } from "../../src/enclave/errors.ts";
 import {
   DEFAULT_PHASE_TIMEOUT_MS,
+  MIN_SHARE_BUDGET_BYTES,
   exposeEnclaveError,
   ownMeasurements,
   parseEnclaveArgs,
 } from "../../src/enclave/program.ts";
 import { peerImages } from "../../src/enclave/service.ts";
 import { DEFAULT_MAX_OPEN_SESSIONS } from "../../src/enclave/ceremony-registry.ts";
+import {
+  DEFAULT_SHARE_BUDGET_BYTES,
+  MAX_SHARE_BUDGET_BYTES,
+} from "../../src/enclave/share-cache.ts";
 import { createDevelopmentPki } from "../../src/dev/dev-pki.ts";
 import { SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
 import { toHex } from "../../src/shared/hex.ts";
@@ -29,11 +34,18 @@ describe("enclave arguments", () => {
       listen: "vsock:5000",
       phaseTimeoutMs: DEFAULT_PHASE_TIMEOUT_MS,
       maxSessions: DEFAULT_MAX_OPEN_SESSIONS,
+      shareBudgetBytes: DEFAULT_SHARE_BUDGET_BYTES,
       peerImages: [],
     });
     expect(
       parseEnclaveArgs(["--phase-timeout-ms", "500", "--listen", "vsock:1"], vsockOnly),
-    ).toEqual({ listen: "vsock:1", phaseTimeoutMs: 500, maxSessions: 64, peerImages: [] });
+    ).toEqual({
+      listen: "vsock:1",
+      phaseTimeoutMs: 500,
+      maxSessions: 64,
+      shareBudgetBytes: DEFAULT_SHARE_BUDGET_BYTES,
+      peerImages: [],
+    });
     expect(
       parseEnclaveArgs(["--listen", "vsock:1", "--max-sessions", "8"], vsockOnly)?.maxSessions,
     ).toBe(8);
@@ -42,6 +54,36 @@ describe("enclave arguments", () => {
         parseEnclaveArgs(["--listen", "vsock:1", "--max-sessions", bad], vsockOnly),
       ).toThrow(/--max-sessions must be an integer from 1 to 1024/);
     expect(parseEnclaveArgs(["--listen", "vsock:1", "--help"], vsockOnly)).toBeNull();
+  });
+
+  it("parses --share-budget-bytes within its bounds", () => {
+    const budget = (value: string) =>
+      parseEnclaveArgs(["--listen", "vsock:1", "--share-budget-bytes", value], vsockOnly)
+        ?.shareBudgetBytes;
+    expect(budget("1048576")).toBe(1_048_576);
+    expect(budget(String(MIN_SHARE_BUDGET_BYTES))).toBe(MIN_SHARE_BUDGET_BYTES);
+    expect(budget(String(MAX_SHARE_BUDGET_BYTES))).toBe(MAX_SHARE_BUDGET_BYTES);
+    for (const bad of [
+      "0",
+      "256",
+      String(MIN_SHARE_BUDGET_BYTES - 1),
+      String(MAX_SHARE_BUDGET_BYTES + 1),
+      "1e6x",
+      "2.5",
+      "-1",
+      "x",
+    ])
+      expect(() => budget(bad)).toThrow(
+        new RegExp(
+          `--share-budget-bytes must be an integer from ${MIN_SHARE_BUDGET_BYTES} to ${MAX_SHARE_BUDGET_BYTES}`,
+        ),
+      );
+    expect(() =>
+      parseEnclaveArgs(
+        ["--listen", "vsock:1", "--share-budget-bytes", "70000", "--share-budget-bytes", "80000"],
+        vsockOnly,
+      ),
+    ).toThrow(/--share-budget-bytes given twice/);
   });
 
   it("refuses a listener form the entry does not serve, and unknown flags such as --dev", () => {
