@@ -261,6 +261,10 @@ function ceremonyError(e: unknown): Error {
   if (e instanceof DklsError)
     return new EnclaveError("ceremony_failed", `${e.code}: ${e.message}`, e.blame.party ?? null);
   if (e instanceof PeerMessageError)
-    return new EnclaveError("ceremony_failed", `peer message refused (${e.code}): ${e.message}`);
+    return new EnclaveError(
+      "ceremony_failed",
+      `peer message refused (${e.code}): ${e.message}`,
+      e.party ?? null,
+    );
   return new EnclaveError("ceremony_failed", (e as Error).message ?? String(e));
 }

@@ -109,6 +109,8 @@ export class PeerMessageError extends Error {
   constructor(
     readonly code: PeerMessageErrorCode,
     message: string,
+    /** The admitted peer whose message was refused: its claimed sender, which the coordinator checks against the relaying node. */
+    readonly party?: number,
   ) {
     super(message);
   }
@@ -241,8 +243,25 @@ export class PeerSession {
    * Authenticates (and for point-to-point, decrypts) a message addressed to
    * this party in this session, and returns the core message. `expectedPhase`,
    * when given, is the phase that must have produced it.
+   * A refusal names the admitted peer the message claims to be from in its
+   * `party` field, so blame reaches the host as a field, not in the text.
    */
   open(sealed: Uint8Array, expectedPhase?: number): Uint8Array {
+    try {
+      return this.openUnblamed(sealed, expectedPhase);
+    } catch (e) {
+      if (!(e instanceof PeerMessageError) || e.party !== undefined) throw e;
+      let from: number | undefined;
+      try {
+        from = readUnverifiedHeader(sealed).from;
+      } catch {
+        throw e; // no readable header: nobody to name
+      }
+      throw this.peers.has(from) ? new PeerMessageError(e.code, e.message, from) : e;
+    }
+  }
+
+  private openUnblamed(sealed: Uint8Array, expectedPhase?: number): Uint8Array {
     return this.failClosed(() => {
       const h: PeerEnvelopeHeader = unverified(() => readUnverifiedHeader(sealed));
       // The receiving side of seal()'s checks: each refusal names its own cause, so they stay separate.

@@ -106,6 +106,19 @@ function blame(members: Member[], failed: Member, e: unknown): CeremonyError {
   );
 }
 
+/** A relayed message's clear header; one that does not parse (oversized, malformed) is blamed on the member that emitted it. */
+function headerOf(m: Member, bytes: Uint8Array): ReturnType<typeof readUnverifiedHeader> {
+  try {
+    return readUnverifiedHeader(bytes);
+  } catch (e) {
+    throw new CeremonyError(
+      `${m.participant.nodeId} emitted a malformed message: ${(e as Error).message}`,
+      "ceremony_failed",
+      { node: m.participant.nodeId, party: m.partyIndex },
+    );
+  }
+}
+
 /** Runs phases 1..4 across `members`; returns each member's final reply. */
 export async function runCeremony(
   kind: CeremonyKind,
@@ -148,7 +161,7 @@ export async function runCeremony(
       const outgoing = replies.flatMap((r, k) =>
         r.messages.map((bytes) => {
           // Sealed end to end by the enclaves; only the clear routing header is read here.
-          const msg = { ...readUnverifiedHeader(bytes), bytes };
+          const msg = { ...headerOf(members[k]!, bytes), bytes };
           if (msg.from !== members[k]!.partyIndex || toHex(msg.sessionId) !== toHex(sessionId)) {
             throw new CeremonyError(
               `${members[k]!.participant.nodeId} emitted a message with a foreign header`,
