@@ -137,6 +137,8 @@ export interface FuzzTarget<T = unknown> {
   timeBoundMs: number;
   /** Run once before the first case (loading fixtures, building sessions). */
   setup?: () => void | Promise<void>;
+  /** The target refuses every input by design (e.g. bodies above a bound); otherwise some must pass. */
+  refusesEverything?: true;
 }
 
 /** A target of any input type, for lists of targets. */
@@ -147,8 +149,21 @@ export function target<T>(t: FuzzTarget<T>): AnyTarget {
   return t;
 }
 
+/** What a run found: the tallies, and fast-check's report (seed, path, counterexample) or null. */
+export interface FuzzRun {
+  stats: FuzzStats;
+  failure: string | null;
+}
+
 /** Runs `t` for `runs` cases from `seed`; throws fast-check's report (seed and path) on failure. */
 export async function runTarget(t: AnyTarget, runs: number, seed: number): Promise<FuzzStats> {
+  const r = await checkTarget(t, runs, seed);
+  if (r.failure !== null) throw new Error(r.failure);
+  return r.stats;
+}
+
+/** Runs `t` for `runs` cases from `seed` and reports a failing case instead of throwing it. */
+export async function checkTarget(t: AnyTarget, runs: number, seed: number): Promise<FuzzRun> {
   await t.setup?.();
   const stats = newStats();
   const record = (o: Outcome<unknown>, ms: number) => {
@@ -167,8 +182,8 @@ export async function runTarget(t: AnyTarget, runs: number, seed: number): Promi
     const o = await t.check(input);
     record(o, performance.now() - started);
   });
-  await fc.assert(property, { seed, numRuns: runs });
-  return stats;
+  const details = await fc.check(property, { seed, numRuns: runs });
+  return { stats, failure: details.failed ? (fc.defaultReportMessage(details) ?? "failed") : null };
 }
 
 // ---------------------------------------------------------------- arbitraries

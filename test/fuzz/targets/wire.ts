@@ -183,6 +183,7 @@ const frameTypes = Object.values(FrameType);
 
 const frameOversize = target({
   name: "frame: announced body beyond maxBodyLen refused at the header",
+  refusesEverything: true,
   arbitrary: fc
     .record({
       maxBodyLen: fc.oneof(maxBodyLens, fc.integer({ min: 0, max: MAX_BODY_LEN })),
