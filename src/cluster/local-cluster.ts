@@ -11,7 +11,13 @@ import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createDevelopmentPki, derToPem, type DevelopmentPki } from "../dev/dev-pki.ts";
 import { bundleEnclave, type EnclaveImage } from "../harness/enclave-image.ts";
-import { DEV_KMS_REGION, devNodePcr4Hex, startDevKms, type DevKms } from "../harness/dev-kms.ts";
+import {
+  DEV_KMS_REGION,
+  devNodePcr4Hex,
+  enclaveKmsOptions,
+  startDevKms,
+  type DevKms,
+} from "../harness/dev-kms.ts";
 import { canIsolate } from "../harness/enclave-process.ts";
 import { generatedUsers, startMosquitto, type BrokerUser } from "../harness/mosquitto.ts";
 import { startProcess, type Started } from "../harness/processes.ts";
@@ -135,13 +141,7 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
         pki,
         pcr4Hex: devNodePcr4Hex(nodeId),
         adminPolicyHex: o.adminPolicyHex,
-        kms: {
-          relayPath,
-          endpoint: kms.enclaveEndpoint,
-          region: DEV_KMS_REGION,
-          keyArn: kms.keyArn,
-          caPem: kms.tls.caPem,
-        },
+        kms: enclaveKmsOptions(kms, relayPath),
         isolate,
         phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000,
       });

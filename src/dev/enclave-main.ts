@@ -13,15 +13,7 @@
 import { listenUnix } from "../shared/channel/unix-transport.ts";
 import { listenVsock } from "../shared/channel/vsock-transport.ts";
 import { adminPolicyOf, type ApprovalSettings } from "../enclave/approval-gate.ts";
-import { DEFAULT_MAX_OPEN_SESSIONS } from "../enclave/ceremony-registry.ts";
-import {
-  DEFAULT_PHASE_TIMEOUT_MS,
-  MAX_SESSIONS_LIMIT,
-  MIN_SHARE_BUDGET_BYTES,
-  log,
-  runEnclaveProgram,
-} from "../enclave/program.ts";
-import { DEFAULT_SHARE_BUDGET_BYTES, MAX_SHARE_BUDGET_BYTES } from "../enclave/share-cache.ts";
+import { COMMON_OPTIONS_HELP, log, runEnclaveProgram } from "../enclave/program.ts";
 import { readEnclaveWasm } from "../enclave/wasm-asset.ts";
 import { MAX_DEV_ENCLAVE_INPUT_CHARS, parseDevEnclaveInput } from "./dev-enclave-input.ts";
 import { SimulatedNsm, pcr0ForCode } from "./simulated-nsm.ts";
@@ -37,12 +29,7 @@ CA. The production program is src/enclave/main.ts.
 
   --listen unix:PATH   serve the host on a Unix socket (stands in for VSOCK)
   --listen vsock:PORT  serve the host on AF_VSOCK (any CID), PORT
-  --phase-timeout-ms   deadline for each ceremony phase (default ${DEFAULT_PHASE_TIMEOUT_MS})
-  --max-sessions N     open ceremony sessions at once, beyond which a start is refused with
-                       too_many_sessions (default ${DEFAULT_MAX_OPEN_SESSIONS}, at most ${MAX_SESSIONS_LIMIT})
-  --share-budget-bytes N  memory for loaded shares; past it the least recently used is
-                       evicted and reloaded on demand (default ${DEFAULT_SHARE_BUDGET_BYTES},
-                       from ${MIN_SHARE_BUDGET_BYTES} to ${MAX_SHARE_BUDGET_BYTES})
+${COMMON_OPTIONS_HELP}
   --peer-image-sha384  another image (PCR0, hex) whose enclaves may be peers
   --kms-relay          where the host's KMS relay listens (TLS to KMS runs through it)
   --kms-endpoint       the KMS URL; its host name is the TLS name verified

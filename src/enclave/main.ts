@@ -11,14 +11,7 @@ import { dirname } from "node:path";
 import { requestNsmAttestation } from "../attestation/nsm-device.ts";
 import { listenVsock } from "../shared/channel/vsock-transport.ts";
 import { productionPlatform } from "./production-platform.ts";
-import { DEFAULT_MAX_OPEN_SESSIONS } from "./ceremony-registry.ts";
-import {
-  DEFAULT_PHASE_TIMEOUT_MS,
-  MAX_SESSIONS_LIMIT,
-  MIN_SHARE_BUDGET_BYTES,
-  runEnclaveProgram,
-} from "./program.ts";
-import { DEFAULT_SHARE_BUDGET_BYTES, MAX_SHARE_BUDGET_BYTES } from "./share-cache.ts";
+import { COMMON_OPTIONS_HELP, runEnclaveProgram } from "./program.ts";
 import { readEnclaveWasm } from "./wasm-asset.ts";
 
 const HELP = `usage: enclave --listen vsock:PORT [--phase-timeout-ms N] [--max-sessions N] [--share-budget-bytes N]
@@ -26,12 +19,7 @@ const HELP = `usage: enclave --listen vsock:PORT [--phase-timeout-ms N] [--max-s
          --kms-relay vsock:CID:PORT --kms-endpoint https://HOST[:PORT] --kms-region R --kms-key-id ARN
 
   --listen vsock:PORT  serve the host on AF_VSOCK (any CID), PORT
-  --phase-timeout-ms   deadline for each ceremony phase (default ${DEFAULT_PHASE_TIMEOUT_MS})
-  --max-sessions N     open ceremony sessions at once, beyond which a start is refused with
-                       too_many_sessions (default ${DEFAULT_MAX_OPEN_SESSIONS}, at most ${MAX_SESSIONS_LIMIT})
-  --share-budget-bytes N  memory for loaded shares; past it the least recently used is
-                       evicted and reloaded on demand (default ${DEFAULT_SHARE_BUDGET_BYTES},
-                       from ${MIN_SHARE_BUDGET_BYTES} to ${MAX_SHARE_BUDGET_BYTES})
+${COMMON_OPTIONS_HELP}
   --peer-image-sha384  another image (PCR0, hex) whose enclaves may be peers, e.g. during an upgrade
   --kms-relay          the parent's KMS relay (vsock:3:PORT); TLS to KMS runs through it
   --kms-endpoint       https://kms.REGION.amazonaws.com; its host name is the TLS name verified

@@ -103,6 +103,14 @@ const REGION = /^[a-z]{2}(-[a-z0-9]+){1,4}$/;
 const KEY_ID = /^[A-Za-z0-9:/_.+=,@-]{1,2048}$/;
 const IMAGE_SHA384 = /^[0-9a-f]{96}$/i;
 
+/** The option lines both entries' `--help` share (each adds its own listen and KMS lines). */
+export const COMMON_OPTIONS_HELP = `  --phase-timeout-ms   deadline for each ceremony phase (default ${DEFAULT_PHASE_TIMEOUT_MS})
+  --max-sessions N     open ceremony sessions at once, beyond which a start is refused with
+                       too_many_sessions (default ${DEFAULT_MAX_OPEN_SESSIONS}, at most ${MAX_SESSIONS_LIMIT})
+  --share-budget-bytes N  memory for loaded shares; past it the least recently used is
+                       evicted and reloaded on demand (default ${DEFAULT_SHARE_BUDGET_BYTES},
+                       from ${MIN_SHARE_BUDGET_BYTES} to ${MAX_SHARE_BUDGET_BYTES})`;
+
 /**
  * Parses `--listen ADDRESS [--phase-timeout-ms N] [--max-sessions N] [--share-budget-bytes N]
  * [--peer-image-sha384 HEX]...
@@ -293,11 +301,11 @@ async function serve(entry: EnclaveEntry): Promise<void> {
     // per-session work is short, so allow many in flight.
     maxConcurrent: 256,
     exposeError: exposeEnclaveError,
+    // The enclave console is readable by whoever runs the enclave: log what the
+    // host is told anyway (a public code and sentence), and of any other failure
+    // only its class, never its message (it could quote internal state).
     log: (ev) =>
-      log(ev.kind, {
-        connection: ev.connection,
-        error: "error" in ev ? String((ev.error as Error)?.message ?? ev.error) : undefined,
-      }),
+      log(ev.kind, { connection: ev.connection, ...("error" in ev ? loggedError(ev.error) : {}) }),
   });
   const listener = entry.listen.open(args.listen);
   server.serve(listener);
@@ -316,6 +324,12 @@ async function serve(entry: EnclaveEntry): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+}
+
+function loggedError(e: unknown): { code: string; error: string } | { errorClass: string } {
+  const pub = exposeEnclaveError(e);
+  if (pub) return { code: pub.code, error: pub.message };
+  return { errorClass: e instanceof Error ? e.name : typeof e };
 }
 
 /** Runs an entry; any failure before serving is logged and exits 1. */

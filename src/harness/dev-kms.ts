@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { CreateKeyCommand, KMSClient, PutKeyPolicyCommand } from "@aws-sdk/client-kms";
 import { toHex } from "../shared/hex.ts";
 import { createDevTls, type DevTls } from "./dev-tls.ts";
+import type { EnclaveKmsOptions } from "./enclave-process.ts";
 import { startProcess, type Started } from "./processes.ts";
 
 export interface DevKms {
@@ -28,6 +29,17 @@ export interface DevKms {
   secretAccessKey: string;
   /** The key administrator's client; it trusts the development CA and nothing else. */
   client: KMSClient;
+}
+
+/** What a development enclave is told about this stand-in: its relay, endpoint, region, key and CA. */
+export function enclaveKmsOptions(kms: DevKms, relayPath: string): EnclaveKmsOptions {
+  return {
+    relayPath,
+    endpoint: kms.enclaveEndpoint,
+    region: DEV_KMS_REGION,
+    keyArn: kms.keyArn,
+    caPem: kms.tls.caPem,
+  };
 }
 
 /** A node the key policy lets use data keys: its name (for the Sid) and the PCR4 its enclave attests. */

@@ -10,7 +10,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KMSClient } from "@aws-sdk/client-kms";
-import { DEV_KMS_REGION, devNodePcr4Hex, startDevKms } from "./dev-kms.ts";
+import { devNodePcr4Hex, enclaveKmsOptions, startDevKms } from "./dev-kms.ts";
 import { createDevelopmentPki, derToPem } from "../dev/dev-pki.ts";
 import { EnclaveClient } from "../host/enclave-client.ts";
 import { staticCredentials, type KmsCredentials } from "../host/kms-credentials.ts";
@@ -138,13 +138,7 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
         pki,
         pcr4Hex: pcr4Hex[i]!,
         adminPolicyHex: o.adminPolicyHex,
-        kms: {
-          relayPath,
-          endpoint: devKms.enclaveEndpoint,
-          region: DEV_KMS_REGION,
-          keyArn: devKms.keyArn,
-          caPem: devKms.tls.caPem,
-        },
+        kms: enclaveKmsOptions(devKms, relayPath),
         isolate,
         phaseTimeoutMs: o.phaseTimeoutMs ?? 180_000,
         maxSessions: o.enclaveMaxSessions,

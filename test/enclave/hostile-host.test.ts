@@ -24,8 +24,8 @@ import { PeerKeys } from "../../src/enclave/peer-keys.ts";
 import { unsealShare } from "../../src/enclave/seal.ts";
 import { UNSEAL_FAILED_MESSAGE } from "../../src/enclave/share-sealing.ts";
 import {
-  DEV_KMS_REGION,
   devNodePcr4Hex,
+  enclaveKmsOptions,
   startDevKms,
   type DevKms,
 } from "../../src/harness/dev-kms.ts";
@@ -204,13 +204,7 @@ beforeAll(async () => {
         image,
         socketPath,
         pki,
-        kms: {
-          relayPath,
-          endpoint: kms.enclaveEndpoint,
-          region: DEV_KMS_REGION,
-          keyArn: kms.keyArn,
-          caPem: kms.tls.caPem,
-        },
+        kms: enclaveKmsOptions(kms, relayPath),
         isolate: false,
         phaseTimeoutMs: 30_000,
       }),
