@@ -15,22 +15,37 @@ import type {
   CeremonyStepRequest,
 } from "../shared/wire/enclave-ops.ts";
 import { DklsError, Dkg, Refresh, Signing, packageInfo, type KeyShare } from "./dkls23/binding.ts";
-import { ApprovalError } from "../shared/wire/approval.ts";
-import { checkDkgStart, checkShareStart, type ApprovalSettings } from "./approval-gate.ts";
+import { ApprovalError, type ApprovableRequest } from "../shared/wire/approval.ts";
+import {
+  checkDkgStart,
+  checkShareStart,
+  policyChangeOf,
+  type ApprovalSettings,
+} from "./approval-gate.ts";
+import { ApprovalReplayCache, type ReplayClaim } from "./approval-replay.ts";
 import type { TrustedPolicy } from "./approvals.ts";
 import { CeremonyRegistry, type AnySession } from "./ceremony-registry.ts";
 import { EnclaveError } from "./errors.ts";
 import { PeerMessageError, type PeerSession } from "./peer-envelope.ts";
 import type { PeerSessions } from "./peer-sessions.ts";
 import { needInt, needWalletId } from "./request-checks.ts";
+import { checkPeerShareStates, ownShareState } from "./share-state.ts";
 import type { ShareTable } from "./shares.ts";
 import { signedWalletStatement } from "./wallet-statements.ts";
 
 /** Messages one step may carry: 15 peers' worth with room to spare. */
 const MAX_STEP_MESSAGES = 64;
+/** Superseded session ids kept for their next step's error; an older one forgotten only loses that sentence. */
+const MAX_SUPERSEDED_REMEMBERED = 1024;
 
 export class Ceremonies {
   private readonly registry: CeremonyRegistry;
+  /** One session per approved request until it expires (approval-replay.ts). */
+  private readonly replay = new ApprovalReplayCache();
+  /** The replay claim of each open session started by an approved request. */
+  private readonly replayClaims = new Map<string, ReplayClaim>();
+  /** Sessions dropped for a lower-id session of the same approved request, so their next step says why. */
+  private readonly superseded = new Set<string>();
 
   constructor(
     private readonly shares: ShareTable,
@@ -81,11 +96,18 @@ export class Ceremonies {
     let session: AnySession;
     let generation = 0;
     let policy: TrustedPolicy | null = null;
+    /** A policy change's new policy: its refresh's shares are sealed with it. */
+    let newPolicy: TrustedPolicy | null = null;
+    let replay: ReplayClaim | undefined;
     try {
       if (req.kind === "dkg") {
         const parties = needInt(req.parties, "parties", 2, 16);
         const threshold = needInt(req.threshold, "threshold", 2, parties);
-        policy = this.approved(req, () => checkDkgStart(this.approvals, req, threshold, parties));
+        const started = this.approved(req, () =>
+          checkDkgStart(this.approvals, req, threshold, parties),
+        );
+        replay = this.claimReplay(req, id, started?.approved);
+        policy = started?.policy ?? null;
         session = new Dkg({
           threshold,
           parties,
@@ -94,17 +116,23 @@ export class Ceremonies {
         });
       } else if (req.kind === "sign" || req.kind === "refresh") {
         const loaded = pin!.entry;
-        // The enclave confirms the generation it unsealed: a host that loaded an
-        // old share cannot get it used.
-        if (req.expectedGeneration !== loaded.generation) {
-          throw new EnclaveError(
-            "generation_mismatch",
-            `wallet ${walletId}: loaded share is generation ${loaded.generation}, request expects ${req.expectedGeneration}`,
-          );
-        }
+        // Older than a commit certificate this enclave verified: refused outright.
+        this.shares.refuseIfStale(walletId, loaded.generation);
+        // What the host believes decides nothing (a stale coordinator must not get current
+        // participants blamed): the peers' share-state statements decide at phase 2.
+        if (req.expectedGeneration !== undefined && req.expectedGeneration !== loaded.generation)
+          this.log("generation_claim_differs", {
+            walletId,
+            loaded: loaded.generation,
+            claimed: req.expectedGeneration,
+          });
         generation = loaded.generation;
-        this.approved(req, () => checkShareStart(this.approvals, req, loaded.policy));
+        const approved = this.approved(req, () =>
+          checkShareStart(this.approvals, req, loaded.policy),
+        );
+        replay = this.claimReplay(req, id, approved);
         policy = loaded.policy;
+        newPolicy = this.approved(req, () => policyChangeOf(req));
         if (req.kind === "sign") {
           if (!Array.isArray(req.signers) || req.signers.length > 16)
             throw new EnclaveError("bad_request", "signers must be a list of party indices");
@@ -132,30 +160,58 @@ export class Ceremonies {
         session.close();
         throw e;
       }
+      // What this enclave loaded, signed for this session: every peer checks it at phase 2.
+      const shareState =
+        req.kind === "dkg"
+          ? undefined
+          : ownShareState(
+              (m) => this.peers.signWithChannelKey(m),
+              req.sessionId,
+              req.kind,
+              walletId,
+              pin!.entry.share,
+              policy,
+            );
       const messages = session.phase1().map((m) => peer.seal(m.bytes));
       this.registry.add(id, {
         kind: req.kind,
         walletId,
         session,
         generation,
-        policy,
+        // What the session's new share is sealed with: a policy change's new policy.
+        policy: newPolicy ?? policy,
         peer,
-        release: pin?.release,
+        shareState,
+        release: () => {
+          pin?.release();
+          replay?.release();
+          this.replayClaims.delete(id);
+        },
       });
+      if (replay) this.replayClaims.set(id, replay);
       this.log("ceremony_started", {
         session: id.slice(0, 16),
         kind: req.kind,
         walletId,
         generation,
       });
-      return { messages, generation };
+      return { messages, generation, ...(shareState && { shareState: shareState.signed }) };
     } catch (e) {
       pin?.release();
+      replay?.release();
       throw ceremonyError(e);
     }
   }
 
   step(req: CeremonyStepRequest): CeremonyReply {
+    const asked = req.sessionId instanceof Uint8Array ? toHex(req.sessionId) : "";
+    if (this.superseded.delete(asked))
+      throw new EnclaveError(
+        "approval_replayed",
+        "a concurrent session of the same approved request superseded this one in this enclave",
+        null,
+        "replayed",
+      );
     const [id, s] = this.registry.take(req.sessionId, req.phase);
     try {
       if (!Array.isArray(req.messages) || req.messages.length > MAX_STEP_MESSAGES)
@@ -163,12 +219,19 @@ export class Ceremonies {
           "bad_request",
           `messages must be a list of at most ${MAX_STEP_MESSAGES}`,
         );
+      // Before the core reads a peer's byte: every peer loaded what this enclave did.
+      if (req.phase === 2 && s.shareState)
+        checkPeerShareStates(s.shareState.state, req.shareStates, s.peer.peerSigningKeys());
+      else if (req.shareStates !== undefined && req.shareStates.length > 0)
+        throw new EnclaveError("bad_request", "shareStates belong to phase 2 of a sign or refresh");
       // Opened (authenticated, decrypted, replay-checked) before the core sees them.
       const inbox = req.messages.map((b) => parseMessage(s.peer.open(b, req.phase - 1)));
       let final;
       try {
         if (req.phase < 4) {
           const out = req.phase === 2 ? s.session.phase2(inbox) : s.session.phase3(inbox);
+          // Phase 3's messages let the peers finish: from here the approved request counts as run.
+          if (req.phase === 3) this.replayClaims.get(id)?.spend();
           this.registry.advance(id);
           return { messages: out.map((m) => s.peer.seal(m.bytes)), generation: s.generation };
         }
@@ -222,6 +285,34 @@ export class Ceremonies {
   }
 
   /**
+   * Remembers the approved request a start carries (just verified) for its
+   * session; a replay is refused like any approval check. Nothing to
+   * remember for a development start without approvals.
+   */
+  private claimReplay(
+    req: CeremonyStartRequest,
+    id: string,
+    approved: ApprovableRequest | null | undefined,
+  ): ReplayClaim | undefined {
+    if (!approved) return undefined;
+    return this.approved(req, () =>
+      this.replay.claim(approved, id, (older) => {
+        // Before its phase-3 messages left: no peer can finish it (approval-replay.ts).
+        this.registry.drop(older);
+        this.superseded.add(older);
+        if (this.superseded.size > MAX_SUPERSEDED_REMEMBERED)
+          this.superseded.delete(this.superseded.values().next().value!);
+        this.log("ceremony_superseded", {
+          session: older.slice(0, 16),
+          by: id.slice(0, 16),
+          kind: req.kind,
+          walletId: req.walletId,
+        });
+      }),
+    );
+  }
+
+  /**
    * Runs an approval check; a refusal is logged (the host's audit sees the
    * code and reason too) and becomes an EnclaveError carrying both.
    */
@@ -245,6 +336,7 @@ export class Ceremonies {
     const id = toHex(req.sessionId);
     const dropped = this.registry.drop(id);
     const pending = this.shares.dropPending(id);
+    this.superseded.delete(id);
     if (dropped || pending) this.log("ceremony_aborted", { session: id.slice(0, 16) });
     return { dropped: dropped || pending };
   }

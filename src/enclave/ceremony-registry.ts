@@ -9,6 +9,7 @@ import type { CeremonyKind } from "../shared/wire/enclave-ops.ts";
 import { EnclaveError } from "./errors.ts";
 import type { TrustedPolicy } from "./approvals.ts";
 import type { PeerSession } from "./peer-envelope.ts";
+import type { OwnShareState } from "./share-state.ts";
 
 export type AnySession = Dkg | Signing | Refresh;
 
@@ -23,6 +24,8 @@ export interface OpenSession {
   policy?: TrustedPolicy | null;
   /** End-to-end protection of this session's messages with the other enclaves. */
   peer: PeerSession;
+  /** Sign and refresh: what this enclave stated it loaded, checked against its peers' statements at phase 2 (share-state.ts). */
+  shareState?: OwnShareState;
   /** Releases the loaded share this session holds in the share cache (sign, refresh). */
   release?: () => void;
   timer: ReturnType<typeof setTimeout>;

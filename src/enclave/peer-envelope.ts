@@ -193,6 +193,11 @@ export class PeerSession {
     return this.isClosed;
   }
 
+  /** Each admitted peer's attested Ed25519 channel key, by party index (share-state.ts checks statements with them). */
+  peerSigningKeys(): Map<number, Uint8Array> {
+    return new Map([...this.peers].map(([index, p]) => [index, p.ed25519Public]));
+  }
+
   close(): void {
     this.isClosed = true;
     this.accepted.clear();

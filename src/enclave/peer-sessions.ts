@@ -84,6 +84,29 @@ export class PeerSessions {
     return this.keys.sign(message);
   }
 
+  /** This enclave's own attested Ed25519 channel key (its statements are signed with it). */
+  ownSigningKey(): Uint8Array {
+    return this.keys.ed25519Public;
+  }
+
+  /**
+   * A document verified as of its own timestamp, for evidence kept after the
+   * ceremony (a commit certificate's documents are minutes or hours old; a
+   * Nitro leaf certificate lasts hours): chain valid then, not from the future,
+   * image allowed, a channel key binding. No freshness limit.
+   */
+  attestedAtIssue(doc: unknown): PeerIdentity {
+    if (!(doc instanceof Uint8Array))
+      throw new EnclaveError("bad_request", "attestation document must be bytes");
+    const now = Date.now();
+    return verifyPeer(doc, {
+      roots: this.policy.roots,
+      allowDevelopment: this.policy.allowDevelopment,
+      now: new Date(Math.min(now, documentTimestamp(doc, now))),
+      allowedPcr0: this.policy.allowedPcr0,
+    });
+  }
+
   /** Wipes the channel keys (shutdown). */
   destroy(): void {
     this.keys.destroy();

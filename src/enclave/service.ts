@@ -20,15 +20,19 @@ import type {
   HealthReply,
   LoadShareReply,
   LoadShareRequest,
+  RetireWalletReply,
+  RetireWalletRequest,
   SealShareReply,
   SealShareRequest,
 } from "../shared/wire/enclave-ops.ts";
 import { ADMIN_POLICY_HEX } from "./admin-policy.ts";
 import { builtInApprovalSettings, type ApprovalSettings } from "./approval-gate.ts";
 import { Ceremonies } from "./ceremonies.ts";
+import { verifyCommitCertificate } from "./commit-certificate.ts";
 import { loadDkls, wasmMemoryBytes } from "./dkls23/binding.ts";
 import { EnclaveError } from "./errors.ts";
 import type { EnclaveKms } from "./kms/kms-client.ts";
+import { RetiredWallets } from "./lifecycle-retire.ts";
 import { PeerSessions } from "./peer-sessions.ts";
 import { RecipientKey } from "./recipient-key.ts";
 import type { ShareCacheStats } from "./share-cache.ts";
@@ -73,6 +77,7 @@ export class EnclaveService {
   private readonly shares: ShareTable;
   private readonly peers: PeerSessions;
   private readonly ceremonies: Ceremonies;
+  private readonly retired: RetiredWallets;
 
   constructor(private readonly opts: EnclaveServiceOptions) {
     loadDkls(opts.wasm);
@@ -88,15 +93,17 @@ export class EnclaveService {
       allowedPcr0: peerImages(opts.pcr0, opts.allowedPeerPcr0 ?? []),
       documentMaxAgeMs: opts.peerDocumentMaxAgeMs ?? 10 * 60_000,
     });
+    const approvals = opts.approvals ?? builtInApprovalSettings(ADMIN_POLICY_HEX);
     this.ceremonies = new Ceremonies(
       this.shares,
       this.peers,
       log,
       opts.phaseTimeoutMs ?? 120_000,
       pendingTtlMs,
-      opts.approvals ?? builtInApprovalSettings(ADMIN_POLICY_HEX),
+      approvals,
       opts.maxOpenSessions,
     );
+    this.retired = new RetiredWallets(this.shares, approvals, log);
   }
 
   health(): HealthReply {
@@ -130,12 +137,23 @@ export class EnclaveService {
     };
   }
 
-  loadShare(req: LoadShareRequest): Promise<LoadShareReply> {
-    return this.shares.load(req);
+  async loadShare(req: LoadShareRequest): Promise<LoadShareReply> {
+    this.retired.refuse(req.walletId);
+    const reply = await this.shares.load(req);
+    // Retired while KMS answered: the share just loaded goes too.
+    if (this.retired.isRetired(reply.walletId)) this.shares.forget(reply.walletId);
+    this.retired.refuse(reply.walletId);
+    return reply;
   }
 
   startCeremony(req: CeremonyStartRequest): CeremonyReply {
+    this.retired.refuse(req.walletId);
     return this.ceremonies.start(req);
+  }
+
+  /** Checks the approvals, wipes the wallet's share and refuses the wallet from now on (lifecycle-retire.ts). */
+  retireWallet(req: RetireWalletRequest): RetireWalletReply {
+    return this.retired.retire(req);
   }
 
   stepCeremony(req: CeremonyStepRequest): CeremonyReply {
@@ -147,11 +165,19 @@ export class EnclaveService {
   }
 
   sealShare(req: SealShareRequest): Promise<SealShareReply> {
+    // A ceremony that was open when its wallet was retired produces nothing usable.
+    this.retired.refuse(req.walletId);
     return this.shares.seal(req);
   }
 
   activateShare(req: ActivateShareRequest): LoadShareReply {
-    return this.shares.activate(req);
+    this.retired.refuse(req.walletId);
+    return this.shares.activate(req, (subject) =>
+      verifyCommitCertificate(req.certificateStatements, req.certificateDocuments, subject, {
+        attested: (doc) => this.peers.attestedAtIssue(doc),
+        ownKey: this.peers.ownSigningKey(),
+      }),
+    );
   }
 
   shutdown(): void {

@@ -19,6 +19,8 @@ import {
 import { MAX_SEALED_BYTES, PUBLIC_KEY_BYTES } from "../shared/wire/sealed-share.ts";
 import { MAX_POLICY_BYTES, policyHash } from "../shared/wire/approval.ts";
 import { openTrustedPolicy, type TrustedPolicy } from "./approvals.ts";
+import type { CertificateSubject } from "./commit-certificate.ts";
+import { publicPackageHash } from "../shared/wire/wallet-statement.ts";
 import { type KeyShare, packageInfo } from "./dkls23/binding.ts";
 import { EnclaveError } from "./errors.ts";
 import {
@@ -62,6 +64,12 @@ export class ShareTable {
   private readonly loaded: ShareCache<LoadedShare>;
   /** By session id (hex) of the ceremony that produced them. */
   private readonly pending = new Map<string, PendingShare>();
+  /**
+   * Per wallet, the highest generation a commit certificate this enclave
+   * verified named (commit-certificate.ts): no older share is loaded or used.
+   * Memory only: a restarted enclave starts with none.
+   */
+  private readonly certified = new Map<string, number>();
 
   constructor(
     /** KMS, recipient key and attestation: null when the enclave was started without KMS settings. */
@@ -103,6 +111,16 @@ export class ShareTable {
     return pin;
   }
 
+  /** stale_share when `generation` is below the wallet's highest certified generation. */
+  refuseIfStale(walletId: string, generation: number): void {
+    const floor = this.certified.get(walletId);
+    if (floor !== undefined && generation < floor)
+      throw new EnclaveError(
+        "stale_share",
+        `wallet ${walletId}: this enclave verified a commit certificate for generation ${floor}; generation ${generation} is refused`,
+      );
+  }
+
   /** Budget, use and hit counts of the loaded shares, for HEALTH. */
   cacheStats(): ShareCacheStats {
     return this.loaded.stats();
@@ -114,6 +132,8 @@ export class ShareTable {
     const walletId = needWalletId(req.walletId);
     const partyIndex = needInt(req.partyIndex, "partyIndex", 1, 16);
     const generation = needInt(req.generation, "generation", 0, 2 ** 32 - 1);
+    // The generation is bound into the associated data, so it is what would open: refused before KMS.
+    this.refuseIfStale(walletId, generation);
     const publicKey = needBytes(req.publicKey, "publicKey", PUBLIC_KEY_BYTES, PUBLIC_KEY_BYTES);
     const sealed = needBytes(req.sealed, "sealed", 1, MAX_SEALED_BYTES);
     const ciphertextBlob = needBytes(
@@ -211,8 +231,15 @@ export class ShareTable {
     }
   }
 
-  /** The host stored the sealed share (and, for refresh, committed): use it from now on. */
-  activate(req: ActivateShareRequest): LoadShareReply {
+  /**
+   * The host stored the sealed share (and, for refresh, committed): use it from now on.
+   * A commit certificate with it is checked by `verifyCertificate` (the subject is this
+   * share); a valid one raises the wallet's certified generation.
+   */
+  activate(
+    req: ActivateShareRequest,
+    verifyCertificate?: (subject: CertificateSubject) => number,
+  ): LoadShareReply {
     const id = toHex(req.sessionId);
     const p = this.pending.get(id);
     if (!p || !p.sealed)
@@ -222,7 +249,25 @@ export class ShareTable {
       );
     if (p.walletId !== req.walletId)
       throw new EnclaveError("bad_request", "walletId does not match the ceremony's");
+    this.refuseIfStale(p.walletId, p.share.generation);
+    const withCertificate =
+      req.certificateStatements !== undefined || req.certificateDocuments !== undefined;
+    const certified =
+      withCertificate && verifyCertificate
+        ? verifyCertificate({
+            walletId: p.walletId,
+            generation: p.share.generation,
+            partyIndex: p.share.index,
+            publicPackageHash: publicPackageHash(p.share.publicPackage()),
+          })
+        : undefined;
+    if (withCertificate && certified === undefined)
+      throw new EnclaveError("bad_request", "this enclave cannot check commit certificates");
     this.pending.delete(id);
+    if (certified !== undefined) {
+      this.certified.set(p.walletId, Math.max(certified, this.certified.get(p.walletId) ?? 0));
+      this.log("generation_certified", { walletId: p.walletId, generation: certified });
+    }
     const info = packageInfo(p.share.publicPackage());
     this.put(p.walletId, {
       share: p.share,
@@ -233,6 +278,19 @@ export class ShareTable {
     });
     this.log("share_activated", { walletId: p.walletId, generation: p.share.generation });
     return { walletId: p.walletId, generation: p.share.generation, partyIndex: p.share.index };
+  }
+
+  /**
+   * Wipes the wallet's loaded share and every pending one it has (retirement,
+   * lifecycle-retire.ts). A share an open ceremony holds is freed when it ends.
+   */
+  forget(walletId: string): void {
+    this.loaded.drop(walletId);
+    for (const [id, p] of this.pending)
+      if (p.walletId === walletId) {
+        p.share.free();
+        this.pending.delete(id);
+      }
   }
 
   /** Frees every share (shutdown). */

@@ -126,7 +126,21 @@ export async function runCeremony(
   sessionId: Uint8Array,
   startFor: (m: Member) => Omit<CeremonyStartRequest, "peerDocuments" | "peerParties">,
   opts: CoordinatorOptions = {},
+  /** Each member's attestation document (members' order), when already gathered; else asked here. */
+  documents?: Uint8Array[],
 ): Promise<CeremonyReply[]> {
+  return (await runAttestedCeremony(kind, members, sessionId, startFor, opts, documents)).replies;
+}
+
+/** runCeremony, also returning each member's attestation document of the session (members' order). */
+async function runAttestedCeremony(
+  kind: CeremonyKind,
+  members: Member[],
+  sessionId: Uint8Array,
+  startFor: (m: Member) => Omit<CeremonyStartRequest, "peerDocuments" | "peerParties">,
+  opts: CoordinatorOptions = {},
+  documents?: Uint8Array[],
+): Promise<{ replies: CeremonyReply[]; documents: Uint8Array[] }> {
   const timeout = opts.phaseTimeoutMs ?? 180_000;
   const indices = new Set(members.map((m) => m.partyIndex));
   if (indices.size !== members.length)
@@ -146,7 +160,11 @@ export async function runCeremony(
   };
   try {
     // Each enclave checks the others' attestation (image, channel keys) before phase 1.
-    const docs = await call(0, (m) => m.participant.attestation());
+    // Gathered already when the planning round prepared the signers (planning.ts).
+    const docs =
+      documents?.length === members.length
+        ? documents
+        : await call(0, (m) => m.participant.attestation());
     const docOf = new Map(members.map((m, k) => [m.partyIndex, docs[k]!]));
     let replies = await call(1, (m) => {
       const others = members.filter((x) => x !== m);
@@ -157,6 +175,9 @@ export async function runCeremony(
         peerParties: others.map((x) => x.partyIndex),
       });
     });
+    // Each sign/refresh participant's signed word on the share it loaded; every other one
+    // checks them all at phase 2 (share-state.ts). Relayed as they came: only enclaves judge them.
+    const shareStates = replies.map((r) => r.shareState);
     for (const phase of [2, 3, 4]) {
       const outgoing = replies.flatMap((r, k) =>
         r.messages.map((bytes) => {
@@ -180,10 +201,17 @@ export async function runCeremony(
           messages: outgoing
             .filter((x) => x.from !== m.partyIndex && (x.to === BROADCAST || x.to === m.partyIndex))
             .map((x) => x.bytes),
+          ...(phase === 2 && kind !== "dkg"
+            ? {
+                shareStates: shareStates.filter(
+                  (s, k): s is Uint8Array => s !== undefined && members[k] !== m,
+                ),
+              }
+            : {}),
         }),
       );
     }
-    return replies;
+    return { replies, documents: docs };
   } catch (e) {
     await Promise.allSettled(members.map((m) => m.participant.abort(sessionId)));
     throw e instanceof CeremonyError
@@ -208,7 +236,7 @@ export async function createWallet(
   const walletId = opts.walletId ?? `w_${randomBytes(12).toString("hex")}`;
   const sessionId = randomBytes(32);
   const members = nodes.map((participant, i) => ({ participant, partyIndex: i + 1 }));
-  const finals = await runCeremony(
+  const { replies: finals, documents } = await runAttestedCeremony(
     "dkg",
     members,
     sessionId,
@@ -245,7 +273,7 @@ export async function createWallet(
     chainCode: finals[0]!.chainCode!,
     ...(opts.policy === undefined ? {} : { policy: opts.policy }),
   };
-  await persistAndCommit("dkg", members, sessionId, wallet, finals);
+  await persistAndCommit("dkg", members, sessionId, wallet, finals, documents);
   return wallet;
 }
 
@@ -255,6 +283,7 @@ async function persistAndCommit(
   sessionId: Uint8Array,
   wallet: WalletRecord,
   finals: CeremonyReply[],
+  documents: Uint8Array[],
 ): Promise<void> {
   const persisted = await Promise.allSettled(
     members.map((m, k) => m.participant.persist(kind, sessionId, wallet, finals[k]!)),
@@ -267,14 +296,26 @@ async function persistAndCommit(
     throw blame(members, members[bad]!, (persisted[bad] as PromiseRejectedResult).reason);
   }
   const generation = finals[0]!.generation;
+  // The commit certificate: every holder's statement of the new generation and the document
+  // binding its key. Each enclave checks it and then refuses any older share (commit-certificate.ts).
+  const statements = finals.map((f) => f.statement);
+  const certificate = statements.every((s): s is Uint8Array => s !== undefined)
+    ? { statements, documents }
+    : undefined;
   const committed = await Promise.allSettled(
-    members.map((m) => m.participant.commit(kind, sessionId, wallet.walletId, generation)),
+    members.map((m) =>
+      m.participant.commit(kind, sessionId, wallet.walletId, generation, certificate),
+    ),
   );
   const c = committed.findIndex((p) => p.status === "rejected");
   if (c >= 0) throw blame(members, members[c]!, (committed[c] as PromiseRejectedResult).reason);
 }
 
-/** Loads and confirms the current share on every node; refuses to start unless all are current. */
+/**
+ * Loads and confirms the current share on every node; refuses to start unless all say they are
+ * current. Only the hosts' word, an early refusal: what decides is the enclaves' share-state
+ * statements at phase 2 (src/enclave/share-state.ts), which a lying host cannot pass.
+ */
 async function prepareAll(
   nodes: Participant[],
   walletId: string,
@@ -303,12 +344,38 @@ async function prepareAll(
   return members;
 }
 
+/** What each signer's planning-round preparation answered (planning.ts PreparedSigner), in `nodes` order. */
+export interface PreparedMember {
+  generation: number;
+  partyIndex: number;
+  document: Uint8Array;
+}
+
+/** The members a planning round already prepared, with prepareAll's check of their generation. */
+function preparedMembers(
+  nodes: Participant[],
+  prepared: PreparedMember[],
+  currentGeneration: number,
+): Member[] {
+  return nodes.map((participant, k) => {
+    const p = prepared[k]!;
+    if (p.generation !== currentGeneration)
+      throw new CeremonyError(
+        `${participant.nodeId} holds generation ${p.generation}, wallet is at generation ${currentGeneration}; refusing to start`,
+        "stale_share",
+        { node: participant.nodeId },
+      );
+    return { participant, partyIndex: p.partyIndex };
+  });
+}
+
 export async function signDigest(
   nodes: Participant[],
   wallet: WalletRecord,
   currentGeneration: number,
   digest: Uint8Array,
-  opts: CoordinatorOptions & { path?: string } = {},
+  /** prepared: what the planning round's preparation of `nodes` answered; skips the prepare and attestation rounds. */
+  opts: CoordinatorOptions & { path?: string; prepared?: PreparedMember[] } = {},
 ): Promise<Signature> {
   if (nodes.length !== wallet.threshold)
     throw new CeremonyError(
@@ -317,7 +384,10 @@ export async function signDigest(
     );
   if (!(digest instanceof Uint8Array) || digest.length !== 32)
     throw new CeremonyError("digest must be 32 bytes", "bad_request");
-  const members = await prepareAll(nodes, wallet.walletId, currentGeneration);
+  const fast = opts.prepared?.length === nodes.length ? opts.prepared : undefined;
+  const members = fast
+    ? preparedMembers(nodes, fast, currentGeneration)
+    : await prepareAll(nodes, wallet.walletId, currentGeneration);
   const signers = members.map((m) => m.partyIndex).sort((a, b) => a - b);
   const sessionId = randomBytes(32);
   const finals = await runCeremony(
@@ -334,6 +404,7 @@ export async function signDigest(
       expectedGeneration: currentGeneration,
     }),
     opts,
+    fast?.map((p) => p.document),
   );
   const sigs = finals.map((f) => f.signature!);
   if (new Set(sigs.map((s) => toHex(s))).size !== 1)
@@ -356,7 +427,12 @@ export async function refreshWallet(
   nodes: Participant[],
   wallet: WalletRecord,
   currentGeneration: number,
-  opts: CoordinatorOptions = {},
+  /**
+   * newPolicy: a policy change (approval.ts encoding): each holder's enclave checks the
+   * current policy's approval of it, and the refresh's new shares are sealed with it, so it is
+   * applied by all n holders when the refresh commits, or by none.
+   */
+  opts: CoordinatorOptions & { newPolicy?: Uint8Array } = {},
 ): Promise<number> {
   if (nodes.length !== wallet.parties)
     throw new CeremonyError(
@@ -365,7 +441,7 @@ export async function refreshWallet(
     );
   const members = await prepareAll(nodes, wallet.walletId, currentGeneration);
   const sessionId = randomBytes(32);
-  const finals = await runCeremony(
+  const { replies: finals, documents } = await runAttestedCeremony(
     "refresh",
     members,
     sessionId,
@@ -374,6 +450,7 @@ export async function refreshWallet(
       sessionId,
       walletId: wallet.walletId,
       expectedGeneration: currentGeneration,
+      ...(opts.newPolicy === undefined ? {} : { policy: opts.newPolicy }),
     }),
     opts,
   );
@@ -392,8 +469,13 @@ export async function refreshWallet(
     "refresh",
     members,
     sessionId,
-    { ...wallet, publicPackage: finals[0]!.publicPackage! },
+    {
+      ...wallet,
+      publicPackage: finals[0]!.publicPackage!,
+      ...(opts.newPolicy === undefined ? {} : { policy: opts.newPolicy }),
+    },
     finals,
+    documents,
   );
   return finals[0]!.generation;
 }

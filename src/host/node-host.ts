@@ -42,10 +42,13 @@ import type {
 } from "../shared/wire/enclave-ops.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { CodedError } from "../shared/wire/errors.ts";
+import { approverKeyId, parsePolicy, policyHash } from "../shared/wire/approval.ts";
+import { parseSignedWalletStatementUnverified } from "../shared/wire/wallet-statement.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
 import type { CredentialSource } from "./kms-credentials.ts";
 import type {
   CeremonyOutcomeAnswer,
+  CommitCertificate,
   HeldWallet,
   PersistKind,
   RequestContext,
@@ -53,6 +56,8 @@ import type {
 } from "../shared/wire/node-rpc.ts";
 import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
 import { ConcurrencyCap, DEFAULT_MAX_CEREMONIES } from "./rate-limits.ts";
+import { retireHere } from "./wallet-retirement.ts";
+import type { NodeOpArgs, RetireOutcome } from "../shared/wire/node-rpc.ts";
 
 export type { HeldWallet } from "../shared/wire/node-rpc.ts";
 
@@ -154,7 +159,8 @@ export class NodeHost implements Participant {
       publicKey: w.publicKey,
       publicPackage: w.publicPackage,
       chainCode: w.chainCode,
-      ...(w.policy === undefined ? {} : { policy: w.policy }),
+      // A policy change's share row names the policy it is sealed with (migration 9).
+      ...((share.policy ?? w.policy) === undefined ? {} : { policy: share.policy ?? w.policy }),
       generation: w.currentGeneration,
       partyIndex: share.partyIndex,
       ...(vouched ? getWalletStatement(this.db, walletId, this.nodeId, w.currentGeneration) : {}),
@@ -184,18 +190,41 @@ export class NodeHost implements Participant {
       : null;
   }
 
-  /** What a coordinator asks before a ceremony, in one call: the stored outcome of the request, and this node's share of its wallet. */
+  /**
+   * What a coordinator asks before a ceremony, in one call: the stored outcome of the request, and
+   * this node's share of its wallet. With `prepare` (an expected signer), also that share loaded and
+   * this node's attestation document, as `prepare` and `attestation` answer them; a refusal to load
+   * is an answer (`prepared.error`), so the coordinator still learns the rest.
+   */
   requestContext(
     kind: CeremonyKind,
     requestId: string,
     walletId?: string,
     client?: string,
-  ): RequestContext {
-    return {
+    prepare = false,
+  ): RequestContext | Promise<RequestContext> {
+    const context: RequestContext = {
       request: this.lookupRequest(kind, requestId, client),
       // Without the statement and document: planning needs neither, and they are kilobytes per node.
       wallet: walletId === undefined ? null : this.walletInfo(walletId, false),
     };
+    if (!prepare || walletId === undefined || context.wallet === null) return context;
+    return this.prepareAndAttest(walletId).then(
+      (p) => ({ ...context, ...p }),
+      (e: unknown) => {
+        const err = (e ?? {}) as { code?: unknown; message?: unknown };
+        const code = typeof err.code === "string" ? err.code : "internal";
+        const message = typeof err.message === "string" ? err.message.slice(0, 500) : code;
+        return { ...context, prepared: { error: { code, message } } };
+      },
+    );
+  }
+
+  private async prepareAndAttest(
+    walletId: string,
+  ): Promise<{ prepared: PreparedShare; document: Uint8Array }> {
+    const prepared = await this.prepare(walletId);
+    return { prepared, document: await this.attestation() };
   }
 
   async prepare(walletId: string): Promise<PreparedShare> {
@@ -216,7 +245,8 @@ export class NodeHost implements Participant {
         sealed: stored.sealedShare,
         ciphertextBlob: stored.kmsCiphertextBlob,
         // Its hash is sealed in the share's associated data: the enclave opens nothing with another.
-        policy: wallet.policy,
+        // A policy change's row names its own policy; otherwise the wallet's, as created.
+        policy: stored.policy ?? wallet.policy,
         ...credentials,
       });
       const prepared = { walletId, generation: r.generation, partyIndex: r.partyIndex };
@@ -251,8 +281,18 @@ export class NodeHost implements Participant {
   }
   private attested: { document: Uint8Array; at: number } | null = null;
 
-  async start(req: CeremonyStartRequest): Promise<CeremonyReply> {
+  /**
+   * `caller`: the node RPC caller (absent: this node's own call, as coordinator or in its
+   * own recovery). Only the node that started a session may then step or abort it here over
+   * RPC, so a holder of other node credentials who learns a session id cannot feed it
+   * messages (the enclave would wipe the session) or end it. What identifies a caller is
+   * the replies topic it names (node-rpc.ts): a call in another node's name can be made
+   * blind, its answer going to that node, so this stops eavesdropping-free meddling, not
+   * every denial of service.
+   */
+  async start(req: CeremonyStartRequest, caller?: string): Promise<CeremonyReply> {
     const slot = toHex(req.sessionId);
+    this.refuseOtherCaller(slot, caller, "start");
     // Refused before the enclave sees the start: nothing claimed, nothing to abort.
     this.ceremonies.acquire(
       slot,
@@ -260,7 +300,12 @@ export class NodeHost implements Participant {
     );
     try {
       if (req.kind !== "sign") await this.claimWallet(req.walletId, slot, req.kind);
-      return await this.startInEnclave(req);
+      const reply = await this.startInEnclave(req);
+      this.starters.set(slot, caller ?? this.nodeId);
+      // Bounded: sessions whose coordinator never ended them are the oldest entries.
+      if (this.starters.size > 4 * this.ceremonies.max)
+        this.starters.delete(this.starters.keys().next().value!);
+      return reply;
     } catch (e) {
       this.ceremonies.release(slot);
       this.releaseWallet(slot);
@@ -328,7 +373,8 @@ export class NodeHost implements Participant {
       event: "approval_decided",
       ...(req.kind === "dkg" ? {} : { walletId: req.walletId }),
       requestId: req.requestId,
-      operation: req.kind,
+      // A refresh that carries a new policy is a policy change (approval-gate.ts policyChangeOf).
+      operation: req.kind === "refresh" && req.policy !== undefined ? "policy_change" : req.kind,
       decision: "refused",
       decidedBy: this.nodeId,
       refusal: err.reason,
@@ -336,21 +382,70 @@ export class NodeHost implements Participant {
     });
   }
 
-  async step(req: CeremonyStepRequest): Promise<CeremonyReply> {
+  async step(req: CeremonyStepRequest, caller?: string): Promise<CeremonyReply> {
+    const slot = toHex(req.sessionId);
+    // Refused before the enclave sees it: the session goes on for the node that started it.
+    this.refuseOtherCaller(slot, caller, "step");
     try {
       const reply = await this.enclave.stepCeremony(req);
       // After the last phase the enclave holds at most a finished share awaiting its seal.
-      if (req.phase >= 4) this.ceremonies.release(toHex(req.sessionId));
+      if (req.phase >= 4) {
+        this.ceremonies.release(slot);
+        this.starters.delete(slot);
+      }
       return reply;
     } catch (e) {
       // The enclave wipes a session on any failed step.
-      this.ceremonies.release(toHex(req.sessionId));
-      this.releaseWallet(toHex(req.sessionId));
+      this.ceremonies.release(slot);
+      this.releaseWallet(slot);
+      this.starters.delete(slot);
       throw e;
     }
   }
 
-  async abort(sessionId: Uint8Array): Promise<void> {
+  /** Which node started each session open here (start's `caller`), until it ends. */
+  private readonly starters = new Map<string, string>();
+
+  /** Refuses an RPC `caller` other than the session's starter; this node's own calls pass. */
+  private refuseOtherCaller(slot: string, caller: string | undefined, what: string): void {
+    if (caller === undefined) return;
+    // A node never calls itself over RPC: a call in its own name came from someone else.
+    const starter = this.starters.get(slot);
+    if (caller === this.nodeId || (starter !== undefined && starter !== caller))
+      throw new CodedError(
+        "unauthorised",
+        `node ${caller} may not ${what} session ${slot.slice(0, 16)} on node ${this.nodeId}${starter === undefined ? "" : `: ${starter} started it`}`,
+      );
+  }
+
+  /**
+   * A coordinator whose presence went offline (its Last Will) never sends the rest of the
+   * sessions it started here: they are aborted now, not at their phase deadline, so their
+   * enclave sessions end and a resubmission of the same approved request (which each enclave
+   * runs once at a time: src/enclave/approval-replay.ts) can run at once on another node.
+   * Sessions past their last phase (a DKG's or refresh's pending share) are not touched.
+   */
+  async abortSessionsStartedBy(nodeId: string): Promise<number> {
+    if (nodeId === this.nodeId) return 0;
+    const theirs = [...this.starters].filter(([, s]) => s === nodeId).map(([slot]) => slot);
+    for (const slot of theirs) await this.abort(fromHex(slot));
+    if (theirs.length > 0)
+      this.log("lost_coordinator_sessions_aborted", {
+        coordinator: nodeId,
+        sessions: theirs.length,
+      });
+    return theirs.length;
+  }
+
+  async abort(sessionId: Uint8Array, caller?: string): Promise<void> {
+    const slot = toHex(sessionId);
+    try {
+      this.refuseOtherCaller(slot, caller, "abort");
+    } catch (e) {
+      this.log("abort_refused", { session: slot.slice(0, 16), caller });
+      throw e;
+    }
+    this.starters.delete(slot);
     this.ceremonies.release(toHex(sessionId));
     this.releaseWallet(toHex(sessionId));
     try {
@@ -432,11 +527,38 @@ export class NodeHost implements Participant {
             "conflict",
             `refresh ${session.slice(0, 16)} of wallet ${wallet.walletId} was already ${decided.outcome} on node ${this.nodeId}`,
           );
-        stagePendingShare(this.db, { ...share, sessionId: session });
+        // The policy the enclave sealed the new share with: a policy change's new one comes with
+        // the wallet record, a plain refresh keeps the current share's; its statement says which.
+        const policy = sealedWithPolicy(final, [
+          wallet.policy,
+          currentShare(this.db, wallet.walletId, this.nodeId).policy ??
+            getWallet(this.db, wallet.walletId)?.policy,
+        ]);
+        stagePendingShare(this.db, {
+          ...share,
+          sessionId: session,
+          ...(policy === undefined ? {} : { policy }),
+        });
         keepStatement();
       });
       this.auditShareStored(wallet.walletId, generation, share.partyIndex, "pending");
     }
+  }
+
+  /** A committed refresh that sealed the wallet's shares with another policy: a policy change. */
+  private auditPolicyChange(walletId: string, before: Uint8Array | undefined): void {
+    const after = this.walletInfo(walletId, false)?.policy;
+    if (after === undefined || (before !== undefined && toHex(before) === toHex(after))) return;
+    const p = parsePolicy(after);
+    appendAudit(this.db, this.nodeId, {
+      event: "policy_changed",
+      walletId,
+      toPolicyHash: toHex(policyHash(after)),
+      ...(before === undefined ? {} : { fromPolicyHash: toHex(policyHash(before)) }),
+      quorum: p.quorum,
+      approvers: p.approvers.length,
+      approverKeyIds: p.approvers.map((k) => toHex(approverKeyId(k))),
+    });
   }
 
   private auditShareStored(
@@ -459,6 +581,7 @@ export class NodeHost implements Participant {
     sessionId: Uint8Array,
     walletId: string,
     generation: number,
+    certificate?: CommitCertificate,
   ): Promise<void> {
     this.releaseWallet(toHex(sessionId));
     // Already committed here (a peer's answer settled it first): the store is current, the enclave reloads from it.
@@ -466,7 +589,15 @@ export class NodeHost implements Participant {
       this.loaded.delete(walletId);
       return;
     }
-    const a = await this.enclave.activateShare({ sessionId, walletId });
+    // With the certificate the enclave refuses any older share of the wallet from now on.
+    const a = await this.enclave.activateShare({
+      sessionId,
+      walletId,
+      ...(certificate && {
+        certificateStatements: certificate.statements,
+        certificateDocuments: certificate.documents,
+      }),
+    });
     this.loaded.set(walletId, { walletId, generation: a.generation, partyIndex: a.partyIndex });
   }
 
@@ -475,6 +606,7 @@ export class NodeHost implements Participant {
    * never after a rollback of it. False: it already was.
    */
   private commitLocally(walletId: string, session: string, generation: number): boolean {
+    const policyBefore = this.walletInfo(walletId, false)?.policy;
     const r = this.db.transaction(() => {
       const decided = refreshOutcome(this.db, walletId, this.nodeId, session);
       if (decided?.outcome === "rolled_back")
@@ -501,6 +633,7 @@ export class NodeHost implements Participant {
       fromGeneration: r.fromGeneration,
       toGeneration: r.toGeneration,
     });
+    this.auditPolicyChange(walletId, policyBefore);
     dropWalletStatementsBefore(this.db, walletId, this.nodeId, r.toGeneration);
     return true;
   }
@@ -540,6 +673,24 @@ export class NodeHost implements Participant {
    * that fences a persist of it arriving later, so its coordinator (which commits only after
    * all n persisted) can no longer commit it anywhere, and the answer stays true.
    */
+  /** This node's part of a wallet's retirement (wallet-retirement.ts); a refusal is an outcome, never a throw. */
+  retireWallet(a: NodeOpArgs<"retireWallet">): Promise<RetireOutcome> {
+    return retireHere(
+      {
+        nodeId: this.nodeId,
+        db: this.db,
+        prepare: (walletId) => this.prepare(walletId),
+        retireInEnclave: (req) => this.enclave.retireWallet(req),
+        forget: (walletId) => {
+          this.loaded.delete(walletId);
+          this.walletCeremony.delete(walletId);
+        },
+        log: this.log,
+      },
+      a,
+    );
+  }
+
   ceremonyOutcome(walletId: string, sessionId: Uint8Array): CeremonyOutcomeAnswer {
     const session = toHex(sessionId);
     return this.db.transaction((): CeremonyOutcomeAnswer => {
@@ -663,4 +814,26 @@ export class NodeHost implements Participant {
       pending: await this.resolvePending(),
     };
   }
+}
+
+/**
+ * Of the policies a host knows for a refreshed share, the one its enclave sealed it with, as the
+ * enclave's statement names it by hash (read unverified: a wrong pick only makes the share fail
+ * to load, which the enclave decides); the first known one without a statement.
+ */
+function sealedWithPolicy(
+  final: CeremonyReply,
+  candidates: readonly (Uint8Array | undefined)[],
+): Uint8Array | undefined {
+  const known = candidates.filter((p): p is Uint8Array => p !== undefined);
+  if (final.statement === undefined) return known[0];
+  let named: Uint8Array | null;
+  try {
+    named = parseSignedWalletStatementUnverified(final.statement).statement.policyHash;
+  } catch {
+    return known[0];
+  }
+  if (named === null) return undefined;
+  const hash = toHex(named);
+  return known.find((p) => toHex(policyHash(p)) === hash) ?? known[0];
 }

@@ -8,9 +8,15 @@ import type {
   CeremonyStartRequest,
   CeremonyStepRequest,
 } from "../shared/wire/enclave-ops.ts";
-import type { PersistKind, PreparedShare, WalletRecord } from "../shared/wire/node-rpc.ts";
+import type {
+  CommitCertificate,
+  PersistKind,
+  PreparedShare,
+  WalletRecord,
+} from "../shared/wire/node-rpc.ts";
 
 export type {
+  CommitCertificate,
   HeldWallet,
   PersistKind,
   PreparedShare,
@@ -34,12 +40,16 @@ export interface Participant {
     wallet: WalletRecord,
     final: CeremonyReply,
   ): Promise<void>;
-  /** Every node persisted: make the new share current (refresh: old share deleted now). */
+  /**
+   * Every node persisted: make the new share current (refresh: old share deleted now).
+   * `certificate`: the n enclaves' statements of the new generation, for the enclave to verify.
+   */
   commit(
     kind: PersistKind,
     sessionId: Uint8Array,
     walletId: string,
     generation: number,
+    certificate?: CommitCertificate,
   ): Promise<void>;
   /** Some node failed to persist: discard the pending share, keep the old one. */
   rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void>;

@@ -20,7 +20,13 @@ import {
 } from "../shared/wire/node-rpc.ts";
 import type { NodeHost, OutcomeSource } from "./node-host.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
-import type { Participant, PersistKind, PreparedShare, WalletRecord } from "./participant.ts";
+import type {
+  CommitCertificate,
+  Participant,
+  PersistKind,
+  PreparedShare,
+  WalletRecord,
+} from "./participant.ts";
 
 export class RemoteParticipant implements Participant {
   constructor(
@@ -66,8 +72,9 @@ export class RemoteParticipant implements Participant {
     sessionId: Uint8Array,
     walletId: string,
     generation: number,
+    certificate?: CommitCertificate,
   ): Promise<void> {
-    await this.call("commit", { kind, sessionId, walletId, generation });
+    await this.call("commit", { kind, sessionId, walletId, generation, certificate });
   }
   async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
     await this.call("rollback", { kind, sessionId, walletId });
@@ -77,7 +84,12 @@ export class RemoteParticipant implements Participant {
 /** What the node RPC server needs of the local host. */
 export type LocalNode = Pick<
   NodeHost,
-  keyof Participant | "walletInfo" | "listWallets" | "requestContext" | "ceremonyOutcome"
+  | keyof Participant
+  | "walletInfo"
+  | "listWallets"
+  | "requestContext"
+  | "ceremonyOutcome"
+  | "retireWallet"
 >;
 
 /** The local NodeHost's answer to each node RPC op (what RemoteParticipant and the peer directory call). */
@@ -85,10 +97,11 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
   return {
     prepare: (a) => local.prepare(a.walletId),
     attestation: async () => ({ document: await local.attestation() }),
-    start: (a) => local.start(a),
-    step: (a) => local.step(a),
-    abort: async (a) => {
-      await local.abort(a.sessionId);
+    // The caller that started a session is the only one that may step or abort it (NodeHost.step).
+    start: (a, caller) => local.start(a, caller),
+    step: (a, caller) => local.step(a, caller),
+    abort: async (a, caller) => {
+      await local.abort(a.sessionId, caller);
       return {};
     },
     persist: async (a) => {
@@ -96,7 +109,7 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
       return {};
     },
     commit: async (a) => {
-      await local.commit(a.kind, a.sessionId, a.walletId, a.generation);
+      await local.commit(a.kind, a.sessionId, a.walletId, a.generation, a.certificate);
       return {};
     },
     rollback: async (a) => {
@@ -105,13 +118,19 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
     },
     walletInfo: (a) => local.walletInfo(a.walletId),
     listWallets: () => local.listWallets(),
-    requestContext: (a) => local.requestContext(a.kind, a.requestId, a.walletId, a.client),
+    requestContext: (a) =>
+      a.prepare === true
+        ? local.requestContext(a.kind, a.requestId, a.walletId, a.client, true)
+        : local.requestContext(a.kind, a.requestId, a.walletId, a.client),
     ceremonyOutcome: (a) => local.ceremonyOutcome(a.walletId, a.sessionId),
+    retireWallet: (a) => local.retireWallet(a),
   };
 }
 
 /** The inbox handler for the local NodeHost: every call's arguments are checked before it runs. */
-export function serveNodeOps(local: LocalNode): (op: string, args: unknown) => Promise<unknown> {
+export function serveNodeOps(
+  local: LocalNode,
+): (op: string, args: unknown, caller?: string) => Promise<unknown> {
   return nodeOpDispatcher(nodeOpHandlers(local));
 }
 

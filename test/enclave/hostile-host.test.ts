@@ -36,6 +36,7 @@ import { startKmsRelay, type KmsRelay } from "../../src/host/kms-relay.ts";
 import { verifyWallet } from "../../src/client/wallet-verification.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { publicPackageHash } from "../../src/shared/wire/wallet-statement.ts";
+import { parseSignedShareStateUnverified } from "../../src/shared/wire/share-state.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import { decodeAttestationDocument } from "../../src/attestation/cose.ts";
 import type {
@@ -138,6 +139,8 @@ async function runCeremony(
 }> {
   const first = await Promise.all(hosts.map((h, i) => h.send(FrameType.CEREMONY_START, start[i]!)));
   let out = first.map((r) => okBody<CeremonyReply>(r).messages) as [Uint8Array[], Uint8Array[]];
+  // Sign and refresh: each relays the other's share-state statement at phase 2.
+  const shareStates = first.map((r) => okBody<CeremonyReply>(r).shareState);
   const phase1 = out;
   const steps: [CeremonyStepRequest[], CeremonyStepRequest[]] = [[], []];
   let final: RawReply[] = [];
@@ -147,6 +150,7 @@ async function runCeremony(
         sessionId: start[i]!.sessionId,
         phase,
         messages: out[other(i)]!,
+        ...(phase === 2 && shareStates[other(i)] ? { shareStates: [shareStates[other(i)]!] } : {}),
       }),
     );
     reqs.forEach((r, i) => steps[i]!.push(r));
@@ -514,13 +518,17 @@ describe("replayed frames", () => {
     const fresh = randomBytes(32);
     const starts = signStart(fresh, digest);
     okBody(await hosts[0].send(FrameType.CEREMONY_START, starts[0]));
-    okBody(await hosts[1].send(FrameType.CEREMONY_START, starts[1]));
+    const peerState = okBody<CeremonyReply>(
+      await hosts[1].send(FrameType.CEREMONY_START, starts[1]),
+    ).shareState!;
     const injected = await hosts[0].send(FrameType.CEREMONY_STEP, {
       sessionId: fresh,
       phase: 2,
       messages: dkg.phase1Messages[1],
+      shareStates: [peerState],
     });
     expect(errorBodyOf(injected).code).toBe("ceremony_failed");
+    expect(errorBodyOf(injected).message).toMatch(/peer message refused/);
     okBody(await hosts[1].send(FrameType.CEREMONY_ABORT, { sessionId: fresh }));
 
     // After every refusal: an honest sign, whose signature verifies under the DKG's public key.
@@ -531,6 +539,68 @@ describe("replayed frames", () => {
     expect(verifySignature(dkg.publicKey, digest, signature)).toBe(true);
     expect((await health(hosts[0])).openSessions).toBe(0);
   }, 60_000);
+});
+
+describe("share-state statements relayed by a hostile host", () => {
+  /** Starts a sign on both enclaves; returns each one's phase-1 messages and share-state statement. */
+  async function started(sessionId: Uint8Array, digest: Uint8Array) {
+    const starts = signStart(sessionId, digest);
+    const replies = await Promise.all(
+      hosts.map(async (h, i) =>
+        okBody<CeremonyReply>(await h.send(FrameType.CEREMONY_START, starts[i]!)),
+      ),
+    );
+    return replies.map((r) => ({ messages: r.messages, shareState: r.shareState! }));
+  }
+
+  it("each sign start returns the enclave's statement of the share it loaded, signed for this session", async () => {
+    const sessionId = randomBytes(32);
+    const [a] = await started(sessionId, randomBytes(32));
+    const s = parseSignedShareStateUnverified(a!.shareState).statement;
+    expect(s).toMatchObject({ ceremony: "sign", walletId: WALLET, partyIndex: 1, generation: 0 });
+    expect(toHex(s.sessionId)).toBe(toHex(sessionId));
+    for (const h of hosts) okBody(await h.send(FrameType.CEREMONY_ABORT, { sessionId }));
+  });
+
+  it("refuses phase 2 without the peer's statement, with the peer's statement of another session, or with its own: ceremony_failed, the session wiped", async () => {
+    const digest = randomBytes(32);
+    const otherId = randomBytes(32);
+    const other = await started(otherId, digest);
+    for (const hand of [
+      () => [] as Uint8Array[],
+      () => [other[1]!.shareState],
+      (own: Uint8Array) => [own],
+    ]) {
+      const sessionId = randomBytes(32);
+      const [mine, peer] = await started(sessionId, digest);
+      const r = await hosts[0].send(FrameType.CEREMONY_STEP, {
+        sessionId,
+        phase: 2,
+        messages: peer!.messages,
+        shareStates: hand(mine!.shareState),
+      });
+      expect(errorBodyOf(r).code).toBe("ceremony_failed");
+      const next = { sessionId, phase: 3, messages: [] as Uint8Array[] };
+      expect(errorBodyOf(await hosts[0].send(FrameType.CEREMONY_STEP, next)).code).toBe(
+        "unknown_session",
+      );
+      okBody(await hosts[1].send(FrameType.CEREMONY_ABORT, { sessionId }));
+    }
+    for (const h of hosts) okBody(await h.send(FrameType.CEREMONY_ABORT, { sessionId: otherId }));
+    expect((await health(hosts[0])).openSessions).toBe(0);
+  });
+
+  it("a host's expected generation decides nothing: a start claiming generation 9 signs with the loaded share", async () => {
+    const digest = randomBytes(32);
+    const starts = signStart(randomBytes(32), digest).map((s) => ({
+      ...s,
+      expectedGeneration: 9,
+    })) as ReturnType<typeof signStart>;
+    const run = await runCeremony(starts);
+    const sig = okBody<CeremonyReply>(run.final[0]!).signature!;
+    const signature = { r: sig.subarray(0, 32), s: sig.subarray(32, 64), recoveryId: sig[64]! };
+    expect(verifySignature(dkg.publicKey, digest, signature)).toBe(true);
+  });
 });
 
 describe("forged peer documents", () => {

@@ -163,6 +163,8 @@ describe("hostile peer", () => {
     } finally {
       hostile.reset();
     }
+    // Its own enclave verified generation 1's commit certificate and refuses the old share.
+    expect(e.code).toBe("stale_share");
     await blamedAndHonestStillServe(e);
   });
 });

@@ -279,6 +279,49 @@ file(
       generation: 1,
       partyIndex: 1,
     }),
+    // Issue 9 item 3: share-state statements and commit certificates (opaque bytes to the body;
+    // their own layouts are pinned in share-state.json and wallet-statement.json).
+    opCase(
+      "CEREMONY_START reply: sign, with its share-state statement",
+      "CEREMONY_START",
+      "reply",
+      {
+        messages: [msg(1)],
+        generation: 4,
+        shareState: fixedBytes(200, 0x35),
+      },
+    ),
+    opCase(
+      "CEREMONY_STEP request: phase 2, with the peers' share-state statements",
+      "CEREMONY_STEP",
+      "request",
+      {
+        sessionId: FIXED.sessionId,
+        phase: 2,
+        messages: [msg(3), msg(4)],
+        shareStates: [fixedBytes(200, 0x36), fixedBytes(200, 0x37)],
+      },
+    ),
+    opCase("ACTIVATE_SHARE request: with a commit certificate", "ACTIVATE_SHARE", "request", {
+      sessionId: FIXED.sessionId,
+      walletId: "w_vector",
+      certificateStatements: [fixedBytes(100, 0x38), fixedBytes(100, 0x39)],
+      certificateDocuments: [doc, doc],
+    }),
+    // Issue 11 item 3: retiring a wallet (src/enclave/lifecycle-retire.ts).
+    opCase("RETIRE_WALLET request", "RETIRE_WALLET", "request", {
+      walletId: "w_vector",
+      requestId: "retire-1",
+      approvalRequest: fixedBytes(120, 0x3a),
+      approvals: [fixedBytes(97, 0x3b), fixedBytes(97, 0x3c)],
+    }),
+    opCase("RETIRE_WALLET reply", "RETIRE_WALLET", "reply", {
+      walletId: "w_vector",
+      partyIndex: 2,
+      generation: 3,
+      policyHash: fixedBytes(32, 0x3d),
+      approverKeyIds: [fixedBytes(32, 0x3e), fixedBytes(32, 0x3f)],
+    }),
     errorCase("ERROR without a party", {
       code: "bad_request",
       message: "walletId must be 1-128 characters of [A-Za-z0-9._:-]",

@@ -15,11 +15,12 @@
  * | HEALTH         | (none)                                                     | status, pcr0, pcr4, loadedWallets, openSessions, share cache fields? |
  * | ATTEST         | nonce?                                                     | document |
  * | LOAD_SHARE     | walletId, partyIndex, generation, publicKey, sealed, ciphertextBlob, policy?, accessKeyId, secretAccessKey, sessionToken? | walletId, generation, partyIndex |
- * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration; refresh: expectedGeneration | CeremonyReply (phase-1 messages) |
- * | CEREMONY_STEP  | sessionId, phase, messages                                 | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex, statement |
+ * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration?; refresh: expectedGeneration? | CeremonyReply (phase-1 messages; sign, refresh: shareState) |
+ * | CEREMONY_STEP  | sessionId, phase, messages; phase 2 of sign, refresh: shareStates | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex, statement |
  * | CEREMONY_ABORT | sessionId                                                  | dropped |
  * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey |
- * | ACTIVATE_SHARE | sessionId, walletId                                        | walletId, generation, partyIndex |
+ * | ACTIVATE_SHARE | sessionId, walletId, certificateStatements?, certificateDocuments? | walletId, generation, partyIndex |
+ * | RETIRE_WALLET  | walletId, requestId?, approvalRequest?, approvals?          | walletId, partyIndex, generation, policyHash?, approverKeyIds |
  *
  * Bounds: the whole body is within frame.ts MAX_BODY_LEN; session ids are
  * SESSION_ID_LEN bytes and messages at most MAX_LIST_ITEMS of at most
@@ -155,7 +156,10 @@ export interface CeremonyStartRequest {
   signers?: number[];
   digest?: Uint8Array;
   path?: string;
-  /** Sign and refresh: the generation the host believes current; the enclave refuses any other. */
+  /**
+   * Sign and refresh: the generation the host believes current. Logged when it differs from
+   * the loaded share's, never decisive: the participants' share-state statements decide.
+   */
   expectedGeneration?: number;
   /** Every other participant's attestation document, and its party index (same order). */
   peerDocuments: Uint8Array[];
@@ -175,6 +179,8 @@ export interface CeremonyStepRequest {
   /** The phase to run now (2, 3 or 4). */
   phase: number;
   messages: Uint8Array[];
+  /** Phase 2 of sign and refresh: every other participant's signed share-state statement (share-state.ts), from its START reply. */
+  shareStates?: Uint8Array[];
 }
 
 export interface CeremonyReply {
@@ -192,6 +198,8 @@ export interface CeremonyReply {
   partyIndex?: number;
   /** Phase 4 of dkg/refresh: this enclave's signed wallet statement (wallet-statement.ts). */
   statement?: Uint8Array;
+  /** Phase 1 of sign/refresh: this enclave's signed share-state statement (share-state.ts), for the host to relay to the others at phase 2. */
+  shareState?: Uint8Array;
 }
 
 export interface CeremonyAbortRequest {
@@ -221,8 +229,46 @@ export interface SealShareReply {
   publicKey: Uint8Array;
 }
 
-/** After the host committed the sealed share: make it the wallet's active share. */
+/**
+ * After the host committed the sealed share: make it the wallet's active share.
+ * A refresh's commit carries its commit certificate: the n signed wallet
+ * statements of the new generation (wallet-statement.ts) and, in the same
+ * order, the attestation documents whose channel keys signed them. The
+ * enclave verifies it (src/enclave/commit-certificate.ts) and from then on
+ * refuses any older share of the wallet (stale_share) for as long as it runs.
+ */
 export interface ActivateShareRequest {
   sessionId: Uint8Array;
   walletId: string;
+  certificateStatements?: Uint8Array[];
+  certificateDocuments?: Uint8Array[];
+}
+
+/**
+ * Retire a wallet (issue 11 item 3): its share must be loaded (LOAD_SHARE),
+ * because the approvals are checked against the policy sealed with it
+ * (operation "retire"). On success the enclave wipes the share, drops any
+ * pending one, and refuses the wallet (`not_found`) in every later
+ * LOAD_SHARE and CEREMONY_START for as long as it runs.
+ */
+export interface RetireWalletRequest {
+  walletId: string;
+  requestId?: string;
+  approvalRequest?: Uint8Array;
+  approvals?: Uint8Array[];
+}
+export const RETIRE_WALLET_FIELDS: readonly string[] = [
+  "walletId",
+  "requestId",
+  "approvalRequest",
+  "approvals",
+];
+export interface RetireWalletReply {
+  walletId: string;
+  partyIndex: number;
+  generation: number;
+  /** The sealed policy the approvals were checked against (absent: a development wallet without one). */
+  policyHash?: Uint8Array;
+  /** Key ids (32 bytes each) of the approvers whose approvals counted. */
+  approverKeyIds: Uint8Array[];
 }

@@ -5,8 +5,10 @@
  * the op's checker before any handler sees them, and the caller side
  * (RemoteParticipant, the peer directory) is typed by the same table.
  *
- * Carried as `{op, args}` / `{ok, result | error}` in the bounded JSON of
- * json-payload.ts (byte fields as `{"$b64": ...}`) on the topics of topics.ts.
+ * Carried as `{op, args, from}` / `{ok, result | error}` on the topics of
+ * topics.ts, as binary payloads (rpc-payload.ts: byte fields raw); a call in
+ * the bounded JSON of json-payload.ts (byte fields as `{"$b64": ...}`) is
+ * still read and answered in JSON.
  *
  * | op             | args                                               | result                        |
  * |----------------|----------------------------------------------------|-------------------------------|
@@ -16,21 +18,40 @@
  * | step           | CeremonyStepRequest                                | CeremonyReply                 |
  * | abort          | {sessionId}                                        | {}                            |
  * | persist        | {kind: dkg/refresh, sessionId, wallet, final}      | {}                            |
- * | commit         | {kind, sessionId, walletId, generation}            | {}                            |
+ * | commit         | {kind, sessionId, walletId, generation, certificate?} | {}                         |
  * | rollback       | {kind, sessionId, walletId}                        | {}                            |
  * | walletInfo     | {walletId}                                         | HeldWallet or null            |
  * | listWallets    | {}                                                 | HeldWallet[]                  |
- * | requestContext | {kind, requestId, walletId?, client?}              | {request, wallet}             |
+ * | requestContext | {kind, requestId, walletId?, client?, prepare?}    | {request, wallet, prepared?, document?} |
  * | ceremonyOutcome| {walletId, sessionId}                              | CeremonyOutcomeAnswer         |
+ * | retireWallet   | {walletId, requestId, approvalRequest?, approvals?, client?} | RetireOutcome           |
+ *
+ * `retireWallet` (issue 11 item 3, src/host/wallet-retirement.ts): the node
+ * loads its share, its enclave checks the approvals and wipes it, the host
+ * deletes the wallet's rows and audits who approved. It answers a refusal as
+ * a RetireOutcome too (`{error}`), so the coordinator learns every holder's
+ * reason from one round.
  *
  * `start` also carries the client's approvals (enclave-ops.ts: requestId,
  * approvalRequest, approvals, and for a DKG the policy), bounded by
  * approval.ts; `persist` carries the wallet's policy encoding with the
  * wallet record, stored beside it and handed back on LOAD_SHARE.
  *
+ * Generations (issue 9 item 3): a sign's or refresh's `start` reply carries
+ * the enclave's signed share-state statement (share-state.ts) and phase 2's
+ * `step` carries every other participant's (`shareStates`, at most
+ * MAX_PARTIES - 1 of at most MAX_SIGNED_SHARE_STATE_BYTES); `commit` carries
+ * the commit certificate, `{statements, documents}`: the n signed wallet
+ * statements of the new generation and the attestation documents that bind
+ * their keys (at most MAX_PARTIES of each), for the enclave's ACTIVATE_SHARE.
+ *
  * `requestContext` answers in one call what a coordinator needs before a
  * ceremony: the outcome this node stored under the client's request id (for
- * idempotency), and its share of the wallet the request names.
+ * idempotency), and its share of the wallet the request names. With
+ * `prepare` (the signers a coordinator expects from its holder view,
+ * planning.ts) the node also loads that share as `prepare` does and adds
+ * `prepared` (PreparedShare, or the refusal as `{error: {code, message}}`)
+ * and its attestation `document`: one round instead of three before phase 1.
  *
  * `ceremonyOutcome` is what a holder left with a pending share of a refresh
  * (its coordinator died between commits) asks the other holders: whether
@@ -55,6 +76,7 @@ import type {
 } from "./enclave-ops.ts";
 import { APPROVAL_BYTES, MAX_APPROVALS, MAX_POLICY_BYTES, MAX_REQUEST_BYTES } from "./approval.ts";
 import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "./wallet-statement.ts";
+import { MAX_SIGNED_SHARE_STATE_BYTES } from "./share-state.ts";
 import { CodedError } from "./errors.ts";
 import { DIGEST_BYTES, ID_RULE, isId, isNonHardenedPath } from "./patterns.ts";
 import {
@@ -77,6 +99,12 @@ export const SIGNATURE_BYTES = 65; // r || s || recovery id
 export const MAX_U32 = 0xffff_ffff;
 
 export type PersistKind = "dkg" | "refresh";
+
+/** A commit certificate (src/enclave/commit-certificate.ts): n signed wallet statements and, in order, the documents binding their keys. */
+export interface CommitCertificate {
+  statements: Uint8Array[];
+  documents: Uint8Array[];
+}
 
 export interface PreparedShare {
   walletId: string;
@@ -123,6 +151,10 @@ export interface StoredRequest {
 export interface RequestContext {
   request: StoredRequest | null;
   wallet: HeldWallet | null;
+  /** Asked with `prepare`: the share this node loaded, or why it could not. */
+  prepared?: PreparedShare | { error: { code: string; message: string } };
+  /** Asked with `prepare` and loaded: this node's attestation document (what the `attestation` op answers). */
+  document?: Uint8Array;
 }
 
 /** A holder's word on a refresh session: "unknown" only from a node that holds no share of the wallet. */
@@ -132,6 +164,19 @@ export interface CeremonyOutcomeAnswer {
   /** The generation the session produced, when the node knows it. */
   generation?: number;
 }
+
+/** One holder's answer to retireWallet: retired (what its enclave confirmed), or why not. */
+export type RetireOutcome =
+  | {
+      retired: true;
+      partyIndex: number;
+      generation: number;
+      /** Hex: the sealed policy the enclave checked the approvals against. */
+      policyHash?: string;
+      /** Hex key ids of the approvers whose approvals the enclave counted. */
+      approverKeyIds: string[];
+    }
+  | { retired: false; error: { code: string; message: string; reason?: string } };
 
 type NoArgs = Record<string, never>;
 type Done = Record<string, never>;
@@ -148,7 +193,13 @@ export interface NodeOps {
     result: Done;
   };
   commit: {
-    args: { kind: PersistKind; sessionId: Uint8Array; walletId: string; generation: number };
+    args: {
+      kind: PersistKind;
+      sessionId: Uint8Array;
+      walletId: string;
+      generation: number;
+      certificate?: CommitCertificate;
+    };
     result: Done;
   };
   rollback: { args: { kind: PersistKind; sessionId: Uint8Array; walletId: string }; result: Done };
@@ -156,12 +207,30 @@ export interface NodeOps {
   listWallets: { args: NoArgs; result: HeldWallet[] };
   requestContext: {
     /** `client`: the broker user the request came from; request ids are unique per user. */
-    args: { kind: CeremonyKind; requestId: string; walletId?: string; client?: string };
+    args: {
+      kind: CeremonyKind;
+      requestId: string;
+      walletId?: string;
+      client?: string;
+      /** Also load the named wallet's share and attest (a signer the coordinator expects). */
+      prepare?: boolean;
+    };
     result: RequestContext;
   };
   ceremonyOutcome: {
     args: { walletId: string; sessionId: Uint8Array };
     result: CeremonyOutcomeAnswer;
+  };
+  retireWallet: {
+    args: {
+      walletId: string;
+      requestId: string;
+      approvalRequest?: Uint8Array;
+      approvals?: Uint8Array[];
+      /** The broker user the request came from, for the audit log. */
+      client?: string;
+    };
+    result: RetireOutcome;
   };
 }
 export type NodeOpName = keyof NodeOps;
@@ -191,6 +260,8 @@ const int =
       ? v
       : refuse(at, `must be an integer in ${min}..${max}`);
 
+const flag: Check<boolean> = (v, at) =>
+  typeof v === "boolean" ? v : refuse(at, "must be true or false");
 const id: Check<string> = (v, at) => (isId(v) ? v : refuse(at, `must be ${ID_RULE}`));
 const path: Check<string> = (v, at) =>
   isNonHardenedPath(v) ? v : refuse(at, "must be a non-hardened path like m/0/7");
@@ -262,6 +333,12 @@ const ceremonyReply = object({
   chainCode: optional(chainCode),
   partyIndex: optional(party),
   statement: optional(bytes(1, MAX_SIGNED_WALLET_STATEMENT_BYTES)),
+  shareState: optional(bytes(1, MAX_SIGNED_SHARE_STATE_BYTES)),
+});
+
+const commitCertificate = object({
+  statements: list(bytes(1, MAX_SIGNED_WALLET_STATEMENT_BYTES), MAX_PARTIES),
+  documents: list(bytes(1, MAX_ATTESTATION_DOCUMENT_BYTES), MAX_PARTIES),
 });
 
 const startRequest = object({
@@ -289,10 +366,21 @@ export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } 
   prepare: object({ walletId: id }),
   attestation: object({}),
   start: startRequest,
-  step: object({ sessionId, phase: int(2, 4), messages }),
+  step: object({
+    sessionId,
+    phase: int(2, 4),
+    messages,
+    shareStates: optional(list(bytes(1, MAX_SIGNED_SHARE_STATE_BYTES), MAX_PARTIES - 1)),
+  }),
   abort: object({ sessionId }),
   persist: object({ kind: persistKind, sessionId, wallet: walletRecord, final: ceremonyReply }),
-  commit: object({ kind: persistKind, sessionId, walletId: id, generation }),
+  commit: object({
+    kind: persistKind,
+    sessionId,
+    walletId: id,
+    generation,
+    certificate: optional(commitCertificate),
+  }),
   rollback: object({ kind: persistKind, sessionId, walletId: id }),
   walletInfo: object({ walletId: id }),
   listWallets: object({}),
@@ -301,8 +389,16 @@ export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } 
     requestId: id,
     walletId: optional(id),
     client: optional(id),
+    prepare: optional(flag),
   }),
   ceremonyOutcome: object({ walletId: id, sessionId }),
+  retireWallet: object({
+    walletId: id,
+    requestId: id,
+    approvalRequest: optional(bytes(1, MAX_REQUEST_BYTES)),
+    approvals: optional(list(bytes(APPROVAL_BYTES, APPROVAL_BYTES), MAX_APPROVALS)),
+    client: optional(id),
+  }),
 };
 
 export const NODE_OP_NAMES = Object.keys(NODE_OP_ARGS) as NodeOpName[];
@@ -319,8 +415,12 @@ export function checkNodeOpArgs<K extends NodeOpName>(op: K, args: unknown): Nod
 // ---- server and caller ----
 
 /** What a node does for each op, given checked arguments. */
+/** `caller`: the calling node's id as the transport established it (its replies topic); absent for this node's own calls. */
 export type NodeOpHandlers = {
-  readonly [K in NodeOpName]: (args: NodeOpArgs<K>) => Promise<NodeOpResult<K>> | NodeOpResult<K>;
+  readonly [K in NodeOpName]: (
+    args: NodeOpArgs<K>,
+    caller?: string,
+  ) => Promise<NodeOpResult<K>> | NodeOpResult<K>;
 };
 
 /** Runs one op with untrusted arguments: checks them, then calls its handler. */
@@ -328,21 +428,22 @@ export async function dispatchNodeOp<K extends NodeOpName>(
   handlers: NodeOpHandlers,
   op: K,
   args: unknown,
+  caller?: string,
 ): Promise<NodeOpResult<K>> {
-  return handlers[op](checkNodeOpArgs(op, args));
+  return handlers[op](checkNodeOpArgs(op, args), caller);
 }
 
-/** The server side: checks the op name and its arguments, then runs the op's handler. */
+/** The server side: checks the op name and its arguments, then runs the op's handler for `caller`. */
 export function nodeOpDispatcher(
   handlers: NodeOpHandlers,
-): (op: string, args: unknown) => Promise<unknown> {
-  return async (op, args) => {
+): (op: string, args: unknown, caller?: string) => Promise<unknown> {
+  return async (op, args, caller) => {
     if (!isNodeOpName(op))
       throw new CodedError(
         "bad_request",
         `unknown node operation ${JSON.stringify(String(op).slice(0, 64))}`,
       );
-    return dispatchNodeOp(handlers, op, args);
+    return dispatchNodeOp(handlers, op, args, caller);
   };
 }
 

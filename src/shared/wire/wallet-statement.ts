@@ -35,11 +35,16 @@ import { CHAIN_CODE_BYTES, COMPRESSED_KEY_BYTES } from "../public-key.ts";
 import { CodedError } from "./errors.ts";
 import { isId, MAX_ID_LEN } from "./patterns.ts";
 import { MAX_PARTIES } from "./protocol-message.ts";
+import {
+  joinSignedStatement,
+  SIGNED_STATEMENT_SIGNATURE_BYTES,
+  splitSignedStatement,
+} from "./signed-statement.ts";
 
 export const WALLET_STATEMENT_LABEL = new TextEncoder().encode("tss-wallet-statement-v1");
 export const PACKAGE_HASH_BYTES = 32;
 export const STATEMENT_POLICY_HASH_BYTES = 32;
-export const STATEMENT_SIGNATURE_BYTES = 64;
+export const STATEMENT_SIGNATURE_BYTES = SIGNED_STATEMENT_SIGNATURE_BYTES;
 /** Bytes after the wallet id: t, n, index, generation, key, chain code, package hash, flag, policy hash. */
 const FIXED_TAIL_BYTES =
   3 +
@@ -173,17 +178,15 @@ export function parseWalletStatementUnverified(b: unknown): WalletStatement {
   return statement;
 }
 
-/** Statement encoding || signature. */
+/** Statement encoding || signature (signed-statement.ts). */
 export function encodeSignedWalletStatement(
   statement: Uint8Array,
   signature: Uint8Array,
 ): Uint8Array {
-  checkedBytes(signature, STATEMENT_SIGNATURE_BYTES, "statement signature");
-  const out = new Uint8Array(statement.length + STATEMENT_SIGNATURE_BYTES);
-  out.set(statement, 0);
-  out.set(signature, statement.length);
-  return out;
+  return joinSignedStatement(statement, signature, "statement signature", walletStatementError);
 }
+
+const walletStatementError = (message: string) => new WalletStatementError(message);
 
 /** Splits a signed statement and parses its statement; the caller verifies the signature over `encoding`. */
 export function parseSignedWalletStatementUnverified(b: unknown): {
@@ -191,15 +194,11 @@ export function parseSignedWalletStatementUnverified(b: unknown): {
   encoding: Uint8Array;
   signature: Uint8Array;
 } {
-  if (
-    !(b instanceof Uint8Array) ||
-    b.length <= STATEMENT_SIGNATURE_BYTES ||
-    b.length > MAX_SIGNED_WALLET_STATEMENT_BYTES
-  )
-    throw new WalletStatementError(
-      `a signed wallet statement must be at most ${MAX_SIGNED_WALLET_STATEMENT_BYTES} bytes`,
-    );
-  const encoding = b.slice(0, b.length - STATEMENT_SIGNATURE_BYTES);
-  const signature = b.slice(b.length - STATEMENT_SIGNATURE_BYTES);
+  const { encoding, signature } = splitSignedStatement(
+    b,
+    MAX_SIGNED_WALLET_STATEMENT_BYTES,
+    "a signed wallet statement",
+    walletStatementError,
+  );
   return { statement: parseWalletStatementUnverified(encoding), encoding, signature };
 }

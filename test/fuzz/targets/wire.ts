@@ -69,6 +69,13 @@ import {
   parseSealedShare,
   SealedShareFormatError,
 } from "../../../src/shared/wire/sealed-share.ts";
+import {
+  encodeShareState,
+  encodeSignedShareState,
+  MAX_SIGNED_SHARE_STATE_BYTES,
+  parseSignedShareStateUnverified,
+  ShareStateError,
+} from "../../../src/shared/wire/share-state.ts";
 import { fromHex } from "../../../src/shared/hex.ts";
 import {
   bytesFrom,
@@ -118,6 +125,9 @@ const envelopeSeeds = vectorBytes("peer-envelope.json");
 const sealedCases = vectorFile("sealed-share.json").cases;
 const sealedSeeds = sealedCases.map((c) => fromHex(c.hex));
 const adSeeds = sealedCases.map((c) => fromHex(c.associatedData as string));
+const shareStateSeeds = (
+  vectorFile("share-state.json") as unknown as { statements: { signed: string }[] }
+).statements.map((c) => fromHex(c.signed));
 
 /** Frames back to back, as a stream carries them. */
 const streamSeeds = [...frameSeeds, concat(frameSeeds), concat([frameSeeds[0]!, frameSeeds[0]!])];
@@ -376,6 +386,29 @@ const associatedData = target({
   timeBoundMs: FAST_MS,
 });
 
+// ---------------------------------------------------------------- share-state statements
+
+const shareState = target({
+  name: "share-state: parseSignedShareStateUnverified",
+  arbitrary: bytesFrom(shareStateSeeds, {
+    lengths: [MAX_SIGNED_SHARE_STATE_BYTES, MAX_SIGNED_SHARE_STATE_BYTES + 1],
+  }),
+  check: (bytes) => {
+    const r = outcome(() => parseSignedShareStateUnverified(bytes), [ShareStateError]);
+    if (r.accepted)
+      must(
+        sameBytes(
+          encodeSignedShareState(encodeShareState(r.value.statement), r.value.signature),
+          bytes,
+        ),
+        "share-state statement does not re-encode",
+      );
+    return r;
+  },
+  runs: { sample: SAMPLE, full: FULL },
+  timeBoundMs: FAST_MS,
+});
+
 // ---------------------------------------------------------------- bounded JSON
 
 const opFields = opsCases.filter((c) => c.direction === "request").map(vectorFields);
@@ -455,6 +488,7 @@ const validArgs: Record<NodeOpName, Record<string, unknown>> = (() => {
     listWallets: {},
     requestContext: { kind: "sign", requestId: "r-1", walletId: "w-1" },
     ceremonyOutcome: { walletId: "w-1", sessionId },
+    retireWallet: { walletId: "w-1", requestId: "r-1" },
   };
 })();
 
@@ -581,6 +615,7 @@ export const wireTargets: AnyTarget[] = [
   envelopeHeader,
   sealedShare,
   associatedData,
+  shareState,
   json,
   nodeRpcArgs,
   kms,
