@@ -19,6 +19,8 @@ export type Command =
   | "wallet show"
   | "wallet list"
   | "wallet refresh"
+  | "wallet policy"
+  | "wallet retire"
   | "sign"
   | "nodes"
   | "audit"
@@ -42,6 +44,8 @@ export const COMMANDS: Record<Command, CommandSpec> = {
   "wallet show": { args: ["ID"], options: [] },
   "wallet list": { args: [], options: [] },
   "wallet refresh": { args: ["ID"], options: ["key"] },
+  "wallet policy": { args: [], options: ["wallet", "approver", "quorum", "key"] },
+  "wallet retire": { args: [], options: ["wallet", "key"] },
   sign: { args: [], options: ["wallet", "digest", "path", "key"] },
   nodes: { args: [], options: [] },
   audit: { args: [], options: ["db", "wallet", "since"], local: true },
@@ -131,7 +135,9 @@ export function parseArgv(argv: string[]): Invocation {
   if (problems.length > 0) throw new UsageError(problems[0]!);
   if (command === null) throw new UsageError("No command given; run tss --help for the commands.");
   if (command === "wallet")
-    throw new UsageError("tss wallet needs a subcommand: create, show, list or refresh.");
+    throw new UsageError(
+      "tss wallet needs a subcommand: create, show, list, refresh, policy or retire.",
+    );
   if (command === "key") throw new UsageError("tss key needs a subcommand: new or show.");
   const spec = COMMANDS[command];
   if (args.length < spec.args.length)
@@ -181,7 +187,7 @@ function resolveCommand(
     if (c in COMMANDS) return { command: c as Command, args: words.slice(2) };
     if (lenient) return { command: "wallet", args: [] };
     throw new UsageError(
-      `Unknown subcommand ${JSON.stringify(second)}; tss wallet takes create, show, list or refresh.`,
+      `Unknown subcommand ${JSON.stringify(second)}; tss wallet takes create, show, list, refresh, policy or retire.`,
     );
   }
   if (lenient) return { command: null, args: [] };

@@ -44,6 +44,11 @@ Commands:
   wallet show ID                               show a wallet, verified against its attested enclaves
   wallet list                                  list the wallets the online nodes hold
   wallet refresh ID [--key FILE]...            re-randomise every share of a wallet (same key)
+  wallet policy --wallet ID --approver PUB... [--quorum M] --key FILE...
+                                               replace a wallet's approval policy, approved
+                                               under its current one
+  wallet retire --wallet ID --key FILE...      retire a wallet for good: every node wipes and
+                                               deletes its share, approved under its policy
   sign --wallet ID --digest HEX [--path P] [--key FILE]...
                                                sign a 32-byte digest, approved by the key files
   nodes                                        list the online signing nodes
@@ -67,6 +72,8 @@ Subcommands:
   show ID                                show a wallet
   list                                   list the wallets
   refresh ID                             re-randomise every share of a wallet
+  policy --wallet ID --approver PUB...   replace a wallet's approval policy
+  retire --wallet ID --key FILE...       retire a wallet for good (irreversible)
 
 Run tss wallet SUBCOMMAND --help for details.
 `;
@@ -130,6 +137,37 @@ Progress goes to stderr, a line per phase.
 
   --key FILE      an approver key file approving this refresh (repeatable);
                   a wallet with a policy needs a quorum of its approvers
+`,
+  "wallet policy": `Usage: tss wallet policy --wallet ID --approver PUB... [--quorum M] --key FILE... [options]
+
+Replaces the wallet's approval policy. The key files approve the change under
+the current policy (a quorum of its approvers); every holder's enclave checks
+that against the policy sealed with its share, and the change runs as a
+refresh whose new shares are sealed with the new policy: applied by all of the
+wallet's nodes (all must be online) or by none. The share generation goes up
+by one; the key and address stay the same. From then on only the new
+approvers can approve the wallet's requests.
+
+  --wallet ID     the wallet
+  --approver PUB  an approver of the new policy (repeatable), as tss key show prints it
+  --quorum M      how many distinct new approvers must approve each request (needed with
+                  more than one --approver)
+  --key FILE      a current approver's key file approving the change (repeatable)
+`,
+  "wallet retire": `Usage: tss wallet retire --wallet ID --key FILE... [options]
+
+Retires the wallet for good. The key files approve it under the wallet's
+policy (a quorum of its approvers, operation "retire"); every holder's
+enclave checks that against the policy sealed with its share, wipes the share
+and refuses the wallet from then on, and every holder's node overwrites and
+deletes the wallet's rows and records in its audit log who approved. Needs
+the holders of at least n - t + 1 parties online, so that fewer than t shares
+remain anywhere; the answer names the parties whose holders were offline
+(their rows go when the retirement is repeated while they are online).
+Afterwards the wallet answers not_found. There is no undo.
+
+  --wallet ID     the wallet
+  --key FILE      an approver key file approving the retirement (repeatable)
 `,
   sign: `Usage: tss sign --wallet ID --digest HEX [--path m/0/7] [options]
 

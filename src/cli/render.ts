@@ -1,5 +1,11 @@
 /** What tss prints for people: a result as aligned fields or a table, a failure as one sentence. */
-import type { NodeInfo, SignResult, TssError, WalletInfo } from "../client/index.ts";
+import type {
+  NodeInfo,
+  RetireWalletResult,
+  SignResult,
+  TssError,
+  WalletInfo,
+} from "../client/index.ts";
 import type { AuditChainReport, AuditEntry } from "../host/store/audit.ts";
 
 function fields(rows: [string, string][]): string {
@@ -47,6 +53,19 @@ export function showWallets(ws: WalletInfo[]): string {
   );
 }
 
+export function showPolicyChange(r: {
+  walletId: string;
+  generation: number;
+  policyHash?: string;
+  address: string;
+}): string {
+  return `Changed the approval policy of wallet ${r.walletId}: every holder re-sealed a new share with it (generation ${r.generation}).
+${fields([
+  ["policy hash", r.policyHash ?? "-"],
+  ["address", r.address],
+])}`;
+}
+
 export function showRefresh(r: {
   walletId: string;
   generation: number;
@@ -57,6 +76,21 @@ export function showRefresh(r: {
 ${fields([
   ["public key", r.publicKey],
   ["address", r.address],
+])}`;
+}
+
+export function showRetire(r: RetireWalletResult): string {
+  const left =
+    r.remaining.length === 0
+      ? "no share of it is left on any node"
+      : `the holders of parties ${r.remaining.join(", ")} were offline and keep their rows until the retirement is repeated (fewer than the threshold: they cannot sign)`;
+  return `Retired wallet ${r.walletId}: ${r.retired.length} nodes wiped and deleted their shares; ${left}.
+For good against backups, the KMS key policy must deny the encryption context wallet=${r.walletId} (docs/ARCHITECTURE.md, "Wallet retirement").
+${fields([
+  ["public key", r.publicKey],
+  ["address", r.address],
+  ["retired by", r.retired.map((x) => `${x.partyIndex}: ${x.nodeId}`).join(", ")],
+  ["approved by", r.approverKeyIds.join(", ") || "(no policy: development wallet)"],
 ])}`;
 }
 

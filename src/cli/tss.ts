@@ -17,6 +17,8 @@ import {
   normalizeDigest,
   type NodeInfo,
   type Progress,
+  type RefreshResult,
+  type RetireWalletResult,
   type SignResult,
   type WalletInfo,
 } from "../client/index.ts";
@@ -37,7 +39,9 @@ import {
   asSentence,
   describeFailure,
   showNodes,
+  showPolicyChange,
   showRefresh,
+  showRetire,
   showSignature,
   showWallet,
   showWallets,
@@ -97,6 +101,37 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
           showRefresh(
             r as { walletId: string; generation: number; publicKey: string; address: string },
           ),
+      };
+    }
+    case "wallet policy": {
+      const walletId = walletIdArg(v.get("wallet"), "--wallet ID");
+      const policy = walletPolicyArg(inv);
+      if (policy === undefined)
+        throw new UsageError(
+          "tss wallet policy needs the new policy: --approver PUB... [--quorum M].",
+        );
+      const signers = keyFilesArg(inv, "key");
+      if (signers === undefined)
+        throw new UsageError(
+          "tss wallet policy needs --key FILE...: current approvers approving the change.",
+        );
+      return {
+        run: (c, requestId, onProgress) =>
+          c.changePolicy({ walletId, policy, signers, requestId, onProgress }),
+        show: (r) => showPolicyChange(r as RefreshResult),
+      };
+    }
+    case "wallet retire": {
+      const walletId = walletIdArg(v.get("wallet"), "--wallet ID");
+      const signers = keyFilesArg(inv, "key");
+      if (signers === undefined)
+        throw new UsageError(
+          "tss wallet retire needs --key FILE...: approvers approving the retirement.",
+        );
+      return {
+        run: (c, requestId, onProgress) =>
+          c.retireWallet({ walletId, signers, requestId, onProgress }),
+        show: (r) => showRetire(r as RetireWalletResult),
       };
     }
     case "sign": {

@@ -35,6 +35,7 @@ import {
   parseEnvelope,
   parseNodes,
   parseRefresh,
+  parseRetire,
   parseSign,
   parseWalletInfo,
   parseWallets,
@@ -48,8 +49,11 @@ import type {
   Progress,
   QueryOptions,
   RefreshOptions,
+  ChangePolicyOptions,
   RefreshResult,
   RequestOptions,
+  RetireWalletOptions,
+  RetireWalletResult,
   SignOptions,
   SignResult,
   WalletInfo,
@@ -203,6 +207,89 @@ export class TssClient {
       checkSameWallet(r, walletId);
       checkAddress(r);
       return { ...r, ...this.vouched(v, r) };
+    });
+  }
+
+  /**
+   * Replaces the wallet's approval policy: `signers` approve it under the current policy (a
+   * quorum of its approvers), every holder's enclave checks that, and the change is applied as
+   * a refresh whose new shares are sealed with the new policy, by all n holders or by none.
+   * From then on only the new policy's approvers can approve the wallet's requests.
+   */
+  async changePolicy(o: ChangePolicyOptions): Promise<RefreshResult> {
+    const walletId = checkWalletId(o.walletId);
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const policy = policyEncoding(o.policy);
+    const current = await this.currentPolicyHash(walletId, o);
+    const approval = await approvalFields(
+      {
+        operation: "policy_change",
+        walletId,
+        requestId,
+        policyHash: policyHash(policy),
+        currentPolicyHash: current,
+      },
+      o,
+    );
+    const body = { walletId, policy: toHex(policy), ...approval };
+    return this.request("policy", body, { ...o, requestId }, (v) => {
+      const r = parseRefresh(v);
+      checkSameWallet(r, walletId);
+      checkAddress(r);
+      if (r.policyHash !== toHex(policyHash(policy)))
+        throw new TssError(
+          "bad_response",
+          `The node answered a policy change to ${r.policyHash ?? "no policy"}, not to the policy asked for.`,
+        );
+      const vouched = this.vouched(v, r);
+      // With trust: all n enclaves' statements of the new generation name the new policy.
+      const verified = this.verifiedWallets.get(walletId);
+      if (
+        this.trust !== undefined &&
+        verified &&
+        toHex(verified.policyHash ?? new Uint8Array()) !== r.policyHash
+      )
+        throw new TssError(
+          "unverified_wallet",
+          `The holders' enclaves vouch for policy ${verified.policyHash === null ? "none" : toHex(verified.policyHash)} after the change, not ${r.policyHash}.`,
+        );
+      return { ...r, ...vouched };
+    });
+  }
+
+  /** The hash a policy change's approvals name as replaced: given, verified, or the node's word. */
+  private async currentPolicyHash(walletId: string, o: ChangePolicyOptions): Promise<Uint8Array> {
+    if (o.currentPolicyHash !== undefined)
+      return typeof o.currentPolicyHash === "string"
+        ? fromHex(o.currentPolicyHash.replace(/^0x/, ""), 32)
+        : o.currentPolicyHash;
+    const hash =
+      this.trust === undefined
+        ? (await this.wallet(walletId, o)).policyHash
+        : (await this.verifiedWallet(walletId, o)).policyHash;
+    if (hash === null || hash === undefined)
+      throw new TssError(
+        "bad_request",
+        `Wallet ${walletId} has no approval policy: nobody can approve changing it.`,
+      );
+    return typeof hash === "string" ? fromHex(hash, 32) : hash;
+  }
+
+  /**
+   * Retires a wallet for good: `signers` approve it under the wallet's policy, every holder's
+   * enclave checks that, wipes its share and refuses the wallet from then on, and every host
+   * deletes the wallet's rows. Afterwards the wallet answers not_found. Irreversible.
+   */
+  async retireWallet(o: RetireWalletOptions): Promise<RetireWalletResult> {
+    const walletId = checkWalletId(o.walletId);
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const approval = await approvalFields({ operation: "retire", walletId, requestId }, o);
+    return this.request("retire", { walletId, ...approval }, { ...o, requestId }, (v) => {
+      const r = parseRetire(v);
+      checkSameWallet(r, walletId);
+      checkAddress(r);
+      this.verifiedWallets.delete(walletId);
+      return r;
     });
   }
 

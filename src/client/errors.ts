@@ -39,7 +39,7 @@ export class TssError extends CodedError {
     node: string | null = null,
     /** The request's id: repeat a request with it to get its result without a second ceremony. */
     readonly requestId: string | null = null,
-    /** unauthorised / approval_expired / bad_request from an enclave: which approval check refused (approval.ts APPROVAL_REFUSALS). */
+    /** unauthorised / approval_expired / approval_replayed / bad_request from an enclave: which approval check refused (approval.ts APPROVAL_REFUSALS). */
     readonly reason: string | null = null,
   ) {
     super(code, message, node === null ? {} : { node });

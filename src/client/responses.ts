@@ -11,6 +11,7 @@ import type {
   NodesResult,
   Progress,
   RefreshResult,
+  RetireWalletResult,
   SignResult,
   Stage,
   WalletInfo,
@@ -153,6 +154,14 @@ export function parseWalletInfo(v: unknown, at = "result"): WalletInfo {
     parties: integer(o, "parties", at, 1, MAX_PARTIES),
     generation: integer(o, "generation", at, 0, 2 ** 31 - 1),
     nodes: list(o, "nodes", at, MAX_PARTIES, nodeId),
+    ...(o.policyHash === null || typeof o.policyHash === "string"
+      ? {
+          policyHash:
+            o.policyHash === null
+              ? null
+              : text(o, "policyHash", at, hexOf([32]), "32 bytes of lowercase hex"),
+        }
+      : {}),
   };
 }
 
@@ -206,6 +215,30 @@ export function parseRefresh(v: unknown): RefreshResult {
     walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
     generation: integer(o, "generation", "result", 0, 2 ** 31 - 1),
     ...keyAndAddress(o),
+    ...(o.policyHash === undefined
+      ? {}
+      : { policyHash: text(o, "policyHash", "result", hexOf([32]), "32 bytes of lowercase hex") }),
+  };
+}
+
+export function parseRetire(v: unknown): RetireWalletResult {
+  const o = record(v, "result");
+  return {
+    walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
+    ...keyAndAddress(o),
+    retired: list(o, "retired", "result", MAX_PARTIES, (x, at) => {
+      const r = record(x, at);
+      return {
+        nodeId: nodeId(r.nodeId, `${at}.nodeId`),
+        partyIndex: integer(r, "partyIndex", at, 1, MAX_PARTIES),
+      };
+    }),
+    remaining: list(o, "remaining", "result", MAX_PARTIES, (x, at) =>
+      integer({ x }, "x", at, 1, MAX_PARTIES),
+    ),
+    approverKeyIds: list(o, "approverKeyIds", "result", MAX_LIST, (x, at) =>
+      text({ x }, "x", at, hexOf([32]), "32 bytes of lowercase hex"),
+    ),
   };
 }
 

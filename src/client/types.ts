@@ -97,6 +97,35 @@ export interface RefreshOptions extends RequestOptions, ApprovalOptions {
   walletId: string;
 }
 
+/** Retiring a wallet for good: approved by `signers` under the wallet's policy (operation "retire"). */
+export interface RetireWalletOptions extends RequestOptions, ApprovalOptions {
+  walletId: string;
+}
+
+export interface RetireWalletResult {
+  walletId: string;
+  publicKey: string;
+  address: string;
+  /** The holders whose enclaves wiped their share and whose hosts deleted the rows, by party index. */
+  retired: { nodeId: string; partyIndex: number }[];
+  /** Party indices whose holders were offline: their rows stay until a retirement is repeated (fewer than t, so they cannot sign). */
+  remaining: number[];
+  /** Key ids (lowercase hex) of the approvers whose approvals the enclaves counted. */
+  approverKeyIds: string[];
+}
+
+/** Replacing a wallet's approval policy: approved by `signers` under the current policy. */
+export interface ChangePolicyOptions extends RequestOptions, ApprovalOptions {
+  walletId: string;
+  /** The new policy: approver keys and how many must approve. */
+  policy: ApprovalPolicy;
+  /**
+   * The hash (32 bytes, or hex) of the policy being replaced, which the approvals name; default:
+   * the verified statements' with `trust`, else what the node reports (an enclave refuses a wrong one).
+   */
+  currentPolicyHash?: Uint8Array | string;
+}
+
 export interface WalletInfo {
   walletId: string;
   /** SEC1 public key, lowercase hex. */
@@ -108,6 +137,8 @@ export interface WalletInfo {
   generation: number;
   /** Node ids by party index. */
   nodes: string[];
+  /** SHA-256 of the wallet's approval policy encoding, lowercase hex, as the node stores it (the enclaves check it); null: none. */
+  policyHash?: string | null;
   /** With `trust` configured: the attested enclaves that vouched for this wallet, by party index. */
   vouchedBy?: VerifiedWallet["vouchedBy"];
 }
@@ -132,6 +163,8 @@ export interface SignResult {
 export interface RefreshResult {
   walletId: string;
   generation: number;
+  /** A policy change's new policy hash (lowercase hex). */
+  policyHash?: string;
   publicKey: string;
   address: string;
   /** With `trust` configured: the attested enclaves that vouched for the new generation. */

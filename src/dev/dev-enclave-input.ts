@@ -3,7 +3,8 @@
  * one line of JSON
  *
  *   {"pki": <serializeDevelopmentPki's JSON, as an object or as its string>,
- *    "pcr4": "<96 hex digits>", "kmsCaPem"?: "<PEM>", "adminPolicy"?: "<hex>"}
+ *    "pcr4": "<96 hex digits>", "kmsCaPem"?: "<PEM>", "adminPolicy"?: "<hex>",
+ *    "unapprovedWallets"?: true}
  *
  * `pki` signs the simulated NSM's documents; `pcr4` is this node's identity
  * (on Nitro: the parent instance id's hash, which the host cannot choose;
@@ -11,8 +12,12 @@
  * `kmsCaPem` is the development CA the KMS stand-in's certificate chains to
  * (in production: the Amazon Trust Services roots built into the image).
  * `adminPolicy` is a development administrators' policy (approval.ts
- * encoding, hex) in place of the one built into the production bundle;
- * without it the development enclave does not require approvals.
+ * encoding, hex) in place of the one built into the production bundle.
+ * Without one the development enclave creates no wallets, as a production
+ * image built without administrators, unless `unapprovedWallets: true` says
+ * explicitly that it is to require no approvals (for wallets created without
+ * a policy: the test harness's clusters without administrators); the two
+ * exclude each other.
  * Bounded: the line is at most MAX_DEV_ENCLAVE_INPUT_CHARS.
  */
 import { MAX_POLICY_BYTES } from "../shared/wire/approval.ts";
@@ -30,6 +35,8 @@ export interface DevEnclaveInput {
   kmsCaPem?: string;
   /** The development administrators' policy encoding as hex (checked by the enclave when it opens it). */
   adminPolicy?: string;
+  /** Require no approvals (wallets created, signed and refreshed without a policy); never with adminPolicy. */
+  unapprovedWallets?: true;
 }
 
 /** Parses and checks the stdin line; throws a sentence naming what is wrong. */
@@ -46,7 +53,13 @@ export function parseDevEnclaveInput(line: string): DevEnclaveInput {
   if (o === null || typeof o !== "object" || Array.isArray(o))
     throw new Error("development enclave input must be a JSON object");
   for (const k of Object.keys(o))
-    if (k !== "pki" && k !== "pcr4" && k !== "kmsCaPem" && k !== "adminPolicy")
+    if (
+      k !== "pki" &&
+      k !== "pcr4" &&
+      k !== "kmsCaPem" &&
+      k !== "adminPolicy" &&
+      k !== "unapprovedWallets"
+    )
       throw new Error(`development enclave input has no field ${k}`);
   const pkiText = typeof o.pki === "string" ? o.pki : JSON.stringify(o.pki ?? null);
   const pki = restoreDevelopmentPki(pkiText);
@@ -70,6 +83,15 @@ export function parseDevEnclaveInput(line: string): DevEnclaveInput {
     )
       throw new Error("development enclave input: adminPolicy must be a policy encoding as hex");
     input.adminPolicy = o.adminPolicy;
+  }
+  if (o.unapprovedWallets !== undefined) {
+    if (o.unapprovedWallets !== true)
+      throw new Error("development enclave input: unapprovedWallets must be true when given");
+    if (input.adminPolicy !== undefined)
+      throw new Error(
+        "development enclave input: unapprovedWallets and adminPolicy exclude each other",
+      );
+    input.unapprovedWallets = true;
   }
   return input;
 }

@@ -39,7 +39,11 @@ ${COMMON_OPTIONS_HELP}
 
 Before serving it reads one line of JSON on stdin:
 {"pki": <serializeDevelopmentPki (src/dev/dev-pki.ts)>, "pcr4": "<96 hex>",
- "kmsCaPem": "<PEM>"}; kmsCaPem is needed with --kms-relay. PCR0 is
+ "kmsCaPem": "<PEM>", "adminPolicy": "<hex>", "unapprovedWallets": true};
+kmsCaPem is needed with --kms-relay. adminPolicy is the development
+administrators' policy; without it the enclave creates no wallets unless
+unapprovedWallets: true explicitly turns approvals off (never with
+adminPolicy). PCR0 is
 SHA-384(this program's file || wasm). Peers are admitted only with
 documents chaining to that PKI's root and with the same PCR0.`;
 
@@ -58,12 +62,25 @@ async function readStdinLine(): Promise<string> {
   return text.split("\n")[0]!;
 }
 
-/** The administrators' policy from stdin (loudly), or, without one, approvals not required (more loudly). */
-function developmentApprovals(adminPolicyHex: string | undefined): ApprovalSettings {
+/**
+ * The administrators' policy from stdin (loudly); without one, no wallets at
+ * all, unless stdin explicitly asks for approvals not to be required (more loudly).
+ */
+function developmentApprovals(
+  adminPolicyHex: string | undefined,
+  unapprovedWallets: boolean,
+): ApprovalSettings {
   if (adminPolicyHex === undefined) {
+    if (!unapprovedWallets) {
+      log("development_no_admins", {
+        warning:
+          "NO ADMINISTRATORS: no administrators' policy on stdin, so this enclave creates no wallets (give adminPolicy, or unapprovedWallets: true for a cluster without approvals)",
+      });
+      return { adminPolicy: null, requireApprovals: true };
+    }
     log("development_approvals_off", {
       warning:
-        "APPROVALS NOT REQUIRED: no administrators' policy on stdin; wallets may be created without approval, and wallets created without a policy signed without one",
+        "APPROVALS NOT REQUIRED (unapprovedWallets on stdin): wallets may be created without approval, and wallets created without a policy signed without one",
     });
     return { adminPolicy: null, requireApprovals: false };
   }
@@ -101,7 +118,7 @@ runEnclaveProgram({
         warning:
           "DEVELOPMENT KMS CA: the KMS endpoint is verified against a development CA from stdin, not the Amazon roots",
       });
-    const approvals = developmentApprovals(input.adminPolicy);
+    const approvals = developmentApprovals(input.adminPolicy, input.unapprovedWallets === true);
     return {
       nsm: new SimulatedNsm({ pki: input.pki, pcrs }),
       peerRoots: [{ der: input.pki.root.der, development: true }],

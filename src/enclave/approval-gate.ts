@@ -7,12 +7,13 @@
  * a refused start produces nothing a coordinator could relay.
  *
  * `requireApprovals` is always on in production. The development entry turns
- * it off only when it was given no administrators' policy (loudly, so the
- * development cluster without approvals keeps working); a share sealed with
- * a policy is checked against it whatever the setting.
+ * it off only when its input says so explicitly (`unapprovedWallets`, never
+ * with an administrators' policy; loudly); a share sealed with a policy is
+ * checked against it whatever the setting, and a policy change is never
+ * allowed without the sealed policy's approval.
  */
 import { fromHex } from "../shared/hex.ts";
-import { ApprovalError, policyHash } from "../shared/wire/approval.ts";
+import { ApprovalError, policyHash, type ApprovableRequest } from "../shared/wire/approval.ts";
 import type { CeremonyStartRequest } from "../shared/wire/enclave-ops.ts";
 import { openTrustedPolicy, verifyApprovals, type TrustedPolicy } from "./approvals.ts";
 
@@ -37,17 +38,23 @@ export function adminPolicyOf(hex: string | null): TrustedPolicy | null {
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+/** A DKG start the administrators approved: the new wallet's policy and the request they signed. */
+export interface ApprovedDkg {
+  policy: TrustedPolicy;
+  approved: ApprovableRequest;
+}
+
 /**
  * Checks a DKG start's approvals against the administrators' policy and
- * returns the new wallet's policy (to be sealed with each share), or null
- * when approvals are not required and none were sent.
+ * returns the new wallet's policy (to be sealed with each share) with the
+ * approved request, or null when approvals are not required and none were sent.
  */
 export function checkDkgStart(
   settings: ApprovalSettings,
   req: CeremonyStartRequest,
   threshold: number,
   parties: number,
-): TrustedPolicy | null {
+): ApprovedDkg | null {
   if (!settings.requireApprovals && req.policy === undefined && req.approvals === undefined)
     return null;
   if (!(req.policy instanceof Uint8Array))
@@ -59,7 +66,7 @@ export function checkDkgStart(
       "unknown_signer",
       "no administrators' policy is built into this enclave image: it creates no wallets",
     );
-  verifyApprovals({
+  const verdict = verifyApprovals({
     policy: settings.adminPolicy,
     expected: {
       operation: "dkg",
@@ -73,35 +80,61 @@ export function checkDkgStart(
     approvals: req.approvals ?? [],
     nowSeconds: nowSeconds(),
   });
-  return walletPolicy;
+  return { policy: walletPolicy, approved: verdict.request };
 }
 
-/** Checks a sign or refresh start's approvals against the policy sealed with the wallet's share. */
+/**
+ * The new policy a refresh start carries, which makes it a policy change: the
+ * refresh's new shares are sealed with it (and the holders' statements name
+ * it), so the change is applied by all n holders or, with the refresh, by
+ * none. Null for a plain refresh (and for sign). Trusted only once
+ * checkShareStart accepted the current policy's approval of its hash.
+ */
+export function policyChangeOf(req: CeremonyStartRequest): TrustedPolicy | null {
+  if (req.kind !== "refresh" || req.policy === undefined) return null;
+  if (!(req.policy instanceof Uint8Array))
+    throw new ApprovalError("malformed", "a policy change must carry the new policy's encoding");
+  return openTrustedPolicy(req.policy, policyHash(req.policy));
+}
+
+/**
+ * Checks a sign or refresh start's approvals against the policy sealed with
+ * the wallet's share; returns the approved request, or null for a wallet
+ * sealed without a policy when approvals are not required. A refresh that
+ * carries a new policy (policyChangeOf) needs a `policy_change` approval of
+ * exactly that policy's hash, replacing exactly the sealed one.
+ */
 export function checkShareStart(
   settings: ApprovalSettings,
   req: CeremonyStartRequest,
   sealedPolicy: TrustedPolicy | null,
-): void {
+): ApprovableRequest | null {
+  if (req.kind === "sign" && req.policy !== undefined)
+    throw new ApprovalError("malformed", "a sign start carries no policy");
+  const change = policyChangeOf(req);
   if (sealedPolicy === null) {
-    if (!settings.requireApprovals) return;
+    if (!settings.requireApprovals && change === null) return null;
     throw new ApprovalError(
       "policy_mismatch",
-      "this wallet's share was sealed without an approval policy: it cannot be approved",
+      change === null
+        ? "this wallet's share was sealed without an approval policy: it cannot be approved"
+        : "this wallet's share was sealed without an approval policy: nobody can approve changing it",
     );
   }
-  const kind = req.kind === "sign" ? "sign" : "refresh";
-  verifyApprovals({
+  const kind = req.kind === "sign" ? "sign" : change === null ? "refresh" : "policy_change";
+  return verifyApprovals({
     policy: sealedPolicy,
     expected: {
       operation: kind,
       walletId: req.walletId,
       requestId: requestIdOf(req),
       ...(kind === "sign" ? { digest: req.digest, path: req.path ?? "m" } : {}),
+      ...(change === null ? {} : { policyHash: change.hash }),
     },
     request: req.approvalRequest as Uint8Array,
     approvals: req.approvals ?? [],
     nowSeconds: nowSeconds(),
-  });
+  }).request;
 }
 
 function requestIdOf(req: CeremonyStartRequest): string {

@@ -50,8 +50,15 @@ export interface EnclaveProcessOptions {
   maxSessions?: number;
   /** The enclave's --share-budget-bytes; default its own (share-cache.ts DEFAULT_SHARE_BUDGET_BYTES). */
   shareBudgetBytes?: number;
-  /** A development administrators' policy (approval.ts encoding, hex); without it the enclave does not require approvals. */
+  /** A development administrators' policy (approval.ts encoding, hex). */
   adminPolicyHex?: string;
+  /**
+   * Start the enclave explicitly requiring no approvals (dev-enclave-input.ts
+   * unapprovedWallets); default: when no adminPolicyHex is given, since a
+   * harness cluster without administrators is a cluster without approvals.
+   * false without adminPolicyHex: an enclave that creates no wallets.
+   */
+  unapprovedWallets?: boolean;
 }
 
 /** The development enclave's stdin line (src/dev/enclave-main.ts reads it). */
@@ -61,6 +68,7 @@ export function developmentStdin(o: EnclaveProcessOptions): string {
     pcr4: o.pcr4Hex ?? devNodePcr4Hex(o.name),
     ...(o.kms ? { kmsCaPem: o.kms.caPem } : {}),
     ...(o.adminPolicyHex === undefined ? {} : { adminPolicy: o.adminPolicyHex }),
+    ...((o.unapprovedWallets ?? o.adminPolicyHex === undefined) ? { unapprovedWallets: true } : {}),
   })}\n`;
 }
 

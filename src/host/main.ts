@@ -154,6 +154,15 @@ async function main(): Promise<void> {
     }),
   });
   superviseEnclave(enclave, host, bus, health.pcr0, nodeLog);
+  // A lost coordinator's sessions here end at once (NodeHost.abortSessionsStartedBy).
+  bus.onPresence((e) => {
+    if (e.status === "offline")
+      host
+        .abortSessionsStartedBy(e.nodeId)
+        .catch((err: Error) =>
+          nodeLog("abort_failed", { coordinator: e.nodeId, error: err.message }),
+        );
+  });
   bus.serveNodeCalls(serveNodeOps(host));
   bus.serveClientRequests((op, body, reply) => void handler.handle(op, body, reply));
   nodeLog("ready", {

@@ -5,11 +5,21 @@
  * part. DKG takes n live nodes (the coordinator first); signing takes t live
  * holders of the wallet's current generation (the coordinator first when it
  * holds one); refresh takes all n holders, by party index.
+ *
+ * For a signature the same round also prepares the signers (issue 12 item
+ * 4): the coordinator guesses them from its HolderView (the holders the
+ * previous round of the wallet reported, kept while presence is unchanged)
+ * and asks those nodes to load their share and attest as part of the round.
+ * The guess decides nothing: the round's fresh answers do, and when they
+ * disagree with it (a refresh elsewhere, a node that failed to load) the
+ * coordinator plans from the answers and prepares in separate rounds as
+ * before.
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { CeremonyKind } from "../shared/wire/enclave-ops.ts";
 import { CodedError, type ErrorCode } from "../shared/wire/errors.ts";
 import type { HeldWallet, StoredRequest } from "../shared/wire/node-rpc.ts";
+import type { LiveNode } from "./mqtt/bus.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 
 /** A request the coordinator refuses or cannot serve, with the contract code and, where known, the node to blame. */
@@ -31,6 +41,15 @@ export interface RequestPlanContext {
   prior: unknown | undefined;
   /** Every live node's share of the named wallet (empty when no wallet was named). */
   holders: HeldWallet[];
+  /** Asked with `prepareOn`: the nodes that loaded their share, with their document (nodes that could not are absent). */
+  prepared?: Map<string, PreparedSigner>;
+}
+
+/** A signer prepared in the planning round: what `prepare` and `attestation` would have answered. */
+export interface PreparedSigner {
+  generation: number;
+  partyIndex: number;
+  document: Uint8Array;
 }
 
 /**
@@ -58,7 +77,12 @@ export function requestParamsHash(kind: CeremonyKind, b: Record<string, unknown>
             parties: b.parties ?? 5,
             policy: str(b.policy),
           }
-        : { kind, walletId: str(b.walletId) };
+        : // A policy change (a refresh with a new policy) hashes its policy; a plain refresh as before.
+          {
+            kind,
+            walletId: str(b.walletId),
+            ...(b.policy === undefined ? {} : { policy: str(b.policy) }),
+          };
   return createHash("sha256").update(JSON.stringify(params)).digest("hex");
 }
 
@@ -83,6 +107,8 @@ export async function gatherRequestContext(
   requestId: string,
   walletId?: string,
   who?: RequestIdentity,
+  /** Nodes asked to load their share of `walletId` and attest in the same round (expected signers). */
+  prepareOn?: ReadonlySet<string>,
 ): Promise<RequestPlanContext> {
   const args = {
     kind,
@@ -91,19 +117,80 @@ export async function gatherRequestContext(
     ...(who === undefined ? {} : { client: who.client }),
   };
   const live = peers.liveNodes();
-  const answers = await Promise.all(live.map((n) => peers.ask(n.nodeId, "requestContext", args)));
+  const answers = await Promise.all(
+    live.map((n) =>
+      peers.ask(
+        n.nodeId,
+        "requestContext",
+        walletId !== undefined && prepareOn?.has(n.nodeId) ? { ...args, prepare: true } : args,
+      ),
+    ),
+  );
   const prior = priorOutcome(
     requestId,
     answers.map((a) => a?.request ?? null),
     who?.paramsHash,
   );
-  return {
+  // A degraded node (its enclave is down) still reports stored outcomes, but is not a signer.
+  const signer = (k: number) => live[k]!.status !== "degraded";
+  const context: RequestPlanContext = {
     prior,
-    // A degraded node (its enclave is down) still reports stored outcomes, but is not a signer.
     holders: answers
-      .map((a, k) => (live[k]!.status === "degraded" ? null : (a?.wallet ?? null)))
+      .map((a, k) => (signer(k) ? (a?.wallet ?? null) : null))
       .filter((w): w is HeldWallet => w !== null),
   };
+  if (prepareOn) {
+    context.prepared = new Map();
+    answers.forEach((a, k) => {
+      const p = a?.prepared;
+      if (!signer(k) || !p || "error" in p || !(a.document instanceof Uint8Array)) return;
+      if (!Number.isSafeInteger(p.generation) || !Number.isSafeInteger(p.partyIndex)) return;
+      context.prepared!.set(live[k]!.nodeId, {
+        generation: p.generation,
+        partyIndex: p.partyIndex,
+        document: a.document,
+      });
+    });
+  }
+  return context;
+}
+
+/**
+ * The holders each wallet's last planning round reported, per coordinator:
+ * a guess at the next signature's signers, so the planning round can prepare
+ * them. Kept current from presence (an entry counts only while the live
+ * nodes, their status and their `since` are what they were when it was
+ * written: a restart, a reconnect or a degraded enclave changes them) and
+ * from commits (the coordinator forgets a wallet it refreshed or retired;
+ * a refresh coordinated elsewhere shows in the next round's answers, which
+ * overwrite the entry). Bounded: the oldest entries go first.
+ */
+export class HolderView {
+  private readonly byWallet = new Map<string, { presence: string; holders: HeldWallet[] }>();
+  constructor(private readonly maxWallets = 4_096) {}
+
+  private static presence(live: readonly LiveNode[]): string {
+    return live
+      .map((n) => `${n.nodeId}/${n.status ?? "online"}/${n.since}`)
+      .sort()
+      .join(",");
+  }
+
+  get(walletId: string, live: readonly LiveNode[]): HeldWallet[] | undefined {
+    const e = this.byWallet.get(walletId);
+    return e && e.presence === HolderView.presence(live) ? e.holders : undefined;
+  }
+
+  set(walletId: string, live: readonly LiveNode[], holders: HeldWallet[]): void {
+    this.byWallet.delete(walletId);
+    this.byWallet.set(walletId, { presence: HolderView.presence(live), holders });
+    if (this.byWallet.size > this.maxWallets)
+      this.byWallet.delete(this.byWallet.keys().next().value!);
+  }
+
+  forget(walletId: string): void {
+    this.byWallet.delete(walletId);
+  }
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   MAX_APPROVALS,
   MAX_POLICY_BYTES,
   MAX_REQUEST_BYTES,
+  policyHash,
 } from "../shared/wire/approval.ts";
 import {
   appendAudit,
@@ -32,9 +33,11 @@ import type { NodeHost, HeldWallet } from "./node-host.ts";
 import type { WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import { walletVouchers } from "./wallet-vouchers.ts";
+import { coordinateRetirement } from "./wallet-retirement.ts";
 import {
   currentHolders,
   gatherRequestContext,
+  HolderView,
   nodesByParty,
   planDkg,
   planRefresh,
@@ -42,8 +45,10 @@ import {
   RequestError,
   requestParamsHash,
   walletHolders,
+  type PreparedSigner,
   type RequestIdentity,
 } from "./planning.ts";
+import type { LiveNode } from "./mqtt/bus.ts";
 import { deriveChildPublicKey, ethAddress } from "../shared/public-key.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { signatureForms } from "../shared/signature.ts";
@@ -120,12 +125,24 @@ function walletView(w: HeldWallet, holders: HeldWallet[]) {
     parties: w.parties,
     generation: w.generation,
     nodes: nodesByParty(holders),
+    // The node's word (the SDK's default for a policy change's approvals; the enclaves check it).
+    policyHash: w.policy === undefined ? null : toHex(policyHash(w.policy)),
     // For the SDK to verify (src/client/wallet-verification.ts); the host vouches for nothing.
     vouchers: walletVouchers(holders),
   };
 }
 
+/**
+ * Whether a signature's planning round also prepares the expected signers (planning.ts). Off
+ * only with TSS_PLANNING_PREPARE=off in the environment, to measure what it saves
+ * (bench/cluster.ts --legacy-node-layer); the separate prepare and attestation rounds then run.
+ */
+const PREPARE_IN_PLANNING = process.env.TSS_PLANNING_PREPARE !== "off";
+
 export class RequestHandler {
+  /** Each wallet's holders as the last planning round saw them: who to prepare in the next one. */
+  private readonly holderView = new HolderView();
+
   constructor(
     private readonly self: NodeHost,
     private readonly peers: PeerDirectory,
@@ -158,6 +175,24 @@ export class RequestHandler {
         case "sign":
         case "refresh":
           return reply.done(await this.ceremony(op, requestId, b, reply));
+        // A policy change is a refresh whose new shares are sealed with the new policy.
+        case "policy":
+          need(b.policy !== undefined, "policy is required: the new policy's encoding as hex");
+          return reply.done(await this.ceremony("refresh", requestId, b, reply, true));
+        case "retire": {
+          need(isId(b.walletId), "walletId is required");
+          this.holderView.forget(b.walletId);
+          reply.progress({ stage: "prepare", phase: 1, of: 1, coordinator: this.self.nodeId });
+          return reply.done(
+            await coordinateRetirement(
+              this.peers,
+              b.walletId,
+              requestId,
+              approvalRelay(requestId, b),
+              reply.client,
+            ),
+          );
+        }
         case "wallet": {
           need(isId(b.walletId), "walletId is required");
           const { current } = currentHolders(
@@ -193,7 +228,12 @@ export class RequestHandler {
       const err =
         e instanceof RequestError || e instanceof CeremonyError || e instanceof RateLimitError
           ? e
-          : new RequestError("internal", (e as Error).message);
+          : // This node itself failed (its database locked, say): it names itself.
+            new RequestError(
+              "internal",
+              `node ${this.self.nodeId}: ${(e as Error).message}`,
+              this.self.nodeId,
+            );
       // A flood is counted by the limits; its refusals are logged sparsely.
       if (!(e instanceof RateLimitError) || isPowerOfTwo(this.opts.limits?.refused ?? 1))
         log("request_failed", { op, code: err.code, error: err.message });
@@ -208,6 +248,18 @@ export class RequestHandler {
     }
   }
 
+  /** The signers a signature of `walletId` would take by the holder view, or undefined when it has none to offer. */
+  private expectedSigners(walletId: string, live: readonly LiveNode[]): string[] | undefined {
+    const seen = this.holderView.get(walletId, live);
+    if (!seen || seen.length === 0) return undefined;
+    try {
+      const { generation, current } = currentHolders(walletId, seen);
+      return planSign(this.self.nodeId, walletId, generation, current, current[0]!.threshold);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The statements the holders stored for `generation` of the wallet they just produced. */
   private async vouchersOf(walletId: string, generation: number) {
     const holders = await walletHolders(this.peers, walletId);
@@ -219,6 +271,8 @@ export class RequestHandler {
     requestId: string,
     b: Record<string, unknown>,
     reply: Reply,
+    /** A refresh that changes the wallet's policy to `b.policy` (the `policy` operation). */
+    policyChange = false,
   ): Promise<unknown> {
     // One round to every live node: an earlier run of this request id, and who holds the wallet.
     const named = kind !== "dkg" && isId(b.walletId) ? b.walletId : undefined;
@@ -230,8 +284,33 @@ export class RequestHandler {
     const who: RequestIdentity | undefined =
       reply.client === undefined
         ? undefined
-        : { client: reply.client, paramsHash: requestParamsHash(kind, b) };
-    const context = await gatherRequestContext(this.peers, kind, requestId, named, who);
+        : {
+            client: reply.client,
+            // A plain refresh ignores a stray policy field; a policy change is told apart by it.
+            paramsHash: requestParamsHash(
+              kind,
+              kind === "refresh" && !policyChange ? { ...b, policy: undefined } : b,
+            ),
+          };
+    // A signature's expected signers, from the holder view, are prepared in the same round.
+    const live = this.peers.liveNodes();
+    const expected =
+      kind === "sign" && named && PREPARE_IN_PLANNING
+        ? this.expectedSigners(named, live)
+        : undefined;
+    const context = await gatherRequestContext(
+      this.peers,
+      kind,
+      requestId,
+      named,
+      who,
+      expected && new Set(expected),
+    );
+    if (named !== undefined) {
+      // Refresh and retirement change who holds what: the next request asks afresh.
+      if (kind === "sign") this.holderView.set(named, live, context.holders);
+      else this.holderView.forget(named);
+    }
     if (context.prior !== undefined) return context.prior;
     const copts: CoordinatorOptions = {
       phaseTimeoutMs: this.opts.phaseTimeoutMs,
@@ -246,7 +325,7 @@ export class RequestHandler {
     let walletId: string | null = typeof b.walletId === "string" ? b.walletId : null;
     // A DKG's wallet id is the client's when its approvals name one.
     need(kind !== "dkg" || walletId === null || isId(walletId), `walletId must be ${ID_RULE}`);
-    const policy = kind === "dkg" ? policyOf(b) : undefined;
+    const policy = kind === "dkg" || policyChange ? policyOf(b) : undefined;
     let run: () => Promise<{ result: unknown }>;
     let participants: string[];
     const me = this.self.nodeId;
@@ -315,7 +394,14 @@ export class RequestHandler {
         );
         const digest = fromHex(b.digest, 32);
         const path = b.path;
-        const chosen = planSign(me, named, gen, current, w.threshold);
+        // The expected signers stand when the fresh answers agree: every one a current holder
+        // that loaded the current generation. Otherwise plan from the answers and prepare anew.
+        const prepared = expected?.map((id) => context.prepared?.get(id));
+        const agreed =
+          expected !== undefined &&
+          prepared!.every((p) => p !== undefined && p.generation === gen) &&
+          expected.every((id) => current.some((h) => h.nodeId === id));
+        const chosen = agreed ? expected : planSign(me, named, gen, current, w.threshold);
         participants = chosen;
         run = async () => {
           const sig = await signDigest(
@@ -323,7 +409,7 @@ export class RequestHandler {
             record,
             gen,
             digest,
-            { ...copts, path },
+            { ...copts, path, ...(agreed ? { prepared: prepared as PreparedSigner[] } : {}) },
           );
           const pk = path
             ? deriveChildPublicKey(w.publicKey, w.chainCode, path).publicKey
@@ -349,12 +435,13 @@ export class RequestHandler {
             chosen.map((id) => this.peers.participant(id)),
             record,
             gen,
-            copts,
+            { ...copts, ...(policy === undefined ? {} : { newPolicy: policy }) },
           );
           return {
             result: {
               walletId,
               generation: g,
+              ...(policy === undefined ? {} : { policyHash: toHex(policyHash(policy)) }),
               publicKey: toHex(w.publicKey),
               address: ethAddress(w.publicKey),
               threshold: w.threshold,

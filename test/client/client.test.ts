@@ -442,6 +442,7 @@ describe("SDK", () => {
     expect(NODE_ERROR_CODES).toEqual(ERROR_CODES);
     expect([...NODE_ERROR_CODES].sort()).toEqual([
       "approval_expired",
+      "approval_replayed",
       "bad_request",
       "ceremony_failed",
       "conflict",

@@ -15,6 +15,7 @@ import {
   builtInApprovalSettings,
   checkDkgStart,
   checkShareStart,
+  policyChangeOf,
   type ApprovalSettings,
 } from "../../src/enclave/approval-gate.ts";
 import { openTrustedPolicy, type TrustedPolicy } from "../../src/enclave/approvals.ts";
@@ -230,11 +231,93 @@ describe("sign and refresh starts are checked against the sealed policy", () => 
   });
 });
 
+describe("a refresh that carries a new policy is a policy change", () => {
+  const newPolicyBytes = encodePolicy({ quorum: 1, approvers: [outsider].map(approverKeyOf) });
+  const changeStart = {
+    ...signStart,
+    kind: "refresh" as const,
+    digest: undefined,
+    path: undefined,
+    signers: undefined,
+    policy: newPolicyBytes,
+  };
+  const change = (over: Partial<ApprovableRequest> = {}): ApprovableRequest => ({
+    operation: "policy_change",
+    walletId: "w_gate",
+    requestId: "req-gate",
+    ...validity(300),
+    policyHash: policyHash(newPolicyBytes),
+    currentPolicyHash: walletPolicy.hash,
+    ...over,
+  });
+
+  it("needs the current policy's quorum approving exactly this new policy in place of the sealed one", async () => {
+    const a = await approved(change(), [alice, bob]);
+    expect(checkShareStart(required, { ...changeStart, ...a }, walletPolicy)!.operation).toBe(
+      "policy_change",
+    );
+    expect(toHex(policyChangeOf({ ...changeStart, ...a })!.hash)).toBe(
+      toHex(policyHash(newPolicyBytes)),
+    );
+    const check = (over: Partial<CeremonyStartRequest>) => () =>
+      checkShareStart(required, { ...changeStart, ...over }, walletPolicy);
+    // The new policy's own keys cannot approve it.
+    expectRefused(check(await approved(change(), [outsider])), "unauthorised", "unknown_signer");
+    expectRefused(check(await approved(change(), [alice])), "unauthorised", "below_quorum");
+    // Another new policy than the one the start carries, or replacing another than the sealed one.
+    const other = policyHash(walletPolicyBytes);
+    expectRefused(
+      check(await approved(change({ policyHash: other }), [alice, bob])),
+      "unauthorised",
+      "wrong_policy",
+    );
+    expectRefused(
+      check(await approved(change({ currentPolicyHash: other.map((b) => b ^ 1) }), [alice, bob])),
+      "unauthorised",
+      "wrong_policy",
+    );
+    // A plain refresh's approvals do not change a policy.
+    const refresh = await approved(
+      { operation: "refresh", walletId: "w_gate", requestId: "req-gate", ...validity(300) },
+      [alice, bob],
+    );
+    expectRefused(check(refresh), "unauthorised", "wrong_operation");
+  });
+
+  it("refuses a policy on a sign start, a malformed new policy, and a wallet sealed without one", async () => {
+    const a = await approved(signRequest(), [alice, bob]);
+    expectRefused(
+      () => checkShareStart(required, { ...signStart, ...a, policy: newPolicyBytes }, walletPolicy),
+      "bad_request",
+      "malformed",
+    );
+    const c = await approved(change(), [alice, bob]);
+    expectRefused(
+      () =>
+        checkShareStart(
+          required,
+          { ...changeStart, ...c, policy: new Uint8Array(9) },
+          walletPolicy,
+        ),
+      "bad_request",
+      "malformed",
+    );
+    // Not even with approvals switched off: nobody can approve changing a policy-less wallet.
+    const off = { adminPolicy: null, requireApprovals: false };
+    expectRefused(
+      () => checkShareStart(off, { ...changeStart, ...c }, null),
+      "unauthorised",
+      "policy_mismatch",
+    );
+  });
+});
+
 describe("DKG starts need the administrators' approval of the wallet's policy", () => {
   it("returns the wallet's policy when an administrator approved this very DKG", async () => {
     const a = await approved(dkgRequest(), [admin]);
-    const policy = checkDkgStart(required, { ...dkgStart, ...a }, 2, 3);
-    expect(toHex(policy!.hash)).toBe(toHex(policyHash(walletPolicyBytes)));
+    const started = checkDkgStart(required, { ...dkgStart, ...a }, 2, 3);
+    expect(started!.approved.operation).toBe("dkg");
+    expect(toHex(started!.policy.hash)).toBe(toHex(policyHash(walletPolicyBytes)));
   });
 
   it("refuses wallet keys as admins, another policy, other parameters and no admins at all", async () => {

@@ -99,7 +99,9 @@ const refused = (reason: ApprovalRefusal, f: () => unknown): ApprovalError => {
       ? "bad_request"
       : reason === "expired"
         ? "approval_expired"
-        : "unauthorised",
+        : reason === "replayed"
+          ? "approval_replayed"
+          : "unauthorised",
   );
   return e;
 };

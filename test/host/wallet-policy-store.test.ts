@@ -7,8 +7,12 @@
 import { describe, expect, it } from "vitest";
 import { KeySigner, approverKeyOf } from "../../src/client/signers.ts";
 import {
+  commitRefresh,
+  currentShare,
   getWallet,
+  insertActiveShare,
   insertWallet,
+  stagePendingShare,
   MIGRATIONS,
   migrate,
   openDatabase,
@@ -54,6 +58,40 @@ describe("wallet approval policy in the store (migration 4)", () => {
     // Later migrations apply on top before the store reads the row.
     migrate(db);
     expect(getWallet(db, "w-old")!.policy).toBeUndefined();
+    db.close();
+  });
+});
+
+describe("share rows name the policy they are sealed with (migration 9)", () => {
+  const p1 = encodePolicy({ quorum: 1, approvers: [approverKeyOf(KeySigner.generate())] });
+  const p2 = encodePolicy({ quorum: 1, approvers: [approverKeyOf(KeySigner.generate())] });
+  const share = (generation: number) => ({
+    walletId: "w-change",
+    nodeId: "node-1",
+    partyIndex: 1,
+    generation,
+    sealedShare: Uint8Array.of(generation + 1),
+    kmsCiphertextBlob: Uint8Array.of(9),
+    kmsKeyId: "key",
+  });
+
+  it("a policy change's pending row keeps the new policy until it commits; the current row keeps none (the wallet's)", () => {
+    const db = openDatabase({ path: ":memory:" });
+    expect(migrate(db).applied).toContain(9);
+    insertWallet(db, { ...record("w-change"), policy: p1 });
+    insertActiveShare(db, share(0));
+    stagePendingShare(db, { ...share(1), sessionId: "ab".repeat(32), policy: p2 });
+    // Until the commit the current share is generation 0, sealed with the wallet's policy.
+    expect(currentShare(db, "w-change", "node-1").policy).toBeNull();
+    commitRefresh(db, "w-change", "node-1", 1);
+    const now = currentShare(db, "w-change", "node-1");
+    expect(now.generation).toBe(1);
+    expect(toHex(now.policy!)).toBe(toHex(p2));
+    // The wallet row still says what it was created with; the share row is what loads.
+    expect(toHex(getWallet(db, "w-change")!.policy!)).toBe(toHex(p1));
+    expect(() =>
+      stagePendingShare(db, { ...share(2), policy: new Uint8Array(MAX_POLICY_BYTES + 1) }),
+    ).toThrow();
     db.close();
   });
 });

@@ -49,7 +49,7 @@ import {
 type Common = { walletId?: string; ceremonyId?: string };
 type CeremonyKind = "dkg" | "sign" | "refresh";
 /** The approvable operations (src/shared/wire/approval.ts OPERATIONS). */
-type ApprovalOperationName = "sign" | "refresh" | "policy_change" | "dkg";
+type ApprovalOperationName = "sign" | "refresh" | "policy_change" | "dkg" | "retire";
 
 /**
  * Who asked, as the node can tell. `client` is the client id level of the request's MQTT
@@ -131,7 +131,8 @@ export type AuditEvent = Common &
       } & Requester)
     | {
         /**
-         * A wallet's approval policy replaced (for the approval work: nothing writes it yet).
+         * A wallet's approval policy replaced: written by each holder when the policy change's
+         * refresh commits there (node-host.ts), naming the policies by hash.
          * Policies are named by their hash; `fromPolicyHash` is absent for a wallet's first.
          */
         event: "policy_changed";
@@ -143,6 +144,20 @@ export type AuditEvent = Common &
         approvers?: number;
         approverKeyIds?: readonly string[];
       }
+    | ({
+        /**
+         * This node retired the wallet (src/host/wallet-retirement.ts): its enclave checked the
+         * approvals against the wallet's sealed policy and wiped its share; the host deleted the
+         * wallet's rows. `approverKeyIds` are the approvers whose approvals the enclave counted.
+         */
+        event: "wallet_retired";
+        walletId: string;
+        requestId: string;
+        partyIndex: number;
+        generation: number;
+        policyHash?: string;
+        approverKeyIds?: readonly string[];
+      } & Requester)
     | {
         event: "unseal_failed";
         walletId: string;
@@ -281,7 +296,7 @@ const EVENTS: Record<
   approval_decided: {
     fields: {
       requestId: { check: id },
-      operation: { check: oneOf("sign", "refresh", "policy_change", "dkg") },
+      operation: { check: oneOf("sign", "refresh", "policy_change", "dkg", "retire") },
       decision: { check: oneOf("approved", "refused") },
       decidedBy: { check: id },
       policyHash: optional(sha256Hex),
@@ -300,6 +315,17 @@ const EVENTS: Record<
       quorum: optional(count),
       approvers: optional(count),
       approverKeyIds: optional(sha256Hexes),
+    },
+  },
+  wallet_retired: {
+    wallet: true,
+    fields: {
+      requestId: { check: id },
+      partyIndex: { check: count },
+      generation: { check: generation },
+      policyHash: optional(sha256Hex),
+      approverKeyIds: optional(sha256Hexes),
+      ...requester,
     },
   },
   unseal_failed: {

@@ -10,8 +10,9 @@
 import { MAX_POLICY_BYTES } from "../../shared/wire/approval.ts";
 import { MAX_ATTESTATION_DOCUMENT_BYTES } from "../../shared/wire/node-rpc.ts";
 import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "../../shared/wire/wallet-statement.ts";
+import { createHash } from "node:crypto";
 import { chainExistingAuditRows } from "./audit.ts";
-import type { Db } from "./db.ts";
+import { col, type Db } from "./db.ts";
 import { StoreError } from "./errors.ts";
 
 export interface Migration {
@@ -198,7 +199,87 @@ CREATE TABLE refresh_outcomes (
 ) STRICT;
 `,
   },
+  {
+    version: 8,
+    name: "attestation documents stored once; pending shares indexed",
+    // A holder's statement row kept a whole attestation document (~5 KB; its certificate chain
+    // is most of it), and the host reuses one document for a minute and its enclave for a whole
+    // boot, so every wallet created meanwhile stored the same bytes again. Documents now live
+    // once in attestation_documents under their SHA-256; a statement names its document by that
+    // digest (statements-repo.ts drops a document when no statement names it any more).
+    // wallet_statements is rebuilt for it (SQLite cannot drop a NOT NULL column); `after` moves
+    // the rows, hashing each document. shares_pending lets the start-up settlement of pending
+    // shares (pendingShares) find them without scanning every share row of the node.
+    sql: `
+CREATE TABLE attestation_documents (
+  digest BLOB PRIMARY KEY CHECK (length(digest) = 32),
+  document BLOB NOT NULL CHECK (length(document) BETWEEN 1 AND ${MAX_ATTESTATION_DOCUMENT_BYTES})
+) STRICT;
+CREATE TABLE wallet_statements_v8 (
+  wallet_id TEXT NOT NULL REFERENCES wallets (wallet_id),
+  node_id TEXT NOT NULL,
+  generation INTEGER NOT NULL CHECK (generation >= 0),
+  statement BLOB NOT NULL CHECK (length(statement) BETWEEN 1 AND ${MAX_SIGNED_WALLET_STATEMENT_BYTES}),
+  attestation_digest BLOB NOT NULL REFERENCES attestation_documents (digest),
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (wallet_id, node_id, generation)
+) STRICT;
+CREATE INDEX shares_pending ON shares (node_id, created_at) WHERE status = 'pending';
+`,
+    after: (db) => {
+      moveStatementDocuments(db);
+      db.exec(`
+DROP TABLE wallet_statements;
+ALTER TABLE wallet_statements_v8 RENAME TO wallet_statements;
+CREATE INDEX wallet_statements_attestation ON wallet_statements (attestation_digest);
+`);
+    },
+  },
+  {
+    version: 9,
+    name: "share rows name the policy they are sealed with",
+    // A policy change is a refresh whose new shares are sealed with the new policy: until it
+    // commits, a holder's current share opens only with the old policy and its pending one only
+    // with the new, so each row carries its own (NULL: the wallet's, as created).
+    sql: `
+ALTER TABLE shares ADD COLUMN policy BLOB CHECK (policy IS NULL OR length(policy) BETWEEN 1 AND ${MAX_POLICY_BYTES});
+`,
+  },
 ];
+
+/** Migration 8: each statement row's document into attestation_documents, a page of rows at a time. */
+function moveStatementDocuments(db: Db): void {
+  const PAGE = 512;
+  for (let after = -1; ; ) {
+    const rows = db.all(
+      `SELECT rowid AS id, wallet_id, node_id, generation, statement, attestation, updated_at
+         FROM wallet_statements WHERE rowid > :after ORDER BY rowid LIMIT ${PAGE}`,
+      { after },
+    );
+    for (const r of rows) {
+      const document = col.bytes(r, "attestation");
+      const digest = new Uint8Array(createHash("sha256").update(document).digest());
+      db.run(
+        "INSERT INTO attestation_documents (digest, document) VALUES (:digest, :document) ON CONFLICT (digest) DO NOTHING",
+        { digest, document },
+      );
+      db.run(
+        `INSERT INTO wallet_statements_v8 (wallet_id, node_id, generation, statement, attestation_digest, updated_at)
+         VALUES (:w, :n, :g, :s, :digest, :at)`,
+        {
+          w: col.str(r, "wallet_id"),
+          n: col.str(r, "node_id"),
+          g: col.int(r, "generation"),
+          s: col.bytes(r, "statement"),
+          digest,
+          at: col.int(r, "updated_at"),
+        },
+      );
+    }
+    if (rows.length < PAGE) return;
+    after = col.int(rows.at(-1)!, "id");
+  }
+}
 
 export interface MigrationResult {
   from: number;

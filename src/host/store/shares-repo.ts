@@ -8,11 +8,14 @@
  * stays active). The old share is therefore never deleted before its successor is committed.
  * A pending row names its refresh session (migration 7; null on older rows), so a rollback
  * removes only its own session's rows and a node can ask its peers what became of it.
- * 'retired' is allowed by the schema but not written by this version.
+ * 'retired' is allowed by the schema but not written by this version. A row may name the approval
+ * policy its share is sealed with (migration 9: a policy change's refresh); NULL means the
+ * wallet's, as created.
  *
  * Rows hold only sealed shares and KMS CiphertextBlobs: nothing here can be decrypted without the
  * enclave's attestation.
  */
+import { MAX_POLICY_BYTES } from "../../shared/wire/approval.ts";
 import { col, type Db, type Row } from "./db.ts";
 import { StoreError, isConstraintError } from "./errors.ts";
 import {
@@ -47,6 +50,8 @@ export interface StoredShare {
   kmsKeyId: string;
   /** The refresh session that staged it (hex), null for a DKG's share and rows from before migration 7. */
   sessionId: string | null;
+  /** The policy encoding the share is sealed with when a policy change gave it one; null: the wallet's. */
+  policy: Uint8Array | null;
   createdAt: number;
 }
 
@@ -60,6 +65,8 @@ export interface NewShare {
   kmsKeyId: string;
   /** The refresh session (hex) a pending share belongs to. */
   sessionId?: string;
+  /** A policy change's new policy encoding, which the share is sealed with. */
+  policy?: Uint8Array;
 }
 
 export interface RefreshCommit {
@@ -70,7 +77,7 @@ export interface RefreshCommit {
 }
 
 const STATUSES: readonly string[] = ["pending", "active", "retired"];
-const SELECT = `SELECT wallet_id, node_id, party_index, generation, status, sealed_share, kms_ciphertext_blob, kms_key_id, session_id, created_at FROM shares`;
+const SELECT = `SELECT wallet_id, node_id, party_index, generation, status, sealed_share, kms_ciphertext_blob, kms_key_id, session_id, policy, created_at FROM shares`;
 
 function toShare(r: Row): StoredShare {
   const status = col.str(r, "status");
@@ -86,6 +93,7 @@ function toShare(r: Row): StoredShare {
     kmsCiphertextBlob: col.bytes(r, "kms_ciphertext_blob"),
     kmsKeyId: col.str(r, "kms_key_id"),
     sessionId: col.strOrNull(r, "session_id"),
+    policy: col.bytesOrNull(r, "policy"),
     createdAt: col.int(r, "created_at"),
   };
 }
@@ -102,6 +110,8 @@ function checkNewShare(s: NewShare, now: number) {
     blob: checkBytes(s.kmsCiphertextBlob, "KMS ciphertext blob", 1, MAX_KMS_BLOB_BYTES),
     key: checkId(s.kmsKeyId, "KMS key id", MAX_KMS_KEY_ID_CHARS),
     session: s.sessionId === undefined ? null : checkSessionHex(s.sessionId),
+    policy:
+      s.policy === undefined ? null : checkBytes(s.policy, "approval policy", 1, MAX_POLICY_BYTES),
     now: checkTimestamp(now),
   };
 }
@@ -110,8 +120,8 @@ function insert(db: Db, s: NewShare, status: "pending" | "active", now: number):
   const p = checkNewShare(s, now);
   try {
     db.run(
-      `INSERT INTO shares (wallet_id, node_id, party_index, generation, status, sealed_share, kms_ciphertext_blob, kms_key_id, session_id, created_at)
-       VALUES (:w, :n, :i, :g, :status, :sealed, :blob, :key, :session, :now)`,
+      `INSERT INTO shares (wallet_id, node_id, party_index, generation, status, sealed_share, kms_ciphertext_blob, kms_key_id, session_id, policy, created_at)
+       VALUES (:w, :n, :i, :g, :status, :sealed, :blob, :key, :session, :policy, :now)`,
       { ...p, status },
     );
   } catch (e) {

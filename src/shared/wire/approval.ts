@@ -33,7 +33,8 @@
  * Approvable request (the bytes every approver signs):
  *
  *   lp("tss-approval-v1")   domain label
- *   u8  operation           1 sign, 2 refresh, 3 policy_change, 4 dkg
+ *   u8  operation           1 sign, 2 refresh, 3 policy_change, 4 dkg, 5 retire (the
+ *                           wallet's shares deleted on every holder: src/enclave/lifecycle-retire.ts)
  *   lp(wallet id)           ASCII, patterns.ts ID_PATTERN (1..MAX_ID_LEN bytes)
  *   lp(client request id)   ASCII, patterns.ts ID_PATTERN
  *   u64 issued at           unix seconds, at most MAX_UNIX_SECONDS
@@ -91,7 +92,7 @@ export const APPROVAL_REQUEST_LABEL = utf8.encode("tss-approval-v1");
 export const APPROVAL_POLICY_LABEL = utf8.encode("tss-approval-policy-v1");
 export const APPROVER_KEY_ID_LABEL = utf8.encode("tss-approver-key-v1");
 
-export const OPERATIONS = ["sign", "refresh", "policy_change", "dkg"] as const;
+export const OPERATIONS = ["sign", "refresh", "policy_change", "dkg", "retire"] as const;
 export type ApprovalOperation = (typeof OPERATIONS)[number];
 /** The operation's byte is its position here plus one. */
 const operationCode = (o: ApprovalOperation): number => OPERATIONS.indexOf(o) + 1;
@@ -187,8 +188,10 @@ export interface Approval {
 
 /**
  * Why an approval set was refused. `code` is the contract code a client sees
- * (malformed: bad_request; expired: approval_expired; the rest: unauthorised);
- * `reason` says which check failed.
+ * (malformed: bad_request; expired: approval_expired; replayed:
+ * approval_replayed; the rest: unauthorised); `reason` says which check failed.
+ * `replayed` is the enclave's own memory (src/enclave/approval-replay.ts):
+ * the same approved request already started a session in this enclave.
  */
 export const APPROVAL_REFUSALS = [
   "malformed",
@@ -207,12 +210,23 @@ export const APPROVAL_REFUSALS = [
   "wrong_policy",
   "wrong_parameters",
   "policy_mismatch",
+  "replayed",
 ] as const;
 export type ApprovalRefusal = (typeof APPROVAL_REFUSALS)[number];
 
-export type ApprovalErrorCode = "bad_request" | "approval_expired" | "unauthorised";
+export type ApprovalErrorCode =
+  | "bad_request"
+  | "approval_expired"
+  | "approval_replayed"
+  | "unauthorised";
 const codeOf = (r: ApprovalRefusal): ApprovalErrorCode =>
-  r === "malformed" ? "bad_request" : r === "expired" ? "approval_expired" : "unauthorised";
+  r === "malformed"
+    ? "bad_request"
+    : r === "expired"
+      ? "approval_expired"
+      : r === "replayed"
+        ? "approval_replayed"
+        : "unauthorised";
 
 export class ApprovalError extends CodedError {
   override name = "ApprovalError";

@@ -20,6 +20,7 @@
  * | inconsistent_result | participants disagree on the result                                  |
  * | unauthorised        | the approvals do not authorise this request (wire/approval.ts reason)|
  * | approval_expired    | the approvals' validity ended before the enclave checked them        |
+ * | approval_replayed   | the same approved request already started a session in an enclave    |
  * | rate_limited        | a client, node or enclave limit refused the request; retry later     |
  * | internal            | the node itself failed                                               |
  *
@@ -39,6 +40,7 @@ export const ERROR_CODES = [
   "inconsistent_result",
   "unauthorised",
   "approval_expired",
+  "approval_replayed",
   "rate_limited",
   "conflict",
   "internal",
@@ -64,6 +66,8 @@ const CLOSER_CODE: Readonly<Record<string, ErrorCode>> = {
   capacity_exceeded: "internal",
   // The enclave already has its maximum of open ceremony sessions (ceremony-registry.ts).
   too_many_sessions: "rate_limited",
+  // The enclave remembers its maximum of unexpired approved requests (approval-replay.ts).
+  replay_cache_full: "rate_limited",
 };
 
 /** The contract code for a code a participant failed with: contract codes stay, others are mapped. */

@@ -23,7 +23,16 @@ export const RESPONSES_PREFIX = `${ROOT}/responses/`;
 export const PRESENCE_FILTER = `${ROOT}/nodes/+/presence`;
 
 /** The operations of the client API (docs/mqtt-api.md, "Client requests"). */
-export const CLIENT_OPS = ["dkg", "sign", "refresh", "wallet", "wallets", "nodes"] as const;
+export const CLIENT_OPS = [
+  "dkg",
+  "sign",
+  "refresh",
+  "policy",
+  "retire",
+  "wallet",
+  "wallets",
+  "nodes",
+] as const;
 export type Op = (typeof CLIENT_OPS)[number];
 
 /** Any well-formed `<op>` level: a node answers unknown ones with bad_request rather than dropping them. */
