@@ -77,6 +77,19 @@ export class PeerKeys implements ChannelPublicKeys {
     return ed25519.sign(message, this.secret(this.#ed25519Secret));
   }
 
+  /**
+   * The X25519 secret as an HPKE recipient key (key import, lifecycle-import.ts): handed to
+   * `importKey` in a copy that is wiped as soon as the import settles.
+   */
+  async hpkeRecipientKey<K>(importKey: (raw: ArrayBuffer) => Promise<K>): Promise<K> {
+    const raw = this.secret(this.#x25519Secret).slice().buffer as ArrayBuffer;
+    try {
+      return await importKey(raw);
+    } finally {
+      new Uint8Array(raw).fill(0);
+    }
+  }
+
   destroy(): void {
     this.#x25519Secret?.fill(0);
     this.#ed25519Secret?.fill(0);

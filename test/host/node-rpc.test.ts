@@ -79,6 +79,13 @@ function fakeHost(nodeId = "node-1") {
     ceremonyOutcome: (...a: unknown[]) => (
       calls.push(["ceremonyOutcome", a]), { outcome: "pending" as const, generation: 1 }
     ),
+    retiredParty: (...a: unknown[]) => (calls.push(["retiredParty", a]), null),
+    retireWallet: rec("retireWallet", {
+      retired: true as const,
+      partyIndex: 1,
+      generation: 0,
+      approverKeyIds: [],
+    }),
   } satisfies LocalNode;
   return { host, calls };
 }
@@ -124,6 +131,8 @@ describe("node RPC operation table", () => {
       "persist",
       "prepare",
       "requestContext",
+      "retireWallet",
+      "retiredParty",
       "rollback",
       "start",
       "step",

@@ -5,6 +5,7 @@
 use crate::dkg::Dkg;
 use crate::error::Error;
 use crate::refresh::Refresh;
+use crate::repair::HollowShare;
 use crate::session::Phases;
 use crate::share::{eth_address, KeyShare, PublicPackage};
 use crate::sign::Sign;
@@ -174,6 +175,101 @@ impl WasmRefresh {
     pub fn phase4(&mut self, input: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
         key_share(consume(input, |i| self.inner.phase4(i)))
     }
+    /// The complete refresh that turns a repaired (hollow) share into a
+    /// signing one; consumes the hollow share.
+    #[wasm_bindgen(js_name = fromHollow)]
+    pub fn from_hollow(hollow: WasmHollowShare, session: &[u8]) -> Result<WasmRefresh, JsValue> {
+        let share = Rc::new(hollow.inner.into_refresh_input());
+        Ok(WasmRefresh { inner: Refresh::new(share, session).map_err(js_err)? })
+    }
+}
+
+/// Splits a secret key (32 bytes, wiped here) and optional chain code into
+/// `parties` shares: a list of opaque share bytes in party order.
+#[wasm_bindgen]
+pub fn rekey(
+    threshold: u8,
+    parties: u8,
+    secret_key: Vec<u8>,
+    chain_code: Option<Vec<u8>>,
+    session: &[u8],
+) -> Result<Uint8Array, JsValue> {
+    let mut chain_code = chain_code;
+    let r = consume(secret_key, |k| {
+        crate::rekey::rekey(threshold, parties, k, chain_code.as_deref(), session)
+    });
+    if let Some(c) = chain_code.as_mut() {
+        c.zeroize();
+    }
+    let shares = r.map_err(js_err)?;
+    let mut bytes = Vec::with_capacity(shares.len());
+    for s in &shares {
+        match s.to_bytes() {
+            Ok(z) => bytes.push(z.to_vec()),
+            Err(e) => {
+                bytes.iter_mut().for_each(|b: &mut Vec<u8>| b.zeroize());
+                return Err(js_err(e));
+            }
+        }
+    }
+    list(Ok(bytes))
+}
+
+/// This holder's secret repair term for `target` (send it to the target's
+/// enclave only).
+#[wasm_bindgen(js_name = repairTerm)]
+pub fn repair_term(
+    share: &WasmKeyShare,
+    helpers: &[u8],
+    target: u8,
+    repair_id: &[u8],
+) -> Result<Uint8Array, JsValue> {
+    let z = crate::repair::repair_term(&share.inner, helpers, target, repair_id).map_err(js_err)?;
+    Ok(Uint8Array::from(&z[..]))
+}
+
+/// A repaired share awaiting its complete refresh; it cannot sign or be serialised.
+#[wasm_bindgen(js_name = HollowShare)]
+pub struct WasmHollowShare {
+    inner: HollowShare,
+}
+
+#[wasm_bindgen(js_class = HollowShare)]
+impl WasmHollowShare {
+    #[wasm_bindgen(getter)]
+    pub fn index(&self) -> u8 {
+        self.inner.index()
+    }
+    #[wasm_bindgen(getter)]
+    pub fn generation(&self) -> u32 {
+        self.inner.generation()
+    }
+    #[wasm_bindgen(js_name = publicKey)]
+    pub fn public_key(&self) -> Vec<u8> {
+        self.inner.public_key().to_vec()
+    }
+}
+
+/// Assembles the terms (a message list, wiped here; `senders[k]` is the
+/// authenticated sender of item k) into `target`'s hollow share.
+#[wasm_bindgen(js_name = repairAssemble)]
+pub fn repair_assemble(
+    package: &[u8],
+    target: u8,
+    repair_id: &[u8],
+    senders: &[u8],
+    terms: Vec<u8>,
+) -> Result<WasmHollowShare, JsValue> {
+    let package = PublicPackage::from_bytes(package).map_err(js_err)?;
+    let r = consume(terms, |t| {
+        let items = wire::decode_list(t)?;
+        if items.len() != senders.len() {
+            return Err(Error::new(crate::Code::InvalidParameters, "one sender per repair term"));
+        }
+        let pairs: Vec<(u8, &[u8])> = senders.iter().copied().zip(items).collect();
+        crate::repair::repair_assemble(&package, target, repair_id, &pairs)
+    });
+    Ok(WasmHollowShare { inner: r.map_err(js_err)? })
 }
 
 /// Public facts of a package: compressed key (33) || chain code (32) ||

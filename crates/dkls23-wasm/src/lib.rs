@@ -7,6 +7,8 @@ pub mod bodies;
 pub mod dkg;
 pub mod error;
 pub mod refresh;
+pub mod rekey;
+pub mod repair;
 pub mod session;
 pub mod shape;
 pub mod share;

@@ -9,9 +9,20 @@
  *   key-share.ts    KeyShare
  *   sessions.ts     Dkg, Signing, Refresh
  *   public-data.ts  packageInfo, derivePublicKey, ethAddress
+ *   lifecycle.ts    rekey, repairTerm, repairAssemble, HollowShare, refreshFromHollow
  */
 export { loadDkls, wasmMemoryBytes } from "./core.ts";
 export { DklsError, type ErrorCode } from "./errors.ts";
 export { KeyShare } from "./key-share.ts";
 export { Dkg, Refresh, Signing, type DkgOptions, type SignOptions } from "./sessions.ts";
 export { derivePublicKey, ethAddress, packageInfo, type PackageInfo } from "./public-data.ts";
+export {
+  HollowShare,
+  refreshFromHollow,
+  rekey,
+  repairAssemble,
+  repairTerm,
+  type RekeyOptions,
+  type RepairAssembly,
+  type RepairRequest,
+} from "./lifecycle.ts";

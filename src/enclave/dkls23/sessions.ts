@@ -149,6 +149,12 @@ export class Refresh extends Session<wasm.RefreshSession, KeyShare> {
   constructor(o: { share: KeyShare; sessionId: Uint8Array }) {
     super(call(() => new wasm.RefreshSession(o.share.handle, checkSession(o.sessionId))));
   }
+  /** @internal A session the core built another way (a repaired share's; see lifecycle.ts). */
+  static fromRaw(raw: wasm.RefreshSession): Refresh {
+    const r: Refresh = Object.create(Refresh.prototype);
+    r.raw = raw;
+    return r;
+  }
   phase4(received: readonly (ProtocolMessage | Uint8Array)[]): KeyShare {
     const share = KeyShare.wrap(this.guard(() => this.r.phase4(inbox(received))));
     this.close();
