@@ -19,7 +19,12 @@ import {
   type DevKms,
 } from "../harness/dev-kms.ts";
 import { canIsolate } from "../harness/enclave-process.ts";
-import { generatedUsers, startMosquitto, type BrokerUser } from "../harness/mosquitto.ts";
+import {
+  generatedUsers,
+  startMosquitto,
+  type BrokerUser,
+  type Mosquitto,
+} from "../harness/mosquitto.ts";
 import { startProcess, type Started } from "../harness/processes.ts";
 import { superviseEnclaveProcess, type Supervised } from "../harness/supervise.ts";
 import type { NodeConfig } from "../host/config.ts";
@@ -58,7 +63,13 @@ export interface LocalCluster {
   observer: ClientCredentials;
   /** Each admitted node's broker user (username = node id), started or not. */
   nodeUsers: Record<string, BrokerUser>;
+  /** The broker (fault tests restart it). */
+  broker: Mosquitto;
   image: EnclaveImage;
+  /** The development PKI the enclaves' simulated NSM signs with (benchmarks' dealer: src/dev/bench-dealer.ts). */
+  pki: DevelopmentPki;
+  /** The KMS stand-in (its administrator's client, key and CA). */
+  kms: DevKms;
   nodes: ClusterNode[];
   /** Starts one more node from a fresh config; nothing else changes. */
   addNode(nodeId?: string): Promise<ClusterNode>;
@@ -76,6 +87,8 @@ export interface ClusterOptions {
   adminPolicyHex?: string;
   /** Every host's admission limits (config.ts `limits`); default rate-limits.ts's. */
   limits?: Partial<NodeConfig["limits"]>;
+  /** Each enclave's memory budget for loaded shares (its --share-budget-bytes); default its own. */
+  enclaveShareBudgetBytes?: number;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
@@ -144,6 +157,7 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
         kms: enclaveKmsOptions(kms, relayPath),
         isolate,
         phaseTimeoutMs: o.phaseTimeoutMs ?? 120_000,
+        shareBudgetBytes: o.enclaveShareBudgetBytes,
       });
       const config: NodeConfig = {
         nodeId,
@@ -220,7 +234,10 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
       clients,
       observer: { url: broker.url, ...observerUser! },
       nodeUsers,
+      broker,
       image,
+      pki,
+      kms,
       nodes,
       addNode: async (nodeId = `node-${nodes.length + 1}`) => {
         const n = await startNode(nodeId);

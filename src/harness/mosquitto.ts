@@ -138,6 +138,12 @@ export interface Mosquitto {
   dir: string;
   /** What the broker logged so far (errors, warnings, notices; never payloads). */
   log(): string;
+  /**
+   * Kills the broker (SIGKILL: no Last Will is sent, nothing is flushed) and, after `downMs`,
+   * starts it again on the same port with the same users and ACL (fault tests). Persistence
+   * is off, so what it held (retained presence, sessions, queued messages) is gone.
+   */
+  restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -259,12 +265,14 @@ export async function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
   // The free port is only free until someone else takes it; retry on a lost race.
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const proc = startOnce(dir, port);
+    let proc = startOnce(dir, port);
     let log = "";
-    proc.stderr!.on("data", (d: Buffer) => {
-      log += d.toString();
-      if (log.length > 1 << 20) log = log.slice(-(512 << 10));
-    });
+    const capture = (p: ChildProcess) =>
+      p.stderr!.on("data", (d: Buffer) => {
+        log += d.toString();
+        if (log.length > 1 << 20) log = log.slice(-(512 << 10));
+      });
+    capture(proc);
     let exited = false;
     proc.once("exit", () => (exited = true));
     while (!exited && Date.now() < deadline) {
@@ -283,13 +291,34 @@ export async function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
             });
             proc.kill("SIGTERM");
           });
+        const restart = async (downMs = 0) => {
+          if (proc.exitCode === null && proc.signalCode === null) {
+            const gone = new Promise((r) => proc.once("exit", r));
+            proc.kill("SIGKILL");
+            await gone;
+          }
+          await new Promise((r) => setTimeout(r, downMs));
+          proc = startOnce(dir, port);
+          capture(proc);
+          const until = Date.now() + (o.startTimeoutMs ?? 10_000);
+          while (!(await accepts(port))) {
+            if (Date.now() > until || proc.exitCode !== null)
+              throw new Error(
+                `mosquitto did not restart on port ${port}: ${log.trim().slice(-500)}`,
+              );
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        };
         return {
           url: `mqtt://127.0.0.1:${port}`,
           host: "127.0.0.1",
           port,
-          proc,
+          get proc() {
+            return proc;
+          },
           dir,
           log: () => log,
+          restart,
           stop,
         };
       }

@@ -24,6 +24,7 @@ import {
 import { TssClient, TssError } from "../../src/client/index.ts";
 import type { CreateWalletResult, Progress } from "../../src/client/types.ts";
 import { rejected } from "../helpers/thrown.ts";
+import { until } from "../helpers/until.ts";
 
 /** Far beyond every bound asserted below: an answer that waited for it would fail the test. */
 const PHASE_TIMEOUT_MS = 90_000;
@@ -35,16 +36,6 @@ let wallet: CreateWalletResult;
 let watcher: mqtt.MqttClient;
 /** Every presence status seen, per node, in order. */
 const presence = new Map<string, string[]>();
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 const lastStatus = (nodeId: string) => presence.get(nodeId)?.at(-1);
 const node = (nodeId: string): ClusterNode => cluster.nodes.find((n) => n.nodeId === nodeId)!;
