@@ -159,6 +159,13 @@ export async function startLocalNodes(o: LocalNodesOptions): Promise<LocalNodes>
         }),
       );
     }
+    // In process there is no bus: each host asks the others directly, as the ceremonyOutcome
+    // op would (a coordinator's refresh rollback is settled from these answers, node-host.ts).
+    for (const h of hosts)
+      h.outcomeSource = async (walletId, sessionId) =>
+        hosts
+          .filter((o) => o.nodeId !== h.nodeId)
+          .map((o) => ({ nodeId: o.nodeId, answer: o.ceremonyOutcome(walletId, sessionId) }));
     return {
       hosts,
       image,

@@ -56,11 +56,15 @@ export interface CoordinatorOptions {
   approval?: ApprovalRelay;
 }
 
-/** The client's approvals as CEREMONY_START carries them; only the enclaves read them. */
+/**
+ * The client's approvals as CEREMONY_START carries them; only the enclaves read them. `client`
+ * (the request's broker user) is for the signers' hosts only: each keeps a signature it helped
+ * make under the client's request (node-rpc.ts NodeStartRequest).
+ */
 export type ApprovalRelay = Pick<
   CeremonyStartRequest,
   "requestId" | "approvalRequest" | "approvals"
->;
+> & { client?: string };
 
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout>;
@@ -171,6 +175,9 @@ async function runAttestedCeremony(
       return m.participant.start({
         ...startFor(m),
         ...opts.approval,
+        ...(kind === "sign" && opts.approval?.client !== undefined
+          ? { signerNodes: members.map((x) => x.participant.nodeId) }
+          : {}),
         peerDocuments: others.map((x) => docOf.get(x.partyIndex)!),
         peerParties: others.map((x) => x.partyIndex),
       });
@@ -223,8 +230,16 @@ async function runAttestedCeremony(
 export async function createWallet(
   nodes: Participant[],
   threshold: number,
-  /** walletId: the one the client's approvals name; policy: the new wallet's approval policy encoding. */
-  opts: CoordinatorOptions & { walletId?: string; policy?: Uint8Array } = {},
+  /**
+   * walletId: the one the client's approvals name; policy: the new wallet's approval policy
+   * encoding; importKey: a key import instead of a fresh key (key-import.ts): the client's
+   * envelope, relayed to every participant, and the party index of the one it is sealed to.
+   */
+  opts: CoordinatorOptions & {
+    walletId?: string;
+    policy?: Uint8Array;
+    importKey?: { envelope: Uint8Array; dealer: number };
+  } = {},
 ): Promise<WalletRecord> {
   const parties = nodes.length;
   if (!Number.isInteger(threshold) || threshold < 2 || threshold > parties || parties > 16) {
@@ -248,6 +263,10 @@ export async function createWallet(
       parties,
       partyIndex: m.partyIndex,
       policy: opts.policy,
+      ...(opts.importKey && {
+        importEnvelope: opts.importKey.envelope,
+        importDealer: opts.importKey.dealer,
+      }),
     }),
     opts,
   );

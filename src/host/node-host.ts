@@ -12,13 +12,13 @@ import {
   appendAudit,
   commitRefresh,
   currentShare,
+  currentShareInfo,
   getWallet,
-  insertActiveShare,
-  insertWallet,
   stagePendingShare,
   generationOf,
   findCeremonyByRequest,
   findClientRequest,
+  findSignOutcome,
   listWalletIds,
   dropWalletStatementsAfter,
   dropWalletStatementsBefore,
@@ -50,13 +50,17 @@ import type {
   CeremonyOutcomeAnswer,
   CommitCertificate,
   HeldWallet,
+  NodeStartRequest,
   PersistKind,
   RequestContext,
   StoredRequest,
 } from "../shared/wire/node-rpc.ts";
 import type { Participant, PreparedShare, WalletRecord } from "./participant.ts";
 import { ConcurrencyCap, DEFAULT_MAX_CEREMONIES } from "./rate-limits.ts";
+import { SignerOutcomes } from "./signer-outcomes.ts";
 import { retireHere } from "./wallet-retirement.ts";
+import { commitDkg, isDkgPending, rollbackDkg, stageDkg } from "./dkg-commit.ts";
+import { retiredPartyOf } from "./store/wallet-deletion.ts";
 import type { NodeOpArgs, RetireOutcome } from "../shared/wire/node-rpc.ts";
 
 export type { HeldWallet } from "../shared/wire/node-rpc.ts";
@@ -113,9 +117,18 @@ export class NodeHost implements Participant {
   /** Ceremonies this node takes part in now, by session id (start until last phase, abort or deadline). */
   readonly ceremonies: ConcurrencyCap;
   /** The DKG or refresh this node takes part in per wallet (one at a time), until commit, rollback, abort or the slot's end. */
-  private readonly walletCeremony = new Map<string, { session: string; until: number }>();
+  private readonly walletCeremony = new Map<
+    string,
+    { session: string; until: number; kind?: PersistKind }
+  >();
   private readonly slotMs: number;
   private readonly pendingGraceMs: number;
+  /**
+   * DKG sessions this node took part in, stored nothing of, and answered "rolled back" for (or
+   * was asked by its coordinator to roll back): a persist of one is refused. Bounded, oldest
+   * dropped; the enclave's aborted session is the fence that outlives this host.
+   */
+  private readonly dkgFenced = new Set<string>();
   /** How this node asks its peers about a session (set once the bus is up); null: it cannot. */
   outcomeSource: OutcomeSource | null = null;
   /** Ceremonies recorded before this moment were cut off by a restart; later ones may be live. */
@@ -145,12 +158,9 @@ export class NodeHost implements Participant {
   walletInfo(walletId: string, vouched = true): HeldWallet | null {
     const w = getWallet(this.db, walletId);
     if (!w) return null;
-    let share;
-    try {
-      share = currentShare(this.db, walletId, this.nodeId);
-    } catch {
-      return null;
-    }
+    // Without the sealed share: asked of every node for every request (planning.ts).
+    const share = currentShareInfo(this.db, walletId, this.nodeId);
+    if (!share) return null;
     return {
       walletId,
       nodeId: this.nodeId,
@@ -180,6 +190,18 @@ export class NodeHost implements Participant {
       client === undefined
         ? findCeremonyByRequest(this.db, kind, requestId)
         : findClientRequest(this.db, client, requestId);
+    if (c?.status !== "succeeded" && client !== undefined) {
+      // A signature this node made as a signer of the request, whoever coordinated it
+      // (signer-outcomes.ts): the answer reached, where this node's own run failed or never was.
+      const kept = findSignOutcome(this.db, client, requestId);
+      if (kept)
+        return {
+          status: "succeeded",
+          result: kept.result,
+          error: null,
+          paramsHash: toHex(kept.paramsHash),
+        };
+    }
     return c
       ? {
           status: c.status,
@@ -290,7 +312,9 @@ export class NodeHost implements Participant {
    * blind, its answer going to that node, so this stops eavesdropping-free meddling, not
    * every denial of service.
    */
-  async start(req: CeremonyStartRequest, caller?: string): Promise<CeremonyReply> {
+  async start(start: NodeStartRequest, caller?: string): Promise<CeremonyReply> {
+    // client and signerNodes are for this host (signer-outcomes.ts); the enclave gets the rest.
+    const { client: _client, signerNodes: _signers, ...req } = start;
     const slot = toHex(req.sessionId);
     this.refuseOtherCaller(slot, caller, "start");
     // Refused before the enclave sees the start: nothing claimed, nothing to abort.
@@ -302,6 +326,7 @@ export class NodeHost implements Participant {
       if (req.kind !== "sign") await this.claimWallet(req.walletId, slot, req.kind);
       const reply = await this.startInEnclave(req);
       this.starters.set(slot, caller ?? this.nodeId);
+      this.signerOutcomes.remember(slot, start, caller ?? this.nodeId);
       // Bounded: sessions whose coordinator never ended them are the oldest entries.
       if (this.starters.size > 4 * this.ceremonies.max)
         this.starters.delete(this.starters.keys().next().value!);
@@ -326,7 +351,7 @@ export class NodeHost implements Participant {
         `node ${this.nodeId} already takes part in ceremony ${held.session.slice(0, 16)} of wallet ${walletId}`,
       );
     // Claimed before the first await, so a concurrent start sees it.
-    this.walletCeremony.set(walletId, { session, until: Date.now() + this.slotMs });
+    this.walletCeremony.set(walletId, { session, until: Date.now() + this.slotMs, kind });
     if (kind !== "refresh") return;
     await this.resolvePending(walletId);
     const other = pendingShares(this.db, this.nodeId, walletId).find(
@@ -341,7 +366,15 @@ export class NodeHost implements Participant {
 
   private releaseWallet(session: string): void {
     for (const [walletId, held] of this.walletCeremony)
-      if (held.session === session) this.walletCeremony.delete(walletId);
+      if (held.session === session) {
+        this.walletCeremony.delete(walletId);
+        // A DKG this node leaves without having stored its share: it never will (its enclave
+        // session is dropped with it), so its word on the session is "rolled back" from now on.
+        // (Unreadable store: no fence; "unknown" is always a safe answer.)
+        try {
+          if (held.kind === "dkg" && !this.dkgStored(walletId, session)) this.fenceDkg(session);
+        } catch {}
+      }
   }
 
   private async startInEnclave(req: CeremonyStartRequest): Promise<CeremonyReply> {
@@ -373,8 +406,14 @@ export class NodeHost implements Participant {
       event: "approval_decided",
       ...(req.kind === "dkg" ? {} : { walletId: req.walletId }),
       requestId: req.requestId,
-      // A refresh that carries a new policy is a policy change (approval-gate.ts policyChangeOf).
-      operation: req.kind === "refresh" && req.policy !== undefined ? "policy_change" : req.kind,
+      // A refresh that carries a new policy is a policy change (approval-gate.ts policyChangeOf),
+      // a DKG that carries a key import envelope an import.
+      operation:
+        req.kind === "refresh" && req.policy !== undefined
+          ? "policy_change"
+          : req.importEnvelope !== undefined
+            ? "import"
+            : req.kind,
       decision: "refused",
       decidedBy: this.nodeId,
       refusal: err.reason,
@@ -392,6 +431,7 @@ export class NodeHost implements Participant {
       if (req.phase >= 4) {
         this.ceremonies.release(slot);
         this.starters.delete(slot);
+        this.keepSignerOutcome(slot, reply);
       }
       return reply;
     } catch (e) {
@@ -399,12 +439,32 @@ export class NodeHost implements Participant {
       this.ceremonies.release(slot);
       this.releaseWallet(slot);
       this.starters.delete(slot);
+      this.signerOutcomes.forget(slot);
       throw e;
     }
   }
 
   /** Which node started each session open here (start's `caller`), until it ends. */
   private readonly starters = new Map<string, string>();
+  /** The client request each sign session here answers, until its signature is kept. */
+  private readonly signerOutcomes = new SignerOutcomes(4 * DEFAULT_MAX_CEREMONIES);
+
+  /**
+   * Keeps a finished sign's answer under the client's request (signer-outcomes.ts). A copy for
+   * when the coordinator dies before answering: failing to keep it (a locked database) does not
+   * fail the signature, which the coordinator still answers with.
+   */
+  private keepSignerOutcome(slot: string, reply: CeremonyReply): void {
+    try {
+      if (reply.signature) this.signerOutcomes.keep(this.db, slot, reply);
+      else this.signerOutcomes.forget(slot);
+    } catch (e) {
+      this.log("signer_outcome_not_kept", {
+        session: slot.slice(0, 16),
+        error: (e as Error).message,
+      });
+    }
+  }
 
   /** Refuses an RPC `caller` other than the session's starter; this node's own calls pass. */
   private refuseOtherCaller(slot: string, caller: string | undefined, what: string): void {
@@ -446,6 +506,7 @@ export class NodeHost implements Participant {
       throw e;
     }
     this.starters.delete(slot);
+    this.signerOutcomes.forget(slot);
     this.ceremonies.release(toHex(sessionId));
     this.releaseWallet(toHex(sessionId));
     try {
@@ -502,21 +563,17 @@ export class NodeHost implements Participant {
         });
     };
     if (kind === "dkg") {
-      this.db.transaction(() => {
-        if (!getWallet(this.db, wallet.walletId)) {
-          insertWallet(this.db, { ...wallet, generation: 0 });
-          appendAudit(this.db, this.nodeId, {
-            event: "wallet_created",
-            walletId: wallet.walletId,
-            threshold: wallet.threshold,
-            parties: wallet.parties,
-            publicKeyHex: toHex(wallet.publicKey),
-          });
-        }
-        insertActiveShare(this.db, share);
-        keepStatement();
-      });
-      this.auditShareStored(wallet.walletId, generation, share.partyIndex, "active");
+      const session = toHex(sessionId);
+      // Pending until every holder stored (dkg-commit.ts); a peer's question may have fenced it.
+      if (this.dkgFenced.has(session)) {
+        await this.abort(sessionId);
+        throw new CodedError(
+          "conflict",
+          `DKG ${session.slice(0, 16)} of wallet ${wallet.walletId} was already rolled back on node ${this.nodeId}`,
+        );
+      }
+      stageDkg(this.db, session, wallet, share, keepStatement);
+      this.auditShareStored(wallet.walletId, generation, share.partyIndex, "pending");
     } else {
       const session = toHex(sessionId);
       this.db.transaction(() => {
@@ -585,7 +642,11 @@ export class NodeHost implements Participant {
   ): Promise<void> {
     this.releaseWallet(toHex(sessionId));
     // Already committed here (a peer's answer settled it first): the store is current, the enclave reloads from it.
-    if (kind === "refresh" && !this.commitLocally(walletId, toHex(sessionId), generation)) {
+    const committedNow =
+      kind === "refresh"
+        ? this.commitLocally(walletId, toHex(sessionId), generation)
+        : commitDkg(this.db, this.nodeId, walletId, toHex(sessionId));
+    if (!committedNow) {
       this.loaded.delete(walletId);
       return;
     }
@@ -638,14 +699,47 @@ export class NodeHost implements Participant {
     return true;
   }
 
+  /**
+   * A coordinator's rollback is a request, not a decision, once this node holds the session's
+   * pending share (docs/ARCHITECTURE.md "Sealed shares and storage", the refresh commit rule):
+   * - not stored here: the rollback is recorded at once; that record is the fence every
+   *   rollback starts from (this node will never store the session, so no holder can ever see
+   *   all n pending and commit on it);
+   * - stored here: settled from the peers' answers like a lost coordinator's pending share
+   *   (resolveOne), without the grace: rolled back only when some holder rolled back or fenced
+   *   it; committed when every other holder stored it too (the coordinator's failure was only
+   *   a lost reply); left pending while a holder is silent.
+   * So no coordinator, live or late, can roll back a session that every holder stored.
+   */
   async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
+    const session = toHex(sessionId);
+    // Before the abort releases the wallet: from here a DKG persist of it is refused.
+    if (kind === "dkg" && !this.dkgStored(walletId, session)) this.fenceDkg(session);
     await this.abort(sessionId);
-    if (kind === "refresh")
-      this.rollbackLocally(
-        walletId,
-        toHex(sessionId),
-        "a participant failed to persist its new share",
-      );
+    const staged = this.db.transaction(() => {
+      const p = pendingShares(this.db, this.nodeId, walletId).find((x) => x.sessionId === session);
+      if (!p) {
+        const reason = "a participant failed to persist its new share";
+        if (kind === "refresh") this.rollbackLocally(walletId, session, reason);
+        else rollbackDkg(this.db, this.nodeId, walletId, session, reason);
+      }
+      return p;
+    });
+    if (!staged) return;
+    const decision = await this.resolveOne(staged, session, true);
+    this.log("rollback_settled", { wallet: walletId, session: session.slice(0, 16), decision });
+  }
+
+  /** Whether this node stored (or decided) DKG session `session` of the wallet. */
+  private dkgStored(walletId: string, session: string): boolean {
+    if (!getWallet(this.db, walletId)) return false;
+    return listShares(this.db, walletId, this.nodeId).some((x) => x.sessionId === session);
+  }
+
+  private fenceDkg(session: string): void {
+    this.dkgFenced.add(session);
+    if (this.dkgFenced.size > 4 * this.ceremonies.max)
+      this.dkgFenced.delete(this.dkgFenced.values().next().value!);
   }
 
   /** Removes only session `session`'s pending share, recorded as rolled back; never after a commit of it. */
@@ -673,6 +767,11 @@ export class NodeHost implements Participant {
    * that fences a persist of it arriving later, so its coordinator (which commits only after
    * all n persisted) can no longer commit it anywhere, and the answer stays true.
    */
+  /** The party of the wallet this node retired earlier, from its audit log, or null. */
+  retiredParty(walletId: string): { partyIndex: number; generation: number } | null {
+    return retiredPartyOf(this.db, walletId, this.nodeId);
+  }
+
   /** This node's part of a wallet's retirement (wallet-retirement.ts); a refusal is an outcome, never a throw. */
   retireWallet(a: NodeOpArgs<"retireWallet">): Promise<RetireOutcome> {
     return retireHere(
@@ -693,6 +792,20 @@ export class NodeHost implements Participant {
 
   ceremonyOutcome(walletId: string, sessionId: Uint8Array): CeremonyOutcomeAnswer {
     const session = toHex(sessionId);
+    // Answered from memory and reads: a node whose database is locked still fences a DKG it
+    // took part in but could not store, so the holders that did store can roll it back.
+    if (this.dkgFenced.has(session)) return { outcome: "rolled_back", generation: 0 };
+    if (
+      this.walletCeremony.get(walletId)?.session === session &&
+      !this.dkgStored(walletId, session)
+    ) {
+      const held = getWallet(this.db, walletId);
+      if (!held || isDkgPending(this.db, walletId, this.nodeId)) {
+        this.fenceDkg(session);
+        void this.abort(sessionId);
+        return { outcome: "rolled_back", generation: held?.currentGeneration ?? 0 };
+      }
+    }
     return this.db.transaction((): CeremonyOutcomeAnswer => {
       const decided = refreshOutcome(this.db, walletId, this.nodeId, session);
       if (decided) return { outcome: decided.outcome, generation: decided.generation };
@@ -718,10 +831,13 @@ export class NodeHost implements Participant {
    *   older than pendingGraceMs: commit (all n hold the new share and none decided);
    * - else (a holder silent, or still within the grace): leave it pending, ask again later.
    * Each node's decision is recorded and never reversed (commit after rollback and rollback after
-   * commit are refused), so by induction every decision agrees with the first one taken and all
-   * holders end on one generation. Not covered: a live coordinator that decides to roll back
-   * (a persist reply lost) more than pendingGraceMs after the last persist, racing a holder that
-   * commits on "all pending". A session's own live ceremony on this node is skipped.
+   * commit are refused). Every commit needs all n holders to have stored the share (the
+   * coordinator's after all n persists, "all pending", or a peer's earlier commit); every rollback
+   * starts from a record at a holder that never stored it (ceremonyOutcome's fence, or rollback()
+   * there), and such a holder never stores it later. The two cannot both happen, so all holders
+   * end on one generation, whenever a coordinator's rollback arrives (rollback() says why). The
+   * grace is no longer needed for that: it only lets a live coordinator commit first, handing
+   * its enclaves the commit certificate. A session's own live ceremony on this node is skipped.
    */
   async resolvePending(walletId?: string): Promise<PendingResolution[]> {
     const out: PendingResolution[] = [];
@@ -742,6 +858,8 @@ export class NodeHost implements Participant {
   private async resolveOne(
     p: StoredShare,
     session: string,
+    /** Asked to roll back by the coordinator: it is no longer deciding, so no grace is owed. */
+    coordinatorDone = false,
   ): Promise<PendingResolution["decision"]> {
     if (!this.outcomeSource) return "pending";
     const answers = new Map<string, CeremonyOutcomeAnswer["outcome"]>();
@@ -751,7 +869,7 @@ export class NodeHost implements Participant {
     const parties = getWallet(this.db, p.walletId)?.parties ?? Number.POSITIVE_INFINITY;
     const allPending =
       said.filter((o) => o === "pending").length >= parties - 1 &&
-      Date.now() - p.createdAt >= this.pendingGraceMs;
+      (coordinatorDone || Date.now() - p.createdAt >= this.pendingGraceMs);
     let decision: PendingResolution["decision"] = "pending";
     if (said.includes("committed") || (!said.includes("rolled_back") && allPending))
       decision = "committed";
@@ -762,17 +880,17 @@ export class NodeHost implements Participant {
       decision,
       answers: Object.fromEntries(answers),
     });
+    const dkg = isDkgPending(this.db, p.walletId, this.nodeId);
     if (decision === "committed") {
-      this.commitLocally(p.walletId, session, p.generation);
+      if (dkg) commitDkg(this.db, this.nodeId, p.walletId, session);
+      else this.commitLocally(p.walletId, session, p.generation);
       // The enclave may still hold the session's finished share; the store's is now current.
       this.loaded.delete(p.walletId);
       await this.abort(fromHex(session));
     } else if (decision === "rolled_back") {
-      this.rollbackLocally(
-        p.walletId,
-        session,
-        "its peers rolled the refresh back after its coordinator was lost",
-      );
+      const reason = `its peers rolled the ${dkg ? "DKG" : "refresh"} back`;
+      if (dkg) rollbackDkg(this.db, this.nodeId, p.walletId, session, reason);
+      else this.rollbackLocally(p.walletId, session, reason);
       await this.abort(fromHex(session));
     }
     return decision;

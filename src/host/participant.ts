@@ -3,13 +3,10 @@
  * node harness calls NodeHost directly; the MQTT layer implements the same
  * interface with requests to remote nodes' inboxes.
  */
-import type {
-  CeremonyReply,
-  CeremonyStartRequest,
-  CeremonyStepRequest,
-} from "../shared/wire/enclave-ops.ts";
+import type { CeremonyReply, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
 import type {
   CommitCertificate,
+  NodeStartRequest,
   PersistKind,
   PreparedShare,
   WalletRecord,
@@ -29,7 +26,8 @@ export interface Participant {
   prepare(walletId: string): Promise<PreparedShare>;
   /** A fresh attestation document of this node's enclave (binds its channel keys). */
   attestation(): Promise<Uint8Array>;
-  start(req: CeremonyStartRequest): Promise<CeremonyReply>;
+  /** `client`, `signerNodes`: for the host only (a signer keeps the answer under the client's request). */
+  start(req: NodeStartRequest): Promise<CeremonyReply>;
   step(req: CeremonyStepRequest): Promise<CeremonyReply>;
   /** Drops the session everywhere on this node (enclave keep-state, pending shares). Never throws. */
   abort(sessionId: Uint8Array): Promise<void>;

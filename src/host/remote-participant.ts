@@ -4,15 +4,12 @@
  * by the operation table in src/shared/wire/node-rpc.ts; the server checks
  * every call's arguments there before the host sees them.
  */
-import type {
-  CeremonyReply,
-  CeremonyStartRequest,
-  CeremonyStepRequest,
-} from "../shared/wire/enclave-ops.ts";
+import type { CeremonyReply, CeremonyStepRequest } from "../shared/wire/enclave-ops.ts";
 import {
   callNodeOp,
   nodeOpDispatcher,
   type NodeCaller,
+  type NodeStartRequest,
   type NodeOpHandlers,
   type NodeOpArgs,
   type NodeOpName,
@@ -45,7 +42,7 @@ export class RemoteParticipant implements Participant {
   async attestation(): Promise<Uint8Array> {
     return (await this.call("attestation", {})).document;
   }
-  start(req: CeremonyStartRequest): Promise<CeremonyReply> {
+  start(req: NodeStartRequest): Promise<CeremonyReply> {
     return this.call("start", req);
   }
   step(req: CeremonyStepRequest): Promise<CeremonyReply> {
@@ -90,6 +87,7 @@ export type LocalNode = Pick<
   | "requestContext"
   | "ceremonyOutcome"
   | "retireWallet"
+  | "retiredParty"
 >;
 
 /** The local NodeHost's answer to each node RPC op (what RemoteParticipant and the peer directory call). */
@@ -124,6 +122,7 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
         : local.requestContext(a.kind, a.requestId, a.walletId, a.client),
     ceremonyOutcome: (a) => local.ceremonyOutcome(a.walletId, a.sessionId),
     retireWallet: (a) => local.retireWallet(a),
+    retiredParty: (a) => local.retiredParty(a.walletId),
   };
 }
 

@@ -34,6 +34,8 @@ import type { WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import { walletVouchers } from "./wallet-vouchers.ts";
 import { coordinateRetirement } from "./wallet-retirement.ts";
+import { importTarget, planImport, runImport, type ImportPlan } from "./key-import.ts";
+import { signResult } from "./sign-result.ts";
 import {
   currentHolders,
   gatherRequestContext,
@@ -49,9 +51,8 @@ import {
   type RequestIdentity,
 } from "./planning.ts";
 import type { LiveNode } from "./mqtt/bus.ts";
-import { deriveChildPublicKey, ethAddress } from "../shared/public-key.ts";
+import { ethAddress } from "../shared/public-key.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
-import { signatureForms } from "../shared/signature.ts";
 import { DIGEST_HEX, ID_RULE, isId, isNonHardenedPath } from "../shared/wire/patterns.ts";
 
 import { RateLimitError, type Admission, type ClientLimits } from "./rate-limits.ts";
@@ -179,6 +180,12 @@ export class RequestHandler {
         case "policy":
           need(b.policy !== undefined, "policy is required: the new policy's encoding as hex");
           return reply.done(await this.ceremony("refresh", requestId, b, reply, true));
+        // A key import is a DKG whose key the client brought (key-import.ts).
+        case "import":
+          need(isId(b.walletId), "walletId is required: the envelope is sealed for it");
+          return reply.done(await this.ceremony("dkg", requestId, b, reply, false, true));
+        case "importTarget":
+          return reply.done(await importTarget(this.peers, this.self.nodeId, b.nodeId));
         case "retire": {
           need(isId(b.walletId), "walletId is required");
           this.holderView.forget(b.walletId);
@@ -273,6 +280,8 @@ export class RequestHandler {
     reply: Reply,
     /** A refresh that changes the wallet's policy to `b.policy` (the `policy` operation). */
     policyChange = false,
+    /** A DKG whose key is the client's, sealed in `b.envelope` (the `import` operation). */
+    importing = false,
   ): Promise<unknown> {
     // One round to every live node: an earlier run of this request id, and who holds the wallet.
     const named = kind !== "dkg" && isId(b.walletId) ? b.walletId : undefined;
@@ -305,6 +314,7 @@ export class RequestHandler {
       named,
       who,
       expected && new Set(expected),
+      { timeoutMs: this.opts.phaseTimeoutMs },
     );
     if (named !== undefined) {
       // Refresh and retirement change who holds what: the next request asks afresh.
@@ -315,7 +325,7 @@ export class RequestHandler {
     const copts: CoordinatorOptions = {
       phaseTimeoutMs: this.opts.phaseTimeoutMs,
       // Relayed to every participant as the client sent it; each enclave checks it before phase 1.
-      approval: approvalRelay(requestId, b),
+      approval: { ...approvalRelay(requestId, b), ...(who && { client: who.client }) },
       // The coordinator's id lets the SDK watch its presence (Last Will) while it waits.
       onProgress: (stage, phase) =>
         reply.progress({ stage, phase, of: 4, coordinator: this.self.nodeId }),
@@ -341,17 +351,49 @@ export class RequestHandler {
           (n as number) <= 16,
         "need integers 2 <= threshold <= parties <= 16",
       );
-      const chosen = planDkg(
-        me,
-        this.peers
-          .liveNodes()
-          .filter((x) => x.status !== "degraded")
-          .map((x) => x.nodeId),
-        t as number,
-        n as number,
-      );
+      const imported: ImportPlan | undefined = importing
+        ? planImport(this.peers, b, t as number, n as number)
+        : undefined;
+      const chosen =
+        imported?.participants ??
+        planDkg(
+          me,
+          this.peers
+            .liveNodes()
+            .filter((x) => x.status !== "degraded")
+            .map((x) => x.nodeId),
+          t as number,
+          n as number,
+        );
       participants = chosen;
-      run = async () => {
+      if (imported)
+        run = async () => {
+          const { publicKey, generation } = await runImport(this.peers, imported, {
+            walletId: walletId as string,
+            threshold: t as number,
+            ...(policy === undefined ? {} : { policy }),
+            copts,
+            refreshApproval: {
+              ...approvalRelay(requestId, { approval: b.refreshApproval }),
+              ...(who && { client: who.client }),
+            },
+          });
+          return {
+            result: {
+              walletId,
+              publicKey: toHex(publicKey),
+              address: ethAddress(publicKey),
+              threshold: t,
+              parties: n,
+              generation,
+              nodes: chosen,
+              imported: true,
+              dealerNode: imported.dealerNode,
+              vouchers: await this.vouchersOf(walletId as string, generation),
+            },
+          };
+        };
+      else run = async () => {
         const w = await createWallet(
           chosen.map((id) => this.peers.participant(id)),
           t as number,
@@ -411,21 +453,18 @@ export class RequestHandler {
             digest,
             { ...copts, path, ...(agreed ? { prepared: prepared as PreparedSigner[] } : {}) },
           );
-          const pk = path
-            ? deriveChildPublicKey(w.publicKey, w.chainCode, path).publicKey
-            : w.publicKey;
-          return {
-            result: {
-              walletId,
-              digest: toHex(digest),
-              path: path ?? null,
-              publicKey: toHex(pk),
-              address: ethAddress(pk),
-              signature: signatureForms(sig),
-              signers: chosen,
-              coordinator: me,
-            },
-          };
+          // The same answer every signer kept (sign-result.ts), should this node die before sending it.
+          const result = signResult({
+            walletId: named,
+            publicKey: w.publicKey,
+            chainCode: w.chainCode,
+            digest,
+            path,
+            sig,
+            signers: chosen,
+            coordinator: me,
+          });
+          return { result };
         };
       } else {
         const chosen = planRefresh(current, w.parties);

@@ -138,6 +138,11 @@ describe("rollback scope", () => {
     await n1.persist("refresh", a, WALLET, FINAL);
     await n1.rollback("refresh", randomBytes(32), WALLET.walletId);
     expect(pendingShares(n1.db, "n1").map((p) => p.sessionId)).toEqual([toHex(a)]);
+    // n1 stored session a: it rolls back only on a peer's rollback (here n3, which never stored it).
+    n1.outcomeSource = answering({
+      n2: { outcome: "pending", generation: 1 },
+      n3: { outcome: "rolled_back", generation: 1 },
+    });
     await n1.rollback("refresh", a, WALLET.walletId);
     expect(pendingShares(n1.db, "n1")).toEqual([]);
     expect(generationOf(n1.db, WALLET.walletId)).toBe(0);
@@ -263,6 +268,95 @@ describe("commit convergence", () => {
       n1.start({ ...refreshStart(randomBytes(32)), expectedGeneration: 1 }),
     ).resolves.toBeTruthy();
     expect(generationOf(n1.db, WALLET.walletId)).toBe(1);
+  });
+});
+
+describe("a coordinator's rollback once holders stored (the order the grace rule left open)", () => {
+  /** Three holders on their own stores, asking one another directly as the ceremonyOutcome op would. */
+  async function threeHolders(storedOn: string[]) {
+    const hosts = [
+      host("n1", 1, { graceMs: 0 }),
+      host("n2", 2, { graceMs: 0 }),
+      host("n3", 3, { graceMs: 0 }),
+    ];
+    const a = randomBytes(32);
+    for (const h of hosts) {
+      h.outcomeSource = async (walletId, sessionId) =>
+        hosts
+          .filter((o) => o !== h)
+          .map((o) => ({ nodeId: o.nodeId, answer: o.ceremonyOutcome(walletId, sessionId) }));
+      await h.start(refreshStart(a));
+      if (storedOn.includes(h.nodeId)) await h.persist("refresh", a, WALLET, FINAL);
+    }
+    // The session has ended on each (the participants' abort when the coordinator's Last Will
+    // or phase deadline came, or the slot's end): their pending shares are open to settling.
+    for (const h of hosts) await h.abort(a);
+    return { hosts, a };
+  }
+  const generations = (hosts: NodeHost[]) => hosts.map((h) => generationOf(h.db, WALLET.walletId));
+
+  it("a holder commits on all pending while the live coordinator rolls back (a persist reply lost): every holder commits", async () => {
+    const { hosts, a } = await threeHolders(["n1", "n2", "n3"]);
+    const [n1, n2, n3] = hosts as [NodeHost, NodeHost, NodeHost];
+    // n1 settles its pending share (past the grace) and has just heard "pending" from n2 and n3;
+    // before it decides, the coordinator, which took n3's lost persist reply for a failure,
+    // rolls back on every holder. That was the uncovered order: n2 and n3 rolled back, n1 committed.
+    const ask = n1.outcomeSource!;
+    let coordinatorRollback: Promise<unknown> | undefined;
+    n1.outcomeSource = async (walletId, sessionId) => {
+      const answers = await ask(walletId, sessionId);
+      expect(answers.map((x) => x.answer?.outcome)).toEqual(["pending", "pending"]);
+      coordinatorRollback = Promise.all(
+        [n2, n3].map((h) => h.rollback("refresh", a, WALLET.walletId)),
+      );
+      await coordinatorRollback;
+      return answers;
+    };
+    const resolved = await n1.resolvePending();
+    expect(resolved.map((r) => r.decision)).toEqual(["committed"]);
+    // The coordinator's rollback reaching n1 last is refused: committed is final.
+    expect(await codeOf(n1.rollback("refresh", a, WALLET.walletId))).toBe("conflict");
+    await coordinatorRollback;
+    expect(generations(hosts)).toEqual([1, 1, 1]);
+    for (const h of hosts) {
+      expect(pendingShares(h.db, h.nodeId)).toEqual([]);
+      expect(h.ceremonyOutcome(WALLET.walletId, a).outcome).toBe("committed");
+    }
+  });
+
+  it("the coordinator's rollback first, then a holder settles: still every holder commits", async () => {
+    const { hosts, a } = await threeHolders(["n1", "n2", "n3"]);
+    await Promise.all(hosts.slice(1).map((h) => h.rollback("refresh", a, WALLET.walletId)));
+    expect((await hosts[0]!.resolvePending()).map((r) => r.decision)).toEqual(["committed"]);
+    expect(generations(hosts)).toEqual([1, 1, 1]);
+  });
+
+  it("a holder that never stored: the rollback is fenced there and every holder rolls back, a late persist refused", async () => {
+    const { hosts, a } = await threeHolders(["n1", "n2"]);
+    const [n1, n2, n3] = hosts as [NodeHost, NodeHost, NodeHost];
+    await Promise.all(hosts.map((h) => h.rollback("refresh", a, WALLET.walletId)));
+    expect(generations(hosts)).toEqual([0, 0, 0]);
+    for (const h of hosts) expect(pendingShares(h.db, h.nodeId)).toEqual([]);
+    expect(await codeOf(n3.persist("refresh", a, WALLET, FINAL))).toBe("conflict");
+    expect(await codeOf(n1.commit("refresh", a, WALLET.walletId, 1))).toBe("conflict");
+    expect(n2.ceremonyOutcome(WALLET.walletId, a).outcome).toBe("rolled_back");
+  });
+
+  it("a stored holder that hears from no peer keeps the share pending rather than roll back alone", async () => {
+    const { hosts, a } = await threeHolders(["n1", "n2", "n3"]);
+    const n1 = hosts[0]!;
+    n1.outcomeSource = answering({ n2: { outcome: "pending", generation: 1 }, n3: null });
+    await n1.rollback("refresh", a, WALLET.walletId);
+    expect(pendingShares(n1.db, "n1").map((p) => p.sessionId)).toEqual([toHex(a)]);
+    // n3 answers later: all pending, the share commits (n2 and n3 follow from n1's commit).
+    n1.outcomeSource = answering({
+      n2: { outcome: "pending", generation: 1 },
+      n3: { outcome: "pending", generation: 1 },
+    });
+    expect((await n1.resolvePending()).map((r) => r.decision)).toEqual(["committed"]);
+    for (const h of hosts.slice(1))
+      expect((await h.resolvePending()).map((r) => r.decision)).toEqual(["committed"]);
+    expect(generations(hosts)).toEqual([1, 1, 1]);
   });
 });
 

@@ -38,6 +38,34 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
 }
 
+/**
+ * The busy timeout a running host writes with, once its schema is migrated (main.ts), instead of
+ * the 5 s it opens with. The driver is synchronous, so a write that waits for a lock stalls the
+ * whole host (every request, every peer's call) for as long as it waits. Every write here is a
+ * short transaction on the host's own file (a few rows; one WAL fsync with synchronous=FULL,
+ * milliseconds even with a sealed share of hundreds of kilobytes), and nothing else writes to
+ * that file in normal operation: WAL readers and backups never block a writer, and the host's
+ * health probe takes the lock for microseconds. A wait longer than a few such commits therefore
+ * means another process holds the lock (an operator's shell, a stuck tool): the failure a
+ * longer wait does not cure. 250 ms absorbs dozens of competing commits while bounding each
+ * failed write's stall to 1/80 of the shortest phase deadline used here (20 s), where 5 s made
+ * every request on the node wait 5 s per write; the node withdraws itself meanwhile
+ * (database-health.ts).
+ */
+export const RUNNING_BUSY_TIMEOUT_MS = 250;
+
+/**
+ * Whether an error is the database failing (locked, I/O, full, read-only, corrupt, gone), as
+ * opposed to a statement being refused (a constraint, a StoreError): what withdraws the node.
+ */
+export function isDatabaseFailure(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return (
+    typeof code === "string" &&
+    /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN|CORRUPT|NOTADB|PROTOCOL)/.test(code)
+  );
+}
+
 const REMOTE_PROTOCOLS = new Set(["libsql:", "https:", "http:"]);
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 const PARAM_NAME = /[:@$]([A-Za-z_][A-Za-z0-9_]*)/g;
@@ -100,6 +128,27 @@ function openFile(path: string, options: OpenOptions): Db {
 }
 
 /**
+ * A second connection that asks only whether this node could write now: for a file, it takes the
+ * write lock and lets it go at once (BEGIN IMMEDIATE; ROLLBACK) without waiting for it (busy
+ * timeout 0), so a locked file fails the probe at once instead of stalling the host; for a
+ * server, a round trip. Throws what the database answered.
+ */
+export function openWriteProbe(location: DbLocation): { probe(): void; close(): void } {
+  const conn = openDatabase(location, { busyTimeoutMs: 0 });
+  return {
+    probe() {
+      if (conn.kind === "remote") {
+        conn.get("SELECT 1 AS one");
+        return;
+      }
+      conn.exec("BEGIN IMMEDIATE");
+      conn.exec("ROLLBACK");
+    },
+    close: () => conn.close(),
+  };
+}
+
+/**
  * Opens an embedded database file read-only (an operator's tool beside a running host): a
  * `file:` URI with mode=ro, so no statement or pragma can change it and a missing file is an
  * error, not a new database. (SQLite may still create the WAL's -shm/-wal files beside it.)
@@ -158,6 +207,9 @@ export class Db {
   private readonly statements = new Map<string, Prepared>();
   private depth = 0;
 
+  /** Told of every write that failed because the database did (isDatabaseFailure); database-health.ts. */
+  onWriteFailure: ((e: unknown) => void) | null = null;
+
   /** @internal use openDatabase */
   constructor(
     private readonly raw: Database.Database,
@@ -166,7 +218,28 @@ export class Db {
 
   /** Runs a statement; returns the number of rows it changed. */
   run(sql: string, params: SqlParams = {}): number {
-    return this.prepared(sql, params).run(params).changes;
+    try {
+      return this.prepared(sql, params).run(params).changes;
+    } catch (e) {
+      this.writeFailed(e);
+      throw e;
+    }
+  }
+
+  /** Sets how long a write waits for another connection's lock (files; a server decides its own). */
+  setBusyTimeout(ms: number): void {
+    if (!Number.isSafeInteger(ms) || ms < 0)
+      throw new StoreError("invalid", "busy timeout must be a non-negative integer");
+    if (this.kind === "file") this.exec(`PRAGMA busy_timeout = ${ms}`);
+  }
+
+  private writeFailed(e: unknown): void {
+    if (!this.onWriteFailure || !isDatabaseFailure(e)) return;
+    try {
+      this.onWriteFailure(e);
+    } catch {
+      /* a listener's failure must not replace the write's error */
+    }
   }
 
   get(sql: string, params: SqlParams = {}): Row | undefined {
@@ -194,7 +267,12 @@ export class Db {
   transaction<T>(fn: () => T): T {
     const outer = this.depth === 0;
     const savepoint = `sp${this.depth}`;
-    this.exec(outer ? "BEGIN IMMEDIATE" : `SAVEPOINT ${savepoint}`);
+    try {
+      this.exec(outer ? "BEGIN IMMEDIATE" : `SAVEPOINT ${savepoint}`);
+    } catch (e) {
+      this.writeFailed(e);
+      throw e;
+    }
     this.depth++;
     let result: T;
     try {
@@ -215,9 +293,28 @@ export class Db {
       this.exec(outer ? "COMMIT" : `RELEASE ${savepoint}`);
     } catch (e) {
       this.rollback(outer, savepoint);
+      this.writeFailed(e);
       throw e;
     }
     return result;
+  }
+
+  /**
+   * Runs `fn` without waiting for another process's lock (busy timeout 0 for its duration, files
+   * only): for a best-effort write on a latency-critical path, which must fail at once rather
+   * than block the whole host (the driver is synchronous) for the busy timeout.
+   */
+  withoutWaiting<T>(fn: () => T): T {
+    if (this.kind !== "file" || this.depth > 0) return fn();
+    const before = Number(this.get("PRAGMA busy_timeout")?.timeout ?? 0);
+    this.exec("PRAGMA busy_timeout = 0");
+    try {
+      return fn();
+    } finally {
+      this.exec(
+        `PRAGMA busy_timeout = ${Number.isSafeInteger(before) && before >= 0 ? before : 0}`,
+      );
+    }
   }
 
   /** Moves the WAL into the main file and truncates it (files only). Returns false if readers blocked it. */

@@ -41,4 +41,6 @@ export * from "./shares-repo.ts";
 export * from "./statements-repo.ts";
 export * from "./ceremonies-repo.ts";
 export * from "./refresh-outcomes-repo.ts";
+export * from "./sign-outcomes-repo.ts";
 export * from "./audit.ts";
+export * from "./wallet-deletion.ts";

@@ -245,6 +245,24 @@ CREATE INDEX wallet_statements_attestation ON wallet_statements (attestation_dig
 ALTER TABLE shares ADD COLUMN policy BLOB CHECK (policy IS NULL OR length(policy) BETWEEN 1 AND ${MAX_POLICY_BYTES});
 `,
   },
+  {
+    version: 10,
+    name: "sign outcomes kept by every participant",
+    // Every signer obtains the signature at phase 4; each keeps the answer under the client's
+    // request, so a resubmission after its coordinator died gets the signature reached
+    // (sign-outcomes-repo.ts). One row per (client user, request id): the first signature stays.
+    sql: `
+CREATE TABLE sign_outcomes (
+  client_user TEXT NOT NULL CHECK (length(client_user) BETWEEN 1 AND 256),
+  request_id TEXT NOT NULL CHECK (length(request_id) BETWEEN 1 AND 256),
+  params_hash BLOB NOT NULL CHECK (length(params_hash) = 32),
+  ceremony_id TEXT NOT NULL CHECK (length(ceremony_id) = 64),
+  result BLOB NOT NULL CHECK (length(result) BETWEEN 1 AND 65536),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (client_user, request_id)
+) STRICT;
+`,
+  },
 ];
 
 /** Migration 8: each statement row's document into attestation_documents, a page of rows at a time. */

@@ -14,7 +14,7 @@
  * |----------------|----------------------------------------------------|-------------------------------|
  * | prepare        | {walletId}                                         | PreparedShare                 |
  * | attestation    | {}                                                 | {document}                    |
- * | start          | CeremonyStartRequest                               | CeremonyReply                 |
+ * | start          | NodeStartRequest (CeremonyStartRequest, client?, signerNodes?) | CeremonyReply     |
  * | step           | CeremonyStepRequest                                | CeremonyReply                 |
  * | abort          | {sessionId}                                        | {}                            |
  * | persist        | {kind: dkg/refresh, sessionId, wallet, final}      | {}                            |
@@ -25,17 +25,27 @@
  * | requestContext | {kind, requestId, walletId?, client?, prepare?}    | {request, wallet, prepared?, document?} |
  * | ceremonyOutcome| {walletId, sessionId}                              | CeremonyOutcomeAnswer         |
  * | retireWallet   | {walletId, requestId, approvalRequest?, approvals?, client?} | RetireOutcome           |
+ * | retiredParty   | {walletId}                                         | {partyIndex, generation} or null |
  *
  * `retireWallet` (issue 11 item 3, src/host/wallet-retirement.ts): the node
  * loads its share, its enclave checks the approvals and wipes it, the host
  * deletes the wallet's rows and audits who approved. It answers a refusal as
  * a RetireOutcome too (`{error}`), so the coordinator learns every holder's
- * reason from one round.
+ * reason from one round. `retiredParty` is what a node that no longer holds
+ * the wallet retired of it earlier (from its audit log), so that a repeated
+ * retirement counts those parties as done.
  *
  * `start` also carries the client's approvals (enclave-ops.ts: requestId,
  * approvalRequest, approvals, and for a DKG the policy), bounded by
  * approval.ts; `persist` carries the wallet's policy encoding with the
  * wallet record, stored beside it and handed back on LOAD_SHARE.
+ *
+ * A sign's `start` also names, for the host only (never relayed to the
+ * enclave), the client user of the request (`client`, an id) and the signers'
+ * node ids in the coordinator's order (`signerNodes`, at most MAX_PARTIES ids):
+ * each signer keeps the answer under (client, request id) once its enclave
+ * produced the signature (sign-outcomes-repo.ts), so a resubmission after the
+ * coordinator died gets the signature reached.
  *
  * Generations (issue 9 item 3): a sign's or refresh's `start` reply carries
  * the enclave's signed share-state statement (share-state.ts) and phase 2's
@@ -77,6 +87,7 @@ import type {
 import { APPROVAL_BYTES, MAX_APPROVALS, MAX_POLICY_BYTES, MAX_REQUEST_BYTES } from "./approval.ts";
 import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "./wallet-statement.ts";
 import { MAX_SIGNED_SHARE_STATE_BYTES } from "./share-state.ts";
+import { KEY_IMPORT_ENVELOPE_BYTES } from "./key-import.ts";
 import { CodedError } from "./errors.ts";
 import { DIGEST_BYTES, ID_RULE, isId, isNonHardenedPath } from "./patterns.ts";
 import {
@@ -139,6 +150,14 @@ export interface HeldWallet extends WalletRecord {
   attestation?: Uint8Array;
 }
 
+/** CEREMONY_START as a coordinator sends it to a node's host; the host keeps `client` and `signerNodes` to itself. */
+export interface NodeStartRequest extends CeremonyStartRequest {
+  /** Sign: the broker user the client request came from (request ids are unique per user). */
+  client?: string;
+  /** Sign: every signer's node id, in the coordinator's order (the answer's `signers`). */
+  signerNodes?: string[];
+}
+
 /** A client request this node coordinated, under its request id. */
 export interface StoredRequest {
   status: string;
@@ -185,7 +204,7 @@ type Done = Record<string, never>;
 export interface NodeOps {
   prepare: { args: { walletId: string }; result: PreparedShare };
   attestation: { args: NoArgs; result: { document: Uint8Array } };
-  start: { args: CeremonyStartRequest; result: CeremonyReply };
+  start: { args: NodeStartRequest; result: CeremonyReply };
   step: { args: CeremonyStepRequest; result: CeremonyReply };
   abort: { args: { sessionId: Uint8Array }; result: Done };
   persist: {
@@ -231,6 +250,10 @@ export interface NodeOps {
       client?: string;
     };
     result: RetireOutcome;
+  };
+  retiredParty: {
+    args: { walletId: string };
+    result: { partyIndex: number; generation: number } | null;
   };
 }
 export type NodeOpName = keyof NodeOps;
@@ -359,6 +382,11 @@ const startRequest = object({
   approvalRequest: optional(bytes(1, MAX_REQUEST_BYTES)),
   approvals: optional(list(bytes(APPROVAL_BYTES, APPROVAL_BYTES), MAX_APPROVALS)),
   policy: optional(bytes(1, MAX_POLICY_BYTES)),
+  // A key import (key-import.ts): ciphertext only, checked and opened by the dealer's enclave.
+  importEnvelope: optional(bytes(KEY_IMPORT_ENVELOPE_BYTES[0], KEY_IMPORT_ENVELOPE_BYTES[1])),
+  importDealer: optional(party),
+  client: optional(id),
+  signerNodes: optional(list(id, MAX_PARTIES)),
 });
 
 /** The server-side checker of each op's arguments. */
@@ -399,6 +427,7 @@ export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } 
     approvals: optional(list(bytes(APPROVAL_BYTES, APPROVAL_BYTES), MAX_APPROVALS)),
     client: optional(id),
   }),
+  retiredParty: object({ walletId: id }),
 };
 
 export const NODE_OP_NAMES = Object.keys(NODE_OP_ARGS) as NodeOpName[];
