@@ -21,6 +21,7 @@ export type Command =
   | "wallet refresh"
   | "wallet policy"
   | "wallet retire"
+  | "wallet import"
   | "sign"
   | "nodes"
   | "audit"
@@ -46,6 +47,20 @@ export const COMMANDS: Record<Command, CommandSpec> = {
   "wallet refresh": { args: ["ID"], options: ["key"] },
   "wallet policy": { args: [], options: ["wallet", "approver", "quorum", "key"] },
   "wallet retire": { args: [], options: ["wallet", "key"] },
+  "wallet import": {
+    args: [],
+    options: [
+      "secret-key-file",
+      "threshold",
+      "parties",
+      "approver",
+      "quorum",
+      "admin-key",
+      "key",
+      "wallet-id",
+      "node",
+    ],
+  },
   sign: { args: [], options: ["wallet", "digest", "path", "key"] },
   nodes: { args: [], options: [] },
   audit: { args: [], options: ["db", "wallet", "since"], local: true },
@@ -136,7 +151,7 @@ export function parseArgv(argv: string[]): Invocation {
   if (command === null) throw new UsageError("No command given; run tss --help for the commands.");
   if (command === "wallet")
     throw new UsageError(
-      "tss wallet needs a subcommand: create, show, list, refresh, policy or retire.",
+      "tss wallet needs a subcommand: create, import, show, list, refresh, policy or retire.",
     );
   if (command === "key") throw new UsageError("tss key needs a subcommand: new or show.");
   const spec = COMMANDS[command];
@@ -187,7 +202,7 @@ function resolveCommand(
     if (c in COMMANDS) return { command: c as Command, args: words.slice(2) };
     if (lenient) return { command: "wallet", args: [] };
     throw new UsageError(
-      `Unknown subcommand ${JSON.stringify(second)}; tss wallet takes create, show, list, refresh, policy or retire.`,
+      `Unknown subcommand ${JSON.stringify(second)}; tss wallet takes create, import, show, list, refresh, policy or retire.`,
     );
   }
   if (lenient) return { command: null, args: [] };

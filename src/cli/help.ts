@@ -49,6 +49,9 @@ Commands:
                                                under its current one
   wallet retire --wallet ID --key FILE...      retire a wallet for good: every node wipes and
                                                deletes its share, approved under its policy
+  wallet import --secret-key-file F --approver PUB... --admin-key FILE... [--key FILE]...
+                                               bring an existing key in as a new wallet, sealed
+                                               to one attested enclave and dealt to n
   sign --wallet ID --digest HEX [--path P] [--key FILE]...
                                                sign a 32-byte digest, approved by the key files
   nodes                                        list the online signing nodes
@@ -74,6 +77,7 @@ Subcommands:
   refresh ID                             re-randomise every share of a wallet
   policy --wallet ID --approver PUB...   replace a wallet's approval policy
   retire --wallet ID --key FILE...       retire a wallet for good (irreversible)
+  import --secret-key-file F ...         bring an existing secp256k1 key in as a new wallet
 
 Run tss wallet SUBCOMMAND --help for details.
 `;
@@ -154,6 +158,37 @@ approvers can approve the wallet's requests.
                   more than one --approver)
   --key FILE      a current approver's key file approving the change (repeatable)
 `,
+  "wallet import": `Usage: tss wallet import --secret-key-file FILE --approver PUB... [--quorum M]
+       --admin-key FILE... [--key FILE]... [--threshold T] [--parties N] [--wallet-id ID]
+       [--node NODE] [options]
+
+Brings an existing secp256k1 key (an address that already holds funds) in as
+a new T-of-N wallet with the same public key and address. The CLI fetches one
+node's enclave attestation document, verifies it like a wallet statement
+(--aws-root, or --dev-root with --allow-development, and --image are
+required), and seals the key to that enclave with HPKE (RFC 9180); only
+ciphertext reaches the broker and the nodes. That enclave splits the key into
+N shares, sends each other holder's enclave its share end to end, forgets
+them, and the N holders refresh at once, so what the dealing enclave saw no
+longer combines. The answer is vouched for by all N enclaves and must carry
+the key's own public key.
+
+  --secret-key-file F  a file with the 32-byte secret key in hex, optionally followed by
+                       whitespace and its 32-byte BIP-32 chain code in hex (child keys
+                       then match the original wallet's; the chain code becomes public
+                       wallet data, as every wallet's is); never give the key on the
+                       command line
+  --approver PUB       an approver of the new wallet's requests (repeatable)
+  --quorum M           how many distinct approvers must approve each request
+  --admin-key F        a cluster administrator's key file approving the import of exactly
+                       this sealed key (repeatable; operation "import")
+  --key FILE           an approver of the new policy approving the refresh that follows
+                       (repeatable; default: the --admin-key files)
+  --threshold T        default 3
+  --parties N          default 5, at most 5 (one dealt share must fit one peer message)
+  --wallet-id ID       the new wallet's id (default a random w_...)
+  --node NODE          the node whose enclave the key is sealed to (default: any online)
+`,
   "wallet retire": `Usage: tss wallet retire --wallet ID --key FILE... [options]
 
 Retires the wallet for good. The key files approve it under the wallet's
@@ -161,9 +196,10 @@ policy (a quorum of its approvers, operation "retire"); every holder's
 enclave checks that against the policy sealed with its share, wipes the share
 and refuses the wallet from then on, and every holder's node overwrites and
 deletes the wallet's rows and records in its audit log who approved. Needs
-the holders of at least n - t + 1 parties online, so that fewer than t shares
-remain anywhere; the answer names the parties whose holders were offline
-(their rows go when the retirement is repeated while they are online).
+at least n - t + 1 of its parties online or retired earlier, so that fewer
+than t shares remain anywhere; the answer names the parties whose holders
+were offline (their rows go when the retirement is repeated while they are
+online).
 Afterwards the wallet answers not_found. There is no undo.
 
   --wallet ID     the wallet

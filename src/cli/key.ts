@@ -12,6 +12,7 @@ import {
   writeKeyFile,
   KeySigner,
 } from "../client/index.ts";
+import { readFileSync } from "node:fs";
 import { toHex } from "../shared/hex.ts";
 import { UsageError, type Invocation } from "./args.ts";
 
@@ -62,4 +63,35 @@ export function runKey(
     if (e instanceof TssError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+/**
+ * The key `tss wallet import` brings in: a file holding the 32-byte secret key
+ * in hex, optionally followed by whitespace and a 32-byte BIP-32 chain code in
+ * hex (0x prefixes allowed). Read from a file, since a command line is visible
+ * to every user of the machine. The file's text is not kept.
+ */
+export function readImportedKeyFile(file: string): {
+  secretKey: Uint8Array;
+  chainCode?: Uint8Array;
+} {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(`Cannot read the secret key file ${file}: ${(e as Error).message}.`);
+  }
+  const words = text
+    .trim()
+    .split(/\s+/)
+    .map((w) => w.replace(/^0x/i, ""));
+  text = "";
+  if (words.length > 2 || !words.every((w) => /^[0-9a-fA-F]{64}$/.test(w)))
+    throw new UsageError(
+      `${file} must hold the secret key as 64 hex characters, optionally followed by the chain code (64 more).`,
+    );
+  const secretKey = Uint8Array.from(Buffer.from(words[0]!, "hex"));
+  return words[1] === undefined
+    ? { secretKey }
+    : { secretKey, chainCode: Uint8Array.from(Buffer.from(words[1], "hex")) };
 }

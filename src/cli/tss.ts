@@ -34,7 +34,7 @@ import {
 } from "./args.ts";
 import { commandHelp, KEY_HELP, MAIN_HELP, WALLET_HELP } from "./help.ts";
 import { keyFilesArg, walletPolicyArg } from "./approval-args.ts";
-import { runKey } from "./key.ts";
+import { readImportedKeyFile, runKey } from "./key.ts";
 import {
   asSentence,
   describeFailure,
@@ -78,6 +78,46 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
         run: (c, requestId, onProgress) =>
           c.createWallet({ threshold, parties, policy, admins, walletId, requestId, onProgress }),
         show: (r) => showWallet("Created wallet", r as WalletInfo),
+      };
+    }
+    case "wallet import": {
+      const threshold = wholeNumber(v.get("threshold"), "threshold");
+      const parties = wholeNumber(v.get("parties"), "parties");
+      const policy = walletPolicyArg(inv);
+      if (policy === undefined)
+        throw new UsageError("tss wallet import needs the new wallet's policy: --approver PUB...");
+      const admins = keyFilesArg(inv, "admin-key");
+      if (admins === undefined)
+        throw new UsageError(
+          "tss wallet import needs --admin-key FILE...: administrators approving the import.",
+        );
+      const signers = keyFilesArg(inv, "key");
+      const file = v.get("secret-key-file");
+      if (file === undefined)
+        throw new UsageError(
+          "tss wallet import needs --secret-key-file FILE (the key in hex, never on the command line).",
+        );
+      const { secretKey, chainCode } = readImportedKeyFile(file);
+      const walletId = v.has("wallet-id")
+        ? walletIdArg(v.get("wallet-id"), "--wallet-id ID")
+        : undefined;
+      const nodeId = v.get("node");
+      return {
+        run: (c, requestId, onProgress) =>
+          c.importKey({
+            secretKey,
+            ...(chainCode === undefined ? {} : { chainCode }),
+            threshold,
+            parties,
+            policy,
+            admins,
+            signers,
+            walletId,
+            nodeId,
+            requestId,
+            onProgress,
+          }),
+        show: (r) => showWallet("Imported wallet", r as WalletInfo),
       };
     }
     case "wallet show": {
@@ -230,6 +270,10 @@ async function main(argv: string[], env: Env): Promise<number> {
     if (trust === null && inv.command === "wallet show")
       throw new UsageError(
         "Showing a wallet verifies it against attested enclaves: give --aws-root FILE and --image PCR0 (a local cluster: --allow-development).",
+      );
+    if (trust === null && inv.command === "wallet import")
+      throw new UsageError(
+        "Importing a key seals it to an attested enclave, which must be verified first: give --aws-root FILE and --image PCR0 (a local cluster: --allow-development).",
       );
     client = await TssClient.connect({
       ...settings,

@@ -9,6 +9,9 @@ import type { IPublishPacket } from "mqtt";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { policyHash } from "../shared/wire/approval.ts";
 import { approvalFields, newWalletId, policyEncoding } from "./approval-request.ts";
+import { importRecipient, sealKeyForEnclave } from "./key-import.ts";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { checkAddress, checkSameWallet, checkSignResult } from "./checks.ts";
 import { Connection } from "./connection.ts";
 import { CoordinatorWatch } from "./coordinator-watch.ts";
@@ -33,6 +36,8 @@ import {
   ShapeError,
   parseCreateWallet,
   parseEnvelope,
+  parseImport,
+  parseImportTarget,
   parseNodes,
   parseRefresh,
   parseRetire,
@@ -45,6 +50,8 @@ import type {
   ConnectOptions,
   CreateWalletOptions,
   CreateWalletResult,
+  ImportKeyOptions,
+  ImportKeyResult,
   NodesResult,
   Progress,
   QueryOptions,
@@ -273,6 +280,99 @@ export class TssClient {
         `Wallet ${walletId} has no approval policy: nobody can approve changing it.`,
       );
     return typeof hash === "string" ? fromHex(hash, 32) : hash;
+  }
+
+  /**
+   * Imports an existing secp256k1 key as a new wallet. The client fetches one node's enclave
+   * attestation document, verifies it under `trust` (as wallet statements are), and seals the
+   * key to that enclave with HPKE (key-import.ts); the administrators approve the import of
+   * that exact envelope, `signers` the refresh that follows under the new wallet's `policy`.
+   * The enclave deals the shares to n attested enclaves end to end and the cluster refreshes
+   * at once. The answer must name the key's own public key and be vouched for by all n
+   * enclaves. `secretKey` and `chainCode` are wiped whatever happens.
+   */
+  async importKey(o: ImportKeyOptions): Promise<ImportKeyResult> {
+    let publicKey: string;
+    let envelope: Uint8Array;
+    let target: { nodeId: string; attestation: string };
+    const walletId = o.walletId === undefined ? newWalletId() : checkWalletId(o.walletId);
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const threshold = checkCount(o.threshold ?? 3, "threshold");
+    const parties = checkCount(o.parties ?? 5, "parties");
+    try {
+      if (this.trust === undefined)
+        throw new TssError("bad_request", "importing a key needs ConnectOptions.trust");
+      if (!(o.secretKey instanceof Uint8Array) || o.secretKey.length !== 32)
+        throw new TssError("bad_request", "secretKey must be 32 bytes");
+      try {
+        publicKey = toHex(secp256k1.getPublicKey(o.secretKey, true));
+      } catch {
+        throw new TssError("bad_request", "secretKey is not a secp256k1 secret key");
+      }
+      target = await this.request(
+        "importTarget",
+        o.nodeId === undefined ? {} : { nodeId: o.nodeId },
+        { timeoutMs: o.timeoutMs },
+        parseImportTarget,
+      );
+      const recipient = importRecipient(fromHex(target.attestation), this.trust);
+      envelope = await sealKeyForEnclave({
+        recipient,
+        walletId,
+        requestId,
+        threshold,
+        parties,
+        secretKey: o.secretKey,
+        ...(o.chainCode === undefined ? {} : { chainCode: o.chainCode }),
+      });
+    } finally {
+      o.secretKey.fill(0);
+      o.chainCode?.fill(0);
+    }
+    const policy = policyEncoding(o.policy);
+    const seconds = { approvalSeconds: o.approvalSeconds };
+    const importApproval = await approvalFields(
+      {
+        operation: "import",
+        walletId,
+        requestId,
+        digest: sha256(envelope),
+        policyHash: policyHash(policy),
+        threshold,
+        parties,
+      },
+      { signers: o.admins, ...seconds },
+    );
+    const refreshApproval = await approvalFields(
+      { operation: "refresh", walletId, requestId },
+      { signers: o.signers ?? o.admins, ...seconds },
+    );
+    const body = {
+      walletId,
+      threshold,
+      parties,
+      policy: toHex(policy),
+      dealerNode: target.nodeId,
+      envelope: toHex(envelope),
+      ...importApproval,
+      ...(refreshApproval.approval && { refreshApproval: refreshApproval.approval }),
+    };
+    return this.request("import", body, { ...o, requestId }, (v) => {
+      const w = parseImport(v);
+      checkSameWallet(w, walletId);
+      checkAddress(w);
+      if (w.publicKey !== publicKey)
+        throw new TssError(
+          "inconsistent_result",
+          `The cluster reports public key ${w.publicKey}, not the imported key's ${publicKey}.`,
+        );
+      if (w.threshold !== threshold || w.parties !== parties)
+        throw new TssError(
+          "inconsistent_result",
+          `The cluster imported a ${w.threshold}-of-${w.parties} wallet, not ${threshold}-of-${parties}.`,
+        );
+      return { ...w, ...this.vouched(v, w) };
+    });
   }
 
   /**

@@ -5,9 +5,10 @@
  * X25519 channel key it binds, and seal the secret key (and chain code) to it
  * with HPKE. The caller's key buffers are wiped once sealed.
  *
- * Not yet a cluster operation: no node op carries the envelope to the
- * enclave, which would split it (src/enclave/lifecycle-import.ts) and deal
- * the shares to its peers (docs/ARCHITECTURE.md, "Key lifecycle").
+ * TssClient.importKey (client.ts) fetches the document (`importTarget`),
+ * seals with these, and sends the envelope with `import`; the enclave opens
+ * it, splits it and deals the shares to its peers
+ * (src/enclave/lifecycle-import.ts; docs/ARCHITECTURE.md, "Key import").
  */
 import { decodeAttestationDocument } from "../attestation/cose.ts";
 import { AttestationError, verifyAttestationDocument } from "../attestation/verifier.ts";

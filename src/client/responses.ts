@@ -7,6 +7,7 @@
 import { ERROR_CODE, ID_PATTERN, NODE_ID_PATTERN, PATH_PATTERN } from "../shared/wire/patterns.ts";
 import type {
   CreateWalletResult,
+  ImportKeyResult,
   NodeInfo,
   NodesResult,
   Progress,
@@ -228,9 +229,12 @@ export function parseRetire(v: unknown): RetireWalletResult {
     ...keyAndAddress(o),
     retired: list(o, "retired", "result", MAX_PARTIES, (x, at) => {
       const r = record(x, at);
+      if (r.earlier !== undefined && r.earlier !== true)
+        throw new ShapeError(`${at}.earlier must be true or absent`);
       return {
         nodeId: nodeId(r.nodeId, `${at}.nodeId`),
         partyIndex: integer(r, "partyIndex", at, 1, MAX_PARTIES),
+        ...(r.earlier === true ? { earlier: true as const } : {}),
       };
     }),
     remaining: list(o, "remaining", "result", MAX_PARTIES, (x, at) =>
@@ -264,4 +268,25 @@ function parseNode(v: unknown, at: string): NodeInfo {
 
 export function parseNodes(v: unknown): NodesResult {
   return { nodes: list(record(v, "result"), "nodes", "result", MAX_LIST, parseNode) };
+}
+
+/** importTarget: the node a key is sealed to and its enclave's attestation document (hex, at most 16 KiB). */
+export function parseImportTarget(v: unknown): { nodeId: string; attestation: string } {
+  const o = record(v, "result");
+  const doc = o.attestation;
+  // Longer than text() allows: checked here, length first.
+  if (typeof doc !== "string" || doc.length > 2 * 16384 || !/^([0-9a-f]{2})+$/.test(doc))
+    throw new ShapeError(
+      "result.attestation must be an attestation document of at most 16 KiB in lowercase hex",
+    );
+  return { nodeId: nodeId(o.nodeId, "result.nodeId"), attestation: doc };
+}
+
+export function parseImport(v: unknown): ImportKeyResult {
+  const o = record(v, "result");
+  const w = parseWalletInfo(v);
+  if (o.imported !== true) throw new ShapeError("result.imported must be true");
+  if (w.generation < 1)
+    throw new ShapeError("result.generation of an imported wallet must be at least 1 (refreshed)");
+  return { ...w, imported: true, dealerNode: nodeId(o.dealerNode, "result.dealerNode") };
 }

@@ -85,6 +85,44 @@ export interface CreateWalletOptions extends RequestOptions {
   walletId?: string;
 }
 
+/**
+ * Importing an existing secp256k1 key as a new wallet (operation "import"): the key is sealed
+ * to one attested enclave (HPKE), dealt to n attested enclaves and refreshed at once.
+ */
+export interface ImportKeyOptions extends RequestOptions {
+  /** The 32-byte big-endian secret key; wiped by importKey once sealed, whatever happens. */
+  secretKey: Uint8Array;
+  /** Its BIP-32 chain code (32 bytes), if child keys must stay the same; wiped too. Default: a fresh one. */
+  chainCode?: Uint8Array;
+  /** Default 3. */
+  threshold?: number;
+  /** Default 5; at most 5 (MAX_IMPORT_PARTIES). */
+  parties?: number;
+  /** Who approves the new wallet's sign and refresh requests (sealed with every share). */
+  policy: ApprovalPolicy;
+  /** Cluster administrator keys approving the import of exactly this sealed key. */
+  admins: readonly ApprovalSigner[];
+  /** Approvers under `policy` for the refresh that follows at once (default: `admins`). */
+  signers?: readonly ApprovalSigner[];
+  /** Seconds the approvals stay valid (default 300). */
+  approvalSeconds?: number;
+  /**
+   * The new wallet's id; default a fresh random one (the envelope and approvals name it). To
+   * retry after a timeout, pass the same walletId and requestId: a completed import is answered
+   * from the stored result (the retry's fresh envelope is not used).
+   */
+  walletId?: string;
+  /** The node whose enclave the key is sealed to; default: the one that answers importTarget. */
+  nodeId?: string;
+}
+
+export interface ImportKeyResult extends WalletInfo {
+  /** Always true: the wallet's key came from the client. */
+  imported: true;
+  /** The node whose enclave opened the envelope and dealt the shares. */
+  dealerNode: string;
+}
+
 export interface SignOptions extends RequestOptions, ApprovalOptions {
   walletId: string;
   /** 32 bytes, or 64 hex characters (optional 0x): the hash to sign, not hashed again. */
@@ -106,8 +144,8 @@ export interface RetireWalletResult {
   walletId: string;
   publicKey: string;
   address: string;
-  /** The holders whose enclaves wiped their share and whose hosts deleted the rows, by party index. */
-  retired: { nodeId: string; partyIndex: number }[];
+  /** The holders whose enclaves wiped their share and whose hosts deleted the rows, by party index; `earlier`: by a previous retirement. */
+  retired: { nodeId: string; partyIndex: number; earlier?: true }[];
   /** Party indices whose holders were offline: their rows stay until a retirement is repeated (fewer than t, so they cannot sign). */
   remaining: number[];
   /** Key ids (lowercase hex) of the approvers whose approvals the enclaves counted. */

@@ -12,6 +12,7 @@
  * checked against it whatever the setting, and a policy change is never
  * allowed without the sealed policy's approval.
  */
+import { sha256 } from "@noble/hashes/sha2.js";
 import { fromHex } from "../shared/hex.ts";
 import { ApprovalError, policyHash, type ApprovableRequest } from "../shared/wire/approval.ts";
 import type { CeremonyStartRequest } from "../shared/wire/enclave-ops.ts";
@@ -48,6 +49,10 @@ export interface ApprovedDkg {
  * Checks a DKG start's approvals against the administrators' policy and
  * returns the new wallet's policy (to be sealed with each share) with the
  * approved request, or null when approvals are not required and none were sent.
+ * A DKG start that carries a key import envelope is a key import
+ * (lifecycle-import.ts): it needs an `import` approval whose digest is the
+ * envelope's SHA-256, so the administrators approve that one sealed key, and
+ * it is never run without approvals, whatever the settings.
  */
 export function checkDkgStart(
   settings: ApprovalSettings,
@@ -55,7 +60,15 @@ export function checkDkgStart(
   threshold: number,
   parties: number,
 ): ApprovedDkg | null {
-  if (!settings.requireApprovals && req.policy === undefined && req.approvals === undefined)
+  const envelope = req.importEnvelope;
+  if (envelope !== undefined && !(envelope instanceof Uint8Array))
+    throw new ApprovalError("malformed", "importEnvelope must be bytes");
+  if (
+    envelope === undefined &&
+    !settings.requireApprovals &&
+    req.policy === undefined &&
+    req.approvals === undefined
+  )
     return null;
   if (!(req.policy instanceof Uint8Array))
     throw new ApprovalError("malformed", "a DKG start must carry the new wallet's policy");
@@ -69,9 +82,10 @@ export function checkDkgStart(
   const verdict = verifyApprovals({
     policy: settings.adminPolicy,
     expected: {
-      operation: "dkg",
+      operation: envelope === undefined ? "dkg" : "import",
       walletId: req.walletId,
       requestId: requestIdOf(req),
+      ...(envelope === undefined ? {} : { digest: sha256(envelope) }),
       policyHash: walletPolicy.hash,
       threshold,
       parties,

@@ -28,6 +28,7 @@ import { CeremonyRegistry, type AnySession } from "./ceremony-registry.ts";
 import { EnclaveError } from "./errors.ts";
 import { PeerMessageError, type PeerSession } from "./peer-envelope.ts";
 import type { PeerSessions } from "./peer-sessions.ts";
+import { ImportSession, MAX_IMPORT_PARTIES } from "./lifecycle-import.ts";
 import { needInt, needWalletId } from "./request-checks.ts";
 import { checkPeerShareStates, ownShareState } from "./share-state.ts";
 import type { ShareTable } from "./shares.ts";
@@ -101,6 +102,8 @@ export class Ceremonies {
     let replay: ReplayClaim | undefined;
     try {
       if (req.kind === "dkg") {
+        if (req.importEnvelope !== undefined)
+          throw new EnclaveError("bad_request", "a key import starts through startImport");
         const parties = needInt(req.parties, "parties", 2, 16);
         const threshold = needInt(req.threshold, "threshold", 2, parties);
         const started = this.approved(req, () =>
@@ -151,56 +154,130 @@ export class Ceremonies {
       } else {
         throw new EnclaveError("bad_request", `unknown ceremony kind ${String(req.kind)}`);
       }
-      const me =
-        req.kind === "dkg" ? (req.partyIndex as number) : this.shares.current(walletId)!.partyIndex;
-      let peer: PeerSession;
-      try {
-        peer = this.peers.open(req.sessionId, me, req.peerDocuments, req.peerParties);
-      } catch (e) {
-        session.close();
-        throw e;
-      }
-      // What this enclave loaded, signed for this session: every peer checks it at phase 2.
-      const shareState =
-        req.kind === "dkg"
-          ? undefined
-          : ownShareState(
-              (m) => this.peers.signWithChannelKey(m),
-              req.sessionId,
-              req.kind,
-              walletId,
-              pin!.entry.share,
-              policy,
-            );
-      const messages = session.phase1().map((m) => peer.seal(m.bytes));
-      this.registry.add(id, {
-        kind: req.kind,
-        walletId,
-        session,
-        generation,
-        // What the session's new share is sealed with: a policy change's new policy.
-        policy: newPolicy ?? policy,
-        peer,
-        shareState,
-        release: () => {
-          pin?.release();
-          replay?.release();
-          this.replayClaims.delete(id);
-        },
-      });
-      if (replay) this.replayClaims.set(id, replay);
-      this.log("ceremony_started", {
-        session: id.slice(0, 16),
-        kind: req.kind,
-        walletId,
-        generation,
-      });
-      return { messages, generation, ...(shareState && { shareState: shareState.signed }) };
+      return this.launch(req, id, session, generation, newPolicy ?? policy, pin, replay);
     } catch (e) {
       pin?.release();
       replay?.release();
       throw ceremonyError(e);
     }
+  }
+
+  /**
+   * A key import (lifecycle-import.ts): a DKG start that carries the client's
+   * envelope. Checked like a DKG start against the administrators' `import`
+   * approval (of the envelope's hash) before anything is opened; then the
+   * dealer opens the envelope (`open`: async, HPKE) and every participant
+   * runs an ImportSession instead of a DKG.
+   */
+  async startImport(
+    req: CeremonyStartRequest,
+    open: (context: {
+      walletId: string;
+      requestId: string;
+      threshold: number;
+      parties: number;
+    }) => Promise<KeyShare[]>,
+  ): Promise<CeremonyReply> {
+    const walletId = needWalletId(req.walletId);
+    if (req.kind !== "dkg")
+      throw new EnclaveError("bad_request", "a key import is a DKG start with an importEnvelope");
+    this.registry.checkRoom();
+    const id = this.registry.claim(req.sessionId);
+    let replay: ReplayClaim | undefined;
+    let session: ImportSession | undefined;
+    try {
+      const parties = needInt(req.parties, "parties", 2, MAX_IMPORT_PARTIES);
+      const threshold = needInt(req.threshold, "threshold", 2, parties);
+      const me = needInt(req.partyIndex, "partyIndex", 1, parties);
+      const dealer = needInt(req.importDealer, "importDealer", 1, parties);
+      const started = this.approved(req, () =>
+        checkDkgStart(this.approvals, req, threshold, parties),
+      );
+      // checkDkgStart never waives an import's approvals: a null here is a bug, refused.
+      if (!started) throw new EnclaveError("unauthorised", "a key import needs approvals");
+      replay = this.claimReplay(req, id, started.approved);
+      const context = { walletId, requestId: req.requestId as string, threshold, parties };
+      const shares = me === dealer ? await open(context) : undefined;
+      session = new ImportSession({
+        me,
+        dealer,
+        threshold,
+        parties,
+        sessionId: req.sessionId,
+        ...(shares === undefined ? {} : { shares }),
+      });
+      // The registry may have filled while the envelope was opened.
+      this.registry.checkRoom();
+      return this.launch(req, id, session, 0, started.policy, undefined, replay);
+    } catch (e) {
+      session?.close();
+      replay?.release();
+      throw ceremonyError(e);
+    }
+  }
+
+  /** Opens the session's peer channel, runs phase 1 and registers the session (every kind). */
+  private launch(
+    req: CeremonyStartRequest,
+    id: string,
+    session: AnySession,
+    generation: number,
+    /** What the session's new share is sealed with (a policy change's: the new policy). */
+    policy: TrustedPolicy | null,
+    pin: ReturnType<ShareTable["pin"]> | undefined,
+    replay: ReplayClaim | undefined,
+  ): CeremonyReply {
+    const walletId = req.walletId;
+    const me =
+      req.kind === "dkg" ? (req.partyIndex as number) : this.shares.current(walletId)!.partyIndex;
+    let peer: PeerSession;
+    try {
+      peer = this.peers.open(req.sessionId, me, req.peerDocuments, req.peerParties);
+    } catch (e) {
+      session.close();
+      throw e;
+    }
+    // What this enclave loaded, signed for this session: every peer checks it at phase 2.
+    const shareState =
+      req.kind === "dkg"
+        ? undefined
+        : ownShareState(
+            (m) => this.peers.signWithChannelKey(m),
+            req.sessionId,
+            req.kind,
+            walletId,
+            pin!.entry.share,
+            pin!.entry.policy,
+          );
+    const messages = session.phase1().map((m) => {
+      const sealed = peer.seal(m.bytes);
+      // A dealt share is in clear in its message until sealed (lifecycle-import.ts).
+      if (session instanceof ImportSession) m.bytes.fill(0);
+      return sealed;
+    });
+    this.registry.add(id, {
+      kind: req.kind,
+      walletId,
+      session,
+      generation,
+      // What the session's new share is sealed with: a policy change's new policy.
+      policy,
+      peer,
+      shareState,
+      release: () => {
+        pin?.release();
+        replay?.release();
+        this.replayClaims.delete(id);
+      },
+    });
+    if (replay) this.replayClaims.set(id, replay);
+    this.log("ceremony_started", {
+      session: id.slice(0, 16),
+      kind: req.kind,
+      walletId,
+      generation,
+    });
+    return { messages, generation, ...(shareState && { shareState: shareState.signed }) };
   }
 
   step(req: CeremonyStepRequest): CeremonyReply {

@@ -4,6 +4,7 @@
  * the session's keep-state and every later call for it is refused.
  */
 import type { Dkg, Refresh, Signing } from "./dkls23/binding.ts";
+import type { ImportSession } from "./lifecycle-import.ts";
 import { toHex } from "../shared/hex.ts";
 import type { CeremonyKind } from "../shared/wire/enclave-ops.ts";
 import { EnclaveError } from "./errors.ts";
@@ -11,7 +12,8 @@ import type { TrustedPolicy } from "./approvals.ts";
 import type { PeerSession } from "./peer-envelope.ts";
 import type { OwnShareState } from "./share-state.ts";
 
-export type AnySession = Dkg | Signing | Refresh;
+/** A key import's dealing (lifecycle-import.ts) runs as a session too, under the DKG's kind. */
+export type AnySession = Dkg | Signing | Refresh | ImportSession;
 
 export interface OpenSession {
   kind: CeremonyKind;

@@ -9,6 +9,7 @@ import type { TrustedRoot } from "../attestation/verifier.ts";
 import { EnclaveError } from "./errors.ts";
 import { verifyPeer, type PeerIdentity } from "./peer-attestation.ts";
 import { PeerSession } from "./peer-envelope.ts";
+import { openImportedKey } from "./lifecycle-import.ts";
 import { PeerKeys } from "./peer-keys.ts";
 import { needInt } from "./request-checks.ts";
 
@@ -82,6 +83,14 @@ export class PeerSessions {
   /** Ed25519 with the attested channel key, for the enclave's own domain-labelled statements (wallet-statements.ts). */
   signWithChannelKey(message: Uint8Array): Uint8Array {
     return this.keys.sign(message);
+  }
+
+  /** Opens a key import envelope sealed to this boot's attested X25519 channel key (lifecycle-import.ts). */
+  openImportedKey(
+    envelope: Uint8Array,
+    context: Parameters<typeof openImportedKey>[2],
+  ): ReturnType<typeof openImportedKey> {
+    return openImportedKey(this.keys, envelope, context);
   }
 
   /** This enclave's own attested Ed25519 channel key (its statements are signed with it). */

@@ -227,8 +227,9 @@ function handlers(service: EnclaveService): HandlerMap {
     [FrameType.LOAD_SHARE]: later<Api.LoadShareRequest, Api.LoadShareReply>((r) =>
       service.loadShare(r),
     ),
-    [FrameType.CEREMONY_START]: h<Api.CeremonyStartRequest, Api.CeremonyReply>((r) =>
-      service.startCeremony(r),
+    // A key import's start waits for its envelope to be opened (HPKE on WebCrypto).
+    [FrameType.CEREMONY_START]: later<Api.CeremonyStartRequest, Api.CeremonyReply>(async (r) =>
+      r.importEnvelope === undefined ? service.startCeremony(r) : service.startImport(r),
     ),
     [FrameType.CEREMONY_STEP]: h<Api.CeremonyStepRequest, Api.CeremonyReply>((r) =>
       service.stepCeremony(r),
@@ -241,6 +242,9 @@ function handlers(service: EnclaveService): HandlerMap {
     ),
     [FrameType.ACTIVATE_SHARE]: h<Api.ActivateShareRequest, Api.LoadShareReply>((r) =>
       service.activateShare(r),
+    ),
+    [FrameType.RETIRE_WALLET]: h<Api.RetireWalletRequest, Api.RetireWalletReply>((r) =>
+      service.retireWallet(r),
     ),
   };
 }

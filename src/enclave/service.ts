@@ -151,6 +151,17 @@ export class EnclaveService {
     return this.ceremonies.start(req);
   }
 
+  /** A key import: a DKG start carrying the client's envelope, which the dealer opens (lifecycle-import.ts). */
+  startImport(req: CeremonyStartRequest): Promise<CeremonyReply> {
+    this.retired.refuse(req.walletId);
+    const envelope = req.importEnvelope;
+    if (!(envelope instanceof Uint8Array))
+      throw new EnclaveError("bad_request", "a key import needs its importEnvelope");
+    return this.ceremonies.startImport(req, (context) =>
+      this.peers.openImportedKey(envelope, context),
+    );
+  }
+
   /** Checks the approvals, wipes the wallet's share and refuses the wallet from now on (lifecycle-retire.ts). */
   retireWallet(req: RetireWalletRequest): RetireWalletReply {
     return this.retired.retire(req);

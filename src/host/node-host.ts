@@ -370,10 +370,7 @@ export class NodeHost implements Participant {
         this.walletCeremony.delete(walletId);
         // A DKG this node leaves without having stored its share: it never will (its enclave
         // session is dropped with it), so its word on the session is "rolled back" from now on.
-        // (Unreadable store: no fence; "unknown" is always a safe answer.)
-        try {
-          if (held.kind === "dkg" && !this.dkgStored(walletId, session)) this.fenceDkg(session);
-        } catch {}
+        if (held.kind === "dkg") this.fenceUnstoredDkg(walletId, session);
       }
   }
 
@@ -714,7 +711,7 @@ export class NodeHost implements Participant {
   async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
     const session = toHex(sessionId);
     // Before the abort releases the wallet: from here a DKG persist of it is refused.
-    if (kind === "dkg" && !this.dkgStored(walletId, session)) this.fenceDkg(session);
+    if (kind === "dkg") this.fenceUnstoredDkg(walletId, session);
     await this.abort(sessionId);
     const staged = this.db.transaction(() => {
       const p = pendingShares(this.db, this.nodeId, walletId).find((x) => x.sessionId === session);
@@ -734,6 +731,15 @@ export class NodeHost implements Participant {
   private dkgStored(walletId: string, session: string): boolean {
     if (!getWallet(this.db, walletId)) return false;
     return listShares(this.db, walletId, this.nodeId).some((x) => x.sessionId === session);
+  }
+
+  /** Fences DKG `session` unless this node stored it; an unreadable store fences nothing ("unknown" is always safe). */
+  private fenceUnstoredDkg(walletId: string, session: string): void {
+    try {
+      if (!this.dkgStored(walletId, session)) this.fenceDkg(session);
+    } catch {
+      /* not fenced */
+    }
   }
 
   private fenceDkg(session: string): void {

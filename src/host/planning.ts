@@ -54,7 +54,8 @@ export interface PreparedSigner {
 
 /**
  * Hex SHA-256 of what a ceremony request asks for: its kind, wallet, and the
- * digest and path (sign) or threshold, parties and policy (DKG), normalised
+ * digest and path (sign) or threshold, parties and policy (DKG; and whether it
+ * is a key import), normalised
  * as the handler reads them. Approvals are not part of it: a retry may carry
  * freshly signed ones for the same request. A request id that comes back with
  * another hash is another request under a reused id, refused with `conflict`.
@@ -76,6 +77,9 @@ export function requestParamsHash(kind: CeremonyKind, b: Record<string, unknown>
             threshold: b.threshold ?? 3,
             parties: b.parties ?? 5,
             policy: str(b.policy),
+            // A key import is a DKG with the client's key; its envelope differs per retry (a fresh
+            // HPKE seal), so only the fact is hashed. Absent for a DKG: earlier hashes stand.
+            ...(b.envelope === undefined ? {} : { import: true }),
           }
         : // A policy change (a refresh with a new policy) hashes its policy; a plain refresh as before.
           {
@@ -109,6 +113,8 @@ export async function gatherRequestContext(
   who?: RequestIdentity,
   /** Nodes asked to load their share of `walletId` and attest in the same round (expected signers). */
   prepareOn?: ReadonlySet<string>,
+  /** How long those nodes may take (a `prepare` call's deadline); the others get the ask default. */
+  prepareTimeout: { timeoutMs?: number } = {},
 ): Promise<RequestPlanContext> {
   const args = {
     kind,
@@ -119,11 +125,10 @@ export async function gatherRequestContext(
   const live = peers.liveNodes();
   const answers = await Promise.all(
     live.map((n) =>
-      peers.ask(
-        n.nodeId,
-        "requestContext",
-        walletId !== undefined && prepareOn?.has(n.nodeId) ? { ...args, prepare: true } : args,
-      ),
+      walletId !== undefined && prepareOn?.has(n.nodeId)
+        ? // Loading a share may wait on KMS: as long as a `prepare` call may take.
+          peers.ask(n.nodeId, "requestContext", { ...args, prepare: true }, prepareTimeout)
+        : peers.ask(n.nodeId, "requestContext", args),
     ),
   );
   const prior = priorOutcome(

@@ -49,7 +49,7 @@ import {
 type Common = { walletId?: string; ceremonyId?: string };
 type CeremonyKind = "dkg" | "sign" | "refresh";
 /** The approvable operations (src/shared/wire/approval.ts OPERATIONS). */
-type ApprovalOperationName = "sign" | "refresh" | "policy_change" | "dkg" | "retire";
+type ApprovalOperationName = "sign" | "refresh" | "policy_change" | "dkg" | "retire" | "import";
 
 /**
  * Who asked, as the node can tell. `client` is the client id level of the request's MQTT
@@ -80,6 +80,8 @@ export type AuditEvent = Common &
       }
     | { event: "refresh_committed"; walletId: string; fromGeneration: number; toGeneration: number }
     | { event: "refresh_aborted"; walletId: string; reason: string }
+    /** A DKG's pending share removed (or its session fenced) on this node: the wallet never became usable. */
+    | { event: "dkg_aborted"; walletId: string; reason: string }
     | ({
         /** The coordinator recorded the ceremony and is about to drive it. */
         event: "ceremony_started";
@@ -264,6 +266,7 @@ const EVENTS: Record<
     fields: { fromGeneration: { check: generation }, toGeneration: { check: generation } },
   },
   refresh_aborted: { wallet: true, fields: { reason: { check: text } } },
+  dkg_aborted: { wallet: true, fields: { reason: { check: text } } },
   ceremony_started: {
     ceremony: true,
     fields: {
@@ -296,7 +299,7 @@ const EVENTS: Record<
   approval_decided: {
     fields: {
       requestId: { check: id },
-      operation: { check: oneOf("sign", "refresh", "policy_change", "dkg", "retire") },
+      operation: { check: oneOf("sign", "refresh", "policy_change", "dkg", "retire", "import") },
       decision: { check: oneOf("approved", "refused") },
       decidedBy: { check: id },
       policyHash: optional(sha256Hex),

@@ -34,23 +34,27 @@
  *
  *   lp("tss-approval-v1")   domain label
  *   u8  operation           1 sign, 2 refresh, 3 policy_change, 4 dkg, 5 retire (the
- *                           wallet's shares deleted on every holder: src/enclave/lifecycle-retire.ts)
+ *                           wallet's shares deleted on every holder: src/enclave/lifecycle-retire.ts),
+ *                           6 import (an existing key brought in as a new wallet:
+ *                           src/enclave/lifecycle-import.ts)
  *   lp(wallet id)           ASCII, patterns.ts ID_PATTERN (1..MAX_ID_LEN bytes)
  *   lp(client request id)   ASCII, patterns.ts ID_PATTERN
  *   u64 issued at           unix seconds, at most MAX_UNIX_SECONDS
  *   u64 expires at          unix seconds, issued at < expires at <= issued at + MAX_VALIDITY_SECONDS
- *   lp(digest)              sign: DIGEST_BYTES; others: empty
+ *   lp(digest)              sign: DIGEST_BYTES; import: SHA-256 of the key import
+ *                           envelope (key-import.ts), so the approval is of that one
+ *                           sealed key; others: empty
  *   lp(derivation path)     sign: ASCII non-hardened path, "m" for the wallet key itself,
  *                           indices in decimal without leading zeros ("m/7", never
  *                           "m/007": one derivation, one encoding); at most
  *                           MAX_PATH_BYTES; others: empty
- *   lp(policy hash)         policy_change: the NEW policy's hash; dkg: the policy the new
- *                           wallet is created with; others: empty
+ *   lp(policy hash)         policy_change: the NEW policy's hash; dkg, import: the policy the
+ *                           new wallet is created with; others: empty
  *   lp(current policy hash) policy_change: the hash of the policy being replaced, so an
  *                           approval of P1 -> P2 cannot be replayed to undo a later
  *                           P2 -> P3 while it is still valid; others: empty
- *   u8  threshold           dkg: t, 2 <= t <= n; others: 0
- *   u8  parties             dkg: n, t <= n <= MAX_PARTIES; others: 0
+ *   u8  threshold           dkg, import: t, 2 <= t <= n; others: 0
+ *   u8  parties             dkg, import: n, t <= n <= MAX_PARTIES; others: 0
  *
  * Every operation has the same fields in the same places; a field an
  * operation does not use must be empty (or 0), so a request cannot carry a
@@ -92,7 +96,7 @@ export const APPROVAL_REQUEST_LABEL = utf8.encode("tss-approval-v1");
 export const APPROVAL_POLICY_LABEL = utf8.encode("tss-approval-policy-v1");
 export const APPROVER_KEY_ID_LABEL = utf8.encode("tss-approver-key-v1");
 
-export const OPERATIONS = ["sign", "refresh", "policy_change", "dkg", "retire"] as const;
+export const OPERATIONS = ["sign", "refresh", "policy_change", "dkg", "retire", "import"] as const;
 export type ApprovalOperation = (typeof OPERATIONS)[number];
 /** The operation's byte is its position here plus one. */
 const operationCode = (o: ApprovalOperation): number => OPERATIONS.indexOf(o) + 1;
@@ -164,17 +168,17 @@ export interface ApprovableRequest {
   issuedAt: number;
   /** Unix seconds; the approval is refused from this second on. */
   expiresAt: number;
-  /** sign only: the 32-byte digest. */
+  /** sign: the 32-byte digest; import: SHA-256 of the key import envelope. */
   digest?: Uint8Array;
   /** sign only: the derivation path; absent means "m" (the wallet key). */
   path?: string;
-  /** policy_change: the new policy's hash; dkg: the new wallet's policy hash. */
+  /** policy_change: the new policy's hash; dkg, import: the new wallet's policy hash. */
   policyHash?: Uint8Array;
   /** policy_change only: the hash of the policy it replaces. */
   currentPolicyHash?: Uint8Array;
-  /** dkg only. */
+  /** dkg, import. */
   threshold?: number;
-  /** dkg only. */
+  /** dkg, import. */
   parties?: number;
 }
 
@@ -447,7 +451,10 @@ export function encodeRequest(req: ApprovableRequest): Uint8Array {
   };
   let digest = EMPTY;
   let path = EMPTY;
-  if (op === "sign") {
+  if (op === "import") {
+    digest = bytesOf(req.digest, DIGEST_BYTES, "digest");
+    unused(req.path, "path");
+  } else if (op === "sign") {
     digest = bytesOf(req.digest, DIGEST_BYTES, "digest");
     const p = req.path ?? "m";
     if (!isNonHardenedPath(p) || /\/0\d/.test(p))
@@ -458,7 +465,7 @@ export function encodeRequest(req: ApprovableRequest): Uint8Array {
     unused(req.path, "path");
   }
   let hash = EMPTY;
-  if (op === "policy_change" || op === "dkg")
+  if (op === "policy_change" || op === "dkg" || op === "import")
     hash = bytesOf(req.policyHash, POLICY_HASH_BYTES, "policyHash");
   else unused(req.policyHash, "policyHash");
   let current = EMPTY;
@@ -467,7 +474,7 @@ export function encodeRequest(req: ApprovableRequest): Uint8Array {
   else unused(req.currentPolicyHash, "currentPolicyHash");
   let threshold = 0;
   let parties = 0;
-  if (op === "dkg") {
+  if (op === "dkg" || op === "import") {
     parties = intIn(req.parties, 2, MAX_PARTIES, "parties");
     threshold = intIn(req.threshold, 2, parties, "threshold");
   } else {

@@ -172,6 +172,14 @@ export interface CeremonyStartRequest {
   approvals?: Uint8Array[];
   /** DKG only: the new wallet's approval policy encoding (approval.ts). */
   policy?: Uint8Array;
+  /**
+   * DKG only, and it makes the DKG a key import (src/enclave/lifecycle-import.ts): the
+   * client's HPKE envelope (key-import.ts) sealed to the dealer's enclave. Every participant
+   * gets it, since the `import` approval names its SHA-256; only the dealer can open it.
+   */
+  importEnvelope?: Uint8Array;
+  /** Key import only: the party index of the enclave the envelope is sealed to. */
+  importDealer?: number;
 }
 
 export interface CeremonyStepRequest {

@@ -59,6 +59,14 @@ export const KEY_IMPORT_ENVELOPE_BYTES = [
     KEY_IMPORT_TAG_BYTES,
 ] as const;
 const BINDING_HASH_BYTES = 32;
+/**
+ * The most parties an import deals to: the dealer sends each other party its
+ * share (the library's serialisation, pairwise OT state included: about 52 KB
+ * per party) in one peer message of at most MAX_MESSAGE_LEN (256 KiB).
+ * Dealing hollow shares (the secret point only, completed by the refresh
+ * that follows anyway) would lift this; the core does not export them yet.
+ */
+export const MAX_IMPORT_PARTIES = 5;
 
 /** What an envelope is for; every field goes into the HPKE info. */
 export interface KeyImportContext {

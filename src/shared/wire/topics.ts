@@ -29,6 +29,8 @@ export const CLIENT_OPS = [
   "refresh",
   "policy",
   "retire",
+  "import",
+  "importTarget",
   "wallet",
   "wallets",
   "nodes",
