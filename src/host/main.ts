@@ -16,7 +16,10 @@ import {
 } from "./kms-relay.ts";
 import { NodeHost } from "./node-host.ts";
 import { openStore, parseDbLocation } from "./store/index.ts";
-import { connectBus, type Bus } from "./mqtt/bus.ts";
+import { openWriteProbe, RUNNING_BUSY_TIMEOUT_MS } from "./store/db.ts";
+import { DatabaseHealth } from "./database-health.ts";
+import { NodeCondition } from "./node-condition.ts";
+import { connectBus } from "./mqtt/bus.ts";
 import { peerOutcomeSource, serveNodeOps } from "./remote-participant.ts";
 import { BusPeerDirectory } from "./peer-directory.ts";
 import { RequestHandler } from "./request-handler.ts";
@@ -50,17 +53,19 @@ const log = jsonLogger("host");
  * host's EnclaveClient fails calls and redials with backoff; NodeHost forgets
  * what was loaded), "online" after the new enclave has answered HEALTH with
  * the same image and produced a fresh attestation document. An enclave that
- * comes back as another image stays degraded.
+ * comes back as another image stays degraded. The status is NodeCondition's:
+ * a node whose database cannot be written stays degraded after its enclave
+ * is back (database-health.ts).
  */
 function superviseEnclave(
   enclave: EnclaveClient,
   host: NodeHost,
-  bus: Bus,
+  condition: NodeCondition,
   pcr0: string,
   log: (event: string, fields: Record<string, unknown>) => void,
 ): void {
-  const publish = (s: "online" | "degraded") =>
-    bus.setStatus(s).catch((e: Error) => log("presence_not_published", { error: e.message }));
+  const publish = (s: "online" | "degraded", why = "its enclave channel is down") =>
+    condition.set("enclave", s === "online" ? null : why);
   const reattest = async (attempt: number): Promise<void> => {
     if (!enclave.available) return;
     try {
@@ -79,6 +84,7 @@ function superviseEnclave(
       void publish("degraded");
     } else if (e.health.pcr0 !== pcr0) {
       log("enclave_image_changed", { expected: pcr0, got: e.health.pcr0 });
+      publish("degraded", "its enclave came back as another image");
     } else void reattest(1);
   });
 }
@@ -94,8 +100,12 @@ async function main(): Promise<void> {
 
   const enclave = await EnclaveClient.connect(parseEnclaveAddress(cfg.enclave));
   const health = await enclave.health();
-  const { db, migration } = openStore(parseDbLocation(cfg.database, cfg.databaseAuthToken));
+  const dbLocation = parseDbLocation(cfg.database, cfg.databaseAuthToken);
+  const { db, migration } = openStore(dbLocation);
   if (migration.applied?.length) nodeLog("schema_migrated", { applied: migration.applied.length });
+  // Migrated with the 5 s default; from here a locked write stalls the host far less (db.ts says why).
+  db.setBusyTimeout(RUNNING_BUSY_TIMEOUT_MS);
+  const writeProbe = openWriteProbe(dbLocation);
   const relay = startKmsRelay({
     listen: parseRelayListenAddress(cfg.kms.relay),
     target: cfg.kms.target ? parseRelayTarget(cfg.kms.target) : awsKmsTarget(cfg.kms.region),
@@ -153,7 +163,23 @@ async function main(): Promise<void> {
       maxInFlight: cfg.limits.maxInFlight,
     }),
   });
-  superviseEnclave(enclave, host, bus, health.pcr0, nodeLog);
+  // Withdrawn ("degraded") while its enclave is gone or its database cannot be written.
+  const condition = new NodeCondition((s) => bus.setStatus(s), nodeLog);
+  superviseEnclave(enclave, host, condition, health.pcr0, nodeLog);
+  const dbHealth = new DatabaseHealth({
+    probe: () => writeProbe.probe(),
+    onChange: (problem) => {
+      condition.set("database", problem && `its database cannot be written: ${problem}`);
+      // Back: settle what a failed write left pending (a commit or rollback it could not record).
+      if (problem === null)
+        host.resolvePending().then(
+          (pending) => pending.length > 0 && nodeLog("pending_settled", { pending }),
+          (e: Error) => nodeLog("pending_not_settled", { error: e.message }),
+        );
+    },
+    log: nodeLog,
+  });
+  db.onWriteFailure = (e) => dbHealth.writeFailed(e);
   // A lost coordinator's sessions here end at once (NodeHost.abortSessionsStartedBy).
   bus.onPresence((e) => {
     if (e.status === "offline")
@@ -176,9 +202,11 @@ async function main(): Promise<void> {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    dbHealth.stop();
     await bus.close();
     await relay.close();
     enclave.close();
+    writeProbe.close();
     db.close();
     process.exit(0);
   };

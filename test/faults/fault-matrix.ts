@@ -23,7 +23,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "libsql";
 import { startCluster, type LocalCluster } from "../../src/cluster/local-cluster.ts";
 import { startFaultRelay, type FaultRelay } from "../../src/harness/mqtt-fault-relay.ts";
 import { watchPresence, type PresenceWatch } from "../../src/harness/presence-watch.ts";
@@ -34,6 +33,7 @@ import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { decodeNodePayload } from "../../src/shared/wire/rpc-payload.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import { sleep, until } from "../helpers/until.ts";
+import { lockDatabaseFile } from "../helpers/lock-database.ts";
 
 /** Every phase's deadline (nodes and enclaves): the bound a dropped message is answered within. */
 const PHASE_TIMEOUT_MS = 20_000;
@@ -327,18 +327,7 @@ export function faultMatrix(o: { sample: boolean }): void {
 
   describe(`${RELAYED}'s database unavailable (another process holds its write lock)`, () => {
     /** An operator's tool (a backup, a sqlite3 shell) holding the write lock of node-3's file. */
-    function lockDatabase(): () => void {
-      const locker = new Database(join(dir, `${RELAYED}.db`));
-      locker.exec("PRAGMA busy_timeout = 0");
-      locker.exec("BEGIN EXCLUSIVE");
-      let held = true;
-      return () => {
-        if (!held) return;
-        held = false;
-        locker.exec("ROLLBACK");
-        locker.close();
-      };
-    }
+    const lockDatabase = () => lockDatabaseFile(join(dir, `${RELAYED}.db`));
     /** A failure caused by node-3's database: names node-3 and says why. */
     const blamesLockedDb = (e: unknown) => {
       expect(e).toBeInstanceOf(TssError);
@@ -347,11 +336,23 @@ export function faultMatrix(o: { sample: boolean }): void {
       expect(["internal", "ceremony_failed"]).toContain((e as TssError).code);
     };
 
-    it("its writes fail closed with an error naming it, nothing is lost, the others keep signing, it recovers when the lock goes", async () => {
+    /** node-3's presence turns `status` after `from` (its database probe runs every 5 s while healthy, every 1 s while not). */
+    const presenceTurns = (status: string, from: number, within: number) =>
+      until(
+        () => presence.history(RELAYED).some((p) => p.at >= from && p.status === status),
+        within,
+        `node-3 ${status}`,
+      );
+
+    it("its writes fail closed with an error naming it, it withdraws (degraded) while locked, nothing is lost, the others keep signing, it comes back online when the lock goes", async () => {
       const gen0 = await generation();
       const walletsBefore = (await client.wallets()).wallets.map((w) => w.walletId);
+      const lockedAt = Date.now();
       const release = lockDatabase();
       try {
+        // Withdrawn by its write probe, at most one healthy period (5 s) after the lock, or at its first failed write.
+        await presenceTurns("degraded", lockedAt, 15_000);
+        report(`database locked: node-3 degraded after ${Date.now() - lockedAt} ms`);
         const outcomes = await Promise.allSettled(
           Array.from({ length: 6 }, () =>
             client.sign({ walletId: w2.walletId, digest: randomBytes(32) }),
@@ -363,27 +364,31 @@ export function faultMatrix(o: { sample: boolean }): void {
             // Only a request node-3 took fails: it cannot record the ceremony it would coordinate.
             blamesLockedDb(x.reason);
             expect((x.reason as TssError).code).toBe("internal");
-          } else expect(verified(w2, x.value)).toBe(true);
+          } else {
+            expect(verified(w2, x.value)).toBe(true);
+            // Degraded: no coordinator selects node-3 as a signer.
+            expect(x.value.signers).not.toContain(RELAYED);
+          }
         expect(signed.length).toBeGreaterThan(0);
         report(
           `database locked, 6 signs of the 2-of-3: ${signed.length} signed, ${6 - signed.length} refused by node-3 (internal, "database is locked")`,
         );
         if (!o.sample) {
-          // A refresh needs node-3 to store its new share: refused, rolled back, generation unchanged.
+          // A refresh needs node-3, which is withdrawn (or, coordinating, cannot record it): refused, generation unchanged.
           const err = await client.refresh({ walletId: w3.walletId }).then(
             () => null,
             (e: unknown) => e,
           );
-          blamesLockedDb(err);
+          expect(err).toBeInstanceOf(TssError);
           report(
             `database locked, refresh: ${(err as TssError).code}: ${(err as TssError).message.slice(0, 120)}`,
           );
-          // A DKG needs it to store its share: refused.
+          // A 3-of-3 DKG needs it too: refused, no wallet made.
           const dkgErr = await client.createWallet({ threshold: 3, parties: 3 }).then(
             () => null,
             (e: unknown) => e,
           );
-          blamesLockedDb(dkgErr);
+          expect(dkgErr).toBeInstanceOf(TssError);
           report(
             `database locked, DKG: ${(dkgErr as TssError).code}: ${(dkgErr as TssError).message.slice(0, 120)}`,
           );
@@ -391,18 +396,17 @@ export function faultMatrix(o: { sample: boolean }): void {
       } finally {
         release();
       }
+      const releasedAt = Date.now();
+      // Back online once its probe (every 1 s while failing) takes the lock again.
+      await presenceTurns("online", releasedAt, 10_000);
+      report(`database released: node-3 online after ${Date.now() - releasedAt} ms`);
       await noOpenSessions();
       expect(await generation()).toBe(gen0);
       expect((await client.wallet(w3.walletId)).nodes).toHaveLength(3);
-      // What the failed DKG left: a wallet some nodes stored before node-3 failed is listed with fewer holders than parties.
-      const after = (await client.wallets()).wallets.filter(
-        (w) => !walletsBefore.includes(w.walletId),
-      );
-      for (const w of after) expect(w.nodes.length).toBeLessThan(w.parties);
-      if (after.length)
-        report(
-          `after the failed DKG: ${after.length} half-stored wallet(s), holders ${after.map((w) => w.nodes.join("+")).join("; ")}`,
-        );
+      // No wallet was made, half or whole.
+      expect(
+        (await client.wallets()).wallets.filter((w) => !walletsBefore.includes(w.walletId)),
+      ).toEqual([]);
       // Back: node-3 signs as a participant and, once it takes a request, as a coordinator.
       let coordinated = false;
       for (let i = 0; i < 12 && !coordinated; i++) {
@@ -415,6 +419,45 @@ export function faultMatrix(o: { sample: boolean }): void {
         expect((await client.refresh({ walletId: w3.walletId })).generation).toBe(gen0 + 1);
       await stillSigns();
     });
+
+    if (!o.sample)
+      it("locked mid-DKG: node-3 cannot store its share, every holder rolls back, no half wallet remains, the error names node-3", async () => {
+        const walletsBefore = (await client.wallets()).wallets.map((w) => w.walletId);
+        const walletId = `w_fm_${randomBytes(6).toString("hex")}`;
+        let release: (() => void) | null = null;
+        const err = await client
+          .createWallet({
+            threshold: 3,
+            parties: 3,
+            walletId,
+            onProgress: (p) => {
+              // node-3 is already in the ceremony: degraded does not end it; its persist meets the lock.
+              if (!release && p.stage === "dkg" && p.phase === 2) release = lockDatabase();
+            },
+          })
+          .then(
+            () => null,
+            (e: unknown) => e,
+          );
+        expect(release).not.toBeNull();
+        release!();
+        blamesLockedDb(err);
+        report(
+          `database locked mid-DKG: ${(err as TssError).code}: ${(err as TssError).message.slice(0, 120)}`,
+        );
+        await presenceTurns("online", Date.now() - 1_000, 10_000);
+        await noOpenSessions();
+        // No holder kept its share: the wallet is not found, and not listed, anywhere.
+        const lookup = await client.wallet(walletId).then(
+          () => null,
+          (e: unknown) => e as TssError,
+        );
+        expect(lookup?.code).toBe("not_found");
+        expect(
+          (await client.wallets()).wallets.filter((w) => !walletsBefore.includes(w.walletId)),
+        ).toEqual([]);
+        await stillSigns();
+      });
 
     if (!o.sample)
       it("locked mid-ceremony: every request is answered; one node-3 coordinated is refused on resubmission until node-3 restarts, then failed, never signed twice", async () => {
@@ -439,8 +482,8 @@ export function faultMatrix(o: { sample: boolean }): void {
         release!();
         for (const x of outcomes)
           if (x.status === "rejected") {
-            // A locked write blocks node-3's host for the busy timeout (5 s; the driver is
-            // synchronous), so a call to it may also reach its deadline: node-3 is named either way.
+            // A locked write blocks node-3's host for its busy timeout (250 ms while running; the
+            // driver is synchronous), so a call to it may also reach its deadline: node-3 is named either way.
             expect(x.reason).toBeInstanceOf(TssError);
             expect((x.reason as TssError).node).toBe(RELAYED);
             expect((x.reason as TssError).message).toMatch(/database is locked|did not answer/);

@@ -1,7 +1,10 @@
 /**
  * Sealed key shares, one row per (wallet, node, generation).
  *
- * Life cycle: a DKG stores the first share as 'active' (insertActiveShare). A refresh stages the
+ * Life cycle: a DKG stages the first share as 'pending' under its session (stageDkgShare) and
+ * activates it once every holder stored theirs (commitDkgShare; a rollback deletes it with
+ * abortRefresh's session filter); insertActiveShare stores one active at once (tests, imports of
+ * old data). A refresh stages the
  * next generation as 'pending' (stagePendingShare), then either commits (commitRefresh: in one
  * transaction the pending share becomes active, the wallet's generation is bumped and the old
  * share is deleted) or aborts (abortRefresh: the session's pending rows are deleted, the old share
@@ -48,7 +51,7 @@ export interface StoredShare {
   /** KMS CiphertextBlob of the data key that sealed the share. */
   kmsCiphertextBlob: Uint8Array;
   kmsKeyId: string;
-  /** The refresh session that staged it (hex), null for a DKG's share and rows from before migration 7. */
+  /** The DKG or refresh session that staged it (hex); null for rows from before migration 7 (and DKG shares stored active then). */
   sessionId: string | null;
   /** The policy encoding the share is sealed with when a policy change gave it one; null: the wallet's. */
   policy: Uint8Array | null;
@@ -159,6 +162,16 @@ function activeShare(db: Db, walletId: string, nodeId: string): StoredShare | un
 
 /** Stores a DKG's share as active. The wallet must exist at this generation and the node hold no share of it yet. */
 export function insertActiveShare(db: Db, s: NewShare, now: number = Date.now()): StoredShare {
+  return insertFirstShare(db, s, "active", now);
+}
+
+/** A node's first share of a wallet, at the wallet's generation. */
+function insertFirstShare(
+  db: Db,
+  s: NewShare,
+  status: "pending" | "active",
+  now: number,
+): StoredShare {
   checkNewShare(s, now);
   return db.transaction(() => {
     const wallet = requireWallet(db, s.walletId);
@@ -169,7 +182,55 @@ export function insertActiveShare(db: Db, s: NewShare, now: number = Date.now())
     }
     if (listShares(db, s.walletId, s.nodeId).length > 0)
       throw conflict(`node ${s.nodeId} already holds a share of wallet ${s.walletId}`);
-    return insert(db, s, "active", now);
+    return insert(db, s, status, now);
+  });
+}
+
+/**
+ * Stages a DKG's share as pending (all-or-nothing across holders): the wallet must exist at this
+ * generation and the node hold no share of it yet. The wallet stays invisible on this node
+ * (currentShare, currentShareInfo need an active share) until commitDkgShare.
+ */
+export function stageDkgShare(
+  db: Db,
+  s: NewShare & { sessionId: string },
+  now: number = Date.now(),
+): StoredShare {
+  return insertFirstShare(db, s, "pending", now);
+}
+
+/**
+ * Activates the node's pending DKG share of session `sessionId`: from now on the wallet is usable
+ * on this node. Repeating a commit that already happened is a no-op reported as `alreadyCommitted`.
+ */
+export function commitDkgShare(
+  db: Db,
+  walletId: string,
+  nodeId: string,
+  sessionId: string,
+): { generation: number; alreadyCommitted: boolean } {
+  const p = {
+    w: checkId(walletId, "wallet id"),
+    n: checkId(nodeId, "node id"),
+    s: checkSessionHex(sessionId),
+  };
+  return db.transaction(() => {
+    const wallet = requireWallet(db, walletId);
+    const mine = listShares(db, walletId, nodeId);
+    const active = mine.find((x) => x.status === "active");
+    if (active?.sessionId === p.s) return { generation: active.generation, alreadyCommitted: true };
+    if (active)
+      throw conflict(`node ${nodeId} already holds an active share of wallet ${walletId}`);
+    const staged = mine.find((x) => x.status === "pending" && x.sessionId === p.s);
+    if (!staged || staged.generation !== wallet.currentGeneration)
+      throw conflict(
+        `no pending DKG share of wallet ${walletId} for node ${nodeId} from session ${p.s.slice(0, 16)}`,
+      );
+    db.run(
+      "UPDATE shares SET status = 'active' WHERE wallet_id = :w AND node_id = :n AND session_id = :s AND status = 'pending'",
+      p,
+    );
+    return { generation: staged.generation, alreadyCommitted: false };
   });
 }
 
@@ -330,6 +391,24 @@ export function currentShare(db: Db, walletId: string, nodeId: string): StoredSh
     );
   }
   throw new StoreError("not_found", `node ${nodeId} holds no active share of wallet ${walletId}`);
+}
+
+/**
+ * What a node's current share of a wallet says about it without the share itself (party index,
+ * policy), or null when it holds none: the planning round asks it of every node for every
+ * request, and the sealed share is hundreds of kilobytes (bench/storage.ts).
+ */
+export function currentShareInfo(
+  db: Db,
+  walletId: string,
+  nodeId: string,
+): { partyIndex: number; policy: Uint8Array | null } | null {
+  const r = db.get(
+    `SELECT party_index, policy FROM shares WHERE wallet_id = :w AND node_id = :n AND status = 'active'
+       AND generation = (SELECT current_generation FROM wallets WHERE wallet_id = :w)`,
+    { w: checkId(walletId, "wallet id"), n: checkId(nodeId, "node id") },
+  );
+  return r ? { partyIndex: col.int(r, "party_index"), policy: col.bytesOrNull(r, "policy") } : null;
 }
 
 /** All of a wallet's shares in this store (optionally one node's), by node then generation. */

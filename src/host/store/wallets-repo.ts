@@ -57,9 +57,10 @@ function toWallet(r: Row): Wallet {
 const SELECT =
   "SELECT wallet_id, threshold, parties, public_key, public_package, chain_code, policy, current_generation, created_at, updated_at FROM wallets";
 
-export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wallet {
+/** A wallet's columns, each checked. */
+function walletRow(w: NewWallet, now: number) {
   const parties = checkInt(w.parties, 2, MAX_PARTY_INDEX, "parties");
-  const row = {
+  return {
     wallet_id: checkId(w.walletId, "wallet id"),
     threshold: checkInt(w.threshold, 2, parties, "threshold"),
     parties,
@@ -71,6 +72,10 @@ export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wa
     current_generation: checkGeneration(w.generation ?? 0),
     now: checkTimestamp(now),
   };
+}
+
+export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wallet {
+  const row = walletRow(w, now);
   try {
     db.run(
       `INSERT INTO wallets (wallet_id, threshold, parties, public_key, public_package, chain_code, policy, current_generation, created_at, updated_at)
@@ -83,6 +88,34 @@ export function insertWallet(db: Db, w: NewWallet, now: number = Date.now()): Wa
     throw e;
   }
   return requireWallet(db, w.walletId);
+}
+
+/**
+ * The wallet row a DKG's persist stores its share under: inserted when absent; when present but
+ * no share of it is left in this store (what a rolled-back DKG of the same id leaves: the row
+ * and its session fence), its public data is replaced by this DKG's; when another node sharing
+ * this store already holds a share of it, it must be the same key.
+ */
+export function putDkgWallet(db: Db, w: NewWallet, now: number = Date.now()): Wallet {
+  return db.transaction(() => {
+    const have = getWallet(db, w.walletId);
+    if (!have) return insertWallet(db, w, now);
+    const held = db.get("SELECT count(*) AS c FROM shares WHERE wallet_id = :w", {
+      w: have.walletId,
+    });
+    if (Number(held?.c ?? 0) > 0) {
+      if (Buffer.compare(Buffer.from(have.publicKey), Buffer.from(w.publicKey)) !== 0)
+        throw new StoreError("conflict", `wallet ${w.walletId} already exists with another key`);
+      return have;
+    }
+    db.run(
+      `UPDATE wallets SET threshold = :threshold, parties = :parties, public_key = :public_key,
+         public_package = :public_package, chain_code = :chain_code, policy = :policy,
+         current_generation = :current_generation, updated_at = :now WHERE wallet_id = :wallet_id`,
+      walletRow(w, now),
+    );
+    return requireWallet(db, w.walletId);
+  });
 }
 
 export function getWallet(db: Db, walletId: string): Wallet | undefined {
