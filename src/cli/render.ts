@@ -89,7 +89,10 @@ For good against backups, the KMS key policy must deny the encryption context wa
 ${fields([
   ["public key", r.publicKey],
   ["address", r.address],
-  ["retired by", r.retired.map((x) => `${x.partyIndex}: ${x.nodeId}`).join(", ")],
+  [
+    "retired by",
+    r.retired.map((x) => `${x.partyIndex}: ${x.nodeId}${x.earlier ? " (earlier)" : ""}`).join(", "),
+  ],
   ["approved by", r.approverKeyIds.join(", ") || "(no policy: development wallet)"],
 ])}`;
 }

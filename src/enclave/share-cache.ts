@@ -211,6 +211,14 @@ export class ShareCache<E extends { share: CacheableShare }> {
     };
   }
 
+  /** Drops the wallet's share (retirement): freed now, or when the last ceremony holding it ends. */
+  drop(walletId: string): boolean {
+    const slot = this.slots.get(walletId);
+    if (!slot) return false;
+    this.retire(walletId, slot);
+    return true;
+  }
+
   /** Frees every share, pinned or not (shutdown: the ceremonies are closed first). */
   clear(): void {
     for (const slot of this.slots.values()) this.release(slot);

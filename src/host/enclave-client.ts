@@ -202,6 +202,9 @@ export class EnclaveClient {
   activateShare(req: Api.ActivateShareRequest): Promise<Api.LoadShareReply> {
     return this.call(FrameType.ACTIVATE_SHARE, req);
   }
+  retireWallet(req: Api.RetireWalletRequest): Promise<Api.RetireWalletReply> {
+    return this.call(FrameType.RETIRE_WALLET, req);
+  }
   close(): void {
     this.closing = true;
     this.rpc?.close();

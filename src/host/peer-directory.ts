@@ -22,11 +22,12 @@ export interface PeerDirectory {
   liveNodes(): LiveNode[];
   /** A participant handle for `nodeId` (this node's NodeHost for itself). */
   participant(nodeId: string): Participant;
-  /** Asks a node; resolves null when it does not answer in time or answers with an error. */
+  /** Asks a node; resolves null when it does not answer in time (default ASK_TIMEOUT_MS) or answers with an error. */
   ask<K extends NodeOpName>(
     nodeId: string,
     op: K,
     args: NodeOpArgs<K>,
+    opts?: { timeoutMs?: number },
   ): Promise<NodeOpResult<K> | null>;
 }
 
@@ -67,10 +68,13 @@ export class BusPeerDirectory implements PeerDirectory {
     nodeId: string,
     op: K,
     args: NodeOpArgs<K>,
+    opts: { timeoutMs?: number } = {},
   ): Promise<NodeOpResult<K> | null> {
     if (nodeId === this.self.nodeId) return dispatchNodeOp(this.local, op, args);
     try {
-      return await callNodeOp(this.bus, nodeId, op, args, { timeoutMs: ASK_TIMEOUT_MS });
+      return await callNodeOp(this.bus, nodeId, op, args, {
+        timeoutMs: opts.timeoutMs ?? ASK_TIMEOUT_MS,
+      });
     } catch (e) {
       this.opts.log?.("peer_unanswered", { peer: nodeId, op, error: (e as Error).message });
       return null;

@@ -15,6 +15,7 @@ import type {
 import {
   currentHolders,
   gatherRequestContext,
+  HolderView,
   nodesByParty,
   planDkg,
   planRefresh,
@@ -24,6 +25,9 @@ import {
   walletHolders,
 } from "../../src/host/planning.ts";
 import type { PeerDirectory } from "../../src/host/peer-directory.ts";
+import type { Participant } from "../../src/host/participant.ts";
+import { openStore } from "../../src/host/store/index.ts";
+import { CodedError } from "../../src/shared/wire/errors.ts";
 import { RequestHandler, type Reply } from "../../src/host/request-handler.ts";
 import type { NodeHost } from "../../src/host/node-host.ts";
 
@@ -250,4 +254,167 @@ describe("RequestHandler uses one round before any ceremony", () => {
     );
     expect(r2.out.fail).toMatchObject({ code: "bad_request", message: "walletId is required" });
   });
+});
+
+describe("the planning round prepares the expected signers (issue 12 item 4)", () => {
+  const doc = Uint8Array.of(9, 9);
+  it("asks only the expected signers to prepare and returns what they loaded", async () => {
+    const { peers, asked } = directory({
+      a: {
+        request: null,
+        wallet: held("a", 1),
+        prepared: { walletId: "w-1", generation: 0, partyIndex: 1 },
+        document: doc,
+      },
+      b: {
+        request: null,
+        wallet: held("b", 2),
+        prepared: { error: { code: "unseal_failed", message: "no" } },
+      },
+      c: { request: null, wallet: held("c", 3) },
+    });
+    const ctx = await gatherRequestContext(
+      peers,
+      "sign",
+      "r-1",
+      "w-1",
+      undefined,
+      new Set(["a", "b"]),
+    );
+    expect(asked.map(([n, , a]) => [n, (a as { prepare?: boolean }).prepare])).toEqual([
+      ["a", true],
+      ["b", true],
+      ["c", undefined],
+    ]);
+    // b could not load its share: absent, so the coordinator falls back to preparing anew.
+    expect([...ctx.prepared!.entries()]).toEqual([
+      ["a", { generation: 0, partyIndex: 1, document: doc }],
+    ]);
+    expect(ctx.holders.map((h) => h.nodeId)).toEqual(["a", "b", "c"]);
+  });
+
+  it("keeps a wallet's holders only while presence is unchanged, and forgets on request", () => {
+    const view = new HolderView(2);
+    const live = [
+      { nodeId: "a", since: 1 },
+      { nodeId: "b", since: 2 },
+    ];
+    view.set("w-1", live, [held("a", 1)]);
+    expect(view.get("w-1", [...live].reverse())?.map((h) => h.nodeId)).toEqual(["a"]);
+    // A restart (new since), a degraded enclave, or a node gone: the entry no longer counts.
+    expect(view.get("w-1", [live[0]!, { nodeId: "b", since: 3 }])).toBeUndefined();
+    expect(
+      view.get("w-1", [live[0]!, { nodeId: "b", since: 2, status: "degraded" }]),
+    ).toBeUndefined();
+    expect(view.get("w-1", [live[0]!])).toBeUndefined();
+    view.forget("w-1");
+    expect(view.get("w-1", live)).toBeUndefined();
+    // Bounded: the oldest wallet goes first.
+    view.set("w-1", live, []);
+    view.set("w-2", live, []);
+    view.set("w-3", live, []);
+    expect(view.get("w-1", live)).toBeUndefined();
+    expect(view.get("w-3", live)).toEqual([]);
+  });
+});
+
+describe("a signature's planning round prepares the signers the holder view expects", () => {
+  it("prepares in separate rounds the first time, within the planning round after that", async () => {
+    const { db } = openStore({ path: ":memory:" });
+    const self = { nodeId: "a", db } as unknown as NodeHost;
+    const party: Record<string, number> = { a: 1, b: 2, c: 3 };
+    const doc = (n: string) => Uint8Array.of(n.charCodeAt(0));
+    const calls: string[] = [];
+    const asked: { nodeId: string; prepare: boolean }[] = [];
+    let failing = new Set<string>();
+    const participant = (nodeId: string): Participant => ({
+      nodeId,
+      prepare: async () => (
+        calls.push(`${nodeId} prepare`),
+        { walletId: "w-1", generation: 0, partyIndex: party[nodeId]! }
+      ),
+      attestation: async () => (calls.push(`${nodeId} attestation`), doc(nodeId)),
+      start: async (req) => {
+        calls.push(
+          `${nodeId} start ${String.fromCharCode(...req.peerDocuments.map((d) => d[0]!))}`,
+        );
+        // The ceremony itself is not under test: stop it at phase 1.
+        throw new CodedError("ceremony_failed", "stopped by the test");
+      },
+      step: async () => {
+        throw new Error("no step expected");
+      },
+      abort: async () => {},
+      persist: async () => {},
+      commit: async () => {},
+      rollback: async () => {},
+    });
+    const peers: PeerDirectory = {
+      liveNodes: () => ["a", "b", "c"].map((nodeId, k) => ({ nodeId, since: k })),
+      participant,
+      async ask<K extends NodeOpName>(
+        nodeId: string,
+        op: K,
+        args: NodeOpArgs<K>,
+      ): Promise<NodeOpResult<K> | null> {
+        if (op !== "requestContext") return null;
+        const prepare = (args as { prepare?: boolean }).prepare === true;
+        asked.push({ nodeId, prepare });
+        return {
+          request: null,
+          wallet: held(nodeId, party[nodeId]!),
+          ...(prepare &&
+            (failing.has(nodeId)
+              ? { prepared: { error: { code: "unseal_failed", message: "no" } } }
+              : {
+                  prepared: { walletId: "w-1", generation: 0, partyIndex: party[nodeId]! },
+                  document: doc(nodeId),
+                })),
+        } as NodeOpResult<K>;
+      },
+    };
+    const handler = new RequestHandler(self, peers, { phaseTimeoutMs: 1_000 });
+    const sign = async (requestId: string) => {
+      const r = replyRecorder();
+      await handler.handle(
+        "sign",
+        { requestId, walletId: "w-1", digest: "00".repeat(32) },
+        r.reply,
+      );
+      expect(r.out.fail?.message).toMatch(/stopped by the test/);
+    };
+
+    await sign("r-1");
+    // No holder view yet: nobody prepares in the planning round; prepare and attestation are rounds.
+    expect(asked.filter((x) => x.prepare)).toEqual([]);
+    expect(calls.filter((c) => c.endsWith("prepare")).length).toBe(2);
+    expect(calls.filter((c) => c.endsWith("attestation")).length).toBe(2);
+
+    calls.length = 0;
+    asked.length = 0;
+    await sign("r-2");
+    // The view names two holders, the coordinator first; only they prepare, in the same round.
+    const prepared = asked.filter((x) => x.prepare).map((x) => x.nodeId);
+    expect(prepared.length).toBe(2);
+    expect(prepared).toContain("a");
+    expect(asked.length).toBe(3);
+    // No separate rounds; each start carries the other signer's document from the planning round.
+    const other = prepared.find((n) => n !== "a")!;
+    expect(calls.sort()).toEqual([`a start ${other}`, `${other} start a`].sort());
+
+    // An expected signer that cannot load in the round: the fresh answers decide, and the
+    // coordinator prepares and attests in rounds of their own, as the first time.
+    // (Either of b and c: the view's second signer is picked at random.)
+    failing = new Set(["b", "c"]);
+    calls.length = 0;
+    await sign("r-3");
+    expect(calls.filter((c) => c.endsWith("prepare")).length).toBe(2);
+    expect(calls.filter((c) => c.endsWith("attestation")).length).toBe(2);
+  });
+
+  function replyRecorder() {
+    const out: { fail?: { code: string; message: string } } = {};
+    const reply: Reply = { progress: () => {}, done: () => {}, fail: (e) => (out.fail = e) };
+    return { out, reply };
+  }
 });

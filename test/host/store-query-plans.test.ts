@@ -22,7 +22,8 @@ const LOOKUPS: Record<string, string> = {
   "a client user's request": `SELECT * FROM ceremonies WHERE client_user = :c AND request_id = :r AND request_id IS NOT NULL AND client_user <> ''`,
   "running ceremonies": "SELECT * FROM ceremonies WHERE status = 'running'",
   // findSignOutcome (node-host.ts lookupRequest), asked of every live node for every request not answered yet.
-  "a signer's kept answer": "SELECT * FROM sign_outcomes WHERE client_user = :c AND request_id = :r",
+  "a signer's kept answer":
+    "SELECT * FROM sign_outcomes WHERE client_user = :c AND request_id = :r",
 };
 
 describe("store look-ups use indexes", () => {

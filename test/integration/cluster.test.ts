@@ -13,7 +13,7 @@ import { startCluster, type LocalCluster } from "../../src/cluster/local-cluster
 import { TssClient, TssError } from "../../src/client/index.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import { fromHex } from "../../src/shared/hex.ts";
-import { decodeJson, encodeJson } from "../../src/shared/wire/json-payload.ts";
+import { decodeNodePayload, encodeNodePayload } from "../../src/shared/wire/rpc-payload.ts";
 import { EnclaveClient } from "../../src/host/enclave-client.ts";
 import type { CreateWalletResult, SignResult } from "../../src/client/types.ts";
 
@@ -32,23 +32,25 @@ function verified(r: SignResult, digest: Uint8Array): boolean {
   });
 }
 
-/** Every base64 byte field inside a node RPC payload. */
+/** Every byte field inside a decoded node RPC payload. */
 function byteFields(v: unknown, out: Buffer[] = []): Buffer[] {
-  if (Array.isArray(v)) for (const x of v) byteFields(x, out);
-  else if (v && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    if (typeof o.$b64 === "string") out.push(Buffer.from(o.$b64, "base64"));
-    else for (const x of Object.values(o)) byteFields(x, out);
-  }
+  if (v instanceof Uint8Array) out.push(Buffer.from(v));
+  else if (Array.isArray(v)) for (const x of v) byteFields(x, out);
+  else if (v && typeof v === "object") for (const x of Object.values(v)) byteFields(x, out);
   return out;
 }
+
+/** A recorded node RPC payload, decoded (binary or JSON, rpc-payload.ts). */
+const nodeCall = (payload: Buffer) => decodeNodePayload(payload).value as Record<string, unknown>;
 
 /** Protocol messages (start/step args and replies) in recorded node traffic. */
 function protocolMessages(): Buffer[] {
   const out: Buffer[] = [];
   for (const r of recorded) {
     if (!r.topic.startsWith("tss/v1/nodes/") || r.topic.endsWith("/presence")) continue;
-    const j = JSON.parse(r.payload.toString()) as {
+    // Node RPC goes out in binary (rpc-payload.ts), not base64 in JSON.
+    expect(r.payload[0]).toBe(0xb5);
+    const j = nodeCall(r.payload) as {
       op?: string;
       args?: { messages?: unknown };
       result?: { messages?: unknown };
@@ -206,9 +208,7 @@ describe("cluster over MQTT", () => {
     for (const m of msgs) expect(m[0]).toBe(0x81);
     // Replay one recorded `step` call, as recorded, into the node it was for.
     const step = recorded.find(
-      (r) =>
-        r.topic.endsWith("/inbox") &&
-        (JSON.parse(r.payload.toString()) as { op?: string }).op === "step",
+      (r) => r.topic.endsWith("/inbox") && (nodeCall(r.payload) as { op?: string }).op === "step",
     )!;
     const replies: unknown[] = [];
     // The replayer holds a node's broker credentials: node-7's, admitted but never started.
@@ -219,7 +219,7 @@ describe("cluster over MQTT", () => {
       username: replayer.username,
       password: replayer.password,
     });
-    me.on("message", (_t, p) => replies.push(decodeJson(p)));
+    me.on("message", (_t, p) => replies.push(decodeNodePayload(p).value));
     await me.subscribeAsync("tss/v1/nodes/node-7/replies", { qos: 1 });
     const replay = async (payload: Buffer | Uint8Array) => {
       const before = replies.length;
@@ -239,8 +239,8 @@ describe("cluster over MQTT", () => {
     const asRecorded = await replay(step.payload);
     expect(asRecorded).toMatchObject({ ok: false, error: { code: "unauthorised" } });
     // Claiming to be node-7 (whose replies it reads) gets it to the enclave, which refuses it.
-    const call = decodeJson(step.payload) as Record<string, unknown>;
-    const renamed = await replay(encodeJson({ ...call, from: "node-7" }));
+    const call = nodeCall(step.payload);
+    const renamed = await replay(encodeNodePayload({ ...call, from: "node-7" }));
     await me.endAsync();
     expect(renamed).toMatchObject({ ok: false });
     expect(JSON.stringify(renamed)).toMatch(/unknown_session|already|closed/);

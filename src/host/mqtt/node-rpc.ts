@@ -5,15 +5,24 @@
  * RemoteCallError with the remote code. Local failures use codes from the
  * client contract (deadline_exceeded, internal), since a coordinator passes a
  * failed call's code on to the client.
+ *
+ * Calls go out as binary payloads (rpc-payload.ts); a call that came as JSON
+ * (json-payload.ts: older nodes, hand-written test calls) is answered in
+ * JSON, a binary one in binary, and replies are read in either format. With
+ * TSS_NODE_RPC_PAYLOAD=json in its environment a node also calls in JSON:
+ * for a rolling upgrade while older nodes (which read only JSON) remain, and
+ * for measuring the difference (bench/cluster.ts --legacy-node-layer).
  */
 import { randomBytes } from "node:crypto";
 import type { IPublishPacket, MqttClient } from "mqtt";
+import { JsonPayloadError } from "../../shared/wire/json-payload.ts";
 import {
-  decodeJson,
-  encodeJson,
-  JsonPayloadError,
-  RPC_LIMITS,
-} from "../../shared/wire/json-payload.ts";
+  decodeNodePayload,
+  encodeNodePayload,
+  RpcPayloadError,
+  rpcPayloadFormat,
+  type RpcPayloadFormat,
+} from "../../shared/wire/rpc-payload.ts";
 import { assertNodeId, inboxTopic, nodeOf, repliesTopic } from "../../shared/wire/topics.ts";
 import { isPowerOfTwo, type Log } from "./requests.ts";
 import { CodedError, type Blame } from "../../shared/wire/errors.ts";
@@ -56,6 +65,10 @@ export interface RpcCounters {
   /** Replies that could not be parsed; the call they answer fails. */
   badReplies: number;
 }
+
+/** The format of this node's calls (see the header): binary unless the environment asks for JSON. */
+const CALL_FORMAT: RpcPayloadFormat =
+  process.env.TSS_NODE_RPC_PAYLOAD === "json" ? "json" : "binary";
 
 const CORRELATION_BYTES = 16;
 const OP_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
@@ -108,7 +121,7 @@ export class NodeRpc {
     let payload: Buffer;
     try {
       // `from`: the calling node, which must be the owner of the replies topic (checked in onCall).
-      payload = encodeJson({ op, args: args ?? {}, from: this.me }, RPC_LIMITS);
+      payload = encodeNodePayload({ op, args: args ?? {}, from: this.me }, CALL_FORMAT);
     } catch (e) {
       return Promise.reject(new Error(`cannot send ${op} to ${nodeId}: ${(e as Error).message}`));
     }
@@ -155,7 +168,7 @@ export class NodeRpc {
     }
     let reply: Record<string, unknown>;
     try {
-      const v = decodeJson(payload, RPC_LIMITS);
+      const v = decodeNodePayload(payload).value;
       if (
         !v ||
         typeof v !== "object" ||
@@ -217,18 +230,23 @@ export class NodeRpc {
       return;
     }
     this.remember(dedupe);
+    // Answered in the format the call came in (binary unless it is JSON).
+    const format: RpcPayloadFormat = rpcPayloadFormat(payload);
     const answer = (msg: unknown) => {
       let out: Buffer;
       try {
-        out = encodeJson(msg, RPC_LIMITS);
+        out = encodeNodePayload(msg, format);
       } catch (e) {
-        out = encodeJson({
-          ok: false,
-          error: {
-            code: "internal",
-            message: `result could not be encoded: ${(e as Error).message}`,
+        out = encodeNodePayload(
+          {
+            ok: false,
+            error: {
+              code: "internal",
+              message: `result could not be encoded: ${(e as Error).message}`,
+            },
           },
-        });
+          format,
+        );
       }
       this.client.publish(
         responseTopic,
@@ -242,9 +260,9 @@ export class NodeRpc {
     let op: string;
     let args: Record<string, unknown>;
     try {
-      const v = decodeJson(payload, RPC_LIMITS) as Record<string, unknown> | null;
-      if (!v || typeof v !== "object" || Array.isArray(v))
-        throw new JsonPayloadError("call is not a JSON object");
+      const v = decodeNodePayload(payload).value as Record<string, unknown> | null;
+      if (!v || typeof v !== "object" || Array.isArray(v) || v instanceof Uint8Array)
+        throw new JsonPayloadError("call is not an object");
       if (typeof v.op !== "string" || !OP_NAME.test(v.op))
         throw new JsonPayloadError("call has no valid op");
       const a = v.args ?? {};
@@ -267,7 +285,10 @@ export class NodeRpc {
         ok: false,
         error: {
           code: "bad_request",
-          message: e instanceof JsonPayloadError ? e.message : "call could not be parsed",
+          message:
+            e instanceof JsonPayloadError || e instanceof RpcPayloadError
+              ? e.message
+              : "call could not be parsed",
         },
       });
     }

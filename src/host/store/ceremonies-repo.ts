@@ -213,10 +213,15 @@ export function findClientRequest(
   clientUser: string,
   requestId: string,
 ): Ceremony | undefined {
-  const r = db.get(`${SELECT} WHERE client_user = :client AND request_id = :request`, {
-    client: checkId(clientUser, "client user"),
-    request: checkId(requestId, "request id"),
-  });
+  // The redundant terms are ceremonies_client_request's own condition: without them SQLite
+  // cannot use that partial index and scans every ceremony (one per signature ever made).
+  const r = db.get(
+    `${SELECT} WHERE client_user = :client AND request_id = :request AND request_id IS NOT NULL AND client_user <> ''`,
+    {
+      client: checkId(clientUser, "client user"),
+      request: checkId(requestId, "request id"),
+    },
+  );
   return r && toCeremony(r);
 }
 

@@ -55,6 +55,8 @@ export const RequestFrameType = {
   SEAL_SHARE: 0x13,
   /** Make a sealed, stored share the wallet's active one. */
   ACTIVATE_SHARE: 0x14,
+  /** Retire a wallet: check the approvals, wipe its share, refuse it from then on (lifecycle-retire.ts). */
+  RETIRE_WALLET: 0x15,
 } as const;
 
 export const ReplyFrameType = {

@@ -17,7 +17,8 @@ import type { NodeHost } from "../../../src/host/node-host.ts";
 import type { PeerDirectory } from "../../../src/host/peer-directory.ts";
 import { fromHex } from "../../../src/shared/hex.ts";
 import { CodedError, isErrorCode } from "../../../src/shared/wire/errors.ts";
-import { decodeJson, encodeJson, RPC_LIMITS } from "../../../src/shared/wire/json-payload.ts";
+import { encodeJson } from "../../../src/shared/wire/json-payload.ts";
+import { decodeNodePayload, encodeRpcPayload } from "../../../src/shared/wire/rpc-payload.ts";
 import {
   checkNodeOpArgs,
   NODE_OP_NAMES,
@@ -230,7 +231,11 @@ const callSeeds = [
     args: { kind: "dkg", sessionId: new Uint8Array(32), walletId: WALLET, generation: 0 },
   },
   { op: "listWallets" },
-].map((v) => new Uint8Array(encodeJson({ ...v, from: "node-2" })));
+].flatMap((v) => [
+  new Uint8Array(encodeJson({ ...v, from: "node-2" })),
+  // As nodes send them now: binary (rpc-payload.ts).
+  encodeRpcPayload({ ...v, from: "node-2" }),
+]);
 
 const callPayload = fc.oneof(
   { weight: 3, arbitrary: bytesFrom(callSeeds, { maxRandom: 128 }) },
@@ -273,7 +278,8 @@ const nodeCalls = target({
     if (!r.accepted) return r;
     await settle();
     must(published.length === 1, `a call got ${published.length} answers`);
-    const answer = decodeJson(published[0]!.payload, RPC_LIMITS) as {
+    // Answered in the call's format: binary when it starts with the binary magic, else JSON.
+    const answer = decodeNodePayload(published[0]!.payload).value as {
       ok: boolean;
       error?: { code: string; message: string };
     };
@@ -294,7 +300,7 @@ const replySeeds = [
   { ok: true, result: { walletId: WALLET, generation: 0, partyIndex: 1 } },
   { ok: false, error: { code: "stale_share", message: "old", node: "node-3", party: 3 } },
   { ok: true, result: null },
-].map((v) => new Uint8Array(encodeJson(v)));
+].flatMap((v) => [new Uint8Array(encodeJson(v)), encodeRpcPayload(v)]);
 
 const nodeReplies = target({
   name: "node rpc: NodeRpc.onReply (a reply to a waiting call)",

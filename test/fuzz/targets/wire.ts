@@ -33,6 +33,12 @@ import {
   REQUEST_LIMITS,
   RPC_LIMITS,
 } from "../../../src/shared/wire/json-payload.ts";
+import {
+  decodeRpcPayload,
+  encodeRpcPayload,
+  MAX_RPC_PAYLOAD_BYTES,
+  RpcPayloadError,
+} from "../../../src/shared/wire/rpc-payload.ts";
 import { KmsError } from "../../../src/devkms/errors.ts";
 import * as kmsJson from "../../../src/shared/wire/kms-json.ts";
 import {
@@ -456,6 +462,25 @@ const json = target({
   timeBoundMs: FAST_MS,
 });
 
+const rpcPayload = target({
+  name: "rpc-payload: decodeRpcPayload (binary node RPC)",
+  arbitrary: bytesFrom(vectorBytes("rpc-payload.json"), {
+    lengths: [MAX_RPC_PAYLOAD_BYTES, MAX_RPC_PAYLOAD_BYTES + 1],
+  }),
+  check: (bytes) => {
+    const r = outcome(() => decodeRpcPayload(bytes), [RpcPayloadError]);
+    // Decoding and encoding agree: what was read is what would be written (bytes included).
+    if (r.accepted)
+      must(
+        isDeepStrictEqual(decodeRpcPayload(encodeRpcPayload(r.value)), r.value),
+        "binary payload does not round-trip",
+      );
+    return r;
+  },
+  runs: { sample: SAMPLE, full: FULL },
+  timeBoundMs: FAST_MS,
+});
+
 // ---------------------------------------------------------------- node-RPC argument checkers
 
 const validArgs: Record<NodeOpName, Record<string, unknown>> = (() => {
@@ -489,6 +514,7 @@ const validArgs: Record<NodeOpName, Record<string, unknown>> = (() => {
     requestContext: { kind: "sign", requestId: "r-1", walletId: "w-1" },
     ceremonyOutcome: { walletId: "w-1", sessionId },
     retireWallet: { walletId: "w-1", requestId: "r-1" },
+    retiredParty: { walletId: "w-1" },
   };
 })();
 
@@ -617,6 +643,7 @@ export const wireTargets: AnyTarget[] = [
   associatedData,
   shareState,
   json,
+  rpcPayload,
   nodeRpcArgs,
   kms,
 ];
