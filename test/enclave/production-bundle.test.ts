@@ -78,4 +78,11 @@ describe("production enclave bundle", () => {
     // The development entry never opens /dev/nsm.
     expect(development.includes("/dev/nsm")).toBe(false);
   });
+
+  it("neither enclave bundle contains the benchmark's dealer (src/dev/bench-dealer.ts runs in the benchmark only)", () => {
+    for (const m of ["class BenchDealer", "BenchmarkDealer"]) {
+      expect(production.includes(m), m).toBe(false);
+      expect(development.includes(m), m).toBe(false);
+    }
+  });
 });

@@ -4,30 +4,54 @@
  * (src/client/wallet-verification.ts). A statement is written when its share
  * is persisted; the one of the current generation is answered; a committed
  * refresh drops the older ones and a rolled-back one drops its own.
+ *
+ * The attestation document beside each statement is stored once per document
+ * (migration 8: attestation_documents, keyed by its SHA-256), because one
+ * document serves every wallet its enclave vouched for while the host reused
+ * it; a document goes when the last statement naming it does.
  */
-import { col, type Db } from "./db.ts";
+import { createHash } from "node:crypto";
+import { col, type Db, type SqlParams } from "./db.ts";
 import { MAX_ATTESTATION_DOCUMENT_BYTES } from "../../shared/wire/node-rpc.ts";
 import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "../../shared/wire/wallet-statement.ts";
 import { checkBytes, checkGeneration, checkId, checkTimestamp } from "./validate.ts";
+
+const digestOf = (document: Uint8Array) =>
+  new Uint8Array(createHash("sha256").update(document).digest());
 
 export function putWalletStatement(
   db: Db,
   s: StoredWalletStatement & { walletId: string; nodeId: string; generation: number },
   now: number = Date.now(),
 ): void {
-  db.run(
-    `INSERT INTO wallet_statements (wallet_id, node_id, generation, statement, attestation, updated_at)
-     VALUES (:w, :n, :g, :s, :a, :now)
-     ON CONFLICT (wallet_id, node_id, generation) DO UPDATE SET statement = :s, attestation = :a, updated_at = :now`,
-    {
-      w: checkId(s.walletId, "wallet id"),
-      n: checkId(s.nodeId, "node id"),
-      g: checkGeneration(s.generation),
-      s: checkBytes(s.statement, "wallet statement", 1, MAX_SIGNED_WALLET_STATEMENT_BYTES),
-      a: checkBytes(s.attestation, "attestation document", 1, MAX_ATTESTATION_DOCUMENT_BYTES),
-      now: checkTimestamp(now),
-    },
+  const p = {
+    w: checkId(s.walletId, "wallet id"),
+    n: checkId(s.nodeId, "node id"),
+    g: checkGeneration(s.generation),
+    s: checkBytes(s.statement, "wallet statement", 1, MAX_SIGNED_WALLET_STATEMENT_BYTES),
+    now: checkTimestamp(now),
+  };
+  const document = checkBytes(
+    s.attestation,
+    "attestation document",
+    1,
+    MAX_ATTESTATION_DOCUMENT_BYTES,
   );
+  const digest = digestOf(document);
+  db.transaction(() => {
+    const replaced = digestsOf(db, p.w, p.n, "=", p.g);
+    db.run(
+      "INSERT INTO attestation_documents (digest, document) VALUES (:digest, :document) ON CONFLICT (digest) DO NOTHING",
+      { digest, document },
+    );
+    db.run(
+      `INSERT INTO wallet_statements (wallet_id, node_id, generation, statement, attestation_digest, updated_at)
+       VALUES (:w, :n, :g, :s, :digest, :now)
+       ON CONFLICT (wallet_id, node_id, generation) DO UPDATE SET statement = :s, attestation_digest = :digest, updated_at = :now`,
+      { ...p, digest },
+    );
+    dropUnnamedDocuments(db, replaced);
+  });
 }
 
 /** A holder's signed statement and the attestation document binding the key that signed it. */
@@ -44,7 +68,9 @@ export function getWalletStatement(
   generation: number,
 ): StoredWalletStatement | null {
   const r = db.get(
-    "SELECT statement, attestation FROM wallet_statements WHERE wallet_id = :w AND node_id = :n AND generation = :g",
+    `SELECT s.statement, d.document AS attestation FROM wallet_statements s
+       JOIN attestation_documents d ON d.digest = s.attestation_digest
+      WHERE s.wallet_id = :w AND s.node_id = :n AND s.generation = :g`,
     {
       w: checkId(walletId, "wallet id"),
       n: checkId(nodeId, "node id"),
@@ -56,7 +82,32 @@ export function getWalletStatement(
     : null;
 }
 
-/** Deletes a node's statements of a wallet older (`<`) or newer (`>`) than `generation`. */
+/** Digests of the documents a node's statements of a wallet name, for generations `than` `generation`. */
+function digestsOf(
+  db: Db,
+  walletId: string,
+  nodeId: string,
+  than: "<" | ">" | "=",
+  generation: number,
+): Uint8Array[] {
+  return db
+    .all(
+      `SELECT DISTINCT attestation_digest FROM wallet_statements WHERE wallet_id = :w AND node_id = :n AND generation ${than} :g`,
+      { w: walletId, n: nodeId, g: generation },
+    )
+    .map((r) => col.bytes(r, "attestation_digest"));
+}
+
+/** Deletes those of `digests` that no statement names any more (wallet_statements_attestation keeps it a look-up). */
+function dropUnnamedDocuments(db: Db, digests: readonly Uint8Array[]): void {
+  for (const digest of digests)
+    db.run(
+      "DELETE FROM attestation_documents WHERE digest = :digest AND NOT EXISTS (SELECT 1 FROM wallet_statements WHERE attestation_digest = :digest)",
+      { digest },
+    );
+}
+
+/** Deletes a node's statements of a wallet older (`<`) or newer (`>`) than `generation`, and documents left unnamed. */
 function dropWalletStatements(
   db: Db,
   walletId: string,
@@ -64,14 +115,19 @@ function dropWalletStatements(
   generation: number,
   than: "<" | ">",
 ): void {
-  db.run(
-    `DELETE FROM wallet_statements WHERE wallet_id = :w AND node_id = :n AND generation ${than} :g`,
-    {
-      w: checkId(walletId, "wallet id"),
-      n: checkId(nodeId, "node id"),
-      g: checkGeneration(generation),
-    },
-  );
+  const p = {
+    w: checkId(walletId, "wallet id"),
+    n: checkId(nodeId, "node id"),
+    g: checkGeneration(generation),
+  };
+  db.transaction(() => {
+    const digests = digestsOf(db, p.w, p.n, than, p.g);
+    db.run(
+      `DELETE FROM wallet_statements WHERE wallet_id = :w AND node_id = :n AND generation ${than} :g`,
+      p,
+    );
+    dropUnnamedDocuments(db, digests);
+  });
 }
 
 /** After a commit at `generation`: only that generation's statement stays. */
@@ -92,4 +148,24 @@ export function dropWalletStatementsAfter(
   generation: number,
 ): void {
   dropWalletStatements(db, walletId, nodeId, generation, ">");
+}
+
+/**
+ * Deletes a wallet's statements (one node's, or every node's) and the documents no statement
+ * names any more; returns how many statements went. For deleting a wallet's rows: a plain
+ * DELETE would leave its documents behind.
+ */
+export function deleteWalletStatements(db: Db, walletId: string, nodeId?: string): number {
+  const w = checkId(walletId, "wallet id");
+  const n = nodeId === undefined ? null : checkId(nodeId, "node id");
+  return db.transaction(() => {
+    const where = n === null ? "wallet_id = :w" : "wallet_id = :w AND node_id = :n";
+    const p: SqlParams = n === null ? { w } : { w, n };
+    const digests = db
+      .all(`SELECT DISTINCT attestation_digest FROM wallet_statements WHERE ${where}`, p)
+      .map((r) => col.bytes(r, "attestation_digest"));
+    const deleted = db.run(`DELETE FROM wallet_statements WHERE ${where}`, p);
+    dropUnnamedDocuments(db, digests);
+    return deleted;
+  });
 }
