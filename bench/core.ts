@@ -17,7 +17,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { createHash } from "node:crypto";
 import { Dkg, Refresh, Signing, KeyShare, loadDkls } from "../src/enclave/dkls23/binding.ts";
 import { encodeList, inboxFor } from "../src/shared/wire/protocol-message.ts";
@@ -228,9 +228,14 @@ function main() {
   const dirty = git("status", "--porcelain", "--", "crates", "bench", "build").length > 0;
   const commit = `${git("rev-parse", "HEAD")}${dirty ? " (with uncommitted changes under crates/, bench/ or build/)" : ""}`;
   const command = `npm run bench:core${args.length ? ` -- ${args.join(" ")}` : ""}`;
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
   const result = {
     date: new Date().toISOString(),
     machine,
+    clock: "wall time of each party's compute (performance.now; std::time::Instant natively)",
+    load_average_at_end: load,
     commit,
     command,
     runs: { sign: SIGN_RUNS, dkg: DKG_RUNS, refresh: REFRESH_RUNS },
@@ -248,7 +253,7 @@ function main() {
     ),
   ].join("\n");
   console.log(table);
-  const section = `<!-- core:begin -->\nMeasured ${result.date} on ${machine}, commit ${commit}.\nCommand: \`${command}\` (${SIGN_RUNS} signing runs x 3 parties; ${DKG_RUNS} DKG and ${REFRESH_RUNS} refresh runs x 5 parties; medians per party).\n\n${table}\n<!-- core:end -->`;
+  const section = `<!-- core:begin -->\nMeasured ${result.date} on ${machine}, commit ${commit}.\nCommand: \`${command}\` (${SIGN_RUNS} signing runs x 3 parties; ${DKG_RUNS} DKG and ${REFRESH_RUNS} refresh runs x 5 parties; medians per party of wall time; load average ${load} at the end, the machine being shared).\n\n${table}\n<!-- core:end -->`;
   const path = `${ROOT}BENCHMARKS.md`;
   const doc = existsSync(path)
     ? readFileSync(path, "utf8")

@@ -9,5 +9,6 @@ pub mod oracle_tags;
 pub mod ot;
 pub mod proofs;
 pub mod rng;
+pub mod sha256x4;
 pub mod zero_shares;
 pub const ID_LEN: usize = 32;

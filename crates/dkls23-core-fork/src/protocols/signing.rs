@@ -64,7 +64,9 @@ use crate::curve::DklsCurve;
 use crate::protocols::{Abort, AbortReason, PartiesMessage, Party, PartyIndex};
 
 use crate::utilities::commits::{commit, verify_commitment};
-use crate::utilities::hashes::{point_to_bytes, scalar_to_bytes, tagged_hash, HashOutput};
+use crate::utilities::hashes::{
+    point_to_bytes, scalar_to_bytes, scalars_to_bytes, tagged_hash, HashOutput,
+};
 use crate::utilities::multiplication::{ErrorMul, MulDataToKeepReceiver, MulDataToReceiver};
 use crate::utilities::oracle_tags::{
     TAG_SIGN_MUL_SESSION, TAG_SIGN_PAIR_SETUP, TAG_SIGN_SESSION_BINDING, TAG_SIGN_ZERO_SESSION,
@@ -370,6 +372,33 @@ impl<C: DklsCurve> Party<C> {
         receiver: PartyIndex,
         attempt_nonces: &[u8],
     ) -> HashOutput {
+        let counterparty = if sender == self.party_index {
+            receiver
+        } else {
+            sender
+        };
+        self.session_binding_with(
+            data,
+            phase,
+            sender,
+            receiver,
+            attempt_nonces,
+            &self.pair_setup_digest(counterparty),
+        )
+    }
+
+    /// [`Self::session_binding`] with the pair's [`Self::pair_setup_digest`]
+    /// already computed (fork: it hashes ~27 KB, so phase 2, which checks
+    /// one binding and makes one per counterparty, computes it once).
+    fn session_binding_with(
+        &self,
+        data: &SignData,
+        phase: u8,
+        sender: PartyIndex,
+        receiver: PartyIndex,
+        attempt_nonces: &[u8],
+        pair_setup_digest: &[u8],
+    ) -> HashOutput {
         tagged_hash(
             TAG_SIGN_SESSION_BINDING,
             &[
@@ -381,11 +410,7 @@ impl<C: DklsCurve> Party<C> {
                 &Self::signers(data, self.party_index),
                 &[phase, sender.as_u8(), receiver.as_u8()],
                 attempt_nonces,
-                &self.pair_setup_digest(if sender == self.party_index {
-                    receiver
-                } else {
-                    sender
-                }),
+                pair_setup_digest,
             ],
         )
     }
@@ -433,9 +458,7 @@ impl<C: DklsCurve> Party<C> {
         } else {
             (&sender.public_gadget, &receiver.public_gadget)
         };
-        let gadget_bytes = |gadget: &Vec<C::Scalar>| -> Vec<u8> {
-            gadget.iter().flat_map(scalar_to_bytes::<C>).collect()
-        };
+        let gadget_bytes = |gadget: &Vec<C::Scalar>| -> Vec<u8> { scalars_to_bytes::<C>(gadget) };
         tagged_hash(
             TAG_SIGN_PAIR_SETUP,
             &[&gadget_bytes(first), &gadget_bytes(second)],
@@ -733,8 +756,16 @@ impl<C: DklsCurve> Party<C> {
                 ));
             }
             self.check_pair_state(counterparty)?;
+            let pair_setup_digest = self.pair_setup_digest(counterparty);
             if message.session_binding
-                != self.session_binding(data, 1, counterparty, self.party_index, &[])
+                != self.session_binding_with(
+                    data,
+                    1,
+                    counterparty,
+                    self.party_index,
+                    &[],
+                    &pair_setup_digest,
+                )
             {
                 return Err(Abort::recoverable(
                     self.party_index,
@@ -816,12 +847,13 @@ impl<C: DklsCurve> Party<C> {
                     sender: self.party_index,
                     receiver: counterparty,
                 },
-                session_binding: self.session_binding(
+                session_binding: self.session_binding_with(
                     data,
                     2,
                     self.party_index,
                     counterparty,
                     &[message.mul_transmit.nonce, current_kept.mul_keep.ote_nonce].concat(),
+                    &pair_setup_digest,
                 ),
                 // Check-adjust
                 gamma_u,

@@ -7,6 +7,13 @@ pub(crate) fn choice(bit: bool) -> Choice {
     Choice::from(u8::from(bit))
 }
 
+/// All ones if `bit` is set, zero otherwise, without a data-dependent
+/// branch: the bit goes through [`Choice`]'s optimisation barrier once, so
+/// the mask can be applied to many words with plain `&`.
+pub(crate) fn mask_u8(bit: bool) -> u8 {
+    0u8.wrapping_sub(choice(bit).unwrap_u8())
+}
+
 /// `a` if `choice` is 0, `b` if it is 1, in constant time.
 pub(crate) fn select_bytes<const N: usize>(a: &[u8; N], b: &[u8; N], choice: Choice) -> [u8; N] {
     core::array::from_fn(|i| u8::conditional_select(&a[i], &b[i], choice))

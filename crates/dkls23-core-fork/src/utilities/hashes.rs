@@ -43,6 +43,146 @@ pub fn tagged_hash(tag: &[u8], components: &[&[u8]]) -> HashOutput {
     hash_bytes(&encoded)
 }
 
+/// [`tagged_hash`] computed incrementally, so that a prefix repeated across
+/// many hashes is absorbed once and its SHA-256 state cloned per hash.
+///
+/// `TaggedHasher::new(tag).component(a).component(b).finish()` equals
+/// `tagged_hash(tag, &[a, b])`: the encoding is the same concatenation of
+/// length-prefixed parts, only fed to the hash in pieces. A component given
+/// as several slices ([`TaggedHasher::component_parts`]) is their
+/// concatenation, so large messages need not be copied into one buffer.
+///
+/// The running time depends only on the lengths of the inputs. Like
+/// [`tagged_hash`] (whose SHA-256 state is not wiped either), the state of a
+/// hasher that absorbed a secret holds it until dropped; the prefixes kept
+/// for reuse in this crate hold only public values (tags, session ids, salts).
+#[derive(Clone)]
+pub struct TaggedHasher(Sha256);
+
+impl TaggedHasher {
+    /// A hasher that has absorbed `len(tag) || tag`.
+    #[must_use]
+    pub fn new(tag: &[u8]) -> Self {
+        Self(Sha256::new()).component(tag)
+    }
+
+    /// Absorbs `len(component) || component`.
+    #[must_use]
+    pub fn component(mut self, component: &[u8]) -> Self {
+        self.absorb(component);
+        self
+    }
+
+    /// Absorbs `len(component) || component` in place.
+    pub fn absorb(&mut self, component: &[u8]) {
+        self.0.update((component.len() as u64).to_be_bytes());
+        self.0.update(component);
+    }
+
+    /// Absorbs only the length prefix of a component of `len` bytes, whose
+    /// bytes follow with [`TaggedHasher::absorb_raw`]: for a reused prefix
+    /// that ends inside a component's encoding (e.g. on a block boundary).
+    pub fn absorb_length(&mut self, len: usize) {
+        self.0.update((len as u64).to_be_bytes());
+    }
+
+    /// Absorbs bytes without a length prefix (see
+    /// [`TaggedHasher::absorb_length`]).
+    pub fn absorb_raw(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Absorbs one component given as consecutive `parts`: the same bytes as
+    /// [`TaggedHasher::absorb`] of their concatenation.
+    pub fn absorb_parts<'a, I>(&mut self, parts: I)
+    where
+        I: IntoIterator<Item = &'a [u8]> + Clone,
+    {
+        let len: usize = parts.clone().into_iter().map(<[u8]>::len).sum();
+        self.0.update((len as u64).to_be_bytes());
+        for part in parts {
+            self.0.update(part);
+        }
+    }
+
+    /// [`TaggedHasher::absorb_parts`], by value.
+    #[must_use]
+    pub fn component_parts<'a, I>(mut self, parts: I) -> Self
+    where
+        I: IntoIterator<Item = &'a [u8]> + Clone,
+    {
+        self.absorb_parts(parts);
+        self
+    }
+
+    /// A copy of this state with `components` absorbed, finalised: the hash
+    /// of the prefix absorbed so far followed by `components`.
+    #[must_use]
+    pub fn finish_with(&self, components: &[&[u8]]) -> HashOutput {
+        let mut hasher = self.clone();
+        for component in components {
+            hasher.absorb(component);
+        }
+        hasher.finish()
+    }
+
+    /// The digest of everything absorbed.
+    #[must_use]
+    pub fn finish(self) -> HashOutput {
+        self.0.finalize().into()
+    }
+}
+
+/// [`TaggedHasher::finish_with`] with the result as a scalar, as
+/// [`tagged_hash_as_scalar`] reduces it.
+#[must_use]
+pub fn tagged_hash_as_scalar_from<C: CurveArithmetic>(
+    prefix: &TaggedHasher,
+    components: &[&[u8]],
+) -> C::Scalar
+where
+    C::Scalar: Reduce<FieldBytes<C>>,
+{
+    let mut hasher = prefix.clone();
+    for component in components {
+        hasher.absorb(component);
+    }
+    finish_as_scalar::<C>(hasher)
+}
+
+/// The digest of `hasher` as a scalar, as [`tagged_hash_as_scalar`] reduces it.
+#[must_use]
+pub fn finish_as_scalar<C: CurveArithmetic>(hasher: TaggedHasher) -> C::Scalar
+where
+    C::Scalar: Reduce<FieldBytes<C>>,
+{
+    let as_bytes = zeroize::Zeroizing::new(hasher.finish());
+    reduce_hash_to_scalar::<C>(&as_bytes)
+}
+
+/// The bytes [`tagged_hash`] hashes: `len(tag)||tag||len(c_0)||c_0||...`
+/// (fork: for callers that hash many messages with this prefix through
+/// [`crate::utilities::sha256x4::Midstate`]).
+#[must_use]
+pub fn tagged_encoding(tag: &[u8], components: &[&[u8]]) -> Vec<u8> {
+    let mut encoded =
+        Vec::with_capacity(8 + tag.len() + components.iter().map(|c| 8 + c.len()).sum::<usize>());
+    append_len_prefixed(&mut encoded, tag);
+    for component in components {
+        append_len_prefixed(&mut encoded, component);
+    }
+    encoded
+}
+
+/// A 32-byte digest as a scalar, as [`tagged_hash_as_scalar`] reduces it.
+#[must_use]
+pub fn reduce_to_scalar<C: CurveArithmetic>(digest: zeroize::Zeroizing<HashOutput>) -> C::Scalar
+where
+    C::Scalar: Reduce<FieldBytes<C>>,
+{
+    reduce_hash_to_scalar::<C>(&digest)
+}
+
 /// Length-delimited tagged hash with result as a scalar.
 #[must_use]
 pub fn tagged_hash_as_scalar<C: CurveArithmetic>(tag: &[u8], components: &[&[u8]]) -> C::Scalar
@@ -106,6 +246,18 @@ where
 pub fn scalar_to_bytes<C: CurveArithmetic>(scalar: &C::Scalar) -> Vec<u8> {
     let fb: FieldBytes<C> = (*scalar).into();
     <FieldBytes<C> as AsRef<[u8]>>::as_ref(&fb).to_vec()
+}
+
+/// The concatenation of [`scalar_to_bytes`] of every scalar, in one buffer
+/// (fork: one allocation instead of one per scalar).
+#[must_use]
+pub fn scalars_to_bytes<C: CurveArithmetic>(scalars: &[C::Scalar]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(scalars.len() * core::mem::size_of::<FieldBytes<C>>());
+    for scalar in scalars {
+        let fb: FieldBytes<C> = (*scalar).into();
+        out.extend_from_slice(fb.as_ref());
+    }
+    out
 }
 
 /// Converts a point on the elliptic curve to bytes.

@@ -15,7 +15,11 @@ use crate::utilities::ct;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::curve::DklsCurve;
-use crate::utilities::hashes::{scalar_to_bytes, tagged_hash, tagged_hash_as_scalar, HashOutput};
+use crate::utilities::hashes::{
+    finish_as_scalar, scalar_to_bytes, scalars_to_bytes, tagged_hash_as_scalar_from, HashOutput,
+    TaggedHasher,
+};
+use elliptic_curve::FieldBytes;
 use crate::utilities::oracle_tags::{
     TAG_MUL_CHI_HAT, TAG_MUL_CHI_TILDE, TAG_MUL_GADGET, TAG_MUL_TRANSCRIPT,
     TAG_MUL_TRANSCRIPT_RECEIVER, TAG_MUL_VERIFY,
@@ -143,17 +147,52 @@ impl ErrorMul {
 }
 
 /// Digest of the receiver's OT extension message from Step 3.
+///
+/// Fork: the rows of `u` and `verify_t` are hashed in place instead of being
+/// concatenated into fresh buffers first (same digest).
 fn receiver_transcript(session_id: &[u8], data: &OTEDataToSender) -> HashOutput {
-    tagged_hash(
-        TAG_MUL_TRANSCRIPT_RECEIVER,
-        &[
-            session_id,
-            &data.nonce,
-            &data.u.concat(),
-            &data.verify_x,
-            &data.verify_t.concat(),
-        ],
-    )
+    TaggedHasher::new(TAG_MUL_TRANSCRIPT_RECEIVER)
+        .component(session_id)
+        .component(&data.nonce)
+        .component_parts(data.u.iter().map(|row| row.as_slice()))
+        .component(&data.verify_x)
+        .component_parts(data.verify_t.iter().map(|row| row.as_slice()))
+        .finish()
+}
+
+/// `tagged_hash(TAG_MUL_VERIFY, [session_id, r])` where r is the
+/// concatenation of the byte encodings of `entries` (L rows of
+/// `BATCH_SIZE`), hashed as they are computed instead of collected into
+/// ~27 KB of buffers first (fork; same digest). `entries` yields exactly
+/// `L * BATCH_SIZE` scalars; the entries can be secret, so each encoding is
+/// wiped after use.
+fn verify_r_digest<C: DklsCurve>(
+    session_id: &[u8],
+    entries: impl Iterator<Item = C::Scalar>,
+) -> HashOutput {
+    let mut hasher = TaggedHasher::new(TAG_MUL_VERIFY).component(session_id);
+    hasher.absorb_length(L as usize * BATCH_SIZE as usize * core::mem::size_of::<FieldBytes<C>>());
+    for entry in entries {
+        let mut bytes: FieldBytes<C> = entry.into();
+        hasher.absorb_raw(bytes.as_ref());
+        <[u8] as Zeroize>::zeroize(bytes.as_mut());
+    }
+    hasher.finish()
+}
+
+/// The public gadget vector of a multiplication pair:
+/// `tagged_hash_as_scalar(TAG_MUL_GADGET, [session_id, nonce + k])` for
+/// k = 1..=BATCH_SIZE. Fork: the tag and session id are absorbed once.
+fn public_gadget<C: DklsCurve>(session_id: &[u8], nonce: &C::Scalar) -> Vec<C::Scalar> {
+    let prefix = TaggedHasher::new(TAG_MUL_GADGET).component(session_id);
+    let mut public_gadget: Vec<C::Scalar> = Vec::with_capacity(BATCH_SIZE as usize);
+    let mut counter = *nonce;
+    for _ in 0..BATCH_SIZE {
+        counter += <C::Scalar as Field>::ONE;
+        let counter_bytes = scalar_to_bytes::<C>(&counter);
+        public_gadget.push(tagged_hash_as_scalar_from::<C>(&prefix, &[&counter_bytes]));
+    }
+    public_gadget
 }
 
 /// Computes the shared random values of Step 4.
@@ -166,29 +205,31 @@ fn shared_random_values<C: DklsCurve>(
     ote_salt: &OteNonce,
     vector_of_tau: &[Vec<C::Scalar>],
 ) -> (Vec<C::Scalar>, Vec<C::Scalar>) {
-    let tau_rows: Vec<Vec<u8>> = vector_of_tau
-        .iter()
-        .map(|row| row.iter().flat_map(scalar_to_bytes::<C>).collect())
-        .collect();
-    let mut components: Vec<&[u8]> = Vec::with_capacity(3 + tau_rows.len());
-    components.push(session_id);
-    components.push(receiver_transcript);
-    components.push(ote_salt);
-    components.extend(tau_rows.iter().map(Vec::as_slice));
-    let transcript = tagged_hash(TAG_MUL_TRANSCRIPT, &components);
+    let mut hasher = TaggedHasher::new(TAG_MUL_TRANSCRIPT)
+        .component(session_id)
+        .component(receiver_transcript)
+        .component(ote_salt);
+    for row in vector_of_tau {
+        hasher.absorb(&scalars_to_bytes::<C>(row));
+    }
+    let transcript = hasher.finish();
 
     // At this point, the constant L from DKLs23 behaves as the
     // constant l from DKLs19.
     let mut chi_tilde: Vec<C::Scalar> = Vec::with_capacity(L as usize);
     let mut chi_hat: Vec<C::Scalar> = Vec::with_capacity(L as usize);
     for i in 0..L {
-        chi_tilde.push(tagged_hash_as_scalar::<C>(
-            TAG_MUL_CHI_TILDE,
-            &[session_id, &i.to_be_bytes(), &transcript],
+        chi_tilde.push(finish_as_scalar::<C>(
+            TaggedHasher::new(TAG_MUL_CHI_TILDE)
+                .component(session_id)
+                .component(&i.to_be_bytes())
+                .component(&transcript),
         ));
-        chi_hat.push(tagged_hash_as_scalar::<C>(
-            TAG_MUL_CHI_HAT,
-            &[session_id, &i.to_be_bytes(), &transcript],
+        chi_hat.push(finish_as_scalar::<C>(
+            TaggedHasher::new(TAG_MUL_CHI_HAT)
+                .component(session_id)
+                .component(&i.to_be_bytes())
+                .component(&transcript),
         ));
     }
 
@@ -253,16 +294,7 @@ impl<C: DklsCurve> MulSender<C> {
 
         // We compute the public gadget vector from the nonce, in the same way as in
         // https://gitlab.com/neucrypt/mpecdsa/-/blob/release/src/mul.rs.
-        let mut public_gadget: Vec<C::Scalar> = Vec::with_capacity(BATCH_SIZE as usize);
-        let mut counter = *nonce;
-        for _ in 0..BATCH_SIZE {
-            counter += <C::Scalar as Field>::ONE;
-            let counter_bytes = scalar_to_bytes::<C>(&counter);
-            public_gadget.push(tagged_hash_as_scalar::<C>(
-                TAG_MUL_GADGET,
-                &[session_id, &counter_bytes],
-            ));
-        }
+        let public_gadget = public_gadget::<C>(session_id, nonce);
 
         let mul_sender = MulSender {
             public_gadget,
@@ -394,29 +426,24 @@ impl<C: DklsCurve> MulSender<C> {
         // Only a hash of r will be sent to the receiver,
         // so we'll compute r directly in bytes.
         // The variable below saves each row of r in bytes.
-        let mut rows_r_as_bytes: Vec<Vec<u8>> = Vec::with_capacity(L as usize);
         let mut verify_u: Vec<C::Scalar> = Vec::with_capacity(L as usize);
         for i in 0..L {
-            // We compute the i-th row of the matrix r in bytes.
-            let mut entries_as_bytes: Vec<Vec<u8>> = Vec::with_capacity(BATCH_SIZE as usize);
-            for j in 0..BATCH_SIZE {
-                let entry = (chi_tilde[i as usize] * z_tilde[i as usize][j as usize])
-                    + (chi_hat[i as usize] * z_hat[i as usize][j as usize]);
-                let entry_as_bytes = scalar_to_bytes::<C>(&entry);
-                entries_as_bytes.push(entry_as_bytes);
-            }
-            let row_i_as_bytes = entries_as_bytes.concat();
-            rows_r_as_bytes.push(row_i_as_bytes);
-
             // We compute the i-th entry of the vector u.
             let entry = (chi_tilde[i as usize] * a_tilde[i as usize])
                 + (chi_hat[i as usize] * a_hat[i as usize]);
             verify_u.push(entry);
         }
-        let r_as_bytes = rows_r_as_bytes.concat();
 
-        // We transform r into a hash.
-        let verify_r: HashOutput = tagged_hash(TAG_MUL_VERIFY, &[session_id, &r_as_bytes]);
+        // We transform r into a hash (fork: hashed as computed, row by row).
+        let (chi_tilde, chi_hat, z_tilde, z_hat) = (&chi_tilde, &chi_hat, &z_tilde, &z_hat);
+        let verify_r: HashOutput = verify_r_digest::<C>(
+            session_id,
+            (0..L as usize).flat_map(|i| {
+                (0..BATCH_SIZE as usize).map(move |j| {
+                    (chi_tilde[i] * z_tilde[i][j]) + (chi_hat[i] * z_hat[i][j])
+                })
+            }),
+        );
 
         // Step 6 - No action for the sender.
 
@@ -531,16 +558,7 @@ impl<C: DklsCurve> MulReceiver<C> {
 
         // We compute the public gadget vector from the nonce, in the same way as in
         // https://gitlab.com/neucrypt/mpecdsa/-/blob/release/src/mul.rs.
-        let mut public_gadget: Vec<C::Scalar> = Vec::with_capacity(BATCH_SIZE as usize);
-        let mut counter = *nonce;
-        for _ in 0..BATCH_SIZE {
-            counter += <C::Scalar as Field>::ONE;
-            let counter_bytes = scalar_to_bytes::<C>(&counter);
-            public_gadget.push(tagged_hash_as_scalar::<C>(
-                TAG_MUL_GADGET,
-                &[session_id, &counter_bytes],
-            ));
-        }
+        let public_gadget = public_gadget::<C>(session_id, nonce);
 
         let mul_receiver = MulReceiver {
             public_gadget,
@@ -710,30 +728,23 @@ impl<C: DklsCurve> MulReceiver<C> {
         // Only a hash of r will be sent to us so we'll
         // reconstruct r directly in bytes.
         // The variable below saves each row of r in bytes.
-        let mut rows_r_as_bytes: Vec<Vec<u8>> = Vec::with_capacity(L as usize);
-        for i in 0..L {
-            // We compute the i-th row of the matrix r in bytes.
-            let mut entries_as_bytes: Vec<Vec<u8>> = Vec::with_capacity(BATCH_SIZE as usize);
-            for j in 0..BATCH_SIZE {
-                // The entry depends on the choice bits.
-                let mut entry = (-(chi_tilde[i as usize] * z_tilde[i as usize][j as usize]))
-                    - (chi_hat[i as usize] * z_hat[i as usize][j as usize]);
-                entry += C::Scalar::conditional_select(
-                    &<C::Scalar as Field>::ZERO,
-                    &data_received.verify_u[i as usize],
-                    ct::choice(data_kept.choice_bits[j as usize]),
-                );
-
-                let entry_as_bytes = scalar_to_bytes::<C>(&entry);
-                entries_as_bytes.push(entry_as_bytes);
-            }
-            let row_i_as_bytes = entries_as_bytes.concat();
-            rows_r_as_bytes.push(row_i_as_bytes);
-        }
-        let r_as_bytes = rows_r_as_bytes.concat();
-
-        // We transform r into a hash.
-        let expected_verify_r: HashOutput = tagged_hash(TAG_MUL_VERIFY, &[session_id, &r_as_bytes]);
+        // We transform r into a hash (fork: hashed as computed, row by row).
+        let (chi_tilde, chi_hat, z_tilde, z_hat) = (&chi_tilde, &chi_hat, &z_tilde, &z_hat);
+        let expected_verify_r: HashOutput = verify_r_digest::<C>(
+            session_id,
+            (0..L as usize).flat_map(|i| {
+                (0..BATCH_SIZE as usize).map(move |j| {
+                    // The entry depends on the choice bits.
+                    let entry = (-(chi_tilde[i] * z_tilde[i][j])) - (chi_hat[i] * z_hat[i][j]);
+                    entry
+                        + C::Scalar::conditional_select(
+                            &<C::Scalar as Field>::ZERO,
+                            &data_received.verify_u[i],
+                            ct::choice(data_kept.choice_bits[j]),
+                        )
+                })
+            }),
+        );
 
         // Constant-time comparison to prevent timing side-channels that
         // could help an adversary forge valid consistency-check values.

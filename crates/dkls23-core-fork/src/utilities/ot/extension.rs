@@ -49,7 +49,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::curve::DklsCurve;
 use crate::{RAW_SECURITY, STAT_SECURITY};
 
-use crate::utilities::hashes::{tagged_hash, tagged_hash_as_scalar, HashOutput};
+use crate::utilities::hashes::{
+    finish_as_scalar, reduce_to_scalar, tagged_encoding, tagged_hash, HashOutput, TaggedHasher,
+};
+use crate::utilities::sha256x4::{Midstate, USE_X4};
 use crate::utilities::oracle_tags::{TAG_OTE_CHI, TAG_OTE_PRG, TAG_OTE_RANDOMIZE, TAG_OTE_SESSION};
 use crate::utilities::proofs::{DLogProof, EncProof};
 use crate::utilities::rng;
@@ -309,45 +312,23 @@ impl OTESender {
 
         // Step 2 - Extend the seed with the pseudorandom generator (PRG).
         // The PRG will be implemented via hash functions.
-        let mut extended_seeds: Vec<PRGOutput> = Vec::with_capacity(KAPPA as usize);
-        for i in 0..KAPPA {
-            let mut prg: Vec<u8> = Vec::with_capacity((EXTENDED_BATCH_SIZE / 8) as usize); //It may use more capacity.
-
-            // The PRG will given by concatenating "chunks" of hash outputs.
-            // The reason for this is that we need more than 256 bits.
-            let mut count = 0u16;
-            while prg.len() < (EXTENDED_BATCH_SIZE / 8) as usize {
-                let i_bytes = i.to_be_bytes();
-                let count_bytes = count.to_be_bytes();
-                count += 1;
-                let chunk = tagged_hash(
-                    TAG_OTE_PRG,
-                    &[session_id, &i_bytes, &count_bytes, &self.seeds[i as usize]],
-                );
-
-                prg.extend_from_slice(&chunk);
-            }
-
-            // We remove extra bytes
-            let mut prg_output = [0; (EXTENDED_BATCH_SIZE / 8) as usize];
-            prg_output.clone_from_slice(&prg[0..(EXTENDED_BATCH_SIZE / 8) as usize]);
-
-            extended_seeds.push(prg_output);
-        }
+        // Fork: the PRG's constant prefix is hashed once (see `Prg`).
+        let prg = Prg::new(session_id);
+        let extended_seeds = zeroize::Zeroizing::new(prg.expand_all(&self.seeds, USE_X4));
 
         // Step 3 - No action for the sender.
 
         // Step 4 - Compute the q from Fig. 10 in KOS.
         // It is computed with the matrix u sent by the receiver.
+        // Fork: one mask per row (constant-time: the correlation bit is
+        // secret) instead of a barrier per byte.
         let mut q: Vec<PRGOutput> = Vec::with_capacity(KAPPA as usize);
         for i in 0..KAPPA {
+            let mask = ct::mask_u8(self.correlation[i as usize]);
             let mut q_i = [0; (EXTENDED_BATCH_SIZE / 8) as usize];
             for j in 0..EXTENDED_BATCH_SIZE / 8 {
-                q_i[j as usize] = u8::conditional_select(
-                    &0,
-                    &data.u[i as usize][j as usize],
-                    ct::choice(self.correlation[i as usize]),
-                ) ^ extended_seeds[i as usize][j as usize];
+                q_i[j as usize] =
+                    (data.u[i as usize][j as usize] & mask) ^ extended_seeds[i as usize][j as usize];
             }
             q.push(q_i);
         }
@@ -364,54 +345,29 @@ impl OTESender {
         // pseudorandom numbers chi1 and chi2. They have OT_SECURITY = 208 bits.
         // We can generate them with a hash.
 
-        // We concatenate the rows of the matrix u.
-        let msg = data.u.concat();
-
-        // We apply the hash and remove extra bytes.
-        let mut chi1 = [0u8; (OT_SECURITY / 8) as usize];
-        let mut chi2 = [0u8; (OT_SECURITY / 8) as usize];
-        chi1.clone_from_slice(
-            &tagged_hash(TAG_OTE_CHI, &[session_id, b"chi1", &msg])[0..(OT_SECURITY / 8) as usize],
-        );
-        chi2.clone_from_slice(
-            &tagged_hash(TAG_OTE_CHI, &[session_id, b"chi2", &msg])[0..(OT_SECURITY / 8) as usize],
-        );
+        // Fork: the rows of u are hashed in place, not concatenated first.
+        let (chi1, chi2) = consistency_challenges(session_id, &data.u);
 
         // Step 2 - No action for the sender.
 
         // Step 3 - Verify the values sent by the receiver against our data.
         // We start by computing the verifying vector q (as in KOS, Fig. 10).
-        let mut verify_q: Vec<FieldElement> = Vec::with_capacity(KAPPA as usize);
-        for i in 0..KAPPA {
-            // The summation sign on the protocol is just the sum of the following two terms:
-            let prod_qi_1 = field_mul(&q[i as usize][0..(OT_SECURITY / 8) as usize], &chi1)?;
-            let prod_qi_2 = field_mul(
-                &q[i as usize][((OT_SECURITY / 8) as usize)..((2 * OT_SECURITY / 8) as usize)],
-                &chi2,
-            )?;
-
-            //We sum the terms to get q_i.
-            let mut verify_qi = [0u8; (OT_SECURITY / 8) as usize];
-            for k in 0..OT_SECURITY / 8 {
-                verify_qi[k as usize] = prod_qi_1[k as usize]
-                    ^ prod_qi_2[k as usize]
-                    ^ q[i as usize][((2 * OT_SECURITY / 8) + k) as usize];
-            }
-
-            verify_q.push(verify_qi);
-        }
+        // Fork: word-level field arithmetic (see `check_combination`).
+        let chi1_words = gf_from_bytes(&chi1);
+        let chi2_words = gf_from_bytes(&chi2);
+        let verify_q: Vec<FieldElement> = q
+            .iter()
+            .map(|q_i| check_combination(q_i, &chi1_words, &chi2_words))
+            .collect();
 
         // We compute the same thing with the receiver's information.
         let mut verify_sender: Vec<FieldElement> = Vec::with_capacity(KAPPA as usize);
         for i in 0..KAPPA {
+            let mask = ct::mask_u8(self.correlation[i as usize]);
             let mut verify_sender_i = [0u8; (OT_SECURITY / 8) as usize];
             for k in 0..OT_SECURITY / 8 {
-                verify_sender_i[k as usize] = data.verify_t[i as usize][k as usize]
-                    ^ u8::conditional_select(
-                        &0,
-                        &data.verify_x[k as usize],
-                        ct::choice(self.correlation[i as usize]),
-                    );
+                verify_sender_i[k as usize] =
+                    data.verify_t[i as usize][k as usize] ^ (data.verify_x[k as usize] & mask);
             }
 
             verify_sender.push(verify_sender_i);
@@ -463,46 +419,27 @@ impl OTESender {
             );
         }
 
+        // Fork: the oracle's prefix common to every j and iteration is
+        // hashed once (see `RandomizeOracle`).
+        let oracle = RandomizeOracle::new(session_id, &salt);
         let mut vector_of_v0: Vec<Vec<C::Scalar>> = Vec::with_capacity(ot_width as usize);
         let mut vector_of_v1: Vec<Vec<C::Scalar>> = Vec::with_capacity(ot_width as usize);
+        // For v1, we compute transposed_q[j] ^ correlation (the same for
+        // every iteration, so once; secret, so wiped after use).
+        let transposed_q_plus_correlation: zeroize::Zeroizing<Vec<HashOutput>> =
+            zeroize::Zeroizing::new(
+                transposed_q
+                    .iter()
+                    .map(|row| core::array::from_fn(|i| row[i] ^ compressed_correlation[i]))
+                    .collect(),
+            );
         for iteration in 0..ot_width {
-            let mut v0: Vec<C::Scalar> = Vec::with_capacity(BATCH_SIZE as usize);
-            let mut v1: Vec<C::Scalar> = Vec::with_capacity(BATCH_SIZE as usize);
-            for j in 0..BATCH_SIZE {
-                // For v1, we compute transposed_q[j] ^ correlation.
-                let mut transposed_qj_plus_correlation = [0u8; (KAPPA / 8) as usize];
-                for i in 0..KAPPA / 8 {
-                    transposed_qj_plus_correlation[i as usize] =
-                        transposed_q[j as usize][i as usize] ^ compressed_correlation[i as usize];
-                }
-
-                let j_bytes = j.to_be_bytes();
-                let iteration_bytes = iteration.to_be_bytes();
-
-                v0.push(tagged_hash_as_scalar::<C>(
-                    TAG_OTE_RANDOMIZE,
-                    &[
-                        session_id,
-                        &salt,
-                        &j_bytes,
-                        &iteration_bytes,
-                        &transposed_q[j as usize],
-                    ],
-                ));
-                v1.push(tagged_hash_as_scalar::<C>(
-                    TAG_OTE_RANDOMIZE,
-                    &[
-                        session_id,
-                        &salt,
-                        &j_bytes,
-                        &iteration_bytes,
-                        &transposed_qj_plus_correlation,
-                    ],
-                ));
-            }
-
-            vector_of_v0.push(v0);
-            vector_of_v1.push(v1);
+            vector_of_v0.push(oracle.hash_rows::<C>(iteration, &transposed_q, USE_X4));
+            vector_of_v1.push(oracle.hash_rows::<C>(
+                iteration,
+                &transposed_q_plus_correlation,
+                USE_X4,
+            ));
         }
 
         // TRANSFER
@@ -666,41 +603,10 @@ impl OTEReceiver {
 
         // Step 2 - Extend the seeds with the pseudorandom generator (PRG).
         // The PRG will be implemented via hash functions.
-        let mut extended_seeds0: Vec<PRGOutput> = Vec::with_capacity(KAPPA as usize);
-        let mut extended_seeds1: Vec<PRGOutput> = Vec::with_capacity(KAPPA as usize);
-        for i in 0..KAPPA {
-            let mut prg0: Vec<u8> = Vec::with_capacity((EXTENDED_BATCH_SIZE / 8) as usize); //It may use more capacity.
-            let mut prg1: Vec<u8> = Vec::with_capacity((EXTENDED_BATCH_SIZE / 8) as usize);
-
-            // The PRG will given by concatenating "chunks" of hash outputs.
-            // The reason for this is that we need more than 256 bits.
-            let mut count = 0u16;
-            while prg0.len() < (EXTENDED_BATCH_SIZE / 8) as usize {
-                let i_bytes = i.to_be_bytes();
-                let count_bytes = count.to_be_bytes();
-                count += 1;
-                let chunk0 = tagged_hash(
-                    TAG_OTE_PRG,
-                    &[session_id, &i_bytes, &count_bytes, &self.seeds0[i as usize]],
-                );
-                let chunk1 = tagged_hash(
-                    TAG_OTE_PRG,
-                    &[session_id, &i_bytes, &count_bytes, &self.seeds1[i as usize]],
-                );
-
-                prg0.extend_from_slice(&chunk0);
-                prg1.extend_from_slice(&chunk1);
-            }
-
-            // We remove extra bytes
-            let mut prg0_output = [0; (EXTENDED_BATCH_SIZE / 8) as usize];
-            let mut prg1_output = [0; (EXTENDED_BATCH_SIZE / 8) as usize];
-            prg0_output.clone_from_slice(&prg0[0..(EXTENDED_BATCH_SIZE / 8) as usize]);
-            prg1_output.clone_from_slice(&prg1[0..(EXTENDED_BATCH_SIZE / 8) as usize]);
-
-            extended_seeds0.push(prg0_output);
-            extended_seeds1.push(prg1_output);
-        }
+        // Fork: the PRG's constant prefix is hashed once (see `Prg`).
+        let prg = Prg::new(session_id);
+        let extended_seeds0: Vec<PRGOutput> = prg.expand_all(&self.seeds0, USE_X4);
+        let extended_seeds1 = zeroize::Zeroizing::new(prg.expand_all(&self.seeds1, USE_X4));
 
         // Step 3 - Compute the matrix u from Fig. 10 in KOS.
         // This matrix will be sent to the sender.
@@ -729,62 +635,23 @@ impl OTEReceiver {
         // pseudorandom numbers chi1 and chi2. They have OT_SECURITY = 208 bits.
         // We can generate them with a hash.
 
-        // We concatenate the rows of the matrix u.
-        let msg = u.concat();
-
-        // We apply the hash and remove extra bytes.
-        let mut chi1 = [0u8; (OT_SECURITY / 8) as usize];
-        let mut chi2 = [0u8; (OT_SECURITY / 8) as usize];
-        chi1.clone_from_slice(
-            &tagged_hash(TAG_OTE_CHI, &[session_id, b"chi1", &msg])[0..(OT_SECURITY / 8) as usize],
-        );
-        chi2.clone_from_slice(
-            &tagged_hash(TAG_OTE_CHI, &[session_id, b"chi2", &msg])[0..(OT_SECURITY / 8) as usize],
-        );
+        // Fork: the rows of u are hashed in place, not concatenated first.
+        let (chi1, chi2) = consistency_challenges(session_id, &u);
 
         // Step 2 - We compute the verification values to the sender.
         // The summation sign on the protocol is just the sum of the following two terms:
-        let prod_x_1 = field_mul(
-            &compressed_extended_bits[0..(OT_SECURITY / 8) as usize],
-            &chi1,
-        )?;
-        let prod_x_2 = field_mul(
-            &compressed_extended_bits
-                [((OT_SECURITY / 8) as usize)..((2 * OT_SECURITY / 8) as usize)],
-            &chi2,
-        )?;
+        // Fork: word-level field arithmetic (see `check_combination`).
+        let chi1_words = gf_from_bytes(&chi1);
+        let chi2_words = gf_from_bytes(&chi2);
+        let mut compressed_row = [0u8; (EXTENDED_BATCH_SIZE / 8) as usize];
+        compressed_row.copy_from_slice(&compressed_extended_bits);
+        let verify_x = check_combination(&compressed_row, &chi1_words, &chi2_words);
+        compressed_row.zeroize();
 
-        // We sum the terms to get x.
-        let mut verify_x = [0u8; (OT_SECURITY / 8) as usize];
-        for k in 0..OT_SECURITY / 8 {
-            verify_x[k as usize] = prod_x_1[k as usize]
-                ^ prod_x_2[k as usize]
-                ^ compressed_extended_bits[((2 * OT_SECURITY / 8) + k) as usize];
-        }
-
-        let mut verify_t: Vec<FieldElement> = Vec::with_capacity(KAPPA as usize);
-        for i in 0..KAPPA {
-            // The summation sign on the protocol is just the sum of the following two terms:
-            let prod_ti_1 = field_mul(
-                &extended_seeds0[i as usize][0..(OT_SECURITY / 8) as usize],
-                &chi1,
-            )?;
-            let prod_ti_2 = field_mul(
-                &extended_seeds0[i as usize]
-                    [((OT_SECURITY / 8) as usize)..((2 * OT_SECURITY / 8) as usize)],
-                &chi2,
-            )?;
-
-            //We sum the terms to get t_i.
-            let mut verify_ti = [0u8; (OT_SECURITY / 8) as usize];
-            for k in 0..OT_SECURITY / 8 {
-                verify_ti[k as usize] = prod_ti_1[k as usize]
-                    ^ prod_ti_2[k as usize]
-                    ^ extended_seeds0[i as usize][((2 * OT_SECURITY / 8) + k) as usize];
-            }
-
-            verify_t.push(verify_ti);
-        }
+        let verify_t: Vec<FieldElement> = extended_seeds0
+            .iter()
+            .map(|t_i| check_combination(t_i, &chi1_words, &chi2_words))
+            .collect();
 
         // Step 3 - No action for the receiver.
 
@@ -859,25 +726,11 @@ impl OTEReceiver {
         // if we compute it in the form of a scalar.
 
         // As stated for the sender, we run this part ot_width times with varying salts.
+        // Fork: the oracle's constant prefix is hashed once.
+        let oracle = RandomizeOracle::new(session_id, sender_salt);
         let mut vector_of_v: Vec<Vec<C::Scalar>> = Vec::with_capacity(ot_width as usize);
         for iteration in 0..ot_width {
-            let mut v: Vec<C::Scalar> = Vec::with_capacity(BATCH_SIZE as usize);
-            for j in 0..BATCH_SIZE {
-                let j_bytes = j.to_be_bytes();
-                let iteration_bytes = iteration.to_be_bytes();
-                v.push(tagged_hash_as_scalar::<C>(
-                    TAG_OTE_RANDOMIZE,
-                    &[
-                        session_id,
-                        sender_salt,
-                        &j_bytes,
-                        &iteration_bytes,
-                        &transposed_t[j as usize],
-                    ],
-                ));
-            }
-
-            vector_of_v.push(v);
+            vector_of_v.push(oracle.hash_rows::<C>(iteration, &transposed_t, USE_X4));
         }
 
         // Step 3 - No action for the receiver.
@@ -929,9 +782,64 @@ impl OTEReceiver {
 /// the rows as a little-endian representation of a number. For example, the row
 /// \[1110000010100000\] corresponds to \[7, 5\] in bytes (and not \[224,160\]).
 ///
+/// Fork: computed on 8x8 blocks of bits held in one 64-bit word (three
+/// delta swaps each) instead of bit by bit; the same output. Data-independent
+/// (no branch or index depends on the bits), so constant-time.
+/// [`cut_and_transpose_bitwise`] is upstream's implementation, kept as the
+/// reference the tests compare with.
+///
+/// # Errors
+///
+/// Will return `Err` if `input` does not have [`KAPPA`] rows.
+pub fn cut_and_transpose(input: &[PRGOutput]) -> Result<Vec<HashOutput>, ErrorOT> {
+    if input.len() != KAPPA as usize {
+        return Err(ErrorOT::new(
+            "Transpose input matrix has incorrect dimensions",
+        ));
+    }
+    let mut output: Vec<HashOutput> = vec![[0u8; (KAPPA / 8) as usize]; BATCH_SIZE as usize];
+    for row_byte in 0..(KAPPA / 8) as usize {
+        let rows = &input[row_byte * 8..row_byte * 8 + 8];
+        for column_byte in 0..(BATCH_SIZE / 8) as usize {
+            // Byte r of the word is input row 8*row_byte + r, so bit 8r + c
+            // is entry (r, c) of the block.
+            let mut block = 0u64;
+            for (r, row) in rows.iter().enumerate() {
+                block |= u64::from(row[column_byte]) << (8 * r);
+            }
+            let block = transpose_8x8(block);
+            for c in 0..8 {
+                output[column_byte * 8 + c][row_byte] = (block >> (8 * c)) as u8;
+            }
+        }
+    }
+    Ok(output)
+}
+
+/// Transposes the 8x8 bit matrix whose entry (r, c) is bit 8r + c: after
+/// it, entry (r, c) is bit 8c + r (Hacker's Delight, 7-3, with the three
+/// swaps of 1x1, 2x2 and 4x4 sub-blocks across the diagonal).
+fn transpose_8x8(mut x: u64) -> u64 {
+    let t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    let t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    let t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^= t ^ (t << 28);
+    x
+}
+
+/// Upstream's bit-by-bit [`cut_and_transpose`], kept as the reference the
+/// fork's tests compare the word-level version with.
+///
 /// This code was essentially copied from the function `transposeBooleanMatrix` here:
 /// <https://github.com/coinbase/kryptology/blob/master/pkg/ot/extension/kos/kos.go>.
-pub fn cut_and_transpose(input: &[PRGOutput]) -> Result<Vec<HashOutput>, ErrorOT> {
+///
+/// # Errors
+///
+/// Will return `Err` if `input` does not have [`KAPPA`] rows.
+#[doc(hidden)]
+pub fn cut_and_transpose_bitwise(input: &[PRGOutput]) -> Result<Vec<HashOutput>, ErrorOT> {
     if input.len() != KAPPA as usize {
         return Err(ErrorOT::new(
             "Transpose input matrix has incorrect dimensions",
@@ -975,6 +883,299 @@ pub fn cut_and_transpose(input: &[PRGOutput]) -> Result<Vec<HashOutput>, ErrorOT
 
 /// Multiplication in the finite field of order 2^[`OT_SECURITY`]].
 ///
+/// Fork: word-level (see [`gf_mul`]); the same result as upstream's
+/// bit-level [`field_mul_bitwise`].
+///
+/// # Errors
+///
+/// Will return `Err` if `left` or `right` doesn't have the correct size, that is
+/// [`OT_SECURITY`] = 208 bits.
+pub fn field_mul(left: &[u8], right: &[u8]) -> Result<FieldElement, ErrorOT> {
+    if (left.len() != (OT_SECURITY / 8) as usize) || (right.len() != (OT_SECURITY / 8) as usize) {
+        return Err(ErrorOT::new(
+            "Binary field multiplication: entries don't have the correct length",
+        ));
+    }
+    Ok(gf_to_bytes(&gf_mul(&gf_from_bytes(left), &gf_from_bytes(right))))
+}
+
+/// An element of GF(2^208) as four little-endian 64-bit words (the last
+/// holds 16 bits), the layout upstream's `field_mul` converts to.
+pub type GfWords = [u64; 4];
+
+/// The 26 little-endian bytes of a field element as [`GfWords`].
+///
+/// # Panics
+///
+/// Panics if `bytes` is not 26 bytes long (callers pass fixed slices).
+#[must_use]
+pub fn gf_from_bytes(bytes: &[u8]) -> GfWords {
+    assert_eq!(bytes.len(), (OT_SECURITY / 8) as usize);
+    let mut words = [0u64; 4];
+    for (i, byte) in bytes.iter().enumerate() {
+        words[i >> 3] |= u64::from(*byte) << ((i & 7) << 3);
+    }
+    words
+}
+
+/// [`GfWords`] back to 26 little-endian bytes.
+#[must_use]
+pub fn gf_to_bytes(words: &GfWords) -> FieldElement {
+    core::array::from_fn(|i| (words[i >> 3] >> ((i & 7) << 3)) as u8)
+}
+
+/// Bits 0, 5, 10, ... of a 64-bit word; shifted by k, the bits at positions
+/// congruent to k modulo 5.
+const HOLES_64: u64 = 0x1084_2108_4210_8421;
+
+/// [`HOLES_64`] over 128 bits, shifted by 0..5.
+const HOLES_128: [u128; 5] = {
+    let mut masks = [0u128; 5];
+    let mut bit = 0;
+    while bit < 128 {
+        masks[bit % 5] |= 1u128 << bit;
+        bit += 1;
+    }
+    masks
+};
+
+/// Carry-less product of two 64-bit polynomials over GF(2), in constant time.
+///
+/// Integer multiplication adds where GF(2) should XOR; splitting each
+/// operand into five parts whose set bits are 5 apart keeps every carry out
+/// of the bits that matter: a part has at most 13 set bits, so any output
+/// position receives at most 13 terms, a count below 2^5 whose carries stay
+/// within the next 4 positions, which belong to other residues and are
+/// masked off (the "multiplication with holes" of BearSSL's constant-time
+/// GHASH, with 5 residues instead of 4 so 64x64-bit products fit in 128
+/// bits). 25 64x64->128-bit multiplications, no branch and no table: the
+/// running time does not depend on the operands on targets whose integer
+/// multiplication is constant-time (x86-64, and wasm's `i64.mul_wide_u`).
+#[inline]
+fn clmul64(x: u64, y: u64) -> u128 {
+    let xs: [u64; 5] = core::array::from_fn(|k| x & (HOLES_64 << k));
+    let ys: [u64; 5] = core::array::from_fn(|k| y & (HOLES_64 << k));
+    let mut result = 0u128;
+    for r in 0..5 {
+        let mut z = 0u128;
+        for k in 0..5 {
+            // Parts k and (r - k) mod 5 contribute to residue r.
+            let l = (r + 5 - k) % 5;
+            z ^= u128::from(xs[k]) * u128::from(ys[l]);
+        }
+        result |= z & HOLES_128[r];
+    }
+    result
+}
+
+/// Multiplication in GF(2^208) = GF(2)[X] / (X^208 + X^9 + X^3 + X + 1) on
+/// words, constant-time: 16 carry-less 64x64-bit products ([`clmul64`]),
+/// then upstream's word-level reduction (shifts by constants only).
+#[must_use]
+pub fn gf_mul(a: &GfWords, b: &GfWords) -> GfWords {
+    let mut c = [0u64; 8];
+    for i in 0..4 {
+        for j in 0..4 {
+            let product = clmul64(a[i], b[j]);
+            c[i + j] ^= product as u64;
+            c[i + j + 1] ^= (product >> 64) as u64;
+        }
+    }
+    gf_reduce(c)
+}
+
+/// Reduces a product of two field elements modulo X^208 + X^9 + X^3 + X + 1
+/// (upstream's reduction from `field_mul_bitwise`, on the same words).
+fn gf_reduce(mut c: [u64; 8]) -> GfWords {
+    for i in (4..8).rev() {
+        let t = c[i];
+        c[i - 4] ^= (t << 57) ^ (t << 51) ^ (t << 49) ^ (t << 48);
+        c[i - 3] ^= (t >> 7) ^ (t >> 13) ^ (t >> 15) ^ (t >> 16);
+        c[i] = 0;
+    }
+    let t = c[3] >> 16;
+    c[0] ^= (t << 9) ^ (t << 3) ^ (t << 1) ^ t;
+    c[3] &= 0xFFFF;
+    [c[0], c[1], c[2], c[3]]
+}
+
+/// One row's value in the KOS consistency check: the row's first two
+/// 208-bit blocks times chi1 and chi2, plus its third block (the sum in
+/// Step 2/3 of the check in Fig. 10 of KOS), computed with [`gf_mul`].
+/// Constant-time: the row is secret (a seed expansion or the choice bits).
+fn check_combination(row: &PRGOutput, chi1: &GfWords, chi2: &GfWords) -> FieldElement {
+    const N: usize = (OT_SECURITY / 8) as usize;
+    let first = gf_mul(&gf_from_bytes(&row[0..N]), chi1);
+    let second = gf_mul(&gf_from_bytes(&row[N..2 * N]), chi2);
+    let third = gf_from_bytes(&row[2 * N..3 * N]);
+    gf_to_bytes(&core::array::from_fn(|k| first[k] ^ second[k] ^ third[k]))
+}
+
+/// The two challenges chi1, chi2 of the consistency check: 26-byte
+/// prefixes of `tagged_hash(TAG_OTE_CHI, [sid, "chi1" or "chi2", rows of u
+/// concatenated])`, with the rows hashed in place.
+fn consistency_challenges(session_id: &[u8], u: &[PRGOutput]) -> (FieldElement, FieldElement) {
+    let prefix = TaggedHasher::new(TAG_OTE_CHI).component(session_id);
+    let challenge = |label: &[u8]| -> FieldElement {
+        let digest = prefix
+            .clone()
+            .component(label)
+            .component_parts(u.iter().map(|row| row.as_slice()))
+            .finish();
+        core::array::from_fn(|k| digest[k])
+    };
+    (challenge(b"chi1"), challenge(b"chi2"))
+}
+
+/// The extension's PRG: row `index` of a seed's expansion is the first
+/// 78 bytes of `tagged_hash(TAG_OTE_PRG, [sid, index, count, seed])` for
+/// count = 0, 1, 2 concatenated, as upstream computes it. The encoding of
+/// the tag and the session id (74 bytes) is absorbed once; each chunk then
+/// costs two SHA-256 compressions instead of three. On wasm with `simd128`
+/// the chunks are hashed four at a time ([`Midstate::finish_x4`]).
+#[doc(hidden)]
+pub struct Prg {
+    prefix: TaggedHasher,
+    midstate: Midstate,
+}
+
+impl Prg {
+    #[must_use]
+    pub fn new(session_id: &[u8]) -> Self {
+        Self {
+            prefix: TaggedHasher::new(TAG_OTE_PRG).component(session_id),
+            midstate: Midstate::new(&tagged_encoding(TAG_OTE_PRG, &[session_id])),
+        }
+    }
+
+    /// The expansions of all `seeds` (row i from seed i), four chunks at a
+    /// time if `x4`, else one at a time with sha2: the same bytes.
+    #[must_use]
+    pub fn expand_all(&self, seeds: &[HashOutput], x4: bool) -> Vec<PRGOutput> {
+        const ROW: usize = (EXTENDED_BATCH_SIZE / 8) as usize;
+        const CHUNKS: usize = ROW.div_ceil(32);
+        let mut out = vec![[0u8; ROW]; seeds.len()];
+        let total = seeds.len() * CHUNKS;
+        // Tail of chunk (i, count): len(2) i len(2) count len(32) seed.
+        let tail = |item: usize| -> zeroize::Zeroizing<[u8; 60]> {
+            let (i, count) = (item / CHUNKS, item % CHUNKS);
+            let mut t = zeroize::Zeroizing::new([0u8; 60]);
+            t[0..8].copy_from_slice(&2u64.to_be_bytes());
+            t[8..10].copy_from_slice(&(i as u16).to_be_bytes());
+            t[10..18].copy_from_slice(&2u64.to_be_bytes());
+            t[18..20].copy_from_slice(&(count as u16).to_be_bytes());
+            t[20..28].copy_from_slice(&32u64.to_be_bytes());
+            t[28..60].copy_from_slice(&seeds[i]);
+            t
+        };
+        let mut place = |item: usize, digest: &HashOutput| {
+            let (i, count) = (item / CHUNKS, item % CHUNKS);
+            let end = ROW.min(32 * count + 32);
+            out[i][32 * count..end].copy_from_slice(&digest[..end - 32 * count]);
+        };
+        let mut item = 0;
+        if x4 {
+            while item + 4 <= total {
+                let tails = [tail(item), tail(item + 1), tail(item + 2), tail(item + 3)];
+                let mut digests =
+                    self.midstate.finish_x4(core::array::from_fn(|k| &tails[k][..]));
+                for (k, digest) in digests.iter().enumerate() {
+                    place(item + k, digest);
+                }
+                digests.zeroize();
+                item += 4;
+            }
+        }
+        while item < total {
+            let (i, count) = (item / CHUNKS, item % CHUNKS);
+            let mut digest = self.prefix.finish_with(&[
+                &(i as u16).to_be_bytes(),
+                &(count as u16).to_be_bytes(),
+                &seeds[i],
+            ]);
+            place(item, &digest);
+            digest.zeroize();
+            item += 1;
+        }
+        out
+    }
+}
+
+/// The random oracle of the randomization step,
+/// `tagged_hash_as_scalar(TAG_OTE_RANDOMIZE, [sid, salt, j, iteration, row])`
+/// with a 32-byte session id and salt: everything before the bytes of j is
+/// the same for all j and iterations and fills exactly two SHA-256 blocks
+/// (8 + 32 tag, 8 + 32 sid, 8 + 32 salt, 8 for the length of j), so it is
+/// absorbed once and each of the thousands of hashes per extension costs
+/// one compression instead of three. On wasm with `simd128` the rows are
+/// hashed four at a time ([`Midstate::finish_x4`]).
+#[doc(hidden)]
+pub struct RandomizeOracle {
+    prefix: TaggedHasher,
+    midstate: Midstate,
+}
+
+impl RandomizeOracle {
+    #[must_use]
+    pub fn new(session_id: &[u8], salt: &OteNonce) -> Self {
+        let mut prefix = TaggedHasher::new(TAG_OTE_RANDOMIZE)
+            .component(session_id)
+            .component(salt);
+        prefix.absorb_length(2);
+        let mut encoding = tagged_encoding(TAG_OTE_RANDOMIZE, &[session_id, salt]);
+        encoding.extend_from_slice(&2u64.to_be_bytes());
+        Self {
+            prefix,
+            midstate: Midstate::new(&encoding),
+        }
+    }
+
+    /// The oracle for `(j, iteration, rows[j])` for every j, four rows at a
+    /// time if `x4`, else one at a time with sha2: the same scalars.
+    #[must_use]
+    pub fn hash_rows<C: DklsCurve>(
+        &self,
+        iteration: u8,
+        rows: &[HashOutput],
+        x4: bool,
+    ) -> Vec<C::Scalar> {
+        let mut out = Vec::with_capacity(rows.len());
+        // Tail of row j: j len(1) iteration len(32) row.
+        let tail = |j: usize| -> zeroize::Zeroizing<[u8; 51]> {
+            let mut t = zeroize::Zeroizing::new([0u8; 51]);
+            t[0..2].copy_from_slice(&(j as u16).to_be_bytes());
+            t[2..10].copy_from_slice(&1u64.to_be_bytes());
+            t[10] = iteration;
+            t[11..19].copy_from_slice(&32u64.to_be_bytes());
+            t[19..51].copy_from_slice(&rows[j]);
+            t
+        };
+        let mut j = 0;
+        if x4 {
+            while j + 4 <= rows.len() {
+                let tails = [tail(j), tail(j + 1), tail(j + 2), tail(j + 3)];
+                let digests = self.midstate.finish_x4(core::array::from_fn(|k| &tails[k][..]));
+                for digest in digests {
+                    out.push(reduce_to_scalar::<C>(zeroize::Zeroizing::new(digest)));
+                }
+                j += 4;
+            }
+        }
+        while j < rows.len() {
+            let mut hasher = self.prefix.clone();
+            hasher.absorb_raw(&(j as u16).to_be_bytes());
+            hasher.absorb(&iteration.to_be_bytes());
+            hasher.absorb(&rows[j]);
+            out.push(finish_as_scalar::<C>(hasher));
+            j += 1;
+        }
+        out
+    }
+}
+
+/// Upstream's bit-level multiplication in GF(2^208), kept as the reference
+/// the fork's tests compare [`gf_mul`] with.
+///
 /// We follow <https://github.com/coinbase/kryptology/blob/master/pkg/ot/extension/kos/kos.go>.
 ///
 /// It is based on Algorithm 2.34 ("Right-to-left comb method for polynomial multiplication")
@@ -986,7 +1187,8 @@ pub fn cut_and_transpose(input: &[PRGOutput]) -> Result<Vec<HashOutput>, ErrorOT
 ///
 /// Will return `Err` if `left` or `right` doesn't have the correct size, that is
 /// [`OT_SECURITY`] = 208 bits.
-pub fn field_mul(left: &[u8], right: &[u8]) -> Result<FieldElement, ErrorOT> {
+#[doc(hidden)]
+pub fn field_mul_bitwise(left: &[u8], right: &[u8]) -> Result<FieldElement, ErrorOT> {
     // Constants W and t from Section 2.3 in the book.
     const W: u8 = 64;
     const T: u8 = 4;
