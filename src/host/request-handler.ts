@@ -393,26 +393,27 @@ export class RequestHandler {
             },
           };
         };
-      else run = async () => {
-        const w = await createWallet(
-          chosen.map((id) => this.peers.participant(id)),
-          t as number,
-          { ...copts, policy, ...(walletId === null ? {} : { walletId }) },
-        );
-        walletId = w.walletId;
-        return {
-          result: {
-            walletId: w.walletId,
-            publicKey: toHex(w.publicKey),
-            address: ethAddress(w.publicKey),
-            threshold: w.threshold,
-            parties: w.parties,
-            generation: 0,
-            nodes: chosen,
-            vouchers: await this.vouchersOf(w.walletId, 0),
-          },
+      else
+        run = async () => {
+          const w = await createWallet(
+            chosen.map((id) => this.peers.participant(id)),
+            t as number,
+            { ...copts, policy, ...(walletId === null ? {} : { walletId }) },
+          );
+          walletId = w.walletId;
+          return {
+            result: {
+              walletId: w.walletId,
+              publicKey: toHex(w.publicKey),
+              address: ethAddress(w.publicKey),
+              threshold: w.threshold,
+              parties: w.parties,
+              generation: 0,
+              nodes: chosen,
+              vouchers: await this.vouchersOf(w.walletId, 0),
+            },
+          };
         };
-      };
     } else {
       need(named !== undefined, "walletId is required");
       const { generation: gen, current } = currentHolders(named, context.holders);
