@@ -16,14 +16,27 @@
  *  - A second start of a remembered request is refused (`approval_replayed`)
  *    while the first session is open, and for good once that session has
  *    emitted its last messages (phase 3, `spend`): from then on its peers may
- *    finish, so a second session could produce a second signature.
- *  - Except that, while the open session has not emitted them, a start with
- *    a lower session id supersedes it (the caller drops it): concurrent
+ *    finish, so a second session could produce a second signature. A key
+ *    import's dealer spends at phase 1, when its dealt shares leave.
+ *  - Except that a start with a lower session id supersedes the open
+ *    session (the caller drops it) while that session is still waiting for
+ *    its phase-2 step and is younger than SUPERSEDE_WINDOW_MS: concurrent
  *    duplicates reach the enclaves of both quorums in different orders, and
  *    without one order-free rule each enclave in the intersection could keep
  *    a different one and both fail. With it every such enclave keeps the
  *    lowest session id it saw, so exactly one of two concurrent duplicates
- *    signs (when they start together, before either reached phase 3).
+ *    signs (when they start together). Only then: anyone who can start
+ *    sessions at a node (one node's broker credentials) could otherwise
+ *    cancel every honest session of an approval, again and again, with a
+ *    duplicate of a tiny id. Bounded to a just-started session, that costs
+ *    the attacker a race it must win within seconds of each honest start,
+ *    and a session that is already running is never cancelled by anyone.
+ *    Duplicates that arrive later than that keep the first session at each
+ *    enclave; two intersecting quorums may then both fail (liveness only:
+ *    never two signatures), and the client resubmits.
+ *  - Never for a request whose caller passes no `supersede` (a key import:
+ *    its dealer deals at phase 1, so a superseded import would already have
+ *    handed out a sharing of the key, ceremonies.ts).
  *  - A session that ends before it emitted its last messages (aborted,
  *    expired, failed: `release`) is forgotten at once: without those messages
  *    no peer can finish it, so running the request again is still at most
@@ -56,10 +69,23 @@ import { EnclaveError } from "./errors.ts";
  */
 export const MAX_REMEMBERED_APPROVALS = 65_536;
 
+/**
+ * How long after its start a session may still be superseded by a concurrent
+ * duplicate with a lower id. Two coordinators' starts of one request reach an
+ * enclave within one start fan-out of each other (a node-RPC round trip plus
+ * the peers' attestation checks: well under a second on a loaded cluster);
+ * 5 s covers a slow broker with room to spare while leaving an attacker only
+ * that long (and only before phase 2, normally much sooner) to cancel an
+ * honest session.
+ */
+export const SUPERSEDE_WINDOW_MS = 5_000;
+
 /** One remembered request, held by the session it started. */
 export interface ReplayClaim {
   /** The session emitted its last messages: remember the request until it expires. */
   spend(): void;
+  /** The session took its phase-2 step: no duplicate supersedes it from now on. */
+  progress(): void;
   /** The session ended; forget the request unless it was spent. Idempotent. */
   release(): void;
 }
@@ -70,6 +96,10 @@ interface Entry {
   /** The session (hex id) the request started. */
   session: string;
   spent: boolean;
+  /** Unix milliseconds of the start: superseded only within SUPERSEDE_WINDOW_MS of it. */
+  startedAtMs: number;
+  /** Past phase 1 (its phase-2 step was taken): never superseded. */
+  running: boolean;
 }
 
 export class ApprovalReplayCache {
@@ -78,6 +108,7 @@ export class ApprovalReplayCache {
   constructor(
     readonly capacity: number = MAX_REMEMBERED_APPROVALS,
     private readonly nowSeconds: () => number = () => Math.floor(Date.now() / 1000),
+    private readonly nowMs: () => number = Date.now,
   ) {}
 
   /** Unexpired requests remembered now (expired ones may still be counted until the next sweep). */
@@ -88,7 +119,8 @@ export class ApprovalReplayCache {
   /**
    * Remembers the verified approved `request` (valid until its expiresAt)
    * for `session` (hex id), about to start; refuses one already remembered,
-   * unless `supersede` may end its unspent session with a higher id: then
+   * unless `supersede` may end its session with a higher id (unspent, not
+   * yet past phase 1, started less than SUPERSEDE_WINDOW_MS ago): then
    * `supersede` is called with that session's id and must drop it.
    */
   claim(
@@ -101,7 +133,13 @@ export class ApprovalReplayCache {
     const now = this.nowSeconds();
     const held = this.entries.get(key);
     if (held !== undefined && held.expiresAt > now) {
-      if (held.spent || supersede === undefined || !(session < held.session)) {
+      const supersedable =
+        !held.spent &&
+        !held.running &&
+        this.nowMs() - held.startedAtMs < SUPERSEDE_WINDOW_MS &&
+        supersede !== undefined &&
+        session < held.session;
+      if (!supersedable) {
         // This approval was valid too: remember the request at least as long as it is.
         held.expiresAt = Math.max(held.expiresAt, expiresAt);
         throw new ApprovalError(
@@ -111,7 +149,7 @@ export class ApprovalReplayCache {
             : "this approved request has a session open in this enclave already",
         );
       }
-      supersede(held.session);
+      supersede!(held.session);
     }
     if (this.entries.get(key) === held) this.entries.delete(key);
     if (this.entries.size >= this.capacity) this.sweep(now);
@@ -120,11 +158,20 @@ export class ApprovalReplayCache {
         "replay_cache_full",
         `this enclave remembers its maximum of ${this.capacity} approved requests until they expire; retry later`,
       );
-    const entry: Entry = { expiresAt, session, spent: false };
+    const entry: Entry = {
+      expiresAt,
+      session,
+      spent: false,
+      startedAtMs: this.nowMs(),
+      running: false,
+    };
     this.entries.set(key, entry);
     return {
       spend: () => {
         entry.spent = true;
+      },
+      progress: () => {
+        entry.running = true;
       },
       release: () => {
         // Only this claim's entry: a later claim of the same key owns its own.

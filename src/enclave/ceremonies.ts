@@ -7,7 +7,7 @@
  * session exists, so a refused start never reaches phase 1.
  */
 import { parseMessage } from "../shared/wire/protocol-message.ts";
-import { toHex } from "../shared/hex.ts";
+import { fromHex, toHex } from "../shared/hex.ts";
 import type {
   CeremonyAbortRequest,
   CeremonyReply,
@@ -29,6 +29,7 @@ import { EnclaveError } from "./errors.ts";
 import { PeerMessageError, type PeerSession } from "./peer-envelope.ts";
 import type { PeerSessions } from "./peer-sessions.ts";
 import { ImportSession, MAX_IMPORT_PARTIES } from "./lifecycle-import.ts";
+import { OpenedEnvelopes, type EnvelopeClaim } from "./opened-envelopes.ts";
 import { needInt, needWalletId } from "./request-checks.ts";
 import { checkPeerShareStates, ownShareState } from "./share-state.ts";
 import type { ShareTable } from "./shares.ts";
@@ -38,6 +39,12 @@ import { signedWalletStatement } from "./wallet-statements.ts";
 const MAX_STEP_MESSAGES = 64;
 /** Superseded session ids kept for their next step's error; an older one forgotten only loses that sentence. */
 const MAX_SUPERSEDED_REMEMBERED = 1024;
+/**
+ * Wallets this enclave received an imported share of, remembered so it signs none of them at
+ * generation 0; one entry per import (rare), the oldest forgotten beyond this (it then loses
+ * only that protection, as a restart does).
+ */
+const MAX_IMPORTS_REMEMBERED = 65_536;
 
 export class Ceremonies {
   private readonly registry: CeremonyRegistry;
@@ -47,6 +54,14 @@ export class Ceremonies {
   private readonly replayClaims = new Map<string, ReplayClaim>();
   /** Sessions dropped for a lower-id session of the same approved request, so their next step says why. */
   private readonly superseded = new Set<string>();
+  /** Key import envelopes opened here: each dealt at most once while its approval lasts. */
+  private readonly envelopes = new OpenedEnvelopes();
+  /**
+   * Wallets whose share this enclave got from a key import: their generation-0 shares were all
+   * in the dealer's memory, so they sign only once refreshed. In memory only: the sealed share
+   * does not say it was imported (docs/ARCHITECTURE.md "Key import").
+   */
+  private readonly imported = new Set<string>();
 
   constructor(
     private readonly shares: ShareTable,
@@ -100,6 +115,8 @@ export class Ceremonies {
     /** A policy change's new policy: its refresh's shares are sealed with it. */
     let newPolicy: TrustedPolicy | null = null;
     let replay: ReplayClaim | undefined;
+    /** The open session of the same approved request this start superseded, if any. */
+    const superseded: string[] = [];
     try {
       if (req.kind === "dkg") {
         if (req.importEnvelope !== undefined)
@@ -109,7 +126,7 @@ export class Ceremonies {
         const started = this.approved(req, () =>
           checkDkgStart(this.approvals, req, threshold, parties),
         );
-        replay = this.claimReplay(req, id, started?.approved);
+        replay = this.claimReplay(req, id, started?.approved, superseded);
         policy = started?.policy ?? null;
         session = new Dkg({
           threshold,
@@ -130,10 +147,15 @@ export class Ceremonies {
             claimed: req.expectedGeneration,
           });
         generation = loaded.generation;
+        if (req.kind === "sign" && generation === 0 && this.imported.has(walletId))
+          throw new EnclaveError(
+            "bad_request",
+            `wallet ${walletId} was imported and is still at generation 0, whose shares the dealing enclave saw: refresh it before signing`,
+          );
         const approved = this.approved(req, () =>
           checkShareStart(this.approvals, req, loaded.policy),
         );
-        replay = this.claimReplay(req, id, approved);
+        replay = this.claimReplay(req, id, approved, superseded);
         policy = loaded.policy;
         newPolicy = this.approved(req, () => policyChangeOf(req));
         if (req.kind === "sign") {
@@ -154,7 +176,9 @@ export class Ceremonies {
       } else {
         throw new EnclaveError("bad_request", `unknown ceremony kind ${String(req.kind)}`);
       }
-      return this.launch(req, id, session, generation, newPolicy ?? policy, pin, replay);
+      const reply = this.launch(req, id, session, generation, newPolicy ?? policy, pin, replay);
+      // For the host's audit: which session this start cancelled here (node-host.ts).
+      return superseded.length > 0 ? { ...reply, superseded: fromHex(superseded[0]!) } : reply;
     } catch (e) {
       pin?.release();
       replay?.release();
@@ -168,6 +192,15 @@ export class Ceremonies {
    * approval (of the envelope's hash) before anything is opened; then the
    * dealer opens the envelope (`open`: async, HPKE) and every participant
    * runs an ImportSession instead of a DKG.
+   *
+   * An import is dealt at most once per envelope and approval here: its
+   * replay claim is never superseded (a superseded dealer session would
+   * already have sent its shares), the dealer marks the approval used and
+   * the envelope dealt the moment its phase-1 messages (the dealt shares)
+   * leave, and an envelope is opened only while no other start holds it.
+   * Without that a coordinator could start a session of its own choosing at
+   * the dealer with the client's envelope and approvals, let it deal, abort
+   * it and run the real import: two independent sharings of one key.
    */
   async startImport(
     req: CeremonyStartRequest,
@@ -184,6 +217,7 @@ export class Ceremonies {
     this.registry.checkRoom();
     const id = this.registry.claim(req.sessionId);
     let replay: ReplayClaim | undefined;
+    let envelope: EnvelopeClaim | undefined;
     let session: ImportSession | undefined;
     try {
       const parties = needInt(req.parties, "parties", 2, MAX_IMPORT_PARTIES);
@@ -195,8 +229,10 @@ export class Ceremonies {
       );
       // checkDkgStart never waives an import's approvals: a null here is a bug, refused.
       if (!started) throw new EnclaveError("unauthorised", "a key import needs approvals");
+      // Never superseded: no list to report a superseded session in.
       replay = this.claimReplay(req, id, started.approved);
       const context = { walletId, requestId: req.requestId as string, threshold, parties };
+      if (me === dealer) envelope = this.claimEnvelope(req, started.approved.expiresAt);
       const shares = me === dealer ? await open(context) : undefined;
       session = new ImportSession({
         me,
@@ -208,10 +244,17 @@ export class Ceremonies {
       });
       // The registry may have filled while the envelope was opened.
       this.registry.checkRoom();
-      return this.launch(req, id, session, 0, started.policy, undefined, replay);
+      const dealt = envelope;
+      return this.launch(req, id, session, 0, started.policy, undefined, replay, () => {
+        // The dealt shares leave with these messages: the approval is used and the
+        // envelope dealt from here on, whatever becomes of this session.
+        replay?.spend();
+        dealt?.deal();
+      });
     } catch (e) {
       session?.close();
       replay?.release();
+      envelope?.release();
       throw ceremonyError(e);
     }
   }
@@ -226,6 +269,8 @@ export class Ceremonies {
     policy: TrustedPolicy | null,
     pin: ReturnType<ShareTable["pin"]> | undefined,
     replay: ReplayClaim | undefined,
+    /** Called once phase 1 produced messages, before any leaves (a key import's dealing). */
+    onPhase1Messages?: () => void,
   ): CeremonyReply {
     const walletId = req.walletId;
     const me =
@@ -249,7 +294,9 @@ export class Ceremonies {
             pin!.entry.share,
             pin!.entry.policy,
           );
-    const messages = session.phase1().map((m) => {
+    const out = session.phase1();
+    if (out.length > 0) onPhase1Messages?.();
+    const messages = out.map((m) => {
       const sealed = peer.seal(m.bytes);
       // A dealt share is in clear in its message until sealed (lifecycle-import.ts).
       if (session instanceof ImportSession) m.bytes.fill(0);
@@ -280,6 +327,11 @@ export class Ceremonies {
     return { messages, generation, ...(shareState && { shareState: shareState.signed }) };
   }
 
+  /** The wallet an open session is of (service.ts refuses steps of a retired wallet). */
+  walletOf(sessionId: unknown): string | undefined {
+    return this.registry.walletOf(sessionId);
+  }
+
   step(req: CeremonyStepRequest): CeremonyReply {
     const asked = req.sessionId instanceof Uint8Array ? toHex(req.sessionId) : "";
     if (this.superseded.delete(asked))
@@ -290,6 +342,8 @@ export class Ceremonies {
         "replayed",
       );
     const [id, s] = this.registry.take(req.sessionId, req.phase);
+    // Running from now on: no duplicate start cancels it (approval-replay.ts).
+    this.replayClaims.get(id)?.progress();
     try {
       if (!Array.isArray(req.messages) || req.messages.length > MAX_STEP_MESSAGES)
         throw new EnclaveError(
@@ -332,7 +386,16 @@ export class Ceremonies {
         };
       }
       const share = final as KeyShare;
-      this.shares.holdPending(id, s.walletId, share, s.policy ?? null);
+      if (s.session instanceof ImportSession) {
+        this.imported.add(s.walletId);
+        if (this.imported.size > MAX_IMPORTS_REMEMBERED)
+          this.imported.delete(this.imported.values().next().value!);
+      }
+      this.shares.holdPending(id, s.walletId, share, s.policy ?? null, {
+        ceremony: s.kind === "refresh" ? "refresh" : "dkg",
+        keys: new Map([...s.peer.peerSigningKeys(), [share.index, this.peers.ownSigningKey()]]),
+        sign: (m) => this.peers.signWithChannelKey(m),
+      });
       const pkg = share.publicPackage();
       return {
         messages: [],
@@ -370,23 +433,48 @@ export class Ceremonies {
     req: CeremonyStartRequest,
     id: string,
     approved: ApprovableRequest | null | undefined,
+    /**
+     * Receives the id of the session this start superseded. Absent (a key import,
+     * startImport): this start supersedes nothing.
+     */
+    superseded?: string[],
   ): ReplayClaim | undefined {
     if (!approved) return undefined;
+    const supersede = (older: string) => {
+      superseded?.push(older);
+      // Still before its phase-2 step (so before its phase-3 messages): no peer can finish it (approval-replay.ts).
+      this.registry.drop(older);
+      this.superseded.add(older);
+      if (this.superseded.size > MAX_SUPERSEDED_REMEMBERED)
+        this.superseded.delete(this.superseded.values().next().value!);
+      // The enclave cannot tell which node started either session (hosts relay the
+      // start); each node's host audits the starts it relayed (node-host.ts).
+      this.log("ceremony_superseded", {
+        session: older.slice(0, 16),
+        by: id.slice(0, 16),
+        kind: req.kind,
+        walletId: req.walletId,
+      });
+    };
     return this.approved(req, () =>
-      this.replay.claim(approved, id, (older) => {
-        // Before its phase-3 messages left: no peer can finish it (approval-replay.ts).
-        this.registry.drop(older);
-        this.superseded.add(older);
-        if (this.superseded.size > MAX_SUPERSEDED_REMEMBERED)
-          this.superseded.delete(this.superseded.values().next().value!);
-        this.log("ceremony_superseded", {
-          session: older.slice(0, 16),
-          by: id.slice(0, 16),
+      this.replay.claim(approved, id, superseded ? supersede : undefined),
+    );
+  }
+
+  /** Holds the import envelope `req` carries for the dealer's open; a second open is refused (opened-envelopes.ts). */
+  private claimEnvelope(req: CeremonyStartRequest, expiresAt: number): EnvelopeClaim {
+    try {
+      return this.envelopes.claim(req.importEnvelope as Uint8Array, expiresAt);
+    } catch (e) {
+      if (e instanceof EnclaveError)
+        this.log("ceremony_refused", {
           kind: req.kind,
           walletId: req.walletId,
+          code: e.code,
+          reason: e.reason ?? e.message,
         });
-      }),
-    );
+      throw e;
+    }
   }
 
   /**

@@ -101,6 +101,12 @@ export class CeremonyRegistry {
     return id;
   }
 
+  /** The wallet of open session `sessionId`, if one is open (nothing is taken or changed). */
+  walletOf(sessionId: unknown): string | undefined {
+    if (!(sessionId instanceof Uint8Array)) return undefined;
+    return this.open.get(toHex(sessionId))?.walletId;
+  }
+
   add(id: string, s: Omit<OpenSession, "timer" | "nextPhase">): void {
     this.open.set(id, { ...s, nextPhase: 2, timer: this.arm(id) });
   }

@@ -53,15 +53,23 @@ export async function openImportedKey(
     const info = keyImportInfo({ ...context, recipientBindingHash: keys.bindingHash() });
     const { enc, ciphertext } = splitKeyImportEnvelope(envelope);
     const suite = keyImportSuite();
-    const recipientKey = await keys.hpkeRecipientKey((raw) =>
-      suite.kem.importKey("raw", raw, false),
+    plain = await keys.withHpkeRecipientKey(
+      (raw) => suite.kem.importKey("raw", raw, false),
+      async (recipientKey) => {
+        const recipient = await suite.createRecipientContext({
+          recipientKey,
+          enc: bufferOf(enc),
+          info: bufferOf(info),
+        });
+        try {
+          return new Uint8Array(await recipient.open(bufferOf(ciphertext)));
+        } finally {
+          // The context's exporter secret is plain bytes (its AEAD key a WebCrypto key): wiped.
+          const exporter = (recipient as unknown as { exporterSecret?: unknown }).exporterSecret;
+          if (exporter instanceof ArrayBuffer) new Uint8Array(exporter).fill(0);
+        }
+      },
     );
-    const recipient = await suite.createRecipientContext({
-      recipientKey,
-      enc: bufferOf(enc),
-      info: bufferOf(info),
-    });
-    plain = new Uint8Array(await recipient.open(bufferOf(ciphertext)));
     const { secretKey, chainCode } = parseImportedKey(plain);
     return rekey({
       threshold: context.threshold,

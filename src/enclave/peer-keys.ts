@@ -78,15 +78,30 @@ export class PeerKeys implements ChannelPublicKeys {
   }
 
   /**
-   * The X25519 secret as an HPKE recipient key (key import, lifecycle-import.ts): handed to
-   * `importKey` in a copy that is wiped as soon as the import settles.
+   * Runs `use` with the X25519 secret as an HPKE recipient key (key import,
+   * lifecycle-import.ts). `importKey` gets a copy, wiped as soon as the import
+   * settles; the imported key object is wiped once `use` settles where it can
+   * be: @hpke/core's pure-JS X25519 (XCryptoKey, used where WebCrypto lacks
+   * X25519) keeps the raw secret in its `key` bytes, zeroed here. A native
+   * WebCrypto CryptoKey (Bun's) is opaque and not extractable: nothing in it
+   * can be reached from JS, and it is dropped with the last reference.
    */
-  async hpkeRecipientKey<K>(importKey: (raw: ArrayBuffer) => Promise<K>): Promise<K> {
+  async withHpkeRecipientKey<K, R>(
+    importKey: (raw: ArrayBuffer) => Promise<K>,
+    use: (key: K) => Promise<R>,
+  ): Promise<R> {
     const raw = this.secret(this.#x25519Secret).slice().buffer as ArrayBuffer;
+    let key: K;
     try {
-      return await importKey(raw);
+      key = await importKey(raw);
     } finally {
       new Uint8Array(raw).fill(0);
+    }
+    try {
+      return await use(key);
+    } finally {
+      const held = (key as { key?: unknown } | null)?.key;
+      if (held instanceof Uint8Array) held.fill(0);
     }
   }
 

@@ -168,6 +168,13 @@ export class EnclaveService {
   }
 
   stepCeremony(req: CeremonyStepRequest): CeremonyReply {
+    // A session open when its wallet was retired goes no further: a sign would
+    // otherwise still return its signature at phase 4. Dropped, then refused.
+    const walletId = this.ceremonies.walletOf(req.sessionId);
+    if (walletId !== undefined && this.retired.isRetired(walletId)) {
+      this.ceremonies.abort({ sessionId: req.sessionId });
+      this.retired.refuse(walletId);
+    }
     return this.ceremonies.step(req);
   }
 

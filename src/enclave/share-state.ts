@@ -11,6 +11,10 @@
  * generation a host or coordinator claims decides nothing. Whoever holds a
  * generation below the highest one in the session is stale: every enclave
  * names that node (the stale enclave names itself), so the blame agrees.
+ * Party blame is only ever for what a validly signed statement of this
+ * session says (a stale generation, another package or policy): a refusal
+ * of the relaying itself (missing, duplicated, forged or foreign statements)
+ * names nobody, since only the hosts could have produced it.
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { bytesEqual } from "../attestation/verifier.ts";
@@ -81,7 +85,6 @@ export function checkPeerShareStates(
       throw new EnclaveError(
         "ceremony_failed",
         `party ${s.partyIndex}'s share-state statement was relayed twice`,
-        s.partyIndex,
       );
     seen.set(s.partyIndex, s);
   }
@@ -116,7 +119,14 @@ export function checkPeerShareStates(
   }
 }
 
-/** One relayed statement, parsed and its signature checked against the peer it names; refusals name that peer. */
+/**
+ * One relayed statement, parsed and its signature checked against the peer it
+ * names. Its refusals blame no party: an unsigned, misnamed or out-of-session
+ * statement (or one relayed twice) is something only a relaying host or the
+ * coordinator could hand in, and naming the party it claims to come from would
+ * let them frame an honest node. This enclave cannot name the coordinator (it
+ * knows peers, not who coordinates), so the refusal carries no blame at all.
+ */
 function verified(
   signed: unknown,
   own: ShareState,
@@ -148,7 +158,6 @@ function verified(
     throw new EnclaveError(
       "ceremony_failed",
       `party ${s.partyIndex}'s share-state statement does not carry its channel key's valid signature`,
-      s.partyIndex,
     );
   // Signed by the peer, so a mismatch is a statement replayed from elsewhere: refused like a replayed message.
   if (
@@ -159,7 +168,6 @@ function verified(
     throw new EnclaveError(
       "ceremony_failed",
       `party ${s.partyIndex}'s share-state statement belongs to another session, ceremony or wallet`,
-      s.partyIndex,
     );
   return s;
 }

@@ -5,7 +5,7 @@
  * obtains from KMS itself (share-sealing.ts); what the host hands in is
  * checked here.
  */
-import { toHex } from "../shared/hex.ts";
+import { fromHex, toHex } from "../shared/hex.ts";
 import {
   LOAD_SHARE_FIELDS,
   MAX_CIPHERTEXT_BLOB_BYTES,
@@ -20,6 +20,7 @@ import { MAX_SEALED_BYTES, PUBLIC_KEY_BYTES } from "../shared/wire/sealed-share.
 import { MAX_POLICY_BYTES, policyHash } from "../shared/wire/approval.ts";
 import { openTrustedPolicy, type TrustedPolicy } from "./approvals.ts";
 import type { CertificateSubject } from "./commit-certificate.ts";
+import { ownSealReceipt, type ReceiptSession, verifySealReceipts } from "./seal-receipts.ts";
 import { publicPackageHash } from "../shared/wire/wallet-statement.ts";
 import { type KeyShare, packageInfo } from "./dkls23/binding.ts";
 import { EnclaveError } from "./errors.ts";
@@ -57,6 +58,8 @@ export interface PendingShare {
   /** A SEAL_SHARE is waiting for KMS. */
   sealing: boolean;
   expires: number;
+  /** The session's parties' channel keys, to sign this enclave's seal receipt and check everyone's (seal-receipts.ts). */
+  receipts: ReceiptSession;
 }
 
 export class ShareTable {
@@ -166,7 +169,8 @@ export class ShareTable {
     id: string,
     walletId: string,
     share: KeyShare,
-    policy: TrustedPolicy | null = null,
+    policy: TrustedPolicy | null,
+    receipts: ReceiptSession,
   ): void {
     this.sweepPending();
     this.pending.set(id, {
@@ -176,6 +180,7 @@ export class ShareTable {
       sealed: false,
       sealing: false,
       expires: Date.now() + this.pendingTtlMs,
+      receipts,
     });
   }
 
@@ -225,14 +230,29 @@ export class ShareTable {
         generation: binding.generation,
         partyIndex: binding.partyIndex,
         publicKey: binding.publicKey,
+        // The host hands it on only once it stored the sealed share (node-host.ts persist).
+        receipt: ownSealReceipt(p.receipts, this.receiptSubject(id, p)),
       };
     } finally {
       p.sealing = false;
     }
   }
 
+  /** What the receipts of pending share `p` (session `id`) state; partyIndex is this enclave's. */
+  private receiptSubject(id: string, p: PendingShare) {
+    return {
+      sessionId: fromHex(id),
+      ceremony: p.receipts.ceremony,
+      walletId: p.walletId,
+      partyIndex: p.share.index,
+      generation: p.share.generation,
+      publicPackageHash: publicPackageHash(p.share.publicPackage()),
+    };
+  }
+
   /**
    * The host stored the sealed share (and, for refresh, committed): use it from now on.
+   * Only with a seal receipt from every party of the session (seal-receipts.ts).
    * A commit certificate with it is checked by `verifyCertificate` (the subject is this
    * share); a valid one raises the wallet's certified generation.
    */
@@ -250,6 +270,9 @@ export class ShareTable {
     if (p.walletId !== req.walletId)
       throw new EnclaveError("bad_request", "walletId does not match the ceremony's");
     this.refuseIfStale(p.walletId, p.share.generation);
+    // Every holder of the session sealed (and, by its host's word, stored) its share: else no
+    // coordinator can commit this session here while another holder never stored it.
+    verifySealReceipts(req.sealReceipts, this.receiptSubject(id, p), p.receipts);
     const withCertificate =
       req.certificateStatements !== undefined || req.certificateDocuments !== undefined;
     const certified =

@@ -315,6 +315,9 @@ async function persistAndCommit(
     throw blame(members, members[bad]!, (persisted[bad] as PromiseRejectedResult).reason);
   }
   const generation = finals[0]!.generation;
+  // Every holder's seal receipt, handed on by its host once it stored the share: each enclave
+  // activates only with all n (src/enclave/seal-receipts.ts).
+  const receipts = persisted.map((p) => (p as PromiseFulfilledResult<Uint8Array>).value);
   // The commit certificate: every holder's statement of the new generation and the document
   // binding its key. Each enclave checks it and then refuses any older share (commit-certificate.ts).
   const statements = finals.map((f) => f.statement);
@@ -323,7 +326,7 @@ async function persistAndCommit(
     : undefined;
   const committed = await Promise.allSettled(
     members.map((m) =>
-      m.participant.commit(kind, sessionId, wallet.walletId, generation, certificate),
+      m.participant.commit(kind, sessionId, wallet.walletId, generation, receipts, certificate),
     ),
   );
   const c = committed.findIndex((p) => p.status === "rejected");

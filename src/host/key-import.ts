@@ -14,7 +14,9 @@
  * follows is an ordinary refresh under the new wallet's policy
  * (`refreshApproval`, same request id). Should the refresh fail, the wallet
  * exists at generation 0 with the dealt shares, and a later `refresh`
- * (approved under its policy) completes it; the answer says so.
+ * (approved under its policy) completes it; the answer says so. Until then
+ * the enclaves that took part refuse to sign it (while they run: the sealed
+ * share does not say it was imported; docs/ARCHITECTURE.md "Key import").
  */
 import { fromHex, toHex } from "../shared/hex.ts";
 import { ethAddress } from "../shared/public-key.ts";

@@ -324,7 +324,8 @@ export class NodeHost implements Participant {
     );
     try {
       if (req.kind !== "sign") await this.claimWallet(req.walletId, slot, req.kind);
-      const reply = await this.startInEnclave(req);
+      const { superseded, ...reply } = await this.startInEnclave(req);
+      if (superseded !== undefined) this.auditSupersession(slot, toHex(superseded), caller);
       this.starters.set(slot, caller ?? this.nodeId);
       this.signerOutcomes.remember(slot, start, caller ?? this.nodeId);
       // Bounded: sessions whose coordinator never ended them are the oldest entries.
@@ -392,6 +393,28 @@ export class NodeHost implements Participant {
   }
 
   /**
+   * The enclave cancelled session `older` for the lower-id duplicate `slot` of the same approved
+   * request (approval-replay.ts): on record here with the node that started each, since the
+   * enclave cannot know them. The cancelled session's next step fails in the enclave anyway.
+   */
+  private auditSupersession(slot: string, older: string, caller: string | undefined): void {
+    const olderStarter = this.starters.get(older);
+    appendAudit(this.db, this.nodeId, {
+      event: "ceremony_superseded",
+      ceremonyId: slot,
+      supersededCeremonyId: older,
+      startedBy: caller ?? this.nodeId,
+      ...(olderStarter === undefined ? {} : { supersededStartedBy: olderStarter }),
+    });
+    this.log("ceremony_superseded", {
+      session: slot.slice(0, 16),
+      superseded: older.slice(0, 16),
+      startedBy: caller ?? this.nodeId,
+      supersededStartedBy: olderStarter,
+    });
+  }
+
+  /**
    * An enclave's approval refusal goes into this node's own audit log, so a
    * start that an unapproved coordinator drove here is on record at every
    * participant, not only at the coordinator (which may be the attacker).
@@ -427,6 +450,8 @@ export class NodeHost implements Participant {
       // After the last phase the enclave holds at most a finished share awaiting its seal.
       if (req.phase >= 4) {
         this.ceremonies.release(slot);
+        // A DKG/refresh share now waits to be sealed and committed: its starter alone drives that.
+        if (reply.signature === undefined) this.rememberFinisher(slot, this.starters.get(slot));
         this.starters.delete(slot);
         this.keepSignerOutcome(slot, reply);
       }
@@ -443,6 +468,38 @@ export class NodeHost implements Participant {
 
   /** Which node started each session open here (start's `caller`), until it ends. */
   private readonly starters = new Map<string, string>();
+  /**
+   * Which node started each DKG/refresh whose last phase ran here, until it is committed or
+   * rolled back: only that node may persist, commit or roll it back over RPC. Kept apart from
+   * `starters` so a lost coordinator's Last Will aborts only sessions still in their phases.
+   */
+  private readonly finishers = new Map<string, string>();
+
+  private rememberFinisher(slot: string, starter: string | undefined): void {
+    if (starter === undefined) return;
+    this.finishers.set(slot, starter);
+    // Bounded: sessions whose coordinator never committed or rolled them back are the oldest.
+    if (this.finishers.size > 4 * this.ceremonies.max)
+      this.finishers.delete(this.finishers.keys().next().value!);
+  }
+
+  /**
+   * Refuses an RPC `caller` that is not the node that started finished session `slot` here.
+   * Stricter than refuseOtherCaller: a session whose starter this host does not know (never
+   * finished here, or this host restarted since) is refused too; its pending share, if any,
+   * is settled from the peers (resolvePending), never on another node's word.
+   */
+  private refuseNonFinisher(slot: string, caller: string | undefined, what: string): void {
+    if (caller === undefined) return;
+    const starter = this.finishers.get(slot);
+    if (caller === this.nodeId || starter !== caller) {
+      this.log("finish_refused", { session: slot.slice(0, 16), caller, what });
+      throw new CodedError(
+        "unauthorised",
+        `node ${caller} may not ${what} session ${slot.slice(0, 16)} on node ${this.nodeId}${starter === undefined ? ": no finished session of it here" : `: ${starter} started it`}`,
+      );
+    }
+  }
   /** The client request each sign session here answers, until its signature is kept. */
   private readonly signerOutcomes = new SignerOutcomes(4 * DEFAULT_MAX_CEREMONIES);
 
@@ -522,7 +579,9 @@ export class NodeHost implements Participant {
     sessionId: Uint8Array,
     wallet: WalletRecord,
     final: CeremonyReply,
-  ): Promise<void> {
+    caller?: string,
+  ): Promise<Uint8Array> {
+    this.refuseNonFinisher(toHex(sessionId), caller, "persist");
     const generation = final.generation;
     // The enclave takes a fresh data key from its own GenerateDataKey-with-Recipient
     // call, seals the share under it and returns what the host stores.
@@ -597,6 +656,8 @@ export class NodeHost implements Participant {
       });
       this.auditShareStored(wallet.walletId, generation, share.partyIndex, "pending");
     }
+    // Only now, with the share stored: the receipt tells the other holders' enclaves that it was.
+    return sealed.receipt;
   }
 
   /** A committed refresh that sealed the wallet's shares with another policy: a policy change. */
@@ -630,32 +691,70 @@ export class NodeHost implements Participant {
     });
   }
 
+  /**
+   * `receipts`: every holder's seal receipt (from the persist answers); the enclave activates
+   * the share only with one valid receipt from each party of the session
+   * (src/enclave/seal-receipts.ts). It is asked before the store commits: an enclave that
+   * refuses (a coordinator that skipped some holder's persist) leaves the store's share
+   * pending and the old one active, settled later from the peers. `certificate`: the n
+   * wallet statements, with which the enclave also refuses any older share from now on.
+   */
   async commit(
     kind: PersistKind,
     sessionId: Uint8Array,
     walletId: string,
     generation: number,
+    receipts?: Uint8Array[],
     certificate?: CommitCertificate,
+    caller?: string,
   ): Promise<void> {
-    this.releaseWallet(toHex(sessionId));
+    const session = toHex(sessionId);
+    this.refuseNonFinisher(session, caller, "commit");
+    this.finishers.delete(session);
+    this.releaseWallet(session);
+    const decided = getWallet(this.db, walletId)
+      ? refreshOutcome(this.db, walletId, this.nodeId, session)
+      : undefined;
+    if (decided?.outcome === "rolled_back")
+      throw new CodedError(
+        "conflict",
+        `${kind === "dkg" ? "DKG" : "refresh"} ${session.slice(0, 16)} of wallet ${walletId} was rolled back on node ${this.nodeId}; it cannot commit`,
+      );
     // Already committed here (a peer's answer settled it first): the store is current, the enclave reloads from it.
-    const committedNow =
-      kind === "refresh"
-        ? this.commitLocally(walletId, toHex(sessionId), generation)
-        : commitDkg(this.db, this.nodeId, walletId, toHex(sessionId));
-    if (!committedNow) {
+    if (decided?.outcome === "committed") {
       this.loaded.delete(walletId);
       return;
     }
-    // With the certificate the enclave refuses any older share of the wallet from now on.
-    const a = await this.enclave.activateShare({
-      sessionId,
-      walletId,
-      ...(certificate && {
-        certificateStatements: certificate.statements,
-        certificateDocuments: certificate.documents,
-      }),
-    });
+    const staged = pendingShares(this.db, this.nodeId, walletId).some(
+      (p) => p.sessionId === session,
+    );
+    // Nothing stored here under the session: the store refuses the commit as before, the enclave is not asked.
+    const a = staged
+      ? await this.enclave.activateShare({
+          sessionId,
+          walletId,
+          ...(receipts && { sealReceipts: receipts }),
+          ...(certificate && {
+            certificateStatements: certificate.statements,
+            certificateDocuments: certificate.documents,
+          }),
+        })
+      : undefined;
+    let committedNow: boolean;
+    try {
+      committedNow =
+        kind === "refresh"
+          ? this.commitLocally(walletId, session, generation)
+          : commitDkg(this.db, this.nodeId, walletId, session);
+    } catch (e) {
+      // The enclave may hold the new share already: what it holds is asked again at the next prepare.
+      this.loaded.delete(walletId);
+      throw e;
+    }
+    if (!committedNow || !a) {
+      this.loaded.delete(walletId);
+      return;
+    }
     this.loaded.set(walletId, { walletId, generation: a.generation, partyIndex: a.partyIndex });
   }
 
@@ -708,8 +807,18 @@ export class NodeHost implements Participant {
    *   a lost reply); left pending while a holder is silent.
    * So no coordinator, live or late, can roll back a session that every holder stored.
    */
-  async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
+  async rollback(
+    kind: PersistKind,
+    sessionId: Uint8Array,
+    walletId: string,
+    caller?: string,
+  ): Promise<void> {
     const session = toHex(sessionId);
+    // Only the starter: a session still in its phases (a failed step elsewhere) or finished here.
+    if (caller !== undefined && !this.finishers.has(session))
+      this.refuseOtherCaller(session, caller, "roll back");
+    else this.refuseNonFinisher(session, caller, "roll back");
+    this.finishers.delete(session);
     // Before the abort releases the wallet: from here a DKG persist of it is refused.
     if (kind === "dkg") this.fenceUnstoredDkg(walletId, session);
     await this.abort(sessionId);
@@ -830,6 +939,8 @@ export class NodeHost implements Participant {
   /**
    * Settles this node's pending refresh shares (of one wallet, or all) whose coordinator is
    * gone, from the other holders' answers to ceremonyOutcome:
+   * - one holder says committed and another rolled back: a liar among them; stay pending
+   *   (the old share stays active) and log pending_share_contested;
    * - any holder committed the session: commit too (the coordinator commits only after all n
    *   persisted, so every holder has the new share);
    * - else any holder rolled it back (or, never having stored it, fenced it): roll back;
@@ -877,10 +988,16 @@ export class NodeHost implements Participant {
       said.filter((o) => o === "pending").length >= parties - 1 &&
       (coordinatorDone || Date.now() - p.createdAt >= this.pendingGraceMs);
     let decision: PendingResolution["decision"] = "pending";
-    if (said.includes("committed") || (!said.includes("rolled_back") && allPending))
+    // Both words cannot both be true (a commit needs all n stored, a rollback starts at a holder
+    // that never stored): one of the two peers lies, say a coordinator that committed a session
+    // it never persisted everywhere. Neither is followed: the share stays pending, the old one
+    // active, so an honest holder is never moved off the generation its peers can sign with.
+    const contested = said.includes("committed") && said.includes("rolled_back");
+    if (contested) decision = "pending";
+    else if (said.includes("committed") || (!said.includes("rolled_back") && allPending))
       decision = "committed";
     else if (said.includes("rolled_back")) decision = "rolled_back";
-    this.log("pending_share_resolved", {
+    this.log(contested ? "pending_share_contested" : "pending_share_resolved", {
       wallet: p.walletId,
       session: session.slice(0, 16),
       decision,

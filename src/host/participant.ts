@@ -31,22 +31,28 @@ export interface Participant {
   step(req: CeremonyStepRequest): Promise<CeremonyReply>;
   /** Drops the session everywhere on this node (enclave keep-state, pending shares). Never throws. */
   abort(sessionId: Uint8Array): Promise<void>;
-  /** DKG/refresh finished: seal the new share under a fresh KMS data key and store it (DKG: active; refresh: pending). */
+  /**
+   * DKG/refresh finished: seal the new share under a fresh KMS data key and store it pending;
+   * returns the enclave's seal receipt (seal-receipt.ts), handed on only once stored.
+   */
   persist(
     kind: PersistKind,
     sessionId: Uint8Array,
     wallet: WalletRecord,
     final: CeremonyReply,
-  ): Promise<void>;
+  ): Promise<Uint8Array>;
   /**
    * Every node persisted: make the new share current (refresh: old share deleted now).
-   * `certificate`: the n enclaves' statements of the new generation, for the enclave to verify.
+   * `receipts`: every holder's seal receipt, as persist returned them; the enclave activates
+   * only with all n (src/enclave/seal-receipts.ts). `certificate`: the n enclaves' statements
+   * of the new generation, for the enclave to verify.
    */
   commit(
     kind: PersistKind,
     sessionId: Uint8Array,
     walletId: string,
     generation: number,
+    receipts?: Uint8Array[],
     certificate?: CommitCertificate,
   ): Promise<void>;
   /** Some node failed to persist: discard the pending share, keep the old one. */

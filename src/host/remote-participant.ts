@@ -61,17 +61,18 @@ export class RemoteParticipant implements Participant {
     sessionId: Uint8Array,
     wallet: WalletRecord,
     final: CeremonyReply,
-  ): Promise<void> {
-    await this.call("persist", { kind, sessionId, wallet, final });
+  ): Promise<Uint8Array> {
+    return (await this.call("persist", { kind, sessionId, wallet, final })).receipt;
   }
   async commit(
     kind: PersistKind,
     sessionId: Uint8Array,
     walletId: string,
     generation: number,
+    receipts: Uint8Array[] = [],
     certificate?: CommitCertificate,
   ): Promise<void> {
-    await this.call("commit", { kind, sessionId, walletId, generation, certificate });
+    await this.call("commit", { kind, sessionId, walletId, generation, receipts, certificate });
   }
   async rollback(kind: PersistKind, sessionId: Uint8Array, walletId: string): Promise<void> {
     await this.call("rollback", { kind, sessionId, walletId });
@@ -102,16 +103,25 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
       await local.abort(a.sessionId, caller);
       return {};
     },
-    persist: async (a) => {
-      await local.persist(a.kind, a.sessionId, a.wallet, a.final);
+    // Persist, commit and rollback likewise: only the session's starter (NodeHost.refuseNonFinisher).
+    // A holder settling from its peers asks ceremonyOutcome, which any node may.
+    persist: async (a, caller) => ({
+      receipt: await local.persist(a.kind, a.sessionId, a.wallet, a.final, caller),
+    }),
+    commit: async (a, caller) => {
+      await local.commit(
+        a.kind,
+        a.sessionId,
+        a.walletId,
+        a.generation,
+        a.receipts,
+        a.certificate,
+        caller,
+      );
       return {};
     },
-    commit: async (a) => {
-      await local.commit(a.kind, a.sessionId, a.walletId, a.generation, a.certificate);
-      return {};
-    },
-    rollback: async (a) => {
-      await local.rollback(a.kind, a.sessionId, a.walletId);
+    rollback: async (a, caller) => {
+      await local.rollback(a.kind, a.sessionId, a.walletId, caller);
       return {};
     },
     walletInfo: (a) => local.walletInfo(a.walletId),

@@ -10,9 +10,11 @@ import { randomBytes } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { KeySigner, approve, approverKeyOf, validity } from "../../src/client/signers.ts";
 import { adminPolicyOf, type ApprovalSettings } from "../../src/enclave/approval-gate.ts";
-import { ApprovalReplayCache } from "../../src/enclave/approval-replay.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { ApprovalReplayCache, SUPERSEDE_WINDOW_MS } from "../../src/enclave/approval-replay.ts";
 import { Ceremonies } from "../../src/enclave/ceremonies.ts";
-import { loadDkls } from "../../src/enclave/dkls23/binding.ts";
+import { loadDkls, rekey, type KeyShare } from "../../src/enclave/dkls23/binding.ts";
 import { EnclaveError } from "../../src/enclave/errors.ts";
 import type { PeerSessions } from "../../src/enclave/peer-sessions.ts";
 import { ShareTable } from "../../src/enclave/shares.ts";
@@ -108,6 +110,37 @@ describe("ApprovalReplayCache", () => {
     expect(dropped).toEqual(["50"]);
   });
 
+  it("supersedes only a session still before phase 2 and younger than SUPERSEDE_WINDOW_MS", () => {
+    let ms = 0;
+    const cache = new ApprovalReplayCache(
+      8,
+      () => 1_000,
+      () => ms,
+    );
+    const dropped: string[] = [];
+    const held = new Map<string, ReturnType<ApprovalReplayCache["claim"]>>();
+    const drop = (s: string) => {
+      dropped.push(s);
+      held.get(s)!.release();
+    };
+    const claim = (name: string, session: string) => {
+      held.set(session, cache.claim(request(name, 2_000), session, drop));
+    };
+    // A session that took its phase-2 step is running: a tiny id cancels it no more.
+    claim("request A", "50");
+    held.get("50")!.progress();
+    expect(thrown(() => claim("request A", "01")).message).toMatch(/session open/);
+    // One that waits for phase 2 beyond the window is kept too.
+    claim("request B", "50");
+    ms = SUPERSEDE_WINDOW_MS;
+    expect(() => claim("request B", "01")).toThrow(ApprovalError);
+    // Within the window and before phase 2: superseded, as concurrent duplicates need.
+    claim("request C", "50");
+    ms += SUPERSEDE_WINDOW_MS - 1;
+    claim("request C", "01");
+    expect(dropped).toEqual(["50"]);
+  });
+
   it("forgets a request whose session ended before it was spent, and every request once its approval expired", () => {
     let now = 1_000;
     const claim = claimOf(new ApprovalReplayCache(8, () => now));
@@ -160,7 +193,10 @@ describe("Ceremonies: an approved DKG request starts one session per enclave", (
       seal: (b: Uint8Array) => b.slice(),
       open: (b: Uint8Array) => b.slice(),
       close() {},
+      // The seal receipt's keys (shares.ts holdPending): their bytes do not matter here.
+      peerSigningKeys: () => new Map<number, Uint8Array>(),
     }),
+    ownSigningKey: () => new Uint8Array(32),
     // The wallet statement's signature: its bytes do not matter here.
     signWithChannelKey: () => new Uint8Array(64),
   } as unknown as PeerSessions;
@@ -226,8 +262,9 @@ describe("Ceremonies: an approved DKG request starts one session per enclave", (
 
   it("a concurrent duplicate with a lower session id supersedes the open one, whose next step says so", () => {
     const one = enclave();
-    one.start(start(id(0x80), 1));
-    one.start(start(id(0x20), 1));
+    expect(one.start(start(id(0x80), 1)).superseded).toBeUndefined();
+    // The start names the session it cancelled, for the host's audit (node-host.ts).
+    expect(toHex(one.start(start(id(0x20), 1)).superseded!)).toBe(toHex(id(0x80)));
     expect(one.size).toBe(1);
     expect(refusedWith(() => one.step({ sessionId: id(0x80), phase: 2, messages: [] }))).toEqual(
       replayed,
@@ -238,6 +275,31 @@ describe("Ceremonies: an approved DKG request starts one session per enclave", (
         .code,
     ).toBe("ceremony_failed");
     one.closeAll();
+  });
+
+  it("a session that took its phase-2 step is not superseded by a lower id: it goes on", () => {
+    const parties = [enclave(), enclave()];
+    const sessionId = id(0x80);
+    let out = parties.flatMap((c, i) =>
+      c.start(start(sessionId, i + 1)).messages.map((m) => parseMessage(m)),
+    );
+    out = parties.flatMap((c, i) =>
+      c
+        .step({ sessionId, phase: 2, messages: inboxFor(i + 1, out).map((m) => m.bytes) })
+        .messages.map((m) => parseMessage(m)),
+    );
+    // A duplicate with a tiny id (anyone able to start sessions at the node): refused.
+    expect(refusedWith(() => parties[0]!.start(start(id(0x01), 1)))).toEqual(replayed);
+    out = parties.flatMap((c, i) =>
+      c
+        .step({ sessionId, phase: 3, messages: inboxFor(i + 1, out).map((m) => m.bytes) })
+        .messages.map((m) => parseMessage(m)),
+    );
+    for (const [i, c] of parties.entries())
+      expect(
+        c.step({ sessionId, phase: 4, messages: inboxFor(i + 1, out).map((m) => m.bytes) })
+          .publicKey,
+      ).toBeInstanceOf(Uint8Array);
   });
 
   it("once an enclave emitted phase 3 of a session, the request never starts again there, even after that session ends", () => {
@@ -265,3 +327,183 @@ describe("Ceremonies: an approved DKG request starts one session per enclave", (
       expect(refusedWith(() => c.start(start(randomBytes(32), 1)))).toEqual(replayed);
   });
 });
+
+describe("Ceremonies: an imported key is dealt at most once per enclave", () => {
+  const admin = KeySigner.generate("ed25519");
+  const settings: ApprovalSettings = {
+    adminPolicy: adminPolicyOf(
+      toHex(encodePolicy({ quorum: 1, approvers: [approverKeyOf(admin)] })),
+    ),
+    requireApprovals: true,
+  };
+  const walletPolicy = encodePolicy({ quorum: 1, approvers: [approverKeyOf(admin)] });
+  const passThrough = {
+    open: () => ({
+      seal: (b: Uint8Array) => b.slice(),
+      open: (b: Uint8Array) => b.slice(),
+      close() {},
+      // The seal receipt's keys (shares.ts holdPending): their bytes do not matter here.
+      peerSigningKeys: () => new Map<number, Uint8Array>(),
+    }),
+    ownSigningKey: () => new Uint8Array(32),
+    signWithChannelKey: () => new Uint8Array(64),
+  } as unknown as PeerSessions;
+  const enclave = () =>
+    new Ceremonies(
+      new ShareTable(null, "00".repeat(48), () => {}, 60_000),
+      passThrough,
+      () => {},
+      60_000,
+      60_000,
+      settings,
+    );
+  const envelope = randomBytes(120);
+  const approvalOf = async (requestId: string) => {
+    const a = await approve(
+      {
+        operation: "import",
+        walletId: "w_import_once",
+        requestId,
+        ...validity(300),
+        digest: sha256(envelope),
+        policyHash: policyHash(walletPolicy),
+        threshold: 2,
+        parties: 2,
+      },
+      [admin],
+    );
+    return { approvalRequest: a.request, approvals: a.approvals.map(encodeApproval) };
+  };
+  const start = (
+    sessionId: Uint8Array,
+    requestId: string,
+    approval: { approvalRequest: Uint8Array; approvals: Uint8Array[] },
+  ): CeremonyStartRequest => ({
+    kind: "dkg",
+    sessionId,
+    walletId: "w_import_once",
+    threshold: 2,
+    parties: 2,
+    partyIndex: 1,
+    importDealer: 1,
+    importEnvelope: envelope,
+    peerDocuments: [],
+    peerParties: [],
+    requestId,
+    policy: walletPolicy,
+    ...approval,
+  });
+  /** The dealer's open: counts how often the envelope was opened. */
+  let opened = 0;
+  const open = async (): Promise<KeyShare[]> => {
+    opened++;
+    return rekey({
+      threshold: 2,
+      parties: 2,
+      secretKey: secp256k1.utils.randomSecretKey(),
+      sessionId: randomBytes(32),
+    });
+  };
+  const refusal = async (p: Promise<unknown>) => {
+    const e = (await p.then(
+      () => {
+        throw new Error("expected a refusal");
+      },
+      (x: unknown) => x,
+    )) as EnclaveError;
+    return { code: e.code, reason: e.reason, message: e.message };
+  };
+
+  beforeAll(() => loadDkls());
+
+  it("a session the coordinator dealt and aborted leaves the approval used and the envelope dealt", async () => {
+    const dealer = enclave();
+    opened = 0;
+    const approval = await approvalOf("req-import-1");
+    // Session B, the coordinator's own: the dealer deals at phase 1; then it is aborted.
+    const b = await dealer.startImport(start(id(0x90), "req-import-1", approval), open);
+    expect(b.messages.length).toBe(1);
+    dealer.abort({ sessionId: id(0x90) });
+    // The real import, with the same envelope and approvals: refused, nothing opened again.
+    expect(
+      await refusal(dealer.startImport(start(id(0x91), "req-import-1", approval), open)),
+    ).toMatchObject({ code: "approval_replayed", reason: "replayed" });
+    // Nor under another approval of the same envelope.
+    const again = await approvalOf("req-import-2");
+    const e = await refusal(dealer.startImport(start(id(0x92), "req-import-2", again), open));
+    expect(e).toMatchObject({ code: "approval_replayed", reason: "replayed" });
+    expect(e.message).toMatch(/already opened and dealt/);
+    expect(opened).toBe(1);
+    dealer.closeAll();
+  });
+
+  it("a duplicate import start with a lower session id never supersedes the open one", async () => {
+    const dealer = enclave();
+    opened = 0;
+    const approval = await approvalOf("req-import-3");
+    await dealer.startImport(start(id(0x80), "req-import-3", approval), open);
+    expect(
+      await refusal(dealer.startImport(start(id(0x01), "req-import-3", approval), open)),
+    ).toMatchObject({ code: "approval_replayed" });
+    expect(dealer.size).toBe(1);
+    expect(opened).toBe(1);
+    dealer.closeAll();
+  });
+
+  it("an imported wallet signs nothing at generation 0 in the enclaves that took part", async () => {
+    let generation = 0;
+    // The share table's part in a sign start, over a real share: generation as the host loaded it.
+    const share = (await open())[0]!;
+    const table = {
+      pin: () => ({
+        entry: { share, generation, partyIndex: 1, publicKey: share.publicKey, policy: null },
+        release() {},
+      }),
+      refuseIfStale() {},
+      holdPending() {},
+      dropPending: () => false,
+    } as unknown as ShareTable;
+    const dealer = new Ceremonies(table, passThrough, () => {}, 60_000, 60_000, settings);
+    const sessionId = id(0x60);
+    const approval = await approvalOf("req-import-5");
+    await dealer.startImport(start(sessionId, "req-import-5", approval), open);
+    // A 2-party import's dealer takes no messages after phase 1.
+    for (const phase of [2, 3, 4]) dealer.step({ sessionId, phase, messages: [] });
+    const sign: CeremonyStartRequest = {
+      kind: "sign",
+      sessionId: id(0x61),
+      walletId: "w_import_once",
+      signers: [1, 2],
+      digest: new Uint8Array(32),
+      peerDocuments: [],
+      peerParties: [],
+    };
+    const e = thrown(() => dealer.start(sign)) as EnclaveError;
+    expect(e.code).toBe("bad_request");
+    expect(e.message).toMatch(/imported and is still at generation 0.*refresh it before signing/);
+    // Once refreshed the check is passed (this start then fails for want of approvals).
+    generation = 1;
+    expect(
+      (thrown(() => dealer.start({ ...sign, sessionId: id(0x62) })) as EnclaveError).code,
+    ).toBe("unauthorised");
+  });
+
+  it("a start that fails before dealing opens nothing for good: the envelope may be opened again", async () => {
+    const dealer = enclave();
+    const approval = await approvalOf("req-import-4");
+    const failing = async (): Promise<KeyShare[]> => {
+      throw new EnclaveError("bad_request", "the key import envelope could not be opened");
+    };
+    expect(
+      (await refusal(dealer.startImport(start(id(0x70), "req-import-4", approval), failing))).code,
+    ).toBe("bad_request");
+    opened = 0;
+    expect(
+      (await dealer.startImport(start(id(0x71), "req-import-4", approval), open)).messages,
+    ).toHaveLength(1);
+    expect(opened).toBe(1);
+    dealer.closeAll();
+  });
+});
+
+const id = (byte: number) => new Uint8Array(32).fill(byte);

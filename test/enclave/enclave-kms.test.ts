@@ -10,6 +10,7 @@
  * credentials, extra request fields. Every such LOAD_SHARE gets the same
  * answer, and no host-supplied key material is accepted at all.
  */
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -118,7 +119,13 @@ beforeAll(async () => {
     nodes.map(async (n, i) => {
       const table = n.boot();
       const sessionId = randomBytes(32);
-      table.holdPending(toHex(sessionId), WALLET, shares[i]!);
+      // A receipt signer of the session: this test seals and opens, it never activates.
+      const channel = ed25519.utils.randomSecretKey();
+      table.holdPending(toHex(sessionId), WALLET, shares[i]!, null, {
+        ceremony: "dkg",
+        keys: new Map([[shares[i]!.index, ed25519.getPublicKey(channel)]]),
+        sign: (m) => ed25519.sign(m, channel),
+      });
       return table.seal({ sessionId, walletId: WALLET, ...creds });
     }),
   )) as [SealShareReply, SealShareReply];

@@ -95,7 +95,9 @@ let dkg: {
 let sealed: [SealShareReply, SealShareReply];
 let sealReplies: RawReply[];
 let activateReplies: RawReply[];
-let activateRequests: { sessionId: Uint8Array; walletId: string }[];
+let activateRequests: { sessionId: Uint8Array; walletId: string; sealReceipts: Uint8Array[] }[];
+/** ACTIVATE_SHARE with too few or foreign seal receipts, before the honest one. */
+let receiptRefusals: { what: string; reply: RawReply }[];
 /** SEAL_SHARE attempts carrying host-chosen key material, sent before the honest seal. */
 let chosenKeySeals: { field: string; reply: RawReply }[];
 /** The data key the hostile host chose (and wrapped for node 1's enclave's recipient key). */
@@ -262,7 +264,27 @@ beforeAll(async () => {
 
   sealReplies = await Promise.all(hosts.map((h) => h.send(FrameType.SEAL_SHARE, seal)));
   sealed = sealReplies.map((r) => okBody<SealShareReply>(r)) as [SealShareReply, SealShareReply];
-  activateRequests = [0, 1].map(() => ({ sessionId, walletId: WALLET }));
+  const receipts = sealed.map((s) => s.receipt);
+  // A coordinator that skipped node 2's persist has only node 1's receipt; a host cannot forge
+  // node 2's either (node 1's own receipt twice, none, or one whose signature is broken).
+  const broken = receipts[1]!.slice();
+  broken[broken.length - 1]! ^= 1;
+  receiptRefusals = [];
+  for (const [what, sealReceipts] of [
+    ["only its own receipt", [receipts[0]!]],
+    ["its own receipt twice", [receipts[0]!, receipts[0]!]],
+    ["no receipts", undefined],
+    ["a peer receipt with a broken signature", [receipts[0]!, broken]],
+  ] as const)
+    receiptRefusals.push({
+      what,
+      reply: await hosts[0].send(FrameType.ACTIVATE_SHARE, {
+        sessionId,
+        walletId: WALLET,
+        ...(sealReceipts && { sealReceipts: [...sealReceipts] }),
+      }),
+    });
+  activateRequests = [0, 1].map(() => ({ sessionId, walletId: WALLET, sealReceipts: receipts }));
   activateReplies = [];
   for (const [i, h] of hosts.entries())
     activateReplies.push(await h.send(FrameType.ACTIVATE_SHARE, activateRequests[i]!));
@@ -336,10 +358,30 @@ describe("chosen data keys", () => {
     expect(keysOf(ok)).toEqual(["generation", "partyIndex", "walletId"]);
   });
 
+  it("activates a DKG share only with a valid seal receipt from every party of the session", () => {
+    expect(receiptRefusals.map((r) => [r.what, errorBodyOf(r.reply).code])).toEqual([
+      ["only its own receipt", "bad_request"],
+      ["its own receipt twice", "bad_request"],
+      ["no receipts", "bad_request"],
+      ["a peer receipt with a broken signature", "bad_request"],
+    ]);
+    expect(errorBodyOf(receiptRefusals[0]!.reply).message).toMatch(/seal receipts refused/);
+    // The refusals left the share pending: the activation with both receipts then succeeded.
+    for (const r of activateReplies) expect(keysOf(r)).toContain("generation");
+  });
+
   it("answers SEAL_SHARE, ACTIVATE_SHARE and the DKG's last step with only the documented fields", () => {
     for (const r of sealReplies)
       expect(keysOf(r)).toEqual(
-        ["ciphertextBlob", "generation", "kmsKeyId", "partyIndex", "publicKey", "sealed"].sort(),
+        [
+          "ciphertextBlob",
+          "generation",
+          "kmsKeyId",
+          "partyIndex",
+          "publicKey",
+          "receipt",
+          "sealed",
+        ].sort(),
       );
     for (const r of activateReplies)
       expect(keysOf(r)).toEqual(["generation", "partyIndex", "walletId"]);

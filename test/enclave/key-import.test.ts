@@ -101,6 +101,25 @@ describe("key import", () => {
     expect(toHex(shares[0]!.publicKey)).toBe(toHex(secp256k1.getPublicKey(secretKey, true)));
   });
 
+  it("the HPKE recipient key object is wiped once the envelope is opened, the channel secret not", async () => {
+    const keys = new PeerKeys();
+    const peer = new PeerKeys();
+    const before = toHex(keys.sharedSecret(peer.x25519Public));
+    // @hpke's pure-JS X25519 key object (XCryptoKey) keeps the raw secret in `key`.
+    let imported: { key: Uint8Array } | undefined;
+    const seen = await keys.withHpkeRecipientKey(
+      async (raw) => {
+        imported = { key: new Uint8Array(raw.slice(0)) };
+        return imported;
+      },
+      async (k) => k.key.some((b) => b !== 0),
+    );
+    expect(seen).toBe(true);
+    expect(imported!.key.every((b) => b === 0)).toBe(true);
+    // Only copies were wiped: the boot's channel key still works.
+    expect(toHex(keys.sharedSecret(peer.x25519Public))).toBe(before);
+  });
+
   it("opens nothing for another enclave boot, another context, or a tampered envelope, all with one error", async () => {
     const { enclave, envelope } = await sealed(secp256k1.utils.randomSecretKey());
     await failure(openImportedKey(fakeEnclave(pki, IMAGE).keys, envelope, context));

@@ -4,11 +4,19 @@
  * approving exactly "retire this wallet under this request id" wipes the
  * share; every refusal leaves it; afterwards the wallet is not_found.
  */
+import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { adminPolicyOf, type ApprovalSettings } from "../../src/enclave/approval-gate.ts";
+import { Ceremonies } from "../../src/enclave/ceremonies.ts";
+import { loadDkls } from "../../src/enclave/dkls23/binding.ts";
+import { EnclaveError } from "../../src/enclave/errors.ts";
+import type { PeerSessions } from "../../src/enclave/peer-sessions.ts";
+import { EnclaveService } from "../../src/enclave/service.ts";
+import { ShareTable } from "../../src/enclave/shares.ts";
 import { KeySigner, approve, approverKeyOf, keyIdOf, validity } from "../../src/client/signers.ts";
 import { openTrustedPolicy, type TrustedPolicy } from "../../src/enclave/approvals.ts";
 import { RetiredWallets } from "../../src/enclave/lifecycle-retire.ts";
-import type { LoadedShare, ShareTable } from "../../src/enclave/shares.ts";
+import type { LoadedShare } from "../../src/enclave/shares.ts";
 import { toHex } from "../../src/shared/hex.ts";
 import {
   encodeApproval,
@@ -136,5 +144,81 @@ describe("RetiredWallets", () => {
     );
     expect(development.retire({ walletId: "w_1" }).approverKeyIds).toEqual([]);
     expect(dev.forgotten).toEqual(["w_1"]);
+  });
+});
+
+describe("EnclaveService: a session open when its wallet is retired", () => {
+  it("steps no further: the step is refused not_found and the session dropped", async () => {
+    loadDkls();
+    const admin = KeySigner.generate("ed25519");
+    const adminSettings: ApprovalSettings = {
+      adminPolicy: adminPolicyOf(
+        toHex(encodePolicy({ quorum: 1, approvers: [approverKeyOf(admin)] })),
+      ),
+      requireApprovals: true,
+    };
+    // The session's channel passes bytes through: this is about the service's retirement check.
+    const passThrough = {
+      open: () => ({
+        seal: (b: Uint8Array) => b.slice(),
+        open: (b: Uint8Array) => b.slice(),
+        close() {},
+      }),
+      signWithChannelKey: () => new Uint8Array(64),
+    } as unknown as PeerSessions;
+    const enclave = () =>
+      new Ceremonies(
+        new ShareTable(null, "00".repeat(48), () => {}, 60_000),
+        passThrough,
+        () => {},
+        60_000,
+        60_000,
+        adminSettings,
+      );
+    const ceremonies = enclave();
+    const peer = enclave();
+    const { shares } = table("w_1", policy);
+    // The service's own step path over real ceremonies and a real retirement memory.
+    const service = Object.assign(Object.create(EnclaveService.prototype), {
+      ceremonies,
+      retired: new RetiredWallets(shares, settings, () => {}),
+    }) as EnclaveService;
+    const a = await approve(
+      {
+        operation: "dkg",
+        walletId: "w_1",
+        requestId: "r-dkg",
+        ...validity(300),
+        policyHash: policyHash(encoding),
+        threshold: 2,
+        parties: 2,
+      },
+      [admin],
+    );
+    const sessionId = randomBytes(32);
+    const starts = [ceremonies, peer].map((c, i) =>
+      c.start({
+        kind: "dkg",
+        sessionId,
+        walletId: "w_1",
+        threshold: 2,
+        parties: 2,
+        partyIndex: i + 1,
+        peerDocuments: [],
+        peerParties: [],
+        requestId: "r-dkg",
+        policy: encoding,
+        approvalRequest: a.request,
+        approvals: a.approvals.map(encodeApproval),
+      }),
+    );
+    expect(starts[0]!.messages.length).toBeGreaterThan(0);
+    service.retireWallet(await request([alice, bob]));
+    const e = thrown(EnclaveError, () =>
+      service.stepCeremony({ sessionId, phase: 2, messages: starts[1]!.messages }),
+    );
+    expect(e.code).toBe("not_found");
+    // Dropped, not only refused: a later step finds no session.
+    expect(ceremonies.walletOf(sessionId)).toBeUndefined();
   });
 });

@@ -103,10 +103,12 @@ describe("peer share-state statements at phase 2", () => {
       [signed(state(2)), signed(state(3)), signed(state(3))],
       undefined,
       "not a list",
-    ])
-      expect(refusal(() => checkPeerShareStates(state(1), relayed, peersOf(1))).code).toBe(
-        "ceremony_failed",
-      );
+    ]) {
+      const e = refusal(() => checkPeerShareStates(state(1), relayed, peersOf(1)));
+      expect(e.code).toBe("ceremony_failed");
+      // Only the relaying hosts could drop or duplicate a statement: no party is blamed.
+      expect(e.blame).toEqual({});
+    }
   });
 
   it("a statement the host forged (another key), or a peer's statement of another session, ceremony or wallet: refused", () => {
@@ -114,6 +116,8 @@ describe("peer share-state statements at phase 2", () => {
     const e = refusal(() => checkPeerShareStates(state(1), [forged, signed(state(3))], peersOf(1)));
     expect(e.code).toBe("ceremony_failed");
     expect(e.message).toMatch(/valid signature/);
+    // Party 2 signed nothing of this: naming it would let the host frame it.
+    expect(e.blame).toEqual({});
     for (const over of [
       { sessionId: randomBytes(32) },
       { ceremony: "refresh" as const },
@@ -123,6 +127,8 @@ describe("peer share-state statements at phase 2", () => {
         checkPeerShareStates(state(1), [signed(state(2, over)), signed(state(3))], peersOf(1)),
       );
       expect(e2.message).toMatch(/another session, ceremony or wallet/);
+      // A replayed statement is the relayer's doing, not party 2's.
+      expect(e2.blame).toEqual({});
     }
   });
 

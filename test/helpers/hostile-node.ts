@@ -93,7 +93,7 @@ export class HostileNode implements Participant {
     return this.inner.abort(sessionId);
   }
 
-  persist(...a: Parameters<Participant["persist"]>): Promise<void> {
+  persist(...a: Parameters<Participant["persist"]>): Promise<Uint8Array> {
     return this.inner.persist(...a);
   }
 

@@ -555,7 +555,7 @@ describe("the request handler's audit rows", () => {
       start: reply,
       step: reply,
       abort: async () => {},
-      persist: async () => {},
+      persist: async () => Uint8Array.of(1),
       commit: async () => {},
       rollback: async () => {},
     };

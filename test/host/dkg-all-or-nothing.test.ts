@@ -112,6 +112,8 @@ describe("DKG commit: all holders or none", () => {
     }
     for (const h of hosts) await h.commit("dkg", sessionId, w.walletId, 0);
     for (const h of hosts) {
+      // Its enclave activated the pending share (asked before the store committed).
+      expect((h as unknown as { loaded: Map<string, unknown> }).loaded.has(w.walletId)).toBe(true);
       expect(h.walletInfo(w.walletId)).toMatchObject({ walletId: w.walletId, generation: 0 });
       expect(pendingShares(h.db, h.nodeId)).toEqual([]);
       expect(h.ceremonyOutcome(w.walletId, sessionId)).toEqual({

@@ -67,6 +67,7 @@ const CLIENT_USERS = [
   "acl-intruder",
   "id-victim",
   "id-thief",
+  "sdk-4",
 ];
 
 let broker: Mosquitto;
@@ -263,6 +264,25 @@ describe("client requests (shared subscription)", () => {
     }
     const takers = new Set([...served.values()].flat());
     expect(takers.size).toBeGreaterThan(1);
+  });
+
+  it("a degraded node leaves the shared subscription (it would fail each request) and rejoins it once online", async () => {
+    const sdk = await sdkClient("sdk-4");
+    const [, , third] = nodes as [Bus, Bus, Bus];
+    await third.setStatus("degraded");
+    const paused: string[] = [];
+    for (let i = 0; i < 12; i++)
+      paused.push(await sdk.send("sign", JSON.stringify({ requestId: `deg-${i}` })));
+    await until(() => paused.every((k) => sdk.final(k)), 10_000, "12 answers");
+    for (let i = 0; i < 12; i++) expect(served.get(`deg-${i}`)).not.toContain("req-3");
+    await third.setStatus("online");
+    let tookOne = false;
+    for (let i = 0; i < 30 && !tookOne; i++) {
+      const k = await sdk.send("sign", JSON.stringify({ requestId: `back-${i}` }));
+      await until(() => sdk.final(k) !== undefined, 5_000, `answer ${i}`);
+      tookOne = served.get(`back-${i}`)?.includes("req-3") ?? false;
+    }
+    expect(tookOne).toBe(true);
   });
 
   it("answers malformed requests with bad_request and drops those it cannot answer", async () => {

@@ -66,7 +66,7 @@ function fakeHost(nodeId = "node-1") {
     start: rec("start", REPLY),
     step: rec("step", REPLY),
     abort: rec("abort", undefined),
-    persist: rec("persist", undefined),
+    persist: rec("persist", Uint8Array.of(9, 9)),
     commit: rec("commit", undefined),
     rollback: rec("rollback", undefined),
     walletInfo: (walletId: string) => (
@@ -289,17 +289,24 @@ describe("RemoteParticipant and the peer directory speak the same table", () => 
     expect(await p.prepare("w-1")).toEqual({ walletId: "w-1", generation: 0, partyIndex: 1 });
     expect(await p.attestation()).toEqual(Uint8Array.of(7, 7));
     expect(await p.start(START)).toEqual(REPLY);
-    await p.persist("dkg", SESSION, WALLET, {
-      ...REPLY,
-      publicKey: PK,
-      publicPackage: WALLET.publicPackage,
-      chainCode: CHAIN,
-      partyIndex: 1,
-    });
-    await p.commit("dkg", SESSION, "w-1", 0);
+    // The holder's seal receipt comes back; commit carries every holder's.
+    expect(
+      await p.persist("dkg", SESSION, WALLET, {
+        ...REPLY,
+        publicKey: PK,
+        publicPackage: WALLET.publicPackage,
+        chainCode: CHAIN,
+        partyIndex: 1,
+      }),
+    ).toEqual(Uint8Array.of(9, 9));
+    await p.commit("dkg", SESSION, "w-1", 0, [Uint8Array.of(9, 9), Uint8Array.of(8)]);
     await p.rollback("refresh", SESSION, "w-1");
     expect(wire.sent).toEqual(["prepare", "attestation", "start", "persist", "commit", "rollback"]);
     expect(calls.find((c) => c[0] === "persist")![1][2]).toEqual(WALLET);
+    expect(calls.find((c) => c[0] === "commit")![1][4]).toEqual([
+      Uint8Array.of(9, 9),
+      Uint8Array.of(8),
+    ]);
     // A bad argument fails the call; abort swallows it (best effort) but it never reaches the host.
     await expect(p.prepare("no such/id")).rejects.toThrow(/walletId/);
     await p.abort(new Uint8Array(5));

@@ -345,7 +345,7 @@ describe("a signature's planning round prepares the signers the holder view expe
         throw new Error("no step expected");
       },
       abort: async () => {},
-      persist: async () => {},
+      persist: async () => Uint8Array.of(1),
       commit: async () => {},
       rollback: async () => {},
     });

@@ -234,7 +234,7 @@ describe("a ceremony phase ends on its first failure", () => {
       step,
       abort: async () => {},
       prepare: async () => ({ walletId: "w", generation: 0, partyIndex: 1 }),
-      persist: async () => {},
+      persist: async () => Uint8Array.of(1),
       commit: async () => {},
       rollback: async () => {},
     } as Participant;

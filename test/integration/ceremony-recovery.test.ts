@@ -45,6 +45,10 @@ function restarted(h: NodeHost): NodeHost {
   });
 }
 
+/** The seal receipts each session's persists returned (what a coordinator hands to commit). */
+const receipts_ = new Map<string, Uint8Array[]>();
+const receiptsOf = (sessionId: Buffer) => receipts_.get(sessionId.toString("hex"))!;
+
 /** Every other host answers directly, as the node RPC op would. */
 const peersOf =
   (self: NodeHost, all: () => NodeHost[]): OutcomeSource =>
@@ -58,7 +62,8 @@ describe("a refresh cut off between commits", () => {
     const hosts = ln.hosts;
     const sessionId = await refreshPersistedOn(hosts, 0, hosts);
     // The coordinator commits on the first node only, then dies.
-    await hosts[0]!.commit("refresh", sessionId, wallet.walletId, 1);
+    // With every holder's seal receipt (as the coordinator gathers them from the persists).
+    await hosts[0]!.commit("refresh", sessionId, wallet.walletId, 1, receiptsOf(sessionId));
     expect(hosts.map((h) => generationOf(h.db, wallet.walletId))).toEqual([1, 0, 0]);
 
     const now = [hosts[0]!, restarted(hosts[1]!), restarted(hosts[2]!)];
@@ -68,7 +73,7 @@ describe("a refresh cut off between commits", () => {
       expect(r.pending.map((p) => p.decision)).toEqual(["committed"]);
     }
     // The coordinator's commit arriving late at a node that settled already changes nothing.
-    await now[1]!.commit("refresh", sessionId, wallet.walletId, 1);
+    await now[1]!.commit("refresh", sessionId, wallet.walletId, 1, receiptsOf(sessionId));
     for (const h of now) {
       expect(generationOf(h.db, wallet.walletId)).toBe(1);
       expect(pendingShares(h.db, h.nodeId)).toEqual([]);
@@ -101,7 +106,7 @@ describe("a refresh cut off between commits", () => {
       expectedGeneration: from,
     }));
     const refreshed = { ...wallet, publicPackage: finals[0]!.publicPackage! };
-    await Promise.all(
+    const receipts = await Promise.all(
       members
         .filter((m) => storeOn.includes(m.participant))
         .map((m) =>
@@ -113,6 +118,7 @@ describe("a refresh cut off between commits", () => {
           ),
         ),
     );
+    receipts_.set(sessionId.toString("hex"), receipts);
     return sessionId;
   }
 

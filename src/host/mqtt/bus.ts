@@ -80,8 +80,11 @@ export interface Bus extends NodeCaller {
   liveNodes(): LiveNode[];
   /**
    * Republishes this node's retained presence with `status`: "degraded" while
-   * its enclave is unreachable (coordinators then do not select it), "online"
-   * once it is back. Kept across reconnects.
+   * its enclave is unreachable or its database cannot be written (coordinators
+   * then do not select it), "online" once it is back. Kept across reconnects.
+   * A degraded node also leaves the shared client-request subscription (the
+   * broker hands requests to the other nodes) and rejoins it once online: it
+   * would fail each request at its first write.
    */
   setStatus(status: LiveStatus): Promise<void>;
   /** Calls `cb` on every presence record; returns a function that stops it. */
@@ -195,13 +198,35 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
     p.catch((e: Error) => log("subscribe_failed", { what, error: e.message }));
     return p;
   };
+  /** Whether serveClientRequests was called: the subscription is held while online only. */
+  let takingRequests = false;
+  /** Joins or leaves the shared request subscription to match `status` (setStatus says why). */
+  const matchRequestsToStatus = async () => {
+    if (!takingRequests || closing) return;
+    if (status === "online") {
+      // A refused subscription is logged by serve (subscribe_failed); never an unhandled rejection.
+      await serve(REQUESTS_FILTER, "client requests").then(
+        () => log("client_requests_resumed", {}),
+        () => {},
+      );
+    } else {
+      try {
+        await client.unsubscribeAsync(REQUESTS_FILTER);
+        log("client_requests_paused", { status });
+      } catch (e) {
+        log("unsubscribe_failed", { what: "client requests", error: (e as Error).message });
+      }
+    }
+  };
 
   return {
     nodeId,
     client,
     serveClientRequests(handler) {
       requests.setHandler(handler);
-      return serve(REQUESTS_FILTER, "client requests");
+      takingRequests = true;
+      // A node degraded before it serves joins once it is online (matchRequestsToStatus).
+      return status === "online" ? serve(REQUESTS_FILTER, "client requests") : Promise.resolve();
     },
     serveNodeCalls(handler) {
       rpc.setHandler(handler);
@@ -217,8 +242,14 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
       status = s;
       since = Date.now();
       log("presence_status", { status: s });
+      // Leave the request subscription before announcing degraded, join it after announcing online.
+      // Not awaited while disconnected: mqtt.js sends it on reconnect, presence must not wait.
+      const match = () =>
+        client.connected ? matchRequestsToStatus() : void matchRequestsToStatus();
+      if (s !== "online") await match();
       if (client.connected) await online();
       else presence.apply({ nodeId, status, since });
+      if (s === "online") await match();
     },
     onPresence: (cb) => presence.subscribe(cb),
     stats: () => ({ ...requests.counters, ...rpc.counters, ignoredPresence }),

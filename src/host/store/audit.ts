@@ -114,6 +114,20 @@ export type AuditEvent = Common &
         blamedNode?: string;
         blamedParty?: number;
       }
+    | {
+        /**
+         * This node's enclave dropped an open session (`supersededCeremonyId`) for a start of
+         * the same approved request with a lower session id (`ceremonyId`), as concurrent
+         * duplicates need (src/enclave/approval-replay.ts). The enclave cannot tell who started
+         * either; this node's host records the node that asked for each start, so a node that
+         * cancels others' sessions this way is on record at every node it did it to.
+         */
+        event: "ceremony_superseded";
+        ceremonyId: string;
+        supersededCeremonyId: string;
+        startedBy: string;
+        supersededStartedBy?: string;
+      }
     | ({
         /**
          * An authorisation decision on a client request, as an enclave made it (for the approval
@@ -230,6 +244,7 @@ const sha256Hexes: FieldCheck = (v, f) => {
   return v.map((x, i) => sha256Hex(x, `${f}[${i}]`) as string);
 };
 const clientId = matching(CLIENT_ID_PATTERN, "an MQTT client id");
+const sessionHex = matching(/^[0-9a-f]{64}$/, "a 32-byte session id in lowercase hex");
 const nodeIds: FieldCheck = (v, f) => {
   if (!Array.isArray(v) || v.length > MAX_PARTY_INDEX)
     throw new StoreError("invalid", `audit field ${f} must be a list of node ids`);
@@ -274,6 +289,14 @@ const EVENTS: Record<
       participants: { check: nodeIds },
       requestId: optional(id),
       ...requester,
+    },
+  },
+  ceremony_superseded: {
+    ceremony: true,
+    fields: {
+      supersededCeremonyId: { check: sessionHex },
+      startedBy: { check: id },
+      supersededStartedBy: optional(id),
     },
   },
   ceremony_finished: {

@@ -15,11 +15,11 @@
  * | HEALTH         | (none)                                                     | status, pcr0, pcr4, loadedWallets, openSessions, share cache fields? |
  * | ATTEST         | nonce?                                                     | document |
  * | LOAD_SHARE     | walletId, partyIndex, generation, publicKey, sealed, ciphertextBlob, policy?, accessKeyId, secretAccessKey, sessionToken? | walletId, generation, partyIndex |
- * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration?; refresh: expectedGeneration? | CeremonyReply (phase-1 messages; sign, refresh: shareState) |
+ * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration?; refresh: expectedGeneration? | CeremonyReply (phase-1 messages; sign, refresh: shareState; superseded? when it cancelled a duplicate) |
  * | CEREMONY_STEP  | sessionId, phase, messages; phase 2 of sign, refresh: shareStates | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex, statement |
  * | CEREMONY_ABORT | sessionId                                                  | dropped |
- * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey |
- * | ACTIVATE_SHARE | sessionId, walletId, certificateStatements?, certificateDocuments? | walletId, generation, partyIndex |
+ * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey, receipt |
+ * | ACTIVATE_SHARE | sessionId, walletId, sealReceipts, certificateStatements?, certificateDocuments? | walletId, generation, partyIndex |
  * | RETIRE_WALLET  | walletId, requestId?, approvalRequest?, approvals?          | walletId, partyIndex, generation, policyHash?, approverKeyIds |
  *
  * Bounds: the whole body is within frame.ts MAX_BODY_LEN; session ids are
@@ -208,6 +208,12 @@ export interface CeremonyReply {
   statement?: Uint8Array;
   /** Phase 1 of sign/refresh: this enclave's signed share-state statement (share-state.ts), for the host to relay to the others at phase 2. */
   shareState?: Uint8Array;
+  /**
+   * Start only: the open session of the same approved request that this start superseded in the
+   * enclave (src/enclave/approval-replay.ts). The enclave cannot tell who started either; the
+   * host audits both starters (node-host.ts) and does not relay this field.
+   */
+  superseded?: Uint8Array;
 }
 
 export interface CeremonyAbortRequest {
@@ -235,6 +241,8 @@ export interface SealShareReply {
   generation: number;
   partyIndex: number;
   publicKey: Uint8Array;
+  /** This enclave's signed seal receipt (seal-receipt.ts, at most MAX_SIGNED_SEAL_RECEIPT_BYTES). */
+  receipt: Uint8Array;
 }
 
 /**
@@ -248,6 +256,12 @@ export interface SealShareReply {
 export interface ActivateShareRequest {
   sessionId: Uint8Array;
   walletId: string;
+  /**
+   * One seal receipt (seal-receipt.ts) from every party of the session, in any order; the
+   * enclave refuses to activate without them (src/enclave/seal-receipts.ts). Optional in the
+   * type only so a refusal is the enclave's own bad_request.
+   */
+  sealReceipts?: Uint8Array[];
   certificateStatements?: Uint8Array[];
   certificateDocuments?: Uint8Array[];
 }

@@ -17,8 +17,8 @@
  * | start          | NodeStartRequest (CeremonyStartRequest, client?, signerNodes?) | CeremonyReply     |
  * | step           | CeremonyStepRequest                                | CeremonyReply                 |
  * | abort          | {sessionId}                                        | {}                            |
- * | persist        | {kind: dkg/refresh, sessionId, wallet, final}      | {}                            |
- * | commit         | {kind, sessionId, walletId, generation, certificate?} | {}                         |
+ * | persist        | {kind: dkg/refresh, sessionId, wallet, final}      | {receipt}                     |
+ * | commit         | {kind, sessionId, walletId, generation, receipts, certificate?} | {}                |
  * | rollback       | {kind, sessionId, walletId}                        | {}                            |
  * | walletInfo     | {walletId}                                         | HeldWallet or null            |
  * | listWallets    | {}                                                 | HeldWallet[]                  |
@@ -55,6 +55,14 @@
  * statements of the new generation and the attestation documents that bind
  * their keys (at most MAX_PARTIES of each), for the enclave's ACTIVATE_SHARE.
  *
+ * Seal receipts (seal-receipt.ts): `persist` answers the holder enclave's
+ * signed receipt once the host stored the sealed share; `commit` carries all
+ * n (`receipts`, at most MAX_PARTIES of at most MAX_SIGNED_SEAL_RECEIPT_BYTES)
+ * and each enclave activates only with one valid receipt from every party of
+ * the session (src/enclave/seal-receipts.ts). Only the node that started a
+ * session on a holder may `persist`, `commit` or `rollback` it there (as for
+ * `step` and `abort`); `ceremonyOutcome` is open to every node.
+ *
  * `requestContext` answers in one call what a coordinator needs before a
  * ceremony: the outcome this node stored under the client's request id (for
  * idempotency), and its share of the wallet the request names. With
@@ -87,6 +95,7 @@ import type {
 import { APPROVAL_BYTES, MAX_APPROVALS, MAX_POLICY_BYTES, MAX_REQUEST_BYTES } from "./approval.ts";
 import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "./wallet-statement.ts";
 import { MAX_SIGNED_SHARE_STATE_BYTES } from "./share-state.ts";
+import { MAX_SIGNED_SEAL_RECEIPT_BYTES } from "./seal-receipt.ts";
 import { KEY_IMPORT_ENVELOPE_BYTES } from "./key-import.ts";
 import { CodedError } from "./errors.ts";
 import { DIGEST_BYTES, ID_RULE, isId, isNonHardenedPath } from "./patterns.ts";
@@ -209,7 +218,8 @@ export interface NodeOps {
   abort: { args: { sessionId: Uint8Array }; result: Done };
   persist: {
     args: { kind: PersistKind; sessionId: Uint8Array; wallet: WalletRecord; final: CeremonyReply };
-    result: Done;
+    /** The holder enclave's seal receipt, handed on only once the host stored the share. */
+    result: { receipt: Uint8Array };
   };
   commit: {
     args: {
@@ -217,6 +227,8 @@ export interface NodeOps {
       sessionId: Uint8Array;
       walletId: string;
       generation: number;
+      /** Every holder's seal receipt (from the persist answers), for the enclave's ACTIVATE_SHARE. */
+      receipts: Uint8Array[];
       certificate?: CommitCertificate;
     };
     result: Done;
@@ -407,6 +419,7 @@ export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } 
     sessionId,
     walletId: id,
     generation,
+    receipts: list(bytes(1, MAX_SIGNED_SEAL_RECEIPT_BYTES), MAX_PARTIES),
     certificate: optional(commitCertificate),
   }),
   rollback: object({ kind: persistKind, sessionId, walletId: id }),

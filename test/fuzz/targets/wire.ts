@@ -82,6 +82,13 @@ import {
   parseSignedShareStateUnverified,
   ShareStateError,
 } from "../../../src/shared/wire/share-state.ts";
+import {
+  MAX_SIGNED_SEAL_RECEIPT_BYTES,
+  encodeSealReceipt,
+  encodeSignedSealReceipt,
+  parseSignedSealReceiptUnverified,
+  SealReceiptError,
+} from "../../../src/shared/wire/seal-receipt.ts";
 import { fromHex } from "../../../src/shared/hex.ts";
 import {
   bytesFrom,
@@ -134,6 +141,9 @@ const adSeeds = sealedCases.map((c) => fromHex(c.associatedData as string));
 const shareStateSeeds = (
   vectorFile("share-state.json") as unknown as { statements: { signed: string }[] }
 ).statements.map((c) => fromHex(c.signed));
+const sealReceiptSeeds = (
+  vectorFile("seal-receipt.json") as unknown as { receipts: { signed: string }[] }
+).receipts.map((c) => fromHex(c.signed));
 
 /** Frames back to back, as a stream carries them. */
 const streamSeeds = [...frameSeeds, concat(frameSeeds), concat([frameSeeds[0]!, frameSeeds[0]!])];
@@ -415,6 +425,29 @@ const shareState = target({
   timeBoundMs: FAST_MS,
 });
 
+// ---------------------------------------------------------------- seal receipts
+
+const sealReceipt = target({
+  name: "seal-receipt: parseSignedSealReceiptUnverified",
+  arbitrary: bytesFrom(sealReceiptSeeds, {
+    lengths: [MAX_SIGNED_SEAL_RECEIPT_BYTES, MAX_SIGNED_SEAL_RECEIPT_BYTES + 1],
+  }),
+  check: (bytes) => {
+    const r = outcome(() => parseSignedSealReceiptUnverified(bytes), [SealReceiptError]);
+    if (r.accepted)
+      must(
+        sameBytes(
+          encodeSignedSealReceipt(encodeSealReceipt(r.value.receipt), r.value.signature),
+          bytes,
+        ),
+        "seal receipt does not re-encode",
+      );
+    return r;
+  },
+  runs: { sample: SAMPLE, full: FULL },
+  timeBoundMs: FAST_MS,
+});
+
 // ---------------------------------------------------------------- bounded JSON
 
 const opFields = opsCases.filter((c) => c.direction === "request").map(vectorFields);
@@ -642,6 +675,7 @@ export const wireTargets: AnyTarget[] = [
   sealedShare,
   associatedData,
   shareState,
+  sealReceipt,
   json,
   rpcPayload,
   nodeRpcArgs,
