@@ -83,8 +83,8 @@ export interface Bus extends NodeCaller {
    * its enclave is unreachable or its database cannot be written (coordinators
    * then do not select it), "online" once it is back. Kept across reconnects.
    * A degraded node also leaves the shared client-request subscription (the
-   * broker hands requests to the other nodes) and rejoins it once online: it
-   * would fail each request at its first write.
+   * broker hands requests to the other nodes) and rejoins it before it
+   * announces online: it would fail each request at its first write.
    */
   setStatus(status: LiveStatus): Promise<void>;
   /** Calls `cb` on every presence record; returns a function that stops it. */
@@ -242,14 +242,14 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
       status = s;
       since = Date.now();
       log("presence_status", { status: s });
-      // Leave the request subscription before announcing degraded, join it after announcing online.
+      // Leave the request subscription before announcing degraded, and join it before announcing
+      // online too: a client that sees "online" may publish at once, and a request published while
+      // no node holds the shared subscription is dropped by the broker.
       // Not awaited while disconnected: mqtt.js sends it on reconnect, presence must not wait.
-      const match = () =>
-        client.connected ? matchRequestsToStatus() : void matchRequestsToStatus();
-      if (s !== "online") await match();
+      if (client.connected) await matchRequestsToStatus();
+      else void matchRequestsToStatus();
       if (client.connected) await online();
       else presence.apply({ nodeId, status, since });
-      if (s === "online") await match();
     },
     onPresence: (cb) => presence.subscribe(cb),
     stats: () => ({ ...requests.counters, ...rpc.counters, ignoredPresence }),
