@@ -22,6 +22,8 @@ export interface PeerIdentity {
   ed25519Public: Uint8Array;
   /** SHA-256 of the whole attestation document, for logs and audit. */
   documentHash: Uint8Array;
+  /** The peer's node identity (PCR4) when its document has one: what a repair approval names as its target (lifecycle-repair.ts). */
+  pcr4?: Uint8Array;
 }
 
 export interface VerifyPeerOptions {
@@ -85,11 +87,13 @@ export function verifyPeer(document: Uint8Array, opts: VerifyPeerOptions): PeerI
       throw new PeerAttestationError("bad_binding", `peer attestation document: ${e.message}`);
     throw e;
   }
+  const pcr4 = doc.pcrs.get(4);
   return {
     pcr0: pcr0.slice(),
     x25519Public: keys.x25519Public,
     ed25519Public: keys.ed25519Public,
     documentHash: sha256(document),
+    ...(pcr4 === undefined ? {} : { pcr4: pcr4.slice() }),
   };
 }
 

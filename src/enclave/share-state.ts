@@ -47,13 +47,30 @@ export function ownShareState(
   share: KeyShare,
   policy: TrustedPolicy | null,
 ): OwnShareState {
+  return ownShareStateOf(sign, sessionId, ceremony, walletId, share, share.publicPackage(), policy);
+}
+
+/**
+ * The same for a party that holds no loaded share: a repaired one
+ * (lifecycle-repair.ts), which states the index and generation of its hollow
+ * share and the package it was assembled against.
+ */
+export function ownShareStateOf(
+  sign: ChannelSigner,
+  sessionId: Uint8Array,
+  ceremony: ShareStateCeremony,
+  walletId: string,
+  held: { index: number; generation: number },
+  publicPackage: Uint8Array,
+  policy: TrustedPolicy | null,
+): OwnShareState {
   const state: ShareState = {
     sessionId: sessionId.slice(),
     ceremony,
     walletId,
-    partyIndex: share.index,
-    generation: share.generation,
-    publicPackageHash: publicPackageHash(share.publicPackage()),
+    partyIndex: held.index,
+    generation: held.generation,
+    publicPackageHash: publicPackageHash(publicPackage),
     policyHash: policy?.hash ?? null,
   };
   const encoding = encodeShareState(state);

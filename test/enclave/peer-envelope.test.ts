@@ -138,6 +138,12 @@ describe("channel keys and peer admission", () => {
     expect(id.ed25519Public).toEqual(k.ed25519Public);
     expect(id.pcr0).toEqual(PCR0);
     expect(id.documentHash).toEqual(sha256(docs.get(1)!));
+    // The node identity a repair approval names (lifecycle-repair.ts): PCR4 as the document carries it.
+    const pcr4 = new Uint8Array(48).fill(0x44);
+    const withPcr4 = new SimulatedNsm({ pki, pcrs: { 0: PCR0, 4: pcr4 } }).attest({
+      userData: k.channelKeyBinding(),
+    });
+    expect(verifyPeer(withPcr4, verifyOpts()).pcr4).toEqual(pcr4);
     // Bytes work as well as hex in the allow list.
     expect(verifyPeer(docs.get(2)!, verifyOpts({ allowedPcr0: [PCR0] })).x25519Public).toEqual(
       keys.get(2)!.x25519Public,

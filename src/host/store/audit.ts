@@ -49,7 +49,14 @@ import {
 type Common = { walletId?: string; ceremonyId?: string };
 type CeremonyKind = "dkg" | "sign" | "refresh";
 /** The approvable operations (src/shared/wire/approval.ts OPERATIONS). */
-type ApprovalOperationName = "sign" | "refresh" | "policy_change" | "dkg" | "retire" | "import";
+type ApprovalOperationName =
+  | "sign"
+  | "refresh"
+  | "policy_change"
+  | "dkg"
+  | "retire"
+  | "import"
+  | "repair";
 
 /**
  * Who asked, as the node can tell. `client` is the client id level of the request's MQTT
@@ -322,7 +329,9 @@ const EVENTS: Record<
   approval_decided: {
     fields: {
       requestId: { check: id },
-      operation: { check: oneOf("sign", "refresh", "policy_change", "dkg", "retire", "import") },
+      operation: {
+        check: oneOf("sign", "refresh", "policy_change", "dkg", "retire", "import", "repair"),
+      },
       decision: { check: oneOf("approved", "refused") },
       decidedBy: { check: id },
       policyHash: optional(sha256Hex),

@@ -36,14 +36,16 @@
  *   u8  operation           1 sign, 2 refresh, 3 policy_change, 4 dkg, 5 retire (the
  *                           wallet's shares deleted on every holder: src/enclave/lifecycle-retire.ts),
  *                           6 import (an existing key brought in as a new wallet:
- *                           src/enclave/lifecycle-import.ts)
+ *                           src/enclave/lifecycle-import.ts), 7 repair (party K of the
+ *                           wallet rebuilt on a new node: src/shared/wire/repair.ts)
  *   lp(wallet id)           ASCII, patterns.ts ID_PATTERN (1..MAX_ID_LEN bytes)
  *   lp(client request id)   ASCII, patterns.ts ID_PATTERN
  *   u64 issued at           unix seconds, at most MAX_UNIX_SECONDS
  *   u64 expires at          unix seconds, issued at < expires at <= issued at + MAX_VALIDITY_SECONDS
  *   lp(digest)              sign: DIGEST_BYTES; import: SHA-256 of the key import
  *                           envelope (key-import.ts), so the approval is of that one
- *                           sealed key; others: empty
+ *                           sealed key; repair: repair.ts repairTargetDigest (party K
+ *                           and the target node's PCR4); others: empty
  *   lp(derivation path)     sign: ASCII non-hardened path, "m" for the wallet key itself,
  *                           indices in decimal without leading zeros ("m/7", never
  *                           "m/007": one derivation, one encoding); at most
@@ -96,7 +98,15 @@ export const APPROVAL_REQUEST_LABEL = utf8.encode("tss-approval-v1");
 export const APPROVAL_POLICY_LABEL = utf8.encode("tss-approval-policy-v1");
 export const APPROVER_KEY_ID_LABEL = utf8.encode("tss-approver-key-v1");
 
-export const OPERATIONS = ["sign", "refresh", "policy_change", "dkg", "retire", "import"] as const;
+export const OPERATIONS = [
+  "sign",
+  "refresh",
+  "policy_change",
+  "dkg",
+  "retire",
+  "import",
+  "repair",
+] as const;
 export type ApprovalOperation = (typeof OPERATIONS)[number];
 /** The operation's byte is its position here plus one. */
 const operationCode = (o: ApprovalOperation): number => OPERATIONS.indexOf(o) + 1;
@@ -168,7 +178,7 @@ export interface ApprovableRequest {
   issuedAt: number;
   /** Unix seconds; the approval is refused from this second on. */
   expiresAt: number;
-  /** sign: the 32-byte digest; import: SHA-256 of the key import envelope. */
+  /** sign: the 32-byte digest; import: SHA-256 of the key import envelope; repair: repair.ts repairTargetDigest. */
   digest?: Uint8Array;
   /** sign only: the derivation path; absent means "m" (the wallet key). */
   path?: string;
@@ -451,7 +461,7 @@ export function encodeRequest(req: ApprovableRequest): Uint8Array {
   };
   let digest = EMPTY;
   let path = EMPTY;
-  if (op === "import") {
+  if (op === "import" || op === "repair") {
     digest = bytesOf(req.digest, DIGEST_BYTES, "digest");
     unused(req.path, "path");
   } else if (op === "sign") {

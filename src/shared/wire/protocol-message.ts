@@ -6,7 +6,9 @@
  *   0   1  version = WIRE_VERSION (1)
  *   1   1  ceremony: 1 dkg, 2 sign, 3 refresh, 4 import (a key import's dealing:
  *          src/enclave/lifecycle-import.ts; its body is a dealt share, which never
- *          reaches the core's message parser, so wire.rs has no code 4)
+ *          reaches the core's message parser, so wire.rs has no code 4), 5 repair
+ *          (a share repair's terms: src/enclave/lifecycle-repair.ts; never parsed by
+ *          the core either)
  *   2   1  phase that produced it (1..4)
  *   3   1  from: sender party index (1..MAX_PARTIES)
  *   4   1  to: recipient party index (1..MAX_PARTIES, not `from`), 0 = BROADCAST
@@ -34,13 +36,20 @@ export const BROADCAST = 0;
 export const MAX_PARTIES = 16;
 export const MAX_PHASE = 4;
 
-export type Ceremony = "dkg" | "sign" | "refresh" | "import";
-const CEREMONY_CODES: Record<Ceremony, number> = { dkg: 1, sign: 2, refresh: 3, import: 4 };
+export type Ceremony = "dkg" | "sign" | "refresh" | "import" | "repair";
+const CEREMONY_CODES: Record<Ceremony, number> = {
+  dkg: 1,
+  sign: 2,
+  refresh: 3,
+  import: 4,
+  repair: 5,
+};
 const CEREMONY_NAMES: Record<number, Ceremony> = {
   1: "dkg",
   2: "sign",
   3: "refresh",
   4: "import",
+  5: "repair",
 };
 
 /** The header's fields. */
