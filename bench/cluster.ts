@@ -5,7 +5,10 @@
  * refresh latency, and CPU seconds per signature across every cluster
  * process (hosts, enclaves, broker, KMS stand-in) and this client, in total
  * and by process kind; where a sequential signature's time goes, stage by
- * stage, from the coordinator's progress messages. Writes
+ * stage, from the coordinator's progress messages; then, in a separate pass
+ * through counting relays (so counting slows none of those figures), the
+ * bytes on the wire per DKG, refresh and signature, by kind and direction,
+ * and the core's protocol-message bytes within them. Writes
  * bench/results/cluster.json, prints a table, updates BENCHMARKS.md.
  * --legacy-node-layer runs the node layer as before issue 12 item 4 (JSON
  * node RPC, separate prepare and attestation rounds) for a before/after in
@@ -16,13 +19,26 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir, cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { startCluster } from "../src/cluster/local-cluster.ts";
+import { execFileSync } from "node:child_process";
+import { startCluster, type LocalCluster } from "../src/cluster/local-cluster.ts";
 import { TssClient } from "../src/client/index.ts";
+import { startFaultRelay, type FaultRelay } from "../src/harness/mqtt-fault-relay.ts";
+import { watchPresence } from "../src/harness/presence-watch.ts";
+import {
+  addPacket,
+  copyTally,
+  diffTally,
+  newTally,
+  scaleTally,
+  summarizeTally,
+  TRAFFIC_KINDS,
+  type TrafficTally,
+} from "../src/harness/mqtt-traffic-meter.ts";
 
 const args = process.argv.slice(2);
 if (args.includes("--help")) {
   console.log(
-    "usage: bun run bench/cluster.ts [--window SECONDS (default 30)] [--latency-runs N (default 100)] [--legacy-node-layer]",
+    "usage: bun run bench/cluster.ts [--window SECONDS (default 30)] [--latency-runs N (default 100)] [--byte-sign-runs N (default 20)] [--legacy-node-layer]",
   );
   process.exit(0);
 }
@@ -45,6 +61,8 @@ if (LEGACY) {
   process.env.TSS_PLANNING_PREPARE = "off";
 }
 const LAT_RUNS = num("--latency-runs", 100);
+/** Sequential signatures of the bytes pass (after 2 uncounted ones). */
+const BYTE_SIGN_RUNS = num("--byte-sign-runs", 20);
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLK = 100; // USER_HZ on Linux
 
@@ -96,7 +114,29 @@ function cpuByRole(pids: number[]): Record<Role, number> {
   return out;
 }
 
+/** HEAD, and whether the code the cluster runs had uncommitted changes (other work in the tree). */
+function commitOfTree(): string {
+  const git = (...a: string[]) => execFileSync("git", a, { cwd: ROOT }).toString().trim();
+  try {
+    const dirty = git("status", "--porcelain", "--", "src", "bench", "crates", "build").length > 0;
+    return `${git("rev-parse", "HEAD")}${dirty ? " (with uncommitted changes under src/, bench/, crates/ or build/)" : ""}`;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
 const sum = (r: Record<Role, number>) => ROLES.reduce((a, k) => a + r[k], 0);
+
+/** Busy CPU seconds of the whole machine so far (every core; /proc/stat user..steal less idle and iowait). */
+function machineBusySeconds(): number {
+  const f = readFileSync("/proc/stat", "utf8")
+    .split("\n")[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  return (f.reduce((a, x) => a + x, 0) - f[3]! - f[4]!) / CLK;
+}
 
 async function throughput(
   client: TssClient,
@@ -125,8 +165,100 @@ async function throughput(
   return { sigs, errors, rate: sigs / ((performance.now() - t0) / 1000), lat };
 }
 
+/** Bytes on the wire of one ceremony: totals, and by kind and direction. */
+interface CeremonyBytes extends ReturnType<typeof summarizeTally> {
+  ceremonies: number;
+  byKind: TrafficTally["byKind"];
+  protocol: TrafficTally["protocol"];
+  distinct: TrafficTally["distinct"];
+}
+
+const perCeremony = (t: TrafficTally, n: number): CeremonyBytes => {
+  const s = scaleTally(t, n);
+  return {
+    ceremonies: n,
+    ...summarizeTally(s),
+    byKind: s.byKind,
+    protocol: s.protocol,
+    distinct: s.distinct,
+  };
+};
+
+/**
+ * The bytes pass, after the timed ones so that counting never slows a latency
+ * figure: every host and this client reach the broker through a counting
+ * relay (mqtt-fault-relay.ts feeding mqtt-traffic-meter.ts; the hosts restart
+ * onto them), then one DKG 3-of-5, one refresh of its wallet and
+ * BYTE_SIGN_RUNS sequential signatures, each tallied from a snapshot before
+ * and after it (presence and keep-alives in that window included, by kind).
+ */
+async function bytesPass(
+  cluster: LocalCluster,
+  log: (s: string) => void,
+  /** The relays started, for the caller to close after the cluster stops. */
+  relays: FaultRelay[],
+): Promise<{ dkg: CeremonyBytes; refresh: CeremonyBytes; sign: CeremonyBytes }> {
+  const tally = newTally();
+  const relay = async () => {
+    const r = await startFaultRelay({
+      brokerPort: cluster.broker.port,
+      recordSeen: false,
+      onPacket: (d, p, h) => addPacket(tally, d, p, h),
+    });
+    relays.push(r);
+    return r;
+  };
+  const presence = await watchPresence(cluster.observer);
+  let client: TssClient | null = null;
+  try {
+    log("bytes pass: hosts restart onto counting relays");
+    for (const n of cluster.nodes) {
+      const r = await relay();
+      const cfg = JSON.parse(readFileSync(n.config, "utf8")) as { mqtt: { url: string } };
+      cfg.mqtt.url = r.url;
+      writeFileSync(n.config, JSON.stringify(cfg, null, 2) + "\n", { mode: 0o600 });
+      await n.restartHost();
+    }
+    const deadline = Date.now() + 60_000;
+    while (!cluster.nodes.every((n) => presence.last(n.nodeId) === "online")) {
+      if (Date.now() > deadline) throw new Error("bytes pass: hosts not back online");
+      await Bun.sleep(100);
+    }
+    const user = cluster.clients[1]!;
+    client = await TssClient.connect({
+      url: (await relay()).url,
+      username: user.username,
+      password: user.password,
+      clientId: user.username,
+      timeoutMs: 300_000,
+    });
+    const measure = async (n: number, run: () => Promise<unknown>) => {
+      const before = copyTally(tally);
+      for (let k = 0; k < n; k++) await run();
+      return perCeremony(diffTally(tally, before), n);
+    };
+    const c = client;
+    log("bytes pass: DKG 3-of-5");
+    let walletId = "";
+    const dkg = await measure(1, async () => {
+      walletId = (await c.createWallet({ threshold: 3, parties: 5 })).walletId;
+    });
+    log("bytes pass: refresh");
+    const refresh = await measure(1, () => c.refresh({ walletId }));
+    for (let k = 0; k < 2; k++) await c.sign({ walletId, digest: randomBytes(32) });
+    log(`bytes pass: ${BYTE_SIGN_RUNS} sequential signatures`);
+    const sign = await measure(BYTE_SIGN_RUNS, () => c.sign({ walletId, digest: randomBytes(32) }));
+    return { dkg, refresh, sign };
+  } finally {
+    await client?.close().catch(() => {});
+    await presence.close().catch(() => {});
+  }
+}
+
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "tss-bench-"));
+  const loadAtStart = loadavg();
+  const relays: FaultRelay[] = [];
   const log = (s: string) => process.stderr.write(`${s}\n`);
   // The benchmark is one client user measuring capacity: its per-user admission
   // limits (rate-limits.ts, default 10/s and 8 in flight) are raised above what
@@ -150,6 +282,13 @@ async function main() {
     timeoutMs: 300_000,
   });
   try {
+    // Over the timed runs, the machine's busy CPU less this benchmark's own processes' is other
+    // work's: the share of the cores it took says whether the figures shared the CPU.
+    const timed0 = {
+      at: performance.now(),
+      machine: machineBusySeconds(),
+      ours: sum(cpuByRole([process.pid])),
+    };
     log("DKG 3-of-5 (x2)");
     const dkg: number[] = [];
     let walletId = "";
@@ -234,10 +373,21 @@ async function main() {
     const t = performance.now();
     await client.refresh({ walletId });
     const refresh = performance.now() - t;
+    const timedS = (performance.now() - timed0.at) / 1000;
+    const otherCpuS = Math.max(
+      0,
+      machineBusySeconds() - timed0.machine - (sum(cpuByRole([process.pid])) - timed0.ours),
+    );
+    const otherWorkShare = Math.round((otherCpuS / (timedS * cpus().length)) * 1000) / 1000;
+    const bytes = await bytesPass(cluster, log, relays);
+    const loadAtEnd = loadavg();
+    // Other work took more than a tenth of the cores during the timed runs: the figures shared the CPU.
+    const cpuShared = otherWorkShare > 0.1;
 
     const result = {
       date: new Date().toISOString(),
       machine: `${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; Bun ${Bun.version}`,
+      commit: commitOfTree(),
       command: `npm run bench:cluster${process.argv.length > 2 ? ` -- ${args.join(" ")}` : ""}`,
       node_layer: LEGACY
         ? "legacy (JSON node RPC, separate prepare and attestation rounds)"
@@ -245,10 +395,27 @@ async function main() {
       sign_latency_ms: { runs: LAT_RUNS, p50: pct(lat, 50), p95: pct(lat, 95), p99: pct(lat, 99) },
       /** Median ms of each stage of a sequential signature (from the coordinator's progress messages). */
       sign_latency_breakdown_p50_ms: breakdown,
-      load_average: loadavg(),
+      load_average: loadAtEnd,
+      load_average_at_start: loadAtStart,
+      /** Share of all cores that processes outside this benchmark used during the timed runs. */
+      other_work_cpu_share: otherWorkShare,
+      cpu_shared: cpuShared,
       throughput: tp,
       dkg_ms: dkg,
       refresh_ms: refresh,
+      /**
+       * Bytes on the wire per ceremony, counted in a separate pass after the timed ones (every
+       * host's and the client's broker connection through a counting relay): whole MQTT packets
+       * in both directions (to the broker and delivered from it), by kind, and the protocol
+       * messages carried in node RPC (peer envelopes, and the core's own bytes within them).
+       */
+      bytes_on_wire: {
+        method:
+          "separate pass after the timed runs: hosts and client through counting TCP relays (src/harness/mqtt-traffic-meter.ts); whole MQTT packets, both directions, TCP/IP headers not counted",
+        dkg_3_of_5: bytes.dkg,
+        refresh: bytes.refresh,
+        sign_concurrency_1: bytes.sign,
+      },
     };
     rows.push(result);
     mkdirSync(join(ROOT, "bench/results"), { recursive: true });
@@ -280,8 +447,27 @@ async function main() {
       `| DKG 3-of-5 latency | ${dkg.map((d) => (d / 1000).toFixed(1)).join(" s, ")} s |`,
       `| refresh latency | ${(refresh / 1000).toFixed(1)} s |`,
     ].join("\n");
+    const kib = (b: number) => (b / 1024).toFixed(1);
+    const kindCell = (c: CeremonyBytes, k: (typeof TRAFFIC_KINDS)[number]) =>
+      kib(c.byKind[k].to_broker.wireBytes + c.byKind[k].to_client.wireBytes);
+    const bytesTable = [
+      `| per ceremony (separate pass; signature: mean of ${BYTE_SIGN_RUNS}) | MQTT packets | KiB on the wire (to broker / from broker) | core's messages, each once: KiB (count) | wire bytes per core byte | protocol-message crossings: envelope / core KiB | core crossings' share of the wire | node RPC calls / replies KiB | client requests / responses KiB | presence KiB | MQTT control KiB |`,
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+      ...(
+        [
+          ["DKG 3-of-5", bytes.dkg],
+          ["refresh", bytes.refresh],
+          ["one signature, concurrency 1", bytes.sign],
+        ] as const
+      ).map(([name, c]) => {
+        const up = TRAFFIC_KINDS.reduce((a, k) => a + c.byKind[k].to_broker.wireBytes, 0);
+        const down = TRAFFIC_KINDS.reduce((a, k) => a + c.byKind[k].to_client.wireBytes, 0);
+        return `| ${name} | ${c.packets.toFixed(0)} | ${kib(c.wireBytes)} (${kib(up)} / ${kib(down)}) | ${kib(c.distinctCoreBytes)} (${c.distinctMessages.toFixed(0)}) | ${c.wirePerCoreByte.toFixed(2)} | ${kib(c.protocolEnvelopeBytes)} / ${kib(c.protocolCoreBytes)} | ${(c.coreShare * 100).toFixed(1)} % | ${kindCell(c, "node RPC call")} / ${kindCell(c, "node RPC reply")} | ${kindCell(c, "client request")} / ${kindCell(c, "client response")} | ${kindCell(c, "presence")} | ${kindCell(c, "MQTT control")} |`;
+      }),
+    ].join("\n");
     console.log(table);
-    const section = `<!-- cluster:begin -->\nMeasured ${result.date} on ${result.machine}; load average at the end ${result.load_average.map((x) => x.toFixed(1)).join(", ")} (other work shares the machine).\nCommand: \`npm run bench:cluster\` (5 nodes as separate host and enclave processes, one Mosquitto, the KMS stand-in, all on this machine).\n\n${table}\n<!-- cluster:end -->`;
+    console.log(bytesTable);
+    const section = `<!-- cluster:begin -->\nMeasured ${result.date} on ${result.machine}, commit ${result.commit}; load average at the start ${loadAtStart.map((x) => x.toFixed(1)).join(", ")}, at the end ${loadAtEnd.map((x) => x.toFixed(1)).join(", ")}; other work outside the benchmark used ${(otherWorkShare * 100).toFixed(0)} % of the cores during the timed runs${cpuShared ? " (the CPU was shared: latencies, rates and CPU figures are worse than on an idle machine; the byte counts do not depend on it)" : ""}.\nCommand: \`npm run bench:cluster\` (5 nodes as separate host and enclave processes, one Mosquitto, the KMS stand-in, all on this machine).\n\n${table}\n\nBytes on the wire per ceremony, counted in a separate pass after the timed runs (so counting slows no latency above): every host's and the client's broker connection goes through a counting relay (\`src/harness/mqtt-traffic-meter.ts\`), which tallies whole MQTT packets in both directions (a message published once and delivered once counts on both links; TCP/IP headers not counted), by kind, and the protocol messages inside node RPC: the peer envelopes as carried and the core's own message bytes within them (an envelope less its AEAD nonce and tag or its broadcast signature), each crossing counted, and each message once by its clear header. A message relayed through the coordinator crosses up to four links (up in a reply, down to the coordinator, up in a call, down to the recipient), so "wire bytes per core byte" is the node layer's and MQTT's whole cost per byte the core sends, and the crossings' share shows how little of that is framing.\n\n${bytesTable}\n<!-- cluster:end -->`;
     if (LEGACY) return;
     const path = join(ROOT, "BENCHMARKS.md");
     let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
@@ -291,6 +477,7 @@ async function main() {
   } finally {
     await client.close().catch(() => {});
     await cluster.stop();
+    for (const r of relays) await r.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 }

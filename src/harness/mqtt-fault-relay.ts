@@ -34,7 +34,7 @@ export interface FaultRelay {
   setDelay(ms: number): void;
   /** Drops the PUBLISH packets `rule` returns true for; null drops nothing. */
   dropWhere(rule: ((p: RelayedPublish) => boolean) | null): void;
-  /** Every PUBLISH that passed (or was dropped), in order, for assertions. */
+  /** Every PUBLISH that passed (or was dropped), in order, for assertions (empty with recordSeen: false). */
   readonly seen: (RelayedPublish & { dropped: boolean; at: number })[];
   /** Packets held back by a delay so far. */
   readonly delayed: number;
@@ -92,6 +92,10 @@ export function readPublish(
 export function startFaultRelay(o: {
   brokerPort: number;
   brokerHost?: string;
+  /** Sees every whole packet, of any type, as it arrives (before drop or delay): byte counting (mqtt-traffic-meter.ts). */
+  onPacket?: (direction: RelayDirection, packet: Buffer, headerBytes: number) => void;
+  /** Keep `seen` (a copy of every PUBLISH); default true. A long byte count turns it off. */
+  recordSeen?: boolean;
 }): Promise<FaultRelay> {
   let delayMs = 0;
   let rule: ((p: RelayedPublish) => boolean) | null = null;
@@ -124,10 +128,12 @@ export function startFaultRelay(o: {
         if (!next) return;
         const packet = buf.subarray(0, next.length);
         buf = buf.subarray(next.length);
-        if (packet[0]! >> 4 === PUBLISH) {
+        o.onPacket?.(direction, packet, next.headerBytes);
+        if (packet[0]! >> 4 === PUBLISH && (rule || o.recordSeen !== false)) {
           const p = { direction, ...readPublish(packet, next.headerBytes) };
           const dropped = rule?.(p) ?? false;
-          seen.push({ ...p, payload: Buffer.from(p.payload), dropped, at: Date.now() });
+          if (o.recordSeen !== false)
+            seen.push({ ...p, payload: Buffer.from(p.payload), dropped, at: Date.now() });
           if (dropped) continue;
         }
         const bytes = Buffer.from(packet);
