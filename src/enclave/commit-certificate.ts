@@ -22,7 +22,7 @@
  * and then the share-state statements of every sign and refresh
  * (share-state.ts) are what names the stale node.
  */
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { channelSignatureValid } from "./channel-signature.ts";
 import { bytesEqual } from "../attestation/verifier.ts";
 import { toHex } from "../shared/hex.ts";
 import {
@@ -82,15 +82,8 @@ export function verifyCommitCertificate(
     } catch (e) {
       refuse(`document ${k}: ${(e as Error).message}`);
     }
-    let ok: boolean;
-    try {
-      ok = ed25519.verify(parsed.signature, parsed.encoding, identity.ed25519Public, {
-        zip215: false,
-      });
-    } catch {
-      ok = false;
-    }
-    if (!ok) refuse(`statement ${k} is not signed by its document's channel key`);
+    if (!channelSignatureValid(parsed.signature, parsed.encoding, identity.ed25519Public))
+      refuse(`statement ${k} is not signed by its document's channel key`);
     const s = parsed.statement;
     if (byParty.has(s.partyIndex)) refuse(`party ${s.partyIndex} appears twice`);
     const key = toHex(identity.ed25519Public);

@@ -37,8 +37,8 @@
  * attested images, so equivocation needs a compromised enclave, outside what
  * this layer defends.
  */
+import { channelSignatureValid } from "./channel-signature.ts";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { ed25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import {
@@ -372,16 +372,7 @@ export class PeerSession {
     peer: PeerIdentity,
     from: number,
   ): Uint8Array {
-    let ok: boolean;
-    try {
-      // Strict RFC 8032 rules (no ZIP-215 leniency): canonical encodings, no small-order keys.
-      ok = ed25519.verify(signature, broadcastSigningInput(signed), peer.ed25519Public, {
-        zip215: false,
-      });
-    } catch {
-      ok = false;
-    }
-    if (!ok)
+    if (!channelSignatureValid(signature, broadcastSigningInput(signed), peer.ed25519Public))
       throw new PeerMessageError(
         "bad_signature",
         `broadcast from party ${from} does not carry that party's valid signature`,

@@ -21,7 +21,7 @@
  * Any flaw refuses the activation with bad_request and leaves the share
  * pending, so the holder settles from its peers later.
  */
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { channelSignatureValid } from "./channel-signature.ts";
 import { bytesEqual } from "../attestation/verifier.ts";
 import {
   encodeSealReceipt,
@@ -77,13 +77,7 @@ export function verifySealReceipts(
     if (key === undefined) refuse(`receipt ${k} names party ${r.partyIndex}, not in the session`);
     if (seen.has(r.partyIndex)) refuse(`party ${r.partyIndex} appears twice`);
     seen.add(r.partyIndex);
-    let ok: boolean;
-    try {
-      ok = ed25519.verify(parsed.signature, parsed.encoding, key, { zip215: false });
-    } catch {
-      ok = false;
-    }
-    if (!ok)
+    if (!channelSignatureValid(parsed.signature, parsed.encoding, key))
       refuse(`party ${r.partyIndex}'s receipt is not signed by its channel key of the session`);
     if (
       r.ceremony !== subject.ceremony ||

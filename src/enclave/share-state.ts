@@ -16,7 +16,7 @@
  * of the relaying itself (missing, duplicated, forged or foreign statements)
  * names nobody, since only the hosts could have produced it.
  */
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { channelSignatureValid } from "./channel-signature.ts";
 import { bytesEqual } from "../attestation/verifier.ts";
 import {
   encodeShareState,
@@ -165,13 +165,7 @@ function verified(
       "ceremony_failed",
       `a relayed share-state statement names party ${s.partyIndex}, not another participant of this session`,
     );
-  let ok: boolean;
-  try {
-    ok = ed25519.verify(parsed.signature, parsed.encoding, key, { zip215: false });
-  } catch {
-    ok = false;
-  }
-  if (!ok)
+  if (!channelSignatureValid(parsed.signature, parsed.encoding, key))
     throw new EnclaveError(
       "ceremony_failed",
       `party ${s.partyIndex}'s share-state statement does not carry its channel key's valid signature`,

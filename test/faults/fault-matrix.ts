@@ -14,9 +14,10 @@
  * a clear error), no enclave keeps a session open, the wallets still sign
  * with a current-generation quorum and every signature verifies.
  *
- * `faultMatrix({ sample: true })` (npm test, test/integration/fault-matrix.test.ts)
- * runs one cell per fault; the full matrix (npm run test:faults) runs each
- * for signing, DKG and refresh.
+ * `describeFaultMatrix({ sample: true })` (npm test, test/integration/fault-matrix.test.ts)
+ * registers one cell per fault; the full matrix (npm run test:faults) runs each
+ * for signing, DKG and refresh. Every cell's assertions are here; the files
+ * that register the matrix check which cells they got (`cells()`).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
@@ -66,7 +67,14 @@ function rpcCall(
   }
 }
 
-export function faultMatrix(o: { sample: boolean }): void {
+/** Registers the matrix's vitest suites; `cells()` lists the cells registered (known once the file is collected). */
+export function describeFaultMatrix(o: { sample: boolean }): { cells(): readonly string[] } {
+  const registered: string[] = [];
+  /** `it`, remembering the cell's title. */
+  const cell = (title: string, fn: () => Promise<void>, timeoutMs?: number) => {
+    registered.push(title);
+    return it(title, fn, timeoutMs);
+  };
   let cluster: LocalCluster;
   let dir: string;
   let client: TssClient;
@@ -174,155 +182,169 @@ export function faultMatrix(o: { sample: boolean }): void {
 
   describe("message delay and drop between node-3 and the broker", () => {
     for (const kind of kinds)
-      it(`${kind}: every packet delayed ${DELAY_MS} ms each way, well inside the phase deadline: it completes`, async () => {
-        const before = relay.delayed;
-        relay.setDelay(DELAY_MS);
-        const t = Date.now();
-        try {
-          const r = await run(kind);
-          if (kind === "sign") expect(verified(w3, r as SignResult)).toBe(true);
-        } finally {
-          relay.setDelay(0);
-        }
-        // Four phases, each a call and its reply crossing the relay: the delay was really paid.
-        expect(Date.now() - t).toBeGreaterThanOrEqual(8 * DELAY_MS);
-        expect(relay.delayed - before).toBeGreaterThan(8);
-        await noOpenSessions();
-        await stillSigns();
-      });
+      cell(
+        `${kind}: every packet delayed ${DELAY_MS} ms each way, well inside the phase deadline: it completes`,
+        async () => {
+          const before = relay.delayed;
+          relay.setDelay(DELAY_MS);
+          const t = Date.now();
+          try {
+            const r = await run(kind);
+            if (kind === "sign") expect(verified(w3, r as SignResult)).toBe(true);
+          } finally {
+            relay.setDelay(0);
+          }
+          // Four phases, each a call and its reply crossing the relay: the delay was really paid.
+          expect(Date.now() - t).toBeGreaterThanOrEqual(8 * DELAY_MS);
+          expect(relay.delayed - before).toBeGreaterThan(8);
+          await noOpenSessions();
+          await stillSigns();
+        },
+      );
 
     for (const kind of kinds)
-      it(`${kind}: one phase-2 message dropped: the whole session is aborted with an answer within the phase deadline, never retried`, async () => {
-        const gen0 = await generation();
-        const walletsBefore = (await client.wallets()).wallets.length;
-        let victim: { op: string; phase?: number; session?: string; topic: string } | null = null;
-        relay.dropWhere((p) => {
-          if (victim) return false;
-          const c = rpcCall(p.topic, p.payload);
-          if (c?.op !== "step" || c.phase !== 2) return false;
-          victim = { ...c, topic: p.topic };
-          return true;
-        });
-        const from = relay.seen.length;
-        const t = Date.now();
-        let err: TssError | null = null;
-        try {
-          await run(kind);
-        } catch (e) {
-          err = e as TssError;
-        } finally {
-          relay.dropWhere(null);
-        }
-        const took = Date.now() - t;
-        expect(victim).not.toBeNull();
-        expect(err).toBeInstanceOf(TssError);
-        // The call that never arrived is answered by the coordinator's phase deadline, not the client's.
-        expect(err!.code).toBe("deadline_exceeded");
-        expect(took).toBeLessThan(PHASE_TIMEOUT_MS + 60_000);
-        expect(took).toBeGreaterThanOrEqual(PHASE_TIMEOUT_MS - 1_000);
-        // Never a retry: no second phase-2 step of that session to that inbox crossed the relay.
-        const again = relay.seen.slice(from).filter((p) => {
-          const c = rpcCall(p.topic, p.payload);
-          return (
-            c?.op === "step" &&
-            c.phase === 2 &&
-            c.session === victim!.session &&
-            p.topic === victim!.topic
-          );
-        });
-        expect(again).toHaveLength(1);
-        expect(again[0]!.dropped).toBe(true);
-        await noOpenSessions();
-        // Nothing half-made: no new wallet, no new generation.
-        if (kind === "dkg") expect((await client.wallets()).wallets).toHaveLength(walletsBefore);
-        if (kind === "refresh") expect(await generation()).toBe(gen0);
-        await stillSigns();
-      });
+      cell(
+        `${kind}: one phase-2 message dropped: the whole session is aborted with an answer within the phase deadline, never retried`,
+        async () => {
+          const gen0 = await generation();
+          const walletsBefore = (await client.wallets()).wallets.length;
+          let victim: { op: string; phase?: number; session?: string; topic: string } | null = null;
+          relay.dropWhere((p) => {
+            if (victim) return false;
+            const c = rpcCall(p.topic, p.payload);
+            if (c?.op !== "step" || c.phase !== 2) return false;
+            victim = { ...c, topic: p.topic };
+            return true;
+          });
+          const from = relay.seen.length;
+          const t = Date.now();
+          let err: TssError | null = null;
+          try {
+            await run(kind);
+          } catch (e) {
+            err = e as TssError;
+          } finally {
+            relay.dropWhere(null);
+          }
+          const took = Date.now() - t;
+          expect(victim).not.toBeNull();
+          expect(err).toBeInstanceOf(TssError);
+          // The call that never arrived is answered by the coordinator's phase deadline, not the client's.
+          expect(err!.code).toBe("deadline_exceeded");
+          expect(took).toBeLessThan(PHASE_TIMEOUT_MS + 60_000);
+          expect(took).toBeGreaterThanOrEqual(PHASE_TIMEOUT_MS - 1_000);
+          // Never a retry: no second phase-2 step of that session to that inbox crossed the relay.
+          const again = relay.seen.slice(from).filter((p) => {
+            const c = rpcCall(p.topic, p.payload);
+            return (
+              c?.op === "step" &&
+              c.phase === 2 &&
+              c.session === victim!.session &&
+              p.topic === victim!.topic
+            );
+          });
+          expect(again).toHaveLength(1);
+          expect(again[0]!.dropped).toBe(true);
+          await noOpenSessions();
+          // Nothing half-made: no new wallet, no new generation.
+          if (kind === "dkg") expect((await client.wallets()).wallets).toHaveLength(walletsBefore);
+          if (kind === "refresh") expect(await generation()).toBe(gen0);
+          await stillSigns();
+        },
+      );
 
     if (!o.sample)
-      it("sign: node-3's traffic delayed beyond the phase deadline from phase 2 on: aborted at the deadline, the late messages revive nothing", async () => {
-        const late = PHASE_TIMEOUT_MS + 2_000;
-        let delayedAt = 0;
-        const err = await run("sign", (p) => {
-          if (delayedAt || p.stage !== "sign" || p.phase !== 2) return;
-          delayedAt = Date.now();
-          relay.setDelay(late);
-        }).then(
-          () => null,
-          (e: unknown) => e as TssError,
-        );
-        const answeredAfter = Date.now() - delayedAt;
-        relay.setDelay(0);
-        // Let what was held drain first (later cells need node-3's link clear): replies to calls
-        // already given up on are dropped as late.
-        await sleep(late + 2_000);
-        expect(delayedAt).toBeGreaterThan(0);
-        expect(err).toBeInstanceOf(TssError);
-        expect(err!.code).toBe("deadline_exceeded");
-        // The phase deadline, then the aborts (each waits up to a phase deadline for its answer,
-        // which node-3's link holds back), then, when node-3 coordinates, its own held answer.
-        expect(answeredAfter).toBeLessThan(2 * PHASE_TIMEOUT_MS + late + 10_000);
-        expect(answeredAfter).toBeGreaterThanOrEqual(PHASE_TIMEOUT_MS - 1_000);
-        report(
-          `delay beyond the deadline mid-sign: ${err!.code} ${answeredAfter} ms after the delay began`,
-        );
-        await noOpenSessions();
-        await stillSigns();
-      });
+      cell(
+        "sign: node-3's traffic delayed beyond the phase deadline from phase 2 on: aborted at the deadline, the late messages revive nothing",
+        async () => {
+          const late = PHASE_TIMEOUT_MS + 2_000;
+          let delayedAt = 0;
+          const err = await run("sign", (p) => {
+            if (delayedAt || p.stage !== "sign" || p.phase !== 2) return;
+            delayedAt = Date.now();
+            relay.setDelay(late);
+          }).then(
+            () => null,
+            (e: unknown) => e as TssError,
+          );
+          const answeredAfter = Date.now() - delayedAt;
+          relay.setDelay(0);
+          // Let what was held drain first (later cells need node-3's link clear): replies to calls
+          // already given up on are dropped as late.
+          await sleep(late + 2_000);
+          expect(delayedAt).toBeGreaterThan(0);
+          expect(err).toBeInstanceOf(TssError);
+          expect(err!.code).toBe("deadline_exceeded");
+          // The phase deadline, then the aborts (each waits up to a phase deadline for its answer,
+          // which node-3's link holds back), then, when node-3 coordinates, its own held answer.
+          expect(answeredAfter).toBeLessThan(2 * PHASE_TIMEOUT_MS + late + 10_000);
+          expect(answeredAfter).toBeGreaterThanOrEqual(PHASE_TIMEOUT_MS - 1_000);
+          report(
+            `delay beyond the deadline mid-sign: ${err!.code} ${answeredAfter} ms after the delay began`,
+          );
+          await noOpenSessions();
+          await stillSigns();
+        },
+      );
   });
 
   describe("broker restart", () => {
     for (const kind of kinds)
-      it(`${kind}: Mosquitto killed (SIGKILL) mid-ceremony and restarted: in-flight requests are answered, nodes reconnect and re-announce, later requests sign`, async () => {
-        const gen0 = await generation();
-        const restartedAt = { t: 0 };
-        let restarting: Promise<void> | null = null;
-        const onProgress = (p: { stage: string; phase?: number }) => {
-          if (restarting || p.stage !== kind || p.phase !== 2) return;
-          restartedAt.t = Date.now();
-          restarting = cluster.broker.restart(1_000);
-        };
-        // Signatures run several at once; a wallet has one DKG or refresh at a time.
-        const inFlight = Array.from({ length: kind === "sign" ? 3 : 1 }, () =>
-          run(kind, onProgress).then(
-            () => Date.now(),
-            (e: unknown) => e,
-          ),
-        );
-        const settled = await Promise.all(inFlight);
-        expect(restarting).not.toBeNull();
-        await restarting;
-        for (const s of settled) {
-          // An answer (a result, or an error that says what happened), well before the client's own deadline.
-          if (typeof s === "number") expect(s - restartedAt.t).toBeLessThan(4 * PHASE_TIMEOUT_MS);
-          else {
-            expect(s).toBeInstanceOf(TssError);
-            expect(["deadline_exceeded", "ceremony_failed"]).toContain((s as TssError).code);
-          }
-        }
-        expect(Date.now() - restartedAt.t).toBeLessThan(4 * PHASE_TIMEOUT_MS);
-        report(
-          `broker restart mid-${kind}: ${settled.map((s) => (typeof s === "number" ? "completed" : (s as TssError).code)).join(", ")}`,
-        );
-        // Every node announced itself again on the new broker (it kept no retained presence).
-        for (const n of cluster.nodes)
-          await until(
-            () =>
-              presence.history(n.nodeId).some((p) => p.at > restartedAt.t && p.status === "online"),
-            30_000,
-            `${n.nodeId} online on the restarted broker`,
+      cell(
+        `${kind}: Mosquitto killed (SIGKILL) mid-ceremony and restarted: in-flight requests are answered, nodes reconnect and re-announce, later requests sign`,
+        async () => {
+          const gen0 = await generation();
+          const restartedAt = { t: 0 };
+          let restarting: Promise<void> | null = null;
+          const onProgress = (p: { stage: string; phase?: number }) => {
+            if (restarting || p.stage !== kind || p.phase !== 2) return;
+            restartedAt.t = Date.now();
+            restarting = cluster.broker.restart(1_000);
+          };
+          // Signatures run several at once; a wallet has one DKG or refresh at a time.
+          const inFlight = Array.from({ length: kind === "sign" ? 3 : 1 }, () =>
+            run(kind, onProgress).then(
+              () => Date.now(),
+              (e: unknown) => e,
+            ),
           );
-        await noOpenSessions();
-        const gen1 = await generation();
-        if (kind === "refresh" && typeof settled[0] === "number") expect(gen1).toBe(gen0 + 1);
-        else if (kind === "refresh") expect([gen0, gen0 + 1]).toContain(gen1);
-        else expect(gen1).toBe(gen0);
-        // Every holder on that one generation (no mixed generations left behind).
-        expect((await client.wallet(w3.walletId)).nodes).toHaveLength(3);
-        await stillSigns();
-        // A new ceremony of the same kind runs on the restarted broker.
-        await run(kind);
-      });
+          const settled = await Promise.all(inFlight);
+          expect(restarting).not.toBeNull();
+          await restarting;
+          for (const s of settled) {
+            // An answer (a result, or an error that says what happened), well before the client's own deadline.
+            if (typeof s === "number") expect(s - restartedAt.t).toBeLessThan(4 * PHASE_TIMEOUT_MS);
+            else {
+              expect(s).toBeInstanceOf(TssError);
+              expect(["deadline_exceeded", "ceremony_failed"]).toContain((s as TssError).code);
+            }
+          }
+          expect(Date.now() - restartedAt.t).toBeLessThan(4 * PHASE_TIMEOUT_MS);
+          report(
+            `broker restart mid-${kind}: ${settled.map((s) => (typeof s === "number" ? "completed" : (s as TssError).code)).join(", ")}`,
+          );
+          // Every node announced itself again on the new broker (it kept no retained presence).
+          for (const n of cluster.nodes)
+            await until(
+              () =>
+                presence
+                  .history(n.nodeId)
+                  .some((p) => p.at > restartedAt.t && p.status === "online"),
+              30_000,
+              `${n.nodeId} online on the restarted broker`,
+            );
+          await noOpenSessions();
+          const gen1 = await generation();
+          if (kind === "refresh" && typeof settled[0] === "number") expect(gen1).toBe(gen0 + 1);
+          else if (kind === "refresh") expect([gen0, gen0 + 1]).toContain(gen1);
+          else expect(gen1).toBe(gen0);
+          // Every holder on that one generation (no mixed generations left behind).
+          expect((await client.wallet(w3.walletId)).nodes).toHaveLength(3);
+          await stillSigns();
+          // A new ceremony of the same kind runs on the restarted broker.
+          await run(kind);
+        },
+      );
   });
 
   describe(`${RELAYED}'s database unavailable (another process holds its write lock)`, () => {
@@ -344,203 +366,217 @@ export function faultMatrix(o: { sample: boolean }): void {
         `node-3 ${status}`,
       );
 
-    it("its writes fail closed with an error naming it, it withdraws (degraded) while locked, nothing is lost, the others keep signing, it comes back online when the lock goes", async () => {
-      const gen0 = await generation();
-      const walletsBefore = (await client.wallets()).wallets.map((w) => w.walletId);
-      const lockedAt = Date.now();
-      const release = lockDatabase();
-      try {
-        // Withdrawn by its write probe, at most one healthy period (5 s) after the lock, or at its first failed write.
-        await presenceTurns("degraded", lockedAt, 15_000);
-        report(`database locked: node-3 degraded after ${Date.now() - lockedAt} ms`);
-        const outcomes = await Promise.allSettled(
-          Array.from({ length: 6 }, () =>
-            client.sign({ walletId: w2.walletId, digest: randomBytes(32) }),
-          ),
-        );
-        // Degraded, node-3 left the shared request subscription (bus.ts setStatus): it takes no
-        // request it would fail at its first write, so every sign is coordinated elsewhere.
-        const signed = outcomes.filter((x) => x.status === "fulfilled");
-        for (const x of outcomes)
-          if (x.status === "rejected") blamesLockedDb(x.reason);
-          else {
-            expect(verified(w2, x.value)).toBe(true);
-            // Degraded: no coordinator selects node-3 as a signer, and it coordinates none.
-            expect(x.value.signers).not.toContain(RELAYED);
-            expect(x.value.coordinator).not.toBe(RELAYED);
-          }
-        report(
-          `database locked, 6 signs of the 2-of-3: ${signed.length} signed, ${6 - signed.length} refused`,
-        );
-        expect(signed.length).toBe(6);
-        if (!o.sample) {
-          // A refresh needs node-3, which is withdrawn (or, coordinating, cannot record it): refused, generation unchanged.
-          const err = await client.refresh({ walletId: w3.walletId }).then(
-            () => null,
-            (e: unknown) => e,
-          );
-          expect(err).toBeInstanceOf(TssError);
-          report(
-            `database locked, refresh: ${(err as TssError).code}: ${(err as TssError).message.slice(0, 120)}`,
-          );
-          // A 3-of-3 DKG needs it too: refused, no wallet made.
-          const dkgErr = await client.createWallet({ threshold: 3, parties: 3 }).then(
-            () => null,
-            (e: unknown) => e,
-          );
-          expect(dkgErr).toBeInstanceOf(TssError);
-          report(
-            `database locked, DKG: ${(dkgErr as TssError).code}: ${(dkgErr as TssError).message.slice(0, 120)}`,
-          );
-        }
-      } finally {
-        release();
-      }
-      const releasedAt = Date.now();
-      // Back online once its probe (every 1 s while failing) takes the lock again.
-      await presenceTurns("online", releasedAt, 10_000);
-      report(`database released: node-3 online after ${Date.now() - releasedAt} ms`);
-      await noOpenSessions();
-      expect(await generation()).toBe(gen0);
-      expect((await client.wallet(w3.walletId)).nodes).toHaveLength(3);
-      // No wallet was made, half or whole.
-      expect(
-        (await client.wallets()).wallets.filter((w) => !walletsBefore.includes(w.walletId)),
-      ).toEqual([]);
-      // Back: node-3 signs as a participant and, once it takes a request, as a coordinator.
-      let coordinated = false;
-      for (let i = 0; i < 12 && !coordinated; i++) {
-        const r = await client.sign({ walletId: w3.walletId, digest: randomBytes(32) });
-        expect(verified(w3, r)).toBe(true);
-        coordinated = r.coordinator === RELAYED;
-      }
-      expect(coordinated).toBe(true);
-      if (!o.sample)
-        expect((await client.refresh({ walletId: w3.walletId })).generation).toBe(gen0 + 1);
-      await stillSigns();
-    });
-
-    if (!o.sample)
-      it("locked mid-DKG: node-3 cannot store its share, every holder rolls back, no half wallet remains, the error names node-3", async () => {
+    cell(
+      "its writes fail closed with an error naming it, it withdraws (degraded) while locked, nothing is lost, the others keep signing, it comes back online when the lock goes",
+      async () => {
+        const gen0 = await generation();
         const walletsBefore = (await client.wallets()).wallets.map((w) => w.walletId);
-        const walletId = `w_fm_${randomBytes(6).toString("hex")}`;
-        let release: (() => void) | null = null;
-        const err = await client
-          .createWallet({
-            threshold: 3,
-            parties: 3,
-            walletId,
-            onProgress: (p) => {
-              // node-3 is already in the ceremony: degraded does not end it; its persist meets the lock.
-              if (!release && p.stage === "dkg" && p.phase === 2) release = lockDatabase();
-            },
-          })
-          .then(
-            () => null,
-            (e: unknown) => e,
+        const lockedAt = Date.now();
+        const release = lockDatabase();
+        try {
+          // Withdrawn by its write probe, at most one healthy period (5 s) after the lock, or at its first failed write.
+          await presenceTurns("degraded", lockedAt, 15_000);
+          report(`database locked: node-3 degraded after ${Date.now() - lockedAt} ms`);
+          const outcomes = await Promise.allSettled(
+            Array.from({ length: 6 }, () =>
+              client.sign({ walletId: w2.walletId, digest: randomBytes(32) }),
+            ),
           );
-        expect(release).not.toBeNull();
-        release!();
-        blamesLockedDb(err);
-        report(
-          `database locked mid-DKG: ${(err as TssError).code}: ${(err as TssError).message.slice(0, 120)}`,
-        );
-        await presenceTurns("online", Date.now() - 1_000, 10_000);
+          // Degraded, node-3 left the shared request subscription (bus.ts setStatus): it takes no
+          // request it would fail at its first write, so every sign is coordinated elsewhere.
+          const signed = outcomes.filter((x) => x.status === "fulfilled");
+          for (const x of outcomes)
+            if (x.status === "rejected") blamesLockedDb(x.reason);
+            else {
+              expect(verified(w2, x.value)).toBe(true);
+              // Degraded: no coordinator selects node-3 as a signer, and it coordinates none.
+              expect(x.value.signers).not.toContain(RELAYED);
+              expect(x.value.coordinator).not.toBe(RELAYED);
+            }
+          report(
+            `database locked, 6 signs of the 2-of-3: ${signed.length} signed, ${6 - signed.length} refused`,
+          );
+          expect(signed.length).toBe(6);
+          if (!o.sample) {
+            // A refresh needs node-3, which is withdrawn (or, coordinating, cannot record it): refused, generation unchanged.
+            const err = await client.refresh({ walletId: w3.walletId }).then(
+              () => null,
+              (e: unknown) => e,
+            );
+            expect(err).toBeInstanceOf(TssError);
+            report(
+              `database locked, refresh: ${(err as TssError).code}: ${(err as TssError).message.slice(0, 120)}`,
+            );
+            // A 3-of-3 DKG needs it too: refused, no wallet made.
+            const dkgErr = await client.createWallet({ threshold: 3, parties: 3 }).then(
+              () => null,
+              (e: unknown) => e,
+            );
+            expect(dkgErr).toBeInstanceOf(TssError);
+            report(
+              `database locked, DKG: ${(dkgErr as TssError).code}: ${(dkgErr as TssError).message.slice(0, 120)}`,
+            );
+          }
+        } finally {
+          release();
+        }
+        const releasedAt = Date.now();
+        // Back online once its probe (every 1 s while failing) takes the lock again.
+        await presenceTurns("online", releasedAt, 10_000);
+        report(`database released: node-3 online after ${Date.now() - releasedAt} ms`);
         await noOpenSessions();
-        // No holder kept its share: the wallet is not found, and not listed, anywhere.
-        const lookup = await client.wallet(walletId).then(
-          () => null,
-          (e: unknown) => e as TssError,
-        );
-        expect(lookup?.code).toBe("not_found");
+        expect(await generation()).toBe(gen0);
+        expect((await client.wallet(w3.walletId)).nodes).toHaveLength(3);
+        // No wallet was made, half or whole.
         expect(
           (await client.wallets()).wallets.filter((w) => !walletsBefore.includes(w.walletId)),
         ).toEqual([]);
+        // Back: node-3 signs as a participant and, once it takes a request, as a coordinator.
+        let coordinated = false;
+        for (let i = 0; i < 12 && !coordinated; i++) {
+          const r = await client.sign({ walletId: w3.walletId, digest: randomBytes(32) });
+          expect(verified(w3, r)).toBe(true);
+          coordinated = r.coordinator === RELAYED;
+        }
+        expect(coordinated).toBe(true);
+        if (!o.sample)
+          expect((await client.refresh({ walletId: w3.walletId })).generation).toBe(gen0 + 1);
         await stillSigns();
-      });
+      },
+    );
 
     if (!o.sample)
-      it("locked mid-ceremony: every request is answered; one node-3 coordinated is refused on resubmission until node-3 restarts, then failed, never signed twice", async () => {
-        let release: (() => void) | null = null;
-        const ids = Array.from({ length: 4 }, () => `fm-${randomBytes(6).toString("hex")}`);
-        const digests = ids.map(() => randomBytes(32));
-        const outcomes = await Promise.allSettled(
-          ids.map((requestId, k) =>
-            client.sign({
-              walletId: w3.walletId,
-              digest: digests[k]!,
-              requestId,
+      cell(
+        "locked mid-DKG: node-3 cannot store its share, every holder rolls back, no half wallet remains, the error names node-3",
+        async () => {
+          const walletsBefore = (await client.wallets()).wallets.map((w) => w.walletId);
+          const walletId = `w_fm_${randomBytes(6).toString("hex")}`;
+          let release: (() => void) | null = null;
+          const err = await client
+            .createWallet({
+              threshold: 3,
+              parties: 3,
+              walletId,
               onProgress: (p) => {
-                if (!release && p.stage === "sign" && p.phase === 2) release = lockDatabase();
+                // node-3 is already in the ceremony: degraded does not end it; its persist meets the lock.
+                if (!release && p.stage === "dkg" && p.phase === 2) release = lockDatabase();
               },
-            }),
-          ),
-        );
-        expect(release).not.toBeNull();
-        // Held a while, then the database is back.
-        await sleep(2_000);
-        release!();
-        for (const x of outcomes)
-          if (x.status === "rejected") {
-            // A locked write blocks node-3's host for its busy timeout (250 ms while running; the
-            // driver is synchronous), so a call to it may also reach its deadline: node-3 is named either way.
-            expect(x.reason).toBeInstanceOf(TssError);
-            expect((x.reason as TssError).node).toBe(RELAYED);
-            expect((x.reason as TssError).message).toMatch(/database is locked|did not answer/);
-          } else expect(verified(w3, x.value)).toBe(true);
-        // Resubmitting each id: a success comes back as it was; a failure is never run again.
-        const again = await Promise.allSettled(
-          ids.map((requestId, k) =>
-            client.sign({ walletId: w3.walletId, digest: digests[k]!, requestId }),
-          ),
-        );
-        const lines: string[] = [];
-        /** The signature each id has released, if any: never a second one. */
-        const released: (SignResult["signature"] | null)[] = [];
-        for (let k = 0; k < ids.length; k++) {
-          const first = outcomes[k]!;
-          const second = again[k]!;
-          if (first.status === "fulfilled") {
-            expect(second.status).toBe("fulfilled");
-            expect((second as PromiseFulfilledResult<SignResult>).value.signature).toEqual(
-              first.value.signature,
-            );
-            released.push(first.value.signature);
-            lines.push("signed; resubmission: the same signature");
-          } else if (second.status === "fulfilled") {
-            // Refused before node-3 recorded anything: nothing ran, so the resubmission runs once.
-            expect(verified(w3, second.value)).toBe(true);
-            released.push(second.value.signature);
-            lines.push("refused before it started; resubmission signed");
-          } else {
-            // node-3's row of a ceremony it could not finish recording stays "running" until it restarts.
-            const code = (second.reason as TssError).code;
-            expect(["bad_request", "ceremony_failed"]).toContain(code);
-            released.push(null);
-            lines.push(
-              `refused mid-ceremony; resubmission ${code}: ${(second.reason as TssError).message.slice(0, 60)}`,
-            );
-          }
-        }
-        report(`database locked mid-sign: ${lines.join("; ")}`);
-        // A restart resolves what node-3 left "running": those ids answer ceremony_failed, never a signature.
-        const n3 = cluster.nodes.find((n) => n.nodeId === RELAYED)!;
-        await n3.restartHost();
-        await until(() => lastStatus(RELAYED) === "online", 30_000, "node-3 online after restart");
-        // Its start-up recovery runs 5 s after start.
-        await sleep(7_000);
-        for (let k = 0; k < ids.length; k++) {
-          const r = await client
-            .sign({ walletId: w3.walletId, digest: digests[k]!, requestId: ids[k] })
+            })
             .then(
-              (v) => v,
-              (e: unknown) => e as TssError,
+              () => null,
+              (e: unknown) => e,
             );
-          if (released[k]) expect((r as SignResult).signature).toEqual(released[k]);
-          else expect((r as TssError).code).toBe("ceremony_failed");
-        }
-        await noOpenSessions();
-        await stillSigns();
-      });
+          expect(release).not.toBeNull();
+          release!();
+          blamesLockedDb(err);
+          report(
+            `database locked mid-DKG: ${(err as TssError).code}: ${(err as TssError).message.slice(0, 120)}`,
+          );
+          await presenceTurns("online", Date.now() - 1_000, 10_000);
+          await noOpenSessions();
+          // No holder kept its share: the wallet is not found, and not listed, anywhere.
+          const lookup = await client.wallet(walletId).then(
+            () => null,
+            (e: unknown) => e as TssError,
+          );
+          expect(lookup?.code).toBe("not_found");
+          expect(
+            (await client.wallets()).wallets.filter((w) => !walletsBefore.includes(w.walletId)),
+          ).toEqual([]);
+          await stillSigns();
+        },
+      );
+
+    if (!o.sample)
+      cell(
+        "locked mid-ceremony: every request is answered; one node-3 coordinated is refused on resubmission until node-3 restarts, then failed, never signed twice",
+        async () => {
+          let release: (() => void) | null = null;
+          const ids = Array.from({ length: 4 }, () => `fm-${randomBytes(6).toString("hex")}`);
+          const digests = ids.map(() => randomBytes(32));
+          const outcomes = await Promise.allSettled(
+            ids.map((requestId, k) =>
+              client.sign({
+                walletId: w3.walletId,
+                digest: digests[k]!,
+                requestId,
+                onProgress: (p) => {
+                  if (!release && p.stage === "sign" && p.phase === 2) release = lockDatabase();
+                },
+              }),
+            ),
+          );
+          expect(release).not.toBeNull();
+          // Held a while, then the database is back.
+          await sleep(2_000);
+          release!();
+          for (const x of outcomes)
+            if (x.status === "rejected") {
+              // A locked write blocks node-3's host for its busy timeout (250 ms while running; the
+              // driver is synchronous), so a call to it may also reach its deadline: node-3 is named either way.
+              expect(x.reason).toBeInstanceOf(TssError);
+              expect((x.reason as TssError).node).toBe(RELAYED);
+              expect((x.reason as TssError).message).toMatch(/database is locked|did not answer/);
+            } else expect(verified(w3, x.value)).toBe(true);
+          // Resubmitting each id: a success comes back as it was; a failure is never run again.
+          const again = await Promise.allSettled(
+            ids.map((requestId, k) =>
+              client.sign({ walletId: w3.walletId, digest: digests[k]!, requestId }),
+            ),
+          );
+          const lines: string[] = [];
+          /** The signature each id has released, if any: never a second one. */
+          const released: (SignResult["signature"] | null)[] = [];
+          for (let k = 0; k < ids.length; k++) {
+            const first = outcomes[k]!;
+            const second = again[k]!;
+            if (first.status === "fulfilled") {
+              expect(second.status).toBe("fulfilled");
+              expect((second as PromiseFulfilledResult<SignResult>).value.signature).toEqual(
+                first.value.signature,
+              );
+              released.push(first.value.signature);
+              lines.push("signed; resubmission: the same signature");
+            } else if (second.status === "fulfilled") {
+              // Refused before node-3 recorded anything: nothing ran, so the resubmission runs once.
+              expect(verified(w3, second.value)).toBe(true);
+              released.push(second.value.signature);
+              lines.push("refused before it started; resubmission signed");
+            } else {
+              // node-3's row of a ceremony it could not finish recording stays "running" until it restarts.
+              const code = (second.reason as TssError).code;
+              expect(["bad_request", "ceremony_failed"]).toContain(code);
+              released.push(null);
+              lines.push(
+                `refused mid-ceremony; resubmission ${code}: ${(second.reason as TssError).message.slice(0, 60)}`,
+              );
+            }
+          }
+          report(`database locked mid-sign: ${lines.join("; ")}`);
+          // A restart resolves what node-3 left "running": those ids answer ceremony_failed, never a signature.
+          const n3 = cluster.nodes.find((n) => n.nodeId === RELAYED)!;
+          await n3.restartHost();
+          await until(
+            () => lastStatus(RELAYED) === "online",
+            30_000,
+            "node-3 online after restart",
+          );
+          // Its start-up recovery runs 5 s after start.
+          await sleep(7_000);
+          for (let k = 0; k < ids.length; k++) {
+            const r = await client
+              .sign({ walletId: w3.walletId, digest: digests[k]!, requestId: ids[k] })
+              .then(
+                (v) => v,
+                (e: unknown) => e as TssError,
+              );
+            if (released[k]) expect((r as SignResult).signature).toEqual(released[k]);
+            else expect((r as TssError).code).toBe("ceremony_failed");
+          }
+          await noOpenSessions();
+          await stillSigns();
+        },
+      );
   });
+  return { cells: () => registered };
 }
