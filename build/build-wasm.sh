@@ -29,6 +29,11 @@ have="$("$WBG" --version | awk '{print $2}')"
 # __multi3 calls (rustc 1.96 has the feature unstable, hence RUSTC_BOOTSTRAP).
 # Bun's JavaScriptCore runs both; BENCHMARKS.md has the numbers.
 RUSTFLAGS_WASM="${DKLS_RUSTFLAGS:--C target-feature=+simd128,+wide-arithmetic -C panic=abort}"
+# Panic and debug strings carry source paths; remapping the checkout and the
+# cargo home makes the wasm (and so the enclave executable and PCR0) the same
+# bytes whichever directory or user builds it.
+CARGO_HOME_DIR="${CARGO_HOME:-$HOME/.cargo}"
+RUSTFLAGS_WASM="$RUSTFLAGS_WASM --remap-path-prefix=$ROOT=/src --remap-path-prefix=$CARGO_HOME_DIR=/cargo"
 
 log "cargo build (release, wasm32-unknown-unknown, -Zbuild-std) with $(/usr/bin/rustc --version)"
 (
