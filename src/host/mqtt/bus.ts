@@ -147,6 +147,8 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
     if (failed > 0) log("peer_lost", { peer: e.nodeId, failedCalls: failed });
   });
 
+  // Before mqtt.js handles a PUBACK: its reason code says whether anyone took an answer.
+  client.on("packetreceive", (p) => requests.onPacket(p));
   client.on("message", (topic: string, payload: Buffer, packet: IPublishPacket) => {
     if (topic === replies) return rpc.onReply(payload, packet);
     if (topic === inbox) return rpc.onCall(payload, packet);
@@ -257,6 +259,7 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
       if (closing) return;
       closing = true;
       rpc.close();
+      requests.close();
       if (client.connected) {
         // Bounded: a broker that stopped answering must not hold up shutdown.
         let timer: ReturnType<typeof setTimeout> | undefined;

@@ -2,8 +2,15 @@
  * Client requests taken from the shared subscription: each request reaches
  * exactly one node, which answers on the request's Response Topic with the
  * request's Correlation Data (progress messages, then exactly one final one).
+ *
+ * The final answer is offered again while the broker says nobody is subscribed
+ * to its topic (PUBACK 0x10): after a broker restart without persistence the
+ * client's subscription is back only once the client has reconnected, which may
+ * be after this node has finished, and the broker drops what nobody is
+ * subscribed to. Offered until the request's Message Expiry (the client's own
+ * deadline), so the client gets its answer instead of waiting for that deadline.
  */
-import type { IPublishPacket, MqttClient } from "mqtt";
+import type { IPublishPacket, MqttClient, Packet } from "mqtt";
 import { JsonPayloadError, parseJson, REQUEST_LIMITS } from "../../shared/wire/json-payload.ts";
 import {
   isClientResponseTopic,
@@ -35,11 +42,21 @@ export interface RequestCounters {
   badRequests: number;
   /** Answers the broker did not take (publish failed). */
   failedAnswers: number;
+  /** Final answers no subscriber took until the request expired (the client was gone). */
+  unheardAnswers: number;
 }
 
 /** The SDK sends 16 bytes; anything far larger is not a correlation id. */
 const MAX_CORRELATION = 256;
 const MAX_MESSAGE = 1_000;
+/** PUBACK reason code 0x10: the broker had no subscriber for the message, so it was dropped. */
+const NO_MATCHING_SUBSCRIBERS = 16;
+/** How long an unheard final answer is offered when the request carries no Message Expiry. */
+const DEFAULT_OFFER_S = 120;
+const MAX_OFFER_S = 600;
+/** Waits between offers of an unheard final answer: doubling from the first to the last. */
+const REOFFER_FIRST_MS = 200;
+const REOFFER_MAX_MS = 2_000;
 
 export type Log = (event: string, fields: Record<string, unknown>) => void;
 
@@ -83,8 +100,18 @@ export function errorResponse(error: {
 }
 
 export class RequestServer {
-  readonly counters: RequestCounters = { droppedRequests: 0, badRequests: 0, failedAnswers: 0 };
+  readonly counters: RequestCounters = {
+    droppedRequests: 0,
+    badRequests: 0,
+    failedAnswers: 0,
+    unheardAnswers: 0,
+  };
   private handler: ClientRequestHandler | null = null;
+  /** Message ids the broker acknowledged with "no matching subscribers" (bounded). */
+  private readonly unheard = new Set<number>();
+  /** Pending re-offers of final answers, cleared by close(). */
+  private readonly reoffers = new Set<ReturnType<typeof setTimeout>>();
+  private closed = false;
 
   constructor(
     private readonly client: MqttClient,
@@ -93,6 +120,22 @@ export class RequestServer {
 
   setHandler(h: ClientRequestHandler): void {
     this.handler = h;
+  }
+
+  /** Every packet the broker sends on this connection (bus.ts): notes PUBACKs saying nobody was subscribed. */
+  onPacket(p: Packet): void {
+    if (p.cmd !== "puback" || p.reasonCode !== NO_MATCHING_SUBSCRIBERS) return;
+    if (p.messageId === undefined) return;
+    // Ids of other publishes (RPC, presence) are never taken out: keep the set bounded.
+    if (this.unheard.size > 1024) this.unheard.clear();
+    this.unheard.add(p.messageId);
+  }
+
+  /** Stops offering unheard answers again (the bus is closing). */
+  close(): void {
+    this.closed = true;
+    for (const t of this.reoffers) clearTimeout(t);
+    this.reoffers.clear();
   }
 
   /** Handles one message from the shared subscription. Never throws. */
@@ -118,7 +161,17 @@ export class RequestServer {
         });
       return;
     }
-    const reply = this.replyTo(responseTopic, Buffer.from(correlation), op);
+    const expiryS = packet.properties?.messageExpiryInterval;
+    const offerS = Math.min(
+      typeof expiryS === "number" && expiryS > 0 ? expiryS : DEFAULT_OFFER_S,
+      MAX_OFFER_S,
+    );
+    const reply = this.replyTo(
+      responseTopic,
+      Buffer.from(correlation),
+      op,
+      Date.now() + offerS * 1000,
+    );
     if (!isValidOp(op)) return this.reject(reply, "the operation in the topic is not a valid name");
     let body: unknown;
     try {
@@ -152,9 +205,15 @@ export class RequestServer {
     reply.fail({ code: "bad_request", message, node: null });
   }
 
-  private replyTo(topic: string, correlationData: Buffer, op: string): RequestReply {
+  /** `offerUntil`: when the request expires; an unheard final answer is offered again until then. */
+  private replyTo(
+    topic: string,
+    correlationData: Buffer,
+    op: string,
+    offerUntil: number,
+  ): RequestReply {
     let final = false;
-    const send = (msg: unknown) => {
+    const send = (msg: unknown, isFinal: boolean) => {
       let payload: string;
       try {
         payload = JSON.stringify(msg);
@@ -169,38 +228,67 @@ export class RequestServer {
           },
         });
       }
-      this.client.publish(
-        topic,
-        payload,
-        {
-          qos: 1,
-          properties: {
-            correlationData,
-            payloadFormatIndicator: true,
-            contentType: "application/json",
+      let offers = 0;
+      const offer = () => {
+        offers++;
+        this.client.publish(
+          topic,
+          payload,
+          {
+            qos: 1,
+            properties: {
+              correlationData,
+              payloadFormatIndicator: true,
+              contentType: "application/json",
+            },
           },
-        },
-        (err) => {
-          if (!err) return;
-          this.counters.failedAnswers++;
-          this.log("answer_not_published", { op, error: err.message });
-        },
-      );
+          (err, sent) => {
+            if (err) {
+              this.counters.failedAnswers++;
+              this.log("answer_not_published", { op, error: err.message });
+              return;
+            }
+            // mqtt.js reports success for PUBACK 0x10 too; onPacket saw its reason code first.
+            const id = sent?.messageId;
+            const unheard = id !== undefined && this.unheard.delete(id);
+            if (!unheard) {
+              if (offers > 1) this.log("answer_delivered_late", { op, offers });
+              return;
+            }
+            // Progress is advisory: a lost one is not offered again.
+            if (!isFinal || this.closed) return;
+            const wait = Math.min(REOFFER_FIRST_MS * 2 ** (offers - 1), REOFFER_MAX_MS);
+            if (Date.now() + wait > offerUntil) {
+              this.counters.unheardAnswers++;
+              this.log("answer_unheard", { op, offers });
+              return;
+            }
+            if (offers === 1) this.log("answer_unheard_offering_again", { op });
+            const t = setTimeout(() => {
+              this.reoffers.delete(t);
+              offer();
+            }, wait);
+            t.unref?.();
+            this.reoffers.add(t);
+          },
+        );
+      };
+      offer();
     };
     return {
       client: responseClientId(topic),
       progress: (p) => {
-        if (!final) send({ progress: p });
+        if (!final) send({ progress: p }, false);
       },
       done: (result) => {
         if (final) return;
         final = true;
-        send({ ok: true, result });
+        send({ ok: true, result }, true);
       },
       fail: (error) => {
         if (final) return;
         final = true;
-        send({ ok: false, error: errorResponse(error) });
+        send({ ok: false, error: errorResponse(error) }, true);
       },
     };
   }
