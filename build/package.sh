@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Packages a release: the enclave as one standalone Bun executable (wasm
-# embedded) staged with eif/ into an EIF build context, and the host as one
-# standalone executable. The enclave is the production entry
+# Packages a release: the executables of build/build-executables.sh
+# (npm run build) except the development enclave: the enclave (tss-enclave,
+# wasm embedded) staged with eif/ into an EIF build context, the host
+# dist/tss-host and the CLI dist/tss. The enclave is the production entry
 # src/enclave/main.ts: /dev/nsm and VSOCK only, no development stand-in
 # (test/enclave/production-bundle.test.ts checks its bundle).
 #
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
     --kms-relay-port) KMS_RELAY_PORT="$2"; shift 2 ;;
     --peer-image-sha384) PEER_IMAGES+=("$2"); shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "package: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -65,11 +66,11 @@ for i in 1 2 3 4; do
   cat "$crt" >> "$AMAZON_BUNDLE"
 done
 
-bash "$ROOT/build/setup.sh"
-BUN="$ROOT/node_modules/.bin/bun"
+# The release executables, byte-reproducible and stamped with version and commit; never the
+# development enclave (tss-enclave-dev, simulated NSM).
+bash "$ROOT/build/build-executables.sh" --out "$OUT" --only tss-enclave --only tss-host --only tss
 mkdir -p "$OUT/eif-context"
-echo "[package] enclave executable" >&2
-"$BUN" build --compile "$ROOT/src/enclave/main.ts" --outfile "$OUT/eif-context/enclave"
+cp "$OUT/tss-enclave" "$OUT/eif-context/enclave"
 cp "$AWS_ROOT" "$OUT/eif-context/aws-nitro-root.pem"
 cp "$AMAZON_BUNDLE" "$OUT/eif-context/amazon-trust-roots.pem"
 # The ENTRYPOINT is part of the image, so these flags are measured into PCR0.
@@ -79,7 +80,5 @@ entry+=", \"--kms-key-id\", \"$KMS_KEY_ID\""
 for img in "${PEER_IMAGES[@]}"; do entry+=", \"--peer-image-sha384\", \"${img,,}\""; done
 sed "s|^ENTRYPOINT .*|ENTRYPOINT [$entry]|" "$ROOT/eif/Dockerfile" > "$OUT/eif-context/Dockerfile"
 grep -q -- "--kms-key-id" "$OUT/eif-context/Dockerfile" || { echo "package: eif/Dockerfile has no ENTRYPOINT line to fill in" >&2; exit 1; }
-echo "[package] host executable" >&2
-"$BUN" build --compile "$ROOT/src/host/main.ts" --outfile "$OUT/tss-node"
-echo "[package] done: $OUT/tss-node and the EIF build context $OUT/eif-context" >&2
+echo "[package] done: $OUT/tss-host, $OUT/tss and the EIF build context $OUT/eif-context" >&2
 echo "[package] next (on a Nitro-capable build host): docker build -t tss-enclave $OUT/eif-context && nitro-cli build-enclave --docker-uri tss-enclave:latest --output-file $OUT/tss-enclave.eif" >&2

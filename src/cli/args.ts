@@ -22,11 +22,13 @@ export type Command =
   | "wallet policy"
   | "wallet retire"
   | "wallet import"
+  | "wallet repair"
   | "sign"
   | "nodes"
   | "audit"
   | "key new"
-  | "key show";
+  | "key show"
+  | "policy";
 
 interface CommandSpec {
   /** Names of the positional arguments, in order. */
@@ -61,11 +63,17 @@ export const COMMANDS: Record<Command, CommandSpec> = {
       "node",
     ],
   },
+  "wallet repair": { args: [], options: ["wallet", "party", "to", "key"] },
   sign: { args: [], options: ["wallet", "digest", "path", "key"] },
   nodes: { args: [], options: [] },
   audit: { args: [], options: ["db", "wallet", "since"], local: true },
   "key new": { args: [], options: ["algorithm", "out"], local: true },
   "key show": { args: ["FILE"], options: [], local: true },
+  policy: {
+    args: [],
+    options: ["pcr0", "node-pcr", "admin-role", "enclave-role"],
+    local: true,
+  },
 };
 
 export const GLOBAL_OPTIONS = [
@@ -86,7 +94,7 @@ const VALUE_OPTIONS = new Set([
 ]);
 const FLAGS = new Set(["help", "json", "allow-development"]);
 /** Options that may be given more than once (approver keys and key files); their values are in `lists`. */
-export const REPEATABLE = new Set(["key", "approver", "admin-key", "image"]);
+export const REPEATABLE = new Set(["key", "approver", "admin-key", "image", "pcr0", "node-pcr"]);
 
 export interface Invocation {
   /** null: no command (main help), "wallet" / "key": that group's help. */
@@ -186,7 +194,7 @@ function resolveCommand(
 ): { command: Invocation["command"]; args: string[] } {
   const [first, second] = words;
   if (first === undefined) return { command: null, args: [] };
-  if (first === "sign" || first === "nodes" || first === "audit")
+  if (first === "sign" || first === "nodes" || first === "audit" || first === "policy")
     return { command: first, args: words.slice(1) };
   if (first === "key") {
     if (second === "new" || second === "show")

@@ -26,6 +26,7 @@ const GLOBAL_HELP = `Global options:
   --json               print exactly one JSON document on stdout: the result, or
                        {"error": {code, message, node, requestId}}; no progress lines
   -h, --help           show help (also: tss help COMMAND)
+  -V, --version        print the version and git commit of this build (given alone: tss --version)
   --                   ends the options: what follows is an argument, e.g. a wallet id starting with -
 
 Options take their value as --name VALUE or --name=VALUE; a value that starts
@@ -52,6 +53,9 @@ Commands:
   wallet import --secret-key-file F --approver PUB... --admin-key FILE... [--key FILE]...
                                                bring an existing key in as a new wallet, sealed
                                                to one attested enclave and dealt to n
+  wallet repair --wallet ID --party K --to NODE --key FILE...
+                                               move party K of a wallet to another node (share
+                                               repair, then a refresh of all n)
   sign --wallet ID --digest HEX [--path P] [--key FILE]...
                                                sign a 32-byte digest, approved by the key files
   nodes                                        list the online signing nodes
@@ -59,6 +63,9 @@ Commands:
                                                (on the node, against its database file; no broker)
   key new --out FILE [--algorithm A]           create an approver key file (no broker)
   key show FILE                                show a key file's key id and public key (no broker)
+  policy --pcr0 HEX [--node-pcr NAME=HEX]... --admin-role ARN --enclave-role ARN
+                                               print the KMS key policy that admits exactly
+                                               that enclave image and those nodes (no broker)
 
 Run tss COMMAND --help for a command's details.
 
@@ -78,6 +85,7 @@ Subcommands:
   policy --wallet ID --approver PUB...   replace a wallet's approval policy
   retire --wallet ID --key FILE...       retire a wallet for good (irreversible)
   import --secret-key-file F ...         bring an existing secp256k1 key in as a new wallet
+  repair --wallet ID --party K --to NODE move a party of a wallet to another node (share repair)
 
 Run tss wallet SUBCOMMAND --help for details.
 `;
@@ -189,6 +197,24 @@ the key's own public key.
   --wallet-id ID       the new wallet's id (default a random w_...)
   --node NODE          the node whose enclave the key is sealed to (default: any online)
 `,
+  "wallet repair": `Usage: tss wallet repair --wallet ID --party K --to NODE --key FILE... [options]
+
+Moves party K of the wallet to node NODE, replacing a node lost for good. At
+least t current holders rebuild that party's share for NODE's enclave, sealed
+end to end to its attested channel key (no host sees it); then all n holders
+(NODE in, the previous holder out) refresh at once, so whatever the previous
+holder kept no longer combines. The key files approve both steps under the
+wallet's policy (operation "repair", naming party K and NODE's machine by the
+PCR4 in its attestation document, which is verified here first: --aws-root and
+--image, or --allow-development for a local cluster; then "refresh"). Needs
+every other holder online. A previous holder that comes back is refused for
+the wallet and its rows are deleted.
+
+  --wallet ID     the wallet
+  --party K       the party index to move (1..n)
+  --to NODE       the node that receives it (online, attested, not a holder)
+  --key FILE      an approver key file approving the repair (repeatable)
+`,
   "wallet retire": `Usage: tss wallet retire --wallet ID --key FILE... [options]
 
 Retires the wallet for good. The key files approve it under the wallet's
@@ -243,6 +269,30 @@ The file is refused if other users may read or write it (chmod 600), or if
 its recorded public key or key id do not match its secret key.
 
   --json              print {"keyId", "algorithm", "publicKey", "file"}
+`,
+  policy: `Usage: tss policy --pcr0 HEX [--pcr0 HEX] [--node-pcr NAME=HEX]...
+                  --admin-role ARN --enclave-role ARN
+
+Prints (on stdout) the key policy for the share-wrapping KMS key: it lets
+enclaves of that image use kms:Decrypt and kms:GenerateDataKey only with an
+attested Recipient (kms:RecipientAttestation:ImageSha384 = PCR0), each node
+only with its own identity (kms:RecipientAttestation:PCR4) and only for its
+own shares' encryption context; and it lets the administrators manage the key
+but never use it. Install it with
+  aws kms put-key-policy --key-id KEY --policy-name default --policy file://policy.json
+Nothing is contacted; the command only checks and prints.
+
+  --pcr0 HEX          the enclave image's PCR0 (96 hex characters, from the EIF
+                      build). Give two while an image upgrade rolls out (old and
+                      new); then print the policy again with the new one only.
+  --node-pcr NAME=HEX a node's PCR4 (its parent instance's identity), repeatable;
+                      NAME is the node id. Without any, every enclave of the
+                      image may open every node's shares (a warning says so).
+  --admin-role ARN    the key administrators' IAM role (or user) ARN
+  --enclave-role ARN  the parent instances' IAM role ARN (the credentials the
+                      hosts hand their enclaves)
+
+Exit status: 0 printed, 2 a malformed value (the message names it).
 `,
   audit: `Usage: tss audit --db PATH [--wallet ID] [--since TIME] [--json]
 

@@ -1,6 +1,7 @@
 /** What tss prints for people: a result as aligned fields or a table, a failure as one sentence. */
 import type {
   NodeInfo,
+  RepairShareResult,
   RetireWalletResult,
   SignResult,
   TssError,
@@ -76,6 +77,16 @@ export function showRefresh(r: {
 ${fields([
   ["public key", r.publicKey],
   ["address", r.address],
+])}`;
+}
+
+export function showRepair(r: RepairShareResult): string {
+  return `Moved party ${r.partyIndex} of wallet ${r.walletId} to ${r.toNode}${r.fromNode ? ` (from ${r.fromNode})` : ""}; every holder refreshed to generation ${r.generation}.
+${fields([
+  ["public key", r.publicKey],
+  ["address", r.address],
+  ["helpers", r.helpers.join(", ")],
+  ["nodes", r.nodes.map((n, k) => `${k + 1}: ${n}`).join(", ")],
 ])}`;
 }
 

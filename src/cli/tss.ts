@@ -18,6 +18,7 @@ import {
   type NodeInfo,
   type Progress,
   type RefreshResult,
+  type RepairShareResult,
   type RetireWalletResult,
   type SignResult,
   type WalletInfo,
@@ -35,12 +36,14 @@ import {
 import { commandHelp, KEY_HELP, MAIN_HELP, WALLET_HELP } from "./help.ts";
 import { keyFilesArg, walletPolicyArg } from "./approval-args.ts";
 import { readImportedKeyFile, runKey } from "./key.ts";
+import { runPolicy } from "./key-policy.ts";
 import {
   asSentence,
   describeFailure,
   showNodes,
   showPolicyChange,
   showRefresh,
+  showRepair,
   showRetire,
   showSignature,
   showWallet,
@@ -48,6 +51,7 @@ import {
 } from "./render.ts";
 import { clientFileInUse, connectionSettings, type Env } from "./settings.ts";
 import { walletTrustSettings } from "./trust.ts";
+import { versionLine } from "../shared/version.ts";
 
 type Run = (
   client: TssClient,
@@ -56,7 +60,7 @@ type Run = (
 ) => Promise<unknown>;
 
 /** Checks the command's own arguments and returns what to run; throws UsageError before anything connects. */
-type RemoteCommand = Exclude<Command, "audit" | "key new" | "key show">;
+type RemoteCommand = Exclude<Command, "audit" | "key new" | "key show" | "policy">;
 
 function prepare(inv: Invocation & { command: RemoteCommand }): {
   run: Run;
@@ -161,6 +165,25 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
         show: (r) => showPolicyChange(r as RefreshResult),
       };
     }
+    case "wallet repair": {
+      const walletId = walletIdArg(v.get("wallet"), "--wallet ID");
+      const party = wholeNumber(v.get("party"), "party");
+      const toNode = v.get("to");
+      if (party === undefined)
+        throw new UsageError("tss wallet repair needs --party K: the party index to move.");
+      if (toNode === undefined)
+        throw new UsageError("tss wallet repair needs --to NODE: the node to move it to.");
+      const signers = keyFilesArg(inv, "key");
+      if (signers === undefined)
+        throw new UsageError(
+          "tss wallet repair needs --key FILE...: approvers approving the repair and its refresh.",
+        );
+      return {
+        run: (c, requestId, onProgress) =>
+          c.repairShare({ walletId, party, toNode, signers, requestId, onProgress }),
+        show: (r) => showRepair(r as RepairShareResult),
+      };
+    }
     case "wallet retire": {
       const walletId = walletIdArg(v.get("wallet"), "--wallet ID");
       const signers = keyFilesArg(inv, "key");
@@ -228,6 +251,11 @@ async function main(argv: string[], env: Env): Promise<number> {
   let client: TssClient | null = null;
   let requestId = "";
   let timeout = DEFAULT_TIMEOUT_MS;
+  // `tss --version` (alone, before any command): the build's version and commit.
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`${versionLine("tss")}\n`);
+    return 0;
+  }
   try {
     const inv = parseArgv(argv);
     json = inv.json;
@@ -255,6 +283,12 @@ async function main(argv: string[], env: Env): Promise<number> {
       return runKey(inv as Invocation & { command: typeof inv.command }, {
         out: (t) => process.stdout.write(t),
       });
+    // Local as well: prints a KMS key policy, reads and contacts nothing.
+    if (inv.command === "policy")
+      return runPolicy(inv, {
+        out: (t) => process.stdout.write(t),
+        err: (t) => process.stderr.write(t),
+      });
     const { run, show } = prepare(inv as Invocation & { command: RemoteCommand });
     timeout = timeoutMs(inv.values.get("timeout"));
     requestId = requestIdArg(inv.values.get("request-id")) ?? newRequestId();
@@ -270,6 +304,10 @@ async function main(argv: string[], env: Env): Promise<number> {
     if (trust === null && inv.command === "wallet show")
       throw new UsageError(
         "Showing a wallet verifies it against attested enclaves: give --aws-root FILE and --image PCR0 (a local cluster: --allow-development).",
+      );
+    if (trust === null && inv.command === "wallet repair")
+      throw new UsageError(
+        "A repair's approval names the target machine from its attestation document, which must be verified first: give --aws-root FILE and --image PCR0 (a local cluster: --allow-development).",
       );
     if (trust === null && inv.command === "wallet import")
       throw new UsageError(

@@ -9,7 +9,8 @@ import type { IPublishPacket } from "mqtt";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { policyHash } from "../shared/wire/approval.ts";
 import { approvalFields, newWalletId, policyEncoding } from "./approval-request.ts";
-import { importRecipient, sealKeyForEnclave } from "./key-import.ts";
+import { importRecipient, sealKeyForEnclave, trustedEnclaveDocument } from "./key-import.ts";
+import { repairTargetDigest } from "../shared/wire/repair.ts";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { checkAddress, checkSameWallet, checkSignResult } from "./checks.ts";
@@ -40,6 +41,7 @@ import {
   parseImportTarget,
   parseNodes,
   parseRefresh,
+  parseRepair,
   parseRetire,
   parseSign,
   parseWalletInfo,
@@ -59,6 +61,8 @@ import type {
   ChangePolicyOptions,
   RefreshResult,
   RequestOptions,
+  RepairShareOptions,
+  RepairShareResult,
   RetireWalletOptions,
   RetireWalletResult,
   SignOptions,
@@ -380,6 +384,76 @@ export class TssClient {
    * enclave checks that, wipes its share and refuses the wallet from then on, and every host
    * deletes the wallet's rows. Afterwards the wallet answers not_found. Irreversible.
    */
+  /**
+   * Moves party `party` of the wallet to node `toNode` (share repair): t current holders rebuild
+   * its share for the target's attested enclave, sealed end to end, and all n (the target in,
+   * the previous holder out) refresh at once, so the previous holder's copy no longer combines.
+   * The approval names the target machine by the PCR4 in its attestation document, which this
+   * client fetches and verifies with `trust` (unless `targetPcr4` is given).
+   */
+  async repairShare(o: RepairShareOptions): Promise<RepairShareResult> {
+    const walletId = checkWalletId(o.walletId);
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    if (!Number.isInteger(o.party) || o.party < 1 || o.party > 16)
+      throw new TssError("bad_request", "party must be a party index (1..16)");
+    if (typeof o.toNode !== "string" || o.toNode.length === 0)
+      throw new TssError("bad_request", "toNode must be a node id");
+    let pcr4: Uint8Array;
+    if (o.targetPcr4 !== undefined) {
+      if (!/^[0-9a-f]{96}$/.test(o.targetPcr4))
+        throw new TssError("bad_request", "targetPcr4 must be 48 bytes of lowercase hex");
+      pcr4 = fromHex(o.targetPcr4);
+    } else {
+      if (this.trust === undefined)
+        throw new TssError(
+          "bad_request",
+          "a repair's approval names the target's PCR4: pass targetPcr4 or ConnectOptions.trust",
+        );
+      const target = await this.request(
+        "importTarget",
+        { nodeId: o.toNode },
+        { timeoutMs: o.timeoutMs },
+        parseImportTarget,
+      );
+      const doc = trustedEnclaveDocument(fromHex(target.attestation), this.trust);
+      const p = doc.pcrs.get(4);
+      if (p === undefined || p.length !== 48 || p.every((b) => b === 0))
+        throw new TssError(
+          "unverified_wallet",
+          `node ${o.toNode}'s attestation document names no node identity (PCR4)`,
+        );
+      pcr4 = p;
+    }
+    const seconds = { approvalSeconds: o.approvalSeconds };
+    const approval = await approvalFields(
+      { operation: "repair", walletId, requestId, digest: repairTargetDigest(o.party, pcr4) },
+      { signers: o.signers, ...seconds },
+    );
+    const refresh = await approvalFields(
+      { operation: "refresh", walletId, requestId },
+      { signers: o.refreshSigners ?? o.signers, ...seconds },
+    );
+    const body = {
+      walletId,
+      party: o.party,
+      toNode: o.toNode,
+      ...approval,
+      ...(refresh.approval && { refreshApproval: refresh.approval }),
+    };
+    return this.request("repair", body, { ...o, requestId }, (v) => {
+      const r = parseRepair(v);
+      checkSameWallet(r, walletId);
+      checkAddress(r);
+      if (r.partyIndex !== o.party || r.toNode !== o.toNode)
+        throw new TssError(
+          "inconsistent_result",
+          `The cluster moved party ${r.partyIndex} to ${r.toNode}, not party ${o.party} to ${o.toNode}.`,
+        );
+      this.verifiedWallets.delete(walletId);
+      return { ...r, ...this.vouched(v, r) };
+    });
+  }
+
   async retireWallet(o: RetireWalletOptions): Promise<RetireWalletResult> {
     const walletId = checkWalletId(o.walletId);
     const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);

@@ -36,6 +36,19 @@ export function importRecipient(
   trust: WalletTrust,
   nowMs: number = Date.now(),
 ): ChannelPublicKeys {
+  return parseChannelKeyBinding(trustedEnclaveDocument(document, trust, nowMs).userData);
+}
+
+/**
+ * A node's fresh attestation document verified with the wallet trust (roots, no debug
+ * enclave, an allowed image, at most IMPORT_DOCUMENT_MAX_AGE_MS old): a key import's recipient,
+ * or a share repair's target, whose PCR4 the repair approval names (share-repair.ts).
+ */
+export function trustedEnclaveDocument(
+  document: Uint8Array,
+  trust: WalletTrust,
+  nowMs: number = Date.now(),
+): ReturnType<typeof verifyAttestationDocument> {
   let doc;
   try {
     const timestamp = decodeAttestationDocument(document).document.timestamp;
@@ -64,7 +77,7 @@ export function importRecipient(
       "unverified_wallet",
       `The recipient enclave runs image ${image.slice(0, 16)}…, which is not on the allow-list.`,
     );
-  return parseChannelKeyBinding(doc.userData);
+  return doc;
 }
 
 /** Seals `secretKey` (and `chainCode`) for `recipient`; both buffers are wiped, whatever happens. */

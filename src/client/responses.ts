@@ -12,6 +12,7 @@ import type {
   NodesResult,
   Progress,
   RefreshResult,
+  RepairShareResult,
   RetireWalletResult,
   SignResult,
   Stage,
@@ -219,6 +220,18 @@ export function parseRefresh(v: unknown): RefreshResult {
     ...(o.policyHash === undefined
       ? {}
       : { policyHash: text(o, "policyHash", "result", hexOf([32]), "32 bytes of lowercase hex") }),
+  };
+}
+
+export function parseRepair(v: unknown): RepairShareResult {
+  const o = record(v, "result");
+  const w = parseWalletInfo(v);
+  return {
+    ...w,
+    partyIndex: integer(o, "partyIndex", "result", 1, MAX_PARTIES),
+    fromNode: o.fromNode === null ? null : nodeId(o.fromNode, "result.fromNode"),
+    toNode: nodeId(o.toNode, "result.toNode"),
+    helpers: list(o, "helpers", "result", MAX_PARTIES, nodeId),
   };
 }
 

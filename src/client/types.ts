@@ -135,6 +135,33 @@ export interface RefreshOptions extends RequestOptions, ApprovalOptions {
   walletId: string;
 }
 
+/**
+ * Moving party `party` of a wallet to node `toNode` (share repair): approved by `signers` under
+ * the wallet's policy or by the administrators (operation "repair", naming the party and the
+ * target machine's PCR4 from its verified attestation document); the complete refresh that
+ * follows at once is approved by `refreshSigners` (default `signers`) under the wallet's policy.
+ */
+export interface RepairShareOptions extends RequestOptions, ApprovalOptions {
+  walletId: string;
+  party: number;
+  toNode: string;
+  refreshSigners?: ApprovalOptions["signers"];
+  /**
+   * The target's PCR4 (lowercase hex, 48 bytes) when known out of band; default: read from the
+   * target's fresh attestation document, verified with ConnectOptions.trust.
+   */
+  targetPcr4?: string;
+}
+
+export interface RepairShareResult extends WalletInfo {
+  partyIndex: number;
+  /** The node that held the party at the previous generation, if it was online; null: it was not. */
+  fromNode: string | null;
+  toNode: string;
+  /** The holders that rebuilt the party's share for the target. */
+  helpers: string[];
+}
+
 /** Retiring a wallet for good: approved by `signers` under the wallet's policy (operation "retire"). */
 export interface RetireWalletOptions extends RequestOptions, ApprovalOptions {
   walletId: string;

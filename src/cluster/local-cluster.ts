@@ -10,7 +10,11 @@
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createDevelopmentPki, derToPem, type DevelopmentPki } from "../dev/dev-pki.ts";
-import { bundleEnclave, type EnclaveImage } from "../harness/enclave-image.ts";
+import {
+  bundleEnclave,
+  compiledEnclaveImage,
+  type EnclaveImage,
+} from "../harness/enclave-image.ts";
 import {
   DEV_KMS_REGION,
   devNodePcr4Hex,
@@ -89,6 +93,14 @@ export interface ClusterOptions {
   limits?: Partial<NodeConfig["limits"]>;
   /** Each enclave's memory budget for loaded shares (its --share-budget-bytes); default its own. */
   enclaveShareBudgetBytes?: number;
+  /**
+   * Run the compiled executables (build/build-executables.sh; src/harness/executables.ts)
+   * instead of the sources: the host, and the development enclave tss-enclave-dev. The
+   * host then takes its broker password from env TSS_MQTT_PASSWORD, not its file.
+   */
+  executables?: { host: string; enclaveDev: string };
+  /** The MQTT 5 broker harness: Mosquitto by default; src/harness/mochi.ts startMochi takes the same options. */
+  startBroker?: typeof startMosquitto;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
@@ -104,8 +116,10 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     stoppers.length = 0;
   };
   try {
-    say("bundling the enclave image");
-    const image = await bundleEnclave(join(o.dataDir, "enclave-image"));
+    say(o.executables ? "measuring the compiled enclave" : "bundling the enclave image");
+    const image = o.executables
+      ? compiledEnclaveImage(o.executables.enclaveDev)
+      : await bundleEnclave(join(o.dataDir, "enclave-image"));
     say(`enclave image PCR0 ${image.pcr0Hex.slice(0, 24)}…`);
     const pki: DevelopmentPki = createDevelopmentPki();
     const rootPem = join(o.dataDir, "dev-attestation-root.pem");
@@ -119,7 +133,7 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
     const clientUsers = generatedUsers(CLUSTER_CLIENT_USERS);
     const [observerUser] = generatedUsers(["tss-observer"]);
     mkdirSync(join(o.dataDir, "mosquitto"), { recursive: true });
-    const broker = await startMosquitto({
+    const broker = await (o.startBroker ?? startMosquitto)({
       nodes: nodeUserList,
       clients: clientUsers,
       observers: [observerUser!],
@@ -164,7 +178,7 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
         mqtt: {
           url: broker.url,
           username: nodeId,
-          password: nodeUser(nodeId).password,
+          ...(o.executables ? {} : { password: nodeUser(nodeId).password }),
         },
         enclave: `unix:${sock}`,
         database: join(o.dataDir, `${nodeId}.db`),
@@ -187,10 +201,14 @@ export async function startCluster(o: ClusterOptions): Promise<LocalCluster> {
       const configPath = join(o.dataDir, `${nodeId}.json`);
       writeFileSync(configPath, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
       say(`starting ${nodeId}: host`);
+      const hostCmd = o.executables
+        ? [o.executables.host]
+        : [process.execPath, join(ROOT, "src/host/main.ts")];
       const startHost = () =>
-        startProcess([process.execPath, join(ROOT, "src/host/main.ts"), "--config", configPath], {
+        startProcess([...hostCmd, "--config", configPath], {
           name: `${nodeId} host`,
           readyEvent: "ready",
+          ...(o.executables ? { env: { TSS_MQTT_PASSWORD: nodeUser(nodeId).password } } : {}),
         });
       let host: Started;
       try {

@@ -20,8 +20,9 @@ import { KeySigner, TssClient, TssError, approverKeyOf, writeKeyFile } from "../
 import { encodePolicy } from "../shared/wire/approval.ts";
 import { verifySignature } from "../shared/signature.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
+import { buildExecutables, type Executables } from "../harness/executables.ts";
 
-const HELP = `usage: npm run demo [-- --keep] [--nodes N] [--digest HEX]
+const HELP = `usage: npm run demo [-- --keep] [--nodes N] [--digest HEX] [--compiled]
 
 Starts a local cluster in data/cluster (Mosquitto on a free loopback port, the
 KMS stand-in over HTTPS, N nodes (default 5) each as an enclave process and a
@@ -36,7 +37,10 @@ signatures independently. Exits 0 and leaves no process behind.
 
   --keep    keep the cluster running afterwards; use the CLI against it
             (bin/tss reads data/cluster/client.json; approve with
-            --key data/cluster/approver.key), stop with Ctrl-C.`;
+            --key data/cluster/approver.key), stop with Ctrl-C.
+  --compiled  first build the executables into dist/ (npm run build) and run
+            the nodes from them: dist/tss-host and dist/tss-enclave-dev (the
+            development enclave, simulated NSM) instead of the TypeScript.`;
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -57,8 +61,19 @@ async function main(): Promise<number> {
   if (!Number.isInteger(n) || n < 3 || n > 16)
     throw new Error("--nodes must be an integer from 3 to 16");
   const digest = arg("--digest") ? fromHex(arg("--digest")!, 32) : new Uint8Array(randomBytes(32));
-  const dataDir = join(new URL("../..", import.meta.url).pathname, "data", "cluster");
+  const root = new URL("../..", import.meta.url).pathname;
+  const dataDir = join(root, "data", "cluster");
   rmSync(dataDir, { recursive: true, force: true });
+  let compiled: Executables | undefined;
+  if (process.argv.includes("--compiled")) {
+    say("building the executables into dist/ (build/build-executables.sh)");
+    const b = buildExecutables(join(root, "dist"));
+    say(
+      `built in ${(b.buildMs / 1000).toFixed(1)} s; nodes run dist/tss-host and dist/tss-enclave-dev`,
+    );
+    compiled = b;
+  }
+  const tssCmd = compiled ? "dist/tss" : "bin/tss";
 
   let cluster: LocalCluster | undefined;
   let client: TssClient | undefined;
@@ -72,7 +87,15 @@ async function main(): Promise<number> {
   const approver = KeySigner.generate("ed25519");
   const adminPolicyHex = toHex(encodePolicy({ quorum: 1, approvers: [approverKeyOf(admin)] }));
   try {
-    cluster = await startCluster({ nodes: n, dataDir, adminPolicyHex, progress: (l) => say(l) });
+    cluster = await startCluster({
+      nodes: n,
+      dataDir,
+      adminPolicyHex,
+      progress: (l) => say(l),
+      ...(compiled
+        ? { executables: { host: compiled.host, enclaveDev: compiled.enclaveDev } }
+        : {}),
+    });
     writeKeyFile(join(dataDir, "admin.key"), admin);
     writeKeyFile(join(dataDir, "approver.key"), approver);
     say(
@@ -139,7 +162,7 @@ async function main(): Promise<number> {
     say("demo complete: both signatures verified");
     if (keep) {
       say(
-        `cluster kept running. Try:  bin/tss nodes   bin/tss wallet list   bin/tss sign --wallet ${wallet.walletId} --digest <64 hex> --key ${join(dataDir, "approver.key")}`,
+        `cluster kept running. Try:  ${tssCmd} nodes   ${tssCmd} wallet list   ${tssCmd} sign --wallet ${wallet.walletId} --digest <64 hex> --key ${join(dataDir, "approver.key")}`,
       );
       say("Ctrl-C stops it.");
       await client.close();

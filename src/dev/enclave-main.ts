@@ -1,7 +1,8 @@
 /**
  * The development enclave program: the production program (src/enclave/
  * program.ts) with the Nitro hardware and AWS's roots stood in for. For the
- * harness, the demo and tests only; build/package.sh never compiles it.
+ * harness, the demo and tests only; build/build-executables.sh compiles it
+ * as tss-enclave-dev for them, and nothing ships it (build/package.sh, eif/).
  *
  * One line of JSON on stdin (dev-enclave-input.ts) carries the simulated
  * NSM's signing PKI, this node's PCR4 and the development CA its KMS
@@ -17,15 +18,17 @@ import { COMMON_OPTIONS_HELP, log, runEnclaveProgram } from "../enclave/program.
 import { readEnclaveWasm } from "../enclave/wasm-asset.ts";
 import { MAX_DEV_ENCLAVE_INPUT_CHARS, parseDevEnclaveInput } from "./dev-enclave-input.ts";
 import { SimulatedNsm, pcr0ForCode } from "./simulated-nsm.ts";
+import { versionLine } from "../shared/version.ts";
 
-const HELP = `usage: dev-enclave --listen unix:PATH | vsock:PORT [--phase-timeout-ms N] [--max-sessions N]
+const HELP = `usage: tss-enclave-dev --listen unix:PATH | vsock:PORT [--phase-timeout-ms N] [--max-sessions N]
          [--share-budget-bytes N] [--peer-image-sha384 HEX]...
          [--kms-relay unix:PATH|vsock:CID:PORT --kms-endpoint https://HOST[:PORT]
           --kms-region R --kms-key-id ID]
+       tss-enclave-dev --version | --help
 
 DEVELOPMENT ONLY: attestation documents are signed by a simulated NSM, so
 they prove nothing, and KMS's certificate is checked against a development
-CA. The production program is src/enclave/main.ts.
+CA. The production program is tss-enclave (src/enclave/main.ts).
 
   --listen unix:PATH   serve the host on a Unix socket (stands in for VSOCK)
   --listen vsock:PORT  serve the host on AF_VSOCK (any CID), PORT
@@ -44,7 +47,8 @@ kmsCaPem is needed with --kms-relay. adminPolicy is the development
 administrators' policy; without it the enclave creates no wallets unless
 unapprovedWallets: true explicitly turns approvals off (never with
 adminPolicy). PCR0 is
-SHA-384(this program's file || wasm). Peers are admitted only with
+SHA-384(this program's file || wasm), the program's file being the
+executable itself when compiled (tss-enclave-dev). Peers are admitted only with
 documents chaining to that PKI's root and with the same PCR0.`;
 
 async function readStdinLine(): Promise<string> {
@@ -92,6 +96,11 @@ function developmentApprovals(
   return { adminPolicy: adminPolicyOf(adminPolicyHex), requireApprovals: true };
 }
 
+if (process.argv.slice(2).includes("--version")) {
+  console.log(versionLine("tss-enclave-dev (DEVELOPMENT ONLY: simulated NSM)"));
+  process.exit(0);
+}
+
 runEnclaveProgram({
   help: HELP,
   wasm: readEnclaveWasm,
@@ -106,7 +115,15 @@ runEnclaveProgram({
   },
   platform: async (wasm) => {
     const input = parseDevEnclaveInput(await readStdinLine());
-    const pcr0 = pcr0ForCode([await Bun.file(Bun.main).bytes(), wasm]);
+    // Compiled, Bun.main is the embedded script; the executable (runtime, code, wasm) is what is
+    // measured, with Bun's native SHA-384 (pcr0ForCode's digest; 100 MB in JavaScript takes seconds).
+    const self = Bun.main.startsWith("/$bunfs/") ? process.execPath : Bun.main;
+    const pcr0 = new Uint8Array(
+      new Bun.CryptoHasher("sha384")
+        .update(await Bun.file(self).bytes())
+        .update(wasm)
+        .digest(),
+    );
     const pcrs: Record<number, Uint8Array> = { 0: pcr0, 4: input.pcr4 };
     pcrs[1] = pcr0ForCode([new TextEncoder().encode("development kernel")]);
     pcrs[2] = pcr0ForCode([new TextEncoder().encode("development application")]);

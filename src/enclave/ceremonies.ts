@@ -5,8 +5,14 @@
  * Single use, deadlines and fail-closed wiping are the registry's. Every
  * start is checked against its approvals (approval-gate.ts) before a core
  * session exists, so a refused start never reaches phase 1.
+ *
+ * A share repair (lifecycle-repair.ts) is a `repair` start at every helper
+ * and at the target, whose phase 4 leaves the target's hollow share in
+ * `repaired`; the complete refresh that must follow is a refresh start that
+ * names the repair session (`repairSession`) at the target, and an ordinary
+ * refresh at every other holder.
  */
-import { parseMessage } from "../shared/wire/protocol-message.ts";
+import { parseMessage, SESSION_ID_LEN } from "../shared/wire/protocol-message.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
 import type {
   CeremonyAbortRequest,
@@ -14,8 +20,16 @@ import type {
   CeremonyStartRequest,
   CeremonyStepRequest,
 } from "../shared/wire/enclave-ops.ts";
-import { DklsError, Dkg, Refresh, Signing, packageInfo, type KeyShare } from "./dkls23/binding.ts";
-import { ApprovalError, type ApprovableRequest } from "../shared/wire/approval.ts";
+import {
+  DklsError,
+  Dkg,
+  Refresh,
+  Signing,
+  packageInfo,
+  refreshFromHollow,
+  type KeyShare,
+} from "./dkls23/binding.ts";
+import { ApprovalError, policyHash, type ApprovableRequest } from "../shared/wire/approval.ts";
 import {
   checkDkgStart,
   checkShareStart,
@@ -23,15 +37,27 @@ import {
   type ApprovalSettings,
 } from "./approval-gate.ts";
 import { ApprovalReplayCache, type ReplayClaim } from "./approval-replay.ts";
-import type { TrustedPolicy } from "./approvals.ts";
+import { openTrustedPolicy, type ApprovalVerdict, type TrustedPolicy } from "./approvals.ts";
 import { CeremonyRegistry, type AnySession } from "./ceremony-registry.ts";
 import { EnclaveError } from "./errors.ts";
 import { PeerMessageError, type PeerSession } from "./peer-envelope.ts";
 import type { PeerSessions } from "./peer-sessions.ts";
 import { ImportSession, MAX_IMPORT_PARTIES } from "./lifecycle-import.ts";
+import {
+  checkRepairApproval,
+  NO_POLICY_HASH,
+  RepairSession,
+  type RepairedParty,
+} from "./lifecycle-repair.ts";
+import { RepairedParties } from "./repaired-parties.ts";
 import { OpenedEnvelopes, type EnvelopeClaim } from "./opened-envelopes.ts";
 import { needInt, needWalletId } from "./request-checks.ts";
-import { checkPeerShareStates, ownShareState } from "./share-state.ts";
+import {
+  checkPeerShareStates,
+  ownShareState,
+  ownShareStateOf,
+  type OwnShareState,
+} from "./share-state.ts";
 import type { ShareTable } from "./shares.ts";
 import { signedWalletStatement } from "./wallet-statements.ts";
 
@@ -62,6 +88,14 @@ export class Ceremonies {
    * does not say it was imported (docs/ARCHITECTURE.md "Key import").
    */
   private readonly imported = new Set<string>();
+  /** Public counts for the HEALTH reply (src/shared/wire/enclave-counters.ts): sessions by kind, no ids. */
+  readonly counts = {
+    finished: new Map<string, number>(),
+    failed: new Map<string, number>(),
+    aborted: 0,
+  };
+  /** Repaired parties (hollow shares) waiting here for the refresh that completes them. */
+  private readonly repaired = new RepairedParties();
 
   constructor(
     private readonly shares: ShareTable,
@@ -74,10 +108,16 @@ export class Ceremonies {
     private readonly approvals: ApprovalSettings,
     /** Open sessions at once (ceremony-registry.ts DEFAULT_MAX_OPEN_SESSIONS when absent). */
     maxOpenSessions?: number,
+    /**
+     * This enclave's node identity (PCR4 of its own attestation document): a repair's
+     * target checks that the approval names it. Absent: this enclave is no repair target.
+     */
+    private readonly ownPcr4?: Uint8Array,
   ) {
     this.registry = new CeremonyRegistry(
       phaseTimeoutMs,
       (id, s) =>
+        bump(this.counts.failed, s.kind) ||
         this.log("ceremony_expired", {
           session: id.slice(0, 16),
           kind: s.kind,
@@ -100,8 +140,13 @@ export class Ceremonies {
     // Held until the session ends, so its share is never evicted mid-ceremony. Taken
     // before the id is claimed: a start refused with share_not_loaded (evicted) produced
     // nothing, so the host may reload the share and start the same session.
+    // A repair's target, and the refresh completing it there, have no loaded share.
+    const repairRefresh = req.kind === "refresh" && req.repairSession !== undefined;
+    const repairHelper = req.kind === "repair" && req.partyIndex !== req.repairTarget;
     const pin =
-      req.kind === "sign" || req.kind === "refresh" ? this.shares.pin(walletId) : undefined;
+      req.kind === "sign" || (req.kind === "refresh" && !repairRefresh) || repairHelper
+        ? this.shares.pin(walletId)
+        : undefined;
     let id: string;
     try {
       id = this.registry.claim(req.sessionId);
@@ -117,8 +162,103 @@ export class Ceremonies {
     let replay: ReplayClaim | undefined;
     /** The open session of the same approved request this start superseded, if any. */
     const superseded: string[] = [];
+    /** Who this enclave is in a session without a loaded share (repair, its refresh), and what it states. */
+    let own: { me: number; shareState?: OwnShareState } | undefined;
+    /** The repaired party a completing refresh took: freed if its start fails. */
+    let taken: RepairedParty | undefined;
     try {
-      if (req.kind === "dkg") {
+      if (req.kind === "repair") {
+        const parties = needInt(req.parties, "parties", 2, 16);
+        const threshold = needInt(req.threshold, "threshold", 2, parties);
+        const me = needInt(req.partyIndex, "partyIndex", 1, parties);
+        const target = needInt(req.repairTarget, "repairTarget", 1, parties);
+        const helpers = req.repairHelpers;
+        if (!Array.isArray(helpers) || helpers.length > 16)
+          throw new EnclaveError("bad_request", "repairHelpers must be a list of party indices");
+        let targetPcr4: Uint8Array;
+        if (me !== target) {
+          const loaded = pin!.entry;
+          this.shares.refuseIfStale(walletId, loaded.generation);
+          if (loaded.partyIndex !== me)
+            throw new EnclaveError(
+              "bad_request",
+              `this enclave holds party ${loaded.partyIndex} of wallet ${walletId}, not ${me}`,
+            );
+          generation = loaded.generation;
+          policy = loaded.policy;
+          targetPcr4 = this.repairTargetPcr4(req, target);
+        } else {
+          if (this.shares.current(walletId) !== undefined)
+            throw new EnclaveError(
+              "bad_request",
+              `this enclave already holds a share of wallet ${walletId}: it cannot be a repair's target`,
+            );
+          const encoding = req.policy;
+          policy =
+            encoding === undefined
+              ? null
+              : this.approved(req, () => {
+                  if (!(encoding instanceof Uint8Array))
+                    throw new ApprovalError("malformed", "policy must be bytes");
+                  // Its own hash: what makes it the wallet's is that every helper reports it.
+                  return openTrustedPolicy(encoding, policyHash(encoding));
+                });
+          if (this.ownPcr4 === undefined)
+            throw new EnclaveError(
+              "bad_request",
+              "this enclave knows no node identity to repair to",
+            );
+          targetPcr4 = this.ownPcr4;
+        }
+        const verdict = this.approved(req, () =>
+          this.repairApproval(req, policy, target, targetPcr4),
+        );
+        replay = this.claimReplay(req, id, verdict.request, superseded);
+        session = new RepairSession({
+          me,
+          target,
+          helpers,
+          threshold,
+          parties,
+          sessionId: req.sessionId,
+          ...(me === target
+            ? { expectedPolicyHash: policy?.hash ?? NO_POLICY_HASH }
+            : { share: pin!.entry.share, policyHash: policy?.hash ?? NO_POLICY_HASH }),
+        });
+        own = { me };
+      } else if (repairRefresh) {
+        const repairId = req.repairSession;
+        if (!(repairId instanceof Uint8Array) || repairId.length !== SESSION_ID_LEN)
+          throw new EnclaveError("bad_request", `repairSession must be ${SESSION_ID_LEN} bytes`);
+        if (req.policy !== undefined)
+          throw new EnclaveError(
+            "bad_request",
+            "the refresh that completes a repair changes no policy",
+          );
+        // Approved first: a refused start leaves the party for a correctly approved one.
+        const waiting = this.repaired.peek(walletId, repairId);
+        this.shares.refuseIfStale(walletId, waiting.hollow.generation);
+        policy = waiting.policy ?? null;
+        const approved = this.approved(req, () => checkShareStart(this.approvals, req, policy));
+        replay = this.claimReplay(req, id, approved, superseded);
+        const held = this.repaired.take(walletId, repairId);
+        taken = held;
+        generation = held.hollow.generation;
+        // Stated from the package it was assembled against: what the lost holder's would say.
+        own = {
+          me: held.hollow.index,
+          shareState: ownShareStateOf(
+            (m) => this.peers.signWithChannelKey(m),
+            req.sessionId,
+            "refresh",
+            walletId,
+            held.hollow,
+            held.publicPackage,
+            policy,
+          ),
+        };
+        session = refreshFromHollow({ hollow: held.hollow, sessionId: req.sessionId });
+      } else if (req.kind === "dkg") {
         if (req.importEnvelope !== undefined)
           throw new EnclaveError("bad_request", "a key import starts through startImport");
         const parties = needInt(req.parties, "parties", 2, 16);
@@ -176,13 +316,98 @@ export class Ceremonies {
       } else {
         throw new EnclaveError("bad_request", `unknown ceremony kind ${String(req.kind)}`);
       }
-      const reply = this.launch(req, id, session, generation, newPolicy ?? policy, pin, replay);
+      const reply = this.launch(
+        req,
+        id,
+        session,
+        generation,
+        newPolicy ?? policy,
+        pin,
+        replay,
+        undefined,
+        own,
+      );
       // For the host's audit: which session this start cancelled here (node-host.ts).
       return superseded.length > 0 ? { ...reply, superseded: fromHex(superseded[0]!) } : reply;
     } catch (e) {
       pin?.release();
       replay?.release();
+      // A consumed hollow share is already gone; one not yet consumed is freed.
+      taken?.hollow.free();
       throw ceremonyError(e);
+    }
+  }
+
+  /**
+   * The repair target's node identity as a helper verified it: PCR4 from the
+   * target's attestation document in this start, never a host-given name.
+   */
+  private repairTargetPcr4(req: CeremonyStartRequest, target: number): Uint8Array {
+    const at = Array.isArray(req.peerParties) ? req.peerParties.indexOf(target) : -1;
+    if (at < 0 || !Array.isArray(req.peerDocuments))
+      throw new EnclaveError("bad_request", "the repair's target must be among the peers");
+    let pcr4: Uint8Array | undefined;
+    try {
+      pcr4 = this.peers.peerIdentity(req.peerDocuments[at]).pcr4;
+    } catch (e) {
+      throw new EnclaveError(
+        "ceremony_failed",
+        `attestation of the repair's target (party ${target}) refused: ${(e as Error).message}`,
+        target,
+      );
+    }
+    if (pcr4 === undefined || pcr4.length !== 48 || pcr4.every((b) => b === 0))
+      throw new EnclaveError(
+        "ceremony_failed",
+        `the repair's target (party ${target}) is attested without a node identity (PCR4)`,
+        target,
+      );
+    return pcr4;
+  }
+
+  /**
+   * A repair's approvals: under the wallet's policy (a helper's sealed one; the
+   * target's from the start, which every helper must confirm) or, failing that,
+   * the administrators' (a cluster whose operators replace a node for the
+   * wallet's owners). Never waived, whatever the settings.
+   */
+  private repairApproval(
+    req: CeremonyStartRequest,
+    policy: TrustedPolicy | null,
+    party: number,
+    targetPcr4: Uint8Array,
+  ): ApprovalVerdict {
+    if (typeof req.requestId !== "string")
+      throw new ApprovalError("malformed", "an approved start must carry the client's request id");
+    const check = (p: TrustedPolicy) =>
+      checkRepairApproval({
+        policy: p,
+        walletId: req.walletId,
+        requestId: req.requestId as string,
+        party,
+        targetPcr4,
+        approvalRequest: req.approvalRequest as Uint8Array,
+        approvals: req.approvals ?? [],
+      });
+    const admin = this.approvals.adminPolicy;
+    if (policy === null) {
+      if (admin === null)
+        throw new ApprovalError(
+          "unknown_signer",
+          "the wallet has no policy and no administrators' policy is built in: no one can approve its repair",
+        );
+      return check(admin);
+    }
+    try {
+      return check(policy);
+    } catch (e) {
+      if (!(e instanceof ApprovalError) || admin === null) throw e;
+      try {
+        return check(admin);
+      } catch {
+        // The wallet's own refusal says more than the administrators'.
+        throw e;
+      }
     }
   }
 
@@ -271,10 +496,13 @@ export class Ceremonies {
     replay: ReplayClaim | undefined,
     /** Called once phase 1 produced messages, before any leaves (a key import's dealing). */
     onPhase1Messages?: () => void,
+    /** A session without a loaded share (repair, the refresh completing it): its party index and statement. */
+    own?: { me: number; shareState?: OwnShareState },
   ): CeremonyReply {
     const walletId = req.walletId;
     const me =
-      req.kind === "dkg" ? (req.partyIndex as number) : this.shares.current(walletId)!.partyIndex;
+      own?.me ??
+      (req.kind === "dkg" ? (req.partyIndex as number) : this.shares.current(walletId)!.partyIndex);
     let peer: PeerSession;
     try {
       peer = this.peers.open(req.sessionId, me, req.peerDocuments, req.peerParties);
@@ -283,13 +511,14 @@ export class Ceremonies {
       throw e;
     }
     // What this enclave loaded, signed for this session: every peer checks it at phase 2.
-    const shareState =
-      req.kind === "dkg"
+    const shareState = own
+      ? own.shareState
+      : req.kind === "dkg"
         ? undefined
         : ownShareState(
             (m) => this.peers.signWithChannelKey(m),
             req.sessionId,
-            req.kind,
+            req.kind as "sign" | "refresh",
             walletId,
             pin!.entry.share,
             pin!.entry.policy,
@@ -372,11 +601,25 @@ export class Ceremonies {
         for (const m of inbox) m.bytes.fill(0);
       }
       this.registry.drop(id);
+      bump(this.counts.finished, s.kind);
       this.log("ceremony_finished", {
         session: id.slice(0, 16),
         kind: s.kind,
         walletId: s.walletId,
       });
+      if (s.session instanceof RepairSession) {
+        // The target's hollow share waits here for the refresh that must follow at once.
+        const party = final as RepairedParty | null;
+        if (party) {
+          party.policy = s.policy ?? null;
+          this.repaired.put(s.walletId, fromHex(id), party);
+        }
+        return {
+          messages: [],
+          generation: s.generation,
+          ...(party && { partyIndex: party.hollow.index, publicKey: party.hollow.publicKey }),
+        };
+      }
       if (s.session instanceof Signing) {
         const sig = final as { r: Uint8Array; s: Uint8Array; recoveryId: number };
         return {
@@ -414,6 +657,7 @@ export class Ceremonies {
       };
     } catch (e) {
       this.registry.drop(id);
+      bump(this.counts.failed, s.kind);
       this.log("ceremony_failed", {
         session: id.slice(0, 16),
         kind: s.kind,
@@ -502,6 +746,7 @@ export class Ceremonies {
     const dropped = this.registry.drop(id);
     const pending = this.shares.dropPending(id);
     this.superseded.delete(id);
+    if (dropped || pending) this.counts.aborted++;
     if (dropped || pending) this.log("ceremony_aborted", { session: id.slice(0, 16) });
     return { dropped: dropped || pending };
   }
@@ -509,7 +754,19 @@ export class Ceremonies {
   /** Wipes every open session (shutdown). */
   closeAll(): void {
     this.registry.dropAll();
+    this.repaired.clear();
   }
+
+  /** Frees a repaired party of the wallet waiting here (a retirement). */
+  dropRepaired(walletId: string): void {
+    this.repaired.drop(walletId);
+  }
+}
+
+/** Adds one to `kind`'s count; returns false, so `bump(...) || log(...)` runs both. */
+function bump(counts: Map<string, number>, kind: string): false {
+  counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  return false;
 }
 
 /** Every failure of a ceremony reaches the host as ceremony_failed unless it has a closer enclave code; blame stays a field. */

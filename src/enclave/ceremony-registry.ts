@@ -5,6 +5,7 @@
  */
 import type { Dkg, Refresh, Signing } from "./dkls23/binding.ts";
 import type { ImportSession } from "./lifecycle-import.ts";
+import type { RepairSession } from "./lifecycle-repair.ts";
 import { toHex } from "../shared/hex.ts";
 import type { CeremonyKind } from "../shared/wire/enclave-ops.ts";
 import { EnclaveError } from "./errors.ts";
@@ -13,7 +14,7 @@ import type { PeerSession } from "./peer-envelope.ts";
 import type { OwnShareState } from "./share-state.ts";
 
 /** A key import's dealing (lifecycle-import.ts) runs as a session too, under the DKG's kind. */
-export type AnySession = Dkg | Signing | Refresh | ImportSession;
+export type AnySession = Dkg | Signing | Refresh | ImportSession | RepairSession;
 
 export interface OpenSession {
   kind: CeremonyKind;

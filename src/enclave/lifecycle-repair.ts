@@ -71,7 +71,16 @@ export interface RepairedParty {
   hollow: HollowShare;
   publicPackage: Uint8Array;
   policyHash: Uint8Array;
+  /**
+   * The policy the target checked the repair's approval under, whose hash every helper
+   * reported (set by ceremonies.ts at phase 4; null: a wallet sealed without one). The
+   * refresh that completes the party checks its approvals under it and seals with it.
+   */
+  policy?: TrustedPolicy | null;
 }
+
+/** The policy hash a helper reports for a wallet sealed without a policy (development only). */
+export const NO_POLICY_HASH = new Uint8Array(32);
 
 export class RepairSession {
   private result: RepairedParty | null = null;

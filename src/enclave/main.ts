@@ -13,10 +13,12 @@ import { listenVsock } from "../shared/channel/vsock-transport.ts";
 import { productionPlatform } from "./production-platform.ts";
 import { COMMON_OPTIONS_HELP, runEnclaveProgram } from "./program.ts";
 import { readEnclaveWasm } from "./wasm-asset.ts";
+import { versionLine } from "../shared/version.ts";
 
-const HELP = `usage: enclave --listen vsock:PORT [--phase-timeout-ms N] [--max-sessions N] [--share-budget-bytes N]
+const HELP = `usage: tss-enclave --listen vsock:PORT [--phase-timeout-ms N] [--max-sessions N] [--share-budget-bytes N]
          [--peer-image-sha384 HEX]...
          --kms-relay vsock:CID:PORT --kms-endpoint https://HOST[:PORT] --kms-region R --kms-key-id ARN
+       tss-enclave --version | --help
 
   --listen vsock:PORT  serve the host on AF_VSOCK (any CID), PORT
 ${COMMON_OPTIONS_HELP}
@@ -39,6 +41,12 @@ executable (fingerprints pinned).`;
 /** The EIF ships the roots beside the executable; a compiled binary's own import.meta.dir is its embedded file system. */
 function programDir(): string {
   return Bun.main.startsWith("/$bunfs/") ? dirname(process.execPath) : import.meta.dir;
+}
+
+// Answered before anything else runs: no device, no roots, no listener.
+if (process.argv.slice(2).includes("--version")) {
+  console.log(versionLine("tss-enclave"));
+  process.exit(0);
 }
 
 runEnclaveProgram({

@@ -80,6 +80,14 @@ export class PeerSessions {
     return new PeerSession({ sessionId, me, keys: this.keys, peers });
   }
 
+  /**
+   * One participant's document verified as at session start (cached): a repair's helpers read
+   * the target's node identity (PCR4) from it, which the repair approval names.
+   */
+  peerIdentity(doc: unknown): PeerIdentity {
+    return this.verifiedPeer(doc as Uint8Array);
+  }
+
   /** Ed25519 with the attested channel key, for the enclave's own domain-labelled statements (wallet-statements.ts). */
   signWithChannelKey(message: Uint8Array): Uint8Array {
     return this.keys.sign(message);

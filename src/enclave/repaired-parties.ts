@@ -65,6 +65,13 @@ export class RepairedParties {
 
   /** The party repaired by `repairSessionId`, handed over once; share_not_loaded when there is none (or it expired). */
   take(walletId: string, repairSessionId: Uint8Array): RepairedParty {
+    const party = this.peek(walletId, repairSessionId);
+    this.held.delete(walletId);
+    return party;
+  }
+
+  /** The party `take` would hand over, left in place (its policy checks the refresh's approvals first). */
+  peek(walletId: string, repairSessionId: Uint8Array): RepairedParty {
     this.sweep();
     const h = this.held.get(walletId);
     if (!h || !sameSession(h.repairSessionId, repairSessionId))
@@ -72,7 +79,6 @@ export class RepairedParties {
         "share_not_loaded",
         `no repaired party of wallet ${walletId} from that repair is held here: run the repair again`,
       );
-    this.held.delete(walletId);
     return h.party;
   }
 
@@ -80,6 +86,11 @@ export class RepairedParties {
   drop(walletId: string): void {
     this.held.get(walletId)?.party.hollow.free();
     this.held.delete(walletId);
+  }
+
+  /** Frees everything held (shutdown). */
+  clear(): void {
+    for (const walletId of [...this.held.keys()]) this.drop(walletId);
   }
 
   private sweep(): void {

@@ -9,6 +9,7 @@
 import type { Nsm } from "../attestation/nsm.ts";
 import type { TrustedRoot } from "../attestation/verifier.ts";
 import { toHex } from "../shared/hex.ts";
+import { ceremonyCounterFields } from "../shared/wire/enclave-counters.ts";
 import type {
   ActivateShareRequest,
   AttestReply,
@@ -102,6 +103,7 @@ export class EnclaveService {
       pendingTtlMs,
       approvals,
       opts.maxOpenSessions,
+      opts.pcr4,
     );
     this.retired = new RetiredWallets(this.shares, approvals, log);
   }
@@ -114,6 +116,8 @@ export class EnclaveService {
       loadedWallets: this.shares.size,
       openSessions: this.ceremonies.size,
       ...shareCacheHealth(this.shares.cacheStats()),
+      // Counts only, no ids: the host exports them as metrics (src/host/metrics.ts).
+      ...ceremonyCounterFields(this.ceremonies.counts),
     };
   }
 
@@ -164,7 +168,9 @@ export class EnclaveService {
 
   /** Checks the approvals, wipes the wallet's share and refuses the wallet from now on (lifecycle-retire.ts). */
   retireWallet(req: RetireWalletRequest): RetireWalletReply {
-    return this.retired.retire(req);
+    const reply = this.retired.retire(req);
+    this.ceremonies.dropRepaired(reply.walletId);
+    return reply;
   }
 
   stepCeremony(req: CeremonyStepRequest): CeremonyReply {

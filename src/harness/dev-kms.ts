@@ -10,6 +10,7 @@ import { Agent } from "node:https";
 import { join } from "node:path";
 import { CreateKeyCommand, KMSClient, PutKeyPolicyCommand } from "@aws-sdk/client-kms";
 import { toHex } from "../shared/hex.ts";
+import { keyPolicyJson } from "../shared/key-policy.ts";
 import { createDevTls, type DevTls } from "./dev-tls.ts";
 import type { EnclaveKmsOptions } from "./enclave-process.ts";
 import { startProcess, type Started } from "./processes.ts";
@@ -62,45 +63,22 @@ export function devNodePcr4(nodeName: string): Uint8Array {
 }
 export const devNodePcr4Hex = (nodeName: string) => toHex(devNodePcr4(nodeName));
 
-const administration = {
-  Sid: "Administration",
-  Effect: "Allow",
-  Principal: { AWS: "*" },
-  Action: ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"],
-  Resource: "*",
-};
-
 /**
  * The share-wrapping key's policy (one key for the cluster, one statement per
  * node): Decrypt and GenerateDataKey only with a Recipient whose attestation
  * shows the signing image and node N's PCR4, and only for an encryption
  * context whose `node` is that same PCR4. So node 1's enclave asking for node
  * 2's data key with node 2's context fails the PCR4 condition, and with its
- * own context fails the blob's context binding.
+ * own context fails the blob's context binding. Built by the same function as
+ * `tss policy` (src/shared/key-policy.ts), so every test exercises the policy
+ * operators install; principals are "*" because the stand-in has one tenant.
  */
 export function nodeBoundPolicy(pcr0Hex: string, nodes: readonly PolicyNode[]): string {
-  return JSON.stringify({
-    Version: "2012-10-17",
-    Statement: [
-      administration,
-      ...nodes.map((n) => ({
-        Sid: `ShareDataKeysOnlyFor${n.name.replace(/[^A-Za-z0-9]/g, "")}Enclave`,
-        Effect: "Allow",
-        Principal: { AWS: "*" },
-        Action: ["kms:Decrypt", "kms:GenerateDataKey"],
-        Resource: "*",
-        Condition: {
-          StringEqualsIgnoreCase: {
-            "kms:RecipientAttestation:ImageSha384": pcr0Hex,
-            "kms:RecipientAttestation:PCR4": n.pcr4Hex,
-          },
-          StringEquals: {
-            "kms:EncryptionContext:purpose": "tss-share",
-            "kms:EncryptionContext:node": n.pcr4Hex.toLowerCase(),
-          },
-        },
-      })),
-    ],
+  return keyPolicyJson({
+    images: [pcr0Hex],
+    nodes,
+    adminPrincipal: "*",
+    enclavePrincipal: "*",
   });
 }
 

@@ -11,14 +11,17 @@ import { pcr0ForCode } from "../dev/simulated-nsm.ts";
 import { toHex } from "../shared/hex.ts";
 
 export interface EnclaveImage {
+  /** The bundle (run with Bun), or with `executable` the compiled tss-enclave-dev itself. */
   entry: string;
   wasm: string;
+  /** `entry` is a standalone executable (build/build-executables.sh), started without Bun. */
+  executable?: boolean;
   pcr0: Uint8Array;
   pcr0Hex: string;
 }
 
 export const DEVELOPMENT_ENTRY = "src/dev/enclave-main.ts";
-/** What build/package.sh compiles into the EIF. */
+/** What build/build-executables.sh compiles as tss-enclave, the program in the EIF. */
 export const PRODUCTION_ENTRY = "src/enclave/main.ts";
 
 /** Bundles an enclave entry (a path from the repository root) into `outDir`: the entry file and its wasm. */
@@ -47,4 +50,25 @@ export async function bundleEnclave(outDir: string): Promise<EnclaveImage> {
     new Uint8Array(readFileSync(wasm)),
   ]);
   return { entry, wasm, pcr0, pcr0Hex: toHex(pcr0) };
+}
+
+/** The wasm the sources import, which a build embeds (src/enclave/wasm-asset.ts). */
+export const WASM_SOURCE = "src/enclave/dkls23/wasm/dkls23_bg.wasm";
+
+/**
+ * The compiled development enclave (dist/tss-enclave-dev) as an image: PCR0 is
+ * SHA-384(executable || wasm), what it computes about itself when compiled.
+ * The wasm is the tree's, which the build embedded; an executable built from
+ * another wasm attests another PCR0, and KMS refuses it.
+ */
+export function compiledEnclaveImage(executable: string): EnclaveImage {
+  const wasm = join(new URL("../..", import.meta.url).pathname, WASM_SOURCE);
+  // pcr0ForCode's SHA-384 over both, by Bun's native hasher: 100 MB in JavaScript takes seconds.
+  const pcr0 = new Uint8Array(
+    new Bun.CryptoHasher("sha384")
+      .update(readFileSync(executable))
+      .update(readFileSync(wasm))
+      .digest(),
+  );
+  return { entry: executable, wasm, executable: true, pcr0, pcr0Hex: toHex(pcr0) };
 }

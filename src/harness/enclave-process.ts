@@ -1,6 +1,7 @@
 /**
  * Starts a development enclave process from the bundled image (the
- * development entry, src/dev/enclave-main.ts): a Unix socket
+ * development entry, src/dev/enclave-main.ts) or the compiled
+ * tss-enclave-dev (enclave-image.ts compiledEnclaveImage): a Unix socket
  * in place of VSOCK, an empty network namespace when the machine allows it,
  * and on stdin what stands in for the hardware and AWS: the simulated NSM's
  * PKI, this node's PCR4 (on Nitro: the parent instance id's hash) and the
@@ -74,7 +75,7 @@ export function developmentStdin(o: EnclaveProcessOptions): string {
 
 export function startEnclaveProcess(o: EnclaveProcessOptions): Promise<Started> {
   const cmd = [
-    process.execPath,
+    ...(o.image.executable ? [] : [process.execPath]),
     o.image.entry,
     "--listen",
     `unix:${o.socketPath}`,

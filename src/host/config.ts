@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { DEFAULT_CLIENT_LIMITS, DEFAULT_MAX_CEREMONIES } from "./rate-limits.ts";
+import { parseListenAddress } from "./health-server.ts";
 
 export interface NodeConfig {
   nodeId: string;
@@ -42,6 +43,8 @@ export interface NodeConfig {
     /** Ceremonies this node takes part in at once (as coordinator's participant or for itself). */
     maxCeremonies: number;
   };
+  /** /metrics, /healthz, /readyz (health-server.ts); absent or no `listen`: not served. */
+  observability?: { listen?: string; allowNonLoopback?: boolean };
 }
 
 export const CONFIG_HELP = `Configuration (JSON file via --config, or flags; flags win):
@@ -77,7 +80,14 @@ export const CONFIG_HELP = `Configuration (JSON file via --config, or flags; fla
   limits.maxInFlight --max-in-flight N      per client user, requests this node has taken and
                                             not yet answered; default ${DEFAULT_CLIENT_LIMITS.maxInFlight}
   limits.maxCeremonies --max-ceremonies N   ceremonies this node takes part in at once (a start
-                                            beyond it is refused); default ${DEFAULT_MAX_CEREMONIES}`;
+                                            beyond it is refused); default ${DEFAULT_MAX_CEREMONIES}
+  observability.listen --observability-listen ADDR  (or env TSS_OBSERVABILITY_LISTEN) serves
+                                            /metrics (Prometheus), /healthz and /readyz on
+                                            PORT (= 127.0.0.1:PORT), HOST:PORT or [IPv6]:PORT;
+                                            default: not served
+  observability.allowNonLoopback            (or env TSS_OBSERVABILITY_ALLOW_NON_LOOPBACK=1)
+                                            needed to listen on a non-loopback address: the
+                                            endpoint has no authentication`;
 
 function flag(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(name);
@@ -132,6 +142,17 @@ export function loadConfig(
       ),
     },
   };
+  const listen =
+    flag(argv, "--observability-listen") ??
+    base.observability?.listen ??
+    env.TSS_OBSERVABILITY_LISTEN;
+  if (listen) {
+    const allowNonLoopback =
+      base.observability?.allowNonLoopback === true ||
+      env.TSS_OBSERVABILITY_ALLOW_NON_LOOPBACK === "1";
+    parseListenAddress(listen, allowNonLoopback); // refused here, before anything starts
+    cfg.observability = { listen, allowNonLoopback };
+  }
   const missing = [
     ["nodeId", cfg.nodeId],
     ["mqtt.url", cfg.mqtt.url],

@@ -54,6 +54,10 @@ export interface CoordinatorOptions {
   onRelay?: (bytes: Uint8Array) => void;
   /** What the client sent for the enclaves to check (approval.ts), relayed to every participant unchanged. */
   approval?: ApprovalRelay;
+  /** Hears each ceremony's session id once chosen (request-handler.ts logs it with the request id). */
+  onSession?: (kind: CeremonyKind, sessionId: Uint8Array) => void;
+  /** Hears each phase's duration across all members, and whether it failed (metrics.ts); 0 = attestation. */
+  onPhase?: (kind: CeremonyKind, phase: number, ms: number, ok: boolean) => void;
 }
 
 /**
@@ -146,12 +150,15 @@ async function runAttestedCeremony(
   documents?: Uint8Array[],
 ): Promise<{ replies: CeremonyReply[]; documents: Uint8Array[] }> {
   const timeout = opts.phaseTimeoutMs ?? 180_000;
+  opts.onSession?.(kind, sessionId);
   const indices = new Set(members.map((m) => m.partyIndex));
   if (indices.size !== members.length)
     throw new CeremonyError("participants have duplicate party indices", "bad_request");
   /** One request to every member at once; the first failure (in time) names its node and ends the phase. Phase 0 = attestation exchange. */
   const call = async <T>(phase: number, f: (m: Member) => Promise<T>): Promise<T[]> => {
     if (phase > 0) opts.onProgress?.(kind, phase);
+    const t0 = performance.now();
+    const report = (ok: boolean) => opts.onPhase?.(kind, phase, performance.now() - t0, ok);
     return Promise.all(
       members.map((m) =>
         withDeadline(f(m), timeout, `${m.participant.nodeId} (phase ${phase})`).catch(
@@ -160,6 +167,12 @@ async function runAttestedCeremony(
           },
         ),
       ),
+    ).then(
+      (v) => (report(true), v),
+      (e: unknown) => {
+        report(false);
+        throw e;
+      },
     );
   };
   try {
@@ -303,14 +316,20 @@ async function persistAndCommit(
   wallet: WalletRecord,
   finals: CeremonyReply[],
   documents: Uint8Array[],
+  /**
+   * A repair's new holder (share-repair.ts): its refresh output is its first share of the
+   * wallet, so its host stores and commits it the way a DKG's is (wallet row created there).
+   */
+  firstShareAt?: Participant,
 ): Promise<void> {
+  const kindOf = (m: Member) => (m.participant === firstShareAt ? "dkg" : kind);
   const persisted = await Promise.allSettled(
-    members.map((m, k) => m.participant.persist(kind, sessionId, wallet, finals[k]!)),
+    members.map((m, k) => m.participant.persist(kindOf(m), sessionId, wallet, finals[k]!)),
   );
   const bad = persisted.findIndex((p) => p.status === "rejected");
   if (bad >= 0) {
     await Promise.allSettled(
-      members.map((m) => m.participant.rollback(kind, sessionId, wallet.walletId)),
+      members.map((m) => m.participant.rollback(kindOf(m), sessionId, wallet.walletId)),
     );
     throw blame(members, members[bad]!, (persisted[bad] as PromiseRejectedResult).reason);
   }
@@ -326,7 +345,14 @@ async function persistAndCommit(
     : undefined;
   const committed = await Promise.allSettled(
     members.map((m) =>
-      m.participant.commit(kind, sessionId, wallet.walletId, generation, receipts, certificate),
+      m.participant.commit(
+        kindOf(m),
+        sessionId,
+        wallet.walletId,
+        generation,
+        receipts,
+        certificate,
+      ),
     ),
   );
   const c = committed.findIndex((p) => p.status === "rejected");
@@ -454,25 +480,38 @@ export async function refreshWallet(
    * current policy's approval of it, and the refresh's new shares are sealed with it, so it is
    * applied by all n holders when the refresh commits, or by none.
    */
-  opts: CoordinatorOptions & { newPolicy?: Uint8Array } = {},
+  opts: CoordinatorOptions & {
+    newPolicy?: Uint8Array;
+    /**
+     * The complete refresh that completes a share repair (share-repair.ts): `nodes` are the
+     * n - 1 other holders; the new holder of party `partyIndex` joins with the hollow share
+     * its enclave kept from repair session `repairSession` (it has nothing to prepare).
+     */
+    repaired?: { node: Participant; partyIndex: number; repairSession: Uint8Array };
+  } = {},
 ): Promise<number> {
-  if (nodes.length !== wallet.parties)
+  const repaired = opts.repaired;
+  if (nodes.length + (repaired ? 1 : 0) !== wallet.parties)
     throw new CeremonyError(
-      `refresh needs all ${wallet.parties} nodes, got ${nodes.length}`,
+      `refresh needs all ${wallet.parties} nodes, got ${nodes.length + (repaired ? 1 : 0)}`,
       "bad_request",
     );
   const members = await prepareAll(nodes, wallet.walletId, currentGeneration);
+  if (repaired) members.push({ participant: repaired.node, partyIndex: repaired.partyIndex });
   const sessionId = randomBytes(32);
   const { replies: finals, documents } = await runAttestedCeremony(
     "refresh",
     members,
     sessionId,
-    () => ({
+    (m) => ({
       kind: "refresh",
       sessionId,
       walletId: wallet.walletId,
       expectedGeneration: currentGeneration,
       ...(opts.newPolicy === undefined ? {} : { policy: opts.newPolicy }),
+      ...(repaired && m.participant === repaired.node
+        ? { repairSession: repaired.repairSession }
+        : {}),
     }),
     opts,
   );
@@ -498,6 +537,7 @@ export async function refreshWallet(
     },
     finals,
     documents,
+    repaired?.node,
   );
   return finals[0]!.generation;
 }

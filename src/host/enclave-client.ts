@@ -68,12 +68,26 @@ function label(addr: EnclaveAddress): string {
   return addr.kind === "unix" ? `unix:${addr.path}` : `vsock:${addr.cid}:${addr.port}`;
 }
 
+/** `p`, telling `report` how long it took and how it failed, if it did. */
+function timed<T>(p: Promise<T>, report: (ms: number, error?: unknown) => void): Promise<T> {
+  const t0 = performance.now();
+  return p.then(
+    (v) => (report(performance.now() - t0), v),
+    (e: unknown) => {
+      report(performance.now() - t0, e);
+      throw e;
+    },
+  );
+}
+
 export class EnclaveClient {
   private rpc: RpcClient | null = null;
   private closing = false;
   private lostSince: number | null = null;
   private reconnects = 0;
   private readonly listeners = new Set<(e: EnclaveChannelEvent) => void>();
+  /** Hears each call's frame type, round trip (ms) and error, if any (metrics.ts); null: nobody. */
+  onCall: ((type: RequestType, ms: number, error?: unknown) => void) | null = null;
 
   private constructor(
     private readonly addr: EnclaveAddress,
@@ -167,7 +181,9 @@ export class EnclaveClient {
         `the enclave at ${label(this.addr)} is not reachable; the host is redialling it`,
       );
     try {
-      const reply = await rpc.request(type, toBody(req));
+      const reply = await timed(rpc.request(type, toBody(req)), (ms, e) =>
+        this.onCall?.(type, ms, e),
+      );
       return fromBody<Rep>(reply.body);
     } catch (e) {
       if (e instanceof RpcRemoteError)

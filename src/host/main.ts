@@ -25,9 +25,12 @@ import { BusPeerDirectory } from "./peer-directory.ts";
 import { RequestHandler } from "./request-handler.ts";
 import { ClientLimits } from "./rate-limits.ts";
 import { jsonLogger } from "../shared/log.ts";
+import { HostMetrics } from "./metrics.ts";
+import { serveObservability } from "./health-server.ts";
+import { VERSION, versionLine } from "../shared/version.ts";
 
-const VERSION = "0.1.0";
-const HELP = `usage: tss-node [--config FILE] [flags]
+const HELP = `usage: tss-host [--config FILE] [flags]
+       tss-host --version | --help
 
 Runs one signing node's host. It needs its enclave already listening, and
 it serves that enclave's KMS relay (kms.relay): the enclave calls KMS itself
@@ -90,8 +93,12 @@ function superviseEnclave(
 }
 
 async function main(): Promise<void> {
-  if (process.argv.includes("--help")) {
+  if (process.argv.includes("--help") || process.argv.includes("-h")) {
     console.log(HELP);
+    return;
+  }
+  if (process.argv.includes("--version")) {
+    console.log(versionLine("tss-host"));
     return;
   }
   const cfg = loadConfig(process.argv.slice(2));
@@ -99,6 +106,9 @@ async function main(): Promise<void> {
     log(event, { node: cfg.nodeId, ...fields });
 
   const enclave = await EnclaveClient.connect(parseEnclaveAddress(cfg.enclave));
+  // Off unless observability.listen is set (health-server.ts); then this node's own registry.
+  const metrics = cfg.observability?.listen ? new HostMetrics(cfg.nodeId) : undefined;
+  metrics?.observeEnclave(enclave);
   const health = await enclave.health();
   const dbLocation = parseDbLocation(cfg.database, cfg.databaseAuthToken);
   const { db, migration } = openStore(dbLocation);
@@ -139,6 +149,8 @@ async function main(): Promise<void> {
     tls: cfg.mqtt.caFile ? { ca: readFileSync(cfg.mqtt.caFile, "utf8") } : undefined,
     pcr0: health.pcr0,
     version: VERSION,
+    // Reconnects, refused subscriptions and answers nobody took are logged, not dropped.
+    log: nodeLog,
   });
 
   const peers = new BusPeerDirectory(host, bus, {
@@ -146,6 +158,19 @@ async function main(): Promise<void> {
     log: nodeLog,
   });
   host.outcomeSource = peerOutcomeSource(cfg.nodeId, peers);
+  // A share repair's lost node confirms its replacement from these (share-repair.ts).
+  host.holderSource = (walletId) =>
+    Promise.all(
+      peers
+        .liveNodes()
+        .filter((n) => n.nodeId !== cfg.nodeId)
+        .map((n) =>
+          peers.ask(n.nodeId, "walletInfo", { walletId }).then(
+            (w) => w ?? null,
+            () => null,
+          ),
+        ),
+    );
   // Once presence has had a moment to arrive: fail this node's cut-off ceremonies, settle pending shares.
   setTimeout(() => {
     host.recover().then(
@@ -155,6 +180,7 @@ async function main(): Promise<void> {
     );
   }, 5_000).unref();
   const handler = new RequestHandler(host, peers, {
+    metrics,
     phaseTimeoutMs: cfg.phaseTimeoutMs,
     log: nodeLog,
     limits: new ClientLimits({
@@ -189,6 +215,9 @@ async function main(): Promise<void> {
           nodeLog("abort_failed", { coordinator: e.nodeId, error: err.message }),
         );
   });
+  // Before serving anyone: an address that cannot be bound ends the process here.
+  const observability =
+    metrics && (await serveObservability(cfg, metrics, { bus, host, condition }, nodeLog));
   bus.serveNodeCalls(serveNodeOps(host));
   bus.serveClientRequests((op, body, reply) => void handler.handle(op, body, reply));
   nodeLog("ready", {
@@ -203,6 +232,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     dbHealth.stop();
+    await observability?.close();
     await bus.close();
     await relay.close();
     enclave.close();

@@ -61,6 +61,8 @@ import { SignerOutcomes } from "./signer-outcomes.ts";
 import { retireHere } from "./wallet-retirement.ts";
 import { commitDkg, isDkgPending, rollbackDkg, stageDkg } from "./dkg-commit.ts";
 import { retiredPartyOf } from "./store/wallet-deletion.ts";
+import { recordWalletMembers } from "./store/members-repo.ts";
+import { checkReplacedHere } from "./share-repair.ts";
 import type { NodeOpArgs, RetireOutcome } from "../shared/wire/node-rpc.ts";
 
 export type { HeldWallet } from "../shared/wire/node-rpc.ts";
@@ -131,6 +133,8 @@ export class NodeHost implements Participant {
   private readonly dkgFenced = new Set<string>();
   /** How this node asks its peers about a session (set once the bus is up); null: it cannot. */
   outcomeSource: OutcomeSource | null = null;
+  /** How this node asks every other live node for its view of a wallet (share-repair.ts checkReplaced); null: it cannot. */
+  holderSource: ((walletId: string) => Promise<(HeldWallet | null)[]>) | null = null;
   /** Ceremonies recorded before this moment were cut off by a restart; later ones may be live. */
   private readonly startedAt = Date.now();
 
@@ -188,7 +192,7 @@ export class NodeHost implements Participant {
     // Ids are unique per client user (any kind); rows from before that, per kind.
     const c =
       client === undefined
-        ? findCeremonyByRequest(this.db, kind, requestId)
+        ? findCeremonyByRequest(this.db, kind === "repair" ? "refresh" : kind, requestId)
         : findClientRequest(this.db, client, requestId);
     if (c?.status !== "succeeded" && client !== undefined) {
       // A signature this node made as a signer of the request, whoever coordinated it
@@ -323,10 +327,19 @@ export class NodeHost implements Participant {
       `node ${this.nodeId} already takes part in its maximum of concurrent ceremonies`,
     );
     try {
-      if (req.kind !== "sign") await this.claimWallet(req.walletId, slot, req.kind);
+      // A repair's term exchange stores nothing; the refresh completing it claims the wallet.
+      if (req.kind !== "sign" && req.kind !== "repair")
+        await this.claimWallet(req.walletId, slot, req.kind);
       const { superseded, ...reply } = await this.startInEnclave(req);
       if (superseded !== undefined) this.auditSupersession(slot, toHex(superseded), caller);
       this.starters.set(slot, caller ?? this.nodeId);
+      // Ties this node's session id to the client's request id (the coordinator logs the pair too).
+      this.log("ceremony_joined", {
+        session: slot.slice(0, 16),
+        kind: req.kind,
+        requestId: req.requestId,
+        startedBy: caller ?? this.nodeId,
+      });
       this.signerOutcomes.remember(slot, start, caller ?? this.nodeId);
       // Bounded: sessions whose coordinator never ended them are the oldest entries.
       if (this.starters.size > 4 * this.ceremonies.max)
@@ -385,7 +398,14 @@ export class NodeHost implements Participant {
       // session id is claimed and before anything is produced, so loading the
       // share again and making the same start once more is not a protocol
       // retry: the coordinator only sees a slower start.
-      if (req.kind === "dkg" || (e as { code?: string }).code !== "share_not_loaded") throw e;
+      // A repair's target and its completing refresh load nothing: their refusal stands.
+      if (
+        req.kind === "dkg" ||
+        req.repairSession !== undefined ||
+        (req.kind === "repair" && req.partyIndex === req.repairTarget) ||
+        (e as { code?: string }).code !== "share_not_loaded"
+      )
+        throw e;
       this.loaded.delete(req.walletId);
       await this.prepare(req.walletId);
       return this.enclave.startCeremony(req);
@@ -883,6 +903,44 @@ export class NodeHost implements Participant {
    * all n persisted) can no longer commit it anywhere, and the answer stays true.
    */
   /** The party of the wallet this node retired earlier, from its audit log, or null. */
+  /**
+   * Who holds each party index of the wallet since a share repair's refresh (share-repair.ts),
+   * recorded only when the list names this node at its own active share's index and generation.
+   */
+  recordMembers(
+    walletId: string,
+    generation: number,
+    members: readonly { partyIndex: number; nodeId: string }[],
+  ): void {
+    const mine = listShares(this.db, walletId, this.nodeId).find((s) => s.status === "active");
+    if (
+      !mine ||
+      mine.generation !== generation ||
+      !members.some((m) => m.nodeId === this.nodeId && m.partyIndex === mine.partyIndex)
+    )
+      throw new CodedError(
+        "conflict",
+        `node ${this.nodeId} does not hold that party of wallet ${walletId} at generation ${generation}`,
+      );
+    recordWalletMembers(this.db, walletId, members, generation);
+  }
+
+  /** Whether a share repair replaced this node's share of the wallet; if so its rows go (share-repair.ts). */
+  checkReplaced(walletId: string): Promise<{ replaced: boolean }> {
+    const source = this.holderSource;
+    if (!source) return Promise.resolve({ replaced: false });
+    return checkReplacedHere(
+      {
+        nodeId: this.nodeId,
+        db: this.db,
+        holders: source,
+        forget: (w) => this.loaded.delete(w),
+        log: this.log,
+      },
+      walletId,
+    );
+  }
+
   retiredParty(walletId: string): { partyIndex: number; generation: number } | null {
     return retiredPartyOf(this.db, walletId, this.nodeId);
   }

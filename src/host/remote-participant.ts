@@ -89,6 +89,8 @@ export type LocalNode = Pick<
   | "ceremonyOutcome"
   | "retireWallet"
   | "retiredParty"
+  | "recordMembers"
+  | "checkReplaced"
 >;
 
 /** The local NodeHost's answer to each node RPC op (what RemoteParticipant and the peer directory call). */
@@ -133,6 +135,11 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
     ceremonyOutcome: (a) => local.ceremonyOutcome(a.walletId, a.sessionId),
     retireWallet: (a) => local.retireWallet(a),
     retiredParty: (a) => local.retiredParty(a.walletId),
+    recordMembers: (a) => {
+      local.recordMembers(a.walletId, a.generation, a.members);
+      return {};
+    },
+    checkReplaced: (a) => local.checkReplaced(a.walletId),
   };
 }
 

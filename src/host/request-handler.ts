@@ -35,6 +35,7 @@ import type { PeerDirectory } from "./peer-directory.ts";
 import { walletVouchers } from "./wallet-vouchers.ts";
 import { coordinateRetirement } from "./wallet-retirement.ts";
 import { importTarget, planImport, runImport, type ImportPlan } from "./key-import.ts";
+import { coordinateRepair, replacedHolders } from "./share-repair.ts";
 import { signResult } from "./sign-result.ts";
 import {
   currentHolders,
@@ -57,6 +58,7 @@ import { DIGEST_HEX, ID_RULE, isId, isNonHardenedPath } from "../shared/wire/pat
 
 import { RateLimitError, type Admission, type ClientLimits } from "./rate-limits.ts";
 import { isPowerOfTwo } from "./mqtt/requests.ts";
+import type { HostMetrics } from "./metrics.ts";
 
 export type { PeerDirectory } from "./peer-directory.ts";
 
@@ -117,6 +119,12 @@ function policyOf(b: Record<string, unknown>): Uint8Array | undefined {
 
 const HEX = /^([0-9a-f]{2})+$/;
 
+/** A request body's id for a log line, when it has a well-formed one. */
+const requestIdOf = (body: unknown): string | undefined => {
+  const id = (body as { requestId?: unknown } | null)?.requestId;
+  return isId(id) ? id : undefined;
+};
+
 function walletView(w: HeldWallet, holders: HeldWallet[]) {
   return {
     walletId: w.walletId,
@@ -152,6 +160,8 @@ export class RequestHandler {
       log?: (e: string, f: Record<string, unknown>) => void;
       /** Per client user requests/s and in flight (rate-limits.ts); absent: unlimited. */
       limits?: ClientLimits;
+      /** Requests, ceremonies and phases for the Prometheus endpoint (metrics.ts); absent: off. */
+      metrics?: Pick<HostMetrics, "requestTaken" | "ceremonyEnded" | "phaseObserved">;
     },
   ) {}
 
@@ -160,9 +170,11 @@ export class RequestHandler {
     // Keyed by the client user (the broker binds the Response Topic's client id to it).
     const client = reply.client ?? "";
     let admission: Admission | undefined;
+    let answered: (() => void) | undefined;
     try {
       // Before anything else: a refused request costs no parsing and no node RPC.
       admission = this.opts.limits?.admit(client);
+      answered = this.opts.metrics?.requestTaken(op);
       need(
         body && typeof body === "object" && !Array.isArray(body),
         "request body must be a JSON object",
@@ -186,6 +198,41 @@ export class RequestHandler {
           return reply.done(await this.ceremony("dkg", requestId, b, reply, false, true));
         case "importTarget":
           return reply.done(await importTarget(this.peers, this.self.nodeId, b.nodeId));
+        // Party K of a wallet moved to another node (share-repair.ts).
+        case "repair": {
+          need(isId(b.walletId), "walletId is required");
+          need(
+            Number.isInteger(b.party) && (b.party as number) >= 1 && (b.party as number) <= 16,
+            "party must be a party index (1..16)",
+          );
+          need(typeof b.toNode === "string", "toNode is required: the node to move the party to");
+          this.holderView.forget(b.walletId);
+          reply.progress({ stage: "prepare", phase: 1, of: 1, coordinator: this.self.nodeId });
+          const who = reply.client === undefined ? {} : { client: reply.client };
+          return reply.done(
+            await coordinateRepair(
+              this.peers,
+              this.self,
+              {
+                walletId: b.walletId,
+                party: b.party as number,
+                toNode: b.toNode,
+                requestId,
+                approval: { ...approvalRelay(requestId, b), ...who },
+                refreshApproval: {
+                  ...approvalRelay(requestId, { approval: b.refreshApproval }),
+                  ...who,
+                },
+                ...who,
+              },
+              {
+                phaseTimeoutMs: this.opts.phaseTimeoutMs,
+                onProgress: (stage, phase) =>
+                  reply.progress({ stage, phase, of: 4, coordinator: this.self.nodeId }),
+              },
+            ),
+          );
+        }
         case "retire": {
           need(isId(b.walletId), "walletId is required");
           this.holderView.forget(b.walletId);
@@ -202,10 +249,10 @@ export class RequestHandler {
         }
         case "wallet": {
           need(isId(b.walletId), "walletId is required");
-          const { current } = currentHolders(
-            b.walletId,
-            await walletHolders(this.peers, b.walletId),
-          );
+          const holders = await walletHolders(this.peers, b.walletId);
+          for (const node of replacedHolders(holders))
+            void this.peers.ask(node, "checkReplaced", { walletId: b.walletId }).catch(() => null);
+          const { current } = currentHolders(b.walletId, holders);
           return reply.done(walletView(current[0]!, current));
         }
         case "wallets": {
@@ -216,7 +263,11 @@ export class RequestHandler {
           for (const l of lists)
             for (const w of l ?? []) byId.set(w.walletId, [...(byId.get(w.walletId) ?? []), w]);
           return reply.done({
-            wallets: [...byId.values()].map((hs) => walletView(hs[0]!, hs)),
+            // The newest generation's holders: a repaired party's lost node is none of them.
+            wallets: [...byId.entries()].map(([id, hs]) => {
+              const { current } = currentHolders(id, hs);
+              return walletView(current[0]!, current);
+            }),
           });
         }
         case "nodes":
@@ -243,7 +294,12 @@ export class RequestHandler {
             );
       // A flood is counted by the limits; its refusals are logged sparsely.
       if (!(e instanceof RateLimitError) || isPowerOfTwo(this.opts.limits?.refused ?? 1))
-        log("request_failed", { op, code: err.code, error: err.message });
+        log("request_failed", {
+          op,
+          requestId: requestIdOf(body),
+          code: err.code,
+          error: err.message,
+        });
       reply.fail({
         code: err.code,
         message: err.message,
@@ -252,6 +308,7 @@ export class RequestHandler {
       });
     } finally {
       admission?.release();
+      answered?.();
     }
   }
 
@@ -317,6 +374,9 @@ export class RequestHandler {
       { timeoutMs: this.opts.phaseTimeoutMs },
     );
     if (named !== undefined) {
+      // A repaired party's lost node come back: it confirms with its peers and drops its rows.
+      for (const node of replacedHolders(context.holders))
+        void this.peers.ask(node, "checkReplaced", { walletId: named }).catch(() => null);
       // Refresh and retirement change who holds what: the next request asks afresh.
       if (kind === "sign") this.holderView.set(named, live, context.holders);
       else this.holderView.forget(named);
@@ -329,6 +389,15 @@ export class RequestHandler {
       // The coordinator's id lets the SDK watch its presence (Last Will) while it waits.
       onProgress: (stage, phase) =>
         reply.progress({ stage, phase, of: 4, coordinator: this.self.nodeId }),
+      // The log line that ties the client's request id to the session id every node logs.
+      onSession: (k, s) =>
+        this.opts.log?.("ceremony_session", {
+          requestId,
+          ceremonyId,
+          kind: k,
+          session: toHex(s).slice(0, 16),
+        }),
+      onPhase: this.opts.metrics?.phaseObserved,
     };
     reply.progress({ stage: "prepare", phase: 1, of: 1, coordinator: this.self.nodeId });
     const ceremonyId = randomBytes(32).toString("hex");
@@ -516,6 +585,7 @@ export class RequestHandler {
     });
     try {
       const { result } = await run();
+      this.opts.metrics?.ceremonyEnded(kind);
       db.transaction(() => {
         finishCeremony(db, ceremonyId, {
           status: "succeeded",
@@ -532,6 +602,7 @@ export class RequestHandler {
       });
       return result;
     } catch (e) {
+      this.opts.metrics?.ceremonyEnded(kind, e);
       db.transaction(() => {
         finishCeremony(db, ceremonyId, {
           status: "failed",

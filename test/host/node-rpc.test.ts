@@ -80,6 +80,10 @@ function fakeHost(nodeId = "node-1") {
       calls.push(["ceremonyOutcome", a]), { outcome: "pending" as const, generation: 1 }
     ),
     retiredParty: (...a: unknown[]) => (calls.push(["retiredParty", a]), null),
+    recordMembers: (...a: unknown[]) => void calls.push(["recordMembers", a]),
+    checkReplaced: async (...a: unknown[]) => (
+      calls.push(["checkReplaced", a]), { replaced: false }
+    ),
     retireWallet: rec("retireWallet", {
       retired: true as const,
       partyIndex: 1,
@@ -126,10 +130,12 @@ describe("node RPC operation table", () => {
       "abort",
       "attestation",
       "ceremonyOutcome",
+      "checkReplaced",
       "commit",
       "listWallets",
       "persist",
       "prepare",
+      "recordMembers",
       "requestContext",
       "retireWallet",
       "retiredParty",

@@ -181,6 +181,36 @@ export type AuditEvent = Common &
         policyHash?: string;
         approverKeyIds?: readonly string[];
       } & Requester)
+    | ({
+        /**
+         * A share repair (src/host/share-repair.ts), by its coordinator: party `partyIndex`
+         * moved from `fromNode` (absent: no live node reported it) to `toNode`, rebuilt by
+         * `helpers`, and the complete refresh reached `generation`. `approverKeyIds`: the key
+         * ids of the approvals presented (every holder's enclave checked them).
+         */
+        event: "share_repaired";
+        walletId: string;
+        requestId: string;
+        partyIndex: number;
+        fromNode?: string;
+        toNode: string;
+        helpers: readonly string[];
+        generation: number;
+        approverKeyIds?: readonly string[];
+      } & Requester)
+    | {
+        /**
+         * This node found its share of the wallet replaced by a repair (its party held at a
+         * newer generation by `byNode`, confirmed by `confirmedBy` current holders): its rows
+         * were overwritten and deleted, and the wallet is refused here from now on.
+         */
+        event: "share_replaced";
+        walletId: string;
+        partyIndex: number;
+        generation: number;
+        byNode: string;
+        confirmedBy: readonly string[];
+      }
     | {
         event: "unseal_failed";
         walletId: string;
@@ -361,6 +391,28 @@ const EVENTS: Record<
       policyHash: optional(sha256Hex),
       approverKeyIds: optional(sha256Hexes),
       ...requester,
+    },
+  },
+  share_repaired: {
+    wallet: true,
+    fields: {
+      requestId: { check: id },
+      partyIndex: { check: count },
+      fromNode: optional(id),
+      toNode: { check: id },
+      helpers: { check: nodeIds },
+      generation: { check: generation },
+      approverKeyIds: optional(sha256Hexes),
+      ...requester,
+    },
+  },
+  share_replaced: {
+    wallet: true,
+    fields: {
+      partyIndex: { check: count },
+      generation: { check: generation },
+      byNode: { check: id },
+      confirmedBy: { check: nodeIds },
     },
   },
   unseal_failed: {

@@ -44,3 +44,4 @@ export * from "./refresh-outcomes-repo.ts";
 export * from "./sign-outcomes-repo.ts";
 export * from "./audit.ts";
 export * from "./wallet-deletion.ts";
+export * from "./members-repo.ts";

@@ -263,6 +263,23 @@ CREATE TABLE sign_outcomes (
 ) STRICT;
 `,
   },
+  {
+    version: 11,
+    name: "wallet membership: who holds each party index",
+    // A share repair (share-repair.ts) moves party K of a wallet to another node: each node that
+    // took part records the wallet's holders by party index from then on, and a node whose share
+    // was replaced records who holds its old index, so it refuses that wallet and its rows are gone.
+    sql: `
+CREATE TABLE wallet_members (
+  wallet_id TEXT NOT NULL CHECK (length(wallet_id) BETWEEN 1 AND 256),
+  party_index INTEGER NOT NULL CHECK (party_index BETWEEN 1 AND 255),
+  node_id TEXT NOT NULL CHECK (length(node_id) BETWEEN 1 AND 256),
+  generation INTEGER NOT NULL CHECK (generation BETWEEN 0 AND 4294967295),
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (wallet_id, party_index)
+) STRICT;
+`,
+  },
 ];
 
 /** Migration 8: each statement row's document into attestation_documents, a page of rows at a time. */

@@ -12,10 +12,10 @@
  *
  * | frame          | request keys                                               | OK reply keys |
  * |----------------|------------------------------------------------------------|---------------|
- * | HEALTH         | (none)                                                     | status, pcr0, pcr4, loadedWallets, openSessions, share cache fields? |
+ * | HEALTH         | (none)                                                     | status, pcr0, pcr4, loadedWallets, openSessions, share cache fields?, ceremony counters? (enclave-counters.ts) |
  * | ATTEST         | nonce?                                                     | document |
  * | LOAD_SHARE     | walletId, partyIndex, generation, publicKey, sealed, ciphertextBlob, policy?, accessKeyId, secretAccessKey, sessionToken? | walletId, generation, partyIndex |
- * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration?; refresh: expectedGeneration? | CeremonyReply (phase-1 messages; sign, refresh: shareState; superseded? when it cancelled a duplicate) |
+ * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration?; refresh: expectedGeneration?, repairSession?; repair: threshold, parties, partyIndex, repairTarget, repairHelpers, policy? (target) | CeremonyReply (phase-1 messages; sign, refresh: shareState; superseded? when it cancelled a duplicate) |
  * | CEREMONY_STEP  | sessionId, phase, messages; phase 2 of sign, refresh: shareStates | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex, statement |
  * | CEREMONY_ABORT | sessionId                                                  | dropped |
  * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey, receipt |
@@ -64,7 +64,8 @@ export const MAX_SESSION_TOKEN_CHARS = 8192;
 /** The `signature` of a sign's phase 4: r || s || recovery id. */
 export const ECDSA_SIGNATURE_BYTES = 65;
 
-export type CeremonyKind = "dkg" | "sign" | "refresh";
+/** "repair": a share repair's term exchange (src/enclave/lifecycle-repair.ts), followed at once by a refresh. */
+export type CeremonyKind = "dkg" | "sign" | "refresh" | "repair";
 
 export interface HealthReply {
   status: "ok";
@@ -88,6 +89,10 @@ export interface HealthReply {
   shareLoadsRefused?: number;
   /** Size of the DKLs23 wasm instance's linear memory (it only grows; wasm32 caps it at 4 GiB). */
   wasmMemoryBytes?: number;
+  /** Public counters since the enclave started (enclave-counters.ts): sessions dropped at CEREMONY_ABORT. */
+  ceremoniesAborted?: number;
+  /** ... and per ceremony kind, sessions finished / failed (`signFinished`, `dkgFailed`, ...). */
+  [counter: `${string}${"Finished" | "Failed"}`]: number | undefined;
 }
 
 export interface AttestRequest {
@@ -180,6 +185,19 @@ export interface CeremonyStartRequest {
   importEnvelope?: Uint8Array;
   /** Key import only: the party index of the enclave the envelope is sealed to. */
   importDealer?: number;
+  /**
+   * Repair only (src/enclave/lifecycle-repair.ts): the party index being rebuilt on the new
+   * node, and the helpers (at least t current holders, sorted). threshold, parties and
+   * partyIndex as a DKG's; the target also gets the wallet's `policy` encoding (it has no
+   * sealed one), which every helper's term must name by its hash.
+   */
+  repairTarget?: number;
+  repairHelpers?: number[];
+  /**
+   * Refresh only, at a repair's target: the repair session whose hollow share this refresh
+   * completes (the target has no loaded share; src/enclave/repaired-parties.ts).
+   */
+  repairSession?: Uint8Array;
 }
 
 export interface CeremonyStepRequest {

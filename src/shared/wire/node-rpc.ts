@@ -26,6 +26,15 @@
  * | ceremonyOutcome| {walletId, sessionId}                              | CeremonyOutcomeAnswer         |
  * | retireWallet   | {walletId, requestId, approvalRequest?, approvals?, client?} | RetireOutcome           |
  * | retiredParty   | {walletId}                                         | {partyIndex, generation} or null |
+ * | recordMembers  | {walletId, generation, members: [{partyIndex, nodeId}]} | {}                       |
+ * | checkReplaced  | {walletId}                                         | {replaced}                    |
+ *
+ * `recordMembers` and `checkReplaced` (issue 11 item 1, src/host/share-repair.ts): after a
+ * share repair's refresh commits, its coordinator has every holder record who now holds each
+ * party index (store/members-repo.ts; a holder records only a list that names itself at its
+ * own index and generation); a coordinator that finds a holder reporting an older generation of
+ * a party another node holds now asks it to `checkReplaced`, and that node confirms it with its
+ * peers' own answers before it deletes its rows (never on the asker's word).
  *
  * `retireWallet` (issue 11 item 3, src/host/wallet-retirement.ts): the node
  * loads its share, its enclave checks the approvals and wipes it, the host
@@ -267,6 +276,15 @@ export interface NodeOps {
     args: { walletId: string };
     result: { partyIndex: number; generation: number } | null;
   };
+  recordMembers: {
+    args: {
+      walletId: string;
+      generation: number;
+      members: { partyIndex: number; nodeId: string }[];
+    };
+    result: Done;
+  };
+  checkReplaced: { args: { walletId: string }; result: { replaced: boolean } };
 }
 export type NodeOpName = keyof NodeOps;
 export type NodeOpArgs<K extends NodeOpName> = NodeOps[K]["args"];
@@ -343,7 +361,7 @@ const sessionId = bytes(SESSION_ID_LEN, SESSION_ID_LEN);
 const party = int(1, MAX_PARTIES);
 const generation = int(0, MAX_U32);
 const persistKind = oneOf<PersistKind>(["dkg", "refresh"]);
-const ceremonyKind = oneOf<CeremonyKind>(["dkg", "sign", "refresh"]);
+const ceremonyKind = oneOf<CeremonyKind>(["dkg", "sign", "refresh", "repair"]);
 const publicKey = bytes(COMPRESSED_KEY_BYTES, COMPRESSED_KEY_BYTES);
 const publicPackage = bytes(1, MAX_PUBLIC_PACKAGE_BYTES);
 const chainCode = bytes(CHAIN_CODE_BYTES, CHAIN_CODE_BYTES);
@@ -397,6 +415,10 @@ const startRequest = object({
   // A key import (key-import.ts): ciphertext only, checked and opened by the dealer's enclave.
   importEnvelope: optional(bytes(KEY_IMPORT_ENVELOPE_BYTES[0], KEY_IMPORT_ENVELOPE_BYTES[1])),
   importDealer: optional(party),
+  // A share repair (lifecycle-repair.ts) and the refresh completing it at the target.
+  repairTarget: optional(party),
+  repairHelpers: optional(list(party, MAX_PARTIES)),
+  repairSession: optional(sessionId),
   client: optional(id),
   signerNodes: optional(list(id, MAX_PARTIES)),
 });
@@ -441,6 +463,12 @@ export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } 
     client: optional(id),
   }),
   retiredParty: object({ walletId: id }),
+  recordMembers: object({
+    walletId: id,
+    generation,
+    members: list(object({ partyIndex: party, nodeId: id }), MAX_PARTIES),
+  }),
+  checkReplaced: object({ walletId: id }),
 };
 
 export const NODE_OP_NAMES = Object.keys(NODE_OP_ARGS) as NodeOpName[];

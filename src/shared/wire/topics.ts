@@ -31,6 +31,7 @@ export const CLIENT_OPS = [
   "retire",
   "import",
   "importTarget",
+  "repair",
   "wallet",
   "wallets",
   "nodes",

@@ -548,6 +548,12 @@ const validArgs: Record<NodeOpName, Record<string, unknown>> = (() => {
     ceremonyOutcome: { walletId: "w-1", sessionId },
     retireWallet: { walletId: "w-1", requestId: "r-1" },
     retiredParty: { walletId: "w-1" },
+    recordMembers: {
+      walletId: "w-1",
+      generation: 2,
+      members: [{ partyIndex: 1, nodeId: "node-1" }],
+    },
+    checkReplaced: { walletId: "w-1" },
   };
 })();
 

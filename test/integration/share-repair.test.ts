@@ -1,0 +1,193 @@
+/**
+ * Node replacement by share repair end to end (issue 11 item 1), with real
+ * processes: six nodes (separate host and enclave processes), Mosquitto, the
+ * KMS stand-in, libsql files and the SDK. A 3-of-5 wallet lives on nodes 1-5;
+ * node 5 is lost (its host stopped); party 5's index moves to node 6, approved
+ * under the wallet's policy and naming node 6's machine (`tss wallet repair`;
+ * the SDK's refusals first). Afterwards quorums
+ * with node 6 sign, the enclaves' statements name node 6, node 5 brought back
+ * confirms its replacement with its peers, deletes its rows and is no holder
+ * any more, and a refresh of all five works. Refused before anything runs: a
+ * party out of range, a target that already holds a share, approvals from
+ * outside the policy (every helper's enclave refuses).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCluster, type LocalCluster } from "../../src/cluster/local-cluster.ts";
+import { TssClient, TssError } from "../../src/client/index.ts";
+import { KeySigner, approverKeyOf, writeKeyFile } from "../../src/client/signers.ts";
+import type { CreateWalletResult, RepairShareResult } from "../../src/client/types.ts";
+import { openReadOnlyFile, readAudit } from "../../src/host/store/index.ts";
+import { fromHex, toHex } from "../../src/shared/hex.ts";
+import { verifySignature } from "../../src/shared/signature.ts";
+import { encodePolicy } from "../../src/shared/wire/approval.ts";
+import { runTss } from "../helpers/run-cli.ts";
+import { rejected } from "../helpers/thrown.ts";
+import { connectTrusting } from "../helpers/trusting-client.ts";
+
+const admin = KeySigner.generate("ed25519");
+const alice = KeySigner.generate("ed25519");
+const policy = { quorum: 1, approvers: [approverKeyOf(alice)] };
+
+let cluster: LocalCluster;
+let dir: string;
+let client: TssClient;
+let wallet: CreateWalletResult;
+/** The lost node and the party index it held. */
+let lost: string;
+let party: number;
+
+async function until(ok: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function fromDb<T>(nodeId: string, f: (db: ReturnType<typeof openReadOnlyFile>) => T): T {
+  const db = openReadOnlyFile(join(dir, `${nodeId}.db`));
+  try {
+    return f(db);
+  } finally {
+    db.close();
+  }
+}
+
+async function signs(): Promise<string[]> {
+  const digest = randomBytes(32);
+  const s = await client.sign({ walletId: wallet.walletId, digest, signers: [alice] });
+  const sig = {
+    r: fromHex(s.signature.r),
+    s: fromHex(s.signature.s),
+    recoveryId: s.signature.recoveryId,
+  };
+  expect(verifySignature(fromHex(wallet.publicKey), digest, sig)).toBe(true);
+  return s.signers;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tss-repair-"));
+  cluster = await startCluster({
+    nodes: 5,
+    dataDir: dir,
+    phaseTimeoutMs: 60_000,
+    adminPolicyHex: toHex(encodePolicy({ quorum: 1, approvers: [approverKeyOf(admin)] })),
+  });
+  client = await connectTrusting(cluster);
+  wallet = await client.createWallet({ threshold: 3, parties: 5, policy, admins: [admin] });
+  await cluster.addNode("node-6");
+  await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === "node-6"));
+  party = 5;
+  lost = wallet.nodes[party - 1]!;
+}, 240_000);
+
+afterAll(async () => {
+  await client?.close().catch(() => {});
+  await cluster?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("share repair", () => {
+  it("refuses a party out of range, a target that holds a share, and approvals outside the policy", async () => {
+    const repair = (over: Partial<Parameters<TssClient["repairShare"]>[0]>) =>
+      rejected(
+        TssError,
+        client.repairShare({
+          walletId: wallet.walletId,
+          party,
+          toNode: "node-6",
+          signers: [alice],
+          ...over,
+        }),
+      );
+    expect((await repair({ party: 6 })).code).toBe("bad_request");
+    expect((await repair({ toNode: wallet.nodes[0]! })).code).toBe("bad_request");
+    const outsider = await repair({ signers: [KeySigner.generate("ed25519")] });
+    expect({ code: outsider.code, reason: outsider.reason }).toEqual({
+      code: "unauthorised",
+      reason: "unknown_signer",
+    });
+  });
+
+  it("moves the lost node's party to node 6: quorums with node 6 sign and the statements name it", async () => {
+    const node = cluster.nodes.find((n) => n.nodeId === lost)!;
+    await node.host.stop();
+    await until(async () => (await client.nodes()).nodes.every((n) => n.nodeId !== lost));
+    // Through the CLI, as an operator would: tss wallet repair --wallet ID --party 5 --to node-6.
+    writeKeyFile(join(dir, "alice.key"), alice);
+    const user = cluster.clients[1]!;
+    const run = await runTss(
+      [
+        ...["wallet", "repair", "--wallet", wallet.walletId, "--party", String(party)],
+        ...["--to", "node-6", "--key", join(dir, "alice.key")],
+        ...["--dev-root", join(dir, "dev-attestation-root.pem"), "--allow-development"],
+        ...["--image", cluster.image.pcr0Hex, "--url", user.url],
+        ...["--username", user.username, "--password", user.password, "--json"],
+      ],
+      dir,
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout) as RepairShareResult;
+    expect(r.partyIndex).toBe(party);
+    expect(r.toNode).toBe("node-6");
+    expect(r.fromNode).toBeNull();
+    expect(r.generation).toBe(1);
+    expect(r.publicKey).toBe(wallet.publicKey);
+    expect(r.nodes[party - 1]).toBe("node-6");
+    expect(r.nodes).not.toContain(lost);
+    expect(r.helpers).toHaveLength(3);
+    // Verified against the attested enclaves: five statements of generation 1.
+    expect(r.vouchedBy).toHaveLength(5);
+    const shown = await client.wallet(wallet.walletId);
+    expect(shown.nodes[party - 1]).toBe("node-6");
+    // Who approved, which party, from which node to which: in the coordinator's audit log.
+    const audited = ["node-1", "node-2", "node-3", "node-4", "node-6"].flatMap((n) =>
+      fromDb(n, (db) => readAudit(db).filter((x) => x.event === "share_repaired")),
+    );
+    expect(audited).toHaveLength(1);
+    expect(audited[0]!.detail).toMatchObject({ partyIndex: party, toNode: "node-6" });
+    expect((audited[0]!.detail.approverKeyIds as string[]).length).toBe(1);
+    // Every holder recorded the new membership.
+    const members = fromDb("node-6", (db) =>
+      db.all("SELECT party_index, node_id FROM wallet_members WHERE wallet_id = :w", {
+        w: wallet.walletId,
+      }),
+    );
+    expect(members.find((m) => m.party_index === party)?.node_id).toBe("node-6");
+    let withNode6 = false;
+    for (let k = 0; k < 10 && !withNode6; k++) withNode6 = (await signs()).includes("node-6");
+    expect(withNode6).toBe(true);
+  });
+
+  it("the lost node brought back is no holder: it confirms with its peers and its rows are gone", async () => {
+    const node = cluster.nodes.find((n) => n.nodeId === lost)!;
+    await node.restartHost();
+    await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === lost));
+    // Any request of the wallet shows the coordinator a holder of an old generation.
+    await signs();
+    await until(
+      () =>
+        fromDb(lost, (db) =>
+          db.get("SELECT count(*) AS c FROM shares WHERE wallet_id = :w", { w: wallet.walletId }),
+        )?.c === 0,
+    );
+    const replaced = fromDb(lost, (db) =>
+      readAudit(db).filter((x) => x.event === "share_replaced"),
+    );
+    expect(replaced).toHaveLength(1);
+    expect(replaced[0]!.detail).toMatchObject({ partyIndex: party, byNode: "node-6" });
+    const shown = await client.wallet(wallet.walletId);
+    expect(shown.nodes).not.toContain(lost);
+    expect(shown.nodes).toHaveLength(5);
+  });
+
+  it("a refresh of all five works after the repair", async () => {
+    const r = await client.refresh({ walletId: wallet.walletId, signers: [alice] });
+    expect(r.generation).toBe(2);
+    await signs();
+  });
+});
