@@ -41,4 +41,7 @@ WASM="src/enclave/dkls23/wasm/dkls23_bg.wasm"
 if [ ! -f "$WASM" ] || [ -n "$(find crates/dkls23-wasm/src crates/dkls23-wasm/Cargo.toml crates/dkls23-wasm/Cargo.lock crates/dkls23-core-fork/src crates/dkls23-core-fork/Cargo.toml build/build-wasm.sh -newer "$WASM" 2>/dev/null | head -1)" ]; then
   bash build/build-wasm.sh
 fi
+
+# 5. The second MQTT 5 broker the MQTT layer is also tested against (mochi-mqtt, Go).
+bash build/build-mochi.sh
 log "ready"

@@ -237,9 +237,30 @@ function startOnce(dir: string, port: number): ChildProcess {
   return spawn(MOSQUITTO, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
 }
 
-export async function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
+export function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
+  return runBroker(
+    "mosquitto",
+    o,
+    (dir, users) => users.forEach((u, i) => addUser(join(dir, "passwd"), u, i === 0)),
+    startOnce,
+  );
+}
+
+/**
+ * Runs a broker process for `o`, shared by both broker harnesses (src/harness/mochi.ts): its
+ * directory (a fresh temp dir, removed on stop, unless o.dataDir), the ACL (aclText, checked
+ * before `writeUsers` writes any password) in `acl` there, then the process (`spawnOn` starts
+ * one listening on the port, logging to stderr) on a free loopback port until it accepts
+ * connections, retrying on a lost port race, with stop and restart (same port).
+ */
+export async function runBroker(
+  name: string,
+  o: MosquittoOptions,
+  writeUsers: (dir: string, users: BrokerUser[]) => void,
+  spawnOn: (dir: string, port: number) => ChildProcess,
+): Promise<Mosquitto> {
   const ownDir = o.dataDir === undefined;
-  const dir = o.dataDir ?? mkdtempSync(join(tmpdir(), "tss-mosquitto-"));
+  const dir = o.dataDir ?? mkdtempSync(join(tmpdir(), `tss-${name}-`));
   const cleanup = () => {
     if (ownDir) rmSync(dir, { recursive: true, force: true });
   };
@@ -252,20 +273,19 @@ export async function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
       clients: names(o.clients),
       observers: names(observers),
     });
-    [...o.nodes, ...o.clients, ...observers].forEach((u, i) =>
-      addUser(join(dir, "passwd"), u, i === 0),
-    );
+    writeUsers(dir, [...o.nodes, ...o.clients, ...observers]);
     writeFileSync(join(dir, "acl"), acl);
   } catch (e) {
     cleanup();
     throw e;
   }
-  const deadline = Date.now() + (o.startTimeoutMs ?? 10_000);
+  const startTimeoutMs = o.startTimeoutMs ?? 10_000;
+  const deadline = Date.now() + startTimeoutMs;
   let lastErr = "";
   // The free port is only free until someone else takes it; retry on a lost race.
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    let proc = startOnce(dir, port);
+    let proc = spawnOn(dir, port);
     let log = "";
     const capture = (p: ChildProcess) =>
       p.stderr!.on("data", (d: Buffer) => {
@@ -298,14 +318,12 @@ export async function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
             await gone;
           }
           await new Promise((r) => setTimeout(r, downMs));
-          proc = startOnce(dir, port);
+          proc = spawnOn(dir, port);
           capture(proc);
-          const until = Date.now() + (o.startTimeoutMs ?? 10_000);
+          const until = Date.now() + startTimeoutMs;
           while (!(await accepts(port))) {
             if (Date.now() > until || proc.exitCode !== null)
-              throw new Error(
-                `mosquitto did not restart on port ${port}: ${log.trim().slice(-500)}`,
-              );
+              throw new Error(`${name} did not restart on port ${port}: ${log.trim().slice(-500)}`);
             await new Promise((r) => setTimeout(r, 50));
           }
         };
@@ -333,5 +351,5 @@ export async function startMosquitto(o: MosquittoOptions): Promise<Mosquitto> {
     if (!/address already in use/i.test(log)) break;
   }
   cleanup();
-  throw new Error(`mosquitto did not start on 127.0.0.1: ${lastErr || "no output"}`);
+  throw new Error(`${name} did not start on 127.0.0.1: ${lastErr || "no output"}`);
 }

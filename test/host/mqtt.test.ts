@@ -1,18 +1,15 @@
 /**
  * The node's MQTT bus against a real Mosquitto (loopback, passwords, the
  * project's ACL): shared-subscription requests, node RPC, presence with Last
- * Will, and what the ACL lets a client do.
+ * Will, and what the ACL lets a client do. mqtt-mochi.test.ts runs these same
+ * tests against mochi-mqtt (test/helpers/test-broker.ts picks the broker).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
-import {
-  aclText,
-  EXAMPLE_ACL_USERS,
-  startMosquitto,
-  type Mosquitto,
-} from "../../src/harness/mosquitto.ts";
+import { aclText, EXAMPLE_ACL_USERS, type Mosquitto } from "../../src/harness/mosquitto.ts";
+import { startTestBroker } from "../helpers/test-broker.ts";
 import {
   connectBus,
   RemoteCallError,
@@ -56,6 +53,7 @@ const NODE_USERS = [
   "acl-node",
   "id-node",
   "id-caller",
+  "will-spoofer",
 ];
 const CLIENT_USERS = [
   "sdk-1",
@@ -68,6 +66,7 @@ const CLIENT_USERS = [
   "id-victim",
   "id-thief",
   "sdk-4",
+  "will-reader",
 ];
 
 let broker: Mosquitto;
@@ -75,7 +74,7 @@ const buses: Bus[] = [];
 const raws: MqttClient[] = [];
 
 beforeAll(async () => {
-  broker = await startMosquitto({
+  broker = await startTestBroker({
     nodes: NODE_USERS.map(asNode),
     clients: CLIENT_USERS.map(asClient),
   });
@@ -117,6 +116,18 @@ async function raw(clientId: string, user = asClient(clientId)): Promise<MqttCli
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Subscribes to filters the ACL gives no read access to. Brokers differ, within MQTT 5: Mosquitto
+ * grants the SUBSCRIBE and withholds each message at delivery; mochi (like EMQX) refuses the
+ * filter with 0x87 Not authorized. Either way nothing may arrive, which the caller asserts.
+ */
+async function subscribeForbidden(c: MqttClient, filters: string[]): Promise<void> {
+  for (const f of filters)
+    await c.subscribeAsync(f, { qos: 1 }).catch((e: unknown) => {
+      expect(String(e)).toMatch(/Not authorized/);
+    });
+}
 
 async function until(cond: () => boolean, ms = 5_000, what = "condition"): Promise<void> {
   const end = Date.now() + ms;
@@ -446,9 +457,8 @@ describe("node RPC", () => {
     c.on("message", (t: string, p: Buffer) =>
       t.endsWith("/inbox") ? overheard.push(t) : answers.push(decodeJson(p) as never),
     );
-    await c.subscribeAsync(["tss/v1/nodes/rpc-raw/replies", "tss/v1/nodes/rpc-a/inbox"], {
-      qos: 1,
-    });
+    await c.subscribeAsync("tss/v1/nodes/rpc-raw/replies", { qos: 1 });
+    await subscribeForbidden(c, ["tss/v1/nodes/rpc-a/inbox"]);
     const call = (from: string | undefined) =>
       c.publishAsync("tss/v1/nodes/rpc-a/inbox", encodeJson({ op: "echo", args: {}, from }), {
         qos: 1,
@@ -592,6 +602,37 @@ describe("presence", () => {
     expect(watcher.liveNodes().map((n) => n.nodeId)).not.toContain("victim");
     expect(watcher.liveNodes().map((n) => n.nodeId)).not.toContain("someone-else");
   });
+
+  it("never delivers a Last Will set on another node's presence topic", async () => {
+    const reader = await raw("will-reader");
+    const got: string[] = [];
+    reader.on("message", (t: string, p: Buffer) => got.push(`${t} ${p}`));
+    await reader.subscribeAsync("tss/v1/nodes/will-victim/presence", { qos: 1 });
+    // Brokers differ, within MQTT 5: Mosquitto accepts the CONNECT and drops the will it may not
+    // publish; mochi (our hook) refuses the CONNECT. Either way no spoofed record arrives.
+    const spoofer = await mqtt
+      .connectAsync({
+        protocol: "mqtt",
+        host: "127.0.0.1",
+        port: broker.port,
+        protocolVersion: 5,
+        clientId: "will-spoofer",
+        username: "will-spoofer",
+        password: NODE_PASSWORD,
+        reconnectPeriod: 0,
+        will: {
+          topic: "tss/v1/nodes/will-victim/presence",
+          payload: Buffer.from(JSON.stringify({ nodeId: "will-victim", status: "online" })),
+          qos: 1,
+          retain: true,
+        },
+      })
+      .catch(() => null);
+    // A dropped connection, not a clean DISCONNECT: the broker would now publish the will.
+    spoofer?.stream.destroy();
+    await sleep(500);
+    expect(got).toEqual([]);
+  });
 });
 
 describe("access control", () => {
@@ -628,10 +669,9 @@ describe("access control", () => {
     const spy = await raw("acl-spy");
     const got: string[] = [];
     spy.on("message", (t: string) => got.push(t));
-    await spy.subscribeAsync(
-      ["tss/v1/responses/acl-victim/#", "tss/v1/nodes/#", "tss/v1/requests/#"],
-      { qos: 1 },
-    );
+    // Broad enough to cover presence, which a client may read; the rest is filtered per message.
+    await spy.subscribeAsync("tss/v1/nodes/#", { qos: 1 });
+    await subscribeForbidden(spy, ["tss/v1/responses/acl-victim/#", "tss/v1/requests/#"]);
     const victim = await raw("acl-victim");
     const victimGot: string[] = [];
     victim.on("message", (t: string) => victimGot.push(t));
