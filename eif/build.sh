@@ -6,8 +6,8 @@
 #                [--kms-relay-port 8000] [--peer-image-sha384 HEX]... [--out dist]
 #
 # Writes OUT/tss-enclave.eif and OUT/tss-enclave.pcrs.json (PCR0, PCR1, PCR2,
-# the file's SHA-256 and what went in). The flags are those of
-# build/package.sh: they become the enclave executable's arguments, stored
+# the file's SHA-256 and what went in). The flags (also
+# build/package.sh's, which runs this): they become the enclave executable's arguments, stored
 # in the image, so they are measured into PCR0 and PCR2 and no host can
 # change them. Two builds from the same commit give the same bytes and PCRs
 # (test/shipping/eif-reproducible.test.ts).
@@ -59,7 +59,7 @@ CMDLINE="reboot=k panic=30 pci=off console=ttyS0 i8042.noaux i8042.nomux i8042.n
 # executable's DT_NEEDED below), plus libgcc_s, which glibc dlopens to unwind.
 LIBS=(libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2)
 
-# Flags and pins shared with build/package.sh.
+# Flags and pins (eif/release-inputs.sh).
 RELEASE_TOOL=eif
 # shellcheck source=eif/release-inputs.sh
 . "$ROOT/eif/release-inputs.sh"
@@ -165,9 +165,8 @@ for lib in $(readelf -d "$EXE" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
   [[ " ${LIBS[*]} ld-linux-x86-64.so.2 " =~ " $lib " ]] || die "tss-enclave needs $lib, which the image does not ship (add it to LIBS)"
 done
 
-# The CA roots, each checked against its pin (as build/package.sh does), and
-# the enclave's arguments, one a line: what build/package.sh writes into the
-# Dockerfile's ENTRYPOINT.
+# The CA roots, each checked against its pin (eif/release-inputs.sh), and
+# the enclave's arguments, one a line: the image's /cmdline.
 cp "$AWS_ROOT" "$WORK/app/aws-nitro-root.pem"
 release_amazon_bundle "$WORK/app/amazon-trust-roots.pem"
 release_enclave_args /tss-enclave > "$WORK/app/cmdline"

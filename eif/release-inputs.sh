@@ -1,5 +1,5 @@
-# Sourced by eif/build.sh (and meant for build/package.sh too, so the pins
-# live in one place): the enclave release's flags, checked, and its CA roots,
+# Sourced by eif/build.sh (which build/package.sh runs), so the pins live in
+# one place: the enclave release's flags, checked, and its CA roots,
 # checked against their pins. The caller sets RELEASE_TOOL (for messages) and
 # OUT (the default --out), then calls release_parse_args "$@".
 #
@@ -64,8 +64,8 @@ release_amazon_bundle() {
   done
 }
 
-# The enclave's arguments, one a line (what build/package.sh writes into the
-# Dockerfile's ENTRYPOINT), for an executable at $1.
+# The enclave's arguments, one a line (the image's /cmdline), for an
+# executable at $1.
 release_enclave_args() {
   local img
   printf '%s\n' "$1" --listen vsock:5000 --kms-relay "vsock:3:$KMS_RELAY_PORT" \

@@ -2,7 +2,7 @@
  * The development enclave program: the production program (src/enclave/
  * program.ts) with the Nitro hardware and AWS's roots stood in for. For the
  * harness, the demo and tests only; build/build-executables.sh compiles it
- * as tss-enclave-dev for them, and nothing ships it (build/package.sh, eif/).
+ * as tss-enclave-dev for them, and nothing ships it (build/package.sh, eif/build.sh).
  *
  * One line of JSON on stdin (dev-enclave-input.ts) carries the simulated
  * NSM's signing PKI, this node's PCR4 and the development CA its KMS

@@ -1,5 +1,5 @@
 /**
- * The production enclave program, compiled into the EIF by build/package.sh.
+ * The production enclave program, compiled into the EIF by eif/build.sh.
  * Attestation comes only from the Nitro Security Module (/dev/nsm); peers
  * must chain to the AWS Nitro root and run this very image (or one the
  * measured flags allow); KMS must present a certificate chaining to the

@@ -1,5 +1,5 @@
 /**
- * The production enclave bundle (src/enclave/main.ts, what build/package.sh
+ * The production enclave bundle (src/enclave/main.ts, what eif/build.sh
  * compiles into the EIF) must not carry the development stand-ins: a
  * simulated NSM, the development PKI, or a PKI read from stdin would let a
  * host mint attestation documents of its own, and a KMS CA read from stdin
