@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_TIMEOUT_MS } from "../client/index.ts";
 import { ID_PATTERN, ID_RULE } from "../shared/wire/patterns.ts";
+import { KEY_TYPES_RULE, requestedKeyType, type KeyType } from "../shared/wire/key-type.ts";
 
 /** A mistake in the command line or configuration: exit status 2. */
 export class UsageError extends Error {}
@@ -42,7 +43,7 @@ interface CommandSpec {
 export const COMMANDS: Record<Command, CommandSpec> = {
   "wallet create": {
     args: [],
-    options: ["threshold", "parties", "approver", "quorum", "admin-key", "wallet-id"],
+    options: ["threshold", "parties", "approver", "quorum", "admin-key", "wallet-id", "key-type"],
   },
   "wallet show": { args: ["ID"], options: [] },
   "wallet list": { args: [], options: [] },
@@ -61,6 +62,7 @@ export const COMMANDS: Record<Command, CommandSpec> = {
       "key",
       "wallet-id",
       "node",
+      "key-type",
     ],
   },
   "wallet repair": { args: [], options: ["wallet", "party", "to", "key"] },
@@ -75,6 +77,14 @@ export const COMMANDS: Record<Command, CommandSpec> = {
     local: true,
   },
 };
+
+/** "create, show, …, repair" from COMMANDS, so a usage message never misses a subcommand. */
+const WALLET_SUBCOMMANDS = ((names: string[]) =>
+  `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`)(
+  Object.keys(COMMANDS)
+    .filter((c) => c.startsWith("wallet "))
+    .map((c) => c.slice("wallet ".length)),
+);
 
 export const GLOBAL_OPTIONS = [
   "url",
@@ -158,9 +168,7 @@ export function parseArgv(argv: string[]): Invocation {
   if (problems.length > 0) throw new UsageError(problems[0]!);
   if (command === null) throw new UsageError("No command given; run tss --help for the commands.");
   if (command === "wallet")
-    throw new UsageError(
-      "tss wallet needs a subcommand: create, import, show, list, refresh, policy or retire.",
-    );
+    throw new UsageError(`tss wallet needs a subcommand: ${WALLET_SUBCOMMANDS}.`);
   if (command === "key") throw new UsageError("tss key needs a subcommand: new or show.");
   const spec = COMMANDS[command];
   if (args.length < spec.args.length)
@@ -210,7 +218,7 @@ function resolveCommand(
     if (c in COMMANDS) return { command: c as Command, args: words.slice(2) };
     if (lenient) return { command: "wallet", args: [] };
     throw new UsageError(
-      `Unknown subcommand ${JSON.stringify(second)}; tss wallet takes create, import, show, list, refresh, policy or retire.`,
+      `Unknown subcommand ${JSON.stringify(second)}; tss wallet takes ${WALLET_SUBCOMMANDS}.`,
     );
   }
   if (lenient) return { command: null, args: [] };
@@ -223,6 +231,17 @@ export function wholeNumber(v: string | undefined, name: string): number | undef
   if (v === undefined) return undefined;
   if (!/^\d{1,3}$/.test(v)) throw new UsageError(`--${name} must be a whole number, such as 3.`);
   return Number(v);
+}
+
+/** --key-type: undefined when not given (the SDK's default); a key type not supported is a usage error. */
+export function keyTypeArg(v: string | undefined): KeyType | undefined {
+  if (v === undefined) return undefined;
+  const k = requestedKeyType(v);
+  if (k instanceof Error)
+    throw new UsageError(
+      `--key-type ${JSON.stringify(v.slice(0, 40))} is not supported: it must be ${KEY_TYPES_RULE}.`,
+    );
+  return k;
 }
 
 export function walletIdArg(v: string | undefined, what: string): string {

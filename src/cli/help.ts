@@ -1,6 +1,7 @@
 /** The tss --help texts: the tool's, the wallet group's and each command's. */
 import { DEFAULT_TIMEOUT_MS } from "../client/index.ts";
 import { ID_RULE } from "../shared/wire/patterns.ts";
+import { DEFAULT_KEY_TYPE, KEY_TYPES } from "../shared/wire/key-type.ts";
 import { COMMANDS, type Command } from "./args.ts";
 
 const GLOBAL_HELP = `Global options:
@@ -39,6 +40,7 @@ nor TSS_MQTT_URL is given, so its credentials never go to another broker.`;
 export const MAIN_HELP = `Usage: tss [options] COMMAND
 
 Threshold-ECDSA (secp256k1) wallets on the TSS signing cluster, over MQTT.
+Every wallet names its key type; the only one today is ${DEFAULT_KEY_TYPE}.
 
 Commands:
   wallet create [--threshold T] [--parties N]  create a wallet by distributed key generation
@@ -56,6 +58,7 @@ Commands:
   wallet repair --wallet ID --party K --to NODE --key FILE...
                                                move party K of a wallet to another node (share
                                                repair, then a refresh of all n)
+  (Resharing a wallet to another committee, threshold or size is not built yet.)
   sign --wallet ID --digest HEX [--path P] [--key FILE]...
                                                sign a 32-byte digest, approved by the key files
   nodes                                        list the online signing nodes
@@ -82,21 +85,24 @@ Subcommands:
   show ID                                show a wallet
   list                                   list the wallets
   refresh ID                             re-randomise every share of a wallet
-  policy --wallet ID --approver PUB...   replace a wallet's approval policy
+  policy --wallet ID --approver PUB... --key FILE...
+                                         replace a wallet's approval policy
   retire --wallet ID --key FILE...       retire a wallet for good (irreversible)
   import --secret-key-file F ...         bring an existing secp256k1 key in as a new wallet
   repair --wallet ID --party K --to NODE move a party of a wallet to another node (share repair)
 
+Resharing (other holders, threshold or number of parties, same key) is not built yet.
 Run tss wallet SUBCOMMAND --help for details.
 `;
 
 export const KEY_HELP = `Usage: tss key SUBCOMMAND [options]
 
 Approver keys sign approvals of a wallet's operations (sign, refresh, policy
-change) for its approval policy. These commands only create and read key
+change, repair, retirement) for its approval policy; administrator keys
+approve creating and importing wallets. These commands only create and read key
 files on this machine and never connect to the broker. A request sends
 approvals by the key files given with --key FILE (repeatable) on sign and
-wallet refresh; wallet create --approver PUB... --quorum M names a new
+wallet refresh, policy, retire, repair and import; wallet create --approver PUB... --quorum M names a new
 wallet's approvers and --admin-key FILE... the cluster administrators who
 approve creating it.
 
@@ -108,13 +114,14 @@ Run tss key SUBCOMMAND --help for details.
 `;
 
 const COMMAND_HELP: Record<Command, string> = {
-  "wallet create": `Usage: tss wallet create [--threshold T] [--parties N] [options]
+  "wallet create": `Usage: tss wallet create [--threshold T] [--parties N] [--key-type K] [options]
 
 Creates a T-of-N wallet by distributed key generation among N online nodes;
-no machine ever holds the whole private key. Prints the wallet id, the
-public key and its Ethereum address, and the nodes by party index.
+no machine ever holds the whole private key. Prints the wallet id, its key
+type, the public key and its Ethereum address, and the nodes by party index.
 Progress goes to stderr, a line per phase.
 
+  --key-type K    the wallet's key type: ${KEY_TYPES.join(", ")} (the default and only one today)
   --threshold T   signers needed for a signature (the nodes default to 3)
   --parties N     nodes holding a share (the nodes default to 5)
   --approver PUB  an approver of the wallet's sign and refresh requests (repeatable):
@@ -127,7 +134,7 @@ Progress goes to stderr, a line per phase.
 `,
   "wallet show": `Usage: tss wallet show ID [options]
 
-Shows a wallet: its public key and Ethereum address, threshold, parties,
+Shows a wallet: its key type, public key and Ethereum address, threshold, parties,
 share generation and the nodes holding its shares, by party index, once
 every holder's enclave has vouched for it: each signed statement must carry
 a valid signature by the channel key its attestation document binds, every
@@ -168,7 +175,7 @@ approvers can approve the wallet's requests.
 `,
   "wallet import": `Usage: tss wallet import --secret-key-file FILE --approver PUB... [--quorum M]
        --admin-key FILE... [--key FILE]... [--threshold T] [--parties N] [--wallet-id ID]
-       [--node NODE] [options]
+       [--node NODE] [--key-type K] [options]
 
 Brings an existing secp256k1 key (an address that already holds funds) in as
 a new T-of-N wallet with the same public key and address. The CLI fetches one
@@ -196,6 +203,7 @@ the key's own public key.
   --parties N          default 5, at most 5 (one dealt share must fit one peer message)
   --wallet-id ID       the new wallet's id (default a random w_...)
   --node NODE          the node whose enclave the key is sealed to (default: any online)
+  --key-type K         the key's type: ${KEY_TYPES.join(", ")} (the default and only one today)
 `,
   "wallet repair": `Usage: tss wallet repair --wallet ID --party K --to NODE --key FILE... [options]
 

@@ -24,6 +24,7 @@ function table(head: string[], rows: string[][]): string {
 export function showWallet(title: string, w: WalletInfo): string {
   return `${title} ${w.walletId} (${w.threshold}-of-${w.parties}, share generation ${w.generation})
 ${fields([
+  ["key type", w.keyType],
   ["public key", w.publicKey],
   ["address", w.address],
   ["nodes", `${w.nodes.join(", ")} (by party index)`],
@@ -49,8 +50,14 @@ function vouchedLine(w: WalletInfo): [string, string][] {
 export function showWallets(ws: WalletInfo[]): string {
   if (ws.length === 0) return "No wallets.";
   return table(
-    ["WALLET", "T-OF-N", "GENERATION", "ADDRESS"],
-    ws.map((w) => [w.walletId, `${w.threshold}-of-${w.parties}`, String(w.generation), w.address]),
+    ["WALLET", "KEY TYPE", "T-OF-N", "GENERATION", "ADDRESS"],
+    ws.map((w) => [
+      w.walletId,
+      w.keyType,
+      `${w.threshold}-of-${w.parties}`,
+      String(w.generation),
+      w.address,
+    ]),
   );
 }
 
@@ -83,6 +90,7 @@ ${fields([
 export function showRepair(r: RepairShareResult): string {
   return `Moved party ${r.partyIndex} of wallet ${r.walletId} to ${r.toNode}${r.fromNode ? ` (from ${r.fromNode})` : ""}; every holder refreshed to generation ${r.generation}.
 ${fields([
+  ["key type", r.keyType],
   ["public key", r.publicKey],
   ["address", r.address],
   ["helpers", r.helpers.join(", ")],
@@ -113,6 +121,7 @@ export function showSignature(r: SignResult): string {
   return `Signature by wallet ${r.walletId}${r.path ? ` (key derived along ${r.path})` : ""}, verified here against the public key
 ${fields([
   ["digest", r.digest],
+  ["key type", r.keyType],
   ["public key", r.publicKey],
   ["address", r.address],
   ["r", s.r],

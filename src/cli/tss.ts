@@ -24,6 +24,7 @@ import {
   type WalletInfo,
 } from "../client/index.ts";
 import {
+  keyTypeArg,
   parseArgv,
   requestIdArg,
   timeoutMs,
@@ -78,13 +79,24 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
       const walletId = v.has("wallet-id")
         ? walletIdArg(v.get("wallet-id"), "--wallet-id ID")
         : undefined;
+      const keyType = keyTypeArg(v.get("key-type"));
       return {
         run: (c, requestId, onProgress) =>
-          c.createWallet({ threshold, parties, policy, admins, walletId, requestId, onProgress }),
+          c.createWallet({
+            threshold,
+            parties,
+            policy,
+            admins,
+            walletId,
+            keyType,
+            requestId,
+            onProgress,
+          }),
         show: (r) => showWallet("Created wallet", r as WalletInfo),
       };
     }
     case "wallet import": {
+      const keyType = keyTypeArg(v.get("key-type"));
       const threshold = wholeNumber(v.get("threshold"), "threshold");
       const parties = wholeNumber(v.get("parties"), "parties");
       const policy = walletPolicyArg(inv);
@@ -118,6 +130,7 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
             signers,
             walletId,
             nodeId,
+            keyType,
             requestId,
             onProgress,
           }),

@@ -8,7 +8,7 @@ import { fromHex } from "../shared/hex.ts";
 import { signatureForms, verifySignature } from "../shared/signature.ts";
 import { ethAddress } from "../shared/public-key.ts";
 import { TssError } from "./errors.ts";
-import type { SignResult } from "./types.ts";
+import type { KeyType, SignResult } from "./types.ts";
 
 function inconsistent(message: string, node: string | null = null): TssError {
   return new TssError("inconsistent_result", message, node);
@@ -33,6 +33,12 @@ export function checkAddress(
       `The returned address ${r.address} is not the address of the returned public key (${expected}).`,
       node,
     );
+}
+
+/** The answer must be for the key type the request named (or the default one). */
+export function checkSameKeyType(r: { keyType: KeyType }, asked: KeyType): void {
+  if (r.keyType !== asked)
+    throw inconsistent(`The node answered with a ${r.keyType} key, not the requested ${asked}.`);
 }
 
 export function checkSameWallet(r: { walletId: string }, walletId: string): void {

@@ -13,7 +13,7 @@ import { importRecipient, sealKeyForEnclave, trustedEnclaveDocument } from "./ke
 import { repairTargetDigest } from "../shared/wire/repair.ts";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { checkAddress, checkSameWallet, checkSignResult } from "./checks.ts";
+import { checkAddress, checkSameKeyType, checkSameWallet, checkSignResult } from "./checks.ts";
 import { Connection } from "./connection.ts";
 import { CoordinatorWatch } from "./coordinator-watch.ts";
 import { TssError } from "./errors.ts";
@@ -26,6 +26,7 @@ import {
 import {
   checkClientId,
   checkCount,
+  checkKeyType,
   checkPath,
   checkRequestId,
   checkTimeout,
@@ -54,6 +55,7 @@ import type {
   CreateWalletResult,
   ImportKeyOptions,
   ImportKeyResult,
+  KeyType,
   NodesResult,
   Progress,
   QueryOptions,
@@ -137,7 +139,8 @@ export class TssClient {
 
   /** Distributed key generation of a new wallet (the node defaults to 3-of-5). */
   async createWallet(o: CreateWalletOptions = {}): Promise<CreateWalletResult> {
-    const body: Record<string, unknown> = {};
+    const keyType = checkKeyType(o.keyType);
+    const body: Record<string, unknown> = { keyType };
     if (o.threshold !== undefined) body.threshold = checkCount(o.threshold, "threshold");
     if (o.parties !== undefined) body.parties = checkCount(o.parties, "parties");
     const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
@@ -165,6 +168,7 @@ export class TssClient {
     }
     return this.request("dkg", body, { ...o, requestId }, (v) => {
       const w = parseCreateWallet(v);
+      checkSameKeyType(w, keyType);
       checkAddress(w);
       if (
         (o.threshold !== undefined && w.threshold !== o.threshold) ||
@@ -188,16 +192,18 @@ export class TssClient {
     const walletId = checkWalletId(o.walletId);
     const digest = normalizeDigest(o.digest);
     const path = o.path === undefined ? null : checkPath(o.path);
+    const keyType = checkKeyType(o.keyType);
     const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
     const approval = await approvalFields(
       { operation: "sign", walletId, requestId, digest: fromHex(digest, 32), path: path ?? "m" },
       o,
     );
-    const body = { walletId, digest, ...(path === null ? {} : { path }), ...approval };
+    const body = { walletId, keyType, digest, ...(path === null ? {} : { path }), ...approval };
     // With trust configured, the signature must be by the key n attested enclaves vouch for.
     const verified = this.trust === undefined ? null : await this.verifiedWallet(walletId, o);
     return this.request("sign", body, { ...o, requestId }, (v) => {
       const r = checkSignResult(parseSign(v), { walletId, digest, path });
+      checkSameKeyType(r, keyType);
       if (verified && r.publicKey !== verifiedSigningKey(verified, path))
         throw new TssError(
           "invalid_signature",
@@ -212,10 +218,13 @@ export class TssClient {
   async refresh(o: RefreshOptions): Promise<RefreshResult> {
     const walletId = checkWalletId(o.walletId);
     const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const keyType = checkKeyType(o.keyType);
     const approval = await approvalFields({ operation: "refresh", walletId, requestId }, o);
-    return this.request("refresh", { walletId, ...approval }, { ...o, requestId }, (v) => {
+    const body = { walletId, keyType, ...approval };
+    return this.request("refresh", body, { ...o, requestId }, (v) => {
       const r = parseRefresh(v);
       checkSameWallet(r, walletId);
+      checkSameKeyType(r, keyType);
       checkAddress(r);
       return { ...r, ...this.vouched(v, r) };
     });
@@ -230,6 +239,7 @@ export class TssClient {
   async changePolicy(o: ChangePolicyOptions): Promise<RefreshResult> {
     const walletId = checkWalletId(o.walletId);
     const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const keyType = checkKeyType(o.keyType);
     const policy = policyEncoding(o.policy);
     const current = await this.currentPolicyHash(walletId, o);
     const approval = await approvalFields(
@@ -242,10 +252,11 @@ export class TssClient {
       },
       o,
     );
-    const body = { walletId, policy: toHex(policy), ...approval };
+    const body = { walletId, keyType, policy: toHex(policy), ...approval };
     return this.request("policy", body, { ...o, requestId }, (v) => {
       const r = parseRefresh(v);
       checkSameWallet(r, walletId);
+      checkSameKeyType(r, keyType);
       checkAddress(r);
       if (r.policyHash !== toHex(policyHash(policy)))
         throw new TssError(
@@ -297,6 +308,7 @@ export class TssClient {
    */
   async importKey(o: ImportKeyOptions): Promise<ImportKeyResult> {
     let publicKey: string;
+    let keyType: KeyType;
     let envelope: Uint8Array;
     let target: { nodeId: string; attestation: string };
     const walletId = o.walletId === undefined ? newWalletId() : checkWalletId(o.walletId);
@@ -304,6 +316,8 @@ export class TssClient {
     const threshold = checkCount(o.threshold ?? 3, "threshold");
     const parties = checkCount(o.parties ?? 5, "parties");
     try {
+      // Inside the try: a refused key type wipes the key too. Only secp256k1 keys can be sealed.
+      keyType = checkKeyType(o.keyType);
       if (this.trust === undefined)
         throw new TssError("bad_request", "importing a key needs ConnectOptions.trust");
       if (!(o.secretKey instanceof Uint8Array) || o.secretKey.length !== 32)
@@ -353,6 +367,7 @@ export class TssClient {
     );
     const body = {
       walletId,
+      keyType,
       threshold,
       parties,
       policy: toHex(policy),
@@ -364,6 +379,7 @@ export class TssClient {
     return this.request("import", body, { ...o, requestId }, (v) => {
       const w = parseImport(v);
       checkSameWallet(w, walletId);
+      checkSameKeyType(w, keyType);
       checkAddress(w);
       if (w.publicKey !== publicKey)
         throw new TssError(
@@ -398,6 +414,7 @@ export class TssClient {
       throw new TssError("bad_request", "party must be a party index (1..16)");
     if (typeof o.toNode !== "string" || o.toNode.length === 0)
       throw new TssError("bad_request", "toNode must be a node id");
+    const keyType = checkKeyType(o.keyType);
     let pcr4: Uint8Array;
     if (o.targetPcr4 !== undefined) {
       if (!/^[0-9a-f]{96}$/.test(o.targetPcr4))
@@ -435,6 +452,7 @@ export class TssClient {
     );
     const body = {
       walletId,
+      keyType,
       party: o.party,
       toNode: o.toNode,
       ...approval,
@@ -443,6 +461,7 @@ export class TssClient {
     return this.request("repair", body, { ...o, requestId }, (v) => {
       const r = parseRepair(v);
       checkSameWallet(r, walletId);
+      checkSameKeyType(r, keyType);
       checkAddress(r);
       if (r.partyIndex !== o.party || r.toNode !== o.toNode)
         throw new TssError(
@@ -457,10 +476,12 @@ export class TssClient {
   async retireWallet(o: RetireWalletOptions): Promise<RetireWalletResult> {
     const walletId = checkWalletId(o.walletId);
     const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const keyType = checkKeyType(o.keyType);
     const approval = await approvalFields({ operation: "retire", walletId, requestId }, o);
-    return this.request("retire", { walletId, ...approval }, { ...o, requestId }, (v) => {
+    return this.request("retire", { walletId, keyType, ...approval }, { ...o, requestId }, (v) => {
       const r = parseRetire(v);
       checkSameWallet(r, walletId);
+      checkSameKeyType(r, keyType);
       checkAddress(r);
       this.verifiedWallets.delete(walletId);
       return r;

@@ -17,6 +17,7 @@ export {
 export type { Blame } from "../shared/wire/errors.ts";
 export {
   newRequestId,
+  checkKeyType,
   checkPath,
   checkRequestId,
   checkWalletId,
@@ -24,6 +25,7 @@ export {
   ID_PATTERN,
 } from "./inputs.ts";
 export { ethAddress } from "../shared/public-key.ts";
+export { KEY_TYPES, DEFAULT_KEY_TYPE, isKeyType } from "../shared/wire/key-type.ts";
 export type * from "./types.ts";
 export {
   verifiedSigningKey,

@@ -13,6 +13,7 @@ import {
   isNonHardenedPath,
 } from "../shared/wire/patterns.ts";
 import { CLIENT_ID_PATTERN } from "../shared/wire/topics.ts";
+import { requestedKeyType, type KeyType } from "../shared/wire/key-type.ts";
 import { TssError } from "./errors.ts";
 
 /** requestId and walletId alphabet (docs/mqtt-api.md); re-exported for SDK users and the CLI. */
@@ -35,6 +36,13 @@ export function checkRequestId(id: unknown): string {
 export function checkWalletId(id: unknown): string {
   if (!isId(id)) throw bad(`walletId must be ${ID_RULE}.`);
   return id;
+}
+
+/** A request's key type: default "secp256k1-ecdsa"; one the SDK does not support is refused. */
+export function checkKeyType(keyType: unknown): KeyType {
+  const k = requestedKeyType(keyType);
+  if (k instanceof Error) throw bad(`${k.message}.`);
+  return k;
 }
 
 /** Lowercase hex of a 32-byte digest given as bytes or as 64 hex characters (0x optional). */

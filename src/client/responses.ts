@@ -5,6 +5,7 @@
  * client reports as `bad_response`.
  */
 import { ERROR_CODE, ID_PATTERN, NODE_ID_PATTERN, PATH_PATTERN } from "../shared/wire/patterns.ts";
+import { isKeyType, KEY_TYPES_RULE, type KeyType } from "../shared/wire/key-type.ts";
 import type {
   CreateWalletResult,
   ImportKeyResult,
@@ -70,6 +71,21 @@ function list<T>(
 
 function hexOf(bytes: number[]): RegExp {
   return new RegExp(`^(${bytes.map((b) => `[0-9a-f]{${b * 2}}`).join("|")})$`);
+}
+
+/**
+ * Required in every wallet and signature answer: a key type this SDK does not know (a curve
+ * added after it) is refused, never read as secp256k1.
+ */
+function keyType(o: Obj, at: string): KeyType {
+  const v = o.keyType;
+  if (v === undefined)
+    throw new ShapeError(`${at}.keyType is missing: it must be ${KEY_TYPES_RULE}`);
+  if (!isKeyType(v))
+    throw new ShapeError(
+      `${at}.keyType ${typeof v === "string" ? JSON.stringify(v.slice(0, 64)) : typeof v} is not a key type this SDK knows (${KEY_TYPES_RULE}); a newer SDK may`,
+    );
+  return v;
 }
 
 const PUBLIC_KEY = hexOf([33, 65]);
@@ -150,6 +166,7 @@ export function parseWalletInfo(v: unknown, at = "result"): WalletInfo {
   const o = record(v, at);
   return {
     walletId: text(o, "walletId", at, ID_PATTERN, "a wallet id"),
+    keyType: keyType(o, at),
     publicKey: text(o, "publicKey", at, PUBLIC_KEY, "a 33- or 65-byte public key in lowercase hex"),
     address: text(o, "address", at, ADDRESS, "an Ethereum address"),
     threshold: integer(o, "threshold", at, 1, MAX_PARTIES),
@@ -179,6 +196,7 @@ export function parseSign(v: unknown): SignResult {
   const at = "result.signature";
   return {
     walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
+    keyType: keyType(o, "result"),
     digest: text(o, "digest", "result", hexOf([32]), "32 bytes of lowercase hex"),
     path:
       o.path === null || o.path === undefined
@@ -215,6 +233,7 @@ export function parseRefresh(v: unknown): RefreshResult {
   const o = record(v, "result");
   return {
     walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
+    keyType: keyType(o, "result"),
     generation: integer(o, "generation", "result", 0, 2 ** 31 - 1),
     ...keyAndAddress(o),
     ...(o.policyHash === undefined
@@ -239,6 +258,7 @@ export function parseRetire(v: unknown): RetireWalletResult {
   const o = record(v, "result");
   return {
     walletId: text(o, "walletId", "result", ID_PATTERN, "a wallet id"),
+    keyType: keyType(o, "result"),
     ...keyAndAddress(o),
     retired: list(o, "retired", "result", MAX_PARTIES, (x, at) => {
       const r = record(x, at);

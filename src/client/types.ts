@@ -1,11 +1,12 @@
 /** Public types of the SDK: options, progress and results as in docs/mqtt-api.md. */
 import type { SignatureForms } from "../shared/signature.ts";
 import type { ApprovalPolicy } from "../shared/wire/approval.ts";
+import type { KeyType } from "../shared/wire/key-type.ts";
 import type { ApprovalOptions } from "./approval-request.ts";
 import type { ApprovalSigner } from "./signers.ts";
 import type { VerifiedWallet, WalletTrust } from "./wallet-verification.ts";
 
-export type { ApprovalOptions, ApprovalPolicy };
+export type { ApprovalOptions, ApprovalPolicy, KeyType };
 
 export type { SignatureForms };
 
@@ -70,7 +71,16 @@ export interface RequestOptions extends QueryOptions {
   onProgress?: (p: Progress) => void;
 }
 
-export interface CreateWalletOptions extends RequestOptions {
+/**
+ * The key type a request creates or expects (docs/mqtt-api.md "Key types"); default and today
+ * the only one: "secp256k1-ecdsa". Another value is refused with `bad_request` before anything
+ * is sent, and a node refuses one it does not support.
+ */
+export interface KeyTypeOption {
+  keyType?: KeyType;
+}
+
+export interface CreateWalletOptions extends RequestOptions, KeyTypeOption {
   /** Default 3 (decided by the node; with `admins`, the client's default is the same). */
   threshold?: number;
   /** Default 5 (decided by the node; with `admins`, the client's default is the same). */
@@ -89,7 +99,7 @@ export interface CreateWalletOptions extends RequestOptions {
  * Importing an existing secp256k1 key as a new wallet (operation "import"): the key is sealed
  * to one attested enclave (HPKE), dealt to n attested enclaves and refreshed at once.
  */
-export interface ImportKeyOptions extends RequestOptions {
+export interface ImportKeyOptions extends RequestOptions, KeyTypeOption {
   /** The 32-byte big-endian secret key; wiped by importKey once sealed, whatever happens. */
   secretKey: Uint8Array;
   /** Its BIP-32 chain code (32 bytes), if child keys must stay the same; wiped too. Default: a fresh one. */
@@ -123,7 +133,7 @@ export interface ImportKeyResult extends WalletInfo {
   dealerNode: string;
 }
 
-export interface SignOptions extends RequestOptions, ApprovalOptions {
+export interface SignOptions extends RequestOptions, ApprovalOptions, KeyTypeOption {
   walletId: string;
   /** 32 bytes, or 64 hex characters (optional 0x): the hash to sign, not hashed again. */
   digest: Uint8Array | string;
@@ -131,7 +141,7 @@ export interface SignOptions extends RequestOptions, ApprovalOptions {
   path?: string;
 }
 
-export interface RefreshOptions extends RequestOptions, ApprovalOptions {
+export interface RefreshOptions extends RequestOptions, ApprovalOptions, KeyTypeOption {
   walletId: string;
 }
 
@@ -141,7 +151,7 @@ export interface RefreshOptions extends RequestOptions, ApprovalOptions {
  * target machine's PCR4 from its verified attestation document); the complete refresh that
  * follows at once is approved by `refreshSigners` (default `signers`) under the wallet's policy.
  */
-export interface RepairShareOptions extends RequestOptions, ApprovalOptions {
+export interface RepairShareOptions extends RequestOptions, ApprovalOptions, KeyTypeOption {
   walletId: string;
   party: number;
   toNode: string;
@@ -163,12 +173,13 @@ export interface RepairShareResult extends WalletInfo {
 }
 
 /** Retiring a wallet for good: approved by `signers` under the wallet's policy (operation "retire"). */
-export interface RetireWalletOptions extends RequestOptions, ApprovalOptions {
+export interface RetireWalletOptions extends RequestOptions, ApprovalOptions, KeyTypeOption {
   walletId: string;
 }
 
 export interface RetireWalletResult {
   walletId: string;
+  keyType: KeyType;
   publicKey: string;
   address: string;
   /** The holders whose enclaves wiped their share and whose hosts deleted the rows, by party index; `earlier`: by a previous retirement. */
@@ -180,7 +191,7 @@ export interface RetireWalletResult {
 }
 
 /** Replacing a wallet's approval policy: approved by `signers` under the current policy. */
-export interface ChangePolicyOptions extends RequestOptions, ApprovalOptions {
+export interface ChangePolicyOptions extends RequestOptions, ApprovalOptions, KeyTypeOption {
   walletId: string;
   /** The new policy: approver keys and how many must approve. */
   policy: ApprovalPolicy;
@@ -193,6 +204,8 @@ export interface ChangePolicyOptions extends RequestOptions, ApprovalOptions {
 
 export interface WalletInfo {
   walletId: string;
+  /** What the key is and signs with; the SDK refuses an answer naming a key type it does not know. */
+  keyType: KeyType;
   /** SEC1 public key, lowercase hex. */
   publicKey: string;
   /** EIP-55 checksummed Ethereum address of publicKey. */
@@ -214,6 +227,8 @@ export interface CreateWalletResult extends WalletInfo {
 
 export interface SignResult {
   walletId: string;
+  /** The signature scheme: "secp256k1-ecdsa" (r, s over secp256k1). */
+  keyType: KeyType;
   /** Lowercase hex of the signed digest. */
   digest: string;
   path: string | null;
@@ -227,6 +242,7 @@ export interface SignResult {
 
 export interface RefreshResult {
   walletId: string;
+  keyType: KeyType;
   generation: number;
   /** A policy change's new policy hash (lowercase hex). */
   policyHash?: string;

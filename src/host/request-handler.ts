@@ -55,6 +55,7 @@ import type { LiveNode } from "./mqtt/bus.ts";
 import { ethAddress } from "../shared/public-key.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
 import { DIGEST_HEX, ID_RULE, isId, isNonHardenedPath } from "../shared/wire/patterns.ts";
+import { DEFAULT_KEY_TYPE, requestedKeyType, withKeyType } from "../shared/wire/key-type.ts";
 
 import { RateLimitError, type Admission, type ClientLimits } from "./rate-limits.ts";
 import { isPowerOfTwo } from "./mqtt/requests.ts";
@@ -128,6 +129,8 @@ const requestIdOf = (body: unknown): string | undefined => {
 function walletView(w: HeldWallet, holders: HeldWallet[]) {
   return {
     walletId: w.walletId,
+    // Every wallet is threshold ECDSA over secp256k1 today (key-type.ts).
+    keyType: DEFAULT_KEY_TYPE,
     publicKey: toHex(w.publicKey),
     address: ethAddress(w.publicKey),
     threshold: w.threshold,
@@ -182,6 +185,9 @@ export class RequestHandler {
       const b = body as Record<string, unknown>;
       need(isId(b.requestId), `requestId must be ${ID_RULE}`);
       const requestId = b.requestId;
+      // Whatever the operation: a key type this node does not support is refused before any work.
+      const keyType = requestedKeyType(b.keyType);
+      if (keyType instanceof Error) throw new RequestError("bad_request", keyType.message);
       log("request", { op, requestId, client, inFlight: this.opts.limits?.inFlight(client) });
       switch (op) {
         case "dkg":
@@ -381,7 +387,8 @@ export class RequestHandler {
       if (kind === "sign") this.holderView.set(named, live, context.holders);
       else this.holderView.forget(named);
     }
-    if (context.prior !== undefined) return context.prior;
+    // Answered as now, also when it was stored before answers named their key type.
+    if (context.prior !== undefined) return withKeyType(context.prior);
     const copts: CoordinatorOptions = {
       phaseTimeoutMs: this.opts.phaseTimeoutMs,
       // Relayed to every participant as the client sent it; each enclave checks it before phase 1.
@@ -450,6 +457,7 @@ export class RequestHandler {
           return {
             result: {
               walletId,
+              keyType: DEFAULT_KEY_TYPE,
               publicKey: toHex(publicKey),
               address: ethAddress(publicKey),
               threshold: t,
@@ -473,6 +481,7 @@ export class RequestHandler {
           return {
             result: {
               walletId: w.walletId,
+              keyType: DEFAULT_KEY_TYPE,
               publicKey: toHex(w.publicKey),
               address: ethAddress(w.publicKey),
               threshold: w.threshold,
@@ -549,6 +558,7 @@ export class RequestHandler {
           return {
             result: {
               walletId,
+              keyType: DEFAULT_KEY_TYPE,
               generation: g,
               ...(policy === undefined ? {} : { policyHash: toHex(policyHash(policy)) }),
               publicKey: toHex(w.publicKey),

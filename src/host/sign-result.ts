@@ -6,6 +6,7 @@
 import { deriveChildPublicKey, ethAddress } from "../shared/public-key.ts";
 import { toHex } from "../shared/hex.ts";
 import { signatureForms, type Signature } from "../shared/signature.ts";
+import { DEFAULT_KEY_TYPE } from "../shared/wire/key-type.ts";
 
 export interface SignAnswer {
   walletId: string;
@@ -29,6 +30,8 @@ export function signResult(a: SignAnswer) {
   const pk = signingKey(a);
   return {
     walletId: a.walletId,
+    // The scheme the signature is in (key-type.ts): a client verifies it as that.
+    keyType: DEFAULT_KEY_TYPE,
     digest: toHex(a.digest),
     path: a.path ?? null,
     publicKey: toHex(pk),

@@ -20,6 +20,7 @@
  * retired (not_enough_nodes).
  */
 import { ethAddress } from "../shared/public-key.ts";
+import { DEFAULT_KEY_TYPE, type KeyType } from "../shared/wire/key-type.ts";
 import { toHex } from "../shared/hex.ts";
 import type { RetireWalletReply, RetireWalletRequest } from "../shared/wire/enclave-ops.ts";
 import { contractCode } from "../shared/wire/errors.ts";
@@ -112,6 +113,7 @@ export async function retireHere(
 
 export interface RetirementResult {
   walletId: string;
+  keyType: KeyType;
   publicKey: string;
   address: string;
   /** The parties retired, by party index: now, or by an earlier retirement (`earlier`). */
@@ -188,6 +190,7 @@ export async function coordinateRetirement(
   const all = Array.from({ length: n }, (_, i) => i + 1);
   return {
     walletId,
+    keyType: DEFAULT_KEY_TYPE,
     publicKey: toHex(publicKey),
     address: ethAddress(publicKey),
     retired: [

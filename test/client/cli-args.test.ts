@@ -1,6 +1,7 @@
 /** The tss command line parser (src/cli/args.ts), without a broker: the CLI's end-to-end tests are in client.test.ts. */
 import { describe, expect, it } from "vitest";
-import { parseArgv, requestIdArg, UsageError } from "../../src/cli/args.ts";
+import { COMMANDS, keyTypeArg, parseArgv, requestIdArg, UsageError } from "../../src/cli/args.ts";
+import { MAIN_HELP, WALLET_HELP } from "../../src/cli/help.ts";
 
 const usage = (argv: string[]): string => {
   try {
@@ -52,6 +53,39 @@ describe("tss arguments", () => {
     expect(usage(["wallet", "show"])).toMatch(/needs a wallet id/);
     expect(usage(["wallet", "show", "a", "b"])).toMatch(/Unexpected argument "b"/);
     expect(usage(["wallet", "drop"])).toMatch(/Unknown subcommand "drop"/);
+    // Every wallet subcommand is named, repair included.
+    expect(usage(["wallet", "drop"])).toMatch(
+      /takes create, show, list, refresh, policy, retire, import or repair\.$/,
+    );
+    expect(usage(["wallet"])).toMatch(/import or repair\.$/);
+  });
+
+  it("lists in the help exactly the commands that exist", () => {
+    // "  wallet create [--threshold…": a command line of the main help starts with its name.
+    const listed = (help: string, prefix: string) =>
+      [...help.matchAll(/^  ([a-z]+(?: [a-z]+)?)(?= |$)/gm)]
+        .map((m) => `${prefix}${m[1]}`)
+        .filter((c) => !c.endsWith(" SUBCOMMAND"));
+    const commands = Object.keys(COMMANDS).sort();
+    expect([...new Set(listed(MAIN_HELP.split("Global options:")[0]!, ""))].sort()).toEqual(
+      commands,
+    );
+    expect(listed(WALLET_HELP, "wallet ").sort()).toEqual(
+      commands.filter((c) => c.startsWith("wallet ")),
+    );
+  });
+
+  it("takes --key-type secp256k1-ecdsa on wallet create and import, and nothing else", () => {
+    expect(keyTypeArg(undefined)).toBeUndefined();
+    expect(keyTypeArg("secp256k1-ecdsa")).toBe("secp256k1-ecdsa");
+    expect(() => keyTypeArg("ed25519")).toThrow(
+      '--key-type "ed25519" is not supported: it must be one of "secp256k1-ecdsa".',
+    );
+    expect(parseArgv(["wallet", "create", "--key-type", "x"]).values.get("key-type")).toBe("x");
+    expect(parseArgv(["wallet", "import", "--key-type=x"]).values.get("key-type")).toBe("x");
+    expect(usage(["sign", "--key-type", "secp256k1-ecdsa"])).toBe(
+      "Option --key-type does not apply to tss sign.",
+    );
   });
 
   it("lets --help win over mistakes", () => {

@@ -110,6 +110,7 @@ function walletView(walletId: string, sk = walletKey): WalletInfo {
   const publicKey = pub(sk);
   return {
     walletId,
+    keyType: "secp256k1-ecdsa",
     publicKey,
     address: ethAddress(fromHex(publicKey)),
     threshold: 2,
@@ -189,6 +190,11 @@ class FakeNode {
     if (walletId === "w_slow")
       return void (await send({ progress: { stage: op, phase: 1, of: 4 } }));
     if (walletId === "w_malformed") return void (await ok({ walletId: 5 }));
+    // An answer without a key type (an old node), and one of a curve this SDK does not know.
+    if (walletId === "w_nokeytype")
+      return void (await ok({ ...walletView(walletId), keyType: undefined }));
+    if (walletId === "w_futurekey")
+      return void (await ok({ ...walletView(walletId), keyType: "ed25519-eddsa" }));
     if (walletId === "w_badaddr")
       return void (await ok({
         ...walletView(walletId),
@@ -240,6 +246,7 @@ class FakeNode {
         const publicKey = pub(sk);
         return void (await ok({
           walletId,
+          keyType: "secp256k1-ecdsa",
           digest: signedDigest,
           path,
           publicKey,
@@ -252,6 +259,7 @@ class FakeNode {
       case "refresh":
         return void (await ok({
           walletId,
+          keyType: "secp256k1-ecdsa",
           generation: 1,
           publicKey: pub(walletKey),
           address: ethAddress(secp256k1.getPublicKey(walletKey, true)),
@@ -347,6 +355,7 @@ describe("SDK", () => {
     expect(w.walletId).toMatch(/^w_[0-9a-f]{24}$/);
     expect(w).toEqual({
       walletId: w.walletId,
+      keyType: "secp256k1-ecdsa",
       publicKey: pub(walletKey),
       address: ethAddress(secp256k1.getPublicKey(walletKey)),
       threshold: 2,
@@ -358,7 +367,8 @@ describe("SDK", () => {
     expect(progress).toEqual([1, 2, 3, 4].map((phase) => ({ stage: "dkg", phase, of: 4 })));
     const req = node.seen.at(-1)!;
     expect(req.op).toBe("dkg");
-    expect(req.body).toEqual({ requestId, threshold: 2, parties: 3 });
+    // The request names its key type: the default one when the caller names none.
+    expect(req.body).toEqual({ requestId, keyType: "secp256k1-ecdsa", threshold: 2, parties: 3 });
     expect(req.responseTopic.startsWith(`tss/v1/responses/${client.clientId}/`)).toBe(true);
     expect(req.correlationData.length).toBe(16);
     // Same requestId: the node returns the stored wallet, not a new one.
@@ -511,6 +521,7 @@ describe("SDK", () => {
     const r = await client.refresh({ walletId: "w_test" });
     expect(r).toEqual({
       walletId: "w_test",
+      keyType: "secp256k1-ecdsa",
       generation: 1,
       publicKey: pub(walletKey),
       address: walletView("w_test").address,
@@ -527,6 +538,37 @@ describe("SDK", () => {
     expect(e.code).toBe("bad_response");
     expect(e.message).toMatch(/walletId/);
     expect((await rejection(client.wallet("w_badaddr"))).code).toBe("inconsistent_result");
+  });
+
+  it("refuses an answer without a key type or with one it does not know, never reading it as secp256k1", async () => {
+    const missing = await rejection(client.wallet("w_nokeytype"));
+    expect(missing.code).toBe("bad_response");
+    expect(missing.message).toMatch(
+      /result\.keyType is missing: it must be one of "secp256k1-ecdsa"/,
+    );
+    const future = await rejection(client.wallet("w_futurekey"));
+    expect(future.code).toBe("bad_response");
+    expect(future.message).toMatch(/keyType "ed25519-eddsa" is not a key type this SDK knows/);
+  });
+
+  it("refuses an unsupported key type in a request before publishing, and sends the one named", async () => {
+    const before = node.seen.length;
+    const asked = { keyType: "ed25519-eddsa" } as unknown as { keyType: "secp256k1-ecdsa" };
+    for (const p of [
+      client.createWallet(asked),
+      client.sign({ walletId: "w_test", digest: DIGEST, ...asked }),
+      client.refresh({ walletId: "w_test", ...asked }),
+      client.retireWallet({ walletId: "w_test", ...asked }),
+    ]) {
+      const e = await rejection(p);
+      expect(e.code).toBe("bad_request");
+      expect(e.message).toMatch(
+        /keyType "ed25519-eddsa" is not supported: it must be one of "secp256k1-ecdsa"/,
+      );
+    }
+    expect(node.seen.length).toBe(before);
+    await client.sign({ walletId: "w_test", digest: DIGEST, keyType: "secp256k1-ecdsa" });
+    expect(node.seen.at(-1)!.body.keyType).toBe("secp256k1-ecdsa");
   });
 
   it("refuses bad arguments before publishing anything", async () => {

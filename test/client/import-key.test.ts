@@ -113,6 +113,7 @@ async function answer(
     ok: true,
     result: {
       walletId: body.walletId,
+      keyType: "secp256k1-ecdsa",
       publicKey: toHex(other),
       address: ethAddress(other),
       threshold: body.threshold,

@@ -97,6 +97,9 @@ describe("cluster over MQTT", () => {
     expect(new Set(wallet.nodes).size).toBe(5);
     const shown = await client.wallet(wallet.walletId);
     expect(shown.publicKey).toBe(wallet.publicKey);
+    // Every wallet answer names its key type (docs/mqtt-api.md "Key types").
+    expect(wallet.keyType).toBe("secp256k1-ecdsa");
+    expect(shown.keyType).toBe("secp256k1-ecdsa");
     expect((await client.nodes()).nodes.map((n) => n.nodeId).sort()).toEqual([
       "node-1",
       "node-2",
@@ -156,6 +159,7 @@ describe("cluster over MQTT", () => {
       expect(answers).toHaveLength(1);
       const a = answers[0] as { ok: boolean; result: SignResult };
       expect(a.ok).toBe(true);
+      expect(a.result.keyType).toBe("secp256k1-ecdsa");
       expect(verified(a.result, digests.get(corr)!)).toBe(true);
       coordinators.add(a.result.coordinator);
       quorums.add([...a.result.signers].sort().join(","));
