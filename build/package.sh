@@ -19,6 +19,12 @@ args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   [ "${args[$i]}" = "--out" ] && [ $((i + 1)) -lt ${#args[@]} ] && OUT="${args[$((i + 1))]}"
 done
+# `npm run build` writes the development enclave into dist/ too: a release
+# directory must never hold it (simulated NSM), so a stale one goes first.
+if [ -e "$OUT/tss-enclave-dev" ] || [ -L "$OUT/tss-enclave-dev" ]; then
+  echo "[package] removing $OUT/tss-enclave-dev (the development enclave, left by npm run build): a release never holds it" >&2
+  rm -f "$OUT/tss-enclave-dev"
+fi
 # The image first: it checks every flag and pin before anything is written.
 bash "$ROOT/eif/build.sh" "$@"
 bash "$ROOT/build/build-executables.sh" --out "$OUT" --only tss-host --only tss

@@ -65,7 +65,7 @@ export const COMMANDS: Record<Command, CommandSpec> = {
       "key-type",
     ],
   },
-  "wallet repair": { args: [], options: ["wallet", "party", "to", "key"] },
+  "wallet repair": { args: [], options: ["wallet", "party", "to", "target-pcr4", "key"] },
   sign: { args: [], options: ["wallet", "digest", "path", "key"] },
   nodes: { args: [], options: [] },
   audit: { args: [], options: ["db", "wallet", "since"], local: true },
@@ -102,7 +102,7 @@ const VALUE_OPTIONS = new Set([
   ...GLOBAL_OPTIONS,
   ...Object.values(COMMANDS).flatMap((c) => c.options),
 ]);
-const FLAGS = new Set(["help", "json", "allow-development"]);
+const FLAGS = new Set(["help", "json", "allow-development", "any-node"]);
 /** Options that may be given more than once (approver keys and key files); their values are in `lists`. */
 export const REPEATABLE = new Set(["key", "approver", "admin-key", "image", "pcr0", "node-pcr"]);
 
@@ -117,6 +117,8 @@ export interface Invocation {
   help: boolean;
   /** --allow-development: trust a development attestation root (trust.ts). */
   allowDevelopment?: boolean;
+  /** --any-node (tss policy only): a key policy bound to no node's PCR4 (key-policy.ts). */
+  anyNode?: boolean;
 }
 
 export function parseArgv(argv: string[]): Invocation {
@@ -137,6 +139,7 @@ export function parseArgv(argv: string[]): Invocation {
   let json = false;
   let help = false;
   let allowDevelopment = false;
+  let anyNode = false;
   // Problems wait until we know whether --help was asked for, which wins.
   const problems: string[] = [];
   for (const t of tokens) {
@@ -146,6 +149,7 @@ export function parseArgv(argv: string[]): Invocation {
       if (t.value !== undefined) problems.push(`Option ${t.rawName} takes no value.`);
       else if (t.name === "help") help = true;
       else if (t.name === "allow-development") allowDevelopment = true;
+      else if (t.name === "any-node") anyNode = true;
       else json = true;
     } else if (!VALUE_OPTIONS.has(t.name)) {
       problems.push(`Unknown option ${t.rawName}; run tss --help for the options.`);
@@ -185,6 +189,8 @@ export function parseArgv(argv: string[]): Invocation {
     if ((spec.local || !GLOBAL_OPTIONS.includes(name)) && !spec.options.includes(name))
       throw new UsageError(`Option --${name} does not apply to tss ${command}.`);
   }
+  if (anyNode && command !== "policy")
+    throw new UsageError(`Option --any-node does not apply to tss ${command}.`);
   return {
     command,
     args,
@@ -193,6 +199,7 @@ export function parseArgv(argv: string[]): Invocation {
     json,
     help,
     ...(allowDevelopment ? { allowDevelopment } : {}),
+    ...(anyNode ? { anyNode } : {}),
   };
 }
 

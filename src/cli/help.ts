@@ -55,7 +55,7 @@ Commands:
   wallet import --secret-key-file F --approver PUB... --admin-key FILE... [--key FILE]...
                                                bring an existing key in as a new wallet, sealed
                                                to one attested enclave and dealt to n
-  wallet repair --wallet ID --party K --to NODE --key FILE...
+  wallet repair --wallet ID --party K --to NODE --target-pcr4 HEX --key FILE...
                                                move party K of a wallet to another node (share
                                                repair, then a refresh of all n)
   (Resharing a wallet to another committee, threshold or size is not built yet.)
@@ -66,7 +66,7 @@ Commands:
                                                (on the node, against its database file; no broker)
   key new --out FILE [--algorithm A]           create an approver key file (no broker)
   key show FILE                                show a key file's key id and public key (no broker)
-  policy --pcr0 HEX [--node-pcr NAME=HEX]... --admin-role ARN --enclave-role ARN
+  policy --pcr0 HEX (--node-pcr NAME=HEX... | --any-node) --admin-role ARN --enclave-role ARN
                                                print the KMS key policy that admits exactly
                                                that enclave image and those nodes (no broker)
 
@@ -205,22 +205,28 @@ the key's own public key.
   --node NODE          the node whose enclave the key is sealed to (default: any online)
   --key-type K         the key's type: ${KEY_TYPES.join(", ")} (the default and only one today)
 `,
-  "wallet repair": `Usage: tss wallet repair --wallet ID --party K --to NODE --key FILE... [options]
+  "wallet repair": `Usage: tss wallet repair --wallet ID --party K --to NODE --target-pcr4 HEX --key FILE... [options]
 
 Moves party K of the wallet to node NODE, replacing a node lost for good. At
 least t current holders rebuild that party's share for NODE's enclave, sealed
 end to end to its attested channel key (no host sees it); then all n holders
 (NODE in, the previous holder out) refresh at once, so whatever the previous
 holder kept no longer combines. The key files approve both steps under the
-wallet's policy (operation "repair", naming party K and NODE's machine by the
-PCR4 in its attestation document, which is verified here first: --aws-root and
---image, or --allow-development for a local cluster; then "refresh"). Needs
-every other holder online. A previous holder that comes back is refused for
-the wallet and its rows are deleted.
+wallet's policy (operation "repair", naming party K and NODE's machine by its
+PCR4; then "refresh"). The PCR4 approved is --target-pcr4, from your own
+inventory: the attestation document answered for NODE is verified here first
+(--aws-root and --image, or --allow-development for a local cluster) and must
+carry that same PCR4, since any node, or the broker, could answer for NODE
+with its own enclave's document. The output names the PCR4 approved. Needs
+every other holder online. A previous holder that comes back confirms the
+replacement with its peers and refuses the wallet from then on; its sealed
+rows stay on its disk for its operator to remove.
 
   --wallet ID     the wallet
   --party K       the party index to move (1..n)
   --to NODE       the node that receives it (online, attested, not a holder)
+  --target-pcr4 HEX  NODE's machine identity (PCR4, 96 hex characters) from your
+                  inventory; the approval names it
   --key FILE      an approver key file approving the repair (repeatable)
 `,
   "wallet retire": `Usage: tss wallet retire --wallet ID --key FILE... [options]
@@ -278,7 +284,7 @@ its recorded public key or key id do not match its secret key.
 
   --json              print {"keyId", "algorithm", "publicKey", "file"}
 `,
-  policy: `Usage: tss policy --pcr0 HEX [--pcr0 HEX] [--node-pcr NAME=HEX]...
+  policy: `Usage: tss policy --pcr0 HEX [--pcr0 HEX] (--node-pcr NAME=HEX... | --any-node)
                   --admin-role ARN --enclave-role ARN
 
 Prints (on stdout) the key policy for the share-wrapping KMS key: it lets
@@ -294,8 +300,11 @@ Nothing is contacted; the command only checks and prints.
                       build). Give two while an image upgrade rolls out (old and
                       new); then print the policy again with the new one only.
   --node-pcr NAME=HEX a node's PCR4 (its parent instance's identity), repeatable;
-                      NAME is the node id. Without any, every enclave of the
-                      image may open every node's shares (a warning says so).
+                      NAME is the node id. One of it or --any-node is required.
+  --any-node          bind the policy to no node: every enclave of the image,
+                      on any instance, may open every node's shares, so one
+                      compromised instance exposes all of them (a single-
+                      instance deployment only; a warning says so)
   --admin-role ARN    the key administrators' IAM role (or user) ARN
   --enclave-role ARN  the parent instances' IAM role ARN (the credentials the
                       hosts hand their enclaves)

@@ -58,18 +58,27 @@ export function policyFromArgs(inv: Invocation): { policy: string; warnings: str
       throw new UsageError(
         "tss policy needs --enclave-role ARN: the parent instances' IAM role, whose credentials the hosts hand their enclaves.",
       );
+    const adminPrincipal = parsePrincipalArn(admin, "--admin-role");
+    const enclavePrincipal = parsePrincipalArn(enclave, "--enclave-role");
+    const anyNode = inv.anyNode === true;
+    if (nodes.length === 0 && !anyNode)
+      throw new UsageError(
+        "tss policy needs --node-pcr NAME=HEX for each node (its PCR4), or --any-node to let any enclave of the image open every node's shares.",
+      );
+    if (nodes.length > 0 && anyNode)
+      throw new UsageError("--any-node and --node-pcr exclude each other; give one or the other.");
     const policy = keyPolicyJson({
       images,
       nodes,
-      adminPrincipal: parsePrincipalArn(admin, "--admin-role"),
-      enclavePrincipal: parsePrincipalArn(enclave, "--enclave-role"),
+      ...(anyNode ? { anyNode } : {}),
+      adminPrincipal,
+      enclavePrincipal,
     });
-    const warnings =
-      nodes.length === 0
-        ? [
-            "no --node-pcr: any enclave of this image may open any node's shares; give each node's PCR4 for a cluster.",
-          ]
-        : [];
+    const warnings = anyNode
+      ? [
+          "--any-node: any enclave of this image, on any instance, may open every node's shares; give each node's PCR4 for a cluster.",
+        ]
+      : [];
     return { policy, warnings };
   } catch (e) {
     if (e instanceof KeyPolicyError) throw new UsageError(e.message);

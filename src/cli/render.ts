@@ -93,6 +93,7 @@ ${fields([
   ["key type", r.keyType],
   ["public key", r.publicKey],
   ["address", r.address],
+  ["target PCR4", r.targetPcr4],
   ["helpers", r.helpers.join(", ")],
   ["nodes", r.nodes.map((n, k) => `${k + 1}: ${n}`).join(", ")],
 ])}`;

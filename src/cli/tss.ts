@@ -38,6 +38,7 @@ import { commandHelp, KEY_HELP, MAIN_HELP, WALLET_HELP } from "./help.ts";
 import { keyFilesArg, walletPolicyArg } from "./approval-args.ts";
 import { readImportedKeyFile, runKey } from "./key.ts";
 import { runPolicy } from "./key-policy.ts";
+import { KeyPolicyError, parsePcrHex } from "../shared/key-policy.ts";
 import {
   asSentence,
   describeFailure,
@@ -186,6 +187,20 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
         throw new UsageError("tss wallet repair needs --party K: the party index to move.");
       if (toNode === undefined)
         throw new UsageError("tss wallet repair needs --to NODE: the node to move it to.");
+      // The approval names NODE's machine: from the operator's inventory, never from whoever
+      // answers for NODE (the fetched document must agree with it: client.ts repairShare).
+      const pcr4 = v.get("target-pcr4");
+      if (pcr4 === undefined)
+        throw new UsageError(
+          "tss wallet repair needs --target-pcr4 HEX: NODE's machine identity (PCR4) from your inventory.",
+        );
+      let targetPcr4: string;
+      try {
+        targetPcr4 = parsePcrHex(pcr4, "--target-pcr4");
+      } catch (e) {
+        if (e instanceof KeyPolicyError) throw new UsageError(e.message);
+        throw e;
+      }
       const signers = keyFilesArg(inv, "key");
       if (signers === undefined)
         throw new UsageError(
@@ -193,7 +208,7 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
         );
       return {
         run: (c, requestId, onProgress) =>
-          c.repairShare({ walletId, party, toNode, signers, requestId, onProgress }),
+          c.repairShare({ walletId, party, toNode, targetPcr4, signers, requestId, onProgress }),
         show: (r) => showRepair(r as RepairShareResult),
       };
     }

@@ -404,8 +404,10 @@ export class TssClient {
    * Moves party `party` of the wallet to node `toNode` (share repair): t current holders rebuild
    * its share for the target's attested enclave, sealed end to end, and all n (the target in,
    * the previous holder out) refresh at once, so the previous holder's copy no longer combines.
-   * The approval names the target machine by the PCR4 in its attestation document, which this
-   * client fetches and verifies with `trust` (unless `targetPcr4` is given).
+   * The approval names the target machine by its PCR4: `targetPcr4` (the operator's inventory
+   * value) and, with `trust`, the PCR4 in the target's attestation document, which this client
+   * fetches and verifies; given both, they must be equal. Without `targetPcr4` the document alone
+   * decides, and it shows only that some attested enclave answered for `toNode`.
    */
   async repairShare(o: RepairShareOptions): Promise<RepairShareResult> {
     const walletId = checkWalletId(o.walletId);
@@ -415,17 +417,23 @@ export class TssClient {
     if (typeof o.toNode !== "string" || o.toNode.length === 0)
       throw new TssError("bad_request", "toNode must be a node id");
     const keyType = checkKeyType(o.keyType);
-    let pcr4: Uint8Array;
+    // The machine the approval names. The target's own document only shows that some attested
+    // enclave answered for `toNode` (any node, or the broker relaying one, may answer with its
+    // own): `targetPcr4`, the operator's inventory value, is what ties it to that machine.
+    let given: Uint8Array | undefined;
     if (o.targetPcr4 !== undefined) {
-      if (!/^[0-9a-f]{96}$/.test(o.targetPcr4))
+      if (typeof o.targetPcr4 !== "string" || !/^[0-9a-f]{96}$/.test(o.targetPcr4))
         throw new TssError("bad_request", "targetPcr4 must be 48 bytes of lowercase hex");
-      pcr4 = fromHex(o.targetPcr4);
-    } else {
-      if (this.trust === undefined)
-        throw new TssError(
-          "bad_request",
-          "a repair's approval names the target's PCR4: pass targetPcr4 or ConnectOptions.trust",
-        );
+      given = fromHex(o.targetPcr4);
+    }
+    if (given === undefined && this.trust === undefined)
+      throw new TssError(
+        "bad_request",
+        "a repair's approval names the target's PCR4: pass targetPcr4 or ConnectOptions.trust",
+      );
+    let pcr4: Uint8Array;
+    if (this.trust === undefined) pcr4 = given!;
+    else {
       const target = await this.request(
         "importTarget",
         { nodeId: o.toNode },
@@ -438,6 +446,12 @@ export class TssClient {
         throw new TssError(
           "unverified_wallet",
           `node ${o.toNode}'s attestation document names no node identity (PCR4)`,
+        );
+      if (given !== undefined && toHex(p) !== toHex(given))
+        throw new TssError(
+          "unverified_wallet",
+          `the enclave answering for node ${o.toNode} is attested on machine PCR4 ${toHex(p)}, not the targetPcr4 ${toHex(given)} given: refusing to approve a repair to it`,
+          o.toNode,
         );
       pcr4 = p;
     }
@@ -469,7 +483,7 @@ export class TssClient {
           `The cluster moved party ${r.partyIndex} to ${r.toNode}, not party ${o.party} to ${o.toNode}.`,
         );
       this.verifiedWallets.delete(walletId);
-      return { ...r, ...this.vouched(v, r) };
+      return { ...r, targetPcr4: toHex(pcr4), ...this.vouched(v, r) };
     });
   }
 

@@ -242,7 +242,8 @@ export function parseRefresh(v: unknown): RefreshResult {
   };
 }
 
-export function parseRepair(v: unknown): RepairShareResult {
+/** The node's answer; `targetPcr4` is the client's own (what it approved), added by repairShare. */
+export function parseRepair(v: unknown): Omit<RepairShareResult, "targetPcr4"> {
   const o = record(v, "result");
   const w = parseWalletInfo(v);
   return {

@@ -157,8 +157,11 @@ export interface RepairShareOptions extends RequestOptions, ApprovalOptions, Key
   toNode: string;
   refreshSigners?: ApprovalOptions["signers"];
   /**
-   * The target's PCR4 (lowercase hex, 48 bytes) when known out of band; default: read from the
-   * target's fresh attestation document, verified with ConnectOptions.trust.
+   * The target machine's PCR4 (lowercase hex, 48 bytes) from the operator's inventory: what ties
+   * the approval to `toNode`'s machine. With ConnectOptions.trust the target's attestation
+   * document is fetched and verified too, and its PCR4 must equal this one (else
+   * unverified_wallet); without it, that document's PCR4 alone is approved, which only shows
+   * that some attested enclave answered for `toNode`.
    */
   targetPcr4?: string;
 }
@@ -170,6 +173,8 @@ export interface RepairShareResult extends WalletInfo {
   toNode: string;
   /** The holders that rebuilt the party's share for the target. */
   helpers: string[];
+  /** The target machine's PCR4 (hex) the repair approval named. */
+  targetPcr4: string;
 }
 
 /** Retiring a wallet for good: approved by `signers` under the wallet's policy (operation "retire"). */

@@ -209,6 +209,7 @@ export class Ceremonies {
               "this enclave knows no node identity to repair to",
             );
           targetPcr4 = this.ownPcr4;
+          this.refuseMachineAmongPeers(req, targetPcr4, -1, target);
         }
         const verdict = this.approved(req, () =>
           this.repairApproval(req, policy, target, targetPcr4),
@@ -362,7 +363,45 @@ export class Ceremonies {
         `the repair's target (party ${target}) is attested without a node identity (PCR4)`,
         target,
       );
+    // The target's "no share yet" check sees only its loaded shares; a machine that is already in
+    // this session (a helper, this enclave) holds a share of the wallet: never its target too.
+    if (this.ownPcr4 !== undefined && toHex(this.ownPcr4) === toHex(pcr4))
+      throw new EnclaveError(
+        "bad_request",
+        `the repair's target (party ${target}) runs on this helper's machine (same PCR4)`,
+        target,
+      );
+    this.refuseMachineAmongPeers(req, pcr4, at, target);
     return pcr4;
+  }
+
+  /** Refuses a repair whose target machine (`pcr4`) is also another member's (every peer but `skip`). */
+  private refuseMachineAmongPeers(
+    req: CeremonyStartRequest,
+    pcr4: Uint8Array,
+    skip: number,
+    target: number,
+  ): void {
+    const machine = toHex(pcr4);
+    (Array.isArray(req.peerDocuments) ? req.peerDocuments : []).forEach((doc, k) => {
+      if (k === skip) return;
+      const party = String(Array.isArray(req.peerParties) ? req.peerParties[k] : "?");
+      let other: Uint8Array | undefined;
+      try {
+        other = this.peers.peerIdentity(doc).pcr4;
+      } catch (e) {
+        throw new EnclaveError(
+          "ceremony_failed",
+          `attestation of the repair's party ${party} refused: ${(e as Error).message}`,
+        );
+      }
+      if (other !== undefined && toHex(other) === machine)
+        throw new EnclaveError(
+          "bad_request",
+          `the repair's target (party ${target}) runs on the machine (same PCR4) of its party ${party}`,
+          target,
+        );
+    });
   }
 
   /**

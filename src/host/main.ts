@@ -158,7 +158,8 @@ async function main(): Promise<void> {
     log: nodeLog,
   });
   host.outcomeSource = peerOutcomeSource(cfg.nodeId, peers);
-  // A share repair's lost node confirms its replacement from these (share-repair.ts).
+  // A share repair's lost node confirms its replacement from these (share-repair.ts), each
+  // answer beside the node asked: one naming another node is not counted as that node's.
   host.holderSource = (walletId) =>
     Promise.all(
       peers
@@ -166,8 +167,8 @@ async function main(): Promise<void> {
         .filter((n) => n.nodeId !== cfg.nodeId)
         .map((n) =>
           peers.ask(n.nodeId, "walletInfo", { walletId }).then(
-            (w) => w ?? null,
-            () => null,
+            (w) => ({ asked: n.nodeId, answer: w ?? null }),
+            () => ({ asked: n.nodeId, answer: null }),
           ),
         ),
     );

@@ -61,8 +61,8 @@ import { SignerOutcomes } from "./signer-outcomes.ts";
 import { retireHere } from "./wallet-retirement.ts";
 import { commitDkg, isDkgPending, rollbackDkg, stageDkg } from "./dkg-commit.ts";
 import { retiredPartyOf } from "./store/wallet-deletion.ts";
-import { recordWalletMembers } from "./store/members-repo.ts";
-import { checkReplacedHere } from "./share-repair.ts";
+import { recordWalletMembers, replacedBy } from "./store/members-repo.ts";
+import { checkReplacedHere, type AskedHolder } from "./share-repair.ts";
 import type { NodeOpArgs, RetireOutcome } from "../shared/wire/node-rpc.ts";
 
 export type { HeldWallet } from "../shared/wire/node-rpc.ts";
@@ -134,7 +134,7 @@ export class NodeHost implements Participant {
   /** How this node asks its peers about a session (set once the bus is up); null: it cannot. */
   outcomeSource: OutcomeSource | null = null;
   /** How this node asks every other live node for its view of a wallet (share-repair.ts checkReplaced); null: it cannot. */
-  holderSource: ((walletId: string) => Promise<(HeldWallet | null)[]>) | null = null;
+  holderSource: ((walletId: string) => Promise<AskedHolder[]>) | null = null;
   /** Ceremonies recorded before this moment were cut off by a restart; later ones may be live. */
   private readonly startedAt = Date.now();
 
@@ -164,7 +164,8 @@ export class NodeHost implements Participant {
     if (!w) return null;
     // Without the sealed share: asked of every node for every request (planning.ts).
     const share = currentShareInfo(this.db, walletId, this.nodeId);
-    if (!share) return null;
+    // A share repair moved its party elsewhere (share-repair.ts checkReplacedHere): refused here.
+    if (!share || replacedBy(this.db, walletId, this.nodeId)) return null;
     return {
       walletId,
       nodeId: this.nodeId,
@@ -254,6 +255,7 @@ export class NodeHost implements Participant {
   }
 
   async prepare(walletId: string): Promise<PreparedShare> {
+    this.refuseReplaced(walletId);
     const current = generationOf(this.db, walletId);
     const have = this.loaded.get(walletId);
     if (have && have.generation === current) return have;
@@ -321,6 +323,8 @@ export class NodeHost implements Participant {
     const { client: _client, signerNodes: _signers, ...req } = start;
     const slot = toHex(req.sessionId);
     this.refuseOtherCaller(slot, caller, "start");
+    // Its enclave may still hold the share loaded from before the replacement.
+    if (req.kind !== "dkg") this.refuseReplaced(req.walletId);
     // Refused before the enclave sees the start: nothing claimed, nothing to abort.
     this.ceremonies.acquire(
       slot,
@@ -904,8 +908,10 @@ export class NodeHost implements Participant {
    */
   /** The party of the wallet this node retired earlier, from its audit log, or null. */
   /**
-   * Who holds each party index of the wallet since a share repair's refresh (share-repair.ts),
-   * recorded only when the list names this node at its own active share's index and generation.
+   * Who holds each party index of the wallet since a share repair's refresh (share-repair.ts):
+   * only this node's own entry is recorded, and only when the list names this node at its own
+   * active share's index and generation. The other entries are the coordinator's word, which
+   * this node cannot check.
    */
   recordMembers(
     walletId: string,
@@ -922,10 +928,25 @@ export class NodeHost implements Participant {
         "conflict",
         `node ${this.nodeId} does not hold that party of wallet ${walletId} at generation ${generation}`,
       );
-    recordWalletMembers(this.db, walletId, members, generation);
+    recordWalletMembers(
+      this.db,
+      walletId,
+      [{ partyIndex: mine.partyIndex, nodeId: this.nodeId }],
+      generation,
+    );
   }
 
-  /** Whether a share repair replaced this node's share of the wallet; if so its rows go (share-repair.ts). */
+  /** Refuses a wallet whose party a share repair moved from this node to another (members-repo.ts replacedBy). */
+  private refuseReplaced(walletId: string): void {
+    const by = typeof walletId === "string" ? replacedBy(this.db, walletId, this.nodeId) : null;
+    if (by)
+      throw new CodedError(
+        "stale_share",
+        `node ${this.nodeId} no longer holds party ${by.partyIndex} of wallet ${walletId}: node ${by.nodeId} holds it since generation ${by.generation}`,
+      );
+  }
+
+  /** Whether a share repair replaced this node's share of the wallet; if so it refuses the wallet from now on (share-repair.ts). */
   checkReplaced(walletId: string): Promise<{ replaced: boolean }> {
     const source = this.holderSource;
     if (!source) return Promise.resolve({ replaced: false });

@@ -15,10 +15,11 @@
  * coordinator that sees a holder of an older generation whose party index
  * another node holds now asks it to `checkReplaced`: that node confirms it
  * from its peers' own answers (at least max(t, n - t + 1) of them at the
- * newer generation, one of them holding its party index: as many hosts as
- * could destroy the wallet by deleting their own shares anyway), then
- * overwrites and deletes its rows, records the new holder and audits
- * `share_replaced`; it holds nothing of the wallet from then on.
+ * newer generation, each from the node asked, one of them holding its party
+ * index, and no pending share here), then records the new holder, audits
+ * `share_replaced` and refuses the wallet from then on (members-repo.ts
+ * replacedBy). It deletes nothing: those answers are unverified hosts' words
+ * (checkReplacedHere says why); its sealed rows stay for an operator to remove.
  *
  * Approvals: a `repair` approval (approval.ts operation 7) naming the
  * wallet, the party and the new node's PCR4 (repair.ts repairTargetDigest),
@@ -28,6 +29,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ethAddress } from "../shared/public-key.ts";
+import { DEFAULT_KEY_TYPE } from "../shared/wire/key-type.ts";
 import { toHex } from "../shared/hex.ts";
 import { parseApprovalUnverified } from "../shared/wire/approval.ts";
 import type { HeldWallet } from "../shared/wire/node-rpc.ts";
@@ -45,10 +47,10 @@ import type { PeerDirectory } from "./peer-directory.ts";
 import { currentHolders, nodesByParty, RequestError, walletHolders } from "./planning.ts";
 import {
   appendAudit,
-  deleteWalletRows,
   getWallet,
   listShares,
   recordWalletMembers,
+  replacedBy,
   type Db,
 } from "./store/index.ts";
 import { walletVouchers } from "./wallet-vouchers.ts";
@@ -254,6 +256,7 @@ export async function coordinateRepair(
   const now = (await walletHolders(peers, r.walletId)).filter((h) => h.generation === g);
   return {
     walletId: r.walletId,
+    keyType: DEFAULT_KEY_TYPE,
     partyIndex: r.party,
     fromNode: plan.fromNode ?? null,
     toNode: r.toNode,
@@ -285,39 +288,78 @@ export function replacedHolders(holders: readonly HeldWallet[]): string[] {
     .map((h) => h.nodeId);
 }
 
+/** One live peer's answer to walletInfo, beside the node that was asked (null: none). */
+export interface AskedHolder {
+  asked: string;
+  answer: HeldWallet | null;
+}
+
 /** What checkReplaced needs of its NodeHost. */
 export interface ReplacedNode {
   nodeId: string;
   db: Db;
-  /** Every other live node's answer to walletInfo (null: none). */
-  holders(walletId: string): Promise<(HeldWallet | null)[]>;
+  /** Every other live node's answer to walletInfo, each beside the node asked. */
+  holders(walletId: string): Promise<AskedHolder[]>;
   forget(walletId: string): void;
   log(event: string, fields: Record<string, unknown>): void;
 }
 
 /**
- * This node's part when a coordinator says its share of the wallet was replaced: confirmed
- * from the peers' own answers, never on the asker's word (see the file comment), then its rows
- * go (overwritten, then deleted: wallet-deletion.ts) and the new holder is recorded.
+ * This node's part when a coordinator says its share of the wallet was replaced. It never
+ * deletes anything here: the answers it goes by are its peers' hosts' words, relayed by the
+ * broker, and a host cannot check their enclave statements (it has no attestation roots or
+ * image list of its own; its enclave has). A host that withheld this node's refresh commit, or
+ * the broker forging every answer, could otherwise have it destroy a share the wallet still
+ * needs. So a confirmed replacement only makes this node refuse the wallet (members-repo.ts
+ * replacedBy: no longer reported, loaded or started here), which costs at most this node's
+ * participation (and is undone by deleting its wallet_members row). Its sealed rows stay for an
+ * operator to remove: after the repair's refresh they no longer combine with the current shares,
+ * and they open only in an attested enclave of this node's image through KMS.
+ *
+ * Confirmed means: at least max(t, n - t + 1) distinct peers, each answering for itself (the
+ * node asked is the node the answer names) about this wallet (same key, threshold and parties),
+ * at one generation newer than every row this node has, one of them at this node's party
+ * index; and this node holds no pending share (a refresh whose commit it may not have received).
  */
 export async function checkReplacedHere(
   node: ReplacedNode,
   walletId: string,
 ): Promise<{ replaced: boolean }> {
   const wallet = getWallet(node.db, walletId);
-  const mine = listShares(node.db, walletId, node.nodeId).find((s) => s.status === "active");
+  const rows = listShares(node.db, walletId, node.nodeId);
+  const mine = rows.find((s) => s.status === "active");
   if (!wallet || !mine) return { replaced: false };
-  const answers = (await node.holders(walletId)).filter(
-    (h): h is HeldWallet => h !== null && h !== undefined && h.nodeId !== node.nodeId,
-  );
+  if (replacedBy(node.db, walletId, node.nodeId)) return { replaced: true };
+  // A pending share: a refresh this node took part in that may have committed without telling it.
+  if (rows.some((s) => s.status !== "active")) return { replaced: false };
+  const key = toHex(wallet.publicKey);
+  const seen = new Set<string>();
+  const answers: HeldWallet[] = [];
+  for (const { asked, answer: h } of await node.holders(walletId)) {
+    if (
+      h === null ||
+      h === undefined ||
+      h.nodeId !== asked ||
+      asked === node.nodeId ||
+      seen.has(asked) ||
+      h.walletId !== walletId ||
+      h.threshold !== wallet.threshold ||
+      h.parties !== wallet.parties ||
+      !(h.publicKey instanceof Uint8Array) ||
+      toHex(h.publicKey) !== key ||
+      !Number.isInteger(h.generation)
+    )
+      continue;
+    seen.add(asked);
+    answers.push(h);
+  }
   if (answers.length === 0) return { replaced: false };
   const top = Math.max(...answers.map((h) => h.generation));
-  const newer = answers.filter((h) => h.generation === top && top > mine.generation);
+  if (rows.some((s) => s.generation >= top)) return { replaced: false };
+  const newer = answers.filter((h) => h.generation === top);
   const by = newer.find((h) => h.partyIndex === mine.partyIndex);
   const need = Math.max(wallet.threshold, wallet.parties - wallet.threshold + 1);
-  if (!by || new Set(newer.map((h) => h.nodeId)).size < need) return { replaced: false };
-  // Its own transaction, then a WAL checkpoint (wallet-deletion.ts): not inside another one.
-  deleteWalletRows(node.db, walletId, node.nodeId);
+  if (!by || newer.length < need) return { replaced: false };
   node.db.transaction(() => {
     recordWalletMembers(
       node.db,

@@ -43,10 +43,16 @@ export interface KeyPolicyOptions {
   images: readonly string[];
   /**
    * One statement per node, bound to its PCR4 and its encryption context.
-   * Empty: any enclave of an allowed image may use any node's data keys
-   * (only for a single-instance or test deployment).
+   * Empty only with `anyNode`.
    */
   nodes: readonly KeyPolicyNode[];
+  /**
+   * No node binding, asked for explicitly: any enclave of an allowed image, on
+   * any instance, may use any node's data keys, so one compromised instance
+   * opens every node's shares (a single-instance deployment only). Refused
+   * together with `nodes`.
+   */
+  anyNode?: boolean;
   /** The key administrators: an IAM ARN, or "*" (the development stand-in does not evaluate principals). */
   adminPrincipal: string;
   /** Who calls KMS for the enclaves: the parent instances' IAM role ARN, or "*" (development). */
@@ -108,13 +114,19 @@ export const ENCLAVE_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"];
 const HEX = /^[0-9a-f]+$/i;
 
 /**
- * A PCR value as an operator types it, checked: 96 hex characters (an
- * optional 0x is dropped), not all zeros (what every PCR of a debug-mode
- * enclave reads, so a policy admitting it would admit any debug enclave).
- * Returns it lower-cased.
+ * A PCR value as an operator types it (an optional 0x is dropped), checked by
+ * checkPcrHex; returned lower-cased.
  */
 export function parsePcrHex(value: string, what: string): string {
-  const v = value.trim().replace(/^0x/i, "");
+  return checkPcrHex(value.trim().replace(/^0x/i, ""), what).toLowerCase();
+}
+
+/**
+ * A PCR value, checked: 96 hex characters, not all zeros (what every PCR of a
+ * debug-mode enclave reads, so a policy admitting it would admit any debug
+ * enclave). keyPolicy() checks every value with it, whoever the caller.
+ */
+function checkPcrHex(v: string, what: string): string {
   if (v.length === 0) throw new KeyPolicyError(`${what} is empty; give the 96 hex characters.`);
   if (!HEX.test(v)) {
     const bad = [...v].find((c) => !/[0-9a-f]/i.test(c));
@@ -128,7 +140,7 @@ export function parsePcrHex(value: string, what: string): string {
     throw new KeyPolicyError(
       `${what} is all zeros: that is what a debug-mode enclave reports, so it would admit any debug enclave.`,
     );
-  return v.toLowerCase();
+  return v;
 }
 
 /** An IAM principal ARN: a role, a user or an account root; or "*" only where the caller allows it. */
@@ -153,16 +165,16 @@ function sidPart(name: string): string {
   return s;
 }
 
-function checkHex(v: string, what: string): string {
-  if (!HEX.test(v) || v.length % 2 !== 0)
-    throw new KeyPolicyError(`${what} must be an even number of hex characters.`);
-  return v;
-}
-
 export function keyPolicy(o: KeyPolicyOptions): KeyPolicyDocument {
   if (o.images.length === 0)
     throw new KeyPolicyError("The policy needs at least one image (PCR0).");
-  const images = o.images.map((p) => checkHex(p, "An image's PCR0"));
+  if (o.nodes.length === 0 && o.anyNode !== true)
+    throw new KeyPolicyError(
+      "The policy names no node (PCR4): give each node's PCR4, or ask for any node explicitly (any enclave of the image could then open every node's shares).",
+    );
+  if (o.nodes.length > 0 && o.anyNode === true)
+    throw new KeyPolicyError("The policy names nodes and any node at once; give one or the other.");
+  const images = o.images.map((p) => checkPcrHex(p, "An image's PCR0"));
   const sids = new Set<string>();
   const pcr4s = new Set<string>();
   for (const n of o.nodes) {
@@ -170,7 +182,7 @@ export function keyPolicy(o: KeyPolicyOptions): KeyPolicyDocument {
     if (sids.has(sid))
       throw new KeyPolicyError(`Two nodes are named alike (${JSON.stringify(n.name)}).`);
     sids.add(sid);
-    const pcr4 = checkHex(n.pcr4Hex, `Node ${n.name}'s PCR4`).toLowerCase();
+    const pcr4 = checkPcrHex(n.pcr4Hex, `Node ${n.name}'s PCR4`).toLowerCase();
     // Two nodes with one identity could open each other's shares.
     if (pcr4s.has(pcr4)) throw new KeyPolicyError(`Two nodes share the PCR4 of ${n.name}.`);
     pcr4s.add(pcr4);

@@ -10,7 +10,10 @@
  *  - attestation documents reporting that PCR0 and other PCR0s (one bit off,
  *    a different build), on a key created with the policy (CreateKey Policy):
  *    only the image's PCR0 and the node's own PCR4 get a data key;
- *  - malformed arguments: one-sentence errors, exit status 2, nothing on stdout.
+ *  - malformed arguments: one-sentence errors, exit status 2, nothing on stdout;
+ *    no node binding only with an explicit --any-node;
+ *  - keyPolicy() itself (what the harness calls too) refusing all-zero and
+ *    short PCRs and a policy bound to no node unless asked for.
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -29,6 +32,7 @@ import { devKmsClient, devNodePcr4, startDevKms, type DevKms } from "../../src/h
 import { startLocalNodes, type LocalNodes } from "../../src/harness/local-nodes.ts";
 import { createWallet, signDigest } from "../../src/host/coordinator.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
+import { keyPolicy, KeyPolicyError } from "../../src/shared/key-policy.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import { runTss } from "../helpers/run-cli.ts";
 import { expectAccessDenied } from "./refusals.ts";
@@ -161,7 +165,7 @@ describe("tss policy on a key created with it: only that PCR0 and the node's own
       dataDir: join(dir, "kms2"),
       devRootPem: rootPem,
       pcr0Hex: ln.image.pcr0Hex,
-      nodes: [],
+      nodes: [{ name: "stand-in", pcr4Hex: toHex(devNodePcr4("stand-in")) }],
     });
     const policy = await printedPolicy(
       [ln.image.pcr0Hex],
@@ -248,6 +252,8 @@ describe("tss policy refuses malformed input in one sentence, exit status 2", ()
     [["--pcr0", good, "--node-pcr", `a=${good}`, "--node-pcr", `b=${good}`], /share the PCR4/],
     [["--pcr0", good, "--pcr0", good], /same image/],
     [["--node-pcr", `a=${good}`], /needs --pcr0 HEX/],
+    [["--pcr0", good], /needs --node-pcr NAME=HEX for each node .* or --any-node/],
+    [["--pcr0", good, "--any-node", "--node-pcr", `a=${good}`], /exclude each other/],
   ];
   it.each(cases)("%j", async (args, message) => {
     const withRoles = [...args, "--admin-role", ADMIN, "--enclave-role", PARENT];
@@ -268,5 +274,76 @@ describe("tss policy refuses malformed input in one sentence, exit status 2", ()
     );
     expect(badArn.status).toBe(2);
     expect(badArn.stderr).toMatch(/--admin-role must be an IAM ARN/);
+  });
+});
+
+describe("tss policy --any-node", () => {
+  const good = "ab".repeat(48);
+  it("prints a policy bound to the image only, and warns what it gives up", async () => {
+    const r = await runTss(
+      ["policy", "--pcr0", good, "--any-node", "--admin-role", ADMIN, "--enclave-role", PARENT],
+      dir,
+    );
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/warning: --any-node: .* every node's shares/);
+    const [, ...enclaves] = JSON.parse(r.stdout).Statement;
+    expect(enclaves).toHaveLength(1);
+    expect(enclaves[0].Condition.StringEqualsIgnoreCase).toEqual({
+      "kms:RecipientAttestation:ImageSha384": good,
+    });
+  });
+
+  it("applies to tss policy only", async () => {
+    const r = await runTss(["nodes", "--any-node"], dir);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--any-node does not apply to tss nodes/);
+  });
+});
+
+describe("keyPolicy() checks what it is given, whoever calls it (the CLI, the harness)", () => {
+  const good = "ab".repeat(48);
+  const node = (pcr4Hex: string) => [{ name: "n1", pcr4Hex }];
+  const roles = { adminPrincipal: "*", enclavePrincipal: "*" };
+  const cases: [string, Parameters<typeof keyPolicy>[0], RegExp][] = [
+    [
+      "an all-zero PCR0",
+      { ...roles, images: ["00".repeat(48)], nodes: node(good) },
+      /PCR0 is all zeros/,
+    ],
+    [
+      "an all-zero PCR4",
+      { ...roles, images: [good], nodes: node("00".repeat(48)) },
+      /n1's PCR4 is all zeros/,
+    ],
+    // Even-length hex, all the old check wanted, but a SHA-256, not a SHA-384.
+    [
+      "a 64-hex PCR0",
+      { ...roles, images: ["ab".repeat(32)], nodes: node(good) },
+      /PCR0 must be 96 hex .* not 64/,
+    ],
+    [
+      "a 98-hex PCR4",
+      { ...roles, images: [good], nodes: node(`${good}ab`) },
+      /PCR4 must be 96 hex .* not 98/,
+    ],
+    ["no node without anyNode", { ...roles, images: [good], nodes: [] }, /names no node/],
+    [
+      "nodes with anyNode",
+      { ...roles, images: [good], nodes: node(good), anyNode: true },
+      /nodes and any node/,
+    ],
+  ];
+  it.each(cases)("refuses %s", (_what, o, message) => {
+    expect(() => keyPolicy(o)).toThrow(KeyPolicyError);
+    expect(() => keyPolicy(o)).toThrow(message);
+  });
+
+  it("builds a node-bound policy, or with anyNode an image-only one", () => {
+    expect(keyPolicy({ ...roles, images: [good], nodes: node(good) }).Statement).toHaveLength(2);
+    const any = keyPolicy({ ...roles, images: [good], nodes: [], anyNode: true });
+    expect(any.Statement.map((st) => st.Sid)).toEqual([
+      "KeyAdministration",
+      "ShareDataKeysForAttestedImage",
+    ]);
   });
 });

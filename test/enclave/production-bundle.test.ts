@@ -16,26 +16,7 @@ import {
   DEVELOPMENT_ENTRY,
   PRODUCTION_ENTRY,
 } from "../../src/harness/enclave-image.ts";
-
-/** Identifiers and strings found only in src/dev (simulated-nsm.ts, dev-pki.ts, enclave-main.ts, dev-enclave-input.ts). */
-const DEVELOPMENT_MARKERS: Record<string, string[]> = {
-  "simulated NSM": [
-    "class SimulatedNsm",
-    "SimulatedNsm needs PCR0",
-    "development kernel",
-    "SIMULATED NSM",
-  ],
-  "development PKI": [
-    "restoreDevelopmentPki",
-    "renewLeaf",
-    "development.nitro-enclaves",
-    "tss-dev-nitro-pki/1",
-  ],
-  "PKI on stdin": ["Bun.stdin", "development enclave input"],
-  "development KMS CA": ["DEVELOPMENT KMS CA", "kmsCaPem"],
-  "Unix-socket listener": ["listenUnix"],
-  "development peer policy": ["allowDevelopment: true"],
-};
+import { DEVELOPMENT_MARKERS } from "../helpers/development-markers.ts";
 
 let dir: string;
 let production: string;

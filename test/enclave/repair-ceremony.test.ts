@@ -6,8 +6,9 @@
  * it produces sign with quorums including the target, and the lost holder's
  * old share combines with none. Refused: approvals for another target machine
  * or party, a target that already holds a share, a target attested without a
- * node identity, fewer than t helpers, a refresh naming another repair, and
- * one without its own approval (which leaves the repaired party in place).
+ * node identity or on the machine (PCR4) of another member, fewer than t
+ * helpers, a refresh naming another repair, and one without its own approval
+ * (which leaves the repaired party in place).
  *
  * The peer channel is a pass-through here (sealing is peer-envelope.ts's,
  * tested there); the target's "attestation document" is its PCR4 itself, as
@@ -353,5 +354,41 @@ describe("share repair through the ceremony wiring", () => {
         ),
       ),
     ).toBe("bad_request");
+  });
+
+  it("refuses a target on the machine of a helper or of this enclave (same PCR4)", async () => {
+    const a = await approval("req-z", {});
+    const refusal = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return { code: (e as EnclaveError).code, message: (e as Error).message };
+      }
+      return null;
+    };
+    // At helper 1: the target's document names helper 3's machine (its document is fill(3)).
+    expect(
+      refusal(() =>
+        enclave(shares[0]!).ceremonies.start(
+          repairStart(1, randomBytes(32), "req-z", a, HELPERS, new Uint8Array(48).fill(3)),
+        ),
+      ),
+    ).toEqual({ code: "bad_request", message: expect.stringContaining("of its party 3") });
+    // At helper 1: the target's document names helper 1's own machine.
+    expect(
+      refusal(() =>
+        enclave(shares[0]!, new Uint8Array(48).fill(0x77)).ceremonies.start(
+          repairStart(1, randomBytes(32), "req-z", a, HELPERS, new Uint8Array(48).fill(0x77)),
+        ),
+      ),
+    ).toEqual({ code: "bad_request", message: expect.stringContaining("this helper's machine") });
+    // At the target: a helper's document names the target's own machine.
+    expect(
+      refusal(() =>
+        enclave(null, new Uint8Array(48).fill(4)).ceremonies.start(
+          repairStart(LOST, randomBytes(32), "req-z", a),
+        ),
+      ),
+    ).toEqual({ code: "bad_request", message: expect.stringContaining("of its party 4") });
   });
 });

@@ -5,12 +5,18 @@
  * message nobody is subscribed to (PUBACK 0x10). The node offers the final
  * answer again until someone takes it or the request expires
  * (src/host/mqtt/requests.ts). Real Mosquitto, the project's ACL.
+ *
+ * And the re-offer is bounded: refusals (bad_request, rate_limited) are sent
+ * once, each answer is offered a limited number of times within a limited
+ * window, only so many answers are offered at once, and a PUBACK 0x10 for
+ * some other publish does not make a delivered answer be sent again.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
 import { startMosquitto, type Mosquitto } from "../../src/harness/mosquitto.ts";
 import { connectBus, type Bus, type RequestReply } from "../../src/host/mqtt/bus.ts";
+import { RequestServer, type ReofferLimits } from "../../src/host/mqtt/requests.ts";
 import { sleep, until } from "../helpers/until.ts";
 
 const PASSWORD = randomBytes(12).toString("hex");
@@ -23,8 +29,8 @@ const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   broker = await startMosquitto({
-    nodes: [{ username: "ans-1", password: PASSWORD }],
-    clients: ["sdk-a", "sdk-b"].map((username) => ({ username, password: PASSWORD })),
+    nodes: ["ans-1", "ans-2"].map((username) => ({ username, password: PASSWORD })),
+    clients: ["sdk-a", "sdk-b", "sdk-c"].map((username) => ({ username, password: PASSWORD })),
   });
   bus = await connectBus({
     url: broker.url,
@@ -44,19 +50,25 @@ afterAll(async () => {
   await broker?.stop();
 });
 
+function connect(username: string, extra: mqtt.IClientOptions = {}) {
+  return mqtt
+    .connectAsync({
+      protocol: "mqtt",
+      host: "127.0.0.1",
+      port: broker.port,
+      protocolVersion: 5,
+      clientId: username,
+      username,
+      password: PASSWORD,
+      reconnectPeriod: 0,
+      ...extra,
+    })
+    .then((c) => (clients.push(c), c));
+}
+
 /** A client that published `requestId` and then lost its response subscription (as at a broker restart). */
 async function requestThenUnsubscribe(username: string, requestId: string, expiryS: number) {
-  const c = await mqtt.connectAsync({
-    protocol: "mqtt",
-    host: "127.0.0.1",
-    port: broker.port,
-    protocolVersion: 5,
-    clientId: username,
-    username,
-    password: PASSWORD,
-    reconnectPeriod: 0,
-  });
-  clients.push(c);
+  const c = await connect(username);
   const finals: unknown[] = [];
   c.on("message", (_t, payload) => {
     const m = JSON.parse(payload.toString()) as Record<string, unknown>;
@@ -106,4 +118,126 @@ it("stops offering an unheard final answer when the request expires (the client 
   await c.resubscribe();
   await sleep(2_500);
   expect(c.finals).toEqual([]);
+});
+
+describe("bounds on offering again", () => {
+  /** Message ids for `node`: counting up, or `fixed` while a test makes an id repeat. */
+  const ids = { last: 0, fixed: null as number | null };
+  const idProvider: NonNullable<mqtt.IClientOptions["messageIdProvider"]> = {
+    allocate: () => (ids.last = ids.fixed ?? (ids.last % 65_535) + 1),
+    getLastAllocated: () => ids.last,
+    register: () => true,
+    deallocate: () => {},
+    clear: () => {},
+  };
+  let node: MqttClient;
+  /** Publishes `node` sent, by topic. */
+  const sent = new Map<string, number>();
+  const servers: RequestServer[] = [];
+  let n = 0;
+
+  beforeAll(async () => {
+    node = await connect("ans-2", { messageIdProvider: idProvider });
+    node.on("packetsend", (p) => {
+      if (p.cmd === "publish") sent.set(p.topic, (sent.get(p.topic) ?? 0) + 1);
+    });
+  });
+  afterAll(() => {
+    for (const s of servers) s.close();
+  });
+
+  /** A RequestServer on `node` (as bus.ts wires one) whose handler hands each reply to the test. */
+  function server(limits: Partial<ReofferLimits> = {}) {
+    const events: string[] = [];
+    const s = new RequestServer(node, (e) => events.push(e), limits);
+    node.on("packetreceive", (p) => s.onPacket(p));
+    const replies: RequestReply[] = [];
+    s.setHandler((_op, _body, reply) => replies.push(reply));
+    servers.push(s);
+    /** Hands `s` a request as the shared subscription would; returns its Response Topic. */
+    const request = (o: { client?: string; payload?: string; expiryS?: number } = {}) => {
+      const topic = `tss/v1/responses/${o.client ?? "sdk-c"}/r${++n}`;
+      s.onMessage("tss/v1/requests/sign", Buffer.from(o.payload ?? `{"requestId":"r${n}"}`), {
+        properties: {
+          responseTopic: topic,
+          correlationData: randomBytes(16),
+          messageExpiryInterval: o.expiryS ?? 60,
+        },
+      } as IPublishPacket);
+      return topic;
+    };
+    const offeringAgain = () => events.filter((e) => e === "answer_unheard_offering_again").length;
+    return { s, replies, request, offeringAgain };
+  }
+
+  it("a rejection or a rate_limited refusal nobody hears is published once, not offered again", async () => {
+    const { s, replies, request } = server();
+    const malformed = request({ payload: "{not json" });
+    const refused = request();
+    replies.at(-1)!.fail({ code: "rate_limited", message: "too many", node: null });
+    const ran = request();
+    replies.at(-1)!.fail({ code: "ceremony_failed", message: "test", node: null });
+    // The answer of a request that ran is offered again (so the refusals' single publish is the fix's doing).
+    await until(() => (sent.get(ran) ?? 0) >= 3, 5_000, "the failure offered again");
+    expect(sent.get(malformed)).toBe(1);
+    expect(sent.get(refused)).toBe(1);
+    expect(s.counters.badRequests).toBe(1);
+    s.close();
+  });
+
+  it("an answer is offered at most maxOffers times, and not past the offer window whatever its expiry", async () => {
+    const { s, replies, request } = server({ maxOffers: 3, offerWindowS: 1 });
+    const capped = request({ expiryS: 600 });
+    replies.at(-1)!.done({ n: 1 });
+    await until(() => s.counters.unheardAnswers === 1, 5_000, "the offers ending");
+    expect(sent.get(capped)).toBe(3);
+    const { s: s2, replies: r2, request: req2 } = server({ offerWindowS: 1 });
+    const t = Date.now();
+    const windowed = req2({ expiryS: 600 });
+    r2.at(-1)!.done({ n: 2 });
+    await until(() => s2.counters.unheardAnswers === 1, 5_000, "the window ending");
+    expect(Date.now() - t).toBeLessThan(2_000);
+    expect(sent.get(windowed)).toBeGreaterThan(1);
+    s.close();
+    s2.close();
+  });
+
+  it("at most maxReoffering answers are offered at once: the oldest is dropped and counted", async () => {
+    const { s, replies, request, offeringAgain } = server({ maxReoffering: 2 });
+    const topics: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      topics.push(request());
+      replies.at(-1)!.done({ i });
+      // Each is found unheard (its first PUBACK) before the next is answered.
+      await until(() => offeringAgain() === i + 1, 2_000, "the answer found unheard");
+    }
+    expect(s.counters.droppedReoffers).toBe(1);
+    await until(() => (sent.get(topics[2]!) ?? 0) >= 3, 5_000, "the newest offered again");
+    expect(sent.get(topics[0]!)).toBe(1);
+    expect(sent.get(topics[1]!)).toBeGreaterThanOrEqual(3);
+    s.close();
+  });
+
+  it("a delivered answer is not sent again because its message id was once acknowledged as unheard for another publish", async () => {
+    const { s, replies, request } = server();
+    const c = await connect("sdk-c");
+    const finals: unknown[] = [];
+    c.on("message", (_t, payload) => finals.push(JSON.parse(payload.toString())));
+    await c.subscribeAsync("tss/v1/responses/sdk-c/#", { qos: 1 });
+    // A node call to an inbox nobody reads (PUBACK 0x10), then the answer with the same
+    // message id (as when mqtt.js's ids wrap around), which is delivered.
+    ids.fixed = 40_000;
+    try {
+      await node.publishAsync("tss/v1/nodes/nobody/inbox", "{}", { qos: 1 });
+      request();
+      replies.at(-1)!.done({ once: true });
+      await until(() => finals.length > 0, 5_000, "the answer");
+    } finally {
+      ids.fixed = null;
+    }
+    await sleep(1_000); // a second offer would follow within 200 ms
+    expect(finals).toEqual([{ ok: true, result: { once: true } }]);
+    expect(s.counters.unheardAnswers).toBe(0);
+    s.close();
+  });
 });

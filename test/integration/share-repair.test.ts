@@ -6,10 +6,12 @@
  * under the wallet's policy and naming node 6's machine (`tss wallet repair`;
  * the SDK's refusals first). Afterwards quorums
  * with node 6 sign, the enclaves' statements name node 6, node 5 brought back
- * confirms its replacement with its peers, deletes its rows and is no holder
- * any more, and a refresh of all five works. Refused before anything runs: a
- * party out of range, a target that already holds a share, approvals from
- * outside the policy (every helper's enclave refuses).
+ * confirms its replacement with its peers and refuses the wallet (its rows
+ * stay: those answers are unverified hosts' words), is no holder any more,
+ * and a refresh of all five works. Refused before anything runs: a party out
+ * of range, a target that already holds a share, a target whose attested
+ * machine is not the PCR4 the operator named, approvals from outside the
+ * policy (every helper's enclave refuses).
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -17,6 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type LocalCluster } from "../../src/cluster/local-cluster.ts";
+import { devNodePcr4Hex } from "../../src/harness/dev-kms.ts";
 import { TssClient, TssError } from "../../src/client/index.ts";
 import { KeySigner, approverKeyOf, writeKeyFile } from "../../src/client/signers.ts";
 import type { CreateWalletResult, RepairShareResult } from "../../src/client/types.ts";
@@ -92,7 +95,7 @@ afterAll(async () => {
 });
 
 describe("share repair", () => {
-  it("refuses a party out of range, a target that holds a share, and approvals outside the policy", async () => {
+  it("refuses a party out of range, a target that holds a share, another machine, and approvals outside the policy", async () => {
     const repair = (over: Partial<Parameters<TssClient["repairShare"]>[0]>) =>
       rejected(
         TssError,
@@ -106,6 +109,12 @@ describe("share repair", () => {
       );
     expect((await repair({ party: 6 })).code).toBe("bad_request");
     expect((await repair({ toNode: wallet.nodes[0]! })).code).toBe("bad_request");
+    // The operator named node 1's machine; the enclave answering for node 6 is another.
+    const machine = await repair({ targetPcr4: devNodePcr4Hex("node-1") });
+    expect({ code: machine.code, node: machine.blame.node }).toEqual({
+      code: "unverified_wallet",
+      node: "node-6",
+    });
     const outsider = await repair({ signers: [KeySigner.generate("ed25519")] });
     expect({ code: outsider.code, reason: outsider.reason }).toEqual({
       code: "unauthorised",
@@ -123,7 +132,8 @@ describe("share repair", () => {
     const run = await runTss(
       [
         ...["wallet", "repair", "--wallet", wallet.walletId, "--party", String(party)],
-        ...["--to", "node-6", "--key", join(dir, "alice.key")],
+        ...["--to", "node-6", "--target-pcr4", devNodePcr4Hex("node-6")],
+        ...["--key", join(dir, "alice.key")],
         ...["--dev-root", join(dir, "dev-attestation-root.pem"), "--allow-development"],
         ...["--image", cluster.image.pcr0Hex, "--url", user.url],
         ...["--username", user.username, "--password", user.password, "--json"],
@@ -134,6 +144,7 @@ describe("share repair", () => {
     const r = JSON.parse(run.stdout) as RepairShareResult;
     expect(r.partyIndex).toBe(party);
     expect(r.toNode).toBe("node-6");
+    expect(r.targetPcr4).toBe(devNodePcr4Hex("node-6"));
     expect(r.fromNode).toBeNull();
     expect(r.generation).toBe(1);
     expect(r.publicKey).toBe(wallet.publicKey);
@@ -163,23 +174,23 @@ describe("share repair", () => {
     expect(withNode6).toBe(true);
   });
 
-  it("the lost node brought back is no holder: it confirms with its peers and its rows are gone", async () => {
+  it("the lost node brought back is no holder: it confirms with its peers and refuses the wallet", async () => {
     const node = cluster.nodes.find((n) => n.nodeId === lost)!;
     await node.restartHost();
     await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === lost));
     // Any request of the wallet shows the coordinator a holder of an old generation.
     await signs();
-    await until(
-      () =>
-        fromDb(lost, (db) =>
-          db.get("SELECT count(*) AS c FROM shares WHERE wallet_id = :w", { w: wallet.walletId }),
-        )?.c === 0,
-    );
-    const replaced = fromDb(lost, (db) =>
-      readAudit(db).filter((x) => x.event === "share_replaced"),
-    );
+    const replacedAudit = () =>
+      fromDb(lost, (db) => readAudit(db).filter((x) => x.event === "share_replaced"));
+    await until(() => replacedAudit().length > 0);
+    const replaced = replacedAudit();
     expect(replaced).toHaveLength(1);
     expect(replaced[0]!.detail).toMatchObject({ partyIndex: party, byNode: "node-6" });
+    // Refused, not deleted: its sealed row stays for its operator.
+    const rows = fromDb(lost, (db) =>
+      db.get("SELECT count(*) AS c FROM shares WHERE wallet_id = :w", { w: wallet.walletId }),
+    );
+    expect(rows?.c).toBe(1);
     const shown = await client.wallet(wallet.walletId);
     expect(shown.nodes).not.toContain(lost);
     expect(shown.nodes).toHaveLength(5);

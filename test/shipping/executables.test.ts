@@ -1,8 +1,10 @@
 /**
  * The executables that ship (build/build-executables.sh): each answers
  * --version and --help; the production enclave, outside a Nitro Enclave,
- * refuses to start with a sentence, not a stack; the enclave executable is
- * byte-reproducible; and a 2-of-3 cluster of compiled hosts and compiled
+ * refuses to start with a sentence, not a stack, and carries none of the
+ * development stand-ins (the development enclave does: the scan can fail);
+ * the enclave executable is byte-reproducible; build/package.sh leaves no
+ * development enclave in its release directory; and a 2-of-3 cluster of compiled hosts and compiled
  * development enclaves (their own processes, no Bun or sources) makes a
  * wallet and signs through the compiled CLI. The set is built once per tree
  * (src/harness/executables.ts caches it in .tmp/executables).
@@ -27,6 +29,7 @@ import { TssClient } from "../../src/client/index.ts";
 import { cachedExecutables, type Executables } from "../../src/harness/executables.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
+import { DEVELOPMENT_MARKERS } from "../helpers/development-markers.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const pkgVersion = (
@@ -190,6 +193,35 @@ describe("compiled executables", () => {
     const bad = run(x.enclave, ["--listen", "unix:/tmp/x.sock"]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--listen vsock:PORT is required/);
+  });
+
+  it("the production enclave executable carries no development stand-in; the development one does", () => {
+    // What ships is build/compile.ts's output, not test/enclave/production-bundle.test.ts's own bundle.
+    const production = readFileSync(x.enclave);
+    const development = readFileSync(x.enclaveDev);
+    // In every executable: the Bun runtime itself spells it.
+    const inRuntime = new Set(["Bun.stdin"]);
+    for (const [what, markers] of Object.entries(DEVELOPMENT_MARKERS))
+      for (const m of markers.filter((m) => !inRuntime.has(m))) {
+        expect(production.includes(m), `tss-enclave has ${what}: ${JSON.stringify(m)}`).toBe(false);
+        expect(development.includes(m), `tss-enclave-dev lacks ${JSON.stringify(m)}`).toBe(true);
+      }
+    expect(production.includes("/dev/nsm")).toBe(true);
+    expect(development.includes("/dev/nsm")).toBe(false);
+  });
+
+  it("build/package.sh removes a development enclave left in its release directory, before anything else", () => {
+    const out = mkdtempSync(join(tmpdir(), "package-out-"));
+    dirs.push(out);
+    writeFileSync(join(out, "tss-enclave-dev"), "left by npm run build");
+    // Without the image's flags eif/build.sh refuses at once: nothing is built, the stale file is gone.
+    const r = spawnSync("bash", [join(ROOT, "build/package.sh"), "--out", out], {
+      encoding: "utf8",
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--aws-root PATH .* is required/);
+    expect(r.stderr).toMatch(/removing .*tss-enclave-dev \(the development enclave/);
+    expect(existsSync(join(out, "tss-enclave-dev"))).toBe(false);
   });
 
   it("the enclave executable is byte-reproducible: a second build of this tree is identical", () => {

@@ -8,7 +8,13 @@
  * client's subscription is back only once the client has reconnected, which may
  * be after this node has finished, and the broker drops what nobody is
  * subscribed to. Offered until the request's Message Expiry (the client's own
- * deadline), so the client gets its answer instead of waiting for that deadline.
+ * deadline) or for OFFER_WINDOW_S, whichever ends first, so the client gets its
+ * answer instead of waiting for that deadline. Only answers of requests that
+ * ran are offered again: a rejection (bad_request, rate_limited) costs the
+ * sender nothing, so re-offering it would let a flood of malformed requests to
+ * a topic nobody reads multiply the node's publishes. At most MAX_OFFERS
+ * offers per answer and MAX_REOFFERING answers at once (the oldest dropped).
+ * A broker that never sends PUBACK 0x10 (mochi v2.7.9) gets each answer once.
  */
 import type { IPublishPacket, MqttClient, Packet } from "mqtt";
 import { JsonPayloadError, parseJson, REQUEST_LIMITS } from "../../shared/wire/json-payload.ts";
@@ -33,6 +39,9 @@ export interface RequestReply {
   fail(error: { code: string; message: string; node?: string | null; reason?: string }): void;
 }
 
+/** What the server itself answers with: `refuse` is a final failure for a request that never ran, sent once. */
+type Reply = RequestReply & { refuse: RequestReply["fail"] };
+
 export type ClientRequestHandler = (op: string, body: unknown, reply: RequestReply) => void;
 
 export interface RequestCounters {
@@ -44,6 +53,8 @@ export interface RequestCounters {
   failedAnswers: number;
   /** Final answers no subscriber took until the request expired (the client was gone). */
   unheardAnswers: number;
+  /** Unheard answers no longer offered because MAX_REOFFERING others were (the oldest is dropped). */
+  droppedReoffers: number;
 }
 
 /** The SDK sends 16 bytes; anything far larger is not a correlation id. */
@@ -51,12 +62,38 @@ const MAX_CORRELATION = 256;
 const MAX_MESSAGE = 1_000;
 /** PUBACK reason code 0x10: the broker had no subscriber for the message, so it was dropped. */
 const NO_MATCHING_SUBSCRIBERS = 16;
-/** How long an unheard final answer is offered when the request carries no Message Expiry. */
-const DEFAULT_OFFER_S = 120;
-const MAX_OFFER_S = 600;
+/**
+ * How long an unheard final answer is offered at most, from its first offer
+ * (also when the request carries no Message Expiry): a client back after a
+ * broker restart has resubscribed well within it.
+ */
+const OFFER_WINDOW_S = 60;
+/** Offers of one unheard final answer: the waits below reach OFFER_WINDOW_S in about 33. */
+const MAX_OFFERS = 40;
+/** Answers offered again at once: a node is not made to hold timers and payloads without bound. */
+const MAX_REOFFERING = 256;
 /** Waits between offers of an unheard final answer: doubling from the first to the last. */
 const REOFFER_FIRST_MS = 200;
 const REOFFER_MAX_MS = 2_000;
+/** Refusals that cost their sender nothing: answered once, never offered again. */
+const NOT_REOFFERED = new Set(["bad_request", "rate_limited"]);
+
+/** The re-offer bounds; tests lower them, a node keeps the defaults. */
+export interface ReofferLimits {
+  /** Offers of one answer (the first included). */
+  maxOffers: number;
+  /** Answers being offered again at once; beyond it the oldest is dropped. */
+  maxReoffering: number;
+  /** The longest an answer is offered, whatever the request's Message Expiry. */
+  offerWindowS: number;
+}
+
+/** One unheard final answer being offered again; in `reoffering` while it is. */
+interface Reoffer {
+  timer?: ReturnType<typeof setTimeout>;
+  /** Dropped for a newer one, or the bus closed: offered no more. */
+  stopped: boolean;
+}
 
 export type Log = (event: string, fields: Record<string, unknown>) => void;
 
@@ -105,18 +142,33 @@ export class RequestServer {
     badRequests: 0,
     failedAnswers: 0,
     unheardAnswers: 0,
+    droppedReoffers: 0,
   };
   private handler: ClientRequestHandler | null = null;
-  /** Message ids the broker acknowledged with "no matching subscribers" (bounded). */
+  /**
+   * Message ids whose latest PUBACK said "no matching subscribers". Every
+   * other PUBACK takes its id out, so an id mqtt.js reuses for an answer
+   * never carries the verdict on an earlier publish (an RPC call, presence).
+   * Bounded by the 16-bit id space.
+   */
   private readonly unheard = new Set<number>();
-  /** Pending re-offers of final answers, cleared by close(). */
-  private readonly reoffers = new Set<ReturnType<typeof setTimeout>>();
+  /** Answers being offered again, oldest first; stopped by close(). */
+  private readonly reoffering = new Set<Reoffer>();
   private closed = false;
+  private readonly limits: ReofferLimits;
 
   constructor(
     private readonly client: MqttClient,
     private readonly log: Log,
-  ) {}
+    limits: Partial<ReofferLimits> = {},
+  ) {
+    this.limits = {
+      maxOffers: MAX_OFFERS,
+      maxReoffering: MAX_REOFFERING,
+      offerWindowS: OFFER_WINDOW_S,
+      ...limits,
+    };
+  }
 
   setHandler(h: ClientRequestHandler): void {
     this.handler = h;
@@ -124,18 +176,32 @@ export class RequestServer {
 
   /** Every packet the broker sends on this connection (bus.ts): notes PUBACKs saying nobody was subscribed. */
   onPacket(p: Packet): void {
-    if (p.cmd !== "puback" || p.reasonCode !== NO_MATCHING_SUBSCRIBERS) return;
-    if (p.messageId === undefined) return;
-    // Ids of other publishes (RPC, presence) are never taken out: keep the set bounded.
-    if (this.unheard.size > 1024) this.unheard.clear();
-    this.unheard.add(p.messageId);
+    if (p.cmd !== "puback" || p.messageId === undefined) return;
+    if (p.reasonCode === NO_MATCHING_SUBSCRIBERS) this.unheard.add(p.messageId);
+    else this.unheard.delete(p.messageId);
   }
 
   /** Stops offering unheard answers again (the bus is closing). */
   close(): void {
     this.closed = true;
-    for (const t of this.reoffers) clearTimeout(t);
-    this.reoffers.clear();
+    for (const r of this.reoffering) this.stop(r);
+  }
+
+  private stop(r: Reoffer): void {
+    r.stopped = true;
+    if (r.timer !== undefined) clearTimeout(r.timer);
+    this.reoffering.delete(r);
+  }
+
+  /** Starts offering `r` again, dropping the oldest answer offered when MAX_REOFFERING are. */
+  private startReoffer(r: Reoffer, op: string): void {
+    while (this.reoffering.size > 0 && this.reoffering.size >= this.limits.maxReoffering) {
+      const oldest = this.reoffering.values().next().value as Reoffer;
+      this.stop(oldest);
+      const n = ++this.counters.droppedReoffers;
+      if (isPowerOfTwo(n)) this.log("answer_reoffer_dropped", { op, dropped: n });
+    }
+    this.reoffering.add(r);
   }
 
   /** Handles one message from the shared subscription. Never throws. */
@@ -162,15 +228,11 @@ export class RequestServer {
       return;
     }
     const expiryS = packet.properties?.messageExpiryInterval;
-    const offerS = Math.min(
-      typeof expiryS === "number" && expiryS > 0 ? expiryS : DEFAULT_OFFER_S,
-      MAX_OFFER_S,
-    );
     const reply = this.replyTo(
       responseTopic,
       Buffer.from(correlation),
       op,
-      Date.now() + offerS * 1000,
+      typeof expiryS === "number" && expiryS > 0 ? Date.now() + expiryS * 1000 : Infinity,
     );
     if (!isValidOp(op)) return this.reject(reply, "the operation in the topic is not a valid name");
     let body: unknown;
@@ -183,8 +245,9 @@ export class RequestServer {
       );
     }
     const h = this.handler;
+    // Nothing ran: answered once, like a rejection.
     if (!h)
-      return reply.fail({
+      return reply.refuse({
         code: "internal",
         message: "this node is not serving requests yet",
         node: null,
@@ -200,20 +263,20 @@ export class RequestServer {
     }
   }
 
-  private reject(reply: RequestReply, message: string): void {
+  private reject(reply: Reply, message: string): void {
     this.counters.badRequests++;
-    reply.fail({ code: "bad_request", message, node: null });
+    reply.refuse({ code: "bad_request", message, node: null });
   }
 
-  /** `offerUntil`: when the request expires; an unheard final answer is offered again until then. */
-  private replyTo(
-    topic: string,
-    correlationData: Buffer,
-    op: string,
-    offerUntil: number,
-  ): RequestReply {
+  /**
+   * `expiresAt`: when the request expires (Infinity: no Message Expiry). An
+   * unheard final answer is offered again until then, or for offerWindowS
+   * from its first offer, whichever ends first.
+   */
+  private replyTo(topic: string, correlationData: Buffer, op: string, expiresAt: number): Reply {
     let final = false;
-    const send = (msg: unknown, isFinal: boolean) => {
+    /** `reoffer`: a final answer offered again while unheard; progress and refusals are not. */
+    const send = (msg: unknown, reoffer: boolean) => {
       let payload: string;
       try {
         payload = JSON.stringify(msg);
@@ -229,6 +292,8 @@ export class RequestServer {
         });
       }
       let offers = 0;
+      const offerUntil = Math.min(expiresAt, Date.now() + this.limits.offerWindowS * 1000);
+      const state: Reoffer = { stopped: false };
       const offer = () => {
         offers++;
         this.client.publish(
@@ -246,6 +311,7 @@ export class RequestServer {
             if (err) {
               this.counters.failedAnswers++;
               this.log("answer_not_published", { op, error: err.message });
+              this.stop(state);
               return;
             }
             // mqtt.js reports success for PUBACK 0x10 too; onPacket saw its reason code first.
@@ -253,27 +319,36 @@ export class RequestServer {
             const unheard = id !== undefined && this.unheard.delete(id);
             if (!unheard) {
               if (offers > 1) this.log("answer_delivered_late", { op, offers });
+              this.stop(state);
               return;
             }
-            // Progress is advisory: a lost one is not offered again.
-            if (!isFinal || this.closed) return;
+            if (!reoffer || this.closed || state.stopped) return;
             const wait = Math.min(REOFFER_FIRST_MS * 2 ** (offers - 1), REOFFER_MAX_MS);
-            if (Date.now() + wait > offerUntil) {
+            if (offers >= this.limits.maxOffers || Date.now() + wait > offerUntil) {
               this.counters.unheardAnswers++;
               this.log("answer_unheard", { op, offers });
+              this.stop(state);
               return;
             }
-            if (offers === 1) this.log("answer_unheard_offering_again", { op });
-            const t = setTimeout(() => {
-              this.reoffers.delete(t);
+            if (offers === 1) {
+              this.startReoffer(state, op);
+              this.log("answer_unheard_offering_again", { op });
+            }
+            state.timer = setTimeout(() => {
+              state.timer = undefined;
               offer();
             }, wait);
-            t.unref?.();
-            this.reoffers.add(t);
+            state.timer.unref?.();
           },
         );
       };
       offer();
+    };
+    const fail = (error: Parameters<RequestReply["fail"]>[0], reoffer: boolean) => {
+      if (final) return;
+      final = true;
+      const e = errorResponse(error);
+      send({ ok: false, error: e }, reoffer && !NOT_REOFFERED.has(e.code));
     };
     return {
       client: responseClientId(topic),
@@ -285,11 +360,8 @@ export class RequestServer {
         final = true;
         send({ ok: true, result }, true);
       },
-      fail: (error) => {
-        if (final) return;
-        final = true;
-        send({ ok: false, error: errorResponse(error) }, true);
-      },
+      fail: (error) => fail(error, true),
+      refuse: (error) => fail(error, false),
     };
   }
 }

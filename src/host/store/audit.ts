@@ -201,8 +201,9 @@ export type AuditEvent = Common &
     | {
         /**
          * This node found its share of the wallet replaced by a repair (its party held at a
-         * newer generation by `byNode`, confirmed by `confirmedBy` current holders): its rows
-         * were overwritten and deleted, and the wallet is refused here from now on.
+         * newer generation by `byNode`, as `confirmedBy` peers' hosts answered): the wallet is
+         * refused here from now on (members-repo.ts replacedBy); its rows stay, since those
+         * answers are unverified (share-repair.ts checkReplacedHere).
          */
         event: "share_replaced";
         walletId: string;

@@ -1,8 +1,12 @@
 /**
- * Wallet membership (migration 11): which node holds each party index of a wallet, as recorded
- * by the nodes that took part in a share repair (share-repair.ts) and by a node whose share a
- * repair replaced. Without a row, membership is what it always was: whoever reports the
- * wallet's highest generation.
+ * Wallet membership (migration 11): which node holds a party index of a wallet since which
+ * generation. Only what the writing node can check for itself is recorded: a holder of a share
+ * repair's refresh records its own index (share-repair.ts recordMembers), and a node whose share
+ * a repair replaced records who holds its old index now. The one reader that matters is
+ * `replacedBy`: a node whose own party index is recorded for another node at a newer generation
+ * than its active share refuses that wallet (node-host.ts: it no longer reports it, loads it or
+ * starts a ceremony of it). Without a row, membership is what it always was: whoever reports
+ * the wallet's highest generation.
  */
 import { col, type Db } from "./db.ts";
 import { checkGeneration, checkId, checkInt, MAX_PARTY_INDEX } from "./validate.ts";
@@ -52,4 +56,30 @@ export function walletMembers(db: Db, walletId: string): WalletMember[] {
       nodeId: col.str(r, "node_id"),
       generation: col.int(r, "generation"),
     }));
+}
+
+/**
+ * The node that holds `nodeId`'s party index of the wallet now, when one is recorded at a newer
+ * generation than `nodeId`'s active share (a share repair replaced it): that node refuses the
+ * wallet. Null: not replaced (or no active share here).
+ */
+export function replacedBy(
+  db: Db,
+  walletId: string,
+  nodeId: string,
+): { nodeId: string; partyIndex: number; generation: number } | null {
+  const r = db.get(
+    `SELECT m.node_id, m.party_index, m.generation FROM shares s
+       JOIN wallet_members m ON m.wallet_id = s.wallet_id AND m.party_index = s.party_index
+      WHERE s.wallet_id = :w AND s.node_id = :n AND s.status = 'active'
+        AND m.node_id <> :n AND m.generation > s.generation`,
+    { w: checkId(walletId, "wallet id"), n: checkId(nodeId, "node id") },
+  );
+  return r
+    ? {
+        nodeId: col.str(r, "node_id"),
+        partyIndex: col.int(r, "party_index"),
+        generation: col.int(r, "generation"),
+      }
+    : null;
 }

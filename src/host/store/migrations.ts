@@ -266,9 +266,9 @@ CREATE TABLE sign_outcomes (
   {
     version: 11,
     name: "wallet membership: who holds each party index",
-    // A share repair (share-repair.ts) moves party K of a wallet to another node: each node that
-    // took part records the wallet's holders by party index from then on, and a node whose share
-    // was replaced records who holds its old index, so it refuses that wallet and its rows are gone.
+    // A share repair (share-repair.ts) moves party K of a wallet to another node: each holder of
+    // its refresh records its own index, and a node told its share was replaced records who holds
+    // its old index, and from then on refuses that wallet (members-repo.ts replacedBy).
     sql: `
 CREATE TABLE wallet_members (
   wallet_id TEXT NOT NULL CHECK (length(wallet_id) BETWEEN 1 AND 256),

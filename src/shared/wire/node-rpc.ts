@@ -31,10 +31,11 @@
  *
  * `recordMembers` and `checkReplaced` (issue 11 item 1, src/host/share-repair.ts): after a
  * share repair's refresh commits, its coordinator has every holder record who now holds each
- * party index (store/members-repo.ts; a holder records only a list that names itself at its
- * own index and generation); a coordinator that finds a holder reporting an older generation of
- * a party another node holds now asks it to `checkReplaced`, and that node confirms it with its
- * peers' own answers before it deletes its rows (never on the asker's word).
+ * party index (store/members-repo.ts; a holder takes only a list that names itself at its own
+ * index and generation, and keeps only its own entry); a coordinator that finds a holder
+ * reporting an older generation of a party another node holds now asks it to `checkReplaced`,
+ * and that node confirms it with its peers' own answers (never on the asker's word) before it
+ * refuses the wallet; it deletes nothing on those unverified answers.
  *
  * `retireWallet` (issue 11 item 3, src/host/wallet-retirement.ts): the node
  * loads its share, its enclave checks the approvals and wipes it, the host
