@@ -26,6 +26,7 @@
  * parse, one map lookup and one signature verification.
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { strictEd25519Valid, strictP256Valid } from "./channel-signature.ts";
 import { p256 } from "@noble/curves/nist.js";
 import {
   ApprovalError,
@@ -169,12 +170,8 @@ function verifySignature(
 ): boolean {
   try {
     return algorithm === "ed25519"
-      ? ed25519.verify(signature, message, publicKey, { zip215: false })
-      : p256.verify(signature, message, publicKey, {
-          prehash: true,
-          lowS: true,
-          format: "compact",
-        });
+      ? strictEd25519Valid(signature, message, publicKey) // noble's strict rules, natively (channel-signature.ts)
+      : strictP256Valid(signature, message, publicKey); // noble's { prehash, lowS, compact } rules, natively
   } catch {
     return false;
   }

@@ -38,9 +38,7 @@
  * this layer defends.
  */
 import { channelSignatureValid } from "./channel-signature.ts";
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { hkdf } from "@noble/hashes/hkdf.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import {
   BROADCAST,
   HEADER_LEN,
@@ -401,7 +399,8 @@ export class PeerSession {
       info[at + 1] = to;
       info.set(this.bindingHashes.get(lo)!, at + 2);
       info.set(this.bindingHashes.get(hi)!, at + 2 + BINDING_HASH_BYTES);
-      return hkdf(sha256, shared, this.sessionId, info, KEY_BYTES);
+      // RFC 5869 HKDF-SHA256 natively (the same bytes as @noble/hashes' hkdf, ~50x faster; frozen vectors).
+      return new Uint8Array(hkdfSync("sha256", shared, this.sessionId, info, KEY_BYTES));
     } finally {
       shared.fill(0);
     }

@@ -11,9 +11,19 @@
  * The secret keys never leave this object: it does the ECDH and the signing
  * itself, and `destroy()` wipes them (on shutdown; the keys live for the boot).
  *
+ * Speed (a signature costs each signer ~8 ECDHs and 2 signatures): the X25519
+ * output with each peer key is kept for the boot (it is a function of the
+ * secret this object holds anyway, so keeping it exposes nothing more; wiped
+ * with the keys), and signing runs in node:crypto (BoringSSL, ~20x
+ * @noble/curves; Ed25519 signing is deterministic, so the bytes are the same,
+ * test/vectors/peer-envelope.json). The signing key then also lives in a
+ * native KeyObject, which JavaScript cannot wipe: `destroy()` drops the only
+ * reference.
+ *
  * Binding layout: src/shared/wire/channel-key-binding.ts (re-exported here).
  */
 import { ed25519, x25519 } from "@noble/curves/ed25519.js";
+import { createPrivateKey, sign as nativeSign, type KeyObject } from "node:crypto";
 import {
   encodeChannelKeyBinding,
   channelKeyBindingHash,
@@ -32,6 +42,11 @@ export {
   type ChannelPublicKeys,
 } from "../shared/wire/channel-key-binding.ts";
 
+/** PKCS#8 DER prefix of an Ed25519 private key (RFC 8410), before its 32-byte seed. */
+const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+/** ECDH outputs kept (one per peer key of this boot); beyond this the cache starts over. */
+const MAX_SHARED_SECRETS = 1024;
+
 export class PeerKeyError extends Error {
   override name = "PeerKeyError";
 }
@@ -41,6 +56,9 @@ export class PeerKeys implements ChannelPublicKeys {
   readonly ed25519Public: Uint8Array;
   #x25519Secret: Uint8Array | null;
   #ed25519Secret: Uint8Array | null;
+  #signingKey: KeyObject | null;
+  /** Peer X25519 public key (hex) -> X25519 output with it; wiped by destroy(). */
+  readonly #shared = new Map<string, Uint8Array>();
 
   /**
    * Fresh random keys; an enclave makes one PeerKeys per boot. `fixed` secrets
@@ -51,6 +69,18 @@ export class PeerKeys implements ChannelPublicKeys {
     this.#ed25519Secret = fixed ? fixed.ed25519Secret.slice() : ed25519.utils.randomSecretKey();
     this.x25519Public = x25519.getPublicKey(this.#x25519Secret);
     this.ed25519Public = ed25519.getPublicKey(this.#ed25519Secret);
+    const der = new Uint8Array(PKCS8_PREFIX.length + this.#ed25519Secret.length);
+    der.set(PKCS8_PREFIX, 0);
+    der.set(this.#ed25519Secret, PKCS8_PREFIX.length);
+    try {
+      this.#signingKey = createPrivateKey({
+        key: Buffer.from(der.buffer, der.byteOffset, der.length),
+        format: "der",
+        type: "pkcs8",
+      });
+    } finally {
+      der.fill(0);
+    }
   }
 
   /** What goes into the attestation document's user_data. */
@@ -62,19 +92,31 @@ export class PeerKeys implements ChannelPublicKeys {
     return channelKeyBindingHash(this);
   }
 
-  /** Raw X25519 output with `peerPublic`; the caller derives a key from it and wipes it. */
+  /** Raw X25519 output with `peerPublic`, a copy the caller derives a key from and wipes. */
   sharedSecret(peerPublic: Uint8Array): Uint8Array {
-    try {
-      return x25519.getSharedSecret(this.secret(this.#x25519Secret), peerPublic);
-    } catch (e) {
-      if (e instanceof PeerKeyError) throw e;
-      // noble refuses low-order points before running the ladder.
-      throw new PeerKeyError("peer X25519 public key is invalid or of low order");
+    const secret = this.secret(this.#x25519Secret);
+    if (!(peerPublic instanceof Uint8Array) || peerPublic.length !== 32)
+      throw new PeerKeyError("peer X25519 public key must be 32 bytes");
+    const id = Buffer.from(peerPublic.buffer, peerPublic.byteOffset, peerPublic.length).toString(
+      "hex",
+    );
+    let shared = this.#shared.get(id);
+    if (!shared) {
+      try {
+        shared = x25519.getSharedSecret(secret, peerPublic);
+      } catch {
+        // noble refuses low-order points before running the ladder (refusals are not cached: rare, cheap).
+        throw new PeerKeyError("peer X25519 public key is invalid or of low order");
+      }
+      if (this.#shared.size >= MAX_SHARED_SECRETS) this.wipeShared();
+      this.#shared.set(id, shared);
     }
+    return shared.slice();
   }
 
   sign(message: Uint8Array): Uint8Array {
-    return ed25519.sign(message, this.secret(this.#ed25519Secret));
+    this.secret(this.#ed25519Secret);
+    return new Uint8Array(nativeSign(null, message, this.#signingKey!));
   }
 
   /**
@@ -110,6 +152,13 @@ export class PeerKeys implements ChannelPublicKeys {
     this.#ed25519Secret?.fill(0);
     this.#x25519Secret = null;
     this.#ed25519Secret = null;
+    this.#signingKey = null;
+    this.wipeShared();
+  }
+
+  private wipeShared(): void {
+    for (const v of this.#shared.values()) v.fill(0);
+    this.#shared.clear();
   }
 
   private secret(k: Uint8Array | null): Uint8Array {

@@ -11,9 +11,10 @@
  *    not read this side's stream and is closing.
  *  - A reply after its request timed out is counted and dropped.
  */
-import { decodeBody, encodeBody, type BodyMap } from "../wire/body.ts";
+import { decodeBody, encodeBodyAfter, type BodyMap } from "../wire/body.ts";
 import {
-  encodeFrame,
+  encodeFrameAround,
+  FRAME_HEADER_LEN,
   FrameDecoder,
   FrameType,
   frameTypeName,
@@ -122,8 +123,11 @@ export class RpcClient {
     let bytes: Uint8Array;
     const id = this.allocateId();
     try {
-      bytes = encodeFrame(
-        { type, correlationId: id, body: encodeBody(body, this.maxBodyLen) },
+      // One allocation for the whole frame: the body is written after room for the header.
+      bytes = encodeFrameAround(
+        type,
+        id,
+        encodeBodyAfter(FRAME_HEADER_LEN, body, this.maxBodyLen),
         this.maxBodyLen,
       );
     } catch (e) {

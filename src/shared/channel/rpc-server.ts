@@ -14,9 +14,10 @@
  *    secret material, ever leaves the enclave. The full error goes to the
  *    local `log` hook.
  */
-import { BodyError, decodeBody, encodeBody, type BodyMap } from "../wire/body.ts";
+import { BodyError, decodeBody, encodeBodyAfter, type BodyMap } from "../wire/body.ts";
 import {
-  encodeFrame,
+  encodeFrameAround,
+  FRAME_HEADER_LEN,
   FrameDecoder,
   FrameError,
   FrameType,
@@ -132,8 +133,11 @@ export class RpcServer {
 
     const send = (type: FrameTypeCode, correlationId: number, body: BodyMap) => {
       // Encoding happens first so a bad reply body becomes an ERROR, not a broken stream.
-      const bytes = encodeFrame(
-        { type, correlationId, body: encodeBody(body, this.maxBodyLen) },
+      // One allocation for the whole frame: the body is written after room for the header.
+      const bytes = encodeFrameAround(
+        type,
+        correlationId,
+        encodeBodyAfter(FRAME_HEADER_LEN, body, this.maxBodyLen),
         this.maxBodyLen,
       );
       if (conn.closed) return;

@@ -68,9 +68,22 @@ export function bodyOf(fields: Readonly<Record<string, BodyValue>>): Map<BodyKey
 // ------------------------------------------------------------------ encoding
 
 export function encodeBody(map: BodyMap, maxLen: number = MAX_BODY_LEN): Uint8Array {
+  return encodeBodyAfter(0, map, maxLen);
+}
+
+/**
+ * The same body, written after `headroom` free bytes of the returned buffer:
+ * a frame header goes there (frame.ts encodeFrameAround), so a whole frame is
+ * one allocation and the body (protocol messages of tens of KiB) is not copied again.
+ */
+export function encodeBodyAfter(
+  headroom: number,
+  map: BodyMap,
+  maxLen: number = MAX_BODY_LEN,
+): Uint8Array {
   const size = measureMap(map, 1);
   if (size > maxLen) throw new BodyError(`body of ${size} bytes exceeds ${maxLen}`);
-  const w = new Writer(size);
+  const w = new Writer(headroom + size, headroom);
   writeMap(w, map);
   return w.out;
 }
@@ -140,10 +153,11 @@ function measureValue(v: BodyValue, depth: number, key: BodyKey): number {
 class Writer {
   readonly out: Uint8Array;
   private readonly view: DataView;
-  private at = 0;
-  constructor(size: number) {
+  private at: number;
+  constructor(size: number, start = 0) {
     this.out = new Uint8Array(size);
     this.view = new DataView(this.out.buffer);
+    this.at = start;
   }
   u8(n: number): void {
     this.out[this.at++] = n;

@@ -144,25 +144,51 @@ function checkMaxBodyLen(maxBodyLen: number): number {
 }
 
 export function encodeFrame(frame: Frame, maxBodyLen: number = MAX_BODY_LEN): Uint8Array {
+  if (!(frame.body instanceof Uint8Array)) throw new TypeError("frame body must be a Uint8Array");
+  checkFrame(frame.type, frame.correlationId, frame.body.length, maxBodyLen);
+  const out = new Uint8Array(FRAME_HEADER_LEN + frame.body.length);
+  out.set(frame.body, FRAME_HEADER_LEN);
+  return writeHeader(out, frame.type, frame.correlationId);
+}
+
+/**
+ * encodeFrame's bytes for a body already written after FRAME_HEADER_LEN free
+ * bytes of `buffer` (body.ts encodeBodyAfter): the header is written into
+ * them, the body is not copied. Returns `buffer`.
+ */
+export function encodeFrameAround(
+  type: FrameType,
+  correlationId: number,
+  buffer: Uint8Array,
+  maxBodyLen: number = MAX_BODY_LEN,
+): Uint8Array {
+  if (!(buffer instanceof Uint8Array) || buffer.length < FRAME_HEADER_LEN)
+    throw new TypeError("frame buffer must be a Uint8Array with room for the header");
+  checkFrame(type, correlationId, buffer.length - FRAME_HEADER_LEN, maxBodyLen);
+  return writeHeader(buffer, type, correlationId);
+}
+
+function checkFrame(type: number, id: number, bodyLen: number, maxBodyLen: number): void {
   checkMaxBodyLen(maxBodyLen);
-  if (!isFrameType(frame.type))
-    throw new RangeError(`cannot encode unknown frame type ${frameTypeName(frame.type)}`);
-  const id = frame.correlationId;
+  if (!isFrameType(type))
+    throw new RangeError(`cannot encode unknown frame type ${frameTypeName(type)}`);
   if (!Number.isInteger(id) || id < 0 || id > MAX_CORRELATION_ID)
     throw new RangeError(`correlation id ${id} is not a u32`);
-  if (!(frame.body instanceof Uint8Array)) throw new TypeError("frame body must be a Uint8Array");
-  if (frame.body.length > maxBodyLen)
-    throw new RangeError(`frame body of ${frame.body.length} bytes exceeds ${maxBodyLen}`);
-  const out = new Uint8Array(FRAME_HEADER_LEN + frame.body.length);
-  const view = new DataView(out.buffer);
+  if (bodyLen > maxBodyLen)
+    throw new RangeError(`frame body of ${bodyLen} bytes exceeds ${maxBodyLen}`);
+}
+
+/** The 14-byte header in front of the body `out` already holds. */
+function writeHeader(out: Uint8Array, type: number, id: number): Uint8Array {
+  const view = new DataView(out.buffer, out.byteOffset, FRAME_HEADER_LEN);
   out[0] = FRAME_MAGIC_0;
   out[1] = FRAME_MAGIC_1;
   out[2] = FRAME_VERSION;
-  out[3] = frame.type;
-  // out[4] flags and out[5] reserved stay 0.
+  out[3] = type;
+  out[4] = 0; // flags
+  out[5] = 0; // reserved
   view.setUint32(6, id);
-  view.setUint32(10, frame.body.length);
-  out.set(frame.body, FRAME_HEADER_LEN);
+  view.setUint32(10, out.length - FRAME_HEADER_LEN);
   return out;
 }
 
