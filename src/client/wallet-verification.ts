@@ -14,7 +14,10 @@
  *     channel key in that document's user_data;
  *
  * and then statements from all n holders (party indices 1..n, each from a
- * distinct enclave key) must agree on every field but the party index. The
+ * distinct enclave key) must agree on every field but the party index. A
+ * statement may be a copy another holder kept of an offline holder's
+ * (src/host/wallet-vouchers.ts): it passes the same checks or none, and a
+ * copy of an older generation disagrees with the live holders'. The
  * result is the verified wallet: its key, chain code (so the SDK derives
  * child keys itself), generation and policy hash.
  *

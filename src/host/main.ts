@@ -197,7 +197,9 @@ async function main(): Promise<void> {
     probe: () => writeProbe.probe(),
     onChange: (problem) => {
       condition.set("database", problem && `its database cannot be written: ${problem}`);
-      // Back: settle what a failed write left pending (a commit or rollback it could not record).
+      // Back: record the ceremony ends it could not (ceremony-ends.ts), and settle what a failed
+      // write left pending (a commit or rollback it could not record).
+      if (problem === null) handler.ceremonyEnds.retry();
       if (problem === null)
         host.resolvePending().then(
           (pending) => pending.length > 0 && nodeLog("pending_settled", { pending }),

@@ -44,6 +44,7 @@ import { fromHex, toHex } from "../shared/hex.ts";
 import { CodedError } from "../shared/wire/errors.ts";
 import { approverKeyId, parsePolicy, policyHash } from "../shared/wire/approval.ts";
 import { parseSignedWalletStatementUnverified } from "../shared/wire/wallet-statement.ts";
+import { keepCertificateStatements } from "./wallet-vouchers.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
 import type { CredentialSource } from "./kms-credentials.ts";
 import type {
@@ -63,6 +64,8 @@ import { commitDkg, isDkgPending, rollbackDkg, stageDkg } from "./dkg-commit.ts"
 import { retiredPartyOf } from "./store/wallet-deletion.ts";
 import { recordWalletMembers, replacedBy } from "./store/members-repo.ts";
 import { checkReplacedHere, type AskedHolder } from "./share-repair.ts";
+import { commitProof, keepCommitProof } from "./store/commit-proofs-repo.ts";
+import { activateWithPeerProof } from "./settle-proof.ts";
 import type { NodeOpArgs, RetireOutcome } from "../shared/wire/node-rpc.ts";
 
 export type { HeldWallet } from "../shared/wire/node-rpc.ts";
@@ -775,11 +778,33 @@ export class NodeHost implements Participant {
       this.loaded.delete(walletId);
       throw e;
     }
+    // The receipts the enclave just accepted: the proof a peer settling from this node needs.
+    if (a && receipts) this.keepProof(walletId, session, receipts);
     if (!committedNow || !a) {
       this.loaded.delete(walletId);
       return;
     }
     this.loaded.set(walletId, { walletId, generation: a.generation, partyIndex: a.partyIndex });
+    // The peers' statements its enclave just verified: answered for them while they are offline.
+    if (certificate)
+      try {
+        keepCertificateStatements(this.db, this.nodeId, walletId, a.generation, certificate);
+      } catch (e) {
+        this.log("peer_statements_not_kept", { walletId, error: (e as Error).message });
+      }
+  }
+
+  /** Keeps a commit's proof (commit-proofs-repo.ts); a failed write only leaves this node's word unproven. */
+  private keepProof(walletId: string, session: string, receipts: readonly Uint8Array[]): void {
+    try {
+      keepCommitProof(this.db, walletId, this.nodeId, session, receipts);
+    } catch (e) {
+      this.log("commit_proof_not_kept", {
+        wallet: walletId,
+        session: session.slice(0, 16),
+        error: (e as Error).message,
+      });
+    }
   }
 
   /**
@@ -1002,7 +1027,17 @@ export class NodeHost implements Participant {
     }
     return this.db.transaction((): CeremonyOutcomeAnswer => {
       const decided = refreshOutcome(this.db, walletId, this.nodeId, session);
-      if (decided) return { outcome: decided.outcome, generation: decided.generation };
+      if (decided) {
+        const receipts =
+          decided.outcome === "committed"
+            ? commitProof(this.db, walletId, this.nodeId, session)
+            : undefined;
+        return {
+          outcome: decided.outcome,
+          generation: decided.generation,
+          ...(receipts && { receipts }),
+        };
+      }
       const staged = pendingShares(this.db, this.nodeId, walletId).find(
         (p) => p.sessionId === session,
       );
@@ -1059,13 +1094,19 @@ export class NodeHost implements Participant {
   ): Promise<PendingResolution["decision"]> {
     if (!this.outcomeSource) return "pending";
     const answers = new Map<string, CeremonyOutcomeAnswer["outcome"]>();
-    for (const a of await this.outcomeSource(p.walletId, fromHex(session)))
-      if (a.nodeId !== this.nodeId && a.answer) answers.set(a.nodeId, a.answer.outcome);
+    const peers = (await this.outcomeSource(p.walletId, fromHex(session))).filter(
+      (a) => a.nodeId !== this.nodeId,
+    );
+    for (const a of peers) if (a.answer) answers.set(a.nodeId, a.answer.outcome);
     const said = [...answers.values()];
     const parties = getWallet(this.db, p.walletId)?.parties ?? Number.POSITIVE_INFINITY;
     const allPending =
       said.filter((o) => o === "pending").length >= parties - 1 &&
       (coordinatorDone || Date.now() - p.createdAt >= this.pendingGraceMs);
+    // Every other holder says it stored the share (pending, or committed: a peer that commits
+    // stored it first): the same word "all pending" rests on, no grace once one committed.
+    const everyOtherStored =
+      said.filter((o) => o === "pending" || o === "committed").length >= parties - 1;
     let decision: PendingResolution["decision"] = "pending";
     // Both words cannot both be true (a commit needs all n stored, a rollback starts at a holder
     // that never stored): one of the two peers lies, say a coordinator that committed a session
@@ -1083,12 +1124,38 @@ export class NodeHost implements Participant {
       answers: Object.fromEntries(answers),
     });
     const dkg = isDkgPending(this.db, p.walletId, this.nodeId);
-    if (decision === "committed") {
-      if (dkg) commitDkg(this.db, this.nodeId, p.walletId, session);
-      else this.commitLocally(p.walletId, session, p.generation);
-      // The enclave may still hold the session's finished share; the store's is now current.
-      this.loaded.delete(p.walletId);
-      await this.abort(fromHex(session));
+    // A peer's "committed" is followed only with its proof, checked by this node's enclave
+    // (settle-proof.ts); "all pending" needs none (every holder says it stored the share).
+    if (decision === "committed" && said.includes("committed")) {
+      const proven = await activateWithPeerProof(this.enclave, p.walletId, fromHex(session), peers);
+      if ("refused" in proven && !everyOtherStored) {
+        this.log("pending_share_unproven", {
+          wallet: p.walletId,
+          session: session.slice(0, 16),
+          reason: proven.refused,
+        });
+        return "pending";
+      }
+      // Unproven (say the committed peers settled by "all pending", which keeps no receipts),
+      // but every other holder stored it: committed in the store as "all pending" would.
+      if ("refused" in proven) return this.commitSettled(p, session, dkg);
+      try {
+        if (dkg) commitDkg(this.db, this.nodeId, p.walletId, session);
+        else this.commitLocally(p.walletId, session, p.generation);
+      } catch (e) {
+        // The enclave holds the new share already: what it holds is asked again at the next prepare.
+        this.loaded.delete(p.walletId);
+        throw e;
+      }
+      this.keepProof(p.walletId, session, proven.receipts);
+      const a = proven.activated;
+      this.loaded.set(p.walletId, {
+        walletId: p.walletId,
+        generation: a.generation,
+        partyIndex: a.partyIndex,
+      });
+    } else if (decision === "committed") {
+      return this.commitSettled(p, session, dkg);
     } else if (decision === "rolled_back") {
       const reason = `its peers rolled the ${dkg ? "DKG" : "refresh"} back`;
       if (dkg) rollbackDkg(this.db, this.nodeId, p.walletId, session, reason);
@@ -1096,6 +1163,20 @@ export class NodeHost implements Participant {
       await this.abort(fromHex(session));
     }
     return decision;
+  }
+
+  /** Commits a settled pending share in the store only; the enclave loads it from there. */
+  private async commitSettled(
+    p: StoredShare,
+    session: string,
+    dkg: boolean,
+  ): Promise<PendingResolution["decision"]> {
+    if (dkg) commitDkg(this.db, this.nodeId, p.walletId, session);
+    else this.commitLocally(p.walletId, session, p.generation);
+    // The enclave may still hold the session's finished share; the store's is now current.
+    this.loaded.delete(p.walletId);
+    await this.abort(fromHex(session));
+    return "committed";
   }
 
   /**

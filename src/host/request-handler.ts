@@ -24,19 +24,20 @@ import {
 } from "../shared/wire/approval.ts";
 import {
   appendAudit,
-  ceremonyAborted,
   finishCeremony,
   requesterOf,
   startCeremony,
+  type HeldWalletStatement,
 } from "./store/index.ts";
 import type { NodeHost, HeldWallet } from "./node-host.ts";
 import type { WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
-import { walletVouchers } from "./wallet-vouchers.ts";
+import { keepPeerStatements, keptStatements, walletVouchers } from "./wallet-vouchers.ts";
 import { coordinateRetirement } from "./wallet-retirement.ts";
 import { importTarget, planImport, runImport, type ImportPlan } from "./key-import.ts";
 import { coordinateRepair, replacedHolders } from "./share-repair.ts";
 import { signResult } from "./sign-result.ts";
+import { CeremonyEnds } from "./ceremony-ends.ts";
 import {
   currentHolders,
   gatherRequestContext,
@@ -126,7 +127,7 @@ const requestIdOf = (body: unknown): string | undefined => {
   return isId(id) ? id : undefined;
 };
 
-function walletView(w: HeldWallet, holders: HeldWallet[]) {
+function walletView(w: HeldWallet, holders: HeldWallet[], kept: HeldWalletStatement[] = []) {
   return {
     walletId: w.walletId,
     // Every wallet is threshold ECDSA over secp256k1 today (key-type.ts).
@@ -140,7 +141,8 @@ function walletView(w: HeldWallet, holders: HeldWallet[]) {
     // The node's word (the SDK's default for a policy change's approvals; the enclaves check it).
     policyHash: w.policy === undefined ? null : toHex(policyHash(w.policy)),
     // For the SDK to verify (src/client/wallet-verification.ts); the host vouches for nothing.
-    vouchers: walletVouchers(holders),
+    // An offline holder's statement is the copy this node keeps of it (wallet-vouchers.ts).
+    vouchers: walletVouchers(holders, kept),
   };
 }
 
@@ -166,7 +168,12 @@ export class RequestHandler {
       /** Requests, ceremonies and phases for the Prometheus endpoint (metrics.ts); absent: off. */
       metrics?: Pick<HostMetrics, "requestTaken" | "ceremonyEnded" | "phaseObserved">;
     },
-  ) {}
+  ) {
+    this.ceremonyEnds = new CeremonyEnds(self.db, self.nodeId, opts.log);
+  }
+
+  /** Ends of ceremonies this node coordinated that its database refused; `retry` when it is back (main.ts). */
+  readonly ceremonyEnds: CeremonyEnds;
 
   async handle(op: string, body: unknown, reply: Reply): Promise<void> {
     const log = this.opts.log ?? (() => {});
@@ -259,7 +266,9 @@ export class RequestHandler {
           for (const node of replacedHolders(holders))
             void this.peers.ask(node, "checkReplaced", { walletId: b.walletId }).catch(() => null);
           const { current } = currentHolders(b.walletId, holders);
-          return reply.done(walletView(current[0]!, current));
+          return reply.done(
+            walletView(current[0]!, current, this.keepStatements(b.walletId, current)),
+          );
         }
         case "wallets": {
           const lists = await Promise.all(
@@ -272,7 +281,7 @@ export class RequestHandler {
             // The newest generation's holders: a repaired party's lost node is none of them.
             wallets: [...byId.entries()].map(([id, hs]) => {
               const { current } = currentHolders(id, hs);
-              return walletView(current[0]!, current);
+              return walletView(current[0]!, current, this.keepStatements(id, current));
             }),
           });
         }
@@ -332,8 +341,33 @@ export class RequestHandler {
 
   /** The statements the holders stored for `generation` of the wallet they just produced. */
   private async vouchersOf(walletId: string, generation: number) {
-    const holders = await walletHolders(this.peers, walletId);
-    return walletVouchers(holders.filter((h) => h.generation === generation));
+    const holders = (await walletHolders(this.peers, walletId)).filter(
+      (h) => h.generation === generation,
+    );
+    return walletVouchers(holders, this.keepStatements(walletId, holders));
+  }
+
+  /**
+   * Keeps the live holders' statements this node relays (for when they are offline) and
+   * returns what it keeps of the wallet; a store that refuses costs only the copies.
+   */
+  private keepStatements(walletId: string, holders: readonly HeldWallet[]): HeldWalletStatement[] {
+    const { db, nodeId } = this.self;
+    try {
+      keepPeerStatements(
+        db,
+        nodeId,
+        walletId,
+        holders.flatMap((h) =>
+          h.statement && h.attestation
+            ? [{ nodeId: h.nodeId, statement: h.statement, attestation: h.attestation }]
+            : [],
+        ),
+      );
+      return keptStatements(db, walletId);
+    } catch {
+      return [];
+    }
   }
 
   private async ceremony(
@@ -613,13 +647,9 @@ export class RequestHandler {
       return result;
     } catch (e) {
       this.opts.metrics?.ceremonyEnded(kind, e);
-      db.transaction(() => {
-        finishCeremony(db, ceremonyId, {
-          status: "failed",
-          error: (e as Error).message.slice(0, 500),
-        });
-        appendAudit(db, me, ceremonyAborted({ ceremonyId, kind, requestId, walletId }, e));
-      });
+      // A refused write of the end throws (the client is told `internal`, nothing released) and
+      // is kept to be written when the database is back (ceremony-ends.ts).
+      this.ceremonyEnds.failed({ ceremonyId, kind, requestId, walletId }, e);
       throw e;
     }
   }

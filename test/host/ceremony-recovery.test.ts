@@ -215,8 +215,10 @@ describe("commit convergence", () => {
   }
 
   it("commits when any peer committed: the pending share becomes current, the old one is gone", async () => {
+    // With its proof (the stand-in enclave accepts any receipts; test/integration/commit-proof.test.ts
+    // has real ones, and a "committed" without them while a holder is silent stays pending).
     const { n1, resolved } = await pendingAfterRestart({
-      n2: { outcome: "committed", generation: 1 },
+      n2: { outcome: "committed", generation: 1, receipts: [Uint8Array.of(5)] },
       n3: null,
     });
     expect(resolved.map((r) => r.decision)).toEqual(["committed"]);
@@ -263,7 +265,9 @@ describe("commit convergence", () => {
     await before.start(refreshStart(a));
     await before.persist("refresh", a, WALLET, FINAL);
     const n1 = host("n1", 1, { db: before.db });
-    n1.outcomeSource = answering({ n2: { outcome: "committed", generation: 1 } });
+    n1.outcomeSource = answering({
+      n2: { outcome: "committed", generation: 1, receipts: [Uint8Array.of(5)] },
+    });
     await expect(
       n1.start({ ...refreshStart(randomBytes(32)), expectedGeneration: 1 }),
     ).resolves.toBeTruthy();

@@ -258,4 +258,50 @@ describe("a coordinator that commits a session one holder never stored", () => {
     expect(pendingShares(n2.host.db, "node-2").map((p) => p.generation)).toEqual([1]);
     expect((await n2.host.resolvePending()).map((r) => r.decision)).toEqual(["pending"]);
   });
+
+  it("the coordinator's committed while the skipped holder is silent: pending without a proof the enclave accepts", async () => {
+    const a = randomBytes(32);
+    const n2 = await finishedOnN2(a);
+    await call(n2.rpc, "persist", persistArgs(a), "node-1");
+    // A restarted host (the live ceremony's slot would skip the session); same store and enclave.
+    const settling = new NodeHost({
+      nodeId: "node-2",
+      enclave: (n2.host as unknown as { enclave: EnclaveClient }).enclave,
+      credentials: async () => ({ accessKeyId: "a", secretAccessKey: "s" }),
+      db: n2.host.db,
+    });
+    const claim = (receipts?: Uint8Array[]) => async () => [
+      {
+        nodeId: "node-1",
+        answer: { outcome: "committed" as const, generation: 1, ...(receipts && { receipts }) },
+      },
+      { nodeId: "node-3", answer: null },
+    ];
+    // The bare word: the enclave is not even asked.
+    settling.outcomeSource = claim();
+    expect((await settling.resolvePending()).map((r) => r.decision)).toEqual(["pending"]);
+    expect(n2.receiptsSeen).toEqual([]);
+    // Receipts the enclave refuses (the stand-in refuses as seal-receipts.ts does without node-3's).
+    const enclave = (settling as unknown as { enclave: { activateShare: unknown } }).enclave;
+    const accept = enclave.activateShare;
+    enclave.activateShare = async () => {
+      throw Object.assign(new Error("seal receipts refused: party 3 missing"), {
+        code: "bad_request",
+      });
+    };
+    settling.outcomeSource = claim([Uint8Array.of(5), Uint8Array.of(6)]);
+    expect((await settling.resolvePending()).map((r) => r.decision)).toEqual(["pending"]);
+    expect(generationOf(n2.host.db, WALLET.walletId)).toBe(0);
+    // Receipts it accepts: committed, and node-2 now answers with that proof.
+    enclave.activateShare = accept;
+    settling.outcomeSource = claim([Uint8Array.of(5), Uint8Array.of(6), Uint8Array.of(7)]);
+    expect((await settling.resolvePending()).map((r) => r.decision)).toEqual(["committed"]);
+    expect(n2.receiptsSeen).toEqual([[Uint8Array.of(5), Uint8Array.of(6), Uint8Array.of(7)]]);
+    expect(generationOf(n2.host.db, WALLET.walletId)).toBe(1);
+    expect(settling.ceremonyOutcome(WALLET.walletId, a)).toEqual({
+      outcome: "committed",
+      generation: 1,
+      receipts: [Uint8Array.of(5), Uint8Array.of(6), Uint8Array.of(7)],
+    });
+  });
 });

@@ -7,7 +7,8 @@
  * generation 0 and after refresh at generation 1; a signature verifies
  * against the verified key's child. A host that lies about the wallet's key
  * (rewrites its stored statement) or replays its pre-refresh statement is
- * detected and named.
+ * detected and named. Each holder keeps its peers' statements from the commit
+ * certificates, so with one holder offline the other two answer all three.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -25,7 +26,7 @@ import { startLocalNodes, type LocalNodes } from "../../src/harness/local-nodes.
 import { createWallet, refreshWallet, signDigest } from "../../src/host/coordinator.ts";
 import type { WalletRecord } from "../../src/host/participant.ts";
 import { getWalletStatement, putWalletStatement } from "../../src/host/store/index.ts";
-import { walletVouchers } from "../../src/host/wallet-vouchers.ts";
+import { keptStatements, walletVouchers } from "../../src/host/wallet-vouchers.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import type { HeldWallet } from "../../src/shared/wire/node-rpc.ts";
@@ -79,6 +80,32 @@ describe("wallet statements from real enclaves", () => {
     expect(v.vouchedBy.every((x) => x.imageHash === ln.image.pcr0Hex)).toBe(true);
   });
 
+  it("with node 3 offline, node 1's and node 2's copies of its statement complete the n", () => {
+    const online = ln.hosts.slice(0, 2).map((h) => h.walletInfo(wallet.walletId)!);
+    for (const answering of ln.hosts.slice(0, 2)) {
+      const vouchers = parseVouchersUnverified(
+        JSON.parse(
+          JSON.stringify(walletVouchers(online, keptStatements(answering.db, wallet.walletId))),
+        ),
+      );
+      const v = verifyWallet({ walletId: wallet.walletId, generation: 0 }, vouchers, trust);
+      expect(v.vouchedBy.map((x) => x.partyIndex)).toEqual([1, 2, 3]);
+      // The very bytes node 3's enclave signed, kept from the DKG's commit certificate.
+      const third = ln.hosts[2]!;
+      expect(vouchers[2]!.statement).toEqual(
+        getWalletStatement(third.db, wallet.walletId, third.nodeId, 0)!.statement,
+      );
+    }
+    // Without the copies, the two live holders' statements are refused as before.
+    expect(() =>
+      verifyWallet(
+        { walletId: wallet.walletId },
+        parseVouchersUnverified(JSON.parse(JSON.stringify(walletVouchers(online)))),
+        trust,
+      ),
+    ).toThrow(/2 of its 3 holders; missing party 3/);
+  });
+
   it("a signature verifies against the child of the verified key", async () => {
     const v = verifyWallet({ walletId: wallet.walletId }, relayedVouchers(), trust);
     const digest = randomBytes(32);
@@ -97,9 +124,12 @@ describe("wallet statements from real enclaves", () => {
     );
     expect(v.generation).toBe(1);
     expect(toHex(v.publicKey)).toBe(toHex(wallet.publicKey));
-    // Only the committed generation's statement is kept.
-    for (const h of ln.hosts)
+    // Only the committed generation's statement is kept, its own and its peers' copies.
+    for (const h of ln.hosts) {
       expect(getWalletStatement(h.db, wallet.walletId, h.nodeId, 0)).toBeNull();
+      const kept = keptStatements(h.db, wallet.walletId);
+      expect(kept.map((k) => k.generation)).toEqual([1, 1, 1]);
+    }
     // Node 2's host relays its genuine generation-0 statement as if it were current.
     const replayed = relayedVouchers().map((x, i) => (i === 1 ? { ...x, ...old } : x));
     expect(() => verifyWallet({ walletId: wallet.walletId }, replayed, trust)).toThrow(

@@ -45,3 +45,4 @@ export * from "./sign-outcomes-repo.ts";
 export * from "./audit.ts";
 export * from "./wallet-deletion.ts";
 export * from "./members-repo.ts";
+export * from "./commit-proofs-repo.ts";

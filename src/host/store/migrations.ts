@@ -280,6 +280,15 @@ CREATE TABLE wallet_members (
 ) STRICT;
 `,
   },
+  {
+    version: 12,
+    name: "commit proofs: the seal receipts a holder activated with",
+    // A holder settling from its peers follows a "committed" only with the receipts that commit's
+    // enclave activated with, which its own enclave checks (src/shared/wire/commit-proof.ts).
+    sql: `
+ALTER TABLE refresh_outcomes ADD COLUMN proof BLOB CHECK (proof IS NULL OR length(proof) BETWEEN 2 AND 131072);
+`,
+  },
 ];
 
 /** Migration 8: each statement row's document into attestation_documents, a page of rows at a time. */

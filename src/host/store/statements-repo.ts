@@ -5,6 +5,11 @@
  * is persisted; the one of the current generation is answered; a committed
  * refresh drops the older ones and a rolled-back one drops its own.
  *
+ * Beside its own, a holder keeps its peers' statements of the current
+ * generation under their node ids (src/host/wallet-vouchers.ts), so that any
+ * node can answer all n while a holder is offline; they are as unverifiable by
+ * the host and as unforgeable by it as its own.
+ *
  * The attestation document beside each statement is stored once per document
  * (migration 8: attestation_documents, keyed by its SHA-256), because one
  * document serves every wallet its enclave vouched for while the host reused
@@ -80,6 +85,56 @@ export function getWalletStatement(
   return r
     ? { statement: col.bytes(r, "statement"), attestation: col.bytes(r, "attestation") }
     : null;
+}
+
+/** A stored statement with whose it is: this node's own, or a peer's it keeps (wallet-vouchers.ts). */
+export interface HeldWalletStatement extends StoredWalletStatement {
+  nodeId: string;
+  generation: number;
+}
+
+/** Every node's stored statements of a wallet (at `generation` when given), oldest generation first. */
+export function listWalletStatements(
+  db: Db,
+  walletId: string,
+  generation?: number,
+): HeldWalletStatement[] {
+  const w = checkId(walletId, "wallet id");
+  const p: SqlParams = generation === undefined ? { w } : { w, g: checkGeneration(generation) };
+  return db
+    .all(
+      `SELECT s.node_id, s.generation, s.statement, d.document AS attestation FROM wallet_statements s
+         JOIN attestation_documents d ON d.digest = s.attestation_digest
+        WHERE s.wallet_id = :w${generation === undefined ? "" : " AND s.generation = :g"}
+        ORDER BY s.generation, s.node_id`,
+      p,
+    )
+    .map((r) => ({
+      nodeId: col.str(r, "node_id"),
+      generation: col.int(r, "generation"),
+      statement: col.bytes(r, "statement"),
+      attestation: col.bytes(r, "attestation"),
+    }));
+}
+
+/** Files a node's statement of `generation` under another node id (a peer's copy, named once known). */
+export function renameWalletStatement(
+  db: Db,
+  walletId: string,
+  generation: number,
+  fromNode: string,
+  toNode: string,
+): void {
+  db.run(
+    `UPDATE wallet_statements SET node_id = :to WHERE wallet_id = :w AND node_id = :from AND generation = :g
+       AND NOT EXISTS (SELECT 1 FROM wallet_statements WHERE wallet_id = :w AND node_id = :to AND generation = :g)`,
+    {
+      w: checkId(walletId, "wallet id"),
+      g: checkGeneration(generation),
+      from: checkId(fromNode, "node id"),
+      to: checkId(toNode, "node id"),
+    },
+  );
 }
 
 /** Digests of the documents a node's statements of a wallet name, for generations `than` `generation`. */

@@ -201,6 +201,11 @@ export interface CeremonyOutcomeAnswer {
   outcome: RefreshSessionState;
   /** The generation the session produced, when the node knows it. */
   generation?: number;
+  /**
+   * With "committed": the seal receipts its enclave activated with (commit-proof.ts), which
+   * the asking holder's own enclave checks before it follows; bounded there by boundedProofReceipts.
+   */
+  receipts?: Uint8Array[];
 }
 
 /** One holder's answer to retireWallet: retired (what its enclave confirmed), or why not. */

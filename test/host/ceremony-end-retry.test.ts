@@ -1,0 +1,167 @@
+/**
+ * A coordinator whose database is locked (another process's `BEGIN EXCLUSIVE`, as a backup
+ * tool would) when a ceremony ends: the client is told `internal` and nothing is released, as
+ * before; the end is kept in memory (src/host/ceremony-ends.ts) and written when the write
+ * probe sees the database back (DatabaseHealth, wired as in src/host/main.ts), so the request
+ * id leaves "running" without a restart and a resubmission gets `ceremony_failed`, never the
+ * signature. Real libsql file and lock; the request handler is the real one, its participants
+ * play the phases without a protocol (as in audit.test.ts). The real-process version is the
+ * fault matrix's "locked mid-ceremony" cell (test/faults/fault-matrix.ts).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { lockDatabaseFile } from "../helpers/lock-database.ts";
+import { until } from "../helpers/until.ts";
+import { DatabaseHealth } from "../../src/host/database-health.ts";
+import { NodeHost } from "../../src/host/node-host.ts";
+import { RequestHandler, type Reply } from "../../src/host/request-handler.ts";
+import type { Participant } from "../../src/host/participant.ts";
+import type { PeerDirectory } from "../../src/host/peer-directory.ts";
+import { findClientRequest, openStore, readAudit, type Db } from "../../src/host/store/index.ts";
+import { openWriteProbe } from "../../src/host/store/db.ts";
+import type { HeldWallet, NodeOpName } from "../../src/shared/wire/node-rpc.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "tss-end-retry-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const W = "w_end_retry";
+const DIGEST_HEX = "42".repeat(32);
+const sk = secp256k1.utils.randomSecretKey();
+const publicKey = secp256k1.getPublicKey(sk, true);
+const rec = secp256k1.sign(Buffer.from(DIGEST_HEX, "hex"), sk, {
+  prehash: false,
+  format: "recovered",
+});
+// noble's recovered form is recovery id || r || s; the enclave's is r || s || recovery id.
+const SIGNATURE = Uint8Array.of(...rec.slice(1), rec[0]!);
+
+const held = (nodeId: string, partyIndex: number): HeldWallet => ({
+  walletId: W,
+  nodeId,
+  partyIndex,
+  generation: 0,
+  threshold: 2,
+  parties: 2,
+  publicKey,
+  publicPackage: Uint8Array.of(1),
+  chainCode: new Uint8Array(32),
+});
+
+/** A participant that plays every phase without a protocol; `onStep` runs at each step. */
+function participant(nodeId: string, partyIndex: number, onStep = () => {}): Participant {
+  const reply = async () => ({ messages: [], generation: 0, signature: SIGNATURE });
+  return {
+    nodeId,
+    prepare: async () => ({ walletId: W, generation: 0, partyIndex }),
+    attestation: async () => Uint8Array.of(1),
+    start: reply,
+    step: async () => {
+      onStep();
+      return reply();
+    },
+    abort: async () => {},
+    persist: async () => Uint8Array.of(1),
+    commit: async () => {},
+    rollback: async () => {},
+  };
+}
+
+/** Coordinator "a" (a real request handler on `db`) with participant "b". */
+function coordinator(db: Db, b: Participant) {
+  const members: Record<string, Participant> = { a: participant("a", 1), b };
+  const peers: PeerDirectory = {
+    liveNodes: () => [
+      { nodeId: "a", since: 1 },
+      { nodeId: "b", since: 2 },
+    ],
+    participant: (id) => members[id]!,
+    ask: (async (nodeId: string, op: NodeOpName, args: { requestId: string; client?: string }) =>
+      op === "requestContext"
+        ? {
+            // Node a's own record of the request, as NodeHost answers it; b keeps none.
+            request:
+              nodeId === "a"
+                ? NodeHost.prototype.lookupRequest.call({ db }, "sign", args.requestId, args.client)
+                : null,
+            wallet: held(nodeId, nodeId === "a" ? 1 : 2),
+          }
+        : null) as PeerDirectory["ask"],
+  };
+  const self = { nodeId: "a", db } as unknown as NodeHost;
+  return new RequestHandler(self, peers, { phaseTimeoutMs: 5_000 });
+}
+
+async function sign(handler: RequestHandler): Promise<{ fail?: unknown; done?: unknown }> {
+  const out: { fail?: unknown; done?: unknown } = {};
+  const reply: Reply = {
+    client: "cli-7",
+    progress: () => {},
+    done: (r) => (out.done = r),
+    fail: (e) => (out.fail = e),
+  };
+  await handler.handle("sign", { requestId: "r-1", walletId: W, digest: DIGEST_HEX }, reply);
+  return out;
+}
+
+describe("a ceremony end the locked database refused", () => {
+  it("is written when the database is back: the request id leaves running without a restart, never signed", async () => {
+    const path = join(dir, "a.db");
+    // A short busy timeout, as the running host's (store/db.ts RUNNING_BUSY_TIMEOUT_MS), kept small here.
+    const { db } = openStore({ path }, { busyTimeoutMs: 20 });
+    const probe = openWriteProbe({ path });
+    let release: (() => void) | null = null;
+    // The lock is taken mid-sign: the start was recorded, the end cannot be.
+    const handler = coordinator(
+      db,
+      participant("b", 2, () => {
+        release ??= lockDatabaseFile(path);
+      }),
+    );
+    const health = new DatabaseHealth({
+      probe: () => probe.probe(),
+      // As main.ts: back, the kept ends are written.
+      onChange: (problem) => {
+        if (problem === null) handler.ceremonyEnds.retry();
+      },
+      healthyIntervalMs: 50,
+      failingIntervalMs: 50,
+    });
+    db.onWriteFailure = (e) => health.writeFailed(e);
+    try {
+      const first = await sign(handler);
+      expect(release).not.toBeNull();
+      // Fail closed: the client is told internal, the signature is not released.
+      expect(first.done).toBeUndefined();
+      expect(first.fail).toMatchObject({ code: "internal" });
+      expect(handler.ceremonyEnds.waiting).toBe(1);
+      expect(findClientRequest(db, "cli-7", "r-1")?.status).toBe("running");
+      // While locked, a resubmission is told the id still runs (nothing runs again).
+      expect((await sign(handler)).fail).toMatchObject({ code: "bad_request" });
+
+      release!();
+      // No restart: the probe sees the database back and the end is written.
+      await until(
+        () => findClientRequest(db, "cli-7", "r-1")?.status === "failed",
+        5_000,
+        "the row leaves running",
+      );
+      expect(handler.ceremonyEnds.waiting).toBe(0);
+      expect(findClientRequest(db, "cli-7", "r-1")?.error).toMatch(
+        /coordinator a could not record the ceremony's end/,
+      );
+      expect(readAudit(db).map((e) => e.event)).toEqual(["ceremony_started", "ceremony_aborted"]);
+      // The resubmission gets the stored failure, never the signature.
+      const again = await sign(handler);
+      expect(again.done).toBeUndefined();
+      expect(again.fail).toMatchObject({ code: "ceremony_failed" });
+    } finally {
+      (release as (() => void) | null)?.();
+      health.stop();
+      probe.close();
+      db.close();
+    }
+  });
+});
