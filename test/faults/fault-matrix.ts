@@ -601,7 +601,8 @@ export function describeFaultMatrix(o: { sample: boolean }): { cells(): readonly
               released.push(second.value.signature);
               lines.push("refused before it started; resubmission signed");
             } else {
-              // node-3's row of a ceremony it could not finish recording stays "running" until it restarts.
+              // node-3's row of a ceremony it could not finish recording is "running" (bad_request) while
+              // the lock holds, then written failed when its database is back (src/host/ceremony-ends.ts).
               const code = (second.reason as TssError).code;
               expect(["bad_request", "ceremony_failed"]).toContain(code);
               released.push(null);
@@ -611,7 +612,8 @@ export function describeFaultMatrix(o: { sample: boolean }): { cells(): readonly
             }
           }
           report(`database locked mid-sign: ${lines.join("; ")}`);
-          // A restart resolves what node-3 left "running": those ids answer ceremony_failed, never a signature.
+          // After a restart too (its start-up recovery or the kept ends), those ids answer
+          // ceremony_failed, never a signature.
           const n3 = cluster.nodes.find((n) => n.nodeId === RELAYED)!;
           await n3.restartHost();
           await until(
