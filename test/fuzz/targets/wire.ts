@@ -102,6 +102,12 @@ import {
   target,
   type AnyTarget,
 } from "../harness.ts";
+import {
+  CommitProofError,
+  decodeCommitProof,
+  encodeCommitProof,
+  MAX_COMMIT_PROOF_BYTES,
+} from "../../../src/shared/wire/commit-proof.ts";
 import { vectorBytes, vectorFields, vectorFile } from "../seeds.ts";
 
 const FULL = 100_000;
@@ -448,6 +454,26 @@ const sealReceipt = target({
   timeBoundMs: FAST_MS,
 });
 
+// ---------------------------------------------------------------- commit proofs
+
+/** Real signed receipts, framed as a node stores and answers them (one to three per proof). */
+const commitProofSeeds = [1, 2, 3].map((k) => encodeCommitProof(sealReceiptSeeds.slice(0, k)));
+
+const commitProof = target({
+  name: "commit-proof: decodeCommitProof (a peer's proof of a commit)",
+  arbitrary: bytesFrom(commitProofSeeds, {
+    lengths: [MAX_COMMIT_PROOF_BYTES, MAX_COMMIT_PROOF_BYTES + 1],
+  }),
+  check: (bytes) => {
+    const r = outcome(() => decodeCommitProof(bytes), [CommitProofError]);
+    if (r.accepted)
+      must(sameBytes(encodeCommitProof(r.value), bytes), "commit proof does not re-encode");
+    return r;
+  },
+  runs: { sample: SAMPLE, full: FULL },
+  timeBoundMs: FAST_MS,
+});
+
 // ---------------------------------------------------------------- bounded JSON
 
 const opFields = opsCases.filter((c) => c.direction === "request").map(vectorFields);
@@ -682,6 +708,7 @@ export const wireTargets: AnyTarget[] = [
   associatedData,
   shareState,
   sealReceipt,
+  commitProof,
   json,
   rpcPayload,
   nodeRpcArgs,
