@@ -1,21 +1,22 @@
 /**
- * Where the enclave's CPU per signature goes (issue 12 item 4): the local
- * cluster (5 nodes, 3-of-5, real enclave processes, Mosquitto, the KMS
- * stand-in), one wallet, then --runs signatures; the enclave processes' CPU
- * (utime + stime from /proc, summed over all five, of which three sign each
- * time) per signature, against three parties' wasm core signing measured in
- * this process in the same run (the same wasm, in-process routing, no node
- * layer). Their ratio is what to compare across runs and machines' loads:
- * both stretch alike when other work shares the cores.
+ * Where the enclaves' and the hosts' CPU per signature goes (issue 12 item 4):
+ * the local cluster (5 nodes, 3-of-5, real enclave processes, Mosquitto, the
+ * KMS stand-in), one wallet, then --runs signatures; the enclave processes'
+ * and the host processes' CPU (utime + stime from /proc, each summed over all
+ * five, of which three sign each time) per signature, against three parties'
+ * wasm core signing measured in this process in the same run (the same wasm,
+ * in-process routing, no node layer). Ratios to that are what to compare
+ * across runs and machines' loads: both stretch alike when other work shares
+ * the cores.
  *
  *   bun run bench/enclave-sign-profile.ts [--runs N (default 100)] [--concurrency C (default 1)]
  *       [--profile DIR]
  *
  * --profile: Bun's sampling profiler (`--cpu-prof`, 1 ms) in every process the
- * cluster starts; the enclaves' samples taken while the timed signatures ran
- * (by their wall-clock stamps, so the DKG and warm-up are left out) are
- * summed by module (self time: where the CPU is) and by the enclave's own
- * functions (inclusive: which stage costs it), printed to stderr. Sampling
+ * cluster starts; the enclaves' and, apart, the hosts' samples taken while the
+ * timed signatures ran (by their wall-clock stamps, so the DKG and warm-up are
+ * left out) are summed by module (self time: where the CPU is) and by the
+ * project's own functions (inclusive: which stage costs it), printed to stderr. Sampling
  * slows what it measures (~10 %), so take the CPU figures from a run without it.
  *
  * Nothing is written to bench/results: the figures go to stdout as JSON.
@@ -23,6 +24,7 @@
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { startCluster } from "../src/cluster/local-cluster.ts";
 import { TssClient } from "../src/client/index.ts";
@@ -45,9 +47,21 @@ const CONCURRENCY = Number(opt("--concurrency") ?? 1);
 const PROFILE_DIR = opt("--profile");
 if (!(RUNS > 0 && CONCURRENCY > 0)) throw new Error("--runs and --concurrency must be positive");
 const CLK = 100; // USER_HZ
+/** The repository root with a trailing slash: host frames' urls are files under it. */
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** Descendants of this process: the enclaves (`--listen` on their command line), or every one. */
-function descendants(enclavesOnly: boolean): number[] {
+type Role = "enclave" | "host";
+
+/** What a cluster process is, by its command line: enclaves listen, hosts run the host's main. */
+function roleOf(cmd: string): Role | undefined {
+  if (cmd.startsWith("unshare")) return undefined;
+  if (cmd.includes("--listen")) return "enclave";
+  if (cmd.includes("src/host/main.ts")) return "host";
+  return undefined;
+}
+
+/** Descendants of this process of one role, or every one. */
+function descendants(role: Role | "all"): number[] {
   const out: number[] = [];
   const walk = (pid: number) => {
     let cmd = "";
@@ -56,7 +70,7 @@ function descendants(enclavesOnly: boolean): number[] {
     } catch {
       return;
     }
-    if (!enclavesOnly || (cmd.includes("--listen") && !cmd.startsWith("unshare"))) out.push(pid);
+    if (role === "all" || roleOf(cmd) === role) out.push(pid);
     let kids: string[] = [];
     try {
       kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/);
@@ -106,12 +120,11 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-/**
- * Samples of the enclaves' profiles within [fromMs, toMs] (epoch), by module
- * (self) and by the enclave's own functions (inclusive, each once per sample).
- * Module names come from the bundler's `// path` markers in the bundle.
- */
-function summarizeProfiles(files: string[], bundle: string, fromMs: number, toMs: number) {
+/** Where a profile frame's code lives: its module and whether it is the project's own (src/). */
+type Classify = (frame: ProfileNode["callFrame"]) => { module: string; own: boolean };
+
+/** Enclave frames: module names from the bundler's `// path` markers in the enclave bundle. */
+function bundleClassifier(bundle: string): Classify {
   const lines = readFileSync(bundle, "utf8").split("\n");
   const marks: { line: number; path: string }[] = [];
   lines.forEach((l, i) => {
@@ -130,6 +143,30 @@ function summarizeProfiles(files: string[], bundle: string, fromMs: number, toMs
     }
     return found;
   };
+  return (f) => {
+    if (!f.url.includes("enclave-main")) return { module: "", own: false };
+    const module = f.lineNumber >= 0 ? moduleAt(f.lineNumber) : "(bundle)";
+    return { module, own: module.startsWith("src/") };
+  };
+}
+
+/** Host frames: the hosts run from source, so the url names the file (a package by its name). */
+function sourceClassifier(root: string): Classify {
+  return (f) => {
+    const url = f.url.startsWith("file://") ? fileURLToPath(f.url) : f.url;
+    if (!url.startsWith("/")) return { module: "", own: false };
+    const rel = url.startsWith(root) ? url.slice(root.length) : url;
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(rel);
+    if (pkg) return { module: pkg[1]!, own: false };
+    return { module: rel, own: rel.startsWith("src/") };
+  };
+}
+
+/**
+ * Samples of the profiles within [fromMs, toMs] (epoch), by module (self) and by the
+ * project's own functions (inclusive, each once per sample).
+ */
+function summarizeProfiles(files: string[], classify: Classify, fromMs: number, toMs: number) {
   const self = new Map<string, number>();
   const selfFn = new Map<string, number>();
   const inclusive = new Map<string, number>();
@@ -140,13 +177,13 @@ function summarizeProfiles(files: string[], bundle: string, fromMs: number, toMs
     const byId = new Map(p.nodes.map((n) => [n.id, n]));
     const parent = new Map<number, number>();
     for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-    const where = (n: ProfileNode): { module: string; fn: string } => {
+    const where = (n: ProfileNode): { module: string; fn: string; own: boolean } => {
       const f = n.callFrame;
       const fn = f.functionName || "(anonymous)";
       if (fn.startsWith(".wasm-function") || f.url.includes("wasm"))
-        return { module: "DKLs23 core (wasm)", fn };
-      if (!f.url.includes("enclave-main")) return { module: `native: ${fn}`, fn };
-      return { module: f.lineNumber >= 0 ? moduleAt(f.lineNumber) : "(bundle)", fn };
+        return { module: "DKLs23 core (wasm)", fn, own: false };
+      const c = classify(f);
+      return c.module ? { ...c, fn } : { module: `native: ${fn}`, fn, own: false };
     };
     let t = p.startTime;
     for (let i = 0; i < p.samples.length; i++) {
@@ -159,20 +196,18 @@ function summarizeProfiles(files: string[], bundle: string, fromMs: number, toMs
       total++;
       const w0 = where(leaf);
       add(self, w0.module);
-      // Named by the nearest frame of the bundle, so native leaves say who called them.
+      // Named by the nearest frame of the project's code, so native and library leaves say who called them.
       let named: ProfileNode | undefined = leaf;
-      while (named && !named.callFrame.url.includes("enclave-main"))
-        named = byId.get(parent.get(named.id) ?? -1);
+      while (named && !where(named).own) named = byId.get(parent.get(named.id) ?? -1);
       if (w0.module !== "DKLs23 core (wasm)")
         add(
           selfFn,
-          `${w0.fn} in ${named ? `${named.callFrame.functionName || "(anonymous)"} (${moduleAt(named.callFrame.lineNumber)})` : "?"}`,
+          `${w0.fn} in ${named ? `${named.callFrame.functionName || "(anonymous)"} (${where(named).module})` : "?"}`,
         );
       const seen = new Set<string>();
       for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
-        const n = byId.get(id)!;
-        const w = where(n);
-        if (!w.module.startsWith("src/")) continue;
+        const w = where(byId.get(id)!);
+        if (!w.own) continue;
         const k = `${w.fn} (${w.module})`;
         if (!seen.has(k)) {
           seen.add(k);
@@ -190,7 +225,7 @@ function summarizeProfiles(files: string[], bundle: string, fromMs: number, toMs
     samples: total,
     selfByModule: top(self, 30),
     selfByFunction: top(selfFn, 30),
-    inclusiveEnclaveFunctions: top(inclusive, 40),
+    inclusiveOwnFunctions: top(inclusive, 40),
   };
 }
 
@@ -200,7 +235,7 @@ async function main() {
   log("in-process core: DKG 3-of-5 for the reference shares");
   loadDkls();
   const shares = dkgInProcess(3, 5);
-  // Inherited by every process the harness starts (hosts too; only the enclaves' files are read).
+  // Inherited by every process the harness starts (the enclaves' and the hosts' files are read).
   if (PROFILE_DIR) process.env.BUN_OPTIONS = `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`;
   const cluster = await startCluster({
     nodes: 5,
@@ -222,11 +257,13 @@ async function main() {
     timeoutMs: 300_000,
   });
   let pids: number[] = [];
+  let hostPids: number[] = [];
   let window = { from: 0, to: 0 };
   try {
-    pids = descendants(true);
+    pids = descendants("enclave");
+    hostPids = descendants("host");
     log(
-      `enclave pids ${pids.join(", ")}; DKG 3-of-5, warm-up, ${RUNS} signatures at concurrency ${CONCURRENCY}`,
+      `enclave pids ${pids.join(", ")}; host pids ${hostPids.join(", ")}; DKG 3-of-5, warm-up, ${RUNS} signatures at concurrency ${CONCURRENCY}`,
     );
     const { walletId } = await client.createWallet({ threshold: 3, parties: 5 });
     for (let k = 0; k < 10; k++) await client.sign({ walletId, digest: randomBytes(32) });
@@ -234,16 +271,20 @@ async function main() {
 
     // What the five enclaves spend with nothing to do (timers, presence of the hosts' calls), per second.
     const i0 = cpuSeconds(pids);
+    const hi0 = cpuSeconds(hostPids);
     await Bun.sleep(3000);
     const idleMsPerS = ((cpuSeconds(pids) - i0) * 1000) / 3;
+    const hostIdleMsPerS = ((cpuSeconds(hostPids) - hi0) * 1000) / 3;
     const load0 = loadavg();
-    const every = descendants(false);
+    const every = descendants("all");
     const ours0 = cpuSeconds(every);
     const m0 = machineBusySeconds();
     const t0 = performance.now();
     window.from = Date.now();
     const c0 = cpuSeconds(pids);
     const s0 = cpuSeconds(pids, "system");
+    const h0 = cpuSeconds(hostPids);
+    const hs0 = cpuSeconds(hostPids, "system");
     let left = RUNS;
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
@@ -252,6 +293,8 @@ async function main() {
     );
     const c1 = cpuSeconds(pids);
     const s1 = cpuSeconds(pids, "system");
+    const h1 = cpuSeconds(hostPids);
+    const hs1 = cpuSeconds(hostPids, "system");
     window.to = Date.now();
     const m1 = machineBusySeconds();
     const ours1 = cpuSeconds(every);
@@ -280,6 +323,10 @@ async function main() {
           core_cpu_ms_per_signature_three_parties: r1(coreMs),
           ratio: Math.round((enclaveMs / coreMs) * 100) / 100,
           node_layer_ms_per_signer_per_signature: r1((enclaveMs - coreMs) / 3),
+          host_cpu_ms_per_signature: r1(((h1 - h0) * 1000) / RUNS),
+          host_kernel_cpu_ms_per_signature: r1(((hs1 - hs0) * 1000) / RUNS),
+          host_idle_cpu_ms_per_second: r1(hostIdleMsPerS),
+          hosts_to_core_ratio: Math.round((((h1 - h0) * 1000) / RUNS / coreMs) * 100) / 100,
           wall_ms_per_signature: r1((wallS * 1000) / RUNS),
           loadavg_start: load0,
           loadavg_end: loadavg(),
@@ -301,25 +348,34 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   if (PROFILE_DIR) {
-    const files = readdirSync(PROFILE_DIR)
-      .filter((f) => f.endsWith(".cpuprofile") && pids.some((p) => f.includes(`.${p}.`)))
-      .map((f) => join(PROFILE_DIR, f));
-    const summary = summarizeProfiles(
-      files,
-      join(PROFILE_DIR, "enclave-main.js"),
-      window.from,
-      window.to,
-    );
-    log(
-      `enclave samples in the timed window: ${summary.samples} (1 ms each) from ${files.length} profiles`,
-    );
-    log("self time by module:");
-    for (const r of summary.selfByModule) log(`  ${r.share.toFixed(1).padStart(5)} %  ${r.what}`);
-    log("self time outside the core, by function (native ones by their caller in the bundle):");
-    for (const r of summary.selfByFunction) log(`  ${r.share.toFixed(1).padStart(5)} %  ${r.what}`);
-    log("inclusive, the enclave's own functions:");
-    for (const r of summary.inclusiveEnclaveFunctions)
-      log(`  ${r.share.toFixed(1).padStart(5)} %  ${r.what}`);
+    const profilesOf = (of: number[]) =>
+      readdirSync(PROFILE_DIR)
+        .filter((f) => f.endsWith(".cpuprofile") && of.some((p) => f.includes(`.${p}.`)))
+        .map((f) => join(PROFILE_DIR, f));
+    const groups = [
+      {
+        who: "enclave",
+        files: profilesOf(pids),
+        classify: bundleClassifier(join(PROFILE_DIR, "enclave-main.js")),
+      },
+      { who: "host", files: profilesOf(hostPids), classify: sourceClassifier(ROOT) },
+    ];
+    for (const g of groups) {
+      const summary = summarizeProfiles(g.files, g.classify, window.from, window.to);
+      log(
+        `${g.who} samples in the timed window: ${summary.samples} (1 ms each) from ${g.files.length} profiles`,
+      );
+      log(`${g.who} self time by module:`);
+      for (const r of summary.selfByModule) log(`  ${r.share.toFixed(1).padStart(5)} %  ${r.what}`);
+      log(
+        `${g.who} self time outside the core, by function (native and library ones by their caller in src/):`,
+      );
+      for (const r of summary.selfByFunction)
+        log(`  ${r.share.toFixed(1).padStart(5)} %  ${r.what}`);
+      log(`${g.who} inclusive, the project's own functions:`);
+      for (const r of summary.inclusiveOwnFunctions)
+        log(`  ${r.share.toFixed(1).padStart(5)} %  ${r.what}`);
+    }
   }
 }
 

@@ -16,8 +16,8 @@ import type {
   CeremonyStartRequest,
 } from "../shared/wire/enclave-ops.ts";
 import { toHex } from "../shared/hex.ts";
-import { verifySignature, type Signature } from "../shared/signature.ts";
-import { deriveChildPublicKey } from "../shared/public-key.ts";
+import type { Signature } from "../shared/signature.ts";
+import { signatureVerifies, signingKey } from "./sign-result.ts";
 import type { Participant, WalletRecord } from "./participant.ts";
 import { CodedError, contractCode, type Blame, type ErrorCode } from "../shared/wire/errors.ts";
 
@@ -459,11 +459,13 @@ export async function signDigest(
     throw new CeremonyError("participants produced different signatures", "inconsistent_result");
   const b = sigs[0]!;
   const sig: Signature = { r: b.slice(0, 32), s: b.slice(32, 64), recoveryId: b[64]! };
-  const pk = opts.path
-    ? deriveChildPublicKey(wallet.publicKey, wallet.chainCode, opts.path).publicKey
-    : wallet.publicKey;
-  // Never hand out a signature that does not verify.
-  if (!verifySignature(pk, digest, sig))
+  const pk = signingKey({
+    publicKey: wallet.publicKey,
+    chainCode: wallet.chainCode,
+    path: opts.path,
+  });
+  // Never hand out a signature that does not verify (this host's own signer checked it already).
+  if (!signatureVerifies(pk, digest, sig))
     throw new CeremonyError(
       "the combined signature does not verify; discarded",
       "invalid_signature",

@@ -16,9 +16,8 @@ import { getWallet, recordSignOutcome } from "./store/index.ts";
 import type { CeremonyReply } from "../shared/wire/enclave-ops.ts";
 import type { NodeStartRequest } from "../shared/wire/node-rpc.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
-import { verifySignature } from "../shared/signature.ts";
 import { requestParamsHash } from "./planning.ts";
-import { signingKey, signResult } from "./sign-result.ts";
+import { signatureVerifies, signingKey, signResult } from "./sign-result.ts";
 
 interface Expected {
   client: string;
@@ -67,15 +66,19 @@ export class SignerOutcomes {
     if (!w) return false;
     const sig = { r: b.slice(0, 32), s: b.slice(32, 64), recoveryId: b[64]! };
     const key = { publicKey: w.publicKey, chainCode: w.chainCode, path: e.path };
-    if (!verifySignature(signingKey(key), e.digest, sig)) return false;
-    const result = signResult({
-      walletId: e.walletId,
-      ...key,
-      digest: e.digest,
-      sig,
-      signers: e.signers,
-      coordinator: e.coordinator,
-    });
+    const pk = signingKey(key);
+    if (!signatureVerifies(pk, e.digest, sig)) return false;
+    const result = signResult(
+      {
+        walletId: e.walletId,
+        ...key,
+        digest: e.digest,
+        sig,
+        signers: e.signers,
+        coordinator: e.coordinator,
+      },
+      pk,
+    );
     // Best effort, on the signing path: a database another process holds locked fails at once.
     db.withoutWaiting(() =>
       recordSignOutcome(db, {

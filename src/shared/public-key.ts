@@ -48,8 +48,26 @@ export function deriveChildPublicKey(
   return { publicKey: child.publicKey!, chainCode: child.chainCode! };
 }
 
+/**
+ * Addresses already computed, by key bytes: a host builds the same wallet's address for every
+ * signature's answer (a point decompression and two Keccak hashes each). Bounded, oldest out;
+ * only keys that are points get in.
+ */
+const addresses = new Map<string, string>();
+const MAX_ADDRESSES = 1024;
+
 /** EIP-55 checksummed address; throws on bytes that are not a curve point. */
 export function ethAddress(publicKey: Uint8Array): string {
+  const key = toHex(publicKey);
+  const known = addresses.get(key);
+  if (known !== undefined) return known;
+  const address = computeEthAddress(publicKey);
+  addresses.set(key, address);
+  if (addresses.size > MAX_ADDRESSES) addresses.delete(addresses.keys().next().value!);
+  return address;
+}
+
+function computeEthAddress(publicKey: Uint8Array): string {
   const uncompressed = secp256k1.Point.fromBytes(publicKey).toBytes(false);
   const hex = toHex(keccak_256(uncompressed.subarray(1)).subarray(12));
   const checksum = toHex(keccak_256(new TextEncoder().encode(hex)));
