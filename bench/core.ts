@@ -13,7 +13,9 @@
  * Options: --sign-runs N (default 20), --dkg-runs N and --refresh-runs N
  * (default 4: each run yields 5 per-party samples, so 20 samples);
  * --wasm-only: wasm medians only, printed, nothing written (for comparing
- * wasm build variants quickly).
+ * wasm build variants quickly); --wasm FILE: that dkls23_bg.wasm instead of
+ * the enclave's build (the same wasm-bindgen glue must fit it, e.g. a build
+ * of an earlier commit, for before/after runs under the same load).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
@@ -185,7 +187,8 @@ function benchNative(shares: KeyShare[], upstream: boolean): Samples {
 const git = (...a: string[]) => execFileSync("git", a, { cwd: ROOT }).toString().trim();
 
 function main() {
-  loadDkls();
+  const wasmFile = args.indexOf("--wasm");
+  loadDkls(wasmFile >= 0 ? readFileSync(args[wasmFile + 1]!) : undefined);
   process.stderr.write(
     `bench:core — 3-of-5, ${SIGN_RUNS} signing runs, ${DKG_RUNS} DKG runs, ${REFRESH_RUNS} refresh runs\n`,
   );

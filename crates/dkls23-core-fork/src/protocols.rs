@@ -21,6 +21,8 @@ pub mod messages;
 pub mod re_key;
 pub mod refresh;
 pub mod repair;
+// Fork: resharing to a new committee (docs/RESHARING.md).
+pub mod reshare;
 pub mod sign_session;
 pub mod signature;
 pub mod signing;

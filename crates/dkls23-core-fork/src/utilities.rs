@@ -1,6 +1,9 @@
 //! Extra functionalities needed in `protocols`.
 
-pub(crate) mod arith;
+// Fork: public (hidden) so that crates/dkls23-wasm/tests can compare its
+// routines with the generic ones.
+#[doc(hidden)]
+pub mod arith;
 pub mod commits;
 pub(crate) mod ct;
 pub mod hashes;

@@ -6,6 +6,7 @@ use crate::dkg::Dkg;
 use crate::error::Error;
 use crate::refresh::Refresh;
 use crate::repair::HollowShare;
+use crate::reshare::Reshare;
 use crate::session::Phases;
 use crate::share::{eth_address, KeyShare, PublicPackage};
 use crate::sign::Sign;
@@ -130,6 +131,7 @@ fn key_share(r: crate::Result<KeyShare>) -> Result<WasmKeyShare, JsValue> {
 ceremony_class!(WasmDkg, DkgSession, Dkg);
 ceremony_class!(WasmSign, SignSession, Sign);
 ceremony_class!(WasmRefresh, RefreshSession, Refresh);
+ceremony_class!(WasmReshare, ReshareSession, Reshare);
 
 #[wasm_bindgen(js_class = DkgSession)]
 impl WasmDkg {
@@ -181,6 +183,55 @@ impl WasmRefresh {
     pub fn from_hollow(hollow: WasmHollowShare, session: &[u8]) -> Result<WasmRefresh, JsValue> {
         let share = Rc::new(hollow.inner.into_refresh_input());
         Ok(WasmRefresh { inner: Refresh::new(share, session).map_err(js_err)? })
+    }
+}
+
+/// Resharing to a new committee (src/reshare.rs): `package` is the wallet's
+/// old public package as the caller trusts it, `dealers` the quorum's old
+/// indices (increasing) and `seats` their indices in the new committee.
+#[wasm_bindgen(js_class = ReshareSession)]
+impl WasmReshare {
+    /// A dealer: an old holder in the quorum, with its old share.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dealer(
+        share: &WasmKeyShare,
+        package: &[u8],
+        dealers: &[u8],
+        seats: &[u8],
+        threshold: u8,
+        parties: u8,
+        index: u8,
+        session: &[u8],
+    ) -> Result<WasmReshare, JsValue> {
+        let old = PublicPackage::from_bytes(package).map_err(js_err)?;
+        let inner = Reshare::new(
+            Some(share.inner.clone()),
+            &old,
+            dealers,
+            seats,
+            threshold,
+            parties,
+            index,
+            session,
+        );
+        Ok(WasmReshare { inner: inner.map_err(js_err)? })
+    }
+    /// A new party that does not deal (it holds no old share).
+    pub fn receiver(
+        package: &[u8],
+        dealers: &[u8],
+        seats: &[u8],
+        threshold: u8,
+        parties: u8,
+        index: u8,
+        session: &[u8],
+    ) -> Result<WasmReshare, JsValue> {
+        let old = PublicPackage::from_bytes(package).map_err(js_err)?;
+        let inner = Reshare::new(None, &old, dealers, seats, threshold, parties, index, session);
+        Ok(WasmReshare { inner: inner.map_err(js_err)? })
+    }
+    pub fn phase4(&mut self, input: Vec<u8>) -> Result<WasmKeyShare, JsValue> {
+        key_share(consume(input, |i| self.inner.phase4(i)))
     }
 }
 

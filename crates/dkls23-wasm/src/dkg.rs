@@ -17,7 +17,7 @@ use crate::lib_core::DkgSession;
 use crate::session::{fail_closed, FailClosed, Phases};
 use crate::share::KeyShare;
 use crate::wire::{check_shape, decode_body, Ceremony, BROADCAST, MAX_PARTIES, SESSION_ID_LEN};
-use k256::Secp256k1;
+use k256::{Scalar, Secp256k1};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use zeroize::Zeroize;
@@ -56,10 +56,29 @@ impl Dkg {
     pub fn new(t: u8, n: u8, me: u8, session: &[u8]) -> Result<Dkg> {
         let params = check_params(t, n, me)?;
         let d = Dealing::new(Ceremony::Dkg, session, me, n)?;
-        let pi =
-            PartyIndex::new(me).map_err(|e| Error::new(Code::InvalidParameters, e.to_string()))?;
+        let library_session = d.ctx.session.to_vec();
+        Dkg::with(d, params, library_session)
+    }
+
+    /// Phases 2-4 of a DKG whose messages carry `ceremony` and whose library
+    /// session id is `library_session` (resharing runs them on fragments of
+    /// its own; see reshare.rs).
+    pub(crate) fn for_ceremony(
+        ceremony: Ceremony,
+        params: Parameters,
+        me: u8,
+        session: &[u8],
+        library_session: Vec<u8>,
+    ) -> Result<Dkg> {
+        let d = Dealing::new(ceremony, session, me, params.share_count)?;
+        Dkg::with(d, params, library_session)
+    }
+
+    fn with(d: Dealing, params: Parameters, library_session: Vec<u8>) -> Result<Dkg> {
+        let pi = PartyIndex::new(d.ctx.me)
+            .map_err(|e| Error::new(Code::InvalidParameters, e.to_string()))?;
         Ok(Dkg {
-            session: Some(DkgSession::new(params, pi, d.ctx.session.to_vec())),
+            session: Some(DkgSession::new(params, pi, library_session)),
             d,
             chain2: BTreeMap::new(),
             chain3: BTreeMap::new(),
@@ -69,6 +88,28 @@ impl Dkg {
 
     pub fn session_id(&self) -> &[u8; SESSION_ID_LEN] {
         &self.d.ctx.session
+    }
+
+    /// The session's framing and phase counter (resharing's own phase 1
+    /// runs on it).
+    pub(crate) fn ctx_mut(&mut self) -> &mut crate::session::Ctx {
+        &mut self.d.ctx
+    }
+
+    /// Phase 2 on polynomial fragments the caller has already gathered and
+    /// checked (resharing); wipes them.
+    pub(crate) fn phase2_from(&mut self, frags: Vec<Scalar>) -> Result<Vec<Vec<u8>>> {
+        self.run(2, |s| s.phase2_on(frags))
+    }
+
+    fn phase2_on(&mut self, mut frags: Vec<Scalar>) -> Result<Vec<Vec<u8>>> {
+        let result = self.sess().map(|sess| sess.phase2(&frags));
+        frags.zeroize();
+        let (proof, zero, chain) = result?.map_err(|a| Error::from_abort(&a))?;
+        let bc = Phase2Broadcast { proof, chain };
+        let out = self.d.send_phase2(&bc, bc.proof.clone(), &zero)?;
+        self.chain2.insert(bc.chain.sender_index, bc.chain);
+        Ok(out)
     }
 
     fn sess(&mut self) -> Result<&mut DkgSession<Secp256k1>> {
@@ -101,14 +142,8 @@ impl Phases for Dkg {
 
     fn phase2(&mut self, input: &[u8]) -> Result<Vec<Vec<u8>>> {
         self.run(2, |s| {
-            let mut frags = s.d.fragments(input)?;
-            let result = s.sess()?.phase2(&frags);
-            frags.zeroize();
-            let (proof, zero, chain) = result.map_err(|a| Error::from_abort(&a))?;
-            let bc = Phase2Broadcast { proof, chain };
-            let out = s.d.send_phase2(&bc, bc.proof.clone(), &zero)?;
-            s.chain2.insert(bc.chain.sender_index, bc.chain);
-            Ok(out)
+            let frags = s.d.fragments(input)?;
+            s.phase2_on(frags)
         })
     }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod refresh;
 pub mod rekey;
 pub mod repair;
+pub mod reshare;
 pub mod session;
 pub mod shape;
 pub mod share;

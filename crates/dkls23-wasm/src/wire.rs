@@ -6,7 +6,7 @@
 //! | offset | size | field                                            |
 //! |--------|------|--------------------------------------------------|
 //! | 0      | 1    | wire version (1)                                 |
-//! | 1      | 1    | ceremony: 1 DKG, 2 sign, 3 refresh               |
+//! | 1      | 1    | ceremony: 1 DKG, 2 sign, 3 refresh, 6 reshare    |
 //! | 2      | 1    | phase that produced it (1-based)                 |
 //! | 3      | 1    | sender party index (1..=16)                      |
 //! | 4      | 1    | recipient party index, 0 = broadcast to all      |
@@ -37,6 +37,9 @@ pub enum Ceremony {
     Dkg = 1,
     Sign = 2,
     Refresh = 3,
+    // 4 and 5 are the host-level import and repair exchanges
+    // (src/shared/wire/protocol-message.ts).
+    Reshare = 6,
 }
 
 impl Ceremony {
@@ -45,6 +48,7 @@ impl Ceremony {
             Ceremony::Dkg => "dkg",
             Ceremony::Sign => "sign",
             Ceremony::Refresh => "refresh",
+            Ceremony::Reshare => "reshare",
         }
     }
 }

@@ -170,3 +170,53 @@ fn four_way_ote_oracles_match_one_at_a_time() {
         }
     }
 }
+
+/// Scalars for the curve tests: small, large, edges (0, 1, -1, 2^128) and
+/// pseudo-random ones.
+fn test_scalars(inputs: &mut Inputs, n: usize) -> Vec<k256::Scalar> {
+    use k256::elliptic_curve::ff::PrimeField;
+    use k256::elliptic_curve::ops::Reduce;
+    let mut v = vec![
+        k256::Scalar::ZERO,
+        k256::Scalar::ONE,
+        -k256::Scalar::ONE,
+        k256::Scalar::from_u128(u128::MAX) + k256::Scalar::ONE,
+        k256::Scalar::from_u128(0x8888_8888_8888_8888_8888_8888_8888_8888),
+    ];
+    while v.len() < n {
+        let b: [u8; 32] = inputs.bytes();
+        v.push(<k256::Scalar as Reduce<k256::FieldBytes>>::reduce(&b.into()));
+    }
+    v
+}
+
+#[test]
+fn fixed_base_table_matches_generic_multiplication() {
+    use dkls23_core_fork::utilities::arith::FixedBaseTable;
+    use k256::{AffinePoint, ProjectivePoint};
+    let mut inputs = Inputs(7);
+    let p: AffinePoint = (ProjectivePoint::GENERATOR * k256::Scalar::from(12345u64)).into();
+    let table = FixedBaseTable::<Secp256k1>::new(&p);
+    for k in test_scalars(&mut inputs, 300) {
+        assert_eq!(table.mul(&k), ProjectivePoint::from(p) * k);
+    }
+}
+
+#[test]
+fn pippenger_msm_matches_sum_of_products() {
+    use dkls23_core_fork::utilities::arith::msm_vartime;
+    use k256::{AffinePoint, ProjectivePoint};
+    let mut inputs = Inputs(9);
+    for n in [0usize, 1, 2, 5, 40, 700] {
+        let scalars = test_scalars(&mut inputs, n.max(5))[..n].to_vec();
+        let points: Vec<AffinePoint> = test_scalars(&mut inputs, n.max(5))[..n]
+            .iter()
+            .map(|k| (ProjectivePoint::GENERATOR * k).into())
+            .collect();
+        let expected = points
+            .iter()
+            .zip(&scalars)
+            .fold(ProjectivePoint::IDENTITY, |acc, (p, k)| acc + ProjectivePoint::from(*p) * k);
+        assert_eq!(msm_vartime::<Secp256k1>(&points, &scalars), expected, "n = {n}");
+    }
+}

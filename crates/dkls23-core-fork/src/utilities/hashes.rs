@@ -217,6 +217,28 @@ pub fn tagged_hash_as_point<C: DklsCurve>(tag: &[u8], components: &[&[u8]]) -> C
     hash_to_curve::<C>(tag, &msg)
 }
 
+/// Fork: [`tagged_hash_as_point`] of several component lists, the same
+/// points, converted to affine with one shared field inversion instead of
+/// one each (`hash_from_bytes` returns a projective point).
+#[must_use]
+pub fn tagged_hash_as_points<C: DklsCurve>(
+    tag: &[u8],
+    component_lists: &[Vec<&[u8]>],
+) -> Vec<C::AffinePoint> {
+    let projective: Vec<C::ProjectivePoint> = component_lists
+        .iter()
+        .map(|components| {
+            let mut msg = Vec::with_capacity(components.iter().map(|c| 8 + c.len()).sum::<usize>());
+            for component in components {
+                append_len_prefixed(&mut msg, component);
+            }
+            <C as GroupDigest>::hash_from_bytes(&[&msg], &[tag, b"-with-", C::HASH_TO_CURVE_ID])
+                .expect("DST and output length are within RFC 9380 limits")
+        })
+        .collect();
+    crate::utilities::arith::normalize_vec::<C>(&projective)
+}
+
 /// RFC 9380 `hash_to_curve` of `msg` with DST `tag || "-with-" || suite_id`.
 fn hash_to_curve<C: DklsCurve>(tag: &[u8], msg: &[u8]) -> C::AffinePoint {
     <C as GroupDigest>::hash_from_bytes(&[msg], &[tag, b"-with-", C::HASH_TO_CURVE_ID])

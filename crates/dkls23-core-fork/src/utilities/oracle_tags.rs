@@ -59,6 +59,9 @@ pub const TAG_REFRESH_MUL_SESSION: &[u8] = b"dkls23/refresh/mul-session/v1";
 /// Share-repair mask session oracle (session, public key, repair id, target,
 /// helpers).
 pub const TAG_REPAIR_MASK: &[u8] = b"dkls23/repair/mask/v1";
+/// Fork: resharing's DKG session id (reshare id, old package, quorum, new
+/// parameters).
+pub const TAG_RESHARE_SESSION: &[u8] = b"dkls23/reshare/session/v1";
 /// Signing oracle for a pair's multiplication setup (both public gadgets).
 pub const TAG_SIGN_PAIR_SETUP: &[u8] = b"dkls23/sign/pair-setup/v1";
 
@@ -99,6 +102,7 @@ pub const ALL_TAGS: &[&[u8]] = &[
     TAG_REFRESH_MUL_SESSION,
     TAG_SIGN_PAIR_SETUP,
     TAG_REPAIR_MASK,
+    TAG_RESHARE_SESSION,
     TAG_REFRESH_FAST_R0,
     TAG_REFRESH_FAST_R1,
     TAG_REFRESH_FAST_B,

@@ -55,10 +55,11 @@ pub fn sign(
     path: Option<&str>,
 ) -> Result<Vec<Signature>, dkls23_wasm::Error> {
     let sid = rand32();
+    // A refusal to start (say, a quorum of the wrong size) is an error too.
     let mut s: Vec<Sign> = parties
         .iter()
-        .map(|&p| Sign::new(shares[(p - 1) as usize].clone(), path, &sid, parties, digest).unwrap())
-        .collect();
+        .map(|&p| Sign::new(shares[(p - 1) as usize].clone(), path, &sid, parties, digest))
+        .collect::<Result<_, _>>()?;
     let mut outs = Vec::new();
     for phase in 1..=3u8 {
         let mut next = Vec::new();

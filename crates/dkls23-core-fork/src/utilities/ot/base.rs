@@ -21,10 +21,12 @@ use group::Curve as GroupCurve;
 use rand::RngExt;
 
 use crate::curve::DklsCurve;
-use crate::utilities::hashes::{point_to_bytes, tagged_hash, tagged_hash_as_point, HashOutput};
+use crate::utilities::hashes::{
+    point_to_bytes, tagged_hash, tagged_hash_as_point, tagged_hash_as_points, HashOutput,
+};
 use crate::utilities::oracle_tags::{TAG_OT_BASE_H, TAG_OT_BASE_MSG};
 use crate::utilities::ot::ErrorOT;
-use crate::utilities::proofs::{DLogProof, EncProof};
+use crate::utilities::proofs::{DLogProof, EncProof, EncProofDraws};
 use crate::utilities::rng;
 use crate::SECURITY;
 
@@ -182,27 +184,44 @@ impl<C: DklsCurve> OTSender<C> {
         // checked together (`EncProof::verify_batch`, public values only)
         // before any message is computed. The checks and the error are
         // run_phase2's.
-        let sids: Vec<Vec<u8>> =
-            (0..batch_size).map(|i| [&i.to_be_bytes(), session_id].concat()).collect();
-        let mut hs = Vec::with_capacity(batch_size as usize);
-        for (sid, enc_proof) in sids.iter().zip(enc_proofs) {
-            // We reconstruct h from the seed (as in the paper).
-            let h = tagged_hash_as_point::<C>(TAG_OT_BASE_H, &[sid, seed]);
-            if h != enc_proof.proof0.base_h {
+        let sids: Vec<Vec<u8>> = (0..batch_size)
+            .map(|i| [&i.to_be_bytes(), session_id].concat())
+            .collect();
+        // We reconstruct h from the seed (as in the paper); all h at once,
+        // sharing one inversion (public values).
+        let lists: Vec<Vec<&[u8]>> = sids.iter().map(|sid| vec![&sid[..], &seed[..]]).collect();
+        let hs = tagged_hash_as_points::<C>(TAG_OT_BASE_H, &lists);
+        for (h, enc_proof) in hs.iter().zip(enc_proofs) {
+            if *h != enc_proof.proof0.base_h {
                 return Err(cheated());
             }
-            hs.push(h);
         }
         if !EncProof::<C>::verify_batch(enc_proofs, &sids) {
             return Err(cheated());
         }
 
+        // Fork: `messages` for every proof, with all 2 x batch_size products
+        // (constant-time: s is secret) converted to affine with one shared
+        // inversion instead of one per proof.
+        let mut products: Vec<C::ProjectivePoint> = Vec::with_capacity(2 * batch_size as usize);
+        for (enc_proof, h) in enc_proofs.iter().zip(&hs) {
+            let (_, v) = enc_proof.get_u_and_v();
+            let v_proj = C::ProjectivePoint::from(v);
+            products.push(v_proj * self.s);
+            products.push((v_proj - C::ProjectivePoint::from(*h)) * self.s);
+        }
+        let values = crate::utilities::arith::normalize_vec::<C>(&products);
         let mut vec_m0: Vec<HashOutput> = Vec::with_capacity(batch_size as usize);
         let mut vec_m1: Vec<HashOutput> = Vec::with_capacity(batch_size as usize);
-        for ((sid, enc_proof), h) in sids.iter().zip(enc_proofs).zip(&hs) {
-            let (m0, m1) = self.messages(sid, enc_proof, h);
-            vec_m0.push(m0);
-            vec_m1.push(m1);
+        for (sid, pair) in sids.iter().zip(values.chunks_exact(2)) {
+            vec_m0.push(tagged_hash(
+                TAG_OT_BASE_MSG,
+                &[sid, &point_to_bytes::<C>(&pair[0])],
+            ));
+            vec_m1.push(tagged_hash(
+                TAG_OT_BASE_MSG,
+                &[sid, &point_to_bytes::<C>(&pair[1])],
+            ));
         }
 
         Ok((vec_m0, vec_m1))
@@ -260,17 +279,30 @@ impl OTReceiver {
         let batch_size = u16::try_from(bits.len())
             .map_err(|_| ErrorOT::new("Batch size exceeds maximum (65535)"))?;
 
+        // Fork: run_phase1 for every bit, with all h computed first and
+        // converted to affine with one shared inversion (h is public: it
+        // comes from the seed, which is sent). Computing h draws no
+        // randomness, so the draws happen in upstream's order.
+        let sids: Vec<Vec<u8>> = (0..batch_size)
+            .map(|i| [&i.to_be_bytes(), session_id].concat())
+            .collect();
+        let lists: Vec<Vec<&[u8]>> = sids
+            .iter()
+            .map(|sid| vec![&sid[..], &self.seed[..]])
+            .collect();
+        let hs = tagged_hash_as_points::<C>(TAG_OT_BASE_H, &lists);
+
+        // The draws in run_phase1's order (r, then the proof's), then all
+        // proofs at once (`EncProof::prove_batch`: the same proofs, with
+        // shared inversions).
         let mut vec_r: Vec<C::Scalar> = Vec::with_capacity(batch_size as usize);
-        let mut vec_proof: Vec<EncProof<C>> = Vec::with_capacity(batch_size as usize);
-        for i in 0..batch_size {
-            // We use different ids for different iterations.
-            let current_sid = [&i.to_be_bytes(), session_id].concat();
-
-            let (r, proof) = self.run_phase1::<C>(&current_sid, bits[i as usize]);
-
-            vec_r.push(r);
-            vec_proof.push(proof);
+        let mut draws: Vec<EncProofDraws<C>> = Vec::with_capacity(batch_size as usize);
+        for _ in 0..batch_size {
+            vec_r.push(<C::Scalar as Field>::random(&mut rng::get_rng()));
+            draws.push(EncProofDraws::<C>::draw());
         }
+        let sid_refs: Vec<&[u8]> = sids.iter().map(|sid| &sid[..]).collect();
+        let vec_proof = EncProof::<C>::prove_batch(&sid_refs, &hs, &vec_r, bits, &draws);
 
         Ok((vec_r, vec_proof))
     }
@@ -351,15 +383,21 @@ impl OTReceiver {
         // Fork: run_phase2_step2 for every r, with the products z * r
         // (constant-time: r is secret) converted to affine together, one
         // field inversion for the whole batch instead of one each.
-        let products: Vec<C::ProjectivePoint> =
-            vec_r.iter().map(|r| C::ProjectivePoint::from(z) * r).collect();
+        // Fork: z is the same public point for the whole batch, so the products
+        // come from one fixed-base table of z (constant-time in r; no
+        // doublings per product).
+        let table = crate::utilities::arith::FixedBaseTable::<C>::new(&z);
+        let products: Vec<C::ProjectivePoint> = vec_r.iter().map(|r| table.mul(r)).collect();
         let values = crate::utilities::arith::normalize_vec::<C>(&products);
         let mut vec_mb: Vec<HashOutput> = Vec::with_capacity(batch_size as usize);
         for (i, value_for_mb) in (0..batch_size).zip(values.iter()) {
             // We use different ids for different iterations.
             let current_sid = [&i.to_be_bytes(), session_id].concat();
             let value_for_mb_bytes = point_to_bytes::<C>(value_for_mb);
-            vec_mb.push(tagged_hash(TAG_OT_BASE_MSG, &[&current_sid, &value_for_mb_bytes]));
+            vec_mb.push(tagged_hash(
+                TAG_OT_BASE_MSG,
+                &[&current_sid, &value_for_mb_bytes],
+            ));
         }
 
         Ok(vec_mb)
