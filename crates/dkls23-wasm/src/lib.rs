@@ -9,6 +9,9 @@ pub mod error;
 pub mod refresh;
 pub mod rekey;
 pub mod repair;
+/// Resharing is the fork's own protocol (upstream 0.6.2 has none): absent from
+/// the `upstream` baseline build.
+#[cfg(not(feature = "upstream"))]
 pub mod reshare;
 pub mod session;
 pub mod shape;
