@@ -12,9 +12,16 @@
  * of range, a target that already holds a share, a target whose attested
  * machine is not the PCR4 the operator named, approvals from outside the
  * policy (every helper's enclave refuses).
+ *
+ * Last, acceptance (b): the lost node's database, copied while its host was
+ * stopped before the repair, is put back after the repair and its refresh,
+ * into a freshly started genuine enclave (no memory; KMS still admits that
+ * node, so the old share unseals). No signature comes out of it, neither
+ * forced (a hostile coordinator with it in a quorum of current holders: every
+ * honest enclave refuses at phase 2) nor through the API.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,10 +30,25 @@ import { devNodePcr4Hex } from "../../src/harness/dev-kms.ts";
 import { TssClient, TssError } from "../../src/client/index.ts";
 import { KeySigner, approverKeyOf, writeKeyFile } from "../../src/client/signers.ts";
 import type { CreateWalletResult, RepairShareResult } from "../../src/client/types.ts";
-import { openReadOnlyFile, readAudit } from "../../src/host/store/index.ts";
+import { CeremonyError, signDigest } from "../../src/host/coordinator.ts";
+import { EnclaveClient } from "../../src/host/enclave-client.ts";
+import { staticCredentials } from "../../src/host/kms-credentials.ts";
+import { startKmsRelay, type KmsRelay } from "../../src/host/kms-relay.ts";
+import { NodeHost } from "../../src/host/node-host.ts";
+import {
+  currentShare,
+  generationOf,
+  getWallet,
+  openReadOnlyFile,
+  openStore,
+  readAudit,
+} from "../../src/host/store/index.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import { encodePolicy } from "../../src/shared/wire/approval.ts";
+import type { CeremonyStepRequest } from "../../src/shared/wire/enclave-ops.ts";
+import { HostileNode } from "../helpers/hostile-node.ts";
+import { signApproval } from "../helpers/raw-client.ts";
 import { runTss } from "../helpers/run-cli.ts";
 import { rejected } from "../helpers/thrown.ts";
 import { connectTrusting } from "../helpers/trusting-client.ts";
@@ -42,6 +64,31 @@ let wallet: CreateWalletResult;
 /** The lost node and the party index it held. */
 let lost: string;
 let party: number;
+
+/** The lost node's database as it was before the repair (its host stopped). */
+const backup = () => join(dir, "lost-node.backup.db");
+const SIDE_FILES = ["", "-wal", "-shm"];
+
+/** Copies a stopped host's database (the file and whatever WAL files lie beside it) to `to`. */
+function copyDatabase(from: string, to: string): void {
+  for (const s of SIDE_FILES) {
+    if (existsSync(`${from}${s}`)) copyFileSync(`${from}${s}`, `${to}${s}`);
+    else rmSync(`${to}${s}`, { force: true });
+  }
+}
+
+/** An honest participant (relays as is) that keeps what its enclave refused, by phase. */
+class Watched extends HostileNode {
+  refusals: { phase: number; error: unknown }[] = [];
+  override async step(req: CeremonyStepRequest) {
+    try {
+      return await super.step(req);
+    } catch (error) {
+      this.refusals.push({ phase: req.phase, error });
+      throw error;
+    }
+  }
+}
 
 async function until(ok: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
@@ -125,6 +172,8 @@ describe("share repair", () => {
   it("moves the lost node's party to node 6: quorums with node 6 sign and the statements name it", async () => {
     const node = cluster.nodes.find((n) => n.nodeId === lost)!;
     await node.host.stop();
+    // The backup the last test restores (a consistent copy: the host is stopped).
+    copyDatabase(join(dir, `${lost}.db`), backup());
     await until(async () => (await client.nodes()).nodes.every((n) => n.nodeId !== lost));
     // Through the CLI, as an operator would: tss wallet repair --wallet ID --party 5 --to node-6.
     writeKeyFile(join(dir, "alice.key"), alice);
@@ -201,4 +250,130 @@ describe("share repair", () => {
     expect(r.generation).toBe(2);
     await signs();
   });
+
+  /*
+   * Acceptance (b). The wallet is at generation 2 (repair, then refresh); the lost node (which
+   * held party 5) gets back its generation-0 database and a fresh genuine enclave, which
+   * unseals the old share (KMS still admits that node). (1) Forced: a coordinator puts it with
+   * two current holders into a quorum, its host lying that it holds the current generation
+   * (HostileNode), so every host-side check passes; each honest enclave compares the signed
+   * share-state statements at phase 2 and refuses, naming party 5 at generation 0. (2) Through
+   * the API: no request gets a signature out of it. Together with
+   * test/enclave/repair-ceremony.test.ts and dkls23-lifecycle.test.ts, which show that an old
+   * share does not combine with current ones even when no check refuses it (the math), this is
+   * acceptance (b): with real processes no path lets the restored share into a signature, and
+   * were one found, its output would not be a signature under the wallet key.
+   */
+  it("the lost node's old share, restored from a backup into a genuine enclave, makes no signature", async () => {
+    const restored = cluster.nodes.find((n) => n.nodeId === lost)!;
+    await restored.host.stop();
+    const release = restored.enclave.holdRestarts();
+    const restarts = restored.enclave.restarts;
+    process.kill(restored.enclave.proc.pid!, "SIGKILL");
+    copyDatabase(backup(), join(dir, `${lost}.db`));
+    release();
+    await restored.enclave.restarted(restarts + 1);
+
+    // (1) Forced: two current holders and the lost node played in this process (their host
+    // processes stopped; their enclaves are the genuine ones the cluster started).
+    const holders = cluster.nodes.filter((n) => n !== restored && n.nodeId !== "node-6");
+    const quorum = [holders[0]!, holders[1]!, restored];
+    for (const n of quorum.slice(0, 2)) await n.host.stop();
+    const relays: KmsRelay[] = [];
+    const hosts: NodeHost[] = [];
+    try {
+      for (const n of quorum) {
+        relays.push(
+          startKmsRelay({
+            listen: { kind: "unix", path: join(dir, `${n.nodeId}.kms-relay.sock`) },
+            target: { host: "127.0.0.1", port: cluster.kms.port },
+          }),
+        );
+        hosts.push(
+          new NodeHost({
+            nodeId: n.nodeId,
+            enclave: await EnclaveClient.connect({
+              kind: "unix",
+              path: join(dir, `${n.nodeId}.enclave.sock`),
+            }),
+            credentials: staticCredentials({
+              accessKeyId: cluster.kms.accessKeyId,
+              secretAccessKey: cluster.kms.secretAccessKey,
+            }),
+            db: openStore({ path: join(dir, `${n.nodeId}.db`) }).db,
+          }),
+        );
+      }
+      const record = getWallet(hosts[0]!.db, wallet.walletId)!;
+      const current = generationOf(hosts[0]!.db, wallet.walletId);
+      expect(current).toBe(2);
+      const old = currentShare(hosts[2]!.db, wallet.walletId, lost);
+      expect({ generation: old.generation, party: old.partyIndex }).toEqual({
+        generation: 0,
+        party,
+      });
+      const liar = new HostileNode(hosts[2]!);
+      liar.staleShare = old;
+      liar.claimedGeneration = current;
+      const honest = [new Watched(hosts[0]!), new Watched(hosts[1]!)];
+      const digest = randomBytes(32);
+      const requestId = `restored-${randomBytes(4).toString("hex")}`;
+      const approval = await signApproval([alice], wallet.walletId, requestId, digest);
+      const e = await rejected(
+        CeremonyError,
+        signDigest([honest[0]!, liar, honest[1]!], record, current, digest, {
+          phaseTimeoutMs: 60_000,
+          approval,
+        }),
+      );
+      expect({ code: e.code, node: e.blame.node }, e.message).toEqual({
+        code: "stale_share",
+        node: lost,
+      });
+      // Each honest enclave refused at phase 2, quoting node 5's signed share-state statement.
+      for (const h of honest) {
+        expect(h.refusals.map((r) => r.phase)).toEqual([2]);
+        const refusal = h.refusals[0]!.error as { code: string; message: string };
+        expect(refusal.code).toBe("stale_share");
+        expect(refusal.message).toMatch(
+          new RegExp(
+            `party ${party} loaded generation 0, this enclave \\(party \\d\\) holds generation 2`,
+          ),
+        );
+      }
+    } finally {
+      for (const h of hosts) {
+        h.db.close();
+        (h as unknown as { enclave: EnclaveClient }).enclave.close();
+      }
+      await Promise.allSettled(relays.map((r) => r.close()));
+    }
+    for (const n of quorum.slice(0, 2)) await n.restartHost();
+
+    // (2) Through the API, node 5 online with its generation-0 row: every request is answered;
+    // a success verifies and was made without node 5; a failure carries no signature.
+    await restored.restartHost();
+    await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === lost));
+    const outcomes: string[] = [];
+    for (let k = 0; k < 6; k++) {
+      const digest = randomBytes(32);
+      const r = await client
+        .sign({ walletId: wallet.walletId, digest, signers: [alice] })
+        .catch((e: unknown) => e);
+      if (r instanceof TssError) {
+        outcomes.push(r.code);
+        continue;
+      }
+      const s = r as Awaited<ReturnType<TssClient["sign"]>>;
+      expect(s.signers).not.toContain(lost);
+      const sig = {
+        r: fromHex(s.signature.r),
+        s: fromHex(s.signature.s),
+        recoveryId: s.signature.recoveryId,
+      };
+      expect(verifySignature(fromHex(wallet.publicKey), digest, sig)).toBe(true);
+      outcomes.push("signed");
+    }
+    expect(outcomes).toContain("signed");
+  }, 120_000);
 });
