@@ -203,7 +203,7 @@ describe("per-node key policy: ImageSha384 + PCR4 + kms:EncryptionContext:node",
   });
 
   it("PutKeyPolicy refuses a kms:EncryptionContext: condition without a context key", async () => {
-    const bad = JSON.parse(nodeBoundPolicy(pcr0Hex, [{ name: "n", pcr4Hex: "00" }]));
+    const bad = JSON.parse(nodeBoundPolicy(pcr0Hex, [{ name: "n", pcr4Hex: "ab".repeat(48) }]));
     bad.Statement[1].Condition.StringEquals = { "kms:EncryptionContext:": "x" };
     await expect(
       admin.send(
