@@ -21,6 +21,12 @@ export function useBroker(kind: BrokerKind): void {
 
 export const brokerKind = (): BrokerKind => chosen;
 
-export function startTestBroker(o: MosquittoOptions): Promise<Mosquitto> {
-  return chosen === "mochi" ? startMochi(o) : startMosquitto(o);
+/** Every broker this test file started: which harness, and the executable it ran. */
+export const startedBrokers: { kind: BrokerKind; executable: string }[] = [];
+
+export async function startTestBroker(o: MosquittoOptions): Promise<Mosquitto> {
+  const kind = chosen;
+  const broker = await (kind === "mochi" ? startMochi(o) : startMosquitto(o));
+  startedBrokers.push({ kind, executable: broker.proc.spawnfile });
+  return broker;
 }
