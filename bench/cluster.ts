@@ -35,6 +35,8 @@ import {
   type TrafficTally,
 } from "../src/harness/mqtt-traffic-meter.ts";
 
+import { CAPACITY_LIMITS, CLK, machineBusySeconds } from "./proc-cpu.ts";
+
 const args = process.argv.slice(2);
 if (args.includes("--help")) {
   console.log(
@@ -64,7 +66,6 @@ const LAT_RUNS = num("--latency-runs", 100);
 /** Sequential signatures of the bytes pass (after 2 uncounted ones). */
 const BYTE_SIGN_RUNS = num("--byte-sign-runs", 20);
 const ROOT = new URL("..", import.meta.url).pathname;
-const CLK = 100; // USER_HZ on Linux
 
 function pct(v: number[], p: number): number {
   const s = [...v].sort((a, b) => a - b);
@@ -126,17 +127,6 @@ function commitOfTree(): string {
 }
 
 const sum = (r: Record<Role, number>) => ROLES.reduce((a, k) => a + r[k], 0);
-
-/** Busy CPU seconds of the whole machine so far (every core; /proc/stat user..steal less idle and iowait). */
-function machineBusySeconds(): number {
-  const f = readFileSync("/proc/stat", "utf8")
-    .split("\n")[0]!
-    .trim()
-    .split(/\s+/)
-    .slice(1, 9)
-    .map(Number);
-  return (f.reduce((a, x) => a + x, 0) - f[3]! - f[4]!) / CLK;
-}
 
 async function throughput(
   client: TssClient,
@@ -260,19 +250,11 @@ async function main() {
   const loadAtStart = loadavg();
   const relays: FaultRelay[] = [];
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  // The benchmark is one client user measuring capacity: its per-user admission
-  // limits (rate-limits.ts, default 10/s and 8 in flight) are raised above what
-  // the load needs, so the figures are the cluster's, not the limiter's.
   const cluster = await startCluster({
     nodes: 5,
     dataDir: dir,
     phaseTimeoutMs: 120_000,
-    limits: {
-      requestsPerSecond: 10_000,
-      requestBurst: 10_000,
-      maxInFlight: 256,
-      maxCeremonies: 256,
-    },
+    limits: CAPACITY_LIMITS,
   });
   const client = await TssClient.connect({
     url: cluster.client.url,

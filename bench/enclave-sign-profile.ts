@@ -31,6 +31,8 @@ import { TssClient } from "../src/client/index.ts";
 import { dkgInProcess, signInProcess } from "../src/dev/in-process.ts";
 import { loadDkls } from "../src/enclave/dkls23/binding.ts";
 
+import { CAPACITY_LIMITS, CLK, machineBusySeconds } from "./proc-cpu.ts";
+
 const args = process.argv.slice(2);
 if (args.includes("--help")) {
   console.log(
@@ -46,7 +48,6 @@ const RUNS = Number(opt("--runs") ?? 100);
 const CONCURRENCY = Number(opt("--concurrency") ?? 1);
 const PROFILE_DIR = opt("--profile");
 if (!(RUNS > 0 && CONCURRENCY > 0)) throw new Error("--runs and --concurrency must be positive");
-const CLK = 100; // USER_HZ
 /** The repository root with a trailing slash: host frames' urls are files under it. */
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -95,17 +96,6 @@ function cpuSeconds(pids: number[], which: "all" | "system" = "all"): number {
     }
   }
   return s;
-}
-
-/** Busy CPU seconds of the whole machine (every core; /proc/stat user..steal less idle and iowait). */
-function machineBusySeconds(): number {
-  const f = readFileSync("/proc/stat", "utf8")
-    .split("\n")[0]!
-    .trim()
-    .split(/\s+/)
-    .slice(1, 9)
-    .map(Number);
-  return (f.reduce((a, x) => a + x, 0) - f[3]! - f[4]!) / CLK;
 }
 
 interface ProfileNode {
@@ -241,12 +231,7 @@ async function main() {
     nodes: 5,
     dataDir: dir,
     phaseTimeoutMs: 120_000,
-    limits: {
-      requestsPerSecond: 10_000,
-      requestBurst: 10_000,
-      maxInFlight: 256,
-      maxCeremonies: 256,
-    },
+    limits: CAPACITY_LIMITS,
   });
   delete process.env.BUN_OPTIONS;
   const client = await TssClient.connect({
