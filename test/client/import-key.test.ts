@@ -12,16 +12,15 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
-import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TssClient, TssError } from "../../src/client/index.ts";
 import { KeySigner, approverKeyOf } from "../../src/client/signers.ts";
 import { createDevelopmentPki } from "../../src/dev/dev-pki.ts";
 import { openImportedKey } from "../../src/enclave/lifecycle-import.ts";
-import { generatedUsers, startMosquitto, type Mosquitto } from "../../src/harness/mosquitto.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { ethAddress } from "../../src/shared/public-key.ts";
 import { parseRequest } from "../../src/shared/wire/approval.ts";
+import { type FakeNodeBus, startFakeNodeBus } from "../helpers/fake-node-bus.ts";
 import { rejected } from "../helpers/thrown.ts";
 import { fakeEnclave } from "./fake-vouchers.ts";
 
@@ -37,8 +36,7 @@ const admin = KeySigner.generate("ed25519");
 const alice = KeySigner.generate("ed25519");
 const policy = { quorum: 1, approvers: [approverKeyOf(alice)] };
 
-let broker: Mosquitto;
-let nodeMqtt: MqttClient;
+let bus: FakeNodeBus;
 let client: TssClient;
 let untrusting: TssClient;
 /** What the fake node's enclave recovered from the last import's envelope, and what it was sent. */
@@ -48,48 +46,17 @@ let image = IMAGE;
 let enclave = fakeEnclave(pki, IMAGE);
 
 beforeAll(async () => {
-  const [node] = generatedUsers(["node-1"]);
-  const users = generatedUsers(["client-1", "client-2"]);
-  broker = await startMosquitto({ nodes: [node!], clients: users });
-  nodeMqtt = await mqtt.connectAsync(broker.url, {
-    protocolVersion: 5,
-    clientId: node!.username,
-    username: node!.username,
-    password: node!.password,
-  });
-  nodeMqtt.on("message", (topic, payload, packet) => {
-    void answer(topic.split("/").pop()!, JSON.parse(payload.toString()), packet.properties!);
-  });
-  await nodeMqtt.subscribeAsync("$share/tss-nodes/tss/v1/requests/+", { qos: 1 });
-  const connect = (u: (typeof users)[number], withTrust: boolean) =>
-    TssClient.connect({
-      url: broker.url,
-      username: u.username,
-      password: u.password,
-      timeoutMs: 20_000,
-      ...(withTrust ? { trust } : {}),
-    });
-  client = await connect(users[0]!, true);
-  untrusting = await connect(users[1]!, false);
+  bus = await startFakeNodeBus(trust, answer);
+  ({ client, untrusting } = bus);
 });
 
-afterAll(async () => {
-  await client?.close();
-  await untrusting?.close();
-  await nodeMqtt?.endAsync(true);
-  await broker?.stop();
-});
+afterAll(() => bus?.close());
 
 async function answer(
   op: string,
   body: Record<string, unknown>,
-  props: { responseTopic?: string; correlationData?: Buffer },
+  send: (msg: unknown) => Promise<unknown>,
 ): Promise<void> {
-  const send = (msg: unknown) =>
-    nodeMqtt.publishAsync(props.responseTopic!, JSON.stringify(msg), {
-      qos: 1,
-      properties: { correlationData: props.correlationData! },
-    });
   if (op === "importTarget") {
     enclave = fakeEnclave(pki, image);
     return void (await send({

@@ -10,19 +10,18 @@
  */
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { tmpdir } from "node:os";
-import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TssClient, TssError } from "../../src/client/index.ts";
 import { KeySigner } from "../../src/client/signers.ts";
 import { createDevelopmentPki } from "../../src/dev/dev-pki.ts";
 import { SimulatedNsm } from "../../src/dev/simulated-nsm.ts";
 import { PeerKeys } from "../../src/enclave/peer-keys.ts";
-import { generatedUsers, startMosquitto, type Mosquitto } from "../../src/harness/mosquitto.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { ethAddress } from "../../src/shared/public-key.ts";
 import { parseRequest } from "../../src/shared/wire/approval.ts";
 import { repairTargetDigest } from "../../src/shared/wire/repair.ts";
 import { runTss } from "../helpers/run-cli.ts";
+import { type FakeNodeBus, startFakeNodeBus } from "../helpers/fake-node-bus.ts";
 import { rejected } from "../helpers/thrown.ts";
 
 const pki = createDevelopmentPki();
@@ -39,57 +38,25 @@ const alice = KeySigner.generate("ed25519");
 const PUBLIC_KEY = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);
 const WALLET = "w_repair_sdk";
 
-let broker: Mosquitto;
-let nodeMqtt: MqttClient;
+let bus: FakeNodeBus;
 let client: TssClient;
 let untrusting: TssClient;
 /** Every op the fake node was asked, with its body. */
 const asked: { op: string; body: Record<string, unknown> }[] = [];
 
 beforeAll(async () => {
-  const [node] = generatedUsers(["node-1"]);
-  const users = generatedUsers(["client-1", "client-2"]);
-  broker = await startMosquitto({ nodes: [node!], clients: users });
-  nodeMqtt = await mqtt.connectAsync(broker.url, {
-    protocolVersion: 5,
-    clientId: node!.username,
-    username: node!.username,
-    password: node!.password,
-  });
-  nodeMqtt.on("message", (topic, payload, packet) => {
-    void answer(topic.split("/").pop()!, JSON.parse(payload.toString()), packet.properties!);
-  });
-  await nodeMqtt.subscribeAsync("$share/tss-nodes/tss/v1/requests/+", { qos: 1 });
-  const connect = (u: (typeof users)[number], withTrust: boolean) =>
-    TssClient.connect({
-      url: broker.url,
-      username: u.username,
-      password: u.password,
-      timeoutMs: 20_000,
-      ...(withTrust ? { trust } : {}),
-    });
-  client = await connect(users[0]!, true);
-  untrusting = await connect(users[1]!, false);
+  bus = await startFakeNodeBus(trust, answer);
+  ({ client, untrusting } = bus);
 });
 
-afterAll(async () => {
-  await client?.close();
-  await untrusting?.close();
-  await nodeMqtt?.endAsync(true);
-  await broker?.stop();
-});
+afterAll(() => bus?.close());
 
 async function answer(
   op: string,
   body: Record<string, unknown>,
-  props: { responseTopic?: string; correlationData?: Buffer },
+  send: (msg: unknown) => Promise<unknown>,
 ): Promise<void> {
   asked.push({ op, body });
-  const send = (msg: unknown) =>
-    nodeMqtt.publishAsync(props.responseTopic!, JSON.stringify(msg), {
-      qos: 1,
-      properties: { correlationData: props.correlationData! },
-    });
   if (op === "importTarget") {
     const nsm = new SimulatedNsm({ pki, pcrs: { 0: IMAGE, 4: ANSWERING } });
     const document = nsm.attest({ userData: new PeerKeys().channelKeyBinding() });
