@@ -14,7 +14,7 @@ import {
   parseRelayTarget,
   startKmsRelay,
 } from "./kms-relay.ts";
-import { NodeHost } from "./node-host.ts";
+import { NodeHost, type PendingResolution } from "./node-host.ts";
 import { openStore, parseDbLocation } from "./store/index.ts";
 import { openWriteProbe, RUNNING_BUSY_TIMEOUT_MS } from "./store/db.ts";
 import { DatabaseHealth } from "./database-health.ts";
@@ -37,6 +37,13 @@ it serves that enclave's KMS relay (kms.relay): the enclave calls KMS itself
 over TLS through it; the host never sees a data key.
 
 ${CONFIG_HELP}`;
+
+/** A settled pending share as logged: session ids, like everywhere in the logs, as 16 hex digits. */
+const loggedPending = (p: PendingResolution) => ({
+  walletId: p.walletId,
+  session: p.sessionId.slice(0, 16),
+  decision: p.decision,
+});
 
 /** A broker URL may carry user:password@; logs get the host and port only. */
 function redactUrl(url: string): string {
@@ -176,7 +183,10 @@ async function main(): Promise<void> {
   setTimeout(() => {
     host.recover().then(
       (r) =>
-        nodeLog("recovered", { staleCeremonies: r.staleCeremonies.length, pending: r.pending }),
+        nodeLog("recovered", {
+          staleCeremonies: r.staleCeremonies.length,
+          pending: r.pending.map(loggedPending),
+        }),
       (e: Error) => nodeLog("recovery_failed", { error: e.message }),
     );
   }, 5_000).unref();
@@ -202,7 +212,9 @@ async function main(): Promise<void> {
       if (problem === null) handler.ceremonyEnds.retry();
       if (problem === null)
         host.resolvePending().then(
-          (pending) => pending.length > 0 && nodeLog("pending_settled", { pending }),
+          (pending) =>
+            pending.length > 0 &&
+            nodeLog("pending_settled", { pending: pending.map(loggedPending) }),
           (e: Error) => nodeLog("pending_not_settled", { error: e.message }),
         );
     },
