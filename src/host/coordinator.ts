@@ -58,6 +58,14 @@ export interface CoordinatorOptions {
   onSession?: (kind: CeremonyKind, sessionId: Uint8Array) => void;
   /** Hears each phase's duration across all members, and whether it failed (metrics.ts); 0 = attestation. */
   onPhase?: (kind: CeremonyKind, phase: number, ms: number, ok: boolean) => void;
+  /**
+   * Runs once phase 1's calls to every member are sent (before every call when none is remote):
+   * the coordinator's durable record of the ceremony (request-handler.ts), whose fsync then
+   * overlaps the members' phase 1 instead of preceding it. No phase 2 is sent before it
+   * returns, so no signature exists without the record. A throw fails the phase with that
+   * error, every member aborted.
+   */
+  onDispatched?: () => void;
 }
 
 /**
@@ -156,12 +164,47 @@ async function runAttestedCeremony(
     throw new CeremonyError("participants have duplicate party indices", "bad_request");
   /** One request to every member at once; the first failure (in time) names its node and ends the phase. Phase 0 = attestation exchange. */
   const call = async <T>(phase: number, f: (m: Member) => Promise<T>): Promise<T[]> => {
-    if (phase > 0) opts.onProgress?.(kind, phase);
     const t0 = performance.now();
     const report = (ok: boolean) => opts.onPhase?.(kind, phase, performance.now() - t0, ok);
-    return Promise.all(
+    // Remote members' calls go first, and a local member's once they are written out: the
+    // remote path (two broker hops, a host) is the longer one, and the local enclave would
+    // take a core from it at once (mqtt.js writes a publish on the next tick, the enclave
+    // channel at once). The phase still waits for every member; results stay in members' order.
+    const remoteFirst = members.some((m) => m.participant.remote);
+    const dispatched = phase === 1 ? opts.onDispatched : undefined;
+    if (!remoteFirst) dispatched?.();
+    const sent = new Map<Member, Promise<T>>();
+    let failed = false;
+    for (const m of members)
+      if (m.participant.remote || !remoteFirst) {
+        const p = f(m);
+        p.catch(() => (failed = true));
+        sent.set(m, p);
+      }
+    let gate: Promise<void> | undefined;
+    if (remoteFirst) {
+      // After mqtt.js's next-tick writes of the calls above: the local members' calls, then
+      // onDispatched, whose fsync overlaps every member's phase 1. A phase that failed
+      // meanwhile is being aborted: no local member is started after its abort.
+      const locals = members.filter((m) => !sent.has(m));
+      const localCalls = new Map<Member, Promise<T>>();
+      gate = new Promise<void>((r) => setImmediate(r)).then(() => {
+        if (failed) return;
+        for (const m of locals) localCalls.set(m, f(m));
+        dispatched?.();
+      });
+      const phaseFailed = () =>
+        Promise.reject(new CeremonyError("the phase failed before this call", "ceremony_failed"));
+      for (const m of locals) {
+        const settle = () => localCalls.get(m) ?? phaseFailed();
+        sent.set(m, gate.then(settle, settle));
+      }
+    }
+    // The client's progress after the calls: it is not on the ceremony's path.
+    if (phase > 0) opts.onProgress?.(kind, phase);
+    const all = Promise.all(
       members.map((m) =>
-        withDeadline(f(m), timeout, `${m.participant.nodeId} (phase ${phase})`).catch(
+        withDeadline(sent.get(m)!, timeout, `${m.participant.nodeId} (phase ${phase})`).catch(
           (reason: unknown) => {
             throw blame(members, m, reason);
           },
@@ -174,6 +217,11 @@ async function runAttestedCeremony(
         throw e;
       },
     );
+    if (!gate) return all;
+    // The gate's failure (onDispatched threw) is the phase's: it is what the caller sees.
+    all.catch(() => {});
+    await gate;
+    return all;
   };
   try {
     // Each enclave checks the others' attestation (image, channel keys) before phase 1.

@@ -22,6 +22,12 @@ export type {
 
 export interface Participant {
   readonly nodeId: string;
+  /**
+   * Reached through the broker (RemoteParticipant): its calls take two broker hops and its
+   * host's work before they reach its enclave, so a coordinator sends them before it calls a
+   * local participant, whose enclave would otherwise take a core first (coordinator.ts).
+   */
+  readonly remote?: boolean;
   /** Ensures the wallet's current share is loaded in the enclave; returns what the enclave confirmed. */
   prepare(walletId: string): Promise<PreparedShare>;
   /** A fresh attestation document of this node's enclave (binds its channel keys). */

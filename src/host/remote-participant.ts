@@ -26,6 +26,7 @@ import type {
 } from "./participant.ts";
 
 export class RemoteParticipant implements Participant {
+  readonly remote = true;
   constructor(
     readonly nodeId: string,
     private readonly rpc: NodeCaller,
@@ -82,7 +83,7 @@ export class RemoteParticipant implements Participant {
 /** What the node RPC server needs of the local host. */
 export type LocalNode = Pick<
   NodeHost,
-  | keyof Participant
+  | Exclude<keyof Participant, "remote">
   | "walletInfo"
   | "listWallets"
   | "requestContext"

@@ -564,7 +564,13 @@ export class RequestHandler {
             record,
             gen,
             digest,
-            { ...copts, path, ...(agreed ? { prepared: prepared as PreparedSigner[] } : {}) },
+            {
+              ...copts,
+              path,
+              ...(agreed ? { prepared: prepared as PreparedSigner[] } : {}),
+              // Written once the signers' starts are sent (coordinator.ts onDispatched).
+              onDispatched: recordStart,
+            },
           );
           // The same answer every signer kept (sign-result.ts), should this node die before sending it.
           const result = signResult({
@@ -606,29 +612,45 @@ export class RequestHandler {
       }
     }
     const db = this.self.db;
+    let recorded = false;
+    let recordFailure: unknown;
     // Recorded and audited together: the log names every ceremony the node started.
-    db.transaction(() => {
-      startCeremony(db, {
-        ceremonyId,
-        kind,
-        walletId,
-        coordinator: me,
-        participants,
-        requestId,
-        ...(who && { clientUser: who.client, paramsHash: fromHex(who.paramsHash, 32) }),
-      });
-      appendAudit(db, me, {
-        event: "ceremony_started",
-        ceremonyId,
-        ...(walletId === null ? {} : { walletId }),
-        kind,
-        participants,
-        requestId,
-        ...requesterOf(reply),
-      });
-    });
+    const recordStart = () => {
+      if (recorded) return;
+      try {
+        db.transaction(() => {
+          startCeremony(db, {
+            ceremonyId,
+            kind,
+            walletId,
+            coordinator: me,
+            participants,
+            requestId,
+            ...(who && { clientUser: who.client, paramsHash: fromHex(who.paramsHash, 32) }),
+          });
+          appendAudit(db, me, {
+            event: "ceremony_started",
+            ceremonyId,
+            ...(walletId === null ? {} : { walletId }),
+            kind,
+            participants,
+            requestId,
+            ...requesterOf(reply),
+          });
+        });
+      } catch (e) {
+        recordFailure = e;
+        throw e;
+      }
+      recorded = true;
+    };
+    // A signature's record is written once phase 1's starts are sent, its fsync overlapping the
+    // signers' phase 1 instead of preceding it; still before any phase 2, so no signature exists
+    // without it. Every other ceremony's is written before it starts.
+    if (kind !== "sign") recordStart();
     try {
       const { result } = await run();
+      recordStart();
       this.opts.metrics?.ceremonyEnded(kind);
       db.transaction(() => {
         finishCeremony(db, ceremonyId, {
@@ -646,7 +668,12 @@ export class RequestHandler {
       });
       return result;
     } catch (e) {
+      // The record itself was refused: answered with that, as when it was written first.
+      if (recordFailure !== undefined) throw recordFailure;
       this.opts.metrics?.ceremonyEnded(kind, e);
+      // A signature that failed before its record (preparation): recorded now, so the request
+      // id answers the failure as before.
+      recordStart();
       // A refused write of the end throws (the client is told `internal`, nothing released) and
       // is kept to be written when the database is back (ceremony-ends.ts).
       this.ceremonyEnds.failed({ ceremonyId, kind, requestId, walletId }, e);

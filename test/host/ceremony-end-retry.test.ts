@@ -11,9 +11,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { lockDatabaseFile } from "../helpers/lock-database.ts";
+import { scriptedSignature } from "../helpers/scripted-sign.ts";
 import { until } from "../helpers/until.ts";
 import { DatabaseHealth } from "../../src/host/database-health.ts";
 import { NodeHost } from "../../src/host/node-host.ts";
@@ -22,33 +22,14 @@ import type { Participant } from "../../src/host/participant.ts";
 import type { PeerDirectory } from "../../src/host/peer-directory.ts";
 import { findClientRequest, openStore, readAudit, type Db } from "../../src/host/store/index.ts";
 import { openWriteProbe } from "../../src/host/store/db.ts";
-import type { HeldWallet, NodeOpName } from "../../src/shared/wire/node-rpc.ts";
+import type { NodeOpName } from "../../src/shared/wire/node-rpc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tss-end-retry-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const W = "w_end_retry";
 const DIGEST_HEX = "42".repeat(32);
-const sk = secp256k1.utils.randomSecretKey();
-const publicKey = secp256k1.getPublicKey(sk, true);
-const rec = secp256k1.sign(Buffer.from(DIGEST_HEX, "hex"), sk, {
-  prehash: false,
-  format: "recovered",
-});
-// noble's recovered form is recovery id || r || s; the enclave's is r || s || recovery id.
-const SIGNATURE = Uint8Array.of(...rec.slice(1), rec[0]!);
-
-const held = (nodeId: string, partyIndex: number): HeldWallet => ({
-  walletId: W,
-  nodeId,
-  partyIndex,
-  generation: 0,
-  threshold: 2,
-  parties: 2,
-  publicKey,
-  publicPackage: Uint8Array.of(1),
-  chainCode: new Uint8Array(32),
-});
+const { signature: SIGNATURE, held } = scriptedSignature(W, DIGEST_HEX);
 
 /** A participant that plays every phase without a protocol; `onStep` runs at each step. */
 function participant(nodeId: string, partyIndex: number, onStep = () => {}): Participant {
