@@ -24,6 +24,7 @@ export type Command =
   | "wallet retire"
   | "wallet import"
   | "wallet repair"
+  | "wallet reshare"
   | "sign"
   | "nodes"
   | "audit"
@@ -66,6 +67,10 @@ export const COMMANDS: Record<Command, CommandSpec> = {
     ],
   },
   "wallet repair": { args: [], options: ["wallet", "party", "to", "target-pcr4", "key"] },
+  "wallet reshare": {
+    args: [],
+    options: ["wallet", "threshold", "nodes", "target-pcr4", "key"],
+  },
   sign: { args: [], options: ["wallet", "digest", "path", "key"] },
   nodes: { args: [], options: [] },
   audit: { args: [], options: ["db", "wallet", "since"], local: true },
@@ -104,7 +109,16 @@ const VALUE_OPTIONS = new Set([
 ]);
 const FLAGS = new Set(["help", "json", "allow-development", "any-node"]);
 /** Options that may be given more than once (approver keys and key files); their values are in `lists`. */
-export const REPEATABLE = new Set(["key", "approver", "admin-key", "image", "pcr0", "node-pcr"]);
+export const REPEATABLE = new Set([
+  "key",
+  "approver",
+  "admin-key",
+  "image",
+  "pcr0",
+  "node-pcr",
+  // wallet reshare: one NODE=HEX per member; wallet repair takes exactly one HEX.
+  "target-pcr4",
+]);
 
 export interface Invocation {
   /** null: no command (main help), "wallet" / "key": that group's help. */

@@ -58,7 +58,9 @@ Commands:
   wallet repair --wallet ID --party K --to NODE --target-pcr4 HEX --key FILE...
                                                move party K of a wallet to another node (share
                                                repair, then a refresh of all n)
-  (Resharing a wallet to another committee, threshold or size is not built yet.)
+  wallet reshare --wallet ID --threshold T --nodes N1,N2,... --key FILE...
+                                               reshare a wallet's key to a new committee (add
+                                               nodes, change t; same key and address)
   sign --wallet ID --digest HEX [--path P] [--key FILE]...
                                                sign a 32-byte digest, approved by the key files
   nodes                                        list the online signing nodes
@@ -90,19 +92,19 @@ Subcommands:
   retire --wallet ID --key FILE...       retire a wallet for good (irreversible)
   import --secret-key-file F ...         bring an existing secp256k1 key in as a new wallet
   repair --wallet ID --party K --to NODE move a party of a wallet to another node (share repair)
-
-Resharing (other holders, threshold or number of parties, same key) is not built yet.
+  reshare --wallet ID --threshold T --nodes N1,N2,...
+                                         reshare a wallet to a new committee (same key)
 Run tss wallet SUBCOMMAND --help for details.
 `;
 
 export const KEY_HELP = `Usage: tss key SUBCOMMAND [options]
 
 Approver keys sign approvals of a wallet's operations (sign, refresh, policy
-change, repair, retirement) for its approval policy; administrator keys
+change, repair, reshare, retirement) for its approval policy; administrator keys
 approve creating and importing wallets. These commands only create and read key
 files on this machine and never connect to the broker. A request sends
 approvals by the key files given with --key FILE (repeatable) on sign and
-wallet refresh, policy, retire, repair and import; wallet create --approver PUB... --quorum M names a new
+wallet refresh, policy, retire, repair, reshare and import; wallet create --approver PUB... --quorum M names a new
 wallet's approvers and --admin-key FILE... the cluster administrators who
 approve creating it.
 
@@ -218,9 +220,10 @@ inventory: the attestation document answered for NODE is verified here first
 (--aws-root and --image, or --allow-development for a local cluster) and must
 carry that same PCR4, since any node, or the broker, could answer for NODE
 with its own enclave's document. The output names the PCR4 approved. Needs
-every other holder online. A previous holder that comes back confirms the
-replacement with its peers and refuses the wallet from then on; its sealed
-rows stay on its disk for its operator to remove.
+every other holder online. A previous holder that comes back has its own
+enclave verify the newer generation's signed statements and seal receipts
+from its peers, then securely deletes its rows of the wallet. The same
+--request-id again gets the stored result; nothing runs twice.
 
   --wallet ID     the wallet
   --party K       the party index to move (1..n)
@@ -228,6 +231,35 @@ rows stay on its disk for its operator to remove.
   --target-pcr4 HEX  NODE's machine identity (PCR4, 96 hex characters) from your
                   inventory; the approval names it
   --key FILE      an approver key file approving the repair (repeatable)
+`,
+  "wallet reshare": `Usage: tss wallet reshare --wallet ID --threshold T --nodes N1,N2,... --key FILE... [options]
+
+Reshares the wallet's key to a new committee: T-of-(the number of --nodes),
+same public key, chain code and address. Every current holder deals a fresh
+sharing of its share to the new committee's attested enclaves, sealed end to
+end (no host sees a share or fragment), and keeps its party index; the nodes
+added take the next indices in the order given. The new shares are committed
+as a refresh's: each member's enclave activates its new share only once it has
+verified that all members stored theirs, and each previous holder's node
+deletes its old share in that same step, so pre-reshare shares no longer
+combine with current ones. The key files approve it under the wallet's policy
+or as cluster administrators (operation "reshare", naming T and every member's
+node id and machine PCR4). Each member's attestation document is verified here
+first (--aws-root and --image, or --allow-development for a local cluster) and
+its PCR4 approved: a current holder's from its verified wallet statement, an
+added node's from --target-pcr4 NODE=HEX, your own inventory, which is
+required for every added node (its document must carry that PCR4), since any
+node, or the broker, could answer for NODE with its own enclave's document.
+The approval also names the wallet's current generation, so it covers this
+one reshare only. Needs every
+current holder online; a holder cannot leave the committee yet (refused).
+
+  --wallet ID          the wallet
+  --threshold T        the new threshold (2..number of --nodes)
+  --nodes N1,N2,...    the whole new committee: every current holder and the nodes to add
+  --target-pcr4 NODE=HEX  a member's machine identity (PCR4, 96 hex characters) from
+                       your inventory (repeatable; required for every added node)
+  --key FILE           an approver key file approving the reshare (repeatable)
 `,
   "wallet retire": `Usage: tss wallet retire --wallet ID --key FILE... [options]
 

@@ -2,6 +2,7 @@
 import type {
   NodeInfo,
   RepairShareResult,
+  ReshareWalletResult,
   RetireWalletResult,
   SignResult,
   TssError,
@@ -96,6 +97,23 @@ ${fields([
   ["target PCR4", r.targetPcr4],
   ["helpers", r.helpers.join(", ")],
   ["nodes", r.nodes.map((n, k) => `${k + 1}: ${n}`).join(", ")],
+])}`;
+}
+
+export function showReshare(r: ReshareWalletResult): string {
+  return `Reshared wallet ${r.walletId} from ${r.fromThreshold}-of-${r.fromParties} to ${r.threshold}-of-${r.parties} at generation ${r.generation}; same key and address.
+${fields([
+  ["key type", r.keyType],
+  ["public key", r.publicKey],
+  ["address", r.address],
+  ["added", r.added.length > 0 ? r.added.join(", ") : "(none)"],
+  ["nodes", r.nodes.map((n, k) => `${k + 1}: ${n}`).join(", ")],
+  [
+    "PCR4 approved",
+    Object.entries(r.committeePcr4)
+      .map(([n, p]) => `${n}=${p}`)
+      .join(", "),
+  ],
 ])}`;
 }
 

@@ -19,6 +19,7 @@ import {
   type Progress,
   type RefreshResult,
   type RepairShareResult,
+  type ReshareWalletResult,
   type RetireWalletResult,
   type SignResult,
   type WalletInfo,
@@ -46,6 +47,7 @@ import {
   showPolicyChange,
   showRefresh,
   showRepair,
+  showReshare,
   showRetire,
   showSignature,
   showWallet,
@@ -63,6 +65,16 @@ type Run = (
 
 /** Checks the command's own arguments and returns what to run; throws UsageError before anything connects. */
 type RemoteCommand = Exclude<Command, "audit" | "key new" | "key show" | "policy">;
+
+/** A --target-pcr4 value: a machine's PCR4 from the operator's inventory (96 hex characters). */
+function pcr4Arg(value: string): string {
+  try {
+    return parsePcrHex(value, "--target-pcr4");
+  } catch (e) {
+    if (e instanceof KeyPolicyError) throw new UsageError(e.message);
+    throw e;
+  }
+}
 
 function prepare(inv: Invocation & { command: RemoteCommand }): {
   run: Run;
@@ -189,18 +201,14 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
         throw new UsageError("tss wallet repair needs --to NODE: the node to move it to.");
       // The approval names NODE's machine: from the operator's inventory, never from whoever
       // answers for NODE (the fetched document must agree with it: client.ts repairShare).
-      const pcr4 = v.get("target-pcr4");
+      const given = inv.lists.get("target-pcr4") ?? [];
+      if (given.length > 1) throw new UsageError("Option --target-pcr4 is given twice.");
+      const pcr4 = given[0];
       if (pcr4 === undefined)
         throw new UsageError(
           "tss wallet repair needs --target-pcr4 HEX: NODE's machine identity (PCR4) from your inventory.",
         );
-      let targetPcr4: string;
-      try {
-        targetPcr4 = parsePcrHex(pcr4, "--target-pcr4");
-      } catch (e) {
-        if (e instanceof KeyPolicyError) throw new UsageError(e.message);
-        throw e;
-      }
+      const targetPcr4 = pcr4Arg(pcr4);
       const signers = keyFilesArg(inv, "key");
       if (signers === undefined)
         throw new UsageError(
@@ -210,6 +218,52 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
         run: (c, requestId, onProgress) =>
           c.repairShare({ walletId, party, toNode, targetPcr4, signers, requestId, onProgress }),
         show: (r) => showRepair(r as RepairShareResult),
+      };
+    }
+    case "wallet reshare": {
+      const walletId = walletIdArg(v.get("wallet"), "--wallet ID");
+      const threshold = wholeNumber(v.get("threshold"), "threshold");
+      if (threshold === undefined)
+        throw new UsageError(
+          "tss wallet reshare needs --threshold T: the new committee's threshold.",
+        );
+      const list = v.get("nodes");
+      if (list === undefined)
+        throw new UsageError(
+          "tss wallet reshare needs --nodes N1,N2,...: the whole new committee (every current holder and the nodes to add).",
+        );
+      const nodes = list.split(",").filter((n) => n.length > 0);
+      // Each member's machine from the operator's inventory (client.ts reshareWallet checks each
+      // against the member's verified attestation document).
+      const targetPcr4: Record<string, string> = {};
+      for (const entry of inv.lists.get("target-pcr4") ?? []) {
+        const at = entry.indexOf("=");
+        const node = entry.slice(0, at);
+        if (at < 1 || !nodes.includes(node))
+          throw new UsageError(
+            `--target-pcr4 takes NODE=HEX for a node of --nodes, not ${JSON.stringify(entry.slice(0, 80))}.`,
+          );
+        if (targetPcr4[node] !== undefined)
+          throw new UsageError(`--target-pcr4 names node ${node} twice.`);
+        targetPcr4[node] = pcr4Arg(entry.slice(at + 1));
+      }
+      const signers = keyFilesArg(inv, "key");
+      if (signers === undefined)
+        throw new UsageError(
+          "tss wallet reshare needs --key FILE...: approvers approving the reshare.",
+        );
+      return {
+        run: (c, requestId, onProgress) =>
+          c.reshareWallet({
+            walletId,
+            threshold,
+            nodes,
+            targetPcr4,
+            signers,
+            requestId,
+            onProgress,
+          }),
+        show: (r) => showReshare(r as ReshareWalletResult),
       };
     }
     case "wallet retire": {
@@ -332,6 +386,10 @@ async function main(argv: string[], env: Env): Promise<number> {
     if (trust === null && inv.command === "wallet show")
       throw new UsageError(
         "Showing a wallet verifies it against attested enclaves: give --aws-root FILE and --image PCR0 (a local cluster: --allow-development).",
+      );
+    if (trust === null && inv.command === "wallet reshare")
+      throw new UsageError(
+        "A reshare's approval names every member's machine from its attestation document, which must be verified first: give --aws-root FILE and --image PCR0 (a local cluster: --allow-development).",
       );
     if (trust === null && inv.command === "wallet repair")
       throw new UsageError(

@@ -11,6 +11,7 @@ import { policyHash } from "../shared/wire/approval.ts";
 import { approvalFields, newWalletId, policyEncoding } from "./approval-request.ts";
 import { importRecipient, sealKeyForEnclave, trustedEnclaveDocument } from "./key-import.ts";
 import { repairTargetDigest } from "../shared/wire/repair.ts";
+import { reshareCommitteeDigest, type ReshareMember } from "../shared/wire/reshare.ts";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { checkAddress, checkSameKeyType, checkSameWallet, checkSignResult } from "./checks.ts";
@@ -43,6 +44,7 @@ import {
   parseNodes,
   parseRefresh,
   parseRepair,
+  parseReshare,
   parseRetire,
   parseSign,
   parseWalletInfo,
@@ -65,6 +67,8 @@ import type {
   RequestOptions,
   RepairShareOptions,
   RepairShareResult,
+  ReshareWalletOptions,
+  ReshareWalletResult,
   RetireWalletOptions,
   RetireWalletResult,
   SignOptions,
@@ -417,44 +421,7 @@ export class TssClient {
     if (typeof o.toNode !== "string" || o.toNode.length === 0)
       throw new TssError("bad_request", "toNode must be a node id");
     const keyType = checkKeyType(o.keyType);
-    // The machine the approval names. The target's own document only shows that some attested
-    // enclave answered for `toNode` (any node, or the broker relaying one, may answer with its
-    // own): `targetPcr4`, the operator's inventory value, is what ties it to that machine.
-    let given: Uint8Array | undefined;
-    if (o.targetPcr4 !== undefined) {
-      if (typeof o.targetPcr4 !== "string" || !/^[0-9a-f]{96}$/.test(o.targetPcr4))
-        throw new TssError("bad_request", "targetPcr4 must be 48 bytes of lowercase hex");
-      given = fromHex(o.targetPcr4);
-    }
-    if (given === undefined && this.trust === undefined)
-      throw new TssError(
-        "bad_request",
-        "a repair's approval names the target's PCR4: pass targetPcr4 or ConnectOptions.trust",
-      );
-    let pcr4: Uint8Array;
-    if (this.trust === undefined) pcr4 = given!;
-    else {
-      const target = await this.request(
-        "importTarget",
-        { nodeId: o.toNode },
-        { timeoutMs: o.timeoutMs },
-        parseImportTarget,
-      );
-      const doc = trustedEnclaveDocument(fromHex(target.attestation), this.trust);
-      const p = doc.pcrs.get(4);
-      if (p === undefined || p.length !== 48 || p.every((b) => b === 0))
-        throw new TssError(
-          "unverified_wallet",
-          `node ${o.toNode}'s attestation document names no node identity (PCR4)`,
-        );
-      if (given !== undefined && toHex(p) !== toHex(given))
-        throw new TssError(
-          "unverified_wallet",
-          `the enclave answering for node ${o.toNode} is attested on machine PCR4 ${toHex(p)}, not the targetPcr4 ${toHex(given)} given: refusing to approve a repair to it`,
-          o.toNode,
-        );
-      pcr4 = p;
-    }
+    const pcr4 = await this.machineOf(o.toNode, o.targetPcr4, "repair", o.timeoutMs);
     const seconds = { approvalSeconds: o.approvalSeconds };
     const approval = await approvalFields(
       { operation: "repair", walletId, requestId, digest: repairTargetDigest(o.party, pcr4) },
@@ -484,6 +451,147 @@ export class TssClient {
         );
       this.verifiedWallets.delete(walletId);
       return { ...r, targetPcr4: toHex(pcr4), ...this.vouched(v, r) };
+    });
+  }
+
+  /**
+   * The machine (PCR4) an approval names for `node`. The node's own document only shows that
+   * some attested enclave answered for it (any node, or the broker relaying one, may answer with
+   * its own): `given`, the operator's inventory value, is what ties it to that machine, and
+   * is required for every node that holds no share yet. `holder`: with `trust`, the machine
+   * whose verified wallet statement vouches for `node` as a current holder, which is used
+   * (and must equal `given` when both are there). With `trust` a given PCR4 is also checked
+   * against the node's freshly fetched, verified document.
+   */
+  private async machineOf(
+    node: string,
+    given: string | undefined,
+    what: "repair" | "reshare",
+    timeoutMs?: number,
+    holder?: string,
+  ): Promise<Uint8Array> {
+    let pinned: Uint8Array | undefined;
+    if (given !== undefined) {
+      if (typeof given !== "string" || !/^[0-9a-f]{96}$/.test(given))
+        throw new TssError("bad_request", "a PCR4 must be 48 bytes of lowercase hex");
+      pinned = fromHex(given);
+    }
+    if (holder !== undefined && this.trust !== undefined) {
+      if (pinned !== undefined && toHex(pinned) !== holder)
+        throw new TssError(
+          "unverified_wallet",
+          `the enclave vouching for current holder ${node} is attested on machine PCR4 ${holder}, not the ${given} given: refusing to approve a ${what}`,
+          node,
+        );
+      return fromHex(holder);
+    }
+    if (pinned === undefined)
+      throw new TssError(
+        "bad_request",
+        this.trust === undefined
+          ? `a ${what}'s approval names node ${node}'s PCR4: pass it (targetPcr4, --target-pcr4) or ConnectOptions.trust`
+          : `node ${node} holds no share of the wallet yet: its machine (PCR4) must come from your inventory (targetPcr4, --target-pcr4 ${what === "reshare" ? `${node}=HEX` : "HEX"}); an attestation document alone does not tie a node id to a machine`,
+        node,
+      );
+    if (this.trust === undefined) return pinned;
+    const target = await this.request(
+      "importTarget",
+      { nodeId: node },
+      { timeoutMs },
+      parseImportTarget,
+    );
+    const doc = trustedEnclaveDocument(fromHex(target.attestation), this.trust);
+    const p = doc.pcrs.get(4);
+    if (p === undefined || p.length !== 48 || p.every((b) => b === 0))
+      throw new TssError(
+        "unverified_wallet",
+        `node ${node}'s attestation document names no node identity (PCR4)`,
+      );
+    if (pinned !== undefined && toHex(p) !== toHex(pinned))
+      throw new TssError(
+        "unverified_wallet",
+        `the enclave answering for node ${node} is attested on machine PCR4 ${toHex(p)}, not the ${toHex(pinned)} given: refusing to approve a ${what} to it`,
+        node,
+      );
+    return p;
+  }
+
+  /**
+   * Reshares a wallet to a new committee (issue 11 item 4, docs/RESHARING.md): `nodes` is the
+   * whole new committee (every current holder, which keeps its party index, and the nodes to
+   * add, at the next indices in this order), `threshold` the new t. Same key and address. The
+   * `reshare` approval names t and every member's machine (PCR4): each from `targetPcr4` (the
+   * operator's inventory) and, with ConnectOptions.trust, the member's verified attestation
+   * document (both must agree when both are there).
+   */
+  async reshareWallet(o: ReshareWalletOptions): Promise<ReshareWalletResult> {
+    const walletId = checkWalletId(o.walletId);
+    const requestId = o.requestId === undefined ? newRequestId() : checkRequestId(o.requestId);
+    const keyType = checkKeyType(o.keyType);
+    const nodes = o.nodes;
+    if (
+      !Array.isArray(nodes) ||
+      nodes.length < 2 ||
+      nodes.length > 16 ||
+      new Set(nodes).size !== nodes.length ||
+      !nodes.every((n) => typeof n === "string" && n.length > 0)
+    )
+      throw new TssError("bad_request", "nodes must list 2..16 distinct node ids");
+    if (!Number.isInteger(o.threshold) || o.threshold < 2 || o.threshold > nodes.length)
+      throw new TssError("bad_request", `threshold must be 2..${nodes.length}`);
+    // The generation reshared, which the approval names (one approval, one transition), and with
+    // trust the current holders' machines from their verified statements.
+    const current = await this.wallet(walletId, { timeoutMs: o.timeoutMs });
+    const verified = this.trust === undefined ? undefined : this.verifiedWallets.get(walletId);
+    const members: ReshareMember[] = [];
+    for (const nodeId of nodes)
+      members.push({
+        nodeId,
+        pcr4: await this.machineOf(
+          nodeId,
+          o.targetPcr4?.[nodeId],
+          "reshare",
+          o.timeoutMs,
+          verified?.holderPcr4[nodeId],
+        ),
+      });
+    let digest: Uint8Array;
+    try {
+      digest = reshareCommitteeDigest(
+        verified?.generation ?? current.generation,
+        o.threshold,
+        members,
+      );
+    } catch (e) {
+      // Two members on one machine, as the documents or the PCR4s given say.
+      throw new TssError("bad_request", (e as Error).message);
+    }
+    const approval = await approvalFields(
+      { operation: "reshare", walletId, requestId, digest },
+      { signers: o.signers, approvalSeconds: o.approvalSeconds },
+    );
+    const body = { walletId, keyType, threshold: o.threshold, nodes, ...approval };
+    return this.request("reshare", body, { ...o, requestId }, (v) => {
+      const r = parseReshare(v);
+      checkSameWallet(r, walletId);
+      checkSameKeyType(r, keyType);
+      checkAddress(r);
+      if (
+        r.threshold !== o.threshold ||
+        r.parties !== nodes.length ||
+        r.generation !== (verified?.generation ?? current.generation) + 1 ||
+        [...r.nodes].sort().join() !== [...nodes].sort().join()
+      )
+        throw new TssError(
+          "inconsistent_result",
+          `The cluster reshared to ${r.threshold}-of-${r.parties} on ${r.nodes.join(", ")}, not what was asked.`,
+        );
+      this.verifiedWallets.delete(walletId);
+      return {
+        ...r,
+        committeePcr4: Object.fromEntries(members.map((m) => [m.nodeId, toHex(m.pcr4)])),
+        ...this.vouched(v, r),
+      };
     });
   }
 

@@ -14,6 +14,7 @@ import type {
   Progress,
   RefreshResult,
   RepairShareResult,
+  ReshareWalletResult,
   RetireWalletResult,
   SignResult,
   Stage,
@@ -252,6 +253,18 @@ export function parseRepair(v: unknown): Omit<RepairShareResult, "targetPcr4"> {
     fromNode: o.fromNode === null ? null : nodeId(o.fromNode, "result.fromNode"),
     toNode: nodeId(o.toNode, "result.toNode"),
     helpers: list(o, "helpers", "result", MAX_PARTIES, nodeId),
+  };
+}
+
+export function parseReshare(v: unknown): Omit<ReshareWalletResult, "committeePcr4"> {
+  const o = record(v, "result");
+  const w = parseWalletInfo(v);
+  return {
+    ...w,
+    fromThreshold: integer(o, "fromThreshold", "result", 2, MAX_PARTIES),
+    fromParties: integer(o, "fromParties", "result", 2, MAX_PARTIES),
+    dealers: list(o, "dealers", "result", MAX_PARTIES, nodeId),
+    added: list(o, "added", "result", MAX_PARTIES, nodeId),
   };
 }
 

@@ -177,6 +177,36 @@ export interface RepairShareResult extends WalletInfo {
   targetPcr4: string;
 }
 
+/**
+ * Resharing a wallet to a new committee (docs/RESHARING.md): approved by `signers` under the
+ * wallet's policy or by the administrators (operation "reshare", naming `threshold` and every
+ * member's node id and machine PCR4).
+ */
+export interface ReshareWalletOptions extends RequestOptions, ApprovalOptions, KeyTypeOption {
+  walletId: string;
+  /** The new threshold. */
+  threshold: number;
+  /** The whole new committee: every current holder (each keeps its party index) and the nodes to add. */
+  nodes: string[];
+  /**
+   * Each member's machine PCR4 (lowercase hex, 48 bytes) by node id, from the operator's
+   * inventory. With ConnectOptions.trust every member's attestation document is verified too
+   * and must agree; a member without an entry here is approved on its document alone.
+   */
+  targetPcr4?: Record<string, string>;
+}
+
+export interface ReshareWalletResult extends WalletInfo {
+  fromThreshold: number;
+  fromParties: number;
+  /** The holders that dealt (every previous holder). */
+  dealers: string[];
+  /** The nodes that joined. */
+  added: string[];
+  /** The PCR4 (hex) the approval named for each member. */
+  committeePcr4: Record<string, string>;
+}
+
 /** Retiring a wallet for good: approved by `signers` under the wallet's policy (operation "retire"). */
 export interface RetireWalletOptions extends RequestOptions, ApprovalOptions, KeyTypeOption {
   walletId: string;

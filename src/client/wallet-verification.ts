@@ -80,6 +80,12 @@ export interface VerifiedWallet {
     /** Whether the document chains to a development root (accepted only with allowDevelopment). */
     development: boolean;
   }[];
+  /**
+   * Each vouching node's machine (PCR4, hex) as its verified document names it, by the node id
+   * the answer gave (absent: a document without one). The machine is what the attestation
+   * shows; which node id it goes by is the answering host's word.
+   */
+  holderPcr4: Record<string, string>;
 }
 
 /** What the answer claimed, checked against the statements. */
@@ -108,7 +114,13 @@ function verifyVoucher(
   v: WalletVoucher,
   trust: WalletTrust,
   images: Set<string>,
-): { statement: WalletStatement; imageHash: string; channelKey: string; development: boolean } {
+): {
+  statement: WalletStatement;
+  imageHash: string;
+  channelKey: string;
+  development: boolean;
+  pcr4: string | null;
+} {
   const blame = (what: string) => unverified(`Node ${v.nodeId}: ${what}.`, v.nodeId);
   let doc;
   try {
@@ -145,7 +157,14 @@ function verifyVoucher(
     );
   const development =
     trust.roots.find((r) => toHex(r.der) === toHex(doc.cabundle[0]!))?.development === true;
-  return { statement: signed.statement, imageHash, channelKey: toHex(key), development };
+  const pcr4 = doc.pcrs.get(4);
+  return {
+    statement: signed.statement,
+    imageHash,
+    channelKey: toHex(key),
+    development,
+    pcr4: pcr4 && pcr4.length === 48 && pcr4.some((b) => b !== 0) ? toHex(pcr4) : null,
+  };
 }
 
 /** The statement without its party index, as one comparable string. */
@@ -229,6 +248,9 @@ export function verifyWallet(
         imageHash: c.imageHash,
         development: c.development,
       })),
+    holderPcr4: Object.fromEntries(
+      checked.flatMap((c) => (c.pcr4 === null ? [] : [[c.v.nodeId, c.pcr4]])),
+    ),
   };
 }
 

@@ -11,6 +11,12 @@
  * `repaired`; the complete refresh that must follow is a refresh start that
  * names the repair session (`repairSession`) at the target, and an ordinary
  * refresh at every other holder.
+ *
+ * A reshare (lifecycle-reshare.ts) is a `reshare` start at every member of the
+ * new committee: dealers pin their loaded share, new members take the old
+ * package from the start and trust it only once the dealers' signed
+ * statements name it (phase 2); phase 4's share is held pending and committed
+ * exactly as a refresh's.
  */
 import { parseMessage, SESSION_ID_LEN } from "../shared/wire/protocol-message.ts";
 import { fromHex, toHex } from "../shared/hex.ts";
@@ -50,6 +56,9 @@ import {
   type RepairedParty,
 } from "./lifecycle-repair.ts";
 import { RepairedParties } from "./repaired-parties.ts";
+import { checkReshareApproval, checkReshareShape, ReshareCeremony } from "./lifecycle-reshare.ts";
+import { isNodeId } from "../shared/wire/patterns.ts";
+import type { ReshareMember } from "../shared/wire/reshare.ts";
 import { OpenedEnvelopes, type EnvelopeClaim } from "./opened-envelopes.ts";
 import { needInt, needWalletId } from "./request-checks.ts";
 import {
@@ -143,8 +152,16 @@ export class Ceremonies {
     // A repair's target, and the refresh completing it there, have no loaded share.
     const repairRefresh = req.kind === "refresh" && req.repairSession !== undefined;
     const repairHelper = req.kind === "repair" && req.partyIndex !== req.repairTarget;
+    // A reshare's dealers are the members with a seat among reshareSeats; new members load nothing.
+    const reshareDealer =
+      req.kind === "reshare" &&
+      Array.isArray(req.reshareSeats) &&
+      req.reshareSeats.includes(req.partyIndex as number);
     const pin =
-      req.kind === "sign" || (req.kind === "refresh" && !repairRefresh) || repairHelper
+      req.kind === "sign" ||
+      (req.kind === "refresh" && !repairRefresh) ||
+      repairHelper ||
+      reshareDealer
         ? this.shares.pin(walletId)
         : undefined;
     let id: string;
@@ -193,16 +210,8 @@ export class Ceremonies {
               "bad_request",
               `this enclave already holds a share of wallet ${walletId}: it cannot be a repair's target`,
             );
-          const encoding = req.policy;
-          policy =
-            encoding === undefined
-              ? null
-              : this.approved(req, () => {
-                  if (!(encoding instanceof Uint8Array))
-                    throw new ApprovalError("malformed", "policy must be bytes");
-                  // Its own hash: what makes it the wallet's is that every helper reports it.
-                  return openTrustedPolicy(encoding, policyHash(encoding));
-                });
+          // What makes it the wallet's is that every helper reports its hash.
+          policy = this.startPolicy(req);
           if (this.ownPcr4 === undefined)
             throw new EnclaveError(
               "bad_request",
@@ -227,6 +236,102 @@ export class Ceremonies {
             : { share: pin!.entry.share, policyHash: policy?.hash ?? NO_POLICY_HASH }),
         });
         own = { me };
+      } else if (req.kind === "reshare") {
+        const parties = needInt(req.parties, "parties", 2, 16);
+        const threshold = needInt(req.threshold, "threshold", 2, parties);
+        const me = needInt(req.partyIndex, "partyIndex", 1, parties);
+        let publicPackage: Uint8Array;
+        let share: KeyShare | undefined;
+        if (reshareDealer) {
+          const loaded = pin!.entry;
+          // Older than a commit certificate this enclave verified: refused, as a refresh is.
+          this.shares.refuseIfStale(walletId, loaded.generation);
+          share = loaded.share;
+          publicPackage = share.publicPackage();
+          policy = loaded.policy;
+          generation = loaded.generation;
+          if (req.publicPackage !== undefined || req.policy !== undefined)
+            throw new EnclaveError(
+              "bad_request",
+              "a reshare's dealer deals from its sealed share: no package or policy is given to it",
+            );
+        } else {
+          if (this.shares.current(walletId) !== undefined)
+            throw new EnclaveError(
+              "bad_request",
+              `this enclave holds a share of wallet ${walletId}: it deals in a reshare, it cannot join as a new member`,
+            );
+          const pkg = req.publicPackage;
+          if (!(pkg instanceof Uint8Array) || pkg.length < 1 || pkg.length > 64 * 1024)
+            throw new EnclaveError("bad_request", "a new member needs the old publicPackage");
+          publicPackage = pkg;
+          // What makes it the wallet's is that every dealer states its hash (phase 2).
+          policy = this.startPolicy(req);
+          generation = (() => {
+            try {
+              return packageInfo(publicPackage).generation;
+            } catch {
+              throw new EnclaveError("bad_request", "the old publicPackage does not parse");
+            }
+          })();
+        }
+        const { dealers, seats } = checkReshareShape({
+          me,
+          dealers: req.reshareDealers,
+          seats: req.reshareSeats,
+          threshold,
+          parties,
+          oldThreshold: packageInfo(publicPackage).threshold,
+        });
+        if (reshareDealer && share!.index !== dealers[seats.indexOf(me)])
+          throw new EnclaveError(
+            "bad_request",
+            `this enclave holds party ${share!.index} of wallet ${walletId}, not dealer ${dealers[seats.indexOf(me)]}`,
+          );
+        const members = this.reshareMembers(req, me, parties);
+        const verdict = this.approved(req, () =>
+          this.walletOrAdminApproval(req, policy, "reshare", (p) =>
+            checkReshareApproval({
+              policy: p,
+              walletId,
+              requestId: req.requestId as string,
+              // The generation this member deals from or was given (checked at phase 2).
+              fromGeneration: generation,
+              threshold,
+              members,
+              approvalRequest: req.approvalRequest as Uint8Array,
+              approvals: req.approvals ?? [],
+            }),
+          ),
+        );
+        replay = this.claimReplay(req, id, verdict.request, superseded);
+        session = new ReshareCeremony({
+          me,
+          dealers,
+          seats,
+          threshold,
+          parties,
+          sessionId: req.sessionId,
+          walletId,
+          publicPackage,
+          policyHash: policy?.hash ?? null,
+          ...(share ? { share } : {}),
+        });
+        own = {
+          me,
+          ...(share && {
+            shareState: ownShareStateOf(
+              (m) => this.peers.signWithChannelKey(m),
+              // Binds the dealers' seating too (reshare.ts reshareStatementTag).
+              session.statementTag,
+              "reshare",
+              walletId,
+              { index: me, generation },
+              publicPackage,
+              policy,
+            ),
+          }),
+        };
       } else if (repairRefresh) {
         const repairId = req.repairSession;
         if (!(repairId instanceof Uint8Array) || repairId.length !== SESSION_ID_LEN)
@@ -416,9 +521,7 @@ export class Ceremonies {
     party: number,
     targetPcr4: Uint8Array,
   ): ApprovalVerdict {
-    if (typeof req.requestId !== "string")
-      throw new ApprovalError("malformed", "an approved start must carry the client's request id");
-    const check = (p: TrustedPolicy) =>
+    return this.walletOrAdminApproval(req, policy, "repair", (p) =>
       checkRepairApproval({
         policy: p,
         walletId: req.walletId,
@@ -427,13 +530,29 @@ export class Ceremonies {
         targetPcr4,
         approvalRequest: req.approvalRequest as Uint8Array,
         approvals: req.approvals ?? [],
-      });
+      }),
+    );
+  }
+
+  /**
+   * A repair's or reshare's approvals: under the wallet's policy or, failing that, the
+   * administrators' (operators who replace or add machines for the wallet's owners). Never
+   * waived, whatever the settings.
+   */
+  private walletOrAdminApproval(
+    req: CeremonyStartRequest,
+    policy: TrustedPolicy | null,
+    what: "repair" | "reshare",
+    check: (p: TrustedPolicy) => ApprovalVerdict,
+  ): ApprovalVerdict {
+    if (typeof req.requestId !== "string")
+      throw new ApprovalError("malformed", "an approved start must carry the client's request id");
     const admin = this.approvals.adminPolicy;
     if (policy === null) {
       if (admin === null)
         throw new ApprovalError(
           "unknown_signer",
-          "the wallet has no policy and no administrators' policy is built in: no one can approve its repair",
+          `the wallet has no policy and no administrators' policy is built in: no one can approve its ${what}`,
         );
       return check(admin);
     }
@@ -448,6 +567,78 @@ export class Ceremonies {
         throw e;
       }
     }
+  }
+
+  /**
+   * The policy a start hands a member without a sealed share (a repair's target, a reshare's
+   * new member), opened under its own hash: the peers' statements must then name that hash.
+   */
+  private startPolicy(req: CeremonyStartRequest): TrustedPolicy | null {
+    const encoding = req.policy;
+    if (encoding === undefined) return null;
+    return this.approved(req, () => {
+      if (!(encoding instanceof Uint8Array))
+        throw new ApprovalError("malformed", "policy must be bytes");
+      return openTrustedPolicy(encoding, policyHash(encoding));
+    });
+  }
+
+  /**
+   * The new committee as a reshare's approval names it: every seat's node id (from the start)
+   * with its machine's PCR4 as this enclave verified it (its own for its own seat, every other
+   * seat's from that seat's attestation document in this start). Every seat must be a peer of
+   * the session, attested with a node identity, on a machine of its own.
+   */
+  private reshareMembers(req: CeremonyStartRequest, me: number, parties: number): ReshareMember[] {
+    const ids = typeof req.reshareNodes === "string" ? req.reshareNodes.split(",") : [];
+    if (ids.length !== parties || !ids.every((n) => isNodeId(n)) || new Set(ids).size !== parties)
+      throw new EnclaveError(
+        "bad_request",
+        `reshareNodes must name the ${parties} members' distinct node ids in seat order`,
+      );
+    const peerParties = Array.isArray(req.peerParties) ? req.peerParties : [];
+    const docs = Array.isArray(req.peerDocuments) ? req.peerDocuments : [];
+    if (
+      peerParties.length !== parties - 1 ||
+      new Set([...peerParties, me]).size !== parties ||
+      docs.length !== peerParties.length
+    )
+      throw new EnclaveError(
+        "bad_request",
+        "every seat of the new committee must be a peer of the reshare",
+      );
+    if (this.ownPcr4 === undefined)
+      throw new EnclaveError("bad_request", "this enclave knows no node identity to reshare to");
+    const machines = new Set<string>();
+    return ids.map((nodeId, k) => {
+      const seat = k + 1;
+      let pcr4: Uint8Array | undefined;
+      if (seat === me) pcr4 = this.ownPcr4;
+      else
+        try {
+          pcr4 = this.peers.peerIdentity(docs[peerParties.indexOf(seat)]).pcr4;
+        } catch (e) {
+          throw new EnclaveError(
+            "ceremony_failed",
+            `attestation of the reshare's seat ${seat} refused: ${(e as Error).message}`,
+            seat,
+          );
+        }
+      if (pcr4 === undefined || pcr4.length !== 48 || pcr4.every((b) => b === 0))
+        throw new EnclaveError(
+          "ceremony_failed",
+          `the reshare's seat ${seat} is attested without a node identity (PCR4)`,
+          seat,
+        );
+      if (machines.has(toHex(pcr4)))
+        throw new EnclaveError(
+          "bad_request",
+          `the reshare's seat ${seat} runs on the machine (same PCR4) of another seat`,
+          seat,
+        );
+      machines.add(toHex(pcr4));
+      return { nodeId, pcr4 };
+    });
   }
 
   /**
@@ -619,7 +810,9 @@ export class Ceremonies {
           `messages must be a list of at most ${MAX_STEP_MESSAGES}`,
         );
       // Before the core reads a peer's byte: every peer loaded what this enclave did.
-      if (req.phase === 2 && s.shareState)
+      if (req.phase === 2 && s.session instanceof ReshareCeremony)
+        s.session.checkStates(req.shareStates ?? [], s.peer.peerSigningKeys());
+      else if (req.phase === 2 && s.shareState)
         checkPeerShareStates(s.shareState.state, req.shareStates, s.peer.peerSigningKeys());
       else if (req.shareStates !== undefined && req.shareStates.length > 0)
         throw new EnclaveError("bad_request", "shareStates belong to phase 2 of a sign or refresh");
@@ -674,7 +867,8 @@ export class Ceremonies {
           this.imported.delete(this.imported.values().next().value!);
       }
       this.shares.holdPending(id, s.walletId, share, s.policy ?? null, {
-        ceremony: s.kind === "refresh" ? "refresh" : "dkg",
+        // A reshare's new share is committed as a refresh's (all n_new holders, commit certificate).
+        ceremony: s.kind === "refresh" || s.kind === "reshare" ? "refresh" : "dkg",
         keys: new Map([...s.peer.peerSigningKeys(), [share.index, this.peers.ownSigningKey()]]),
         sign: (m) => this.peers.signWithChannelKey(m),
       });

@@ -3,6 +3,7 @@
  * phase must arrive before its deadline; any error, abort or timeout wipes
  * the session's keep-state and every later call for it is refused.
  */
+import type { ReshareCeremony } from "./lifecycle-reshare.ts";
 import type { Dkg, Refresh, Signing } from "./dkls23/binding.ts";
 import type { ImportSession } from "./lifecycle-import.ts";
 import type { RepairSession } from "./lifecycle-repair.ts";
@@ -14,7 +15,7 @@ import type { PeerSession } from "./peer-envelope.ts";
 import type { OwnShareState } from "./share-state.ts";
 
 /** A key import's dealing (lifecycle-import.ts) runs as a session too, under the DKG's kind. */
-export type AnySession = Dkg | Signing | Refresh | ImportSession | RepairSession;
+export type AnySession = Dkg | Signing | Refresh | ImportSession | RepairSession | ReshareCeremony;
 
 export interface OpenSession {
   kind: CeremonyKind;

@@ -52,13 +52,28 @@ function refuse(message: string): never {
   throw new EnclaveError("bad_request", `commit certificate refused: ${message}`);
 }
 
-/** Checks a certificate for `subject`; returns the generation it certifies. Any flaw: bad_request, nothing remembered. */
-export function verifyCommitCertificate(
+/** One verified statement of a set, with the attested enclave that signed it. */
+export interface VerifiedStatement {
+  statement: WalletStatement;
+  identity: PeerIdentity;
+}
+
+/**
+ * Checks n signed statements and their documents as one set: each document attested as of its
+ * timestamp, each statement signed by its document's channel key, indices exactly 1..n, n
+ * distinct enclaves, all agreeing on everything but the index. Any flaw: bad_request. By
+ * party index. Shared with supersession.ts, which checks another subject.
+ */
+export function verifiedStatementSet(
   statements: unknown,
   documents: unknown,
-  subject: CertificateSubject,
-  trust: CertificateTrust,
-): number {
+  trust: Pick<CertificateTrust, "attested">,
+  /** What the refusals name: the evidence being checked. */
+  what = "commit certificate",
+): Map<number, VerifiedStatement> {
+  function refuse(message: string): never {
+    throw new EnclaveError("bad_request", `${what} refused: ${message}`);
+  }
   if (
     !Array.isArray(statements) ||
     !Array.isArray(documents) ||
@@ -67,7 +82,7 @@ export function verifyCommitCertificate(
     statements.length > MAX_PARTIES
   )
     refuse(`needs 2..${MAX_PARTIES} statements and as many attestation documents`);
-  const byParty = new Map<number, WalletStatement>();
+  const byParty = new Map<number, VerifiedStatement>();
   const keys = new Set<string>();
   for (let k = 0; k < statements.length; k++) {
     let parsed;
@@ -89,18 +104,31 @@ export function verifyCommitCertificate(
     const key = toHex(identity.ed25519Public);
     if (keys.has(key)) refuse(`one enclave signed two statements`);
     keys.add(key);
-    if (s.partyIndex === subject.partyIndex && !bytesEqual(identity.ed25519Public, trust.ownKey))
-      refuse(`party ${s.partyIndex}'s statement is not this enclave's`);
-    byParty.set(s.partyIndex, s);
+    byParty.set(s.partyIndex, { statement: s, identity });
   }
-  const first = byParty.values().next().value as WalletStatement;
+  const first = byParty.values().next().value!.statement;
   if (first.parties !== byParty.size)
     refuse(`${byParty.size} statements for ${first.parties} parties`);
   for (let i = 1; i <= first.parties; i++)
     if (!byParty.has(i)) refuse(`no statement of party ${i}`);
-  for (const s of byParty.values())
+  for (const { statement: s } of byParty.values())
     if (!sameWallet(s, first))
       refuse(`party ${s.partyIndex}'s statement disagrees with party ${first.partyIndex}'s`);
+  return byParty;
+}
+
+/** Checks a certificate for `subject`; returns the generation it certifies. Any flaw: bad_request, nothing remembered. */
+export function verifyCommitCertificate(
+  statements: unknown,
+  documents: unknown,
+  subject: CertificateSubject,
+  trust: CertificateTrust,
+): number {
+  const byParty = verifiedStatementSet(statements, documents, trust);
+  const own = byParty.get(subject.partyIndex);
+  if (own && !bytesEqual(own.identity.ed25519Public, trust.ownKey))
+    refuse(`party ${subject.partyIndex}'s statement is not this enclave's`);
+  const first = byParty.values().next().value!.statement;
   if (
     first.walletId !== subject.walletId ||
     first.generation !== subject.generation ||

@@ -246,6 +246,15 @@ function handlers(service: EnclaveService): HandlerMap {
     [FrameType.RETIRE_WALLET]: h<Api.RetireWalletRequest, Api.RetireWalletReply>((r) =>
       service.retireWallet(r),
     ),
+    [FrameType.SUPERSEDED_SHARE]: h<Api.SupersededShareRequest, Api.SupersededShareReply>((r) =>
+      service.supersededShare(r),
+    ),
+    [FrameType.SUPERSESSION_NONCE]: h<Api.SupersessionNonceRequest, Api.SupersessionNonceReply>(
+      (r) => service.supersessionNonce(r),
+    ),
+    [FrameType.PROVE_ACTIVE]: h<Api.ProveActiveRequest, Api.ProveActiveReply>((r) =>
+      service.proveActive(r),
+    ),
   };
 }
 

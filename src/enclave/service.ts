@@ -25,6 +25,12 @@ import type {
   RetireWalletRequest,
   SealShareReply,
   SealShareRequest,
+  ProveActiveReply,
+  ProveActiveRequest,
+  SupersededShareReply,
+  SupersededShareRequest,
+  SupersessionNonceReply,
+  SupersessionNonceRequest,
 } from "../shared/wire/enclave-ops.ts";
 import { ADMIN_POLICY_HEX } from "./admin-policy.ts";
 import { builtInApprovalSettings, type ApprovalSettings } from "./approval-gate.ts";
@@ -38,6 +44,7 @@ import { PeerSessions } from "./peer-sessions.ts";
 import { RecipientKey } from "./recipient-key.ts";
 import type { ShareCacheStats } from "./share-cache.ts";
 import { ShareTable } from "./shares.ts";
+import { proveActive, SupersessionNonces, verifySupersession } from "./supersession.ts";
 
 export type { Nsm } from "../attestation/nsm.ts";
 
@@ -202,6 +209,27 @@ export class EnclaveService {
         ownKey: this.peers.ownSigningKey(),
       }),
     );
+  }
+
+  /** Whether verified evidence shows this node's share superseded by a share repair (supersession.ts). */
+  supersededShare(req: SupersededShareRequest): SupersededShareReply {
+    this.retired.refuse(req.walletId);
+    return verifySupersession(req, this.shares, this.supersessionNonces, {
+      attested: (doc) => this.peers.attestedAtIssue(doc),
+      ownPcr4: this.opts.pcr4,
+    });
+  }
+
+  /** A fresh single-use nonce for the wallet's next SUPERSEDED_SHARE (supersession.ts). */
+  supersessionNonce(req: SupersessionNonceRequest): SupersessionNonceReply {
+    return this.supersessionNonces.issue(req);
+  }
+  private readonly supersessionNonces = new SupersessionNonces();
+
+  /** Signs which share of the wallet is loaded here now, for another enclave's nonce (supersession.ts). */
+  proveActive(req: ProveActiveRequest): ProveActiveReply {
+    this.retired.refuse(req.walletId);
+    return proveActive(req, this.shares, (m) => this.peers.signWithChannelKey(m));
   }
 
   shutdown(): void {

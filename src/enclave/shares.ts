@@ -316,6 +316,23 @@ export class ShareTable {
       }
   }
 
+  /** Whether a DKG/refresh share of the wallet waits here to be sealed or activated (supersession.ts). */
+  hasPending(walletId: string): boolean {
+    for (const p of this.pending.values()) if (p.walletId === walletId) return true;
+    return false;
+  }
+
+  /**
+   * A share repair moved this node's party to another machine at `generation` (verified
+   * evidence, supersession.ts): the loaded share goes, and no share of the wallet below that
+   * generation is loaded or used from now on, as after a commit certificate.
+   */
+  supersede(walletId: string, generation: number): void {
+    this.loaded.drop(walletId);
+    this.certified.set(walletId, Math.max(generation, this.certified.get(walletId) ?? 0));
+    this.log("share_superseded", { walletId, generation });
+  }
+
   /** Frees every share (shutdown). */
   clear(): void {
     for (const p of this.pending.values()) p.share.free();

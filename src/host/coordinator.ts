@@ -149,7 +149,7 @@ export async function runCeremony(
 }
 
 /** runCeremony, also returning each member's attestation document of the session (members' order). */
-async function runAttestedCeremony(
+export async function runAttestedCeremony(
   kind: CeremonyKind,
   members: Member[],
   sessionId: Uint8Array,
@@ -357,7 +357,7 @@ export async function createWallet(
   return wallet;
 }
 
-async function persistAndCommit(
+export async function persistAndCommit(
   kind: "dkg" | "refresh",
   members: Member[],
   sessionId: Uint8Array,
@@ -368,9 +368,11 @@ async function persistAndCommit(
    * A repair's new holder (share-repair.ts): its refresh output is its first share of the
    * wallet, so its host stores and commits it the way a DKG's is (wallet row created there).
    */
-  firstShareAt?: Participant,
+  firstShareAt?: Participant | readonly Participant[],
 ): Promise<void> {
-  const kindOf = (m: Member) => (m.participant === firstShareAt ? "dkg" : kind);
+  // A reshare's new members (wallet-reshare.ts) store their first share the same way.
+  const first = Array.isArray(firstShareAt) ? firstShareAt : [firstShareAt];
+  const kindOf = (m: Member) => (first.includes(m.participant) ? "dkg" : kind);
   const persisted = await Promise.allSettled(
     members.map((m, k) => m.participant.persist(kindOf(m), sessionId, wallet, finals[k]!)),
   );
@@ -412,7 +414,7 @@ async function persistAndCommit(
  * current. Only the hosts' word, an early refusal: what decides is the enclaves' share-state
  * statements at phase 2 (src/enclave/share-state.ts), which a lying host cannot pass.
  */
-async function prepareAll(
+export async function prepareAll(
   nodes: Participant[],
   walletId: string,
   currentGeneration: number,

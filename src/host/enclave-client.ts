@@ -221,6 +221,19 @@ export class EnclaveClient {
   retireWallet(req: Api.RetireWalletRequest): Promise<Api.RetireWalletReply> {
     return this.call(FrameType.RETIRE_WALLET, req);
   }
+  /** The enclave's verdict on a share repair's evidence (src/enclave/supersession.ts); refused: an error. */
+  supersededShare(req: Api.SupersededShareRequest): Promise<Api.SupersededShareReply> {
+    return this.call(FrameType.SUPERSEDED_SHARE, req);
+  }
+  /** A fresh nonce for the next SUPERSEDED_SHARE of the wallet (single use). */
+  supersessionNonce(req: Api.SupersessionNonceRequest): Promise<Api.SupersessionNonceReply> {
+    return this.call(FrameType.SUPERSESSION_NONCE, req);
+  }
+  /** This enclave's signed word on which share of the wallet it holds loaded now (active-proof.ts). */
+  proveActive(req: Api.ProveActiveRequest): Promise<Api.ProveActiveReply> {
+    return this.call(FrameType.PROVE_ACTIVE, req);
+  }
+
   close(): void {
     this.closing = true;
     this.rpc?.close();

@@ -179,6 +179,8 @@ async function main(): Promise<void> {
           ),
         ),
     );
+  host.proofSource = (nodeId, walletId, nonce) =>
+    peers.ask(nodeId, "proveActive", { walletId, nonce }).then((r) => r?.proof ?? null);
   // Once presence has had a moment to arrive: fail this node's cut-off ceremonies, settle pending shares.
   setTimeout(() => {
     host.recover().then(

@@ -6,6 +6,7 @@
  * TLS through the host's byte relay (kms-relay.ts), and the host only hands
  * it AWS credentials per call (kms-credentials.ts says why that is safe).
  */
+import { randomBytes } from "node:crypto";
 import type { Db } from "./store/index.ts";
 import {
   abortRefresh,
@@ -44,6 +45,7 @@ import { fromHex, toHex } from "../shared/hex.ts";
 import { CodedError } from "../shared/wire/errors.ts";
 import { approverKeyId, parsePolicy, policyHash } from "../shared/wire/approval.ts";
 import { parseSignedWalletStatementUnverified } from "../shared/wire/wallet-statement.ts";
+import { parseSignedActiveProofUnverified } from "../shared/wire/active-proof.ts";
 import { keepCertificateStatements } from "./wallet-vouchers.ts";
 import type { EnclaveClient } from "./enclave-client.ts";
 import type { CredentialSource } from "./kms-credentials.ts";
@@ -62,8 +64,16 @@ import { SignerOutcomes } from "./signer-outcomes.ts";
 import { retireHere } from "./wallet-retirement.ts";
 import { commitDkg, isDkgPending, rollbackDkg, stageDkg } from "./dkg-commit.ts";
 import { retiredPartyOf } from "./store/wallet-deletion.ts";
+import { updateWalletShape } from "./store/wallets-repo.ts";
+import {
+  dropPendingShape,
+  keepPendingShape,
+  pendingShape,
+  type PendingShape,
+} from "./store/pending-shapes-repo.ts";
+import { isReshareDealer } from "./wallet-reshare.ts";
 import { recordWalletMembers, replacedBy } from "./store/members-repo.ts";
-import { checkReplacedHere, type AskedHolder } from "./share-repair.ts";
+import { checkReplacedHere, type ActiveProofSource, type AskedHolder } from "./share-repair.ts";
 import { commitProof, keepCommitProof } from "./store/commit-proofs-repo.ts";
 import { activateWithPeerProof } from "./settle-proof.ts";
 import type { NodeOpArgs, RetireOutcome } from "../shared/wire/node-rpc.ts";
@@ -94,6 +104,8 @@ export interface NodeHostOptions {
 }
 
 export const DEFAULT_CEREMONY_SLOT_MS = 4 * 120_000 + 60_000;
+/** Shortest interval between two replacement checks of one wallet (checkReplaced). */
+export const REPLACE_CHECK_INTERVAL_MS = 5_000;
 
 /** One other node's word on a refresh session; null: it did not answer. */
 export interface PeerOutcome {
@@ -134,10 +146,25 @@ export class NodeHost implements Participant {
    * dropped; the enclave's aborted session is the fence that outlives this host.
    */
   private readonly dkgFenced = new Set<string>();
+  /**
+   * Each DKG/refresh/reshare session started here: the wallet, the t and n its enclave was
+   * started with (a reshare's new ones, a refresh's the wallet row's) and a reshare's committee
+   * (node ids in seat order, which the enclave checked against the approval), until phase 4.
+   */
+  private readonly startedShapes = new Map<
+    string,
+    { walletId: string; threshold: number; parties: number; committee: string[] | null }
+  >();
+  /** The same, with the public package this node's own enclave finished with (phase 4), until persisted. */
+  private readonly finishedShapes = new Map<string, PendingShape>();
   /** How this node asks its peers about a session (set once the bus is up); null: it cannot. */
   outcomeSource: OutcomeSource | null = null;
   /** How this node asks every other live node for its view of a wallet (share-repair.ts checkReplaced); null: it cannot. */
   holderSource: ((walletId: string) => Promise<AskedHolder[]>) | null = null;
+  /** How this node asks one peer for its active proof of the wallet (share-repair.ts); null: it cannot. */
+  proofSource: ActiveProofSource | null = null;
+  /** When each wallet's replacement check last started (checkReplaced's rate limit). */
+  private readonly replaceChecks = new Map<string, number>();
   /** Ceremonies recorded before this moment were cut off by a restart; later ones may be live. */
   private readonly startedAt = Date.now();
 
@@ -196,8 +223,25 @@ export class NodeHost implements Participant {
     // Ids are unique per client user (any kind); rows from before that, per kind.
     const c =
       client === undefined
-        ? findCeremonyByRequest(this.db, kind === "repair" ? "refresh" : kind, requestId)
+        ? findCeremonyByRequest(
+            this.db,
+            kind === "repair" || kind === "reshare" ? "refresh" : kind,
+            requestId,
+          )
         : findClientRequest(this.db, client, requestId);
+    // Without a client user the parameters are not compared (planning.ts priorOutcome), so a
+    // repair's row (kind refresh) must not answer a refresh, nor a refresh's a repair: only a
+    // repair stores a parameters hash without a client (share-repair.ts coordinateRepair).
+    if (client === undefined && c && (kind === "repair" || kind === "refresh")) {
+      const repairs = c.paramsHash !== null;
+      if (repairs !== (kind === "repair"))
+        return {
+          status: "failed",
+          result: null,
+          error: `request id ${requestId} was used by a ${repairs ? "share repair" : "refresh"}; use a new request id`,
+          paramsHash: null,
+        };
+    }
     if (c?.status !== "succeeded" && client !== undefined) {
       // A signature this node made as a signer of the request, whoever coordinated it
       // (signer-outcomes.ts): the answer reached, where this node's own run failed or never was.
@@ -336,9 +380,15 @@ export class NodeHost implements Participant {
     try {
       // A repair's term exchange stores nothing; the refresh completing it claims the wallet.
       if (req.kind !== "sign" && req.kind !== "repair")
-        await this.claimWallet(req.walletId, slot, req.kind);
+        await this.claimWallet(
+          req.walletId,
+          slot,
+          // A reshare's dealer stores its next share as a refresh does; a new member, its first.
+          req.kind === "reshare" ? (isReshareDealer(req) ? "refresh" : "dkg") : req.kind,
+        );
       const { superseded, ...reply } = await this.startInEnclave(req);
       if (superseded !== undefined) this.auditSupersession(slot, toHex(superseded), caller);
+      this.rememberStartedShape(slot, req);
       this.starters.set(slot, caller ?? this.nodeId);
       // Ties this node's session id to the client's request id (the coordinator logs the pair too).
       this.log("ceremony_joined", {
@@ -410,6 +460,7 @@ export class NodeHost implements Participant {
         req.kind === "dkg" ||
         req.repairSession !== undefined ||
         (req.kind === "repair" && req.partyIndex === req.repairTarget) ||
+        (req.kind === "reshare" && !isReshareDealer(req)) ||
         (e as { code?: string }).code !== "share_not_loaded"
       )
         throw e;
@@ -478,7 +529,10 @@ export class NodeHost implements Participant {
       if (req.phase >= 4) {
         this.ceremonies.release(slot);
         // A DKG/refresh share now waits to be sealed and committed: its starter alone drives that.
-        if (reply.signature === undefined) this.rememberFinisher(slot, this.starters.get(slot));
+        if (reply.signature === undefined) {
+          this.rememberFinisher(slot, this.starters.get(slot));
+          this.rememberFinishedShape(slot, reply);
+        }
         this.starters.delete(slot);
         this.keepSignerOutcome(slot, reply);
       }
@@ -588,6 +642,8 @@ export class NodeHost implements Participant {
     }
     this.starters.delete(slot);
     this.signerOutcomes.forget(slot);
+    this.startedShapes.delete(slot);
+    this.finishedShapes.delete(slot);
     this.ceremonies.release(toHex(sessionId));
     this.releaseWallet(toHex(sessionId));
     try {
@@ -609,6 +665,9 @@ export class NodeHost implements Participant {
     caller?: string,
   ): Promise<Uint8Array> {
     this.refuseNonFinisher(toHex(sessionId), caller, "persist");
+    const own = this.ownShape(toHex(sessionId), wallet);
+    // From here the row is what this node's enclave finished with (the same, once checked).
+    if (own) wallet = { ...wallet, threshold: own.threshold, parties: own.parties };
     const generation = final.generation;
     // The enclave takes a fresh data key from its own GenerateDataKey-with-Recipient
     // call, seals the share under it and returns what the host stores.
@@ -655,7 +714,11 @@ export class NodeHost implements Participant {
           `DKG ${session.slice(0, 16)} of wallet ${wallet.walletId} was already rolled back on node ${this.nodeId}`,
         );
       }
-      stageDkg(this.db, session, wallet, share, keepStatement);
+      stageDkg(this.db, session, wallet, share, () => {
+        keepStatement();
+        // A reshare's new member: its committee, which settling its pending share asks by id.
+        if (own?.committee) keepPendingShape(this.db, wallet.walletId, this.nodeId, session, own);
+      });
       this.auditShareStored(wallet.walletId, generation, share.partyIndex, "pending");
     } else {
       const session = toHex(sessionId);
@@ -680,7 +743,11 @@ export class NodeHost implements Participant {
           ...(policy === undefined ? {} : { policy }),
         });
         keepStatement();
+        // What the wallet row becomes when this share commits, however that is settled (a
+        // reshare changes t and n, every refresh the package), and a reshare's committee.
+        if (own) keepPendingShape(this.db, wallet.walletId, this.nodeId, session, own);
       });
+      this.finishedShapes.delete(session);
       this.auditShareStored(wallet.walletId, generation, share.partyIndex, "pending");
     }
     // Only now, with the share stored: the receipt tells the other holders' enclaves that it was.
@@ -772,7 +839,7 @@ export class NodeHost implements Participant {
       committedNow =
         kind === "refresh"
           ? this.commitLocally(walletId, session, generation)
-          : commitDkg(this.db, this.nodeId, walletId, session);
+          : this.commitDkgHere(walletId, session);
     } catch (e) {
       // The enclave may hold the new share already: what it holds is asked again at the next prepare.
       this.loaded.delete(walletId);
@@ -830,6 +897,9 @@ export class NodeHost implements Participant {
         );
       const r = commitRefresh(this.db, walletId, this.nodeId, generation);
       recordRefreshOutcome(this.db, walletId, this.nodeId, session, "committed", generation);
+      const shape = pendingShape(this.db, walletId, this.nodeId, session);
+      if (shape && !r.alreadyCommitted) updateWalletShape(this.db, walletId, shape);
+      dropPendingShape(this.db, walletId, this.nodeId, session);
       return r;
     });
     if (r.alreadyCommitted) return false;
@@ -876,7 +946,7 @@ export class NodeHost implements Participant {
       if (!p) {
         const reason = "a participant failed to persist its new share";
         if (kind === "refresh") this.rollbackLocally(walletId, session, reason);
-        else rollbackDkg(this.db, this.nodeId, walletId, session, reason);
+        else this.rollbackDkgHere(walletId, session, reason);
       }
       return p;
     });
@@ -916,6 +986,7 @@ export class NodeHost implements Participant {
           `refresh ${session.slice(0, 16)} of wallet ${walletId} was committed on node ${this.nodeId}; it cannot roll back`,
         );
       abortRefresh(this.db, walletId, this.nodeId, session);
+      dropPendingShape(this.db, walletId, this.nodeId, session);
       const current = generationOf(this.db, walletId);
       recordRefreshOutcome(this.db, walletId, this.nodeId, session, "rolled_back", current + 1);
       // Statements above the current generation are the pending share's: one refresh per wallet at a time.
@@ -961,6 +1032,87 @@ export class NodeHost implements Participant {
     );
   }
 
+  /**
+   * What session `slot` was started with here, kept until phase 4 (bounded). The enclave
+   * checked a reshare's t_new and committee against the approval before it answered the start,
+   * so from here on this host relies on them, not on the coordinator's later word.
+   */
+  private rememberStartedShape(slot: string, req: CeremonyStartRequest): void {
+    let shape: { threshold: number; parties: number; committee: string[] | null } | undefined;
+    if (req.kind === "reshare" || req.kind === "dkg")
+      shape = {
+        threshold: req.threshold as number,
+        parties: req.parties as number,
+        committee: req.kind === "reshare" ? String(req.reshareNodes).split(",") : null,
+      };
+    else if (req.kind === "refresh") {
+      // A refresh keeps t and n; a repair's new holder has no row yet: the coordinator's word then.
+      const w = getWallet(this.db, req.walletId);
+      if (w) shape = { threshold: w.threshold, parties: w.parties, committee: null };
+    }
+    if (!shape) return;
+    this.startedShapes.set(slot, { walletId: req.walletId, ...shape });
+    if (this.startedShapes.size > 4 * this.ceremonies.max)
+      this.startedShapes.delete(this.startedShapes.keys().next().value!);
+  }
+
+  /** Phase 4's reply of this node's own enclave: the package the new share belongs to. */
+  private rememberFinishedShape(slot: string, reply: CeremonyReply): void {
+    const started = this.startedShapes.get(slot);
+    this.startedShapes.delete(slot);
+    if (!started || reply.publicPackage === undefined) return;
+    const { walletId: _w, ...shape } = started;
+    this.finishedShapes.set(slot, { ...shape, publicPackage: reply.publicPackage });
+    if (this.finishedShapes.size > 4 * this.ceremonies.max)
+      this.finishedShapes.delete(this.finishedShapes.keys().next().value!);
+  }
+
+  /**
+   * The shape this node's enclave finished session `session` with, refusing a coordinator's
+   * wallet record that says otherwise (t, n or public package): the row this node stores and
+   * commits is its own enclave's. Undefined: not finished here with a known shape (a repair's
+   * new holder; a reshare always is, or its persist is refused).
+   */
+  private ownShape(session: string, wallet: WalletRecord): PendingShape | undefined {
+    const own = this.finishedShapes.get(session);
+    if (!own) {
+      if (this.reshareUnfinished(session))
+        throw new CodedError("conflict", `reshare ${session.slice(0, 16)} did not finish here`);
+      return undefined;
+    }
+    if (
+      own.threshold !== wallet.threshold ||
+      own.parties !== wallet.parties ||
+      toHex(own.publicPackage) !== toHex(wallet.publicPackage)
+    )
+      throw new CodedError(
+        "conflict",
+        `the wallet record for session ${session.slice(0, 16)} is not what node ${this.nodeId}'s enclave finished with (t, n or public package)`,
+      );
+    return own;
+  }
+
+  /** Whether a reshare session was started here and not finished (its shape is then unknown). */
+  private reshareUnfinished(session: string): boolean {
+    return this.startedShapes.get(session)?.committee != null;
+  }
+
+  /** commitDkg, and the session's kept shape dropped with it. */
+  private commitDkgHere(walletId: string, session: string): boolean {
+    return this.db.transaction(() => {
+      const r = commitDkg(this.db, this.nodeId, walletId, session);
+      dropPendingShape(this.db, walletId, this.nodeId, session);
+      return r;
+    });
+  }
+
+  private rollbackDkgHere(walletId: string, session: string, reason: string): void {
+    this.db.transaction(() => {
+      rollbackDkg(this.db, this.nodeId, walletId, session, reason);
+      dropPendingShape(this.db, walletId, this.nodeId, session);
+    });
+  }
+
   /** Refuses a wallet whose party a share repair moved from this node to another (members-repo.ts replacedBy). */
   private refuseReplaced(walletId: string): void {
     const by = typeof walletId === "string" ? replacedBy(this.db, walletId, this.nodeId) : null;
@@ -971,20 +1123,76 @@ export class NodeHost implements Participant {
       );
   }
 
-  /** Whether a share repair replaced this node's share of the wallet; if so it refuses the wallet from now on (share-repair.ts). */
+  /**
+   * Whether a share repair replaced this node's share of the wallet: on its enclave's verified
+   * verdict it deletes its rows and refuses the wallet from now on (share-repair.ts).
+   */
   checkReplaced(walletId: string): Promise<{ replaced: boolean }> {
     const source = this.holderSource;
-    if (!source) return Promise.resolve({ replaced: false });
+    const proofs = this.proofSource;
+    if (!source || !proofs) return Promise.resolve({ replaced: false });
+    // Each check costs every holder an enclave signature and this enclave up to
+    // MAX_SETS_TRIED set verifications: at most one per wallet per REPLACE_CHECK_INTERVAL_MS.
+    const now = Date.now();
+    const last = this.replaceChecks.get(walletId);
+    if (last !== undefined && now - last < REPLACE_CHECK_INTERVAL_MS)
+      return Promise.resolve({ replaced: false });
+    // Not while this node runs a DKG or refresh of the wallet (its rows are in use); the claim,
+    // held for the whole check, also keeps any from starting until the rows are deleted or kept.
+    const held = this.walletCeremony.get(walletId);
+    if (held && held.until > now) return Promise.resolve({ replaced: false });
+    this.replaceChecks.delete(walletId);
+    this.replaceChecks.set(walletId, now);
+    if (this.replaceChecks.size > 4 * this.ceremonies.max)
+      this.replaceChecks.delete(this.replaceChecks.keys().next().value!);
+    const claim = `replace-check-${randomBytes(8).toString("hex")}`;
+    this.walletCeremony.set(walletId, { session: claim, until: now + this.slotMs });
     return checkReplacedHere(
       {
         nodeId: this.nodeId,
         db: this.db,
         holders: source,
+        nonce: async (w) => (await this.enclave.supersessionNonce({ walletId: w })).nonce,
+        proof: proofs,
+        verdict: (req) => this.enclave.supersededShare(req),
         forget: (w) => this.loaded.delete(w),
         log: this.log,
       },
       walletId,
-    );
+    ).finally(() => {
+      if (this.walletCeremony.get(walletId)?.session === claim)
+        this.walletCeremony.delete(walletId);
+    });
+  }
+
+  /**
+   * This node's enclave's active proof of the wallet for another node's nonce (node RPC
+   * proveActive): its active row at the wallet's current generation loaded (prepare, which
+   * loads nothing else), then signed by the enclave for the share it holds loaded; null when
+   * this node holds no current share of the wallet.
+   */
+  async proveActive(walletId: string, nonce: Uint8Array): Promise<{ proof: Uint8Array } | null> {
+    const held = this.walletInfo(walletId, false);
+    if (!held) return null;
+    // What the enclave holds loaded must be this node's committed current row. It may differ
+    // from what this host last loaded (an activation whose store commit then failed, say):
+    // then the row is loaded afresh, and a proof of anything else is never handed out.
+    const matches = (proof: Uint8Array) => {
+      const p = parseSignedActiveProofUnverified(proof).proof;
+      return p.generation === held.generation && p.partyIndex === held.partyIndex;
+    };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (attempt > 0) this.loaded.delete(walletId);
+      await this.prepare(walletId);
+      try {
+        const r = await this.enclave.proveActive({ walletId, nonce });
+        if (matches(r.proof)) return r;
+      } catch (e) {
+        // Evicted from the enclave's memory budget since prepare(): loaded once more.
+        if ((e as { code?: string }).code !== "share_not_loaded") throw e;
+      }
+    }
+    return null;
   }
 
   retiredParty(walletId: string): { partyIndex: number; generation: number } | null {
@@ -1098,15 +1306,25 @@ export class NodeHost implements Participant {
       (a) => a.nodeId !== this.nodeId,
     );
     for (const a of peers) if (a.answer) answers.set(a.nodeId, a.answer.outcome);
-    const said = [...answers.values()];
+    // Who must have stored the share: a reshare's committee by node id, as this node's enclave
+    // started it (kept with the pending row), never a count from the wallet row, which still
+    // says n_old; otherwise (a refresh: same holders) the other n - 1 of the wallet's. Only the
+    // committee's words count then: a node outside it holds no share of the session.
+    const committee = pendingShape(this.db, p.walletId, this.nodeId, session)?.committee;
+    const said = [...answers]
+      .filter(([n]) => !committee || committee.includes(n))
+      .map(([, o]) => o);
     const parties = getWallet(this.db, p.walletId)?.parties ?? Number.POSITIVE_INFINITY;
+    const othersSay = (ok: readonly string[]) =>
+      committee
+        ? committee.every((n) => n === this.nodeId || ok.includes(answers.get(n) ?? "silent"))
+        : said.filter((o) => ok.includes(o)).length >= parties - 1;
     const allPending =
-      said.filter((o) => o === "pending").length >= parties - 1 &&
+      othersSay(["pending"]) &&
       (coordinatorDone || Date.now() - p.createdAt >= this.pendingGraceMs);
     // Every other holder says it stored the share (pending, or committed: a peer that commits
     // stored it first): the same word "all pending" rests on, no grace once one committed.
-    const everyOtherStored =
-      said.filter((o) => o === "pending" || o === "committed").length >= parties - 1;
+    const everyOtherStored = othersSay(["pending", "committed"]);
     let decision: PendingResolution["decision"] = "pending";
     // Both words cannot both be true (a commit needs all n stored, a rollback starts at a holder
     // that never stored): one of the two peers lies, say a coordinator that committed a session
@@ -1140,7 +1358,7 @@ export class NodeHost implements Participant {
       // but every other holder stored it: committed in the store as "all pending" would.
       if ("refused" in proven) return this.commitSettled(p, session, dkg);
       try {
-        if (dkg) commitDkg(this.db, this.nodeId, p.walletId, session);
+        if (dkg) this.commitDkgHere(p.walletId, session);
         else this.commitLocally(p.walletId, session, p.generation);
       } catch (e) {
         // The enclave holds the new share already: what it holds is asked again at the next prepare.
@@ -1158,7 +1376,7 @@ export class NodeHost implements Participant {
       return this.commitSettled(p, session, dkg);
     } else if (decision === "rolled_back") {
       const reason = `its peers rolled the ${dkg ? "DKG" : "refresh"} back`;
-      if (dkg) rollbackDkg(this.db, this.nodeId, p.walletId, session, reason);
+      if (dkg) this.rollbackDkgHere(p.walletId, session, reason);
       else this.rollbackLocally(p.walletId, session, reason);
       await this.abort(fromHex(session));
     }
@@ -1171,7 +1389,7 @@ export class NodeHost implements Participant {
     session: string,
     dkg: boolean,
   ): Promise<PendingResolution["decision"]> {
-    if (dkg) commitDkg(this.db, this.nodeId, p.walletId, session);
+    if (dkg) this.commitDkgHere(p.walletId, session);
     else this.commitLocally(p.walletId, session, p.generation);
     // The enclave may still hold the session's finished share; the store's is now current.
     this.loaded.delete(p.walletId);

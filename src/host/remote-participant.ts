@@ -92,6 +92,7 @@ export type LocalNode = Pick<
   | "retiredParty"
   | "recordMembers"
   | "checkReplaced"
+  | "proveActive"
 >;
 
 /** The local NodeHost's answer to each node RPC op (what RemoteParticipant and the peer directory call). */
@@ -141,6 +142,7 @@ export function nodeOpHandlers(local: LocalNode): NodeOpHandlers {
       return {};
     },
     checkReplaced: (a) => local.checkReplaced(a.walletId),
+    proveActive: (a) => local.proveActive(a.walletId, a.nonce),
   };
 }
 

@@ -36,6 +36,7 @@ import { keepPeerStatements, keptStatements, walletVouchers } from "./wallet-vou
 import { coordinateRetirement } from "./wallet-retirement.ts";
 import { importTarget, planImport, runImport, type ImportPlan } from "./key-import.ts";
 import { coordinateRepair, replacedHolders } from "./share-repair.ts";
+import { coordinateReshare } from "./wallet-reshare.ts";
 import { signResult } from "./sign-result.ts";
 import { CeremonyEnds } from "./ceremony-ends.ts";
 import {
@@ -225,7 +226,8 @@ export class RequestHandler {
           return reply.done(
             await coordinateRepair(
               this.peers,
-              this.self,
+              // Its end recorded as every ceremony's: a retried request id gets the stored result.
+              { nodeId: this.self.nodeId, db: this.self.db, ends: this.ceremonyEnds },
               {
                 walletId: b.walletId,
                 party: b.party as number,
@@ -236,6 +238,42 @@ export class RequestHandler {
                   ...approvalRelay(requestId, { approval: b.refreshApproval }),
                   ...who,
                 },
+                ...who,
+              },
+              {
+                phaseTimeoutMs: this.opts.phaseTimeoutMs,
+                onProgress: (stage, phase) =>
+                  reply.progress({ stage, phase, of: 4, coordinator: this.self.nodeId }),
+              },
+            ),
+          );
+        }
+        // The wallet's key reshared to a new committee (wallet-reshare.ts).
+        case "reshare": {
+          need(isId(b.walletId), "walletId is required");
+          need(
+            Number.isInteger(b.threshold) && (b.threshold as number) >= 2,
+            "threshold is required: the new committee's threshold",
+          );
+          need(
+            Array.isArray(b.nodes) &&
+              b.nodes.length <= 16 &&
+              b.nodes.every((n) => typeof n === "string"),
+            "nodes is required: the whole new committee's node ids",
+          );
+          this.holderView.forget(b.walletId);
+          reply.progress({ stage: "prepare", phase: 1, of: 1, coordinator: this.self.nodeId });
+          const who = reply.client === undefined ? {} : { client: reply.client };
+          return reply.done(
+            await coordinateReshare(
+              this.peers,
+              this.self,
+              {
+                walletId: b.walletId,
+                threshold: b.threshold as number,
+                nodes: b.nodes as string[],
+                requestId,
+                approval: { ...approvalRelay(requestId, b), ...who },
                 ...who,
               },
               {
@@ -552,8 +590,10 @@ export class RequestHandler {
         // The expected signers stand when the fresh answers agree: every one a current holder
         // that loaded the current generation. Otherwise plan from the answers and prepare anew.
         const prepared = expected?.map((id) => context.prepared?.get(id));
+        // (A reshare changes t: a view from before it names the old number of signers.)
         const agreed =
           expected !== undefined &&
+          expected.length === w.threshold &&
           prepared!.every((p) => p !== undefined && p.generation === gen) &&
           expected.every((id) => current.some((h) => h.nodeId === id));
         const chosen = agreed ? expected : planSign(me, named, gen, current, w.threshold);

@@ -13,13 +13,25 @@
  *
  * A lost node that comes back still reports its old generation; a
  * coordinator that sees a holder of an older generation whose party index
- * another node holds now asks it to `checkReplaced`: that node confirms it
- * from its peers' own answers (at least max(t, n - t + 1) of them at the
- * newer generation, each from the node asked, one of them holding its party
- * index, and no pending share here), then records the new holder, audits
- * `share_replaced` and refuses the wallet from then on (members-repo.ts
- * replacedBy). It deletes nothing: those answers are unverified hosts' words
- * (checkReplacedHere says why); its sealed rows stay for an operator to remove.
+ * another node holds now asks it to `checkReplaced`. That node gathers from
+ * its peers the newer generation's enclave-signed statements and documents
+ * (walletInfo) and, from every holder of it, an active proof its enclave
+ * signed for a fresh nonce of this node's enclave (node RPC proveActive), and
+ * its OWN enclave checks them (SUPERSEDED_SHARE, src/enclave/supersession.ts):
+ * a newer generation of the same wallet key that every holder holds loaded
+ * now, whose party index is this node's, held by an enclave of another
+ * machine. Only on that verdict, and with no
+ * pending share here, does it securely delete its rows of the wallet
+ * (store/wallet-deletion.ts), record the new holder and audit
+ * `share_replaced` with the evidence's generation; from then on it holds
+ * nothing of the wallet. Its peers' hosts or the broker can withhold or forge
+ * evidence, never make it delete: anything its enclave refuses leaves the
+ * rows as they are (checkReplacedHere).
+ *
+ * A retried request (same request id, same client user) is answered with
+ * the stored result of its first run and nothing is run again: the repair is
+ * recorded as its coordinator's ceremony row (kind refresh, the repair's own
+ * parameters hash), like a sign's, DKG's or refresh's (coordinateRepair).
  *
  * Approvals: a `repair` approval (approval.ts operation 7) naming the
  * wallet, the party and the new node's PCR4 (repair.ts repairTargetDigest),
@@ -27,10 +39,10 @@
  * and the target's check it. The refresh that follows is an ordinary refresh
  * under the wallet's policy (`refreshApproval`, same request id).
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { ethAddress } from "../shared/public-key.ts";
-import { DEFAULT_KEY_TYPE } from "../shared/wire/key-type.ts";
-import { toHex } from "../shared/hex.ts";
+import { DEFAULT_KEY_TYPE, withKeyType } from "../shared/wire/key-type.ts";
+import { fromHex, toHex } from "../shared/hex.ts";
 import { parseApprovalUnverified } from "../shared/wire/approval.ts";
 import type { HeldWallet } from "../shared/wire/node-rpc.ts";
 import { isNodeId } from "../shared/wire/patterns.ts";
@@ -44,15 +56,27 @@ import {
 } from "./coordinator.ts";
 import type { WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
-import { currentHolders, nodesByParty, RequestError, walletHolders } from "./planning.ts";
+import type { CeremonyEnds } from "./ceremony-ends.ts";
+import {
+  currentHolders,
+  gatherRequestContext,
+  nodesByParty,
+  RequestError,
+  walletHolders,
+} from "./planning.ts";
 import {
   appendAudit,
+  deleteWalletRows,
+  finishCeremony,
   getWallet,
   listShares,
   recordWalletMembers,
-  replacedBy,
+  startCeremony,
   type Db,
 } from "./store/index.ts";
+import { parseSignedWalletStatementUnverified } from "../shared/wire/wallet-statement.ts";
+import { MAX_SIGNED_ACTIVE_PROOF_BYTES } from "../shared/wire/active-proof.ts";
+import type { SupersededShareReply, SupersededShareRequest } from "../shared/wire/enclave-ops.ts";
 import { walletVouchers } from "./wallet-vouchers.ts";
 
 export interface RepairRequest {
@@ -125,19 +149,96 @@ export function planRepair(
   return { wallet, generation, ...(fromNode === undefined ? {} : { fromNode }), helpers, others };
 }
 
-/** Runs the repair and the refresh; records membership and audits on success. */
+/** What a repair request asks for, hashed as requestParamsHash hashes the others (planning.ts). */
+function repairParamsHash(r: Pick<RepairRequest, "walletId" | "party" | "toNode">): string {
+  const params = { kind: "repair", walletId: r.walletId, party: r.party, toNode: r.toNode };
+  return createHash("sha256").update(JSON.stringify(params)).digest("hex");
+}
+
+/**
+ * Runs the repair and the refresh once per request id: a retry of a request id (the client's
+ * reply lost, say) is answered with the stored result of its first run, anywhere in the
+ * cluster, and nothing is run again; one still running or failed is refused as for every other
+ * ceremony (planning.ts priorOutcome), one with other parameters is a `conflict`. Recorded as
+ * the coordinator's ceremony row of kind refresh (the store's kinds), with the repair's own
+ * parameters hash and result.
+ */
 export async function coordinateRepair(
   peers: PeerDirectory,
-  self: { nodeId: string; db: Db },
+  self: { nodeId: string; db: Db; ends?: CeremonyEnds },
   r: RepairRequest,
   copts: CoordinatorOptions,
 ): Promise<Record<string, unknown>> {
   if (!isNodeId(r.toNode)) bad("toNode must be a node id");
+  const who =
+    r.client === undefined ? undefined : { client: r.client, paramsHash: repairParamsHash(r) };
+  const context = await gatherRequestContext(peers, "repair", r.requestId, r.walletId, who);
+  if (context.prior !== undefined) return withKeyType(context.prior) as Record<string, unknown>;
   const live = peers
     .liveNodes()
     .filter((n) => n.status !== "degraded")
     .map((n) => n.nodeId);
   const plan = planRepair(self.nodeId, live, r, await walletHolders(peers, r.walletId));
+  const ceremonyId = randomBytes(32).toString("hex");
+  const of = {
+    ceremonyId,
+    kind: "refresh" as const,
+    requestId: r.requestId,
+    walletId: r.walletId,
+  };
+  const db = self.db;
+  db.transaction(() => {
+    startCeremony(db, {
+      ...of,
+      coordinator: self.nodeId,
+      participants: [...plan.others.map((h) => h.nodeId), r.toNode],
+      // Stored with or without a client: how a retry tells this row from a refresh's (NodeHost.lookupRequest).
+      paramsHash: fromHex(repairParamsHash(r), 32),
+      ...(who && { clientUser: who.client }),
+    });
+    appendAudit(db, self.nodeId, {
+      event: "ceremony_started",
+      ceremonyId,
+      walletId: r.walletId,
+      kind: "refresh",
+      participants: [...plan.others.map((h) => h.nodeId), r.toNode],
+      requestId: r.requestId,
+      ...(r.client === undefined ? {} : { client: r.client }),
+    });
+  });
+  let result: Record<string, unknown>;
+  try {
+    result = await runRepair(peers, self, r, copts, plan);
+  } catch (e) {
+    if (self.ends) self.ends.failed(of, e);
+    else finishCeremony(db, ceremonyId, { status: "failed", error: (e as Error).message });
+    throw e;
+  }
+  db.transaction(() => {
+    finishCeremony(db, ceremonyId, {
+      status: "succeeded",
+      result: new TextEncoder().encode(JSON.stringify(result)),
+    });
+    appendAudit(db, self.nodeId, {
+      event: "ceremony_finished",
+      ceremonyId,
+      walletId: r.walletId,
+      kind: "refresh",
+      status: "succeeded",
+      requestId: r.requestId,
+    });
+  });
+  return result;
+}
+
+/** The repair and its refresh (coordinateRepair); records membership and audits on success. */
+async function runRepair(
+  peers: PeerDirectory,
+  self: { nodeId: string; db: Db },
+  r: RepairRequest,
+  copts: CoordinatorOptions,
+  plan: RepairPlan,
+): Promise<Record<string, unknown>> {
   const { wallet: w, generation } = plan;
   const target = peers.participant(r.toNode);
   const helperNodes = plan.helpers.map((h) => peers.participant(h.nodeId));
@@ -211,7 +312,7 @@ export async function coordinateRepair(
     const err = e instanceof CeremonyError ? e : null;
     // Nothing was committed: the wallet is as it was, and the repair can be run again.
     throw new CeremonyError(
-      `the repair of party ${r.party} of wallet ${r.walletId} rebuilt its share on ${r.toNode}, but the refresh that must follow failed, so nothing changed (approve and run the repair again): ${(e as Error).message}`,
+      `the repair of party ${r.party} of wallet ${r.walletId} rebuilt its share on ${r.toNode}, but the refresh that must follow failed, so nothing changed (approve and run the repair again, under a new request id): ${(e as Error).message}`,
       err?.code ?? "ceremony_failed",
       err?.blame ?? {},
       err?.reason,
@@ -294,32 +395,100 @@ export interface AskedHolder {
   answer: HeldWallet | null;
 }
 
+/** How a node asks one peer's enclave for its active proof of the wallet for `nonce` (node RPC proveActive). */
+export type ActiveProofSource = (
+  nodeId: string,
+  walletId: string,
+  nonce: Uint8Array,
+) => Promise<Uint8Array | null>;
+
 /** What checkReplaced needs of its NodeHost. */
 export interface ReplacedNode {
   nodeId: string;
   db: Db;
   /** Every other live node's answer to walletInfo, each beside the node asked. */
   holders(walletId: string): Promise<AskedHolder[]>;
+  /** A fresh single-use nonce from this node's own enclave (SUPERSESSION_NONCE). */
+  nonce(walletId: string): Promise<Uint8Array>;
+  /** One peer's active proof for that nonce. */
+  proof: ActiveProofSource;
+  /** This node's own enclave's verdict on the evidence (SUPERSEDED_SHARE); a refusal throws. */
+  verdict(req: SupersededShareRequest): Promise<SupersededShareReply>;
   forget(walletId: string): void;
   log(event: string, fields: Record<string, unknown>): void;
 }
 
+/** Complete statement sets tried per check, newest first (each is one enclave verification). */
+export const MAX_SETS_TRIED = 3;
+
+/** One answer whose statement, read without checking it, names this party and generation. */
+interface Claimed {
+  nodeId: string;
+  statement: Uint8Array;
+  attestation: Uint8Array;
+  partyIndex: number;
+  generation: number;
+  parties: number;
+}
+
 /**
- * This node's part when a coordinator says its share of the wallet was replaced. It never
- * deletes anything here: the answers it goes by are its peers' hosts' words, relayed by the
- * broker, and a host cannot check their enclave statements (it has no attestation roots or
- * image list of its own; its enclave has). A host that withheld this node's refresh commit, or
- * the broker forging every answer, could otherwise have it destroy a share the wallet still
- * needs. So a confirmed replacement only makes this node refuse the wallet (members-repo.ts
- * replacedBy: no longer reported, loaded or started here), which costs at most this node's
- * participation (and is undone by deleting its wallet_members row). Its sealed rows stay for an
- * operator to remove: after the repair's refresh they no longer combine with the current shares,
- * and they open only in an attested enclave of this node's image through KMS.
- *
- * Confirmed means: at least max(t, n - t + 1) distinct peers, each answering for itself (the
- * node asked is the node the answer names) about this wallet (same key, threshold and parties),
- * at one generation newer than every row this node has, one of them at this node's party
- * index; and this node holds no pending share (a refresh whose commit it may not have received).
+ * The answers' complete statement sets newer than `after`, newest first: per generation (as
+ * each statement itself says, read unverified, never the answer's own claims), one statement
+ * per party index 1..n, each from another node asked. Only the enclave checks a set; reading
+ * the statements here only keeps a node that claims a huge generation or another's index
+ * from choosing what is tried (a set needs n answering nodes).
+ */
+export function completeSets(
+  answers: readonly { nodeId: string; statement: Uint8Array; attestation: Uint8Array }[],
+  walletId: string,
+  publicKey: Uint8Array,
+  after: number,
+): Claimed[][] {
+  const byGeneration = new Map<number, Map<number, Claimed>>();
+  for (const a of answers) {
+    let st;
+    try {
+      st = parseSignedWalletStatementUnverified(a.statement).statement;
+    } catch {
+      continue;
+    }
+    if (st.walletId !== walletId || toHex(st.publicKey) !== toHex(publicKey)) continue;
+    if (st.generation <= after) continue;
+    const set = byGeneration.get(st.generation) ?? new Map<number, Claimed>();
+    byGeneration.set(st.generation, set);
+    if (!set.has(st.partyIndex))
+      set.set(st.partyIndex, {
+        ...a,
+        partyIndex: st.partyIndex,
+        generation: st.generation,
+        parties: st.parties,
+      });
+  }
+  return [...byGeneration.entries()]
+    .sort(([a], [b]) => b - a)
+    .map(([, set]) => [...set.values()].sort((x, y) => x.partyIndex - y.partyIndex))
+    .filter(
+      (set) =>
+        set.length >= 2 && set.every((c, k) => c.partyIndex === k + 1 && c.parties === set.length),
+    );
+}
+
+/**
+ * This node's part when a coordinator says its share of the wallet was replaced. The host
+ * gathers evidence from its peers, whose answers it cannot check (they are other hosts' words,
+ * relayed by the broker; it has no attestation roots or image list of its own), and hands it
+ * to its own enclave, which can (src/enclave/supersession.ts): the n enclave-signed wallet
+ * statements of one newer generation, each with its attestation document (walletInfo), and
+ * from each of those n holders an active proof its enclave signed for a nonce this node's
+ * enclave issued just before (proveActive): every holder holds that generation loaded now,
+ * so it is live, not a session later rolled back. The enclave's verdict also needs this
+ * node's party index held there by an enclave of another machine (PCR4). Only on that
+ * verdict, and in one transaction that finds the rows as they were checked (the same active
+ * row, no pending one), does this node securely delete its rows of the wallet
+ * (store/wallet-deletion.ts), record who holds its index now, audit `share_replaced` with the
+ * evidence's generation, and forget the wallet. Forged, replayed, older or another wallet's
+ * evidence, a holder that gives no proof, or a pending share here: nothing is deleted or
+ * recorded, and the wallet stays as it was here (a coordinator asks again on a later request).
  */
 export async function checkReplacedHere(
   node: ReplacedNode,
@@ -329,12 +498,11 @@ export async function checkReplacedHere(
   const rows = listShares(node.db, walletId, node.nodeId);
   const mine = rows.find((s) => s.status === "active");
   if (!wallet || !mine) return { replaced: false };
-  if (replacedBy(node.db, walletId, node.nodeId)) return { replaced: true };
   // A pending share: a refresh this node took part in that may have committed without telling it.
   if (rows.some((s) => s.status !== "active")) return { replaced: false };
-  const key = toHex(wallet.publicKey);
+  const top = Math.max(...rows.map((s) => s.generation));
   const seen = new Set<string>();
-  const answers: HeldWallet[] = [];
+  const answers: { nodeId: string; statement: Uint8Array; attestation: Uint8Array }[] = [];
   for (const { asked, answer: h } of await node.holders(walletId)) {
     if (
       h === null ||
@@ -342,41 +510,99 @@ export async function checkReplacedHere(
       h.nodeId !== asked ||
       asked === node.nodeId ||
       seen.has(asked) ||
-      h.walletId !== walletId ||
-      h.threshold !== wallet.threshold ||
-      h.parties !== wallet.parties ||
-      !(h.publicKey instanceof Uint8Array) ||
-      toHex(h.publicKey) !== key ||
-      !Number.isInteger(h.generation)
+      !(h.statement instanceof Uint8Array) ||
+      !(h.attestation instanceof Uint8Array)
     )
       continue;
     seen.add(asked);
-    answers.push(h);
+    answers.push({ nodeId: asked, statement: h.statement, attestation: h.attestation });
   }
-  if (answers.length === 0) return { replaced: false };
-  const top = Math.max(...answers.map((h) => h.generation));
-  if (rows.some((s) => s.generation >= top)) return { replaced: false };
-  const newer = answers.filter((h) => h.generation === top);
-  const by = newer.find((h) => h.partyIndex === mine.partyIndex);
-  const need = Math.max(wallet.threshold, wallet.parties - wallet.threshold + 1);
-  if (!by || newer.length < need) return { replaced: false };
-  node.db.transaction(() => {
+  const sets = completeSets(answers, walletId, wallet.publicKey, top).filter((set) =>
+    set.some((c) => c.partyIndex === mine.partyIndex),
+  );
+  let verdict: SupersededShareReply | null = null;
+  let used: Claimed[] = [];
+  let reason = "no complete set of newer statements";
+  for (const set of sets.slice(0, MAX_SETS_TRIED)) {
+    try {
+      const nonce = await node.nonce(walletId);
+      const proofs = await Promise.all(
+        set.map((c) => node.proof(c.nodeId, walletId, nonce).catch(() => null)),
+      );
+      const silent = set.filter(
+        (_, k) =>
+          !(proofs[k] instanceof Uint8Array) || proofs[k]!.length > MAX_SIGNED_ACTIVE_PROOF_BYTES,
+      );
+      if (silent.length > 0) {
+        reason = `no active proof from ${silent.map((c) => c.nodeId).join(", ")} at generation ${set[0]!.generation}`;
+        continue;
+      }
+      verdict = await node.verdict({
+        walletId,
+        partyIndex: mine.partyIndex,
+        generation: mine.generation,
+        publicKey: wallet.publicKey,
+        statements: set.map((c) => c.statement),
+        documents: set.map((c) => c.attestation),
+        nonce,
+        activeProofs: proofs as Uint8Array[],
+      });
+      used = set;
+      break;
+    } catch (e) {
+      reason = (e as Error).message;
+    }
+  }
+  if (!verdict) {
+    node.log("share_replacement_unproven", { walletId, reason });
+    return { replaced: false };
+  }
+  const by = used.find((c) => c.partyIndex === mine.partyIndex)!;
+  // Re-checked, recorded and deleted at once: nothing the check did not see is deleted.
+  const deleted = node.db.transaction(() => {
+    const now = listShares(node.db, walletId, node.nodeId);
+    const still = now.find((s) => s.status === "active");
+    if (
+      now.length !== rows.length ||
+      now.some((s) => s.status !== "active") ||
+      still?.generation !== mine.generation ||
+      still.partyIndex !== mine.partyIndex
+    )
+      return null;
     recordWalletMembers(
       node.db,
       walletId,
       [{ partyIndex: mine.partyIndex, nodeId: by.nodeId }],
-      top,
+      verdict.supersededBy,
     );
     appendAudit(node.db, node.nodeId, {
       event: "share_replaced",
       walletId,
       partyIndex: mine.partyIndex,
-      generation: mine.generation,
+      generation: verdict.supersededBy,
+      replacedGeneration: mine.generation,
       byNode: by.nodeId,
-      confirmedBy: newer.map((h) => h.nodeId),
+      byPcr4: toHex(verdict.holderPcr4),
+      confirmedBy: used.map((c) => c.nodeId),
     });
+    return deleteWalletRows(node.db, walletId, node.nodeId);
   });
+  if (!deleted) {
+    node.log("share_replacement_unproven", {
+      walletId,
+      reason: "this node's rows of the wallet changed during the check",
+    });
+    return { replaced: false };
+  }
+  // deleteWalletRows cannot checkpoint inside a transaction; the zeroed pages leave the WAL now.
+  if (node.db.kind === "file") node.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   node.forget(walletId);
-  node.log("share_replaced", { walletId, partyIndex: mine.partyIndex, byNode: by.nodeId });
+  node.log("share_replaced", {
+    walletId,
+    partyIndex: mine.partyIndex,
+    generation: verdict.supersededBy,
+    byNode: by.nodeId,
+    deletedShares: deleted.shares,
+  });
   return { replaced: true };
 }

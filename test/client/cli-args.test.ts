@@ -53,11 +53,17 @@ describe("tss arguments", () => {
     expect(usage(["wallet", "show"])).toMatch(/needs a wallet id/);
     expect(usage(["wallet", "show", "a", "b"])).toMatch(/Unexpected argument "b"/);
     expect(usage(["wallet", "drop"])).toMatch(/Unknown subcommand "drop"/);
-    // Every wallet subcommand is named, repair included.
+    // Every wallet subcommand is named, repair and reshare included.
     expect(usage(["wallet", "drop"])).toMatch(
-      /takes create, show, list, refresh, policy, retire, import or repair\.$/,
+      /takes create, show, list, refresh, policy, retire, import, repair or reshare\.$/,
     );
-    expect(usage(["wallet"])).toMatch(/import or repair\.$/);
+    expect(usage(["wallet"])).toMatch(/import, repair or reshare\.$/);
+    // --target-pcr4 is repeatable (reshare: NODE=HEX per member).
+    expect(
+      parseArgv(["wallet", "reshare", "--target-pcr4", "a=1", "--target-pcr4", "b=2"]).lists.get(
+        "target-pcr4",
+      ),
+    ).toEqual(["a=1", "b=2"]);
   });
 
   it("lists in the help exactly the commands that exist", () => {

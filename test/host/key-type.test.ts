@@ -66,6 +66,7 @@ describe("the request handler and key types", () => {
       ["policy", { walletId: "w_1", policy: "00" }],
       ["import", { walletId: "w_1" }],
       ["repair", { walletId: "w_1", party: 1, toNode: "d" }],
+      ["reshare", { walletId: "w_1", threshold: 2, nodes: ["a", "b"] }],
       ["retire", { walletId: "w_1" }],
       ["wallet", { walletId: "w_1" }],
     ];

@@ -84,6 +84,7 @@ function fakeHost(nodeId = "node-1") {
     checkReplaced: async (...a: unknown[]) => (
       calls.push(["checkReplaced", a]), { replaced: false }
     ),
+    proveActive: async (...a: unknown[]) => (calls.push(["proveActive", a]), null),
     retireWallet: rec("retireWallet", {
       retired: true as const,
       partyIndex: 1,
@@ -135,6 +136,7 @@ describe("node RPC operation table", () => {
       "listWallets",
       "persist",
       "prepare",
+      "proveActive",
       "recordMembers",
       "requestContext",
       "retireWallet",

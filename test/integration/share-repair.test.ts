@@ -5,10 +5,15 @@
  * node 5 is lost (its host stopped); party 5's index moves to node 6, approved
  * under the wallet's policy and naming node 6's machine (`tss wallet repair`;
  * the SDK's refusals first). Afterwards quorums
- * with node 6 sign, the enclaves' statements name node 6, node 5 brought back
- * confirms its replacement with its peers and refuses the wallet (its rows
- * stay: those answers are unverified hosts' words), is no holder any more,
- * and a refresh of all five works. Refused before anything runs: a party out
+ * with node 6 sign, the enclaves' statements name node 6, and the same
+ * request id sent again is answered with the stored result. Node 5's own
+ * genuine enclave refuses altered evidence (a statement's signature, active
+ * proofs not made by the holders' enclaves) and its host asks nothing while
+ * proofs are withheld or it holds a pending share: nothing is deleted.
+ * Brought back, node 5 gathers its peers' real statements and every holder's
+ * active proof for its enclave's nonce, its enclave verifies them (party 5 on
+ * node 6's machine at generation 1, live on all five), and only then it deletes its rows; it is no
+ * holder any more, and a refresh of all five works. Refused before anything runs: a party out
  * of range, a target that already holds a share, a target whose attested
  * machine is not the PCR4 the operator named, approvals from outside the
  * policy (every helper's enclave refuses).
@@ -35,18 +40,25 @@ import { EnclaveClient } from "../../src/host/enclave-client.ts";
 import { staticCredentials } from "../../src/host/kms-credentials.ts";
 import { startKmsRelay, type KmsRelay } from "../../src/host/kms-relay.ts";
 import { NodeHost } from "../../src/host/node-host.ts";
+import type { ActiveProofSource, AskedHolder } from "../../src/host/share-repair.ts";
+import { PeerKeys } from "../../src/enclave/peer-keys.ts";
+import { encodeActiveProof, encodeSignedActiveProof } from "../../src/shared/wire/active-proof.ts";
 import {
   currentShare,
   generationOf,
   getWallet,
+  getWalletStatement,
+  listShares,
   openReadOnlyFile,
   openStore,
   readAudit,
+  stagePendingShare,
 } from "../../src/host/store/index.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
 import { verifySignature } from "../../src/shared/signature.ts";
 import { encodePolicy } from "../../src/shared/wire/approval.ts";
 import type { CeremonyStepRequest } from "../../src/shared/wire/enclave-ops.ts";
+import type { HeldWallet } from "../../src/shared/wire/node-rpc.ts";
 import { HostileNode } from "../helpers/hostile-node.ts";
 import { signApproval } from "../helpers/raw-client.ts";
 import { runTss } from "../helpers/run-cli.ts";
@@ -151,11 +163,19 @@ describe("share repair", () => {
           party,
           toNode: "node-6",
           signers: [alice],
+          // The target's machine from the operator's inventory: required, trust or not.
+          targetPcr4: devNodePcr4Hex("node-6"),
           ...over,
         }),
       );
+    expect((await repair({ targetPcr4: undefined })).message).toContain(
+      "node-6 holds no share of the wallet yet",
+    );
     expect((await repair({ party: 6 })).code).toBe("bad_request");
-    expect((await repair({ toNode: wallet.nodes[0]! })).code).toBe("bad_request");
+    const holder = wallet.nodes[0]!;
+    expect((await repair({ toNode: holder, targetPcr4: devNodePcr4Hex(holder) })).code).toBe(
+      "bad_request",
+    );
     // The operator named node 1's machine; the enclave answering for node 6 is another.
     const machine = await repair({ targetPcr4: devNodePcr4Hex("node-1") });
     expect({ code: machine.code, node: machine.blame.node }).toEqual({
@@ -178,19 +198,26 @@ describe("share repair", () => {
     // Through the CLI, as an operator would: tss wallet repair --wallet ID --party 5 --to node-6.
     writeKeyFile(join(dir, "alice.key"), alice);
     const user = cluster.clients[1]!;
-    const run = await runTss(
-      [
-        ...["wallet", "repair", "--wallet", wallet.walletId, "--party", String(party)],
-        ...["--to", "node-6", "--target-pcr4", devNodePcr4Hex("node-6")],
-        ...["--key", join(dir, "alice.key")],
-        ...["--dev-root", join(dir, "dev-attestation-root.pem"), "--allow-development"],
-        ...["--image", cluster.image.pcr0Hex, "--url", user.url],
-        ...["--username", user.username, "--password", user.password, "--json"],
-      ],
-      dir,
-    );
+    const repair = () =>
+      runTss(
+        [
+          ...["wallet", "repair", "--wallet", wallet.walletId, "--party", String(party)],
+          ...["--to", "node-6", "--target-pcr4", devNodePcr4Hex("node-6")],
+          ...["--key", join(dir, "alice.key"), "--request-id", "repair-party-5"],
+          ...["--dev-root", join(dir, "dev-attestation-root.pem"), "--allow-development"],
+          ...["--image", cluster.image.pcr0Hex, "--url", user.url],
+          ...["--username", user.username, "--password", user.password, "--json"],
+        ],
+        dir,
+      );
+    const run = await repair();
     expect(run.status, run.stderr).toBe(0);
     const r = JSON.parse(run.stdout) as RepairShareResult;
+    // The same request id again (a reply lost, say): its stored result, nothing run again
+    // (the audit below still counts one repair; node 6 already holding party 5 would refuse one).
+    const again = await repair();
+    expect(again.status, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual(r);
     expect(r.partyIndex).toBe(party);
     expect(r.toNode).toBe("node-6");
     expect(r.targetPcr4).toBe(devNodePcr4Hex("node-6"));
@@ -223,7 +250,143 @@ describe("share repair", () => {
     expect(withNode6).toBe(true);
   });
 
-  it("the lost node brought back is no holder: it confirms with its peers and refuses the wallet", async () => {
+  /*
+   * Evidence its own enclave must verify before anything is deleted. First, in this process,
+   * the lost node's host (its host process still stopped; its genuine enclave running) is
+   * handed its peers' real statements, once altered, and active proofs forged or withheld:
+   * nothing is deleted or recorded. Then its real host process comes back and, asked by a coordinator,
+   * gathers the real evidence itself: its enclave's verdict deletes its rows.
+   */
+  it("the lost node refuses forged or unproven evidence and a pending share, then on the real evidence deletes its rows", async () => {
+    const id = wallet.walletId;
+    const holderNodes = cluster.nodes.map((n) => n.nodeId).filter((n) => n !== lost);
+    const answers = (): AskedHolder[] =>
+      holderNodes.map((n) =>
+        fromDb(n, (db) => {
+          const w = getWallet(db, id)!;
+          const s = listShares(db, id, n).find((x) => x.status === "active")!;
+          const answer: HeldWallet = {
+            ...w,
+            nodeId: n,
+            partyIndex: s.partyIndex,
+            generation: w.currentGeneration,
+            ...getWalletStatement(db, id, n, w.currentGeneration),
+          };
+          return { asked: n, answer };
+        }),
+      );
+    // Every holder's own row and statement at generation 1 (what walletInfo answers).
+    const seen = answers().map(({ asked, answer: a }) => ({
+      asked,
+      generation: a!.generation,
+      partyIndex: a!.partyIndex,
+      statement: a!.statement !== undefined,
+    }));
+    expect(seen).toEqual(
+      holderNodes.map((n, k) => ({
+        asked: n,
+        generation: 1,
+        partyIndex: n === "node-6" ? party : seen[k]!.partyIndex,
+        statement: true,
+      })),
+    );
+    // Proofs for the nonce this node's enclave issued, in each holder's name, but not made by
+    // the holders' enclaves (a host or the broker answering for a holder rolled back, say).
+    const forger = new PeerKeys();
+    const forgedProof: ActiveProofSource = async (nodeId, walletId, nonce) => {
+      const e = encodeActiveProof({
+        nonce,
+        walletId,
+        partyIndex: nodeId === "node-6" ? party : Number(nodeId.slice(5)),
+        generation: 1,
+        publicKey: fromHex(wallet.publicKey),
+      });
+      return encodeSignedActiveProof(e, forger.sign(e));
+    };
+    const rowsOf = (path: string) => {
+      const db = openReadOnlyFile(path);
+      try {
+        return Number(
+          db.get("SELECT count(*) AS c FROM shares WHERE wallet_id = :w", { w: id })?.c ?? 0,
+        );
+      } finally {
+        db.close();
+      }
+    };
+    const lostDb = join(dir, `${lost}.db`);
+    // The same database with a refresh staged and its commit withheld (a copy: the real one stays).
+    const pendingDb = join(dir, "lost-node.pending.db");
+    copyDatabase(lostDb, pendingDb);
+    const pendingStore = openStore({ path: pendingDb }).db;
+    const old = currentShare(pendingStore, id, lost);
+    const { status: _s, createdAt: _c, policy, ...row } = old;
+    stagePendingShare(pendingStore, {
+      ...row,
+      ...(policy === null ? {} : { policy }),
+      generation: 1,
+      sealedShare: new Uint8Array(old.sealedShare.length).fill(1),
+      sessionId: "cd".repeat(32),
+    });
+    pendingStore.close();
+    const enclave = await EnclaveClient.connect({
+      kind: "unix",
+      path: join(dir, `${lost}.enclave.sock`),
+    });
+    const verdicts: string[] = [];
+    const hostOn = (path: string, holders: () => AskedHolder[], proofs: ActiveProofSource) => {
+      const h = new NodeHost({
+        nodeId: lost,
+        enclave,
+        credentials: staticCredentials({ accessKeyId: "unused", secretAccessKey: "unused" }),
+        db: openStore({ path }).db,
+        log: (event, f) => {
+          if (event === "share_replacement_unproven") verdicts.push(String(f.reason));
+        },
+      });
+      h.holderSource = async () => holders();
+      h.proofSource = proofs;
+      return h;
+    };
+    try {
+      // A statement whose signature was altered in transit.
+      const forged = () => {
+        const a = answers();
+        const s = Uint8Array.from(a[2]!.answer!.statement!);
+        s[s.length - 1]! ^= 1;
+        a[2]!.answer!.statement = s;
+        return a;
+      };
+      // The real statements of generation 1, without its holders' enclaves saying it is live.
+      const attempts: [string, () => AskedHolder[], ActiveProofSource][] = [
+        [lostDb, forged, forgedProof],
+        [lostDb, answers, forgedProof],
+        [lostDb, answers, async () => null],
+        [pendingDb, answers, forgedProof],
+      ];
+      for (const [path, holders, proofs] of attempts) {
+        const h = hostOn(path, holders, proofs);
+        try {
+          expect(await h.checkReplaced(id)).toEqual({ replaced: false });
+          expect(readAudit(h.db).filter((x) => x.event === "share_replaced")).toEqual([]);
+        } finally {
+          h.db.close();
+        }
+      }
+      // The enclave refused the first two itself; the withheld proofs and the pending share never reached it.
+      expect(verdicts).toHaveLength(3);
+      expect(verdicts[0]).toMatch(
+        /supersession refused: .*not signed by its document's channel key/,
+      );
+      expect(verdicts[1]).toMatch(
+        /supersession refused: party 1's active proof is not signed by its statement's channel key/,
+      );
+      expect(verdicts[2]).toMatch(/no active proof from/);
+      expect(rowsOf(lostDb)).toBe(1);
+      expect(rowsOf(pendingDb)).toBe(2);
+    } finally {
+      enclave.close();
+    }
+
     const node = cluster.nodes.find((n) => n.nodeId === lost)!;
     await node.restartHost();
     await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === lost));
@@ -234,12 +397,16 @@ describe("share repair", () => {
     await until(() => replacedAudit().length > 0);
     const replaced = replacedAudit();
     expect(replaced).toHaveLength(1);
-    expect(replaced[0]!.detail).toMatchObject({ partyIndex: party, byNode: "node-6" });
-    // Refused, not deleted: its sealed row stays for its operator.
-    const rows = fromDb(lost, (db) =>
-      db.get("SELECT count(*) AS c FROM shares WHERE wallet_id = :w", { w: wallet.walletId }),
-    );
-    expect(rows?.c).toBe(1);
+    // The evidence's generation, and the machine the enclave saw holding party 5.
+    expect(replaced[0]!.detail).toMatchObject({
+      partyIndex: party,
+      generation: 1,
+      replacedGeneration: 0,
+      byNode: "node-6",
+      byPcr4: devNodePcr4Hex("node-6"),
+    });
+    // Its sealed rows are gone (secure delete), so it no longer reports the wallet.
+    expect(rowsOf(lostDb)).toBe(0);
     const shown = await client.wallet(wallet.walletId);
     expect(shown.nodes).not.toContain(lost);
     expect(shown.nodes).toHaveLength(5);

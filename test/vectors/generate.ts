@@ -322,6 +322,38 @@ file(
       policyHash: fixedBytes(32, 0x3d),
       approverKeyIds: [fixedBytes(32, 0x3e), fixedBytes(32, 0x3f)],
     }),
+    // Issue 11 item 1: a lost node's enclave checks a share repair's evidence (src/enclave/supersession.ts).
+    opCase("SUPERSEDED_SHARE request", "SUPERSEDED_SHARE", "request", {
+      walletId: "w_vector",
+      partyIndex: 5,
+      generation: 0,
+      publicKey: FIXED.publicKey,
+      statements: [fixedBytes(100, 0x40), fixedBytes(100, 0x41)],
+      documents: [doc, doc],
+      nonce: fixedBytes(32, 0x45),
+      activeProofs: [fixedBytes(150, 0x42), fixedBytes(150, 0x43)],
+    }),
+    opCase("SUPERSEDED_SHARE reply", "SUPERSEDED_SHARE", "reply", {
+      walletId: "w_vector",
+      partyIndex: 5,
+      generation: 0,
+      supersededBy: 1,
+      holderPcr4: fixedBytes(48, 0x44),
+    }),
+    // The nonce the holders' active proofs must name, and a holder's proof (active-proof.ts).
+    opCase("SUPERSESSION_NONCE request", "SUPERSESSION_NONCE", "request", {
+      walletId: "w_vector",
+    }),
+    opCase("SUPERSESSION_NONCE reply", "SUPERSESSION_NONCE", "reply", {
+      nonce: fixedBytes(32, 0x45),
+    }),
+    opCase("PROVE_ACTIVE request", "PROVE_ACTIVE", "request", {
+      walletId: "w_vector",
+      nonce: fixedBytes(32, 0x45),
+    }),
+    opCase("PROVE_ACTIVE reply", "PROVE_ACTIVE", "reply", {
+      proof: fixedBytes(150, 0x46),
+    }),
     errorCase("ERROR without a party", {
       code: "bad_request",
       message: "walletId must be 1-128 characters of [A-Za-z0-9._:-]",

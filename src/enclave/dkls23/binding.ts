@@ -7,14 +7,22 @@
  *   core.ts         loading the wasm module; the guard around every call; its memory size
  *   errors.ts       DklsError (code, blame.party, ban)
  *   key-share.ts    KeyShare
- *   sessions.ts     Dkg, Signing, Refresh
+ *   sessions.ts     Dkg, Signing, Refresh, Reshare
  *   public-data.ts  packageInfo, derivePublicKey, ethAddress
  *   lifecycle.ts    rekey, repairTerm, repairAssemble, HollowShare, refreshFromHollow
  */
 export { loadDkls, wasmMemoryBytes } from "./core.ts";
 export { DklsError, type ErrorCode } from "./errors.ts";
 export { KeyShare } from "./key-share.ts";
-export { Dkg, Refresh, Signing, type DkgOptions, type SignOptions } from "./sessions.ts";
+export {
+  Dkg,
+  Refresh,
+  Reshare,
+  Signing,
+  type DkgOptions,
+  type ReshareOptions,
+  type SignOptions,
+} from "./sessions.ts";
 export { derivePublicKey, ethAddress, packageInfo, type PackageInfo } from "./public-data.ts";
 export {
   HollowShare,

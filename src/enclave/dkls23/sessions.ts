@@ -161,3 +161,63 @@ export class Refresh extends Session<wasm.RefreshSession, KeyShare> {
     return share;
   }
 }
+
+export interface ReshareOptions {
+  /** A dealer's old share (it must belong to exactly `publicPackage`); absent at a new-only party. */
+  share?: KeyShare;
+  /** The wallet's old public package, as this party trusts it (lifecycle-reshare.ts says from where). */
+  publicPackage: Uint8Array;
+  /** The dealers' old indices, increasing, at least the old threshold. */
+  dealers: readonly number[];
+  /** Each dealer's index in the new committee (same order). */
+  seats: readonly number[];
+  /** The new committee's threshold and size. */
+  threshold: number;
+  parties: number;
+  /** This party's index in the new committee. */
+  index: number;
+  sessionId: Uint8Array;
+}
+
+/**
+ * Resharing to a new committee (docs/RESHARING.md, ceremony code 6): the
+ * dealers deal at phase 1, every new party verifies and runs the DKG's
+ * phases 2-4; phase 4 yields this party's share of the new sharing (same key
+ * and chain code, generation old + 1).
+ */
+export class Reshare extends Session<wasm.ReshareSession, KeyShare> {
+  constructor(o: ReshareOptions) {
+    const dealers = Uint8Array.from(o.dealers);
+    const seats = Uint8Array.from(o.seats);
+    const session = checkSession(o.sessionId);
+    super(
+      call(() =>
+        o.share
+          ? wasm.ReshareSession.dealer(
+              o.share.handle,
+              o.publicPackage,
+              dealers,
+              seats,
+              o.threshold,
+              o.parties,
+              o.index,
+              session,
+            )
+          : wasm.ReshareSession.receiver(
+              o.publicPackage,
+              dealers,
+              seats,
+              o.threshold,
+              o.parties,
+              o.index,
+              session,
+            ),
+      ),
+    );
+  }
+  phase4(received: readonly (ProtocolMessage | Uint8Array)[]): KeyShare {
+    const share = KeyShare.wrap(this.guard(() => this.r.phase4(inbox(received))));
+    this.close();
+    return share;
+  }
+}

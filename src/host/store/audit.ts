@@ -56,7 +56,8 @@ type ApprovalOperationName =
   | "dkg"
   | "retire"
   | "import"
-  | "repair";
+  | "repair"
+  | "reshare";
 
 /**
  * Who asked, as the node can tell. `client` is the client id level of the request's MQTT
@@ -198,12 +199,35 @@ export type AuditEvent = Common &
         generation: number;
         approverKeyIds?: readonly string[];
       } & Requester)
+    | ({
+        /**
+         * A reshare to a new committee (src/host/wallet-reshare.ts), by its coordinator: the
+         * wallet went from `fromThreshold`-of-`fromParties` to `threshold`-of-`parties` at
+         * `generation`, `dealers` dealing and `added` joining (`nodes`: the new committee by
+         * party index). `approverKeyIds`: the key ids of the approvals presented (every
+         * member's enclave checked them).
+         */
+        event: "wallet_reshared";
+        walletId: string;
+        requestId: string;
+        fromThreshold: number;
+        fromParties: number;
+        threshold: number;
+        parties: number;
+        dealers: readonly string[];
+        added: readonly string[];
+        nodes: readonly string[];
+        generation: number;
+        approverKeyIds?: readonly string[];
+      } & Requester)
     | {
         /**
-         * This node found its share of the wallet replaced by a repair (its party held at a
-         * newer generation by `byNode`, as `confirmedBy` peers' hosts answered): the wallet is
-         * refused here from now on (members-repo.ts replacedBy); its rows stay, since those
-         * answers are unverified (share-repair.ts checkReplacedHere).
+         * This node found its share of the wallet replaced by a repair: its own enclave verified
+         * the evidence (share-repair.ts checkReplacedHere, src/enclave/supersession.ts) that
+         * generation `generation` committed with its party held by an enclave of machine
+         * `byPcr4` (reported for `byNode`, from the `confirmedBy` peers' statements); its rows
+         * of `replacedGeneration` were securely deleted. Rows from before that verification
+         * (no byPcr4) name the old generation and kept the rows.
          */
         event: "share_replaced";
         walletId: string;
@@ -211,6 +235,8 @@ export type AuditEvent = Common &
         generation: number;
         byNode: string;
         confirmedBy: readonly string[];
+        replacedGeneration?: number;
+        byPcr4?: string;
       }
     | {
         event: "unseal_failed";
@@ -281,6 +307,8 @@ const sha256Hexes: FieldCheck = (v, f) => {
     throw new StoreError("invalid", `audit field ${f} must list at most ${MAX_APPROVERS} hashes`);
   return v.map((x, i) => sha256Hex(x, `${f}[${i}]`) as string);
 };
+/** A machine's PCR4 (48 bytes): public, what a repair approval names. */
+const pcr4Hex = matching(/^[0-9a-f]{96}$/, "a 48-byte PCR4 in lowercase hex");
 const clientId = matching(CLIENT_ID_PATTERN, "an MQTT client id");
 const sessionHex = matching(/^[0-9a-f]{64}$/, "a 32-byte session id in lowercase hex");
 const nodeIds: FieldCheck = (v, f) => {
@@ -361,7 +389,16 @@ const EVENTS: Record<
     fields: {
       requestId: { check: id },
       operation: {
-        check: oneOf("sign", "refresh", "policy_change", "dkg", "retire", "import", "repair"),
+        check: oneOf(
+          "sign",
+          "refresh",
+          "policy_change",
+          "dkg",
+          "retire",
+          "import",
+          "repair",
+          "reshare",
+        ),
       },
       decision: { check: oneOf("approved", "refused") },
       decidedBy: { check: id },
@@ -407,6 +444,22 @@ const EVENTS: Record<
       ...requester,
     },
   },
+  wallet_reshared: {
+    wallet: true,
+    fields: {
+      requestId: { check: id },
+      fromThreshold: { check: count },
+      fromParties: { check: count },
+      threshold: { check: count },
+      parties: { check: count },
+      dealers: { check: nodeIds },
+      added: { check: nodeIds },
+      nodes: { check: nodeIds },
+      generation: { check: generation },
+      approverKeyIds: optional(sha256Hexes),
+      ...requester,
+    },
+  },
   share_replaced: {
     wallet: true,
     fields: {
@@ -414,6 +467,8 @@ const EVENTS: Record<
       generation: { check: generation },
       byNode: { check: id },
       confirmedBy: { check: nodeIds },
+      replacedGeneration: optional(generation),
+      byPcr4: optional(pcr4Hex),
     },
   },
   unseal_failed: {

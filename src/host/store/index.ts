@@ -46,3 +46,4 @@ export * from "./audit.ts";
 export * from "./wallet-deletion.ts";
 export * from "./members-repo.ts";
 export * from "./commit-proofs-repo.ts";
+export * from "./pending-shapes-repo.ts";

@@ -8,7 +8,10 @@
  * of the wrong type (e.g. TEXT into a BLOB column) is an error, not a silent conversion.
  */
 import { MAX_POLICY_BYTES } from "../../shared/wire/approval.ts";
-import { MAX_ATTESTATION_DOCUMENT_BYTES } from "../../shared/wire/node-rpc.ts";
+import {
+  MAX_ATTESTATION_DOCUMENT_BYTES,
+  MAX_PUBLIC_PACKAGE_BYTES,
+} from "../../shared/wire/node-rpc.ts";
 import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "../../shared/wire/wallet-statement.ts";
 import { createHash } from "node:crypto";
 import { chainExistingAuditRows } from "./audit.ts";
@@ -287,6 +290,26 @@ CREATE TABLE wallet_members (
     // enclave activated with, which its own enclave checks (src/shared/wire/commit-proof.ts).
     sql: `
 ALTER TABLE refresh_outcomes ADD COLUMN proof BLOB CHECK (proof IS NULL OR length(proof) BETWEEN 2 AND 131072);
+`,
+  },
+  {
+    version: 13,
+    name: "pending shapes: a pending share's own enclave's t, n, package and committee",
+    // A reshare changes t, n and the committee: a holder settles and commits its pending share
+    // against what its own enclave finished with, kept with the pending row (pending-shapes-repo.ts),
+    // never against the coordinator's word or the wallet row's old size.
+    sql: `
+CREATE TABLE pending_shapes (
+  wallet_id TEXT NOT NULL CHECK (length(wallet_id) BETWEEN 1 AND 256),
+  node_id TEXT NOT NULL CHECK (length(node_id) BETWEEN 1 AND 256),
+  session_id TEXT NOT NULL CHECK (length(session_id) = 64 AND session_id NOT GLOB '*[^0-9a-f]*'),
+  threshold INTEGER NOT NULL CHECK (threshold >= 2),
+  parties INTEGER NOT NULL CHECK (parties >= threshold AND parties <= 255),
+  public_package BLOB NOT NULL CHECK (length(public_package) BETWEEN 1 AND ${MAX_PUBLIC_PACKAGE_BYTES}),
+  committee TEXT CHECK (committee IS NULL OR length(committee) BETWEEN 1 AND 8192),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (wallet_id, node_id, session_id)
+) STRICT;
 `,
   },
 ];

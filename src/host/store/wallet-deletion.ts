@@ -37,6 +37,7 @@ export function deleteWalletRows(db: Db, walletId: string, nodeId: string): Dele
     // With the attestation documents no statement names any more.
     const statements = deleteWalletStatements(db, p.w, p.n);
     db.run("DELETE FROM refresh_outcomes WHERE wallet_id = :w AND node_id = :n", p);
+    db.run("DELETE FROM pending_shapes WHERE wallet_id = :w AND node_id = :n", p);
     const others = db.get("SELECT count(*) AS c FROM shares WHERE wallet_id = :w", { w: p.w });
     let wallet = false;
     if (Number(others?.c ?? 0) === 0) {

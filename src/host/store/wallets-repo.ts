@@ -118,6 +118,31 @@ export function putDkgWallet(db: Db, w: NewWallet, now: number = Date.now()): Wa
   });
 }
 
+/**
+ * A committed refresh's wallet shape: its threshold and size (a reshare changes them,
+ * src/host/wallet-reshare.ts) and its public package (every refresh changes it). The key
+ * and chain code never change; the caller commits in the same transaction.
+ */
+export function updateWalletShape(
+  db: Db,
+  walletId: string,
+  s: { threshold: number; parties: number; publicPackage: Uint8Array },
+  now: number = Date.now(),
+): void {
+  const parties = checkInt(s.parties, 2, MAX_PARTY_INDEX, "parties");
+  db.run(
+    `UPDATE wallets SET threshold = :threshold, parties = :parties, public_package = :public_package,
+       updated_at = :now WHERE wallet_id = :wallet_id`,
+    {
+      wallet_id: checkId(walletId, "wallet id"),
+      threshold: checkInt(s.threshold, 2, parties, "threshold"),
+      parties,
+      public_package: checkBytes(s.publicPackage, "public package", 1, MAX_PUBLIC_PACKAGE_BYTES),
+      now: checkTimestamp(now),
+    },
+  );
+}
+
 export function getWallet(db: Db, walletId: string): Wallet | undefined {
   const r = db.get(`${SELECT} WHERE wallet_id = :w`, { w: checkId(walletId, "wallet id") });
   return r && toWallet(r);

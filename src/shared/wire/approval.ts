@@ -37,7 +37,8 @@
  *                           wallet's shares deleted on every holder: src/enclave/lifecycle-retire.ts),
  *                           6 import (an existing key brought in as a new wallet:
  *                           src/enclave/lifecycle-import.ts), 7 repair (party K of the
- *                           wallet rebuilt on a new node: src/shared/wire/repair.ts)
+ *                           wallet rebuilt on a new node: src/shared/wire/repair.ts), 8 reshare
+ *                           (the wallet's key reshared to a new committee: src/shared/wire/reshare.ts)
  *   lp(wallet id)           ASCII, patterns.ts ID_PATTERN (1..MAX_ID_LEN bytes)
  *   lp(client request id)   ASCII, patterns.ts ID_PATTERN
  *   u64 issued at           unix seconds, at most MAX_UNIX_SECONDS
@@ -45,7 +46,9 @@
  *   lp(digest)              sign: DIGEST_BYTES; import: SHA-256 of the key import
  *                           envelope (key-import.ts), so the approval is of that one
  *                           sealed key; repair: repair.ts repairTargetDigest (party K
- *                           and the target node's PCR4); others: empty
+ *                           and the target node's PCR4); reshare: reshare.ts
+ *                           reshareCommitteeDigest (t_new and every new member's node id
+ *                           and PCR4); others: empty
  *   lp(derivation path)     sign: ASCII non-hardened path, "m" for the wallet key itself,
  *                           indices in decimal without leading zeros ("m/7", never
  *                           "m/007": one derivation, one encoding); at most
@@ -106,6 +109,7 @@ export const OPERATIONS = [
   "retire",
   "import",
   "repair",
+  "reshare",
 ] as const;
 export type ApprovalOperation = (typeof OPERATIONS)[number];
 /** The operation's byte is its position here plus one. */
@@ -178,7 +182,7 @@ export interface ApprovableRequest {
   issuedAt: number;
   /** Unix seconds; the approval is refused from this second on. */
   expiresAt: number;
-  /** sign: the 32-byte digest; import: SHA-256 of the key import envelope; repair: repair.ts repairTargetDigest. */
+  /** sign: the 32-byte digest; import: SHA-256 of the key import envelope; repair: repair.ts repairTargetDigest; reshare: reshare.ts reshareCommitteeDigest. */
   digest?: Uint8Array;
   /** sign only: the derivation path; absent means "m" (the wallet key). */
   path?: string;
@@ -461,7 +465,7 @@ export function encodeRequest(req: ApprovableRequest): Uint8Array {
   };
   let digest = EMPTY;
   let path = EMPTY;
-  if (op === "import" || op === "repair") {
+  if (op === "import" || op === "repair" || op === "reshare") {
     digest = bytesOf(req.digest, DIGEST_BYTES, "digest");
     unused(req.path, "path");
   } else if (op === "sign") {

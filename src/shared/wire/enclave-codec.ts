@@ -8,7 +8,8 @@
  *   boolean          -> bool
  *   Uint8Array       -> bytes
  *   Uint8Array[]     -> bytes array
- *   number[] under a key of INT_LISTS (signers, peerParties, repairHelpers)
+ *   number[] under a key of INT_LISTS (signers, peerParties, repairHelpers,
+ *                    reshareDealers, reshareSeats)
  *                    -> bytes, one byte per party index (so each is 0..255)
  *   undefined        -> key omitted
  *
@@ -22,7 +23,13 @@ import { BodyError, type BodyKey, type BodyMap, type BodyValue } from "./body.ts
 type Plain = number | string | boolean | Uint8Array | Uint8Array[] | number[] | undefined;
 
 /** Fields that are lists of small integers (party indices). */
-const INT_LISTS = new Set(["signers", "peerParties", "repairHelpers"]);
+const INT_LISTS = new Set([
+  "signers",
+  "peerParties",
+  "repairHelpers",
+  "reshareDealers",
+  "reshareSeats",
+]);
 
 export function toBody(obj: object): BodyMap {
   const m = new Map<BodyKey, BodyValue>();

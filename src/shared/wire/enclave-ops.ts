@@ -15,12 +15,15 @@
  * | HEALTH         | (none)                                                     | status, pcr0, pcr4, loadedWallets, openSessions, share cache fields?, ceremony counters? (enclave-counters.ts) |
  * | ATTEST         | nonce?                                                     | document |
  * | LOAD_SHARE     | walletId, partyIndex, generation, publicKey, sealed, ciphertextBlob, policy?, accessKeyId, secretAccessKey, sessionToken? | walletId, generation, partyIndex |
- * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration?; refresh: expectedGeneration?, repairSession?; repair: threshold, parties, partyIndex, repairTarget, repairHelpers, policy? (target) | CeremonyReply (phase-1 messages; sign, refresh: shareState; superseded? when it cancelled a duplicate) |
+ * | CEREMONY_START | kind, sessionId, walletId, peerDocuments, peerParties, requestId?, approvalRequest?, approvals?; dkg: threshold, parties, partyIndex, policy?; sign: signers, digest, path?, expectedGeneration?; refresh: expectedGeneration?, repairSession?; repair: threshold, parties, partyIndex, repairTarget, repairHelpers, policy? (target); reshare: threshold, parties, partyIndex, reshareDealers, reshareSeats, reshareNodes, publicPackage + policy? (new members) | CeremonyReply (phase-1 messages; sign, refresh: shareState; superseded? when it cancelled a duplicate) |
  * | CEREMONY_STEP  | sessionId, phase, messages; phase 2 of sign, refresh: shareStates | CeremonyReply: messages, generation; phase 4: signature or publicKey, publicPackage, chainCode, partyIndex, statement |
  * | CEREMONY_ABORT | sessionId                                                  | dropped |
  * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey, receipt |
  * | ACTIVATE_SHARE | sessionId, walletId, sealReceipts, certificateStatements?, certificateDocuments? | walletId, generation, partyIndex |
  * | RETIRE_WALLET  | walletId, requestId?, approvalRequest?, approvals?          | walletId, partyIndex, generation, policyHash?, approverKeyIds |
+ * | SUPERSEDED_SHARE | walletId, partyIndex, generation, publicKey, statements, documents, nonce, activeProofs | walletId, partyIndex, generation, supersededBy, holderPcr4 |
+ * | SUPERSESSION_NONCE | walletId                                                 | nonce |
+ * | PROVE_ACTIVE   | walletId, nonce                                            | proof |
  *
  * Bounds: the whole body is within frame.ts MAX_BODY_LEN; session ids are
  * SESSION_ID_LEN bytes and messages at most MAX_LIST_ITEMS of at most
@@ -65,7 +68,8 @@ export const MAX_SESSION_TOKEN_CHARS = 8192;
 export const ECDSA_SIGNATURE_BYTES = 65;
 
 /** "repair": a share repair's term exchange (src/enclave/lifecycle-repair.ts), followed at once by a refresh. */
-export type CeremonyKind = "dkg" | "sign" | "refresh" | "repair";
+/** "reshare": the wallet's key reshared to a new committee (src/enclave/lifecycle-reshare.ts). */
+export type CeremonyKind = "dkg" | "sign" | "refresh" | "repair" | "reshare";
 
 export interface HealthReply {
   status: "ok";
@@ -198,6 +202,18 @@ export interface CeremonyStartRequest {
    * completes (the target has no loaded share; src/enclave/repaired-parties.ts).
    */
   repairSession?: Uint8Array;
+  /**
+   * Reshare only (src/enclave/lifecycle-reshare.ts): threshold, parties and partyIndex are the
+   * NEW committee's (partyIndex this member's seat); the dealers' old indices (increasing) and
+   * their seats (same order); every seat's node id, comma-separated in seat order (the approval
+   * names them with their PCR4s). A new member (no seat among reshareSeats) also gets the old
+   * `publicPackage` and the wallet's `policy`, trusted only once every dealer's signed
+   * statement names them (phase 2).
+   */
+  reshareDealers?: number[];
+  reshareSeats?: number[];
+  reshareNodes?: string;
+  publicPackage?: Uint8Array;
 }
 
 export interface CeremonyStepRequest {
@@ -311,4 +327,65 @@ export interface RetireWalletReply {
   policyHash?: Uint8Array;
   /** Key ids (32 bytes each) of the approvers whose approvals counted. */
   approverKeyIds: Uint8Array[];
+}
+
+/**
+ * Is this node's share of a wallet superseded by a share repair (issue 11 item 1,
+ * src/enclave/supersession.ts)? The host names its own active row (ShareBinding) and hands in
+ * evidence it gathered from its peers: the n signed wallet statements of a newer generation
+ * with, in the same order, the attestation documents whose channel keys signed them, and one
+ * active proof (active-proof.ts) per party index of that generation, each made for `nonce`,
+ * which this enclave issued (SUPERSESSION_NONCE) and takes back now, used or not. The enclave
+ * answers only if it verified all of it itself: the statements are of the same wallet key at
+ * a newer generation, every holder's enclave holds that generation loaded now, and this
+ * node's party index is held there by an enclave of another machine (another PCR4). Anything
+ * else: an error, and the host deletes nothing.
+ */
+export interface SupersededShareRequest extends ShareBinding {
+  statements: Uint8Array[];
+  documents: Uint8Array[];
+  nonce: Uint8Array;
+  activeProofs: Uint8Array[];
+}
+export const SUPERSEDED_SHARE_FIELDS: readonly string[] = [
+  "walletId",
+  "partyIndex",
+  "generation",
+  "publicKey",
+  "statements",
+  "documents",
+  "nonce",
+  "activeProofs",
+];
+/** A fresh single-use nonce for one SUPERSEDED_SHARE of the wallet (short-lived; memory only). */
+export interface SupersessionNonceRequest {
+  walletId: string;
+}
+export const SUPERSESSION_NONCE_FIELDS: readonly string[] = ["walletId"];
+export interface SupersessionNonceReply {
+  nonce: Uint8Array;
+}
+/**
+ * A holder's enclave signs, for another enclave's nonce, which share of the wallet it holds
+ * loaded now (active-proof.ts): what a lost node's enclave needs from every holder of a newer
+ * generation before it lets its host delete (supersession.ts).
+ */
+export interface ProveActiveRequest {
+  walletId: string;
+  nonce: Uint8Array;
+}
+export const PROVE_ACTIVE_FIELDS: readonly string[] = ["walletId", "nonce"];
+export interface ProveActiveReply {
+  /** The signed active proof. */
+  proof: Uint8Array;
+}
+export interface SupersededShareReply {
+  walletId: string;
+  partyIndex: number;
+  /** The superseded row's generation, as the request named it. */
+  generation: number;
+  /** The newer committed generation the evidence proves. */
+  supersededBy: number;
+  /** PCR4 of the machine whose enclave holds this party index at that generation. */
+  holderPcr4: Uint8Array;
 }

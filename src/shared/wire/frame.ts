@@ -57,6 +57,12 @@ export const RequestFrameType = {
   ACTIVATE_SHARE: 0x14,
   /** Retire a wallet: check the approvals, wipe its share, refuse it from then on (lifecycle-retire.ts). */
   RETIRE_WALLET: 0x15,
+  /** Is this node's share superseded by a share repair? The enclave checks the evidence (supersession.ts). */
+  SUPERSEDED_SHARE: 0x16,
+  /** A fresh single-use nonce the holders' active proofs must name (supersession.ts). */
+  SUPERSESSION_NONCE: 0x17,
+  /** Sign which share of a wallet is loaded now, for another enclave's nonce (active-proof.ts). */
+  PROVE_ACTIVE: 0x18,
 } as const;
 
 export const ReplyFrameType = {

@@ -28,14 +28,18 @@
  * | retiredParty   | {walletId}                                         | {partyIndex, generation} or null |
  * | recordMembers  | {walletId, generation, members: [{partyIndex, nodeId}]} | {}                       |
  * | checkReplaced  | {walletId}                                         | {replaced}                    |
+ * | proveActive    | {walletId, nonce}                                  | {proof} or null               |
  *
  * `recordMembers` and `checkReplaced` (issue 11 item 1, src/host/share-repair.ts): after a
  * share repair's refresh commits, its coordinator has every holder record who now holds each
  * party index (store/members-repo.ts; a holder takes only a list that names itself at its own
  * index and generation, and keeps only its own entry); a coordinator that finds a holder
  * reporting an older generation of a party another node holds now asks it to `checkReplaced`,
- * and that node confirms it with its peers' own answers (never on the asker's word) before it
- * refuses the wallet; it deletes nothing on those unverified answers.
+ * and that node gathers from its peers the newer generation's signed statements (walletInfo)
+ * and from each holder `proveActive` (its enclave's signature, for a nonce of the asking
+ * node's enclave, on the share it holds loaded now: active-proof.ts) and has its OWN enclave
+ * verify them (SUPERSEDED_SHARE, src/enclave/supersession.ts); only on that verdict does it
+ * delete its rows and refuse the wallet (never on the asker's or peers' word).
  *
  * `retireWallet` (issue 11 item 3, src/host/wallet-retirement.ts): the node
  * loads its share, its enclave checks the approvals and wipes it, the host
@@ -106,9 +110,10 @@ import { APPROVAL_BYTES, MAX_APPROVALS, MAX_POLICY_BYTES, MAX_REQUEST_BYTES } fr
 import { MAX_SIGNED_WALLET_STATEMENT_BYTES } from "./wallet-statement.ts";
 import { MAX_SIGNED_SHARE_STATE_BYTES } from "./share-state.ts";
 import { MAX_SIGNED_SEAL_RECEIPT_BYTES } from "./seal-receipt.ts";
+import { ACTIVE_PROOF_NONCE_BYTES } from "./active-proof.ts";
 import { KEY_IMPORT_ENVELOPE_BYTES } from "./key-import.ts";
 import { CodedError } from "./errors.ts";
-import { DIGEST_BYTES, ID_RULE, isId, isNonHardenedPath } from "./patterns.ts";
+import { DIGEST_BYTES, ID_RULE, isId, isNodeId, isNonHardenedPath } from "./patterns.ts";
 import {
   MAX_LIST_ITEMS,
   MAX_MESSAGE_LEN,
@@ -291,6 +296,11 @@ export interface NodeOps {
     result: Done;
   };
   checkReplaced: { args: { walletId: string }; result: { replaced: boolean } };
+  /** Its enclave's active proof of the wallet for the asker's nonce (active-proof.ts), or null; open to every node. */
+  proveActive: {
+    args: { walletId: string; nonce: Uint8Array };
+    result: { proof: Uint8Array } | null;
+  };
 }
 export type NodeOpName = keyof NodeOps;
 export type NodeOpArgs<K extends NodeOpName> = NodeOps[K]["args"];
@@ -322,6 +332,11 @@ const int =
 const flag: Check<boolean> = (v, at) =>
   typeof v === "boolean" ? v : refuse(at, "must be true or false");
 const id: Check<string> = (v, at) => (isId(v) ? v : refuse(at, `must be ${ID_RULE}`));
+/** A reshare's committee: node ids joined by commas (the enclave checks each). */
+const nodeIdList: Check<string> = (v, at) =>
+  typeof v === "string" && v.length <= 16 * 65 && v.split(",").every((n) => isNodeId(n))
+    ? v
+    : refuse(at, "must be node ids separated by commas");
 const path: Check<string> = (v, at) =>
   isNonHardenedPath(v) ? v : refuse(at, "must be a non-hardened path like m/0/7");
 
@@ -367,7 +382,7 @@ const sessionId = bytes(SESSION_ID_LEN, SESSION_ID_LEN);
 const party = int(1, MAX_PARTIES);
 const generation = int(0, MAX_U32);
 const persistKind = oneOf<PersistKind>(["dkg", "refresh"]);
-const ceremonyKind = oneOf<CeremonyKind>(["dkg", "sign", "refresh", "repair"]);
+const ceremonyKind = oneOf<CeremonyKind>(["dkg", "sign", "refresh", "repair", "reshare"]);
 const publicKey = bytes(COMPRESSED_KEY_BYTES, COMPRESSED_KEY_BYTES);
 const publicPackage = bytes(1, MAX_PUBLIC_PACKAGE_BYTES);
 const chainCode = bytes(CHAIN_CODE_BYTES, CHAIN_CODE_BYTES);
@@ -425,6 +440,11 @@ const startRequest = object({
   repairTarget: optional(party),
   repairHelpers: optional(list(party, MAX_PARTIES)),
   repairSession: optional(sessionId),
+  // A reshare to a new committee (lifecycle-reshare.ts): node ids comma-separated in seat order.
+  reshareDealers: optional(list(party, MAX_PARTIES)),
+  reshareSeats: optional(list(party, MAX_PARTIES)),
+  reshareNodes: optional(nodeIdList),
+  publicPackage: optional(publicPackage),
   client: optional(id),
   signerNodes: optional(list(id, MAX_PARTIES)),
 });
@@ -475,6 +495,10 @@ export const NODE_OP_ARGS: { readonly [K in NodeOpName]: Check<NodeOpArgs<K>> } 
     members: list(object({ partyIndex: party, nodeId: id }), MAX_PARTIES),
   }),
   checkReplaced: object({ walletId: id }),
+  proveActive: object({
+    walletId: id,
+    nonce: bytes(ACTIVE_PROOF_NONCE_BYTES, ACTIVE_PROOF_NONCE_BYTES),
+  }),
 };
 
 export const NODE_OP_NAMES = Object.keys(NODE_OP_ARGS) as NodeOpName[];

@@ -8,7 +8,8 @@
  *          src/enclave/lifecycle-import.ts; its body is a dealt share, which never
  *          reaches the core's message parser, so wire.rs has no code 4), 5 repair
  *          (a share repair's terms: src/enclave/lifecycle-repair.ts; never parsed by
- *          the core either)
+ *          the core either), 6 reshare (resharing to a new committee:
+ *          src/enclave/lifecycle-reshare.ts, crates/dkls23-wasm/src/reshare.rs)
  *   2   1  phase that produced it (1..4)
  *   3   1  from: sender party index (1..MAX_PARTIES)
  *   4   1  to: recipient party index (1..MAX_PARTIES, not `from`), 0 = BROADCAST
@@ -36,13 +37,14 @@ export const BROADCAST = 0;
 export const MAX_PARTIES = 16;
 export const MAX_PHASE = 4;
 
-export type Ceremony = "dkg" | "sign" | "refresh" | "import" | "repair";
+export type Ceremony = "dkg" | "sign" | "refresh" | "import" | "repair" | "reshare";
 const CEREMONY_CODES: Record<Ceremony, number> = {
   dkg: 1,
   sign: 2,
   refresh: 3,
   import: 4,
   repair: 5,
+  reshare: 6,
 };
 const CEREMONY_NAMES: Record<number, Ceremony> = {
   1: "dkg",
@@ -50,6 +52,7 @@ const CEREMONY_NAMES: Record<number, Ceremony> = {
   3: "refresh",
   4: "import",
   5: "repair",
+  6: "reshare",
 };
 
 /** The header's fields. */

@@ -13,7 +13,7 @@
  *    0  18  label "tss-share-state-v1" (domain separation: never a wallet
  *           statement, a peer envelope, an approval or any other signed thing)
  *   18  32  session id (SESSION_ID_LEN): the statement is good for this session only
- *   50   1  ceremony: 2 sign, 3 refresh (protocol-message.ts codes)
+ *   50   1  ceremony: 2 sign, 3 refresh, 6 reshare (protocol-message.ts codes)
  *   51   1  L = wallet id length, 1..MAX_ID_LEN
  *   52   L  wallet id, ASCII, patterns.ts ID_PATTERN
  *   +0   1  the signer's party index, 1..MAX_PARTIES
@@ -44,10 +44,12 @@ import { PACKAGE_HASH_BYTES, STATEMENT_POLICY_HASH_BYTES } from "./wallet-statem
 export const SHARE_STATE_LABEL = new TextEncoder().encode("tss-share-state-v1");
 export const SHARE_STATE_SIGNATURE_BYTES = SIGNED_STATEMENT_SIGNATURE_BYTES;
 /** Ceremonies a share-state statement is made for: those that start from a loaded share. */
-export type ShareStateCeremony = "sign" | "refresh";
+export type ShareStateCeremony = "sign" | "refresh" | "reshare";
 const CEREMONY_BY_CODE: Record<number, ShareStateCeremony> = {
   [ceremonyCode("sign")]: "sign",
   [ceremonyCode("refresh")]: "refresh",
+  // A reshare's dealers state the old share they deal from (src/enclave/lifecycle-reshare.ts).
+  [ceremonyCode("reshare")]: "reshare",
 };
 /** Bytes before the wallet id: label, session id, ceremony, id length. */
 const HEAD_BYTES = SHARE_STATE_LABEL.length + SESSION_ID_LEN + 2;
@@ -90,8 +92,8 @@ function checkedInt(v: unknown, min: number, max: number, what: string): number 
 /** Refuses any statement the parser would refuse, so what is signed always parses. */
 function checkShareState(s: ShareState): void {
   checkedBytes(s.sessionId, SESSION_ID_LEN, "session id");
-  if (s.ceremony !== "sign" && s.ceremony !== "refresh")
-    throw new ShareStateError("ceremony must be sign or refresh");
+  if (s.ceremony !== "sign" && s.ceremony !== "refresh" && s.ceremony !== "reshare")
+    throw new ShareStateError("ceremony must be sign, refresh or reshare");
   if (!isId(s.walletId)) throw new ShareStateError("wallet id breaks the id pattern");
   checkedInt(s.partyIndex, 1, MAX_PARTIES, "party index");
   checkedInt(s.generation, 0, MAX_U32, "generation");
@@ -135,7 +137,8 @@ export function parseShareStateUnverified(b: unknown): ShareState {
   const take = (n: number) => b.slice(at, (at += n));
   const sessionId = take(SESSION_ID_LEN);
   const ceremony = CEREMONY_BY_CODE[b[at++]!];
-  if (ceremony === undefined) throw new ShareStateError("ceremony must be sign (2) or refresh (3)");
+  if (ceremony === undefined)
+    throw new ShareStateError("ceremony must be sign (2), refresh (3) or reshare (6)");
   const idLength = b[at++]!;
   if (b.length !== HEAD_BYTES + idLength + TAIL_BYTES)
     throw new ShareStateError(

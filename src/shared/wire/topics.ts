@@ -32,6 +32,7 @@ export const CLIENT_OPS = [
   "import",
   "importTarget",
   "repair",
+  "reshare",
   "wallet",
   "wallets",
   "nodes",

@@ -89,6 +89,13 @@ import {
   parseSignedSealReceiptUnverified,
   SealReceiptError,
 } from "../../../src/shared/wire/seal-receipt.ts";
+import {
+  ActiveProofError,
+  encodeActiveProof,
+  encodeSignedActiveProof,
+  MAX_SIGNED_ACTIVE_PROOF_BYTES,
+  parseSignedActiveProofUnverified,
+} from "../../../src/shared/wire/active-proof.ts";
 import { fromHex } from "../../../src/shared/hex.ts";
 import {
   bytesFrom,
@@ -454,6 +461,43 @@ const sealReceipt = target({
   timeBoundMs: FAST_MS,
 });
 
+// ---------------------------------------------------------------- active proofs
+
+/** Well-formed signed proofs (the signature's bytes are arbitrary: nothing here checks it). */
+const activeProofSeeds = ["w-1", "w".repeat(128)].map((walletId, k) =>
+  encodeSignedActiveProof(
+    encodeActiveProof({
+      nonce: new Uint8Array(32).fill(k + 1),
+      walletId,
+      partyIndex: k + 1,
+      generation: 7 * k,
+      publicKey: Uint8Array.from([2, ...new Uint8Array(32).fill(0x11)]),
+    }),
+    new Uint8Array(64).fill(0x5a),
+  ),
+);
+
+const activeProof = target({
+  name: "active-proof: parseSignedActiveProofUnverified (a holder's proof of its loaded share)",
+  arbitrary: bytesFrom(activeProofSeeds, {
+    lengths: [MAX_SIGNED_ACTIVE_PROOF_BYTES, MAX_SIGNED_ACTIVE_PROOF_BYTES + 1],
+  }),
+  check: (bytes) => {
+    const r = outcome(() => parseSignedActiveProofUnverified(bytes), [ActiveProofError]);
+    if (r.accepted)
+      must(
+        sameBytes(
+          encodeSignedActiveProof(encodeActiveProof(r.value.proof), r.value.signature),
+          bytes,
+        ),
+        "active proof does not re-encode",
+      );
+    return r;
+  },
+  runs: { sample: SAMPLE, full: FULL },
+  timeBoundMs: FAST_MS,
+});
+
 // ---------------------------------------------------------------- commit proofs
 
 /** Real signed receipts, framed as a node stores and answers them (one to three per proof). */
@@ -580,6 +624,7 @@ const validArgs: Record<NodeOpName, Record<string, unknown>> = (() => {
       members: [{ partyIndex: 1, nodeId: "node-1" }],
     },
     checkReplaced: { walletId: "w-1" },
+    proveActive: { walletId: "w-1", nonce: new Uint8Array(32).fill(9) },
   };
 })();
 
@@ -708,6 +753,7 @@ export const wireTargets: AnyTarget[] = [
   associatedData,
   shareState,
   sealReceipt,
+  activeProof,
   commitProof,
   json,
   rpcPayload,

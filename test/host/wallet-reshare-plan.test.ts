@@ -1,0 +1,100 @@
+/**
+ * The coordinator's checks of a reshare request before anything runs
+ * (src/host/wallet-reshare.ts planReshare): every current holder deals and
+ * keeps its party index, added nodes take the next indices in request order;
+ * a holder offline or left out, an added node offline, a threshold out of
+ * range, a node named twice, and a reshare that changes nothing are refused
+ * with their own sentence.
+ */
+import { describe, expect, it } from "vitest";
+import { RequestError } from "../../src/host/planning.ts";
+import { isReshareDealer, planReshare } from "../../src/host/wallet-reshare.ts";
+import type { HeldWallet } from "../../src/shared/wire/node-rpc.ts";
+
+const held = (nodeId: string, partyIndex: number, generation = 2): HeldWallet => ({
+  walletId: "w_s",
+  threshold: 3,
+  parties: 5,
+  publicKey: Uint8Array.of(2, ...new Uint8Array(32).fill(0x22)),
+  publicPackage: new Uint8Array(1),
+  chainCode: new Uint8Array(32),
+  nodeId,
+  partyIndex,
+  generation,
+});
+// Party indices deliberately not in node-name order.
+const holders = [held("n-c", 1), held("n-a", 2), held("n-e", 3), held("n-b", 4), held("n-d", 5)];
+const live = ["n-a", "n-b", "n-c", "n-d", "n-e", "n-x", "n-y"];
+const all = ["n-a", "n-b", "n-c", "n-d", "n-e"];
+
+function refused(f: () => unknown): { code: string; message: string } {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof RequestError) return { code: e.code, message: e.message };
+    throw e;
+  }
+  throw new Error("not refused");
+}
+
+describe("reshare planning", () => {
+  it("keeps every holder at its index and seats added nodes next, in request order", () => {
+    const p = planReshare(
+      live,
+      { walletId: "w_s", threshold: 4, nodes: ["n-y", ...all, "n-x"] },
+      holders,
+    );
+    expect(p.dealers.map((h) => [h.partyIndex, h.nodeId])).toEqual([
+      [1, "n-c"],
+      [2, "n-a"],
+      [3, "n-e"],
+      [4, "n-b"],
+      [5, "n-d"],
+    ]);
+    expect(p.added).toEqual(["n-y", "n-x"]);
+    expect(p.committee).toEqual(["n-c", "n-a", "n-e", "n-b", "n-d", "n-y", "n-x"]);
+    expect(p.generation).toBe(2);
+    // Only t changes: a reshare of the same committee.
+    expect(planReshare(live, { walletId: "w_s", threshold: 4, nodes: all }, holders).added).toEqual(
+      [],
+    );
+  });
+
+  it("refuses, each with its own sentence, what it cannot run", () => {
+    const plan = (over: Partial<{ threshold: number; nodes: string[] }>, hs = holders, l = live) =>
+      refused(() =>
+        planReshare(l, { walletId: "w_s", threshold: 3, nodes: [...all, "n-x"], ...over }, hs),
+      );
+    expect(plan({ nodes: ["n-a", "n-b", "n-c", "n-d", "n-x"] })).toMatchObject({
+      code: "bad_request",
+      message: expect.stringMatching(/every current holder must stay.*n-e missing/),
+    });
+    expect(plan({}, holders.slice(1))).toMatchObject({
+      code: "not_enough_nodes",
+      message: expect.stringMatching(/every current holder .* online.*parties 1 are not/),
+    });
+    expect(
+      plan(
+        {},
+        holders,
+        live.filter((n) => n !== "n-x"),
+      ),
+    ).toMatchObject({
+      code: "not_enough_nodes",
+      message: expect.stringMatching(/not online: n-x/),
+    });
+    expect(plan({ threshold: 7 }).code).toBe("bad_request");
+    expect(plan({ threshold: 1 }).code).toBe("bad_request");
+    expect(plan({ nodes: [...all, "n-x", "n-x"] }).message).toMatch(/twice/);
+    expect(plan({ nodes: all })).toMatchObject({
+      code: "bad_request",
+      message: expect.stringMatching(/already is 3-of-5/),
+    });
+  });
+
+  it("tells a dealer's start from a new member's", () => {
+    expect(isReshareDealer({ reshareSeats: [1, 2, 3], partyIndex: 2 })).toBe(true);
+    expect(isReshareDealer({ reshareSeats: [1, 2, 3], partyIndex: 4 })).toBe(false);
+    expect(isReshareDealer({ partyIndex: 1 })).toBe(false);
+  });
+});
