@@ -60,7 +60,7 @@ Commands:
                                                repair, then a refresh of all n)
   wallet reshare --wallet ID --threshold T --nodes N1,N2,... --key FILE...
                                                reshare a wallet's key to a new committee (add
-                                               nodes, change t; same key and address)
+                                               or drop nodes, change t; same key and address)
   sign --wallet ID --digest HEX [--path P] [--key FILE]...
                                                sign a 32-byte digest, approved by the key files
   nodes                                        list the online signing nodes
@@ -251,12 +251,16 @@ added node's from --target-pcr4 NODE=HEX, your own inventory, which is
 required for every added node (its document must carry that PCR4), since any
 node, or the broker, could answer for NODE with its own enclave's document.
 The approval also names the wallet's current generation, so it covers this
-one reshare only. Needs every
-current holder online; a holder cannot leave the committee yet (refused).
+one reshare only. Needs every current holder that stays online (at least the
+old threshold of them; they deal). A holder left out of --nodes leaves: right
+after the commit its own enclave verifies the new members' statements and
+live proofs, and only then its node deletes its share (an offline one does so
+when it is back). Holders that stay keep their index, so only holders of the
+highest indices can leave (others: refused).
 
   --wallet ID          the wallet
   --threshold T        the new threshold (2..number of --nodes)
-  --nodes N1,N2,...    the whole new committee: every current holder and the nodes to add
+  --nodes N1,N2,...    the whole new committee: the current holders that stay and the nodes to add
   --target-pcr4 NODE=HEX  a member's machine identity (PCR4, 96 hex characters) from
                        your inventory (repeatable; required for every added node)
   --key FILE           an approver key file approving the reshare (repeatable)

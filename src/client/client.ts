@@ -518,8 +518,9 @@ export class TssClient {
 
   /**
    * Reshares a wallet to a new committee (issue 11 item 4, docs/RESHARING.md): `nodes` is the
-   * whole new committee (every current holder, which keeps its party index, and the nodes to
-   * add, at the next indices in this order), `threshold` the new t. Same key and address. The
+   * whole new committee (the current holders that stay, each keeping its party index, and the
+   * nodes to add, at the next indices in this order; a holder left out leaves, and must hold
+   * one of the highest indices), `threshold` the new t. Same key and address. The
    * `reshare` approval names t and every member's machine (PCR4): each from `targetPcr4` (the
    * operator's inventory) and, with ConnectOptions.trust, the member's verified attestation
    * document (both must agree when both are there).

@@ -24,7 +24,11 @@
  * 5. Moved to another machine: the statement at the row's party index is signed by an enclave
  *    whose attested PCR4 (its node identity) is present and not all zero, and this enclave's
  *    own PCR4 is at no index of g' (at the row's index it is a pending share to settle, at
- *    another this machine still holds the wallet: never a reason to delete).
+ *    another this machine still holds the wallet: never a reason to delete). Or, when g' has
+ *    fewer than the row's index parties (a reshare left this holder out of a smaller
+ *    committee, wallet-reshare.ts): every index of g' is signed by an enclave attested with a
+ *    node identity, none of them this machine's, so g' is a committed sharing of the same key
+ *    at a higher generation that does not include this machine.
  * 6. This enclave holds no pending share of the wallet, and a loaded share of it, if any, is
  *    the row named (same index, generation, key).
  *
@@ -188,10 +192,14 @@ export function verifySupersession(
   if (first.generation <= generation)
     refuse(`the statements' generation ${first.generation} is not newer than ${generation}`);
   const holder = set.get(partyIndex);
-  if (!holder) refuse(`no statement of party ${partyIndex}`);
-  const pcr4 = holder.identity.pcr4;
-  if (!pcr4 || pcr4.every((b) => b === 0))
-    refuse(`party ${partyIndex}'s enclave is attested without a node identity`);
+  // Indices are exactly 1..n' (verifiedStatementSet): no holder means the committee is smaller.
+  if (!holder && partyIndex <= set.size) refuse(`no statement of party ${partyIndex}`);
+  // Left the committee: every seat must be another machine's, so each needs a node identity.
+  for (const [p, v] of holder ? [[partyIndex, holder] as const] : set) {
+    const id = v.identity.pcr4;
+    if (!id || id.every((b) => b === 0))
+      refuse(`party ${p}'s enclave is attested without a node identity`);
+  }
   for (const [p, v] of set)
     if (v.identity.pcr4 && bytesEqual(v.identity.pcr4, trust.ownPcr4))
       refuse(
@@ -234,6 +242,6 @@ export function verifySupersession(
     partyIndex,
     generation,
     supersededBy: first.generation,
-    holderPcr4: Uint8Array.from(pcr4),
+    ...(holder ? { holderPcr4: Uint8Array.from(holder.identity.pcr4!) } : {}),
   };
 }

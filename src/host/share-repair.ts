@@ -384,7 +384,9 @@ export function replacedHolders(holders: readonly HeldWallet[]): string[] {
     .filter(
       (h) =>
         h.generation < top &&
-        current.some((c) => c.partyIndex === h.partyIndex && c.nodeId !== h.nodeId),
+        // Its index held by another node (a repair), or beyond the committee (it left in a reshare).
+        (current.some((c) => c.partyIndex === h.partyIndex && c.nodeId !== h.nodeId) ||
+          current.every((c) => c.parties < h.partyIndex)),
     )
     .map((h) => h.nodeId);
 }
@@ -482,7 +484,9 @@ export function completeSets(
  * from each of those n holders an active proof its enclave signed for a nonce this node's
  * enclave issued just before (proveActive): every holder holds that generation loaded now,
  * so it is live, not a session later rolled back. The enclave's verdict also needs this
- * node's party index held there by an enclave of another machine (PCR4). Only on that
+ * node's party index held there by an enclave of another machine (PCR4), or, for a holder a
+ * reshare left out (its index beyond the newer committee), every seat on another machine;
+ * that case records no member and audits `left_committee` instead. Only on that
  * verdict, and in one transaction that finds the rows as they were checked (the same active
  * row, no pending one), does this node securely delete its rows of the wallet
  * (store/wallet-deletion.ts), record who holds its index now, audit `share_replaced` with the
@@ -517,8 +521,10 @@ export async function checkReplacedHere(
     seen.add(asked);
     answers.push({ nodeId: asked, statement: h.statement, attestation: h.attestation });
   }
-  const sets = completeSets(answers, walletId, wallet.publicKey, top).filter((set) =>
-    set.some((c) => c.partyIndex === mine.partyIndex),
+  // Its index held elsewhere (a repair, or a reshare that renumbered), or a smaller committee
+  // without it (a reshare it left): the enclave tells the two apart and checks either.
+  const sets = completeSets(answers, walletId, wallet.publicKey, top).filter(
+    (set) => set.some((c) => c.partyIndex === mine.partyIndex) || set.length < mine.partyIndex,
   );
   let verdict: SupersededShareReply | null = null;
   let used: Claimed[] = [];
@@ -557,7 +563,16 @@ export async function checkReplacedHere(
     node.log("share_replacement_unproven", { walletId, reason });
     return { replaced: false };
   }
-  const by = used.find((c) => c.partyIndex === mine.partyIndex)!;
+  // None: this node left the committee (a reshare), so nobody holds its index now.
+  const by = used.find((c) => c.partyIndex === mine.partyIndex);
+  const pcr4 = verdict.holderPcr4;
+  if ((by === undefined) !== (pcr4 === undefined)) {
+    node.log("share_replacement_unproven", {
+      walletId,
+      reason: "the enclave's verdict and the statements disagree on who holds this index",
+    });
+    return { replaced: false };
+  }
   // Re-checked, recorded and deleted at once: nothing the check did not see is deleted.
   const deleted = node.db.transaction(() => {
     const now = listShares(node.db, walletId, node.nodeId);
@@ -569,22 +584,34 @@ export async function checkReplacedHere(
       still.partyIndex !== mine.partyIndex
     )
       return null;
-    recordWalletMembers(
-      node.db,
-      walletId,
-      [{ partyIndex: mine.partyIndex, nodeId: by.nodeId }],
-      verdict.supersededBy,
-    );
-    appendAudit(node.db, node.nodeId, {
-      event: "share_replaced",
-      walletId,
-      partyIndex: mine.partyIndex,
-      generation: verdict.supersededBy,
-      replacedGeneration: mine.generation,
-      byNode: by.nodeId,
-      byPcr4: toHex(verdict.holderPcr4),
-      confirmedBy: used.map((c) => c.nodeId),
-    });
+    if (by === undefined || pcr4 === undefined)
+      appendAudit(node.db, node.nodeId, {
+        event: "left_committee",
+        walletId,
+        partyIndex: mine.partyIndex,
+        generation: verdict.supersededBy,
+        replacedGeneration: mine.generation,
+        parties: used.length,
+        confirmedBy: used.map((c) => c.nodeId),
+      });
+    else {
+      recordWalletMembers(
+        node.db,
+        walletId,
+        [{ partyIndex: mine.partyIndex, nodeId: by.nodeId }],
+        verdict.supersededBy,
+      );
+      appendAudit(node.db, node.nodeId, {
+        event: "share_replaced",
+        walletId,
+        partyIndex: mine.partyIndex,
+        generation: verdict.supersededBy,
+        replacedGeneration: mine.generation,
+        byNode: by.nodeId,
+        byPcr4: toHex(pcr4),
+        confirmedBy: used.map((c) => c.nodeId),
+      });
+    }
     return deleteWalletRows(node.db, walletId, node.nodeId);
   });
   if (!deleted) {
@@ -597,11 +624,11 @@ export async function checkReplacedHere(
   // deleteWalletRows cannot checkpoint inside a transaction; the zeroed pages leave the WAL now.
   if (node.db.kind === "file") node.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   node.forget(walletId);
-  node.log("share_replaced", {
+  node.log(by ? "share_replaced" : "left_committee", {
     walletId,
     partyIndex: mine.partyIndex,
     generation: verdict.supersededBy,
-    byNode: by.nodeId,
+    ...(by ? { byNode: by.nodeId } : {}),
     deletedShares: deleted.shares,
   });
   return { replaced: true };

@@ -16,12 +16,17 @@
  * created there). Then every member records its own index (members-repo.ts),
  * and the coordinator audits `wallet_reshared` with the approvers' key ids.
  *
- * Not built (docs/RESHARING.md "Limits"): a holder that LEAVES the committee.
- * It would have to delete its share on its own enclave's verdict about a
- * generation it holds no share of; until that exists every current holder
- * must be online and stay, so the committee can grow and t can change, and
- * fewer than t_old dealers cannot occur (the enclaves and the core refuse it
- * anyway).
+ * A holder that leaves the committee does not deal (the core wants every
+ * dealer seated); the holders that stay deal, at least t_old of them (the
+ * enclaves and the core refuse fewer). Right after the commit the coordinator
+ * asks each online leaving holder to check (checkReplaced): its own enclave
+ * deletes nothing but verifies that the new generation's n_new statements and
+ * every new holder's active proof for its fresh nonce show a committed
+ * sharing of the same key without its machine (src/enclave/supersession.ts),
+ * and only then does its host securely delete its rows and audit
+ * `left_committee`; an offline one does the same when it next reports its old
+ * generation. Holders that stay keep their index, so a leaving holder must
+ * hold one of the highest (docs/RESHARING.md "Limits").
  *
  * Approvals: a `reshare` approval (approval.ts operation 8) naming the
  * wallet, t_new and every member's node id and PCR4 (reshare.ts
@@ -55,7 +60,7 @@ export interface ReshareRequest {
   walletId: string;
   /** The new threshold. */
   threshold: number;
-  /** The whole new committee: every current holder and the nodes to add. */
+  /** The whole new committee: the current holders that stay and the nodes to add. */
   nodes: readonly string[];
   requestId: string;
   /** The `reshare` approvals, relayed to every member. */
@@ -66,10 +71,12 @@ export interface ReshareRequest {
 export interface ResharePlan {
   wallet: HeldWallet;
   generation: number;
-  /** The current holders, by party index: the dealers, each at its own index. */
+  /** The current holders that stay, by party index (1..k): the dealers, each at its own index. */
   dealers: HeldWallet[];
-  /** The nodes added, at indices n_old + 1.. in request order. */
+  /** The nodes added, at indices k + 1.. in request order. */
   added: string[];
+  /** Online current holders left out of the committee (an offline one checks when it is back). */
+  leaving: string[];
   /** Node id by seat (index 0 is seat 1). */
   committee: string[];
 }
@@ -98,20 +105,31 @@ export function planReshare(
   if (!Number.isInteger(r.threshold) || r.threshold < 2 || r.threshold > nodes.length)
     bad(`threshold must be 2..${nodes.length} (the new committee's size)`);
   const byParty = [...current].sort((a, b) => a.partyIndex - b.partyIndex);
+  // Holders that stay deal at their own index, which must be 1..k: a stayer is never renumbered
+  // (the host side of a moved index is not built), so a leaving holder is one of the last.
+  const stay = byParty.filter((h) => nodes.includes(h.nodeId));
+  const leaving = byParty.filter((h) => !nodes.includes(h.nodeId));
   const indices = new Set(byParty.map((h) => h.partyIndex));
-  if (indices.size !== byParty.length || byParty.length !== wallet.parties) {
-    const missing = Array.from({ length: wallet.parties }, (_, k) => k + 1).filter(
-      (p) => !indices.has(p),
-    );
+  if (indices.size !== byParty.length)
     throw new RequestError(
       "not_enough_nodes",
-      `a reshare needs every current holder of wallet ${r.walletId} online (each deals and stays); parties ${missing.join(", ") || "(duplicates)"} are not`,
+      `two online nodes claim one party index of wallet ${r.walletId}`,
     );
-  }
-  const leaving = byParty.filter((h) => !nodes.includes(h.nodeId)).map((h) => h.nodeId);
-  if (leaving.length > 0)
+  const last = Math.max(0, ...stay.map((h) => h.partyIndex));
+  const missing = Array.from({ length: last }, (_, k) => k + 1).filter((p) => !indices.has(p));
+  if (missing.length > 0)
+    throw new RequestError(
+      "not_enough_nodes",
+      `a reshare needs every holder that stays in wallet ${r.walletId}'s committee online (each deals); parties ${missing.join(", ")} are not`,
+    );
+  const renumbered = leaving.filter((h) => h.partyIndex < last);
+  if (renumbered.length > 0)
     bad(
-      `every current holder must stay in the new committee (a holder leaving is not supported yet): ${leaving.join(", ")} missing from nodes`,
+      `a leaving holder must hold one of the highest party indices (holders that stay keep theirs): ${renumbered.map((h) => `${h.nodeId} holds party ${h.partyIndex}`).join(", ")}`,
+    );
+  if (stay.length < wallet.threshold)
+    bad(
+      `a reshare needs at least ${wallet.threshold} current holders (the old threshold) staying to deal; ${stay.length} stay`,
     );
   const added = nodes.filter((n) => !byParty.some((h) => h.nodeId === n));
   const offline = added.filter((n) => !live.includes(n));
@@ -121,16 +139,17 @@ export function planReshare(
       `nodes to add are not online: ${offline.join(", ")}`,
       offline[0],
     );
-  if (added.length === 0 && r.threshold === wallet.threshold)
+  if (added.length === 0 && r.threshold === wallet.threshold && nodes.length === wallet.parties)
     bad(
       `wallet ${r.walletId} already is ${wallet.threshold}-of-${wallet.parties} on these nodes: a refresh renews its shares`,
     );
   return {
     wallet,
     generation,
-    dealers: byParty,
+    dealers: stay,
     added,
-    committee: [...byParty.map((h) => h.nodeId), ...added],
+    leaving: leaving.map((h) => h.nodeId),
+    committee: [...stay.map((h) => h.nodeId), ...added],
   };
 }
 
@@ -258,6 +277,12 @@ export async function coordinateReshare(
     ...(approverKeyIds.length > 0 ? { approverKeyIds } : {}),
     ...(r.client === undefined ? {} : { client: r.client }),
   });
+  // A leaving holder deletes its rows only on its own enclave's verdict on every new holder's
+  // statement and active proof (share-repair.ts checkReplacedHere); one that fails or is
+  // offline checks again when a later request finds it reporting the old generation.
+  await Promise.allSettled(
+    plan.leaving.map((n) => peers.ask(n, "checkReplaced", { walletId: r.walletId })),
+  );
   const now = (await walletHolders(peers, r.walletId)).filter((h) => h.generation === g);
   return {
     walletId: r.walletId,

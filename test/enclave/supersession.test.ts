@@ -9,8 +9,10 @@
  * back everywhere (its statements are real, but the holders hold the older generation now);
  * a proof missing, twice, of another enclave, wallet, key or nonce; a nonce never issued,
  * used, expired or of another wallet; this machine at any index of the newer set; a pending
- * share here, or a loaded share that is not the row named. A verdict raises the wallet's
- * floor: the superseded generation no longer loads here.
+ * share here, or a loaded share that is not the row named. A holder that a reshare left out of
+ * a smaller committee (its index beyond the newer set) gets a verdict only when every seat is
+ * attested on another machine. A verdict raises the wallet's floor: the superseded generation
+ * no longer loads here.
  */
 import { randomBytes } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -159,6 +161,41 @@ describe("SUPERSEDED_SHARE", () => {
       generation: 1,
       supersededBy: 2,
       holderPcr4: pcr4(6),
+    });
+    expect(e.shares.current("w_super")).toBeUndefined();
+    expect(thrown(EnclaveError, () => e.shares.refuseIfStale("w_super", 1)).code).toBe(
+      "stale_share",
+    );
+  });
+
+  it("a holder left out of a smaller committee (a reshare): a verdict naming no holder, only when every seat is another machine's", () => {
+    // This node held party 4 of generation 1; generation 2 has three seats, none of them its.
+    const e = lostEnclave();
+    putLoaded(e.shares, {
+      share: mine(),
+      generation: 1,
+      partyIndex: 4,
+      publicKey: walletKey,
+      policy: null,
+    });
+    // Any seat on this machine, or attested without a node identity: it may still be this one.
+    expect(e.refused(e.ask({ partyIndex: 4 }), trust([pcr4(1), OWN, pcr4(6)]))).toMatch(
+      /this machine holds party 2 of the wallet at generation 2: it is still a member/,
+    );
+    expect(
+      e.refused(e.ask({ partyIndex: 4 }), trust([pcr4(1), new Uint8Array(48), pcr4(6)])),
+    ).toMatch(/party 2's enclave is attested without a node identity/);
+    // Not live on every seat: nothing.
+    const rolledBack = e.ask({ partyIndex: 4 }, (n) =>
+      [1, 2, 3].map((p) => proof(p, n, { generation: 1 })),
+    );
+    expect(e.refused(rolledBack)).toMatch(/holds generation 1 loaded, not 2/);
+    expect(e.shares.current("w_super")).toBeDefined();
+    expect(e.verdict(e.ask({ partyIndex: 4 }))).toEqual({
+      walletId: "w_super",
+      partyIndex: 4,
+      generation: 1,
+      supersededBy: 2,
     });
     expect(e.shares.current("w_super")).toBeUndefined();
     expect(thrown(EnclaveError, () => e.shares.refuseIfStale("w_super", 1)).code).toBe(

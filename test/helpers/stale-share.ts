@@ -86,6 +86,22 @@ export async function restoreIntoFreshEnclave(
   await node.enclave.restarted(restarts + 1);
 }
 
+/** One signature through the API, verified under `publicKey`; its signers. */
+export async function signVerified(
+  client: TssClient,
+  o: { walletId: string; publicKey: string; signers: KeySigner[] },
+): Promise<string[]> {
+  const digest = randomBytes(32);
+  const s = await client.sign({ walletId: o.walletId, digest, signers: o.signers });
+  const sig = {
+    r: fromHex(s.signature.r),
+    s: fromHex(s.signature.s),
+    recoveryId: s.signature.recoveryId,
+  };
+  expect(verifySignature(fromHex(o.publicKey), digest, sig)).toBe(true);
+  return s.signers;
+}
+
 /**
  * `times` signatures asked through the API with a restored node online: each answer's outcome
  * ("signed" or the error code); every success must verify under `publicKey` and have been made
@@ -97,22 +113,13 @@ export async function apiSignOutcomes(
 ): Promise<string[]> {
   const outcomes: string[] = [];
   for (let k = 0; k < o.times; k++) {
-    const digest = randomBytes(32);
-    const r = await client
-      .sign({ walletId: o.walletId, digest, signers: o.signers })
-      .catch((e: unknown) => e);
+    const r = await signVerified(client, o).catch((e: unknown) => e);
     if (r instanceof TssError) {
       outcomes.push(r.code);
       continue;
     }
-    const s = r as Awaited<ReturnType<TssClient["sign"]>>;
-    expect(s.signers).not.toContain(o.without);
-    const sig = {
-      r: fromHex(s.signature.r),
-      s: fromHex(s.signature.s),
-      recoveryId: s.signature.recoveryId,
-    };
-    expect(verifySignature(fromHex(o.publicKey), digest, sig)).toBe(true);
+    if (!Array.isArray(r)) throw r;
+    expect(r).not.toContain(o.without);
     outcomes.push("signed");
   }
   return outcomes;
@@ -153,16 +160,56 @@ export async function forceSignWithStale(o: {
   stale: ClusterNode;
   signers: KeySigner[];
 }): Promise<ForcedSign> {
-  const quorum = [...o.honest, o.stale];
   for (const n of o.honest) await n.host.stop();
+  try {
+    return await withInProcessHosts(o.cluster, o.dir, [...o.honest, o.stale], async (hosts) => {
+      const record = getWallet(hosts[0]!.db, o.walletId)!;
+      const current = generationOf(hosts[0]!.db, o.walletId);
+      const old = currentShare(hosts.at(-1)!.db, o.walletId, o.stale.nodeId);
+      const liar = new HostileNode(hosts.at(-1)!);
+      liar.staleShare = old;
+      liar.claimedGeneration = current;
+      const honest = hosts.slice(0, -1).map((h) => new Watched(h));
+      const digest = randomBytes(32);
+      const requestId = `restored-${randomBytes(4).toString("hex")}`;
+      const approval = await signApproval(o.signers, o.walletId, requestId, digest);
+      const error = await rejected(
+        CeremonyError,
+        signDigest([...honest, liar], record, current, digest, {
+          phaseTimeoutMs: 60_000,
+          approval,
+        }),
+      );
+      return {
+        error,
+        refusals: honest.map((h) => h.refusals),
+        current,
+        restored: { generation: old.generation, partyIndex: old.partyIndex },
+      };
+    });
+  } finally {
+    for (const n of o.honest) await n.restartHost();
+  }
+}
+
+/**
+ * Runs `f` with a NodeHost in this process for each of `nodes` (whose host processes are
+ * stopped), on its database and its genuine enclave, each with its own KMS relay; closes them.
+ */
+async function withInProcessHosts<T>(
+  cluster: LocalCluster,
+  dir: string,
+  nodes: ClusterNode[],
+  f: (hosts: NodeHost[]) => Promise<T>,
+): Promise<T> {
   const relays: KmsRelay[] = [];
   const hosts: NodeHost[] = [];
   try {
-    for (const n of quorum) {
+    for (const n of nodes) {
       relays.push(
         startKmsRelay({
-          listen: { kind: "unix", path: join(o.dir, `${n.nodeId}.kms-relay.sock`) },
-          target: { host: "127.0.0.1", port: o.cluster.kms.port },
+          listen: { kind: "unix", path: join(dir, `${n.nodeId}.kms-relay.sock`) },
+          target: { host: "127.0.0.1", port: cluster.kms.port },
         }),
       );
       hosts.push(
@@ -170,42 +217,72 @@ export async function forceSignWithStale(o: {
           nodeId: n.nodeId,
           enclave: await EnclaveClient.connect({
             kind: "unix",
-            path: join(o.dir, `${n.nodeId}.enclave.sock`),
+            path: join(dir, `${n.nodeId}.enclave.sock`),
           }),
           credentials: staticCredentials({
-            accessKeyId: o.cluster.kms.accessKeyId,
-            secretAccessKey: o.cluster.kms.secretAccessKey,
+            accessKeyId: cluster.kms.accessKeyId,
+            secretAccessKey: cluster.kms.secretAccessKey,
           }),
-          db: openStore({ path: join(o.dir, `${n.nodeId}.db`) }).db,
+          db: openStore({ path: join(dir, `${n.nodeId}.db`) }).db,
         }),
       );
     }
-    const record = getWallet(hosts[0]!.db, o.walletId)!;
-    const current = generationOf(hosts[0]!.db, o.walletId);
-    const old = currentShare(hosts.at(-1)!.db, o.walletId, o.stale.nodeId);
-    const liar = new HostileNode(hosts.at(-1)!);
-    liar.staleShare = old;
-    liar.claimedGeneration = current;
-    const honest = hosts.slice(0, -1).map((h) => new Watched(h));
-    const digest = randomBytes(32);
-    const requestId = `restored-${randomBytes(4).toString("hex")}`;
-    const approval = await signApproval(o.signers, o.walletId, requestId, digest);
-    const error = await rejected(
-      CeremonyError,
-      signDigest([...honest, liar], record, current, digest, { phaseTimeoutMs: 60_000, approval }),
-    );
-    return {
-      error,
-      refusals: honest.map((h) => h.refusals),
-      current,
-      restored: { generation: old.generation, partyIndex: old.partyIndex },
-    };
+    return await f(hosts);
   } finally {
     for (const h of hosts) {
       h.db.close();
       (h as unknown as { enclave: EnclaveClient }).enclave.close();
     }
     await Promise.allSettled(relays.map((r) => r.close()));
-    for (const n of o.honest) await n.restartHost();
+  }
+}
+
+/** Every `size`-element subset of `items`, in lexicographic order. */
+export function combinations<T>(items: readonly T[], size: number): T[][] {
+  if (size === 0) return [[]];
+  return items.flatMap((x, i) =>
+    combinations(items.slice(i + 1), size - 1).map((rest) => [x, ...rest]),
+  );
+}
+
+/**
+ * Signs once with every `size`-node quorum of `holders` (the API picks its own signers, so the
+ * coordinator runs in this process: every holder's host process is stopped and played here,
+ * honestly, on its own database and genuine enclave), each approved and verified under
+ * `publicKey`; the host processes are restarted after. Returns the quorums that signed.
+ */
+export async function signWithEveryQuorum(o: {
+  cluster: LocalCluster;
+  dir: string;
+  walletId: string;
+  publicKey: string;
+  holders: ClusterNode[];
+  size: number;
+  signers: KeySigner[];
+}): Promise<string[][]> {
+  for (const n of o.holders) await n.host.stop();
+  try {
+    return await withInProcessHosts(o.cluster, o.dir, o.holders, async (hosts) => {
+      const record = getWallet(hosts[0]!.db, o.walletId)!;
+      const current = generationOf(hosts[0]!.db, o.walletId);
+      const signed: string[][] = [];
+      for (const quorum of combinations(hosts, o.size)) {
+        const digest = randomBytes(32);
+        const requestId = `quorum-${randomBytes(4).toString("hex")}`;
+        const approval = await signApproval(o.signers, o.walletId, requestId, digest);
+        const sig = await signDigest(
+          quorum.map((h) => new HostileNode(h)),
+          record,
+          current,
+          digest,
+          { phaseTimeoutMs: 60_000, approval },
+        );
+        expect(verifySignature(fromHex(o.publicKey), digest, sig)).toBe(true);
+        signed.push(quorum.map((h) => h.nodeId));
+      }
+      return signed;
+    });
+  } finally {
+    for (const n of o.holders) await n.restartHost();
   }
 }

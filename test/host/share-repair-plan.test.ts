@@ -112,11 +112,14 @@ describe("planRepair", () => {
     });
   });
 
-  it("counts a holder of an older generation as replaced only when another node holds its party now", () => {
+  it("counts a holder of an older generation as replaced only when another node holds its party now or the committee no longer has its index", () => {
     const after = [...holders.map((h) => ({ ...h, generation: 4 })), held("node-6", 5, 4)];
     expect(replacedHolders([...after, held("node-5", 5, 3)])).toEqual(["node-5"]);
     // Merely behind (its party held by no one else): settled by refresh recovery, not removed.
     expect(replacedHolders([...after.slice(0, 4), held("node-5", 5, 3)])).toEqual([]);
+    // A reshare to 3-of-4 left party 5 out: its index is beyond the committee now.
+    const shrunk = holders.map((h) => ({ ...h, parties: 4, generation: 4 }));
+    expect(replacedHolders([...shrunk, held("node-5", 5, 3)])).toEqual(["node-5"]);
   });
 });
 

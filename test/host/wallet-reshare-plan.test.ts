@@ -1,10 +1,12 @@
 /**
  * The coordinator's checks of a reshare request before anything runs
- * (src/host/wallet-reshare.ts planReshare): every current holder deals and
- * keeps its party index, added nodes take the next indices in request order;
- * a holder offline or left out, an added node offline, a threshold out of
- * range, a node named twice, and a reshare that changes nothing are refused
- * with their own sentence.
+ * (src/host/wallet-reshare.ts planReshare): every holder that stays deals and
+ * keeps its party index, added nodes take the next indices in request order,
+ * holders left out (of the highest indices) leave, online or not; a staying
+ * holder offline, a leaving holder whose index a stayer would have to take,
+ * fewer than t_old staying, an added node offline, a threshold out of range, a
+ * node named twice, and a reshare that changes nothing are refused with their
+ * own sentence.
  */
 import { describe, expect, it } from "vitest";
 import { RequestError } from "../../src/host/planning.ts";
@@ -60,6 +62,32 @@ describe("reshare planning", () => {
     );
   });
 
+  it("lets holders of the highest indices leave: the others deal, online leavers are named", () => {
+    const p = planReshare(
+      live,
+      { walletId: "w_s", threshold: 3, nodes: ["n-a", "n-b", "n-c", "n-e"] },
+      holders,
+    );
+    expect(p.dealers.map((h) => [h.partyIndex, h.nodeId])).toEqual([
+      [1, "n-c"],
+      [2, "n-a"],
+      [3, "n-e"],
+      [4, "n-b"],
+    ]);
+    expect([p.leaving, p.added, p.committee]).toEqual([["n-d"], [], ["n-c", "n-a", "n-e", "n-b"]]);
+    // Two leave, one is offline (it checks when it is back), and a node is added in their place.
+    const q = planReshare(
+      live.filter((n) => n !== "n-d"),
+      { walletId: "w_s", threshold: 3, nodes: ["n-a", "n-c", "n-e", "n-x"] },
+      holders.filter((h) => h.nodeId !== "n-d"),
+    );
+    expect([q.dealers.map((h) => h.nodeId), q.leaving, q.committee]).toEqual([
+      ["n-c", "n-a", "n-e"],
+      ["n-b"],
+      ["n-c", "n-a", "n-e", "n-x"],
+    ]);
+  });
+
   it("refuses, each with its own sentence, what it cannot run", () => {
     const plan = (over: Partial<{ threshold: number; nodes: string[] }>, hs = holders, l = live) =>
       refused(() =>
@@ -67,11 +95,17 @@ describe("reshare planning", () => {
       );
     expect(plan({ nodes: ["n-a", "n-b", "n-c", "n-d", "n-x"] })).toMatchObject({
       code: "bad_request",
-      message: expect.stringMatching(/every current holder must stay.*n-e missing/),
+      message: expect.stringMatching(
+        /leaving holder must hold one of the highest.*n-e holds party 3/,
+      ),
+    });
+    expect(plan({ nodes: ["n-c", "n-a", "n-x"] })).toMatchObject({
+      code: "bad_request",
+      message: expect.stringMatching(/at least 3 current holders .* staying to deal; 2 stay/),
     });
     expect(plan({}, holders.slice(1))).toMatchObject({
       code: "not_enough_nodes",
-      message: expect.stringMatching(/every current holder .* online.*parties 1 are not/),
+      message: expect.stringMatching(/every holder that stays .* online.*parties 1 are not/),
     });
     expect(
       plan(

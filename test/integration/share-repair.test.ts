@@ -25,8 +25,7 @@
  * forced (a hostile coordinator with it in a quorum of current holders: every
  * honest enclave refuses at phase 2) nor through the API.
  */
-import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,17 +34,14 @@ import { devNodePcr4Hex } from "../../src/harness/dev-kms.ts";
 import { TssClient, TssError } from "../../src/client/index.ts";
 import { KeySigner, approverKeyOf, writeKeyFile } from "../../src/client/signers.ts";
 import type { CreateWalletResult, RepairShareResult } from "../../src/client/types.ts";
-import { CeremonyError, signDigest } from "../../src/host/coordinator.ts";
 import { EnclaveClient } from "../../src/host/enclave-client.ts";
 import { staticCredentials } from "../../src/host/kms-credentials.ts";
-import { startKmsRelay, type KmsRelay } from "../../src/host/kms-relay.ts";
 import { NodeHost } from "../../src/host/node-host.ts";
 import type { ActiveProofSource, AskedHolder } from "../../src/host/share-repair.ts";
 import { PeerKeys } from "../../src/enclave/peer-keys.ts";
 import { encodeActiveProof, encodeSignedActiveProof } from "../../src/shared/wire/active-proof.ts";
 import {
   currentShare,
-  generationOf,
   getWallet,
   getWalletStatement,
   listShares,
@@ -55,13 +51,18 @@ import {
   stagePendingShare,
 } from "../../src/host/store/index.ts";
 import { fromHex, toHex } from "../../src/shared/hex.ts";
-import { verifySignature } from "../../src/shared/signature.ts";
 import { encodePolicy } from "../../src/shared/wire/approval.ts";
-import type { CeremonyStepRequest } from "../../src/shared/wire/enclave-ops.ts";
 import type { HeldWallet } from "../../src/shared/wire/node-rpc.ts";
-import { HostileNode } from "../helpers/hostile-node.ts";
-import { signApproval } from "../helpers/raw-client.ts";
 import { runTss } from "../helpers/run-cli.ts";
+import {
+  apiSignOutcomes,
+  copyDatabase,
+  eventually as until,
+  forceSignWithStale,
+  fromNodeDb,
+  restoreIntoFreshEnclave,
+  signVerified,
+} from "../helpers/stale-share.ts";
 import { rejected } from "../helpers/thrown.ts";
 import { connectTrusting } from "../helpers/trusting-client.ts";
 
@@ -79,57 +80,16 @@ let party: number;
 
 /** The lost node's database as it was before the repair (its host stopped). */
 const backup = () => join(dir, "lost-node.backup.db");
-const SIDE_FILES = ["", "-wal", "-shm"];
+const fromDb = <T>(nodeId: string, f: Parameters<typeof fromNodeDb<T>>[2]) =>
+  fromNodeDb(dir, nodeId, f);
 
-/** Copies a stopped host's database (the file and whatever WAL files lie beside it) to `to`. */
-function copyDatabase(from: string, to: string): void {
-  for (const s of SIDE_FILES) {
-    if (existsSync(`${from}${s}`)) copyFileSync(`${from}${s}`, `${to}${s}`);
-    else rmSync(`${to}${s}`, { force: true });
-  }
-}
-
-/** An honest participant (relays as is) that keeps what its enclave refused, by phase. */
-class Watched extends HostileNode {
-  refusals: { phase: number; error: unknown }[] = [];
-  override async step(req: CeremonyStepRequest) {
-    try {
-      return await super.step(req);
-    } catch (error) {
-      this.refusals.push({ phase: req.phase, error });
-      throw error;
-    }
-  }
-}
-
-async function until(ok: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function fromDb<T>(nodeId: string, f: (db: ReturnType<typeof openReadOnlyFile>) => T): T {
-  const db = openReadOnlyFile(join(dir, `${nodeId}.db`));
-  try {
-    return f(db);
-  } finally {
-    db.close();
-  }
-}
-
-async function signs(): Promise<string[]> {
-  const digest = randomBytes(32);
-  const s = await client.sign({ walletId: wallet.walletId, digest, signers: [alice] });
-  const sig = {
-    r: fromHex(s.signature.r),
-    s: fromHex(s.signature.s),
-    recoveryId: s.signature.recoveryId,
-  };
-  expect(verifySignature(fromHex(wallet.publicKey), digest, sig)).toBe(true);
-  return s.signers;
-}
+/** One signature through the API, verified under the wallet's key; its signers. */
+const signs = () =>
+  signVerified(client, {
+    walletId: wallet.walletId,
+    publicKey: wallet.publicKey,
+    signers: [alice],
+  });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tss-repair-"));
@@ -433,114 +393,48 @@ describe("share repair", () => {
    */
   it("the lost node's old share, restored from a backup into a genuine enclave, makes no signature", async () => {
     const restored = cluster.nodes.find((n) => n.nodeId === lost)!;
-    await restored.host.stop();
-    const release = restored.enclave.holdRestarts();
-    const restarts = restored.enclave.restarts;
-    process.kill(restored.enclave.proc.pid!, "SIGKILL");
-    copyDatabase(backup(), join(dir, `${lost}.db`));
-    release();
-    await restored.enclave.restarted(restarts + 1);
+    await restoreIntoFreshEnclave(dir, restored, backup());
 
     // (1) Forced: two current holders and the lost node played in this process (their host
     // processes stopped; their enclaves are the genuine ones the cluster started).
     const holders = cluster.nodes.filter((n) => n !== restored && n.nodeId !== "node-6");
-    const quorum = [holders[0]!, holders[1]!, restored];
-    for (const n of quorum.slice(0, 2)) await n.host.stop();
-    const relays: KmsRelay[] = [];
-    const hosts: NodeHost[] = [];
-    try {
-      for (const n of quorum) {
-        relays.push(
-          startKmsRelay({
-            listen: { kind: "unix", path: join(dir, `${n.nodeId}.kms-relay.sock`) },
-            target: { host: "127.0.0.1", port: cluster.kms.port },
-          }),
-        );
-        hosts.push(
-          new NodeHost({
-            nodeId: n.nodeId,
-            enclave: await EnclaveClient.connect({
-              kind: "unix",
-              path: join(dir, `${n.nodeId}.enclave.sock`),
-            }),
-            credentials: staticCredentials({
-              accessKeyId: cluster.kms.accessKeyId,
-              secretAccessKey: cluster.kms.secretAccessKey,
-            }),
-            db: openStore({ path: join(dir, `${n.nodeId}.db`) }).db,
-          }),
-        );
-      }
-      const record = getWallet(hosts[0]!.db, wallet.walletId)!;
-      const current = generationOf(hosts[0]!.db, wallet.walletId);
-      expect(current).toBe(2);
-      const old = currentShare(hosts[2]!.db, wallet.walletId, lost);
-      expect({ generation: old.generation, party: old.partyIndex }).toEqual({
-        generation: 0,
-        party,
-      });
-      const liar = new HostileNode(hosts[2]!);
-      liar.staleShare = old;
-      liar.claimedGeneration = current;
-      const honest = [new Watched(hosts[0]!), new Watched(hosts[1]!)];
-      const digest = randomBytes(32);
-      const requestId = `restored-${randomBytes(4).toString("hex")}`;
-      const approval = await signApproval([alice], wallet.walletId, requestId, digest);
-      const e = await rejected(
-        CeremonyError,
-        signDigest([honest[0]!, liar, honest[1]!], record, current, digest, {
-          phaseTimeoutMs: 60_000,
-          approval,
-        }),
+    const forced = await forceSignWithStale({
+      cluster,
+      dir,
+      walletId: wallet.walletId,
+      honest: [holders[0]!, holders[1]!],
+      stale: restored,
+      signers: [alice],
+    });
+    expect(forced.current).toBe(2);
+    expect(forced.restored).toEqual({ generation: 0, partyIndex: party });
+    expect(
+      { code: forced.error.code, node: forced.error.blame.node },
+      forced.error.message,
+    ).toEqual({ code: "stale_share", node: lost });
+    // Each honest enclave refused at phase 2, quoting node 5's signed share-state statement.
+    for (const r of forced.refusals) {
+      expect(r.map((x) => x.phase)).toEqual([2]);
+      const refusal = r[0]!.error as { code: string; message: string };
+      expect(refusal.code).toBe("stale_share");
+      expect(refusal.message).toMatch(
+        new RegExp(
+          `party ${party} loaded generation 0, this enclave \\(party \\d\\) holds generation 2`,
+        ),
       );
-      expect({ code: e.code, node: e.blame.node }, e.message).toEqual({
-        code: "stale_share",
-        node: lost,
-      });
-      // Each honest enclave refused at phase 2, quoting node 5's signed share-state statement.
-      for (const h of honest) {
-        expect(h.refusals.map((r) => r.phase)).toEqual([2]);
-        const refusal = h.refusals[0]!.error as { code: string; message: string };
-        expect(refusal.code).toBe("stale_share");
-        expect(refusal.message).toMatch(
-          new RegExp(
-            `party ${party} loaded generation 0, this enclave \\(party \\d\\) holds generation 2`,
-          ),
-        );
-      }
-    } finally {
-      for (const h of hosts) {
-        h.db.close();
-        (h as unknown as { enclave: EnclaveClient }).enclave.close();
-      }
-      await Promise.allSettled(relays.map((r) => r.close()));
     }
-    for (const n of quorum.slice(0, 2)) await n.restartHost();
 
     // (2) Through the API, node 5 online with its generation-0 row: every request is answered;
     // a success verifies and was made without node 5; a failure carries no signature.
     await restored.restartHost();
     await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === lost));
-    const outcomes: string[] = [];
-    for (let k = 0; k < 6; k++) {
-      const digest = randomBytes(32);
-      const r = await client
-        .sign({ walletId: wallet.walletId, digest, signers: [alice] })
-        .catch((e: unknown) => e);
-      if (r instanceof TssError) {
-        outcomes.push(r.code);
-        continue;
-      }
-      const s = r as Awaited<ReturnType<TssClient["sign"]>>;
-      expect(s.signers).not.toContain(lost);
-      const sig = {
-        r: fromHex(s.signature.r),
-        s: fromHex(s.signature.s),
-        recoveryId: s.signature.recoveryId,
-      };
-      expect(verifySignature(fromHex(wallet.publicKey), digest, sig)).toBe(true);
-      outcomes.push("signed");
-    }
+    const outcomes = await apiSignOutcomes(client, {
+      walletId: wallet.walletId,
+      publicKey: wallet.publicKey,
+      signers: [alice],
+      without: lost,
+      times: 6,
+    });
     expect(outcomes).toContain("signed");
   }, 120_000);
 });

@@ -3,21 +3,23 @@
  * real processes: six nodes (separate host and enclave processes), Mosquitto,
  * the KMS stand-in, libsql files and the SDK. A 3-of-5 wallet on nodes 1-5
  * is reshared to 3-of-6 with node 6 added (`tss wallet reshare`), then to
- * 4-of-6 (SDK): the address stays, quorums with node 6 sign verifiable
- * signatures, every member's enclave statement vouches for the new
- * generation, the coordinator audits `wallet_reshared` with the approver and
- * every member records its own index. Refused before anything runs:
- * approvals from outside the policy and a new member whose machine is not the
- * PCR4 the approval names (every enclave refuses: wrong_digest), and a holder
- * left out of the committee. Last, a node's pre-reshare database, put back
- * after both reshares into a freshly started genuine enclave, makes no
- * signature: no request gets one out of it.
+ * 4-of-6 (SDK): the address stays, every new quorum (all 20 of three nodes,
+ * all 15 of four) signs a signature that verifies under the wallet's key,
+ * every member's enclave statement vouches for the new generation, the
+ * coordinator audits `wallet_reshared` with the approver and every member
+ * records its own index. Refused before anything runs: approvals from
+ * outside the policy and a new member whose machine is not the PCR4 the
+ * approval names (every enclave refuses: wrong_digest), and a holder left
+ * out whose index a staying holder would have to take (leaving is
+ * test/integration/reshare-leave.test.ts's). Last, a node's pre-reshare
+ * database, put back after both reshares into a freshly started genuine
+ * enclave, makes no signature: no request gets one out of it.
  *
  * Fewer dealers than the old threshold cannot be asked for through the API
- * (every current holder deals); the enclave's and the core's refusal of it
- * is test/enclave/reshare-session.test.ts's.
+ * (the planner refuses fewer than t_old staying holders:
+ * test/host/wallet-reshare-plan.test.ts); the enclave's and the core's
+ * refusal of it is test/enclave/reshare-session.test.ts's.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,17 +30,19 @@ import { TssClient, TssError } from "../../src/client/index.ts";
 import { KeySigner, approverKeyOf, writeKeyFile } from "../../src/client/signers.ts";
 import type { CreateWalletResult, ReshareWalletResult } from "../../src/client/types.ts";
 import { readAudit } from "../../src/host/store/index.ts";
-import { fromHex, toHex } from "../../src/shared/hex.ts";
-import { verifySignature } from "../../src/shared/signature.ts";
+import { toHex } from "../../src/shared/hex.ts";
 import { encodePolicy } from "../../src/shared/wire/approval.ts";
 import { runTss } from "../helpers/run-cli.ts";
 import {
   apiSignOutcomes,
+  combinations,
   copyDatabase,
   eventually as until,
   forceSignWithStale,
   fromNodeDb,
   restoreIntoFreshEnclave,
+  signVerified,
+  signWithEveryQuorum,
 } from "../helpers/stale-share.ts";
 import { rejected } from "../helpers/thrown.ts";
 import { connectTrusting } from "../helpers/trusting-client.ts";
@@ -61,27 +65,33 @@ const fromDb = <T>(nodeId: string, f: Parameters<typeof fromNodeDb<T>>[2]) =>
   fromNodeDb(dir, nodeId, f);
 
 /** One signature through the API, verified under the wallet's key; its signers. */
-async function signs(): Promise<string[]> {
-  const digest = randomBytes(32);
-  const s = await client.sign({ walletId: wallet.walletId, digest, signers: [alice] });
-  const sig = {
-    r: fromHex(s.signature.r),
-    s: fromHex(s.signature.s),
-    recoveryId: s.signature.recoveryId,
-  };
-  expect(verifySignature(fromHex(wallet.publicKey), digest, sig)).toBe(true);
-  return s.signers;
-}
+const signs = () =>
+  signVerified(client, {
+    walletId: wallet.walletId,
+    publicKey: wallet.publicKey,
+    signers: [alice],
+  });
 
-/** Signs until `n` distinct quorums with node 6 signed (bounded); returns them. */
-async function quorumsWithNode6(n: number, size: number): Promise<string[]> {
-  const seen = new Set<string>();
-  for (let k = 0; k < 4 * n && seen.size < n; k++) {
-    const signers = await signs();
-    expect(signers).toHaveLength(size);
-    if (signers.includes("node-6")) seen.add([...signers].sort().join(","));
-  }
-  return [...seen];
+/**
+ * Acceptance: every new quorum signs. One signature through the API (it picks its signers),
+ * then one with each of the C(6, size) quorums, the coordinator in this process.
+ */
+async function everyQuorumSigns(size: number): Promise<void> {
+  expect(await signs()).toHaveLength(size);
+  const signed = await signWithEveryQuorum({
+    cluster,
+    dir,
+    walletId: wallet.walletId,
+    publicKey: wallet.publicKey,
+    holders: cluster.nodes.filter((n) => ALL.includes(n.nodeId)),
+    size,
+    signers: [alice],
+  });
+  expect(signed.map((q) => q.join(","))).toEqual(combinations(ALL, size).map((q) => q.join(",")));
+  await until(async () => {
+    const live = (await client.nodes()).nodes.map((n) => n.nodeId);
+    return ALL.every((n) => live.includes(n));
+  });
 }
 
 beforeAll(async () => {
@@ -113,7 +123,7 @@ afterAll(async () => {
 });
 
 describe("wallet reshare", () => {
-  it("refuses approvals outside the policy, a member on another machine than approved, and a holder left out", async () => {
+  it("refuses approvals outside the policy, a member on another machine than approved, and a holder left out below a staying one's index", async () => {
     const reshare = (c: TssClient, over: Partial<Parameters<TssClient["reshareWallet"]>[0]>) =>
       rejected(
         TssError,
@@ -154,13 +164,17 @@ describe("wallet reshare", () => {
       await blind.close();
     }
     const left = await reshare(client, { nodes: ALL.filter((n) => n !== "node-3") });
+    // Holders that stay keep their index: only holders of the highest indices can leave.
     expect(left.code).toBe("bad_request");
+    expect(left.message).toMatch(
+      /leaving holder must hold one of the highest.*node-3 holds party \d/,
+    );
     // Nothing changed.
     const shown = await client.wallet(wallet.walletId);
     expect([shown.threshold, shown.parties, shown.generation]).toEqual([3, 5, 0]);
   });
 
-  it("reshares 3-of-5 to 3-of-6 with node 6 added: same address, quorums with node 6 sign", async () => {
+  it("reshares 3-of-5 to 3-of-6 with node 6 added: same address, every 3-node quorum signs", async () => {
     // Through the CLI, as an operator would.
     writeKeyFile(join(dir, "alice.key"), alice);
     const user = cluster.clients[1]!;
@@ -205,8 +219,8 @@ describe("wallet reshare", () => {
       }),
     );
     expect(members).toEqual([{ party_index: 6, node_id: "node-6" }]);
-    expect((await quorumsWithNode6(2, 3)).length).toBe(2);
-  });
+    await everyQuorumSigns(3);
+  }, 180_000);
 
   /*
    * A pre-reshare share (3-of-5, generation 0) put back on node 2 with a fresh genuine enclave
@@ -244,7 +258,7 @@ describe("wallet reshare", () => {
     await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === RESTORED));
   }, 180_000);
 
-  it("then reshares to 4-of-6: same address, four signers with node 6 sign", async () => {
+  it("then reshares to 4-of-6: same address, every 4-node quorum signs", async () => {
     const r = await client.reshareWallet({
       walletId: wallet.walletId,
       threshold: 4,
@@ -263,8 +277,8 @@ describe("wallet reshare", () => {
     expect(r.vouchedBy).toHaveLength(6);
     const shown = await client.wallet(wallet.walletId);
     expect([shown.threshold, shown.parties, shown.generation]).toEqual([4, 6, 2]);
-    expect((await quorumsWithNode6(2, 4)).length).toBe(2);
-  });
+    await everyQuorumSigns(4);
+  }, 180_000);
 
   /*
    * The same pre-reshare share put back once more, after the 4-of-6 reshare (generation 2),

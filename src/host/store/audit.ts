@@ -239,6 +239,22 @@ export type AuditEvent = Common &
         byPcr4?: string;
       }
     | {
+        /**
+         * This node left the wallet's committee in a reshare: its own enclave verified
+         * (share-repair.ts checkReplacedHere, src/enclave/supersession.ts) that generation
+         * `generation` committed on `parties` seats (`confirmedBy`'s statements and active
+         * proofs), none of them on this machine, and none at its index `partyIndex`; its rows
+         * of `replacedGeneration` were securely deleted.
+         */
+        event: "left_committee";
+        walletId: string;
+        partyIndex: number;
+        generation: number;
+        replacedGeneration: number;
+        parties: number;
+        confirmedBy: readonly string[];
+      }
+    | {
         event: "unseal_failed";
         walletId: string;
         generation: number;
@@ -469,6 +485,16 @@ const EVENTS: Record<
       confirmedBy: { check: nodeIds },
       replacedGeneration: optional(generation),
       byPcr4: optional(pcr4Hex),
+    },
+  },
+  left_committee: {
+    wallet: true,
+    fields: {
+      partyIndex: { check: count },
+      generation: { check: generation },
+      replacedGeneration: { check: generation },
+      parties: { check: count },
+      confirmedBy: { check: nodeIds },
     },
   },
   unseal_failed: {

@@ -21,7 +21,7 @@
  * | SEAL_SHARE     | sessionId, walletId, accessKeyId, secretAccessKey, sessionToken? | sealed, ciphertextBlob, kmsKeyId, generation, partyIndex, publicKey, receipt |
  * | ACTIVATE_SHARE | sessionId, walletId, sealReceipts, certificateStatements?, certificateDocuments? | walletId, generation, partyIndex |
  * | RETIRE_WALLET  | walletId, requestId?, approvalRequest?, approvals?          | walletId, partyIndex, generation, policyHash?, approverKeyIds |
- * | SUPERSEDED_SHARE | walletId, partyIndex, generation, publicKey, statements, documents, nonce, activeProofs | walletId, partyIndex, generation, supersededBy, holderPcr4 |
+ * | SUPERSEDED_SHARE | walletId, partyIndex, generation, publicKey, statements, documents, nonce, activeProofs | walletId, partyIndex, generation, supersededBy, holderPcr4? |
  * | SUPERSESSION_NONCE | walletId                                                 | nonce |
  * | PROVE_ACTIVE   | walletId, nonce                                            | proof |
  *
@@ -386,6 +386,9 @@ export interface SupersededShareReply {
   generation: number;
   /** The newer committed generation the evidence proves. */
   supersededBy: number;
-  /** PCR4 of the machine whose enclave holds this party index at that generation. */
-  holderPcr4: Uint8Array;
+  /**
+   * PCR4 of the machine whose enclave holds this party index at that generation; absent when
+   * that generation has fewer parties than this index (the holder left the committee).
+   */
+  holderPcr4?: Uint8Array;
 }

@@ -34,7 +34,8 @@
  * share repair's refresh commits, its coordinator has every holder record who now holds each
  * party index (store/members-repo.ts; a holder takes only a list that names itself at its own
  * index and generation, and keeps only its own entry); a coordinator that finds a holder
- * reporting an older generation of a party another node holds now asks it to `checkReplaced`,
+ * reporting an older generation of a party another node holds now (or, after a reshare it
+ * was left out of, of an index beyond the committee) asks it to `checkReplaced`,
  * and that node gathers from its peers the newer generation's signed statements (walletInfo)
  * and from each holder `proveActive` (its enclave's signature, for a nonce of the asking
  * node's enclave, on the share it holds loaded now: active-proof.ts) and has its OWN enclave
