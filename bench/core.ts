@@ -3,7 +3,11 @@
  * (3-of-5), per phase and per ceremony, in three builds of the same crate
  * (crates/dkls23-wasm) on the same shares and digests:
  *   wasm           the enclave's build, under Bun;
- *   native fork    bench-native on x86-64, on the repository's DKLs23 fork;
+ *   native fork    bench-native on x86-64, on the repository's DKLs23 fork,
+ *                  one thread (`--threads 1`, as in the single-threaded wasm);
+ *   native fork, parallel  the same binary with the fork's per-counterparty
+ *                  DKG/refresh set-up on one thread per CPU (`--threads 0`;
+ *                  DKG and refresh rows only, signing does not use it);
  *   native upstream  bench-native built with `--features upstream`, on
  *                  upstream dkls23-secp256k1 =0.6.2 (the baseline the fork is
  *                  measured against).
@@ -138,8 +142,16 @@ function benchWasm(): { wasm: Samples; shares: KeyShare[] } {
   return { wasm, shares };
 }
 
-/** bench-native on the fork, or with `upstream` on upstream dkls23-secp256k1, in its own target dir. */
-function benchNative(shares: KeyShare[], upstream: boolean): Samples {
+/**
+ * bench-native on the fork, or with `upstream` on upstream dkls23-secp256k1, in its own target dir.
+ * `threads` (fork only): 1 = sequential, 0 = one per CPU; `signRuns` overrides SIGN_RUNS.
+ */
+function benchNative(
+  shares: KeyShare[],
+  upstream: boolean,
+  threads = 1,
+  signRuns = SIGN_RUNS,
+): Samples {
   const crate = `${ROOT}crates/dkls23-wasm`;
   const targetDir = `${crate}/target/${upstream ? "debian-native-upstream" : "debian-native"}`;
   const what = upstream ? "upstream dkls23-secp256k1" : "the fork";
@@ -162,17 +174,18 @@ function benchNative(shares: KeyShare[], upstream: boolean): Samples {
     },
   );
   if (build.status !== 0) throw new Error("bench-native build failed");
-  process.stderr.write(`  native runs on ${what}\n`);
+  process.stderr.write(`  native runs on ${what}${upstream ? "" : `, --threads ${threads}`}\n`);
   const input = encodeList(shares.map((s) => s.toBytes()));
   const run = spawnSync(
     `${targetDir}/release/bench-native`,
     [
       "--sign-runs",
-      String(SIGN_RUNS),
+      String(signRuns),
       "--dkg-runs",
       String(DKG_RUNS),
       "--refresh-runs",
       String(REFRESH_RUNS),
+      ...(upstream ? [] : ["--threads", String(threads)]),
     ],
     {
       input,
@@ -202,7 +215,8 @@ function main() {
     );
     return;
   }
-  const fork = benchNative(shares, false);
+  const fork = benchNative(shares, false, 1);
+  const forkParallel = benchNative(shares, false, 0, 0);
   const upstream = benchNative(shares, true);
   const phases = (c: string) => [1, 2, 3, 4].map((p) => `${c}_phase${p}`);
   const ops = [
@@ -212,16 +226,21 @@ function main() {
     ...phases("sign"),
     "refresh",
     ...phases("refresh"),
+    // Natively also each party's CPU time (all its threads): bench-native's `*_cpu`.
+    "dkg_cpu",
+    "refresh_cpu",
   ];
-  const med = (s: Samples, op: string) => +median(s[op]!).toFixed(3);
+  const med = (s: Samples, op: string) => (s[op]?.length ? +median(s[op]!).toFixed(3) : null);
   const rows = ops.map((op) => {
-    const [w, f, u] = [med(wasm, op), med(fork, op), med(upstream, op)];
-    const ratio = (a: number, b: number) => (b > 0 ? +(a / b).toFixed(2) : null);
+    const [w, f, p, u] = [med(wasm, op), med(fork, op), med(forkParallel, op), med(upstream, op)];
+    const ratio = (a: number | null, b: number | null) =>
+      a !== null && b !== null && b > 0 ? +(a / b).toFixed(2) : null;
     return {
       op,
-      samples: wasm[op]!.length,
+      samples: (wasm[op] ?? fork[op])!.length,
       wasm_ms: w,
       native_fork_ms: f,
+      native_fork_parallel_ms: p,
       native_upstream_ms: u,
       wasm_over_native: ratio(w, f),
       upstream_over_fork: ratio(u, f),
@@ -237,7 +256,9 @@ function main() {
   const result = {
     date: new Date().toISOString(),
     machine,
-    clock: "wall time of each party's compute (performance.now; std::time::Instant natively)",
+    clock:
+      "wall time of each party's compute (performance.now; std::time::Instant natively); *_cpu rows: process CPU time natively",
+    cpus: cpus().length,
     load_average_at_end: load,
     commit,
     command,
@@ -248,15 +269,15 @@ function main() {
   writeFileSync(`${ROOT}bench/results/core.json`, JSON.stringify(result, null, 2) + "\n");
 
   const table = [
-    "| operation (per party, 3-of-5) | samples | wasm ms | native fork ms | native upstream ms | wasm / native fork | upstream / fork |",
-    "|---|---:|---:|---:|---:|---:|---:|",
+    `| operation (per party, 3-of-5) | samples | wasm ms | native fork ms | native fork, ${cpus().length} threads ms | native upstream ms | wasm / native fork | upstream / fork |`,
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
     ...rows.map(
       (r) =>
-        `| ${r.op} | ${r.samples} | ${r.wasm_ms} | ${r.native_fork_ms} | ${r.native_upstream_ms} | ${r.wasm_over_native ?? "-"} | ${r.upstream_over_fork ?? "-"} |`,
+        `| ${r.op} | ${r.samples} | ${r.wasm_ms ?? "-"} | ${r.native_fork_ms} | ${r.native_fork_parallel_ms ?? "-"} | ${r.native_upstream_ms} | ${r.wasm_over_native ?? "-"} | ${r.upstream_over_fork ?? "-"} |`,
     ),
   ].join("\n");
   console.log(table);
-  const section = `<!-- core:begin -->\nMeasured ${result.date} on ${machine}, commit ${commit}.\nCommand: \`${command}\` (${SIGN_RUNS} signing runs x 3 parties; ${DKG_RUNS} DKG and ${REFRESH_RUNS} refresh runs x 5 parties; medians per party of wall time; load average ${load} at the end, the machine being shared).\n\n${table}\n<!-- core:end -->`;
+  const section = `<!-- core:begin -->\nMeasured ${result.date} on ${machine}, commit ${commit}.\nCommand: \`${command}\` (${SIGN_RUNS} signing runs x 3 parties; ${DKG_RUNS} DKG and ${REFRESH_RUNS} refresh runs x 5 parties; medians per party of wall time, \`*_cpu\` rows CPU time; native fork on one thread, as the wasm, and on one per CPU; load average ${load} at the end, the machine being shared).\n\n${table}\n<!-- core:end -->`;
   const path = `${ROOT}BENCHMARKS.md`;
   const doc = existsSync(path)
     ? readFileSync(path, "utf8")

@@ -23,5 +23,9 @@ echo "[test] cargo test (crates/dkls23-wasm, native, Debian rustc)" >&2
   env -u RUSTUP_TOOLCHAIN RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO_TARGET_DIR=target/debian-native \
     /usr/bin/cargo test --release --locked --tests
 )
+# The four-way SHA-256 runs only in the wasm build (simd128), where no
+# upstream party checks its digests: compare it with sha2 under Bun.
+echo "[test] wasm four-way SHA-256 against sha2 (crates/dkls23-core-fork/wasm-check)" >&2
+bash "$ROOT/crates/dkls23-core-fork/wasm-check/run.sh" >&2
 echo "[test] vitest (bun --bun vitest run --pool=threads)" >&2
 exec node_modules/.bin/bun --bun vitest run --pool=threads "$@"

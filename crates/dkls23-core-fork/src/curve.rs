@@ -40,7 +40,9 @@ pub trait DklsCurve:
                          + CurveAffine<
             Curve = <Self as CurveArithmetic>::ProjectivePoint,
             Scalar = <Self as CurveArithmetic>::Scalar,
-        > + AffineCoordinates<FieldRepr = elliptic_curve::FieldBytes<Self>>,
+        > + AffineCoordinates<FieldRepr = elliptic_curve::FieldBytes<Self>>
+                         + FromSec1Point<Self>
+                         + ToSec1Point<Self>,
         Scalar: Reduce<Self::Uint>
                     + Reduce<elliptic_curve::FieldBytes<Self>>
                     + IsHigh
@@ -62,13 +64,17 @@ pub trait DklsCurve:
             )],
         >,
     > + PrimeCurve
+    + elliptic_curve::Curve<FieldBytesSize: ModulusSize>
     + GroupDigest
     + Sized
     + 'static
 {
 }
 
-// Fork: the bounds `MulByGeneratorVartime`, `LinearCombination<[_; 2]>` and
+// Fork: `FromSec1Point`, `ToSec1Point` and `FieldBytesSize: ModulusSize`
+// (which the blanket impl always required) are in the trait too, so that
+// generic code can decode SEC1 encodings itself (`proofs::EncProofWire`).
+// The bounds `MulByGeneratorVartime`, `LinearCombination<[_; 2]>` and
 // `LinearCombination<[_]>` are added so that proofs can use the curve's precomputed generator tables
 // and Shamir's trick (see `utilities::arith`); k256 and p256 provide them.
 // The blanket impl below repeats the trait's bounds because Rust requires it.

@@ -10,6 +10,8 @@ pub mod hashes;
 pub mod multiplication;
 pub mod oracle_tags;
 pub mod ot;
+// Fork: per-counterparty work, on threads with the `parallel` feature.
+pub mod par;
 pub mod proofs;
 pub mod rng;
 pub mod sha256x4;

@@ -48,3 +48,41 @@ fn batch_verification_matches_single_verification() {
     assert!(!EncProof::verify_batch(&p, &wrong));
     assert!(!EncProof::verify_batch(&p, &sids[1..]));
 }
+
+/// The fork decodes an encryption proof through `EncProofWire` (each
+/// distinct point decompressed once); upstream's derived decoder
+/// decompresses all 12. Both must read the same proofs from the same bytes
+/// and reject the same bytes.
+#[test]
+fn proof_decoder_matches_upstream_decoder() {
+    use dkls23_secp256k1::utilities::proofs::EncProof as UpstreamEncProof;
+    type Up = UpstreamEncProof<Secp256k1>;
+    let (p, sids) = proofs(6);
+    for (proof, sid) in p.iter().zip(&sids) {
+        let bytes = postcard::to_allocvec(proof).unwrap();
+        let ours: EncProof<Secp256k1> = postcard::from_bytes(&bytes).unwrap();
+        let theirs: Up = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(postcard::to_allocvec(&ours).unwrap(), bytes);
+        assert_eq!(postcard::to_allocvec(&theirs).unwrap(), bytes);
+        assert!(ours.verify(sid));
+        // Every single-byte change either side rejects, the other rejects
+        // too, and what both accept is the same proof. (Flips in points:
+        // a repeated point whose copies differ must not be merged.)
+        for at in 0..bytes.len() {
+            for flip in [0x01u8, 0x80] {
+                let mut t = bytes.clone();
+                t[at] ^= flip;
+                let a = postcard::from_bytes::<EncProof<Secp256k1>>(&t);
+                let b = postcard::from_bytes::<Up>(&t);
+                assert_eq!(a.is_ok(), b.is_ok(), "byte {at} ^ {flip:#x}");
+                if let (Ok(a), Ok(b)) = (a, b) {
+                    assert_eq!(
+                        postcard::to_allocvec(&a).unwrap(),
+                        postcard::to_allocvec(&b).unwrap(),
+                        "byte {at} ^ {flip:#x}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -69,6 +69,8 @@ use crate::utilities::commits;
 use crate::utilities::hashes::HashOutput;
 use crate::utilities::multiplication::{MulReceiver, MulSender};
 use crate::utilities::ot;
+use crate::utilities::ot::ErrorOT;
+use crate::utilities::par;
 use crate::utilities::proofs::{DLogProof, EncProof};
 use crate::utilities::rng;
 use crate::utilities::zero_shares::{self, ZeroShare};
@@ -658,52 +660,83 @@ pub fn phase3<C: DklsCurve>(
     // Initialization - Two-party multiplication.
     // Each party prepares initialization both as
     // a receiver and as a sender.
-    // Initialization - Two-party multiplication.
-    let mut mul_keep = BTreeMap::new();
-    let mut mul_transmit = Vec::with_capacity(share_count);
+    // Fork: per counterparty in `mul_init_phase3` (possibly in parallel).
+    // As in Protocol 3.6 of DKLs23, the session ids include the indexes
+    // from the parties, the receiver's first.
+    let (mul_keep, mul_transmit) = mul_init_phase3::<C>(
+        data.party_index,
+        data.parameters.share_count,
+        |receiver, sender| dkg_mul_sid(&data.session_id, receiver, sender),
+    );
 
-    for i in 1..=data.parameters.share_count {
-        let i_idx = PartyIndex::new(i).unwrap();
-        if i_idx == data.party_index {
-            continue;
-        }
+    // Initialization - BIP-32.
+    // After having transmitted the commitment, we broadcast
+    // our auxiliary chain code and the corresponding salt.
+    // For simplicity, this message should be sent to us too.
+    let bip_broadcast = BroadcastDerivationPhase3to4 {
+        sender_index: data.party_index,
+        aux_chain_code: bip_kept.aux_chain_code,
+        cc_salt: bip_kept.cc_salt.clone(),
+    };
+
+    (
+        zero_keep,
+        zero_transmit,
+        mul_keep,
+        mul_transmit,
+        bip_broadcast,
+    )
+}
+
+/// Session id of DKG's multiplication set-up between `receiver` and
+/// `sender` (upstream's, written out in phases 3 and 4).
+fn dkg_mul_sid(session_id: &[u8], receiver: u8, sender: u8) -> Vec<u8> {
+    [
+        "Multiplication protocol".as_bytes(),
+        &[receiver],
+        &[sender],
+        session_id,
+    ]
+    .concat()
+}
+
+/// Fork: the two-party multiplication set-up of phase 3 for every
+/// counterparty (DKG and complete refresh). Upstream's loop, with each
+/// counterparty's part computed independently (`utilities::par::map`, on
+/// several threads with the `parallel` feature); the results are collected
+/// in the loop's order. `mul_sid(receiver, sender)` is the pair's session id.
+#[allow(clippy::type_complexity)]
+pub(crate) fn mul_init_phase3<C: DklsCurve>(
+    party_index: PartyIndex,
+    share_count: u8,
+    mul_sid: impl Fn(u8, u8) -> Vec<u8> + Sync,
+) -> (
+    BTreeMap<PartyIndex, KeepInitMulPhase3to4<C>>,
+    Vec<TransmitInitMulPhase3to4<C>>,
+) {
+    let counterparties: Vec<PartyIndex> = (1..=share_count)
+        .map(|i| PartyIndex::new(i).unwrap())
+        .filter(|&i| i != party_index)
+        .collect();
+    let pairs = par::map(&counterparties, |&i_idx| {
+        let i = i_idx.as_u8();
 
         // RECEIVER
         // We are the receiver and i = sender.
-
-        // We first compute a new session id.
-        // As in Protocol 3.6 of DKLs23, we include the indexes from the parties.
-        let mul_sid_receiver = [
-            "Multiplication protocol".as_bytes(),
-            &data.party_index.as_u8().to_be_bytes(),
-            &i.to_be_bytes(),
-            &data.session_id[..],
-        ]
-        .concat();
-
+        let mul_sid_receiver = mul_sid(party_index.as_u8(), i);
         let (ot_sender, dlog_proof, nonce) = MulReceiver::<C>::init_phase1(&mul_sid_receiver);
 
         // SENDER
         // We are the sender and i = receiver.
-
-        // New session id as above.
         // Note that the indexes are now in the opposite order.
-        let mul_sid_sender = [
-            "Multiplication protocol".as_bytes(),
-            &i.to_be_bytes(),
-            &data.party_index.as_u8().to_be_bytes(),
-            &data.session_id[..],
-        ]
-        .concat();
-
+        let mul_sid_sender = mul_sid(i, party_index.as_u8());
         let (ot_receiver, correlation, vec_r, enc_proofs) =
             MulSender::<C>::init_phase1(&mul_sid_sender);
 
         // We gather these values.
-
         let transmit = TransmitInitMulPhase3to4 {
             parties: PartiesMessage {
-                sender: data.party_index,
+                sender: party_index,
                 receiver: i_idx,
             },
 
@@ -725,28 +758,99 @@ pub fn phase3<C: DklsCurve>(
             correlation,
             vec_r,
         };
+        (i_idx, keep, transmit)
+    });
 
+    let mut mul_keep = BTreeMap::new();
+    let mut mul_transmit = Vec::with_capacity(pairs.len());
+    for (i_idx, keep, transmit) in pairs {
         mul_keep.insert(i_idx, keep);
         mul_transmit.push(transmit);
     }
+    (mul_keep, mul_transmit)
+}
 
-    // Initialization - BIP-32.
-    // After having transmitted the commitment, we broadcast
-    // our auxiliary chain code and the corresponding salt.
-    // For simplicity, this message should be sent to us too.
-    let bip_broadcast = BroadcastDerivationPhase3to4 {
-        sender_index: data.party_index,
-        aux_chain_code: bip_kept.aux_chain_code,
-        cc_salt: bip_kept.cc_salt.clone(),
-    };
-
+/// Fork: the two-party multiplication set-up of phase 4 for every
+/// counterparty in `mul_kept` (DKG and complete refresh), independently as
+/// in [`mul_init_phase3`]. Every counterparty's part is computed; the error
+/// returned is the one upstream's loop stops at (the first counterparty in
+/// index order that fails, its receiver side before its sender side).
+/// `mul_sid(receiver, sender)` is the pair's session id.
+#[allow(clippy::type_complexity)]
+pub(crate) fn mul_init_phase4<C: DklsCurve>(
+    party_index: PartyIndex,
+    mul_kept: &BTreeMap<PartyIndex, KeepInitMulPhase3to4<C>>,
+    mul_received_by_sender: &BTreeMap<PartyIndex, &TransmitInitMulPhase3to4<C>>,
+    mul_sid: impl Fn(u8, u8) -> Vec<u8> + Sync,
+) -> Result<
     (
-        zero_keep,
-        zero_transmit,
-        mul_keep,
-        mul_transmit,
-        bip_broadcast,
-    )
+        BTreeMap<PartyIndex, MulReceiver<C>>,
+        BTreeMap<PartyIndex, MulSender<C>>,
+    ),
+    Abort,
+> {
+    let mut pairs = Vec::with_capacity(mul_kept.len());
+    for (target_party, message_kept) in mul_kept {
+        let message_received = mul_received_by_sender.get(target_party).ok_or_else(|| {
+            Abort::recoverable(
+                party_index,
+                AbortReason::MissingMessageFromParty {
+                    party: *target_party,
+                },
+            )
+        })?;
+        pairs.push((*target_party, message_kept, *message_received));
+    }
+
+    // In DKG and complete refresh this failed run does not produce reusable
+    // OT state, so we keep abort classification recoverable.
+    let failed = |counterparty: PartyIndex, error: ErrorOT| {
+        Abort::recoverable(
+            party_index,
+            AbortReason::MultiplicationVerificationFailed {
+                counterparty,
+                detail: error.description,
+            },
+        )
+    };
+    let results = par::map(&pairs, |&(target_party, message_kept, message_received)| {
+        // RECEIVER
+        // We are the receiver and target_party = sender.
+        // The first party in the session id is the receiver and the second, the sender.
+        let mul_sid_receiver = mul_sid(party_index.as_u8(), target_party.as_u8());
+        let mul_receiver = MulReceiver::<C>::init_phase2(
+            &message_kept.ot_sender,
+            &mul_sid_receiver,
+            &message_received.seed,
+            &message_received.enc_proofs,
+            &message_kept.nonce,
+        )
+        .map_err(|e| failed(target_party, e))?;
+
+        // SENDER
+        // We are the sender and target_party = receiver.
+        let mul_sid_sender = mul_sid(target_party.as_u8(), party_index.as_u8());
+        let mul_sender = MulSender::<C>::init_phase2(
+            &message_kept.ot_receiver,
+            &mul_sid_sender,
+            message_kept.correlation.clone(),
+            &message_kept.vec_r,
+            &message_received.dlog_proof,
+            &message_received.nonce,
+        )
+        .map_err(|e| failed(target_party, e))?;
+        Ok((target_party, mul_receiver, mul_sender))
+    });
+
+    // We finish the initialization.
+    let mut mul_receivers = BTreeMap::new();
+    let mut mul_senders = BTreeMap::new();
+    for result in results {
+        let (target_party, mul_receiver, mul_sender) = result?;
+        mul_receivers.insert(target_party, mul_receiver);
+        mul_senders.insert(target_party, mul_sender);
+    }
+    Ok((mul_receivers, mul_senders))
 }
 
 // Communication round 3
@@ -971,8 +1075,6 @@ pub fn phase4<C: DklsCurve>(
     let zero_share = ZeroShare::initialize(seeds);
 
     // Initialization - Two-party multiplication.
-    let mut mul_receivers: BTreeMap<PartyIndex, MulReceiver<C>> = BTreeMap::new();
-    let mut mul_senders: BTreeMap<PartyIndex, MulSender<C>> = BTreeMap::new();
     let mut mul_received_by_sender: BTreeMap<PartyIndex, &TransmitInitMulPhase3to4<C>> =
         BTreeMap::new();
     for message in mul_received {
@@ -1015,93 +1117,13 @@ pub fn phase4<C: DklsCurve>(
         ));
     }
 
-    for (target_party, message_kept) in mul_kept {
-        let message_received = mul_received_by_sender.get(target_party).ok_or_else(|| {
-            Abort::recoverable(
-                data.party_index,
-                AbortReason::MissingMessageFromParty {
-                    party: *target_party,
-                },
-            )
-        })?;
-
-        // RECEIVER
-        // We are the receiver and target_party = sender.
-
-        // We retrieve the id used for multiplication. Note that the first party
-        // is the receiver and the second, the sender.
-        let mul_sid_receiver = [
-            "Multiplication protocol".as_bytes(),
-            &data.party_index.as_u8().to_be_bytes(),
-            &target_party.as_u8().to_be_bytes(),
-            &data.session_id[..],
-        ]
-        .concat();
-
-        let receiver_result = MulReceiver::<C>::init_phase2(
-            &message_kept.ot_sender,
-            &mul_sid_receiver,
-            &message_received.seed,
-            &message_received.enc_proofs,
-            &message_kept.nonce,
-        );
-
-        let mul_receiver: MulReceiver<C> = match receiver_result {
-            Ok(r) => r,
-            Err(error) => {
-                // In DKG this failed run does not produce reusable OT state,
-                // so we keep abort classification recoverable.
-                return Err(Abort::recoverable(
-                    data.party_index,
-                    AbortReason::MultiplicationVerificationFailed {
-                        counterparty: *target_party,
-                        detail: error.description.clone(),
-                    },
-                ));
-            }
-        };
-
-        // SENDER
-        // We are the sender and target_party = receiver.
-
-        // We retrieve the id used for multiplication. Note that the first party
-        // is the receiver and the second, the sender.
-        let mul_sid_sender = [
-            "Multiplication protocol".as_bytes(),
-            &target_party.as_u8().to_be_bytes(),
-            &data.party_index.as_u8().to_be_bytes(),
-            &data.session_id[..],
-        ]
-        .concat();
-
-        let sender_result = MulSender::<C>::init_phase2(
-            &message_kept.ot_receiver,
-            &mul_sid_sender,
-            message_kept.correlation.clone(),
-            &message_kept.vec_r,
-            &message_received.dlog_proof,
-            &message_received.nonce,
-        );
-
-        let mul_sender: MulSender<C> = match sender_result {
-            Ok(s) => s,
-            Err(error) => {
-                // In DKG this failed run does not produce reusable OT state,
-                // so we keep abort classification recoverable.
-                return Err(Abort::recoverable(
-                    data.party_index,
-                    AbortReason::MultiplicationVerificationFailed {
-                        counterparty: *target_party,
-                        detail: error.description.clone(),
-                    },
-                ));
-            }
-        };
-
-        // We finish the initialization.
-        mul_receivers.insert(*target_party, mul_receiver);
-        mul_senders.insert(*target_party, mul_sender.clone());
-    }
+    // Fork: per counterparty in `mul_init_phase4` (possibly in parallel).
+    let (mul_receivers, mul_senders) = mul_init_phase4::<C>(
+        data.party_index,
+        mul_kept,
+        &mul_received_by_sender,
+        |receiver, sender| dkg_mul_sid(&data.session_id, receiver, sender),
+    )?;
 
     // Initialization - BIP-32.
     // We check the commitments and create the final chain code.

@@ -102,7 +102,7 @@ use zeroize::Zeroizing;
 
 use crate::protocols::derivation::DerivData;
 use crate::protocols::dkg::{
-    check_own_point, step2, step3, step5, KeepInitMulPhase3to4, KeepInitZeroSharePhase2to3,
+    check_own_point, mul_init_phase3, mul_init_phase4, step2, step3, step5, KeepInitMulPhase3to4, KeepInitZeroSharePhase2to3,
     KeepInitZeroSharePhase3to4, ProofCommitment, TransmitInitMulPhase3to4,
     TransmitInitZeroSharePhase2to4, TransmitInitZeroSharePhase3to4,
 };
@@ -320,74 +320,16 @@ impl<C: DklsCurve> Party<C> {
         // Initialization - Two-party multiplication.
         // Each party prepares initialization both as
         // a receiver and as a sender.
-        let mut mul_keep: BTreeMap<PartyIndex, KeepInitMulPhase3to4<C>> = BTreeMap::new();
-        let mut mul_transmit: Vec<TransmitInitMulPhase3to4<C>> =
-            Vec::with_capacity((self.parameters.share_count - 1) as usize);
-        for i in 1..=self.parameters.share_count {
-            let i_idx = PartyIndex::new(i).unwrap();
-            if i_idx == self.party_index {
-                continue;
-            }
-
-            // RECEIVER
-            // We are the receiver and i = sender.
-
-            // We first compute a new session id.
-            // As in Protocol 3.6 of DKLs23, we include the indexes from the parties.
-            let mul_sid_receiver = refresh_mul_session_id(
-                &self.session_id,
-                &self.party_index.as_u8().to_be_bytes(),
-                &i.to_be_bytes(),
-                refresh_sid,
-            );
-
-            let (ot_sender, dlog_proof, nonce) = MulReceiver::<C>::init_phase1(&mul_sid_receiver);
-
-            // SENDER
-            // We are the sender and i = receiver.
-
-            // New session id as above.
-            // Note that the indexes are now in the opposite order.
-            let mul_sid_sender = refresh_mul_session_id(
-                &self.session_id,
-                &i.to_be_bytes(),
-                &self.party_index.as_u8().to_be_bytes(),
-                refresh_sid,
-            );
-
-            let (ot_receiver, correlation, vec_r, enc_proofs) =
-                MulSender::<C>::init_phase1(&mul_sid_sender);
-
-            // We gather these values.
-
-            let transmit = TransmitInitMulPhase3to4 {
-                parties: PartiesMessage {
-                    sender: self.party_index,
-                    receiver: i_idx,
-                },
-
-                // Us = Receiver
-                dlog_proof,
-                nonce,
-
-                // Us = Sender
-                enc_proofs,
-                seed: ot_receiver.seed,
-            };
-            let keep = KeepInitMulPhase3to4 {
-                // Us = Receiver
-                ot_sender,
-                nonce,
-
-                // Us = Sender
-                ot_receiver,
-                correlation,
-                vec_r,
-            };
-
-            mul_keep.insert(i_idx, keep);
-            mul_transmit.push(transmit);
-        }
+        // Fork: shared with DKG (`dkg::mul_init_phase3`, per counterparty);
+        // as in Protocol 3.6 of DKLs23, the session ids include the indexes
+        // from the parties, the receiver's first.
+        let (mul_keep, mul_transmit) = mul_init_phase3::<C>(
+            self.party_index,
+            self.parameters.share_count,
+            |receiver, sender| {
+                refresh_mul_session_id(&self.session_id, &[receiver], &[sender], refresh_sid)
+            },
+        );
 
         (zero_keep, zero_transmit, mul_keep, mul_transmit)
     }
@@ -586,8 +528,6 @@ impl<C: DklsCurve> Party<C> {
         let zero_share = ZeroShare::initialize(seeds);
 
         // Initialization - Two-party multiplication.
-        let mut mul_receivers: BTreeMap<PartyIndex, MulReceiver<C>> = BTreeMap::new();
-        let mut mul_senders: BTreeMap<PartyIndex, MulSender<C>> = BTreeMap::new();
         let mut mul_received_by_sender: BTreeMap<PartyIndex, &TransmitInitMulPhase3to4<C>> =
             BTreeMap::new();
         for message in mul_received {
@@ -630,91 +570,17 @@ impl<C: DklsCurve> Party<C> {
             ));
         }
 
-        for (target_party, message_kept) in mul_kept {
-            let message_received = mul_received_by_sender.get(target_party).ok_or_else(|| {
-                Abort::recoverable(
-                    self.party_index,
-                    AbortReason::MissingMessageFromParty {
-                        party: *target_party,
-                    },
-                )
-            })?;
-
-            // RECEIVER
-            // We are the receiver and target_party = sender.
-
-            // We retrieve the id used for multiplication. Note that the first party
-            // is the receiver and the second, the sender.
-            let mul_sid_receiver = refresh_mul_session_id(
-                &self.session_id,
-                &self.party_index.as_u8().to_be_bytes(),
-                &target_party.as_u8().to_be_bytes(),
-                refresh_sid,
-            );
-
-            let receiver_result = MulReceiver::<C>::init_phase2(
-                &message_kept.ot_sender,
-                &mul_sid_receiver,
-                &message_received.seed,
-                &message_received.enc_proofs,
-                &message_kept.nonce,
-            );
-
-            let mul_receiver: MulReceiver<C> = match receiver_result {
-                Ok(r) => r,
-                Err(error) => {
-                    // Complete refresh builds fresh OT from scratch (no reused COTe state),
-                    // so init failures are recoverable, matching DKG classification.
-                    return Err(Abort::recoverable(
-                        self.party_index,
-                        AbortReason::MultiplicationVerificationFailed {
-                            counterparty: *target_party,
-                            detail: error.description.clone(),
-                        },
-                    ));
-                }
-            };
-
-            // SENDER
-            // We are the sender and target_party = receiver.
-
-            // We retrieve the id used for multiplication. Note that the first party
-            // is the receiver and the second, the sender.
-            let mul_sid_sender = refresh_mul_session_id(
-                &self.session_id,
-                &target_party.as_u8().to_be_bytes(),
-                &self.party_index.as_u8().to_be_bytes(),
-                refresh_sid,
-            );
-
-            let sender_result = MulSender::<C>::init_phase2(
-                &message_kept.ot_receiver,
-                &mul_sid_sender,
-                message_kept.correlation.clone(),
-                &message_kept.vec_r,
-                &message_received.dlog_proof,
-                &message_received.nonce,
-            );
-
-            let mul_sender: MulSender<C> = match sender_result {
-                Ok(s) => s,
-                Err(error) => {
-                    // Complete refresh builds fresh OT from scratch (no reused COTe state),
-                    // so init failures are recoverable, matching DKG classification.
-                    return Err(Abort::recoverable(
-                        self.party_index,
-                        AbortReason::MultiplicationVerificationFailed {
-                            counterparty: *target_party,
-                            detail: error.description.clone(),
-                        },
-                    ));
-                }
-            };
-
-            // We finish the initialization.
-            mul_receivers.insert(*target_party, mul_receiver);
-            mul_senders.insert(*target_party, mul_sender.clone());
-        }
+        // Fork: shared with DKG (`dkg::mul_init_phase4`, per counterparty;
+        // the same recoverable abort: complete refresh builds fresh OT from
+        // scratch, no reused COTe state).
+        let (mul_receivers, mul_senders) = mul_init_phase4::<C>(
+            self.party_index,
+            mul_kept,
+            &mul_received_by_sender,
+            |receiver, sender| {
+                refresh_mul_session_id(&self.session_id, &[receiver], &[sender], refresh_sid)
+            },
+        )?;
 
         // For key derivation, we just update poly_point.
         let derivation_data = DerivData {

@@ -65,7 +65,7 @@ use crate::protocols::{Abort, AbortReason, PartiesMessage, Party, PartyIndex};
 
 use crate::utilities::commits::{commit, verify_commitment};
 use crate::utilities::hashes::{
-    point_to_bytes, scalar_to_bytes, scalars_to_bytes, tagged_hash, HashOutput,
+    point_to_bytes, scalar_to_bytes, scalars_to_bytes, tagged_encoding, tagged_hash, HashOutput,
 };
 use crate::utilities::multiplication::{ErrorMul, MulDataToKeepReceiver, MulDataToReceiver};
 use crate::utilities::oracle_tags::{
@@ -73,6 +73,46 @@ use crate::utilities::oracle_tags::{
 };
 use crate::utilities::ot::extension::{OTEDataToSender, OteNonce};
 use crate::utilities::rng;
+
+/// Fork: the last pair-setup digests (`Party::pair_setup_digest`), each with
+/// its exact hash input, so that the digest of a pair's multiplication setup
+/// is hashed once per key share and thread instead of three times per
+/// counterparty and signature. A hit needs the whole input to be equal
+/// (one `memcmp` of ~27 KB instead of ~420 SHA-256 compressions), so a
+/// changed state (refresh, re-key, another wallet) is a miss, never a stale
+/// digest. Everything in it is public: the gadget vectors derive from the
+/// DKG's public values and the digest is bound into sent messages. Bounded
+/// to [`pair_setup_cache::ENTRIES`] entries (~27 KB each), least recently
+/// used first out.
+mod pair_setup_cache {
+    use super::HashOutput;
+    use sha2::{Digest, Sha256};
+    use std::cell::RefCell;
+
+    pub(super) const ENTRIES: usize = 16;
+
+    thread_local! {
+        static CACHE: RefCell<Vec<(Vec<u8>, HashOutput)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// SHA-256 of `encoding`, i.e. `tagged_hash` of the components that
+    /// `encoding` is the `tagged_encoding` of.
+    pub(super) fn digest(encoding: Vec<u8>) -> HashOutput {
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(at) = cache.iter().position(|(input, _)| *input == encoding) {
+                let entry = cache.remove(at);
+                let digest = entry.1;
+                cache.insert(0, entry);
+                return digest;
+            }
+            let digest: HashOutput = Sha256::digest(&encoding).into();
+            cache.truncate(ENTRIES - 1);
+            cache.insert(0, (encoding, digest));
+            digest
+        })
+    }
+}
 
 /// Data needed to start the signature and is used during the phases.
 #[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
@@ -459,11 +499,15 @@ impl<C: DklsCurve> Party<C> {
             (&sender.public_gadget, &receiver.public_gadget)
         };
         let gadget_bytes = |gadget: &Vec<C::Scalar>| -> Vec<u8> { scalars_to_bytes::<C>(gadget) };
-        tagged_hash(
+        // Fork: the digest depends only on the key share's multiplication
+        // states, so it is looked up by its exact hash input instead of
+        // hashing ~27 KB (~420 SHA-256 compressions) three times per
+        // counterparty and signature (see `pair_setup_cache`).
+        let encoding = tagged_encoding(
             TAG_SIGN_PAIR_SETUP,
             &[&gadget_bytes(first), &gadget_bytes(second)],
-        )
-        .to_vec()
+        );
+        pair_setup_cache::digest(encoding).to_vec()
     }
 
     /// Phase 1 for signing: Steps 4, 5 and 6 from

@@ -43,6 +43,8 @@ use std::collections::HashSet;
 use std::marker::PhantomData;
 
 use crate::curve::DklsCurve;
+#[cfg(feature = "serde")]
+use elliptic_curve::sec1::{FromSec1Point, Sec1Point, ToSec1Point};
 use crate::utilities::hashes::{
     point_to_bytes, scalar_to_bytes, tagged_hash, tagged_hash_as_scalar, HashOutput,
 };
@@ -844,14 +846,19 @@ impl<C: DklsCurve> Drop for EncProofDraws<C> {
 /// Encryption proof used during the Endemic OT protocol of Zhou et al.
 ///
 /// See page 17 of <https://eprint.iacr.org/2022/1525.pdf>.
+// Fork: decoded through `EncProofWire` (below), which decompresses each
+// distinct point of the proof once; the encoding is unchanged.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
-    serde(bound(
-        serialize = "C::AffinePoint: serde::Serialize, C::Scalar: serde::Serialize",
-        deserialize = "C::AffinePoint: serde::Deserialize<'de>, C::Scalar: serde::Deserialize<'de>"
-    ))
+    serde(
+        bound(
+            serialize = "C::AffinePoint: serde::Serialize, C::Scalar: serde::Serialize",
+            deserialize = "C::AffinePoint: serde::Deserialize<'de>, C::Scalar: serde::Deserialize<'de>"
+        ),
+        try_from = "EncProofWire<C>"
+    )
 )]
 pub struct EncProof<C: DklsCurve> {
     /// EncProof is a proof that `proof0` or `proof1` really proves what it says.
@@ -863,6 +870,109 @@ pub struct EncProof<C: DklsCurve> {
 
     pub challenge0: C::Scalar,
     pub challenge1: C::Scalar,
+}
+
+/// Fork: the wire form of an [`EncProof`], field for field, with every
+/// point as its SEC1 encoding (`Sec1Point`), which is how RustCrypto
+/// curves serialize an affine point (k256's `AffinePoint` serializes
+/// `to_sec1_point(true)` and deserializes a `Sec1Point` through
+/// `from_sec1_point`; `tests/fork_proofs.rs` checks that both decoders give
+/// the same proofs and reject the same bytes). Upstream decoded all 12 points
+/// of a proof; here each distinct encoding is decompressed once (the two
+/// CP proofs repeat the generator and h, and u appears twice), and the
+/// generator's own encoding is recognised without a square root.
+/// Variable-time: all of it is the received, public proof.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(
+    rename = "EncProof",
+    bound(deserialize = "C::Scalar: serde::Deserialize<'de>")
+)]
+pub struct EncProofWire<C: DklsCurve> {
+    proof0: CPProofWire<C>,
+    proof1: CPProofWire<C>,
+    commitments0: RandomCommitmentsWire<C>,
+    commitments1: RandomCommitmentsWire<C>,
+    challenge0: C::Scalar,
+    challenge1: C::Scalar,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(
+    rename = "CPProof",
+    bound(deserialize = "C::Scalar: serde::Deserialize<'de>")
+)]
+struct CPProofWire<C: DklsCurve> {
+    base_g: Sec1Point<C>,
+    base_h: Sec1Point<C>,
+    point_u: Sec1Point<C>,
+    point_v: Sec1Point<C>,
+    challenge_response: C::Scalar,
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(rename = "RandomCommitments", bound(deserialize = ""))]
+struct RandomCommitmentsWire<C: DklsCurve> {
+    rc_g: Sec1Point<C>,
+    rc_h: Sec1Point<C>,
+}
+
+#[cfg(feature = "serde")]
+impl<C: DklsCurve> TryFrom<EncProofWire<C>> for EncProof<C> {
+    type Error = &'static str;
+
+    fn try_from(w: EncProofWire<C>) -> Result<Self, Self::Error> {
+        let generator = <C::AffinePoint as CurveAffine>::generator();
+        let generator_encoding = generator.to_sec1_point(true);
+        let encodings: [&Sec1Point<C>; 12] = [
+            &w.proof0.base_g,
+            &w.proof0.base_h,
+            &w.proof0.point_u,
+            &w.proof0.point_v,
+            &w.proof1.base_g,
+            &w.proof1.base_h,
+            &w.proof1.point_u,
+            &w.proof1.point_v,
+            &w.commitments0.rc_g,
+            &w.commitments0.rc_h,
+            &w.commitments1.rc_g,
+            &w.commitments1.rc_h,
+        ];
+        let mut points: Vec<C::AffinePoint> = Vec::with_capacity(encodings.len());
+        for (i, encoding) in encodings.iter().enumerate() {
+            let bytes = encoding.as_bytes();
+            let point = if bytes == generator_encoding.as_bytes() {
+                generator
+            } else if let Some(j) = (0..i).find(|&j| encodings[j].as_bytes() == bytes) {
+                points[j]
+            } else {
+                Option::<C::AffinePoint>::from(C::AffinePoint::from_sec1_point(encoding))
+                    .ok_or("invalid point encoding")?
+            };
+            points.push(point);
+        }
+        let cp = |k: usize, challenge_response: C::Scalar| CPProof {
+            base_g: points[k],
+            base_h: points[k + 1],
+            point_u: points[k + 2],
+            point_v: points[k + 3],
+            challenge_response,
+        };
+        let rc = |k: usize| RandomCommitments {
+            rc_g: points[k],
+            rc_h: points[k + 1],
+        };
+        Ok(EncProof {
+            proof0: cp(0, w.proof0.challenge_response),
+            proof1: cp(4, w.proof1.challenge_response),
+            commitments0: rc(8),
+            commitments1: rc(10),
+            challenge0: w.challenge0,
+            challenge1: w.challenge1,
+        })
+    }
 }
 
 impl<C: DklsCurve> EncProof<C> {

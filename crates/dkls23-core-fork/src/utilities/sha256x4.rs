@@ -1,27 +1,34 @@
 //! Fork: SHA-256 of four independent messages at once ("multi-buffer"),
-//! each 32-bit word of the four states in one lane of a `[u32; 4]`.
+//! each 32-bit word of the four states in one lane.
 //!
-//! Written as plain array arithmetic, which LLVM turns into wasm `simd128`
-//! instructions (`i32x4.add`, `v128.xor`, shifts), where sha2's wasm
-//! backend vectorises only the message schedule and runs the 64 rounds of
-//! each message on scalars. Meant for the OT extension's thousands of
-//! equally long hashes on wasm32 with `simd128` (natively sha2's SHA-NI
-//! path is faster). **Measured, it does not help, so it is off**
-//! ([`USE_X4`] is false): under Bun 1.4.5 a signing party took 23.4 ms of
-//! CPU with it against 11.3 ms with sha2 one message at a time (CPU time by
-//! `perf stat -e task-clock`, 120 signings, 2026-12-01), so JavaScriptCore
-//! runs this code far slower than LLVM's scalar rounds; a version with
-//! hand-written `core::arch::wasm32` intrinsics would have to be measured
-//! again. The code stays compiled and is compared with sha2 natively in
-//! `crates/dkls23-wasm/tests/fork_arith.rs`, as are the callers' four-way
-//! paths.
+//! For the OT extension's thousands of equally long hashes (the PRG's
+//! chunks and the randomisation oracle's rows, ~19,000 compressions per
+//! signing party). Two implementations give the same digests:
+//!
+//! - on wasm32 with `simd128`, [`simd`]: `core::arch::wasm32` intrinsics,
+//!   the message schedule computed first and the rounds as a plain loop,
+//!   the shape JavaScriptCore's optimising tier runs fastest. In a
+//!   microbenchmark under Bun 1.4.5 it takes ~155-165 ns per block against
+//!   ~190-215 ns for sha2's wasm backend (scalar rounds, `simd128` message
+//!   schedule), so [`USE_X4`] is on there. An earlier version written as
+//!   `[u32; 4]` array arithmetic (the portable one below, left to LLVM's
+//!   vectoriser) doubled a signing party's CPU time under Bun, and the same
+//!   intrinsics fully unrolled ran at ~250 ns per block (OMG compiles the
+//!   big straight-line function worse than the loop).
+//! - elsewhere, the portable `[u32; 4]` version: not used by the callers
+//!   ([`USE_X4`] is false; sha2's SHA-NI path is faster natively), kept so
+//!   that `crates/dkls23-wasm/tests/fork_arith.rs` checks the callers' x4
+//!   paths against sha2 natively. The wasm version was checked against
+//!   sha2 under Bun (256 digests: `crates/dkls23-core-fork/wasm-check/run.sh`).
 //!
 //! Constant-time: no branch or index depends on the message bytes, only on
 //! their (public) lengths.
 
 /// Whether the OT extension hashes with [`Midstate::finish_x4`] or with
-/// sha2 one message at a time: off everywhere, as measured (see above).
-pub const USE_X4: bool = false;
+/// sha2 one message at a time: only on wasm32 with `simd128`, where the
+/// intrinsics version ([`simd`]) runs; elsewhere sha2 (SHA-NI natively) is
+/// faster.
+pub const USE_X4: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
 
 type X4 = [u32; 4];
 
@@ -170,6 +177,18 @@ impl Midstate {
             buffer[len] = 0x80;
             buffer[padded - 8..padded].copy_from_slice(&total_bits.to_be_bytes());
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            simd::finish(&self.state, &*buffers, padded)
+        }
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        {
+            self.finish_portable(&*buffers, padded)
+        }
+    }
+
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    fn finish_portable(&self, buffers: &[[u8; 192]; 4], padded: usize) -> [[u8; 32]; 4] {
         let mut state: [X4; 8] = core::array::from_fn(|i| splat(self.state[i]));
         for offset in (0..padded).step_by(64) {
             let lanes: [&[u8]; 4] = core::array::from_fn(|k| &buffers[k][..]);
@@ -194,4 +213,132 @@ fn load(lanes: [&[u8]; 4], offset: usize) -> [X4; 16] {
             u32::from_be_bytes([lanes[k][at], lanes[k][at + 1], lanes[k][at + 2], lanes[k][at + 3]])
         })
     })
+}
+
+/// The four-way compression with `core::arch::wasm32` intrinsics, in the
+/// shape that JavaScriptCore's optimising tier (OMG) ran fastest in a
+/// microbenchmark under Bun 1.4.5 (ns per block, one core, 2026-12-01):
+/// the whole 64-word message schedule computed first into an array, then
+/// the 64 rounds as a loop, neither unrolled: ~155-165 ns per block
+/// against ~190-215 for sha2's own wasm backend (scalar rounds with a
+/// `simd128` message schedule) and ~250 for this code fully unrolled (the
+/// big straight-line function compiles worse in OMG than the loop), the
+/// portable `[u32; 4]` version above being slower still. `v128.bitselect`
+/// gives Ch and Maj in one and two instructions.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd {
+    use super::K;
+    use core::arch::wasm32::*;
+
+    #[inline(always)]
+    fn rotr<const R: u32, const L: u32>(x: v128) -> v128 {
+        v128_or(u32x4_shr(x, R), i32x4_shl(x, L))
+    }
+    #[inline(always)]
+    fn add(a: v128, b: v128) -> v128 {
+        i32x4_add(a, b)
+    }
+    #[inline(always)]
+    fn big_s1(e: v128) -> v128 {
+        v128_xor(v128_xor(rotr::<6, 26>(e), rotr::<11, 21>(e)), rotr::<25, 7>(e))
+    }
+    #[inline(always)]
+    fn big_s0(a: v128) -> v128 {
+        v128_xor(v128_xor(rotr::<2, 30>(a), rotr::<13, 19>(a)), rotr::<22, 10>(a))
+    }
+    #[inline(always)]
+    fn small_s0(x: v128) -> v128 {
+        v128_xor(v128_xor(rotr::<7, 25>(x), rotr::<18, 14>(x)), u32x4_shr(x, 3))
+    }
+    #[inline(always)]
+    fn small_s1(x: v128) -> v128 {
+        v128_xor(v128_xor(rotr::<17, 15>(x), rotr::<19, 13>(x)), u32x4_shr(x, 10))
+    }
+
+    /// Words 4j..4j+4 of the block at `offset` of each lane, transposed so
+    /// that lane k of word t is message k's word t (big-endian).
+    #[inline(always)]
+    fn load4(buffers: &[[u8; 192]; 4], offset: usize, j: usize) -> [v128; 4] {
+        let r: [v128; 4] = core::array::from_fn(|k| {
+            let bytes: &[u8; 16] = buffers[k][offset + 16 * j..offset + 16 * j + 16]
+                .try_into()
+                .expect("16 bytes");
+            let v = u8x16(
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14],
+                bytes[15],
+            );
+            i8x16_shuffle::<3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12>(v, v)
+        });
+        let t0 = i32x4_shuffle::<0, 4, 1, 5>(r[0], r[1]);
+        let t1 = i32x4_shuffle::<2, 6, 3, 7>(r[0], r[1]);
+        let t2 = i32x4_shuffle::<0, 4, 1, 5>(r[2], r[3]);
+        let t3 = i32x4_shuffle::<2, 6, 3, 7>(r[2], r[3]);
+        [
+            i64x2_shuffle::<0, 2>(t0, t2),
+            i64x2_shuffle::<1, 3>(t0, t2),
+            i64x2_shuffle::<0, 2>(t1, t3),
+            i64x2_shuffle::<1, 3>(t1, t3),
+        ]
+    }
+
+    #[inline(never)]
+    fn compress(state: &mut [v128; 8], buffers: &[[u8; 192]; 4], offset: usize) {
+        let mut w = [u64x2(0, 0); 64];
+        for j in 0..4 {
+            w[4 * j..4 * j + 4].copy_from_slice(&load4(buffers, offset, j));
+        }
+        for i in 16..64 {
+            w[i] = add(
+                add(w[i - 16], small_s0(w[i - 15])),
+                add(w[i - 7], small_s1(w[i - 2])),
+            );
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
+        for i in 0..64 {
+            // Ch(e, f, g) = bitselect(f, g, e); Maj(a, b, c) = bitselect(c, a, a ^ b).
+            let t1 = add(
+                add(h, big_s1(e)),
+                add(v128_bitselect(f, g, e), add(u32x4_splat(K[i]), w[i])),
+            );
+            let t2 = add(big_s0(a), v128_bitselect(c, a, v128_xor(a, b)));
+            h = g;
+            g = f;
+            f = e;
+            e = add(d, t1);
+            d = c;
+            c = b;
+            b = a;
+            a = add(t1, t2);
+        }
+        for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+            *s = add(*s, v);
+        }
+    }
+
+    pub(super) fn finish(
+        midstate: &[u32; 8],
+        buffers: &[[u8; 192]; 4],
+        padded: usize,
+    ) -> [[u8; 32]; 4] {
+        let mut state: [v128; 8] = core::array::from_fn(|i| u32x4_splat(midstate[i]));
+        for offset in (0..padded).step_by(64) {
+            compress(&mut state, buffers, offset);
+        }
+        let words: [[u32; 4]; 8] = core::array::from_fn(|i| {
+            [
+                u32x4_extract_lane::<0>(state[i]),
+                u32x4_extract_lane::<1>(state[i]),
+                u32x4_extract_lane::<2>(state[i]),
+                u32x4_extract_lane::<3>(state[i]),
+            ]
+        });
+        core::array::from_fn(|k| {
+            let mut digest = [0u8; 32];
+            for (i, word) in words.iter().enumerate() {
+                digest[4 * i..4 * i + 4].copy_from_slice(&word[k].to_be_bytes());
+            }
+            digest
+        })
+    }
 }
