@@ -107,7 +107,14 @@ const VALUE_OPTIONS = new Set([
   ...GLOBAL_OPTIONS,
   ...Object.values(COMMANDS).flatMap((c) => c.options),
 ]);
-const FLAGS = new Set(["help", "json", "allow-development", "any-node"]);
+const FLAGS = new Set([
+  "help",
+  "json",
+  "allow-development",
+  "any-node",
+  "allow-leavers-quorum",
+  "allow-offline-leavers",
+]);
 /** Options that may be given more than once (approver keys and key files); their values are in `lists`. */
 export const REPEATABLE = new Set([
   "key",
@@ -133,6 +140,9 @@ export interface Invocation {
   allowDevelopment?: boolean;
   /** --any-node (tss policy only): a key policy bound to no node's PCR4 (key-policy.ts). */
   anyNode?: boolean;
+  /** --allow-leavers-quorum / --allow-offline-leavers (wallet reshare only): client.ts ReshareWalletOptions. */
+  allowLeaversQuorum?: boolean;
+  allowOfflineLeavers?: boolean;
 }
 
 export function parseArgv(argv: string[]): Invocation {
@@ -154,6 +164,8 @@ export function parseArgv(argv: string[]): Invocation {
   let help = false;
   let allowDevelopment = false;
   let anyNode = false;
+  let allowLeaversQuorum = false;
+  let allowOfflineLeavers = false;
   // Problems wait until we know whether --help was asked for, which wins.
   const problems: string[] = [];
   for (const t of tokens) {
@@ -164,6 +176,8 @@ export function parseArgv(argv: string[]): Invocation {
       else if (t.name === "help") help = true;
       else if (t.name === "allow-development") allowDevelopment = true;
       else if (t.name === "any-node") anyNode = true;
+      else if (t.name === "allow-leavers-quorum") allowLeaversQuorum = true;
+      else if (t.name === "allow-offline-leavers") allowOfflineLeavers = true;
       else json = true;
     } else if (!VALUE_OPTIONS.has(t.name)) {
       problems.push(`Unknown option ${t.rawName}; run tss --help for the options.`);
@@ -205,6 +219,12 @@ export function parseArgv(argv: string[]): Invocation {
   }
   if (anyNode && command !== "policy")
     throw new UsageError(`Option --any-node does not apply to tss ${command}.`);
+  for (const [flag, on] of [
+    ["allow-leavers-quorum", allowLeaversQuorum],
+    ["allow-offline-leavers", allowOfflineLeavers],
+  ] as const)
+    if (on && command !== "wallet reshare")
+      throw new UsageError(`Option --${flag} does not apply to tss ${command}.`);
   return {
     command,
     args,
@@ -213,6 +233,8 @@ export function parseArgv(argv: string[]): Invocation {
     json,
     help,
     ...(allowDevelopment ? { allowDevelopment } : {}),
+    ...(allowLeaversQuorum ? { allowLeaversQuorum } : {}),
+    ...(allowOfflineLeavers ? { allowOfflineLeavers } : {}),
     ...(anyNode ? { anyNode } : {}),
   };
 }

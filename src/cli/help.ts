@@ -256,7 +256,11 @@ old threshold of them; they deal). A holder left out of --nodes leaves: right
 after the commit its own enclave verifies the new members' statements and
 live proofs, and only then its node deletes its share (an offline one does so
 when it is back). Holders that stay keep their index, so only holders of the
-highest indices can leave (others: refused).
+highest indices can leave (others: refused). The result lists every leaver
+and whether it has deleted its old share. Until each has, the leavers still
+hold the old sharing: refused unless asked for are leavers that reach the old
+threshold (together they could still sign) and offline leavers (nobody can
+ask them to delete until they are back).
 
   --wallet ID          the wallet
   --threshold T        the new threshold (2..number of --nodes)
@@ -264,6 +268,10 @@ highest indices can leave (others: refused).
   --target-pcr4 NODE=HEX  a member's machine identity (PCR4, 96 hex characters) from
                        your inventory (repeatable; required for every added node)
   --key FILE           an approver key file approving the reshare (repeatable)
+  --allow-leavers-quorum  let the old threshold or more holders leave: WEAKENS the
+                       wallet until every leaver has deleted its old share
+  --allow-offline-leavers  let offline holders leave: each keeps its old share
+                       until it is back online and checks
 `,
   "wallet retire": `Usage: tss wallet retire --wallet ID --key FILE... [options]
 

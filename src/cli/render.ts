@@ -107,6 +107,17 @@ ${fields([
   ["public key", r.publicKey],
   ["address", r.address],
   ["added", r.added.length > 0 ? r.added.join(", ") : "(none)"],
+  [
+    "left",
+    r.leaving.length > 0
+      ? r.leaving
+          .map(
+            (l) =>
+              `${l.partyIndex}: ${l.nodeId ?? "(unknown node)"} ${l.replaced ? "deleted its old share" : l.online ? "STILL HOLDS its old share (checks again later)" : "offline, STILL HOLDS its old share"}`,
+          )
+          .join(", ")
+      : "(none)",
+  ],
   ["nodes", r.nodes.map((n, k) => `${k + 1}: ${n}`).join(", ")],
   [
     "PCR4 approved",

@@ -259,6 +259,8 @@ function prepare(inv: Invocation & { command: RemoteCommand }): {
             threshold,
             nodes,
             targetPcr4,
+            ...(inv.allowLeaversQuorum ? { allowOldQuorumLeaving: true } : {}),
+            ...(inv.allowOfflineLeavers ? { allowOfflineLeaving: true } : {}),
             signers,
             requestId,
             onProgress,

@@ -571,7 +571,15 @@ export class TssClient {
       { operation: "reshare", walletId, requestId, digest },
       { signers: o.signers, approvalSeconds: o.approvalSeconds },
     );
-    const body = { walletId, keyType, threshold: o.threshold, nodes, ...approval };
+    const body = {
+      walletId,
+      keyType,
+      threshold: o.threshold,
+      nodes,
+      ...(o.allowOldQuorumLeaving === true ? { allowOldQuorumLeaving: true } : {}),
+      ...(o.allowOfflineLeaving === true ? { allowOfflineLeaving: true } : {}),
+      ...approval,
+    };
     return this.request("reshare", body, { ...o, requestId }, (v) => {
       const r = parseReshare(v);
       checkSameWallet(r, walletId);

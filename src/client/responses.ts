@@ -265,6 +265,21 @@ export function parseReshare(v: unknown): Omit<ReshareWalletResult, "committeePc
     fromParties: integer(o, "fromParties", "result", 2, MAX_PARTIES),
     dealers: list(o, "dealers", "result", MAX_PARTIES, nodeId),
     added: list(o, "added", "result", MAX_PARTIES, nodeId),
+    // Absent from a node from before leavers were reported: none listed.
+    leaving:
+      o.leaving === undefined
+        ? []
+        : list(o, "leaving", "result", MAX_PARTIES, (x, at) => {
+            const l = record(x, at);
+            if (typeof l.online !== "boolean" || typeof l.replaced !== "boolean")
+              throw new ShapeError(`${at}.online and ${at}.replaced must be true or false`);
+            return {
+              partyIndex: integer(l, "partyIndex", at, 1, MAX_PARTIES),
+              ...(l.nodeId === undefined ? {} : { nodeId: nodeId(l.nodeId, `${at}.nodeId`) }),
+              online: l.online,
+              replaced: l.replaced,
+            };
+          }),
   };
 }
 

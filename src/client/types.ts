@@ -194,6 +194,23 @@ export interface ReshareWalletOptions extends RequestOptions, ApprovalOptions, K
    * and must agree; a member without an entry here is approved on its document alone.
    */
   targetPcr4?: Record<string, string>;
+  /**
+   * Lets t_old or more holders leave. Weakens the wallet until each has deleted its old share:
+   * together they could still sign with the old sharing (`leaving[].replaced` says who deleted).
+   */
+  allowOldQuorumLeaving?: boolean;
+  /** Lets offline holders leave: each deletes only when it is back and checks; until then it keeps its old share. */
+  allowOfflineLeaving?: boolean;
+}
+
+/** A holder the reshare left out (docs/RESHARING.md "Leaving"). */
+export interface ReshareLeaver {
+  partyIndex: number;
+  /** Absent for an offline leaver the coordinator has no membership record of. */
+  nodeId?: string;
+  online: boolean;
+  /** Its own enclave verified the new sharing and its host deleted the old share (online leavers only). */
+  replaced: boolean;
 }
 
 export interface ReshareWalletResult extends WalletInfo {
@@ -203,6 +220,8 @@ export interface ReshareWalletResult extends WalletInfo {
   dealers: string[];
   /** The nodes that joined. */
   added: string[];
+  /** The holders left out, by party index; any with `replaced: false` still holds an old share. */
+  leaving: ReshareLeaver[];
   /** The PCR4 (hex) the approval named for each member. */
   committeePcr4: Record<string, string>;
 }

@@ -15,7 +15,9 @@
  *    a generation newer than that row's (an older or equal set, a replay of the row's own
  *    generation, or another wallet's set proves nothing).
  * 4. Live now: one active proof (active-proof.ts) for every index 1..n, each for this nonce,
- *    this wallet and key at g' and its own index, signed by the channel key of the enclave
+ *    this wallet and key at g' and its own index, of the statements' sharing (their n and
+ *    public package hash, so a share of another sharing of that generation never stands in for
+ *    one of this set), signed by the channel key of the enclave
  *    whose statement holds that index. An enclave signs one only for the share it holds loaded
  *    at that moment (PROVE_ACTIVE, proveActive below). Statements (signed at phase 4, before
  *    any commit) and seal receipts (every host stored, not committed) can be replayed from a
@@ -76,6 +78,8 @@ import { EnclaveError } from "./errors.ts";
 import { needBytes, needInt, needOnlyFields, needWalletId } from "./request-checks.ts";
 import type { ShareTable } from "./shares.ts";
 import type { ChannelSigner } from "./wallet-statements.ts";
+import { packageInfo } from "./dkls23/binding.ts";
+import { publicPackageHash } from "../shared/wire/wallet-statement.ts";
 
 const MAX_U32 = 2 ** 32 - 1;
 /** How long an issued nonce may wait for its SUPERSEDED_SHARE: gathering n proofs takes seconds. */
@@ -141,12 +145,16 @@ export function proveActive(
       `no share of wallet ${walletId} is loaded in this enclave`,
     );
   shares.refuseIfStale(walletId, loaded.generation);
+  // The sharing's own package, as its wallet statement names it (wallet-statements.ts).
+  const pkg = loaded.share.publicPackage();
   const encoding = encodeActiveProof({
     nonce,
     walletId,
     partyIndex: loaded.partyIndex,
     generation: loaded.generation,
     publicKey: loaded.publicKey,
+    parties: packageInfo(pkg).parties,
+    publicPackageHash: publicPackageHash(pkg),
   });
   return { proof: encodeSignedActiveProof(encoding, sign(encoding)) };
 }
@@ -234,6 +242,9 @@ export function verifySupersession(
       refuse(
         `party ${p.partyIndex}'s enclave holds generation ${p.generation} loaded, not ${first.generation}`,
       );
+    // The same sharing the statements name, not another at that generation and index.
+    if (p.parties !== first.parties || !bytesEqual(p.publicPackageHash, first.publicPackageHash))
+      refuse(`party ${p.partyIndex}'s active proof is of another sharing than the statements'`);
   }
 
   shares.supersede(walletId, first.generation);

@@ -73,7 +73,12 @@ import {
 } from "./store/pending-shapes-repo.ts";
 import { isReshareDealer } from "./wallet-reshare.ts";
 import { recordWalletMembers, replacedBy } from "./store/members-repo.ts";
-import { checkReplacedHere, type ActiveProofSource, type AskedHolder } from "./share-repair.ts";
+import {
+  checkReplacedHere,
+  REPLACE_CHECK_INTERVAL_MS,
+  type ActiveProofSource,
+  type AskedHolder,
+} from "./share-repair.ts";
 import { commitProof, keepCommitProof } from "./store/commit-proofs-repo.ts";
 import { activateWithPeerProof } from "./settle-proof.ts";
 import type { NodeOpArgs, RetireOutcome } from "../shared/wire/node-rpc.ts";
@@ -104,8 +109,9 @@ export interface NodeHostOptions {
 }
 
 export const DEFAULT_CEREMONY_SLOT_MS = 4 * 120_000 + 60_000;
-/** Shortest interval between two replacement checks of one wallet (checkReplaced). */
-export const REPLACE_CHECK_INTERVAL_MS = 5_000;
+// Shortest interval between two replacement checks of one wallet (checkReplaced); defined
+// beside the check so the reshare coordinator's retry (wallet-reshare.ts) shares it.
+export { REPLACE_CHECK_INTERVAL_MS };
 
 /** One other node's word on a refresh session; null: it did not answer. */
 export interface PeerOutcome {

@@ -272,6 +272,9 @@ export class RequestHandler {
                 walletId: b.walletId,
                 threshold: b.threshold as number,
                 nodes: b.nodes as string[],
+                // Only a literal true weakens the leaving checks (wallet-reshare.ts planReshare).
+                allowOldQuorumLeaving: b.allowOldQuorumLeaving === true,
+                allowOfflineLeaving: b.allowOfflineLeaving === true,
                 requestId,
                 approval: { ...approvalRelay(requestId, b), ...who },
                 ...who,

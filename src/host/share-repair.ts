@@ -72,6 +72,7 @@ import {
   listShares,
   recordWalletMembers,
   startCeremony,
+  walletMembers,
   type Db,
 } from "./store/index.ts";
 import { parseSignedWalletStatementUnverified } from "../shared/wire/wallet-statement.ts";
@@ -420,6 +421,9 @@ export interface ReplacedNode {
   log(event: string, fields: Record<string, unknown>): void;
 }
 
+/** Shortest interval between two replacement checks of one wallet on a node (node-host.ts checkReplaced). */
+export const REPLACE_CHECK_INTERVAL_MS = 5_000;
+
 /** Complete statement sets tried per check, newest first (each is one enclave verification). */
 export const MAX_SETS_TRIED = 3;
 
@@ -433,20 +437,35 @@ interface Claimed {
   parties: number;
 }
 
+/** Complete statement sets listed at most per check (cheap: no signature is checked here). */
+export const MAX_SETS_LISTED = 64;
+
 /**
- * The answers' complete statement sets newer than `after`, newest first: per generation (as
- * each statement itself says, read unverified, never the answer's own claims), one statement
- * per party index 1..n, each from another node asked. Only the enclave checks a set; reading
- * the statements here only keeps a node that claims a huge generation or another's index
- * from choosing what is tried (a set needs n answering nodes).
+ * The answers' complete statement sets newer than `after`, newest generation first: per
+ * generation (as each statement itself says, read unverified, never the answer's own claims),
+ * one statement per party index 1..n, each from another node asked. Every answer claiming an
+ * index stays a candidate for it, so one host that answers with a replayed statement of a real
+ * index (and then withholds the proof) cannot hide the real holder's answer: within a
+ * generation the first set takes, per index, the answer of the node this node's own
+ * membership record names (`recorded`, members-repo.ts), else the first; then the sets that
+ * differ from it at one index, then at two, and so on, at most `limit` in all. Only the
+ * enclave checks a set; reading the statements here only keeps a node that claims a huge
+ * generation or another's index from choosing what is tried (a set needs n answering nodes).
  */
 export function completeSets(
   answers: readonly { nodeId: string; statement: Uint8Array; attestation: Uint8Array }[],
   walletId: string,
   publicKey: Uint8Array,
   after: number,
+  recorded: ReadonlyMap<number, string> = new Map(),
+  limit = MAX_SETS_LISTED,
 ): Claimed[][] {
-  const byGeneration = new Map<number, Map<number, Claimed>>();
+  // By generation, then by the committee size n the statements claim (one answer claiming an
+  // index beyond the real n makes a group of its own instead of spoiling the real one).
+  const groups = new Map<
+    string,
+    { generation: number; n: number; byIndex: Map<number, Claimed[]> }
+  >();
   for (const a of answers) {
     let st;
     try {
@@ -455,24 +474,55 @@ export function completeSets(
       continue;
     }
     if (st.walletId !== walletId || toHex(st.publicKey) !== toHex(publicKey)) continue;
-    if (st.generation <= after) continue;
-    const set = byGeneration.get(st.generation) ?? new Map<number, Claimed>();
-    byGeneration.set(st.generation, set);
-    if (!set.has(st.partyIndex))
-      set.set(st.partyIndex, {
-        ...a,
-        partyIndex: st.partyIndex,
-        generation: st.generation,
-        parties: st.parties,
-      });
+    if (st.generation <= after || st.partyIndex > st.parties) continue;
+    const key = `${st.generation}/${st.parties}`;
+    const group = groups.get(key) ?? {
+      generation: st.generation,
+      n: st.parties,
+      byIndex: new Map<number, Claimed[]>(),
+    };
+    groups.set(key, group);
+    const set = group.byIndex;
+    const claimed = {
+      ...a,
+      partyIndex: st.partyIndex,
+      generation: st.generation,
+      parties: st.parties,
+    };
+    const at = set.get(st.partyIndex) ?? [];
+    set.set(st.partyIndex, at);
+    // The recorded holder of this index first; the others in the order they answered.
+    if (recorded.get(st.partyIndex) === a.nodeId) at.unshift(claimed);
+    else at.push(claimed);
   }
-  return [...byGeneration.entries()]
-    .sort(([a], [b]) => b - a)
-    .map(([, set]) => [...set.values()].sort((x, y) => x.partyIndex - y.partyIndex))
-    .filter(
-      (set) =>
-        set.length >= 2 && set.every((c, k) => c.partyIndex === k + 1 && c.parties === set.length),
-    );
+  const out: Claimed[][] = [];
+  const ordered = [...groups.values()].sort((a, b) => b.generation - a.generation || a.n - b.n);
+  for (const { n, byIndex } of ordered) {
+    // Indices exactly 1..n, every candidate's statement saying n parties.
+    if (n < 2 || byIndex.size !== n) continue;
+    const slots = Array.from({ length: n }, (_, k) => byIndex.get(k + 1)!);
+    for (let k = 0; k <= n && out.length < limit; k++)
+      for (const set of deviations(slots, k)) {
+        if (out.length >= limit) break;
+        out.push(set);
+      }
+  }
+  return out;
+}
+
+/** Every choice of one candidate per slot that takes a candidate other than the first at exactly `k` slots. */
+function* deviations<T>(slots: readonly T[][], k: number, from = 0): Generator<T[]> {
+  if (from === slots.length) {
+    if (k === 0) yield [];
+    return;
+  }
+  // Too few slots left to deviate k times: nothing.
+  if (slots.length - from < k) return;
+  const [first, ...others] = slots[from]!;
+  for (const rest of deviations(slots, k, from + 1)) yield [first!, ...rest];
+  if (k > 0)
+    for (const other of others)
+      for (const rest of deviations(slots, k - 1, from + 1)) yield [other, ...rest];
 }
 
 /**
@@ -523,13 +573,22 @@ export async function checkReplacedHere(
   }
   // Its index held elsewhere (a repair, or a reshare that renumbered), or a smaller committee
   // without it (a reshare it left): the enclave tells the two apart and checks either.
-  const sets = completeSets(answers, walletId, wallet.publicKey, top).filter(
+  // This node's own record of who holds each index: their answers are tried first.
+  const recorded = new Map(walletMembers(node.db, walletId).map((m) => [m.partyIndex, m.nodeId]));
+  const sets = completeSets(answers, walletId, wallet.publicKey, top, recorded).filter(
     (set) => set.some((c) => c.partyIndex === mine.partyIndex) || set.length < mine.partyIndex,
   );
   let verdict: SupersededShareReply | null = null;
   let used: Claimed[] = [];
   let reason = "no complete set of newer statements";
-  for (const set of sets.slice(0, MAX_SETS_TRIED)) {
+  // A node that gave no proof is left out of the sets tried after (another answer for its
+  // index may be the real holder's); only sets actually asked count against MAX_SETS_TRIED.
+  const silentNodes = new Set<string>();
+  let tried = 0;
+  for (const set of sets) {
+    if (tried >= MAX_SETS_TRIED) break;
+    if (set.some((c) => silentNodes.has(c.nodeId))) continue;
+    tried++;
     try {
       const nonce = await node.nonce(walletId);
       const proofs = await Promise.all(
@@ -540,6 +599,7 @@ export async function checkReplacedHere(
           !(proofs[k] instanceof Uint8Array) || proofs[k]!.length > MAX_SIGNED_ACTIVE_PROOF_BYTES,
       );
       if (silent.length > 0) {
+        for (const c of silent) silentNodes.add(c.nodeId);
         reason = `no active proof from ${silent.map((c) => c.nodeId).join(", ")} at generation ${set[0]!.generation}`;
         continue;
       }

@@ -26,7 +26,10 @@
  * and only then does its host securely delete its rows and audit
  * `left_committee`; an offline one does the same when it next reports its old
  * generation. Holders that stay keep their index, so a leaving holder must
- * hold one of the highest (docs/RESHARING.md "Limits").
+ * hold one of the highest (docs/RESHARING.md "Limits"). A leaver keeps a working share of the
+ * old sharing until it deletes, so leavers (online and offline) reaching t_old, and any
+ * offline leaver, need the request's explicit flag; the audit and the answer list every
+ * leaver with whether it deleted.
  *
  * Approvals: a `reshare` approval (approval.ts operation 8) naming the
  * wallet, t_new and every member's node id and PCR4 (reshare.ts
@@ -54,6 +57,8 @@ import type { Participant, WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import { currentHolders, nodesByParty, RequestError, walletHolders } from "./planning.ts";
 import { appendAudit, type Db } from "./store/index.ts";
+import { REPLACE_CHECK_INTERVAL_MS } from "./share-repair.ts";
+import { walletMembers } from "./store/members-repo.ts";
 import { walletVouchers } from "./wallet-vouchers.ts";
 
 export interface ReshareRequest {
@@ -66,6 +71,28 @@ export interface ReshareRequest {
   /** The `reshare` approvals, relayed to every member. */
   approval: ApprovalRelay;
   client?: string;
+  /**
+   * Lets as many holders leave as the old threshold (or more). Each leaver keeps a share of the
+   * old sharing until its own enclave verifies the new one and its host deletes it; together
+   * t_old of them could sign with the old sharing meanwhile, so this weakens the wallet until
+   * they have all deleted (the reply's `leaving` says who has).
+   */
+  allowOldQuorumLeaving?: boolean;
+  /**
+   * Lets holders that are offline now leave: nobody can ask them to delete until they are back
+   * (each checks when it next reports its old generation), so their old shares stay meanwhile.
+   */
+  allowOfflineLeaving?: boolean;
+}
+
+/** A holder the reshare left out: online ones are asked to check right after the commit. */
+export interface Leaver {
+  partyIndex: number;
+  /** Absent for an offline leaver this coordinator has no membership record of. */
+  nodeId?: string;
+  online: boolean;
+  /** Whether its own enclave verified the new sharing and its host deleted its rows (online only). */
+  replaced: boolean;
 }
 
 export interface ResharePlan {
@@ -77,6 +104,10 @@ export interface ResharePlan {
   added: string[];
   /** Online current holders left out of the committee (an offline one checks when it is back). */
   leaving: string[];
+  /** Each online leaver's party index, in `leaving`'s order. */
+  leavingParties: number[];
+  /** Party indices of the old committee held by no online node: offline leavers. */
+  offlineLeaving: number[];
   /** Node id by seat (index 0 is seat 1). */
   committee: string[];
 }
@@ -93,7 +124,10 @@ function bad(message: string): never {
 /** Checks the request against the wallet's live holders; every refusal names what is wrong. */
 export function planReshare(
   live: readonly string[],
-  r: Pick<ReshareRequest, "walletId" | "threshold" | "nodes">,
+  r: Pick<
+    ReshareRequest,
+    "walletId" | "threshold" | "nodes" | "allowOldQuorumLeaving" | "allowOfflineLeaving"
+  >,
   holders: HeldWallet[],
 ): ResharePlan {
   const { generation, current } = currentHolders(r.walletId, holders);
@@ -131,6 +165,21 @@ export function planReshare(
     bad(
       `a reshare needs at least ${wallet.threshold} current holders (the old threshold) staying to deal; ${stay.length} stay`,
     );
+  // The old committee's indices no online node reports: offline leavers (a stayer is online,
+  // checked above). Nobody can ask them to delete now, and together with the online leavers
+  // they may reach t_old and could still sign with the old sharing: both need the caller's word.
+  const offlineLeaving = Array.from({ length: wallet.parties }, (_, k) => k + 1).filter(
+    (p) => !indices.has(p),
+  );
+  if (offlineLeaving.length > 0 && r.allowOfflineLeaving !== true)
+    bad(
+      `parties ${offlineLeaving.join(", ")} of wallet ${r.walletId} are offline and would leave without being asked to delete their old shares; bring them online first or set allowOfflineLeaving`,
+    );
+  const leavers = leaving.length + offlineLeaving.length;
+  if (leavers >= wallet.threshold && r.allowOldQuorumLeaving !== true)
+    bad(
+      `${leavers} holders would leave, at least the old threshold ${wallet.threshold}: together they could sign with the old sharing until each deletes it; set allowOldQuorumLeaving to accept that`,
+    );
   const added = nodes.filter((n) => !byParty.some((h) => h.nodeId === n));
   const offline = added.filter((n) => !live.includes(n));
   if (offline.length > 0)
@@ -149,6 +198,8 @@ export function planReshare(
     dealers: stay,
     added,
     leaving: leaving.map((h) => h.nodeId),
+    leavingParties: leaving.map((h) => h.partyIndex),
+    offlineLeaving,
     committee: [...stay.map((h) => h.nodeId), ...added],
   };
 }
@@ -261,6 +312,7 @@ export async function coordinateReshare(
       }),
     ),
   );
+  const leaving = await checkLeavers(peers, self.db, r.walletId, plan);
   const approverKeyIds = approverKeyIdsOf(r.approval);
   appendAudit(self.db, self.nodeId, {
     event: "wallet_reshared",
@@ -274,15 +326,10 @@ export async function coordinateReshare(
     added: plan.added,
     nodes: committee,
     generation: g,
+    ...leaverFields(leaving),
     ...(approverKeyIds.length > 0 ? { approverKeyIds } : {}),
     ...(r.client === undefined ? {} : { client: r.client }),
   });
-  // A leaving holder deletes its rows only on its own enclave's verdict on every new holder's
-  // statement and active proof (share-repair.ts checkReplacedHere); one that fails or is
-  // offline checks again when a later request finds it reporting the old generation.
-  await Promise.allSettled(
-    plan.leaving.map((n) => peers.ask(n, "checkReplaced", { walletId: r.walletId })),
-  );
   const now = (await walletHolders(peers, r.walletId)).filter((h) => h.generation === g);
   return {
     walletId: r.walletId,
@@ -296,7 +343,77 @@ export async function coordinateReshare(
     generation: g,
     dealers: plan.dealers.map((h) => h.nodeId),
     added: plan.added,
+    leaving,
     nodes: nodesByParty(now),
     vouchers: walletVouchers(now),
+  };
+}
+
+/**
+ * Each node's `ask` answer, asking again once, after `retryMs`, those that said no (one wait for
+ * all of them, so at most two asks per node and one wait per reshare).
+ */
+export async function askTwice(
+  nodes: readonly string[],
+  ask: (nodeId: string) => Promise<boolean>,
+  retryMs: number,
+): Promise<boolean[]> {
+  const yes = await Promise.all(nodes.map(ask));
+  if (!yes.includes(false)) return yes;
+  await new Promise((res) => setTimeout(res, retryMs));
+  return Promise.all(nodes.map(async (n, k) => yes[k] || ask(n)));
+}
+
+/**
+ * Asks each online leaver to check (checkReplaced) right after the commit: a leaving holder
+ * deletes its rows only on its own enclave's verdict on every new holder's statement and
+ * active proof (share-repair.ts checkReplacedHere). A node answers not-replaced without
+ * checking while another check of the wallet ran there within REPLACE_CHECK_INTERVAL_MS or a
+ * ceremony holds the wallet, so one that says not-replaced is asked once more after the
+ * interval (bounded: one retry, one wait for all); one still not replaced, or offline, checks
+ * again when a later request finds it reporting the old generation. Offline leavers are named
+ * from this coordinator's own membership record of the old generation when it has one.
+ */
+async function checkLeavers(
+  peers: PeerDirectory,
+  db: Db,
+  walletId: string,
+  plan: ResharePlan,
+): Promise<Leaver[]> {
+  const replaced = await askTwice(
+    plan.leaving,
+    async (n) =>
+      (await peers.ask(n, "checkReplaced", { walletId }).catch(() => null))?.replaced === true,
+    REPLACE_CHECK_INTERVAL_MS + 250,
+  );
+  const online: Leaver[] = plan.leaving.map((nodeId, k) => ({
+    partyIndex: plan.leavingParties[k]!,
+    nodeId,
+    online: true,
+    replaced: replaced[k]!,
+  }));
+  // Only records of the old generation or before: an added node may hold that index now.
+  const recorded = walletMembers(db, walletId).filter((m) => m.generation <= plan.generation);
+  const offline: Leaver[] = plan.offlineLeaving.map((partyIndex) => {
+    const nodeId = recorded.find((m) => m.partyIndex === partyIndex)?.nodeId;
+    return {
+      partyIndex,
+      ...(nodeId === undefined ? {} : { nodeId }),
+      online: false,
+      replaced: false,
+    };
+  });
+  return [...online, ...offline].sort((a, b) => a.partyIndex - b.partyIndex);
+}
+
+/** The audit's view of the leavers (audit.ts wallet_reshared): flat lists its schema bounds. */
+function leaverFields(leaving: readonly Leaver[]): Record<string, unknown> {
+  if (leaving.length === 0) return {};
+  const on = leaving.filter((l) => l.online);
+  const off = leaving.filter((l) => !l.online);
+  return {
+    leaving: on.map((l) => l.nodeId!),
+    leftReplaced: on.filter((l) => l.replaced).map((l) => l.nodeId!),
+    ...(off.length > 0 ? { offlineLeaving: off.map((l) => l.partyIndex) } : {}),
   };
 }

@@ -94,6 +94,16 @@ describe("tss arguments", () => {
     );
   });
 
+  it("takes --allow-leavers-quorum and --allow-offline-leavers on wallet reshare only", () => {
+    const r = ["wallet", "reshare", "--allow-leavers-quorum", "--allow-offline-leavers"];
+    expect(parseArgv(r)).toMatchObject({ allowLeaversQuorum: true, allowOfflineLeavers: true });
+    expect(parseArgv(["wallet", "reshare"]).allowLeaversQuorum).toBeUndefined();
+    expect(usage(["sign", "--allow-leavers-quorum"])).toBe(
+      "Option --allow-leavers-quorum does not apply to tss sign.",
+    );
+    expect(usage(["wallet", "reshare", "--allow-offline-leavers=yes"])).toMatch(/takes no value/);
+  });
+
   it("lets --help win over mistakes", () => {
     expect(parseArgv(["sign", "--bogus", "-h"])).toMatchObject({ command: "sign", help: true });
     expect(parseArgv(["help", "wallet", "create"])).toMatchObject({

@@ -9,6 +9,7 @@ import {
   parseImport,
   parseRefresh,
   parseRepair,
+  parseReshare,
   parseRetire,
   parseSign,
   parseWalletInfo,
@@ -112,5 +113,33 @@ describe("answer parsers and key types", () => {
       expect(e.message).toMatch(`${at}.keyType`);
       expect(e.message).toMatch(/is not a key type this SDK knows \(one of "secp256k1-ecdsa"\)/);
     }
+  });
+});
+
+describe("reshare answer", () => {
+  const reshare = {
+    ...wallet,
+    generation: 1,
+    fromThreshold: 2,
+    fromParties: 4,
+    dealers: ["a", "b", "c"],
+    added: [],
+  };
+  it("reads every leaver, online or not, with whether it deleted; refuses a malformed one", () => {
+    const leaving = [
+      { partyIndex: 4, nodeId: "d", online: true, replaced: true },
+      { partyIndex: 5, online: false, replaced: false },
+    ];
+    expect(parseReshare({ ...reshare, leaving }).leaving).toEqual(leaving);
+    // A node from before leavers were reported: none listed.
+    expect(parseReshare(reshare).leaving).toEqual([]);
+    expect(
+      thrown(ShapeError, () =>
+        parseReshare({ ...reshare, leaving: [{ partyIndex: 4, online: "yes", replaced: true }] }),
+      ).message,
+    ).toMatch(/result\.leaving\[0\]\.online and .*replaced must be true or false/);
+    expect(() =>
+      parseReshare({ ...reshare, leaving: [{ partyIndex: 0, online: true, replaced: true }] }),
+    ).toThrow(ShapeError);
   });
 });

@@ -40,6 +40,7 @@ import type { SupersededShareRequest } from "../../src/shared/wire/enclave-ops.t
 import {
   encodeSignedWalletStatement,
   encodeWalletStatement,
+  publicPackageHash,
   type WalletStatement,
 } from "../../src/shared/wire/wallet-statement.ts";
 import { thrown } from "../helpers/thrown.ts";
@@ -58,7 +59,8 @@ const mine = () => KeyShare.fromBytes(stored.slice());
 
 beforeAll(() => {
   loadDkls();
-  const share = dkgInProcess(2, 2)[0]!;
+  // Party 3 of 3, as the rows below name it (a proof carries its sharing's n).
+  const share = dkgInProcess(2, 3)[2]!;
   stored = share.toBytes();
   walletKey = share.publicKey;
 });
@@ -108,6 +110,8 @@ const proof = (
     partyIndex: p,
     generation: 2,
     publicKey: walletKey,
+    parties: 3,
+    publicPackageHash: pkg,
     ...over,
   });
   return encodeSignedActiveProof(e, by.sign(e));
@@ -247,8 +251,15 @@ describe("SUPERSEDED_SHARE", () => {
       e.refused(e.ask({}, (n) => [proof(1, n), proof(2, n), proof(3, n, { walletId: "w_other" })])),
     ).toMatch(/party 3's active proof is of another wallet or key/);
     expect(
-      e.refused(e.ask({}, (n) => [proof(1, n), proof(2, n), proof(4, n, {}, keys[2])])),
+      e.refused(e.ask({}, (n) => [proof(1, n), proof(2, n), proof(4, n, { parties: 4 }, keys[2])])),
     ).toMatch(/names party 4, not in the set/);
+    // Live at that generation and index, but a share of another sharing (another package, or
+    // another committee size): it proves nothing about the statements' sharing.
+    for (const other of [{ publicPackageHash: randomBytes(32) }, { parties: 4 }])
+      expect(e.refused(e.ask({}, (n) => [proof(1, n), proof(2, n, other), proof(3, n)]))).toMatch(
+        /party 2's active proof is of another sharing than the statements'/,
+      );
+    expect(e.verdict(e.ask())).toMatchObject({ supersededBy: 2 });
   });
 
   it("takes each nonce once, only for its wallet and only while fresh", () => {
@@ -373,6 +384,8 @@ describe("PROVE_ACTIVE", () => {
       partyIndex: 3,
       generation: 2,
       publicKey: walletKey,
+      parties: 3,
+      publicPackageHash: publicPackageHash(mine().publicPackage()),
     });
     expect(channelSignatureValid(parsed.signature, parsed.encoding, holder.ed25519Public)).toBe(
       true,

@@ -324,10 +324,34 @@ describe("checkReplacedHere", () => {
       held("node-5", 5).publicKey,
       3,
     );
+    // Node 8's answer for party 2 is kept as a candidate, tried after the first answer's set.
     expect(sets.map((set) => set.map((c) => c.nodeId))).toEqual([
       ["node-1", "node-2", "node-3", "node-4", "node-6"],
+      ["node-1", "node-8", "node-3", "node-4", "node-6"],
     ]);
     expect(sets[0]![0]!.generation).toBe(4);
+  });
+
+  it("one host answering first with a replayed statement of a real index, then withholding its proof, does not block the check", async () => {
+    // Node 7's host replays party 2's statement of generation 4 (its own enclave signed nothing).
+    const replayed = { ...confirming[1]!, nodeId: "node-7" };
+    const answers = [replayed, ...confirming];
+    const db = lostNode();
+    const n = node(db, answers, undefined, { silent: "node-7" });
+    expect(await checkReplacedHere(n, "w_r")).toEqual({ replaced: true });
+    // The set with node 7 failed on its missing proof; the next, with node 2, was asked.
+    expect(n.asks).toHaveLength(1);
+    expect(n.asks[0]!.activeProofs.map((x) => x[0])).toEqual([1, 2, 3, 4, 6]);
+    expect(n.proved).toContain("node-7");
+    expect(shares(db)).toBe(0);
+    // With its own record naming node 2 for party 2, node 2's answer is tried first: node 7
+    // is never asked for a proof.
+    const recorded = lostNode();
+    recordWalletMembers(recorded, "w_r", [{ partyIndex: 2, nodeId: "node-2" }], 3);
+    const m = node(recorded, answers, undefined, { silent: "node-7" });
+    expect(await checkReplacedHere(m, "w_r")).toEqual({ replaced: true });
+    expect(m.proved).not.toContain("node-7");
+    expect(m.asks).toHaveLength(1);
   });
 
   it("asks nothing while it holds a pending share or a row as new as the statements", async () => {

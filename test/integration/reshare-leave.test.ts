@@ -102,6 +102,13 @@ describe("a holder leaves the committee", () => {
     });
     expect(r.nodes).toEqual(stay);
     expect(r.vouchedBy).toHaveLength(5);
+    // The reply names the leaver and that it deleted (the coordinator asked it before replying).
+    expect(r.leaving).toEqual([{ partyIndex: 6, nodeId: leaver, online: true, replaced: true }]);
+    const reshared = stay.flatMap((n) =>
+      fromDb(n, (db) => readAudit(db).filter((x) => x.event === "wallet_reshared")),
+    );
+    expect(reshared).toHaveLength(1);
+    expect(reshared[0]!.detail).toMatchObject({ leaving: [leaver], leftReplaced: [leaver] });
     // The coordinator asked it right after the commit; it deleted on its own enclave's verdict.
     await until(() => leftAudit().length > 0);
     expect(leftAudit()[0]!.detail).toMatchObject({

@@ -260,6 +260,8 @@ describe("share repair", () => {
         partyIndex: nodeId === "node-6" ? party : Number(nodeId.slice(5)),
         generation: 1,
         publicKey: fromHex(wallet.publicKey),
+        parties: 5,
+        publicPackageHash: new Uint8Array(32),
       });
       return encodeSignedActiveProof(e, forger.sign(e));
     };

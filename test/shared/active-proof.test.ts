@@ -65,7 +65,7 @@ describe("active proof parsing", () => {
   const idLengthAt = 51;
   const tailAt = 52 + base.walletId.length;
 
-  it("refuses a wrong length, label, id length, party index or key", () => {
+  it("refuses a wrong length, label, id length, party index, parties or key", () => {
     expect(refused(good.subarray(0, good.length - 1)).message).toMatch(/must be \d+ bytes/);
     expect(refused(Uint8Array.from([...good, 0])).message).toMatch(/must be \d+ bytes/);
     const label = Uint8Array.from(good);
@@ -79,6 +79,15 @@ describe("active proof parsing", () => {
       p[tailAt] = party;
       expect(refused(p).message).toMatch(/party index/);
     }
+    // The sharing's n: 1..16 and never below the signer's own index (base is party 1 of 3).
+    for (const parties of [0, 17]) {
+      const p = Uint8Array.from(good);
+      p[tailAt + 38] = parties;
+      expect(refused(p).message).toMatch(/parties must be/);
+    }
+    const above = Uint8Array.from(good);
+    above[tailAt] = 4;
+    expect(refused(above).message).toMatch(/parties must be/);
     expect(refused("not bytes").code).toBe("bad_request");
     expect(() =>
       parseSignedActiveProofUnverified(new Uint8Array(MAX_SIGNED_ACTIVE_PROOF_BYTES + 1)),
@@ -93,6 +102,8 @@ describe("active proof parsing", () => {
     expect(bad({ partyIndex: 17 })).toMatch(/party index/);
     expect(bad({ generation: 2 ** 32 })).toMatch(/generation/);
     expect(bad({ publicKey: new Uint8Array(32) })).toMatch(/public key/);
+    expect(bad({ parties: 0 })).toMatch(/parties/);
+    expect(bad({ publicPackageHash: new Uint8Array(31) })).toMatch(/public package hash/);
     expect(() => encodeSignedActiveProof(good, new Uint8Array(63))).toThrow(ActiveProofError);
   });
 });

@@ -8,6 +8,10 @@
  *   node_modules/.bin/bun test/vectors/generate-active-proof.ts --print   # print it, write nothing
  *
  * Every input is fixed and Ed25519 is deterministic, so the file is reproducible.
+ *
+ * Rewritten once, before any release: version 1 gained the sharing's parties and public
+ * package hash (src/shared/wire/active-proof.ts) while the format was still unreleased, so the
+ * file was deleted and written again by this script rather than given a version 2.
  */
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -22,7 +26,7 @@ import { FIXED, fixedBytes } from "./fixed-inputs.ts";
 import { toJson, type Json } from "./vector-json.ts";
 
 const NOTE =
-  "Frozen: written once by test/vectors/generate-active-proof.ts and never regenerated. Add cases; never edit one.";
+  "Frozen: written by test/vectors/generate-active-proof.ts; rewritten once before release, when version 1 gained parties and publicPackageHash. Add cases; never edit one.";
 
 /** A test channel key: its secret is published here on purpose. */
 const channelSecret = fixedBytes(32, 0x51);
@@ -36,6 +40,8 @@ const cases: [string, ActiveProof][] = [
       partyIndex: 1,
       generation: 0,
       publicKey: FIXED.publicKey,
+      parties: 3,
+      publicPackageHash: fixedBytes(32, 0x70),
     },
   ],
   [
@@ -46,6 +52,8 @@ const cases: [string, ActiveProof][] = [
       partyIndex: 16,
       generation: 2 ** 32 - 1,
       publicKey: FIXED.publicKeyOdd,
+      parties: 16,
+      publicPackageHash: fixedBytes(32, 0x71),
     },
   ],
 ];

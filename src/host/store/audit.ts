@@ -218,6 +218,11 @@ export type AuditEvent = Common &
         added: readonly string[];
         nodes: readonly string[];
         generation: number;
+        /** Online holders left out, asked to check right after the commit; `leftReplaced`: those whose enclave verified it and deleted. */
+        leaving?: readonly string[];
+        leftReplaced?: readonly string[];
+        /** Party indices of holders that left while offline (allowOfflineLeaving): not asked yet. */
+        offlineLeaving?: readonly number[];
         approverKeyIds?: readonly string[];
       } & Requester)
     | {
@@ -277,7 +282,7 @@ export interface AuditEntry {
   hash: string;
 }
 
-type Detail = string | number | string[];
+type Detail = string | number | string[] | number[];
 type FieldCheck = (value: unknown, field: string) => Detail;
 
 const MAX_TEXT_CHARS = 500;
@@ -331,6 +336,12 @@ const nodeIds: FieldCheck = (v, f) => {
   if (!Array.isArray(v) || v.length > MAX_PARTY_INDEX)
     throw new StoreError("invalid", `audit field ${f} must be a list of node ids`);
   return v.map((x, i) => checkId(x, `${f}[${i}]`));
+};
+
+const partyIndices: FieldCheck = (v, f) => {
+  if (!Array.isArray(v) || v.length > MAX_PARTY_INDEX)
+    throw new StoreError("invalid", `audit field ${f} must be a list of party indices`);
+  return v.map((x, i) => checkInt(x, 1, MAX_PARTY_INDEX, `${f}[${i}]`));
 };
 
 type FieldSpec = { check: FieldCheck; optional?: true };
@@ -472,6 +483,9 @@ const EVENTS: Record<
       added: { check: nodeIds },
       nodes: { check: nodeIds },
       generation: { check: generation },
+      leaving: optional(nodeIds),
+      leftReplaced: optional(nodeIds),
+      offlineLeaving: optional(partyIndices),
       approverKeyIds: optional(sha256Hexes),
       ...requester,
     },

@@ -2,14 +2,18 @@
  * Active proof, format version 1: what one holder's enclave says, asked through its host
  * (node RPC proveActive, enclave op PROVE_ACTIVE), when a lost node's enclave wants to know
  * whether a newer generation of a wallet is live now (src/enclave/supersession.ts): "the
- * share of this wallet I hold loaded right now is party i at generation g under this key,
- * and I say so for your nonce". Signed with the Ed25519 channel key the signer's attestation
+ * share of this wallet I hold loaded right now is party i of n at generation g under this key,
+ * of the sharing whose public package hashes to h, and I say so for your nonce". Naming n and
+ * h ties the proof to one sharing: the verifier compares them with the statement set's, so a
+ * proof from a share of another sharing at the same generation and index never counts. Signed with the Ed25519 channel key the signer's attestation
  * document binds, the key its wallet statement of that generation is signed with, so the
  * lost node's enclave checks it against the statement's own key. The nonce is the lost
  * node's enclave's own, fresh and single use: a proof cannot be replayed from an earlier
  * moment (before a rollback, say).
  *
- * Proof encoding (what is signed; 19 + 32 + 1 + L + 1 + 4 + 33 bytes):
+ * Proof encoding (what is signed; 19 + 32 + 1 + L + 1 + 4 + 33 + 1 + 32 bytes). Version 1 took
+ * n and h in before it was released (it had been without them for one unreleased change); the
+ * frozen vectors were rewritten once for that (test/vectors/active-proof.json).
  *
  *    0  19  label "tss-active-proof-v1" (domain separation: never a wallet statement,
  *           share-state statement, seal receipt, peer envelope or approval)
@@ -19,6 +23,8 @@
  *   +0   1  the signer's party index, 1..MAX_PARTIES
  *   +1   4  generation of its loaded share, u32 big-endian
  *   +5  33  the wallet's public key, compressed
+ *  +38   1  n, the sharing's number of parties, 1..MAX_PARTIES (at least the party index)
+ *  +39  32  SHA-256 of the sharing's public package (wallet-statement.ts publicPackageHash)
  *
  * Every field has a fixed width except the wallet id, whose length comes first, so two
  * different proofs never share an encoding. Signed proof (what travels): the encoding, then
@@ -38,7 +44,8 @@ import {
 export const ACTIVE_PROOF_LABEL = new TextEncoder().encode("tss-active-proof-v1");
 export const ACTIVE_PROOF_NONCE_BYTES = 32;
 const HEAD_BYTES = ACTIVE_PROOF_LABEL.length + ACTIVE_PROOF_NONCE_BYTES + 1;
-const TAIL_BYTES = 1 + 4 + COMPRESSED_KEY_BYTES;
+export const ACTIVE_PROOF_PACKAGE_HASH_BYTES = 32;
+const TAIL_BYTES = 1 + 4 + COMPRESSED_KEY_BYTES + 1 + ACTIVE_PROOF_PACKAGE_HASH_BYTES;
 export const MAX_ACTIVE_PROOF_BYTES = HEAD_BYTES + MAX_ID_LEN + TAIL_BYTES;
 export const MAX_SIGNED_ACTIVE_PROOF_BYTES =
   MAX_ACTIVE_PROOF_BYTES + SIGNED_STATEMENT_SIGNATURE_BYTES;
@@ -50,6 +57,10 @@ export interface ActiveProof {
   partyIndex: number;
   generation: number;
   publicKey: Uint8Array;
+  /** The sharing's number of parties. */
+  parties: number;
+  /** SHA-256 of the sharing's public package. */
+  publicPackageHash: Uint8Array;
 }
 
 export class ActiveProofError extends CodedError {
@@ -69,6 +80,15 @@ function check(p: ActiveProof): void {
     throw new ActiveProofError(`generation must be an integer in 0..${MAX_U32}`);
   if (!(p.publicKey instanceof Uint8Array) || p.publicKey.length !== COMPRESSED_KEY_BYTES)
     throw new ActiveProofError(`public key must be ${COMPRESSED_KEY_BYTES} bytes`);
+  if (!Number.isInteger(p.parties) || p.parties < p.partyIndex || p.parties > MAX_PARTIES)
+    throw new ActiveProofError(`parties must be an integer in party index..${MAX_PARTIES}`);
+  if (
+    !(p.publicPackageHash instanceof Uint8Array) ||
+    p.publicPackageHash.length !== ACTIVE_PROOF_PACKAGE_HASH_BYTES
+  )
+    throw new ActiveProofError(
+      `public package hash must be ${ACTIVE_PROOF_PACKAGE_HASH_BYTES} bytes`,
+    );
 }
 
 export function encodeActiveProof(p: ActiveProof): Uint8Array {
@@ -87,6 +107,9 @@ export function encodeActiveProof(p: ActiveProof): Uint8Array {
   new DataView(out.buffer).setUint32(at, p.generation);
   at += 4;
   out.set(p.publicKey, at);
+  at += COMPRESSED_KEY_BYTES;
+  out[at++] = p.parties;
+  out.set(p.publicPackageHash, at);
   return out;
 }
 
@@ -116,6 +139,8 @@ export function parseActiveProofUnverified(b: unknown): ActiveProof {
     partyIndex,
     generation,
     publicKey: take(COMPRESSED_KEY_BYTES),
+    parties: b[at++]!,
+    publicPackageHash: take(ACTIVE_PROOF_PACKAGE_HASH_BYTES),
   };
   check(p);
   return p;

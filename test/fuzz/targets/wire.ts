@@ -472,6 +472,8 @@ const activeProofSeeds = ["w-1", "w".repeat(128)].map((walletId, k) =>
       partyIndex: k + 1,
       generation: 7 * k,
       publicKey: Uint8Array.from([2, ...new Uint8Array(32).fill(0x11)]),
+      parties: 3,
+      publicPackageHash: new Uint8Array(32).fill(0x33 + k),
     }),
     new Uint8Array(64).fill(0x5a),
   ),
