@@ -16,6 +16,7 @@ import {
   appendAudit,
   commitDkgShare,
   deleteWalletStatements,
+  dropPendingShape,
   getWallet,
   listShares,
   putDkgWallet,
@@ -52,9 +53,13 @@ export function stageDkg(
   });
 }
 
-/** Activates the session's pending share; false when it already was. Never after a rollback of it. */
+/**
+ * Activates the session's pending share; false when it already was. Never after a rollback of
+ * it. The session's kept shape (pending_shapes) goes with the decision.
+ */
 export function commitDkg(db: Db, nodeId: string, walletId: string, session: string): boolean {
   const r = db.transaction(() => {
+    dropPendingShape(db, walletId, nodeId, session);
     const decided = refreshOutcome(db, walletId, nodeId, session);
     if (decided?.outcome === "rolled_back")
       throw new StoreError(
@@ -86,8 +91,8 @@ export function commitDkg(db: Db, nodeId: string, walletId: string, session: str
 }
 
 /**
- * Removes the session's pending share (and this node's statement of it), recorded as rolled
- * back; never after a commit of it. False when this node never stored anything of the wallet
+ * Removes the session's pending share (and this node's statement of it, and its kept shape),
+ * recorded as rolled back; never after a commit of it. False when this node never stored anything of the wallet
  * (no row to record it under: the enclave's aborted session is then the fence, NodeHost's too).
  */
 export function rollbackDkg(
@@ -99,6 +104,7 @@ export function rollbackDkg(
 ): boolean {
   if (!getWallet(db, walletId)) return false;
   const recorded = db.transaction(() => {
+    dropPendingShape(db, walletId, nodeId, session);
     const decided = refreshOutcome(db, walletId, nodeId, session);
     if (decided?.outcome === "committed")
       throw new StoreError(

@@ -109,9 +109,6 @@ export interface NodeHostOptions {
 }
 
 export const DEFAULT_CEREMONY_SLOT_MS = 4 * 120_000 + 60_000;
-// Shortest interval between two replacement checks of one wallet (checkReplaced); defined
-// beside the check so the reshare coordinator's retry (wallet-reshare.ts) shares it.
-export { REPLACE_CHECK_INTERVAL_MS };
 
 /** One other node's word on a refresh session; null: it did not answer. */
 export interface PeerOutcome {
@@ -153,13 +150,13 @@ export class NodeHost implements Participant {
    */
   private readonly dkgFenced = new Set<string>();
   /**
-   * Each DKG/refresh/reshare session started here: the wallet, the t and n its enclave was
+   * Each DKG/refresh/reshare session started here: the t and n its enclave was
    * started with (a reshare's new ones, a refresh's the wallet row's) and a reshare's committee
    * (node ids in seat order, which the enclave checked against the approval), until phase 4.
    */
   private readonly startedShapes = new Map<
     string,
-    { walletId: string; threshold: number; parties: number; committee: string[] | null }
+    { threshold: number; parties: number; committee: string[] | null }
   >();
   /** The same, with the public package this node's own enclave finished with (phase 4), until persisted. */
   private readonly finishedShapes = new Map<string, PendingShape>();
@@ -405,8 +402,7 @@ export class NodeHost implements Participant {
       });
       this.signerOutcomes.remember(slot, start, caller ?? this.nodeId);
       // Bounded: sessions whose coordinator never ended them are the oldest entries.
-      if (this.starters.size > 4 * this.ceremonies.max)
-        this.starters.delete(this.starters.keys().next().value!);
+      this.keepRecent(this.starters);
       return reply;
     } catch (e) {
       this.ceremonies.release(slot);
@@ -566,8 +562,7 @@ export class NodeHost implements Participant {
     if (starter === undefined) return;
     this.finishers.set(slot, starter);
     // Bounded: sessions whose coordinator never committed or rolled them back are the oldest.
-    if (this.finishers.size > 4 * this.ceremonies.max)
-      this.finishers.delete(this.finishers.keys().next().value!);
+    this.keepRecent(this.finishers);
   }
 
   /**
@@ -845,7 +840,7 @@ export class NodeHost implements Participant {
       committedNow =
         kind === "refresh"
           ? this.commitLocally(walletId, session, generation)
-          : this.commitDkgHere(walletId, session);
+          : commitDkg(this.db, this.nodeId, walletId, session);
     } catch (e) {
       // The enclave may hold the new share already: what it holds is asked again at the next prepare.
       this.loaded.delete(walletId);
@@ -952,7 +947,7 @@ export class NodeHost implements Participant {
       if (!p) {
         const reason = "a participant failed to persist its new share";
         if (kind === "refresh") this.rollbackLocally(walletId, session, reason);
-        else this.rollbackDkgHere(walletId, session, reason);
+        else rollbackDkg(this.db, this.nodeId, walletId, session, reason);
       }
       return p;
     });
@@ -978,8 +973,7 @@ export class NodeHost implements Participant {
 
   private fenceDkg(session: string): void {
     this.dkgFenced.add(session);
-    if (this.dkgFenced.size > 4 * this.ceremonies.max)
-      this.dkgFenced.delete(this.dkgFenced.values().next().value!);
+    this.keepRecent(this.dkgFenced);
   }
 
   /** Removes only session `session`'s pending share, recorded as rolled back; never after a commit of it. */
@@ -1038,6 +1032,11 @@ export class NodeHost implements Participant {
     );
   }
 
+  /** Drops the oldest entries of a per-session record beyond 4 x the ceremony slots (insertion order). */
+  private keepRecent(m: Map<string, unknown> | Set<string>): void {
+    if (m.size > 4 * this.ceremonies.max) m.delete(m.keys().next().value!);
+  }
+
   /**
    * What session `slot` was started with here, kept until phase 4 (bounded). The enclave
    * checked a reshare's t_new and committee against the approval before it answered the start,
@@ -1057,9 +1056,8 @@ export class NodeHost implements Participant {
       if (w) shape = { threshold: w.threshold, parties: w.parties, committee: null };
     }
     if (!shape) return;
-    this.startedShapes.set(slot, { walletId: req.walletId, ...shape });
-    if (this.startedShapes.size > 4 * this.ceremonies.max)
-      this.startedShapes.delete(this.startedShapes.keys().next().value!);
+    this.startedShapes.set(slot, shape);
+    this.keepRecent(this.startedShapes);
   }
 
   /** Phase 4's reply of this node's own enclave: the package the new share belongs to. */
@@ -1067,10 +1065,8 @@ export class NodeHost implements Participant {
     const started = this.startedShapes.get(slot);
     this.startedShapes.delete(slot);
     if (!started || reply.publicPackage === undefined) return;
-    const { walletId: _w, ...shape } = started;
-    this.finishedShapes.set(slot, { ...shape, publicPackage: reply.publicPackage });
-    if (this.finishedShapes.size > 4 * this.ceremonies.max)
-      this.finishedShapes.delete(this.finishedShapes.keys().next().value!);
+    this.finishedShapes.set(slot, { ...started, publicPackage: reply.publicPackage });
+    this.keepRecent(this.finishedShapes);
   }
 
   /**
@@ -1103,22 +1099,6 @@ export class NodeHost implements Participant {
     return this.startedShapes.get(session)?.committee != null;
   }
 
-  /** commitDkg, and the session's kept shape dropped with it. */
-  private commitDkgHere(walletId: string, session: string): boolean {
-    return this.db.transaction(() => {
-      const r = commitDkg(this.db, this.nodeId, walletId, session);
-      dropPendingShape(this.db, walletId, this.nodeId, session);
-      return r;
-    });
-  }
-
-  private rollbackDkgHere(walletId: string, session: string, reason: string): void {
-    this.db.transaction(() => {
-      rollbackDkg(this.db, this.nodeId, walletId, session, reason);
-      dropPendingShape(this.db, walletId, this.nodeId, session);
-    });
-  }
-
   /** Refuses a wallet whose party a share repair moved from this node to another (members-repo.ts replacedBy). */
   private refuseReplaced(walletId: string): void {
     const by = typeof walletId === "string" ? replacedBy(this.db, walletId, this.nodeId) : null;
@@ -1149,8 +1129,7 @@ export class NodeHost implements Participant {
     if (held && held.until > now) return Promise.resolve({ replaced: false });
     this.replaceChecks.delete(walletId);
     this.replaceChecks.set(walletId, now);
-    if (this.replaceChecks.size > 4 * this.ceremonies.max)
-      this.replaceChecks.delete(this.replaceChecks.keys().next().value!);
+    this.keepRecent(this.replaceChecks);
     const claim = `replace-check-${randomBytes(8).toString("hex")}`;
     this.walletCeremony.set(walletId, { session: claim, until: now + this.slotMs });
     return checkReplacedHere(
@@ -1364,7 +1343,7 @@ export class NodeHost implements Participant {
       // but every other holder stored it: committed in the store as "all pending" would.
       if ("refused" in proven) return this.commitSettled(p, session, dkg);
       try {
-        if (dkg) this.commitDkgHere(p.walletId, session);
+        if (dkg) commitDkg(this.db, this.nodeId, p.walletId, session);
         else this.commitLocally(p.walletId, session, p.generation);
       } catch (e) {
         // The enclave holds the new share already: what it holds is asked again at the next prepare.
@@ -1382,7 +1361,7 @@ export class NodeHost implements Participant {
       return this.commitSettled(p, session, dkg);
     } else if (decision === "rolled_back") {
       const reason = `its peers rolled the ${dkg ? "DKG" : "refresh"} back`;
-      if (dkg) this.rollbackDkgHere(p.walletId, session, reason);
+      if (dkg) rollbackDkg(this.db, this.nodeId, p.walletId, session, reason);
       else this.rollbackLocally(p.walletId, session, reason);
       await this.abort(fromHex(session));
     }
@@ -1395,7 +1374,7 @@ export class NodeHost implements Participant {
     session: string,
     dkg: boolean,
   ): Promise<PendingResolution["decision"]> {
-    if (dkg) this.commitDkgHere(p.walletId, session);
+    if (dkg) commitDkg(this.db, this.nodeId, p.walletId, session);
     else this.commitLocally(p.walletId, session, p.generation);
     // The enclave may still hold the session's finished share; the store's is now current.
     this.loaded.delete(p.walletId);

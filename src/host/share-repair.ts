@@ -156,6 +156,34 @@ function repairParamsHash(r: Pick<RepairRequest, "walletId" | "party" | "toNode"
   return createHash("sha256").update(JSON.stringify(params)).digest("hex");
 }
 
+/** The approver key ids of the approvals presented, for the audit (each enclave checked them). */
+export function approverKeyIdsOf(relay: ApprovalRelay): string[] {
+  return (relay.approvals ?? []).flatMap((a) => {
+    try {
+      return [toHex(parseApprovalUnverified(a).keyId)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * Each holder's own record of who holds each party index at `generation` (repair, reshare);
+ * one that fails to write keeps the old rule (highest generation).
+ */
+export async function recordMembersEverywhere(
+  peers: PeerDirectory,
+  walletId: string,
+  generation: number,
+  holders: { partyIndex: number; nodeId: string }[],
+): Promise<void> {
+  await Promise.allSettled(
+    holders.map((h) =>
+      peers.ask(h.nodeId, "recordMembers", { walletId, generation, members: holders }),
+    ),
+  );
+}
+
 /**
  * Runs the repair and the refresh once per request id: a retry of a request id (the client's
  * reply lost, say) is answered with the stored result of its first run, anywhere in the
@@ -323,26 +351,11 @@ async function runRepair(
     ...plan.others.map((h) => ({ partyIndex: h.partyIndex, nodeId: h.nodeId })),
     { partyIndex: r.party, nodeId: r.toNode },
   ].sort((a, b) => a.partyIndex - b.partyIndex);
-  // Each holder's own record; one that fails to write keeps the old rule (highest generation).
-  await Promise.allSettled(
-    holders.map((h) =>
-      peers.ask(h.nodeId, "recordMembers", {
-        walletId: r.walletId,
-        generation: g,
-        members: holders,
-      }),
-    ),
-  );
+  await recordMembersEverywhere(peers, r.walletId, g, holders);
   // A lost node still online (a stolen machine, say) drops its rows now; one offline, when it returns.
   if (plan.fromNode !== undefined)
     await peers.ask(plan.fromNode, "checkReplaced", { walletId: r.walletId }).catch(() => null);
-  const approverKeyIds = (r.approval.approvals ?? []).flatMap((a) => {
-    try {
-      return [toHex(parseApprovalUnverified(a).keyId)];
-    } catch {
-      return [];
-    }
-  });
+  const approverKeyIds = approverKeyIdsOf(r.approval);
   appendAudit(self.db, self.nodeId, {
     event: "share_repaired",
     walletId: r.walletId,
@@ -682,7 +695,7 @@ export async function checkReplacedHere(
     return { replaced: false };
   }
   // deleteWalletRows cannot checkpoint inside a transaction; the zeroed pages leave the WAL now.
-  if (node.db.kind === "file") node.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  node.db.checkpoint();
   node.forget(walletId);
   node.log(by ? "share_replaced" : "left_committee", {
     walletId,

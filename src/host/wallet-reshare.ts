@@ -39,7 +39,6 @@
 import { randomBytes } from "node:crypto";
 import { ethAddress } from "../shared/public-key.ts";
 import { toHex } from "../shared/hex.ts";
-import { parseApprovalUnverified } from "../shared/wire/approval.ts";
 import type { CeremonyStartRequest } from "../shared/wire/enclave-ops.ts";
 import { DEFAULT_KEY_TYPE } from "../shared/wire/key-type.ts";
 import type { HeldWallet } from "../shared/wire/node-rpc.ts";
@@ -57,7 +56,11 @@ import type { Participant, WalletRecord } from "./participant.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import { currentHolders, nodesByParty, RequestError, walletHolders } from "./planning.ts";
 import { appendAudit, type Db } from "./store/index.ts";
-import { REPLACE_CHECK_INTERVAL_MS } from "./share-repair.ts";
+import {
+  approverKeyIdsOf,
+  recordMembersEverywhere,
+  REPLACE_CHECK_INTERVAL_MS,
+} from "./share-repair.ts";
 import { walletMembers } from "./store/members-repo.ts";
 import { walletVouchers } from "./wallet-vouchers.ts";
 
@@ -204,17 +207,6 @@ export function planReshare(
   };
 }
 
-/** The approver key ids of the approvals presented, for the audit (each enclave checked them). */
-function approverKeyIdsOf(relay: ApprovalRelay): string[] {
-  return (relay.approvals ?? []).flatMap((a) => {
-    try {
-      return [toHex(parseApprovalUnverified(a).keyId)];
-    } catch {
-      return [];
-    }
-  });
-}
-
 /** Runs the reshare and its commit; records membership and audits on success. */
 export async function coordinateReshare(
   peers: PeerDirectory,
@@ -302,16 +294,7 @@ export async function coordinateReshare(
   const holders = members
     .map((m) => ({ partyIndex: m.partyIndex, nodeId: m.participant.nodeId }))
     .sort((a, b) => a.partyIndex - b.partyIndex);
-  // Each member's own record; one that fails to write keeps the old rule (highest generation).
-  await Promise.allSettled(
-    holders.map((h) =>
-      peers.ask(h.nodeId, "recordMembers", {
-        walletId: r.walletId,
-        generation: g,
-        members: holders,
-      }),
-    ),
-  );
+  await recordMembersEverywhere(peers, r.walletId, g, holders);
   const leaving = await checkLeavers(peers, self.db, r.walletId, plan);
   const approverKeyIds = approverKeyIdsOf(r.approval);
   appendAudit(self.db, self.nodeId, {

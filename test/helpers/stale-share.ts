@@ -43,6 +43,27 @@ export function copyDatabase(from: string, to: string): void {
   }
 }
 
+/** A consistent copy of node `nodeId`'s database in `dir` to `to`: its host stopped for the copy, then started again. */
+export async function backupNodeDatabase(
+  cluster: LocalCluster,
+  dir: string,
+  nodeId: string,
+  to: string,
+): Promise<void> {
+  const node = cluster.nodes.find((n) => n.nodeId === nodeId)!;
+  await node.host.stop();
+  copyDatabase(join(dir, `${nodeId}.db`), to);
+  await node.restartHost();
+}
+
+/** Waits until every node in `ids` is live in the client's view of presence. */
+export async function untilOnline(client: TssClient, ids: readonly string[]): Promise<void> {
+  await eventually(async () => {
+    const live = (await client.nodes()).nodes.map((n) => n.nodeId);
+    return ids.every((n) => live.includes(n));
+  });
+}
+
 /** Runs `f` on node `nodeId`'s database in `dir`, opened read-only. */
 export function fromNodeDb<T>(
   dir: string,

@@ -26,3 +26,12 @@ export async function rejected<E extends Error>(
   expect(failure).toBeInstanceOf(cls);
   return failure as E;
 }
+
+/** The code and message of what `f` throws (an instance of `cls` with a `code`), to compare whole. */
+export function thrownCode<E extends Error & { code: string }>(
+  cls: new (...args: never[]) => E,
+  f: () => unknown,
+): { code: string; message: string } {
+  const e = thrown(cls, f);
+  return { code: e.code, message: e.message };
+}

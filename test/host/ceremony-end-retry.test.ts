@@ -13,16 +13,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { lockDatabaseFile } from "../helpers/lock-database.ts";
-import { scriptedSignature } from "../helpers/scripted-sign.ts";
+import { scriptedCoordinator, scriptedSign, scriptedSignature } from "../helpers/scripted-sign.ts";
 import { until } from "../helpers/until.ts";
 import { DatabaseHealth } from "../../src/host/database-health.ts";
-import { NodeHost } from "../../src/host/node-host.ts";
-import { RequestHandler, type Reply } from "../../src/host/request-handler.ts";
+import type { RequestHandler } from "../../src/host/request-handler.ts";
 import type { Participant } from "../../src/host/participant.ts";
-import type { PeerDirectory } from "../../src/host/peer-directory.ts";
 import { findClientRequest, openStore, readAudit, type Db } from "../../src/host/store/index.ts";
 import { openWriteProbe } from "../../src/host/store/db.ts";
-import type { NodeOpName } from "../../src/shared/wire/node-rpc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tss-end-retry-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,41 +48,11 @@ function participant(nodeId: string, partyIndex: number, onStep = () => {}): Par
 }
 
 /** Coordinator "a" (a real request handler on `db`) with participant "b". */
-function coordinator(db: Db, b: Participant) {
-  const members: Record<string, Participant> = { a: participant("a", 1), b };
-  const peers: PeerDirectory = {
-    liveNodes: () => [
-      { nodeId: "a", since: 1 },
-      { nodeId: "b", since: 2 },
-    ],
-    participant: (id) => members[id]!,
-    ask: (async (nodeId: string, op: NodeOpName, args: { requestId: string; client?: string }) =>
-      op === "requestContext"
-        ? {
-            // Node a's own record of the request, as NodeHost answers it; b keeps none.
-            request:
-              nodeId === "a"
-                ? NodeHost.prototype.lookupRequest.call({ db }, "sign", args.requestId, args.client)
-                : null,
-            wallet: held(nodeId, nodeId === "a" ? 1 : 2),
-          }
-        : null) as PeerDirectory["ask"],
-  };
-  const self = { nodeId: "a", db } as unknown as NodeHost;
-  return new RequestHandler(self, peers, { phaseTimeoutMs: 5_000 });
-}
+const coordinator = (db: Db, b: Participant) =>
+  scriptedCoordinator(db, held, participant("a", 1), b);
 
-async function sign(handler: RequestHandler): Promise<{ fail?: unknown; done?: unknown }> {
-  const out: { fail?: unknown; done?: unknown } = {};
-  const reply: Reply = {
-    client: "cli-7",
-    progress: () => {},
-    done: (r) => (out.done = r),
-    fail: (e) => (out.fail = e),
-  };
-  await handler.handle("sign", { requestId: "r-1", walletId: W, digest: DIGEST_HEX }, reply);
-  return out;
-}
+const sign = (handler: RequestHandler) =>
+  scriptedSign(handler, { client: "cli-7", requestId: "r-1", walletId: W, digestHex: DIGEST_HEX });
 
 describe("a ceremony end the locked database refused", () => {
   it("is written when the database is back: the request id leaves running without a restart, never signed", async () => {

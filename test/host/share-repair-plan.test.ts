@@ -53,6 +53,7 @@ import type {
 } from "../../src/shared/wire/enclave-ops.ts";
 import type { HeldWallet } from "../../src/shared/wire/node-rpc.ts";
 import { rejected } from "../helpers/thrown.ts";
+import { thrownCode } from "../helpers/thrown.ts";
 
 const held = (nodeId: string, partyIndex: number, generation = 3): HeldWallet => ({
   walletId: "w_r",
@@ -70,15 +71,7 @@ const holders = [1, 2, 3, 4].map((p) => held(`node-${p}`, p));
 const live = ["node-1", "node-2", "node-3", "node-4", "node-6"];
 const request = { walletId: "w_r", party: 5, toNode: "node-6" };
 
-function refused(f: () => unknown): { code: string; message: string } {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof RequestError) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error("not refused");
-}
+const refused = (f: () => unknown) => thrownCode(RequestError, f);
 
 describe("planRepair", () => {
   it("takes t helpers, the coordinator first, and every other holder into the refresh", () => {

@@ -12,13 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { lockDatabaseFile } from "../helpers/lock-database.ts";
-import { scriptedSignature } from "../helpers/scripted-sign.ts";
-import { NodeHost } from "../../src/host/node-host.ts";
-import { RequestHandler, type Reply } from "../../src/host/request-handler.ts";
+import { scriptedCoordinator, scriptedSign, scriptedSignature } from "../helpers/scripted-sign.ts";
+import type { RequestHandler } from "../../src/host/request-handler.ts";
 import type { Participant } from "../../src/host/participant.ts";
-import type { PeerDirectory } from "../../src/host/peer-directory.ts";
 import { findClientRequest, openStore, readAudit, type Db } from "../../src/host/store/index.ts";
-import type { NodeOpName } from "../../src/shared/wire/node-rpc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tss-sign-record-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,40 +65,11 @@ function participant(
 }
 
 /** Coordinator "a" (a real request handler on `db`, itself a signer) with remote signer `b`. */
-function coordinator(db: Db, log: string[], b: Participant) {
-  const members: Record<string, Participant> = { a: participant("a", 1, false, log), b };
-  const peers: PeerDirectory = {
-    liveNodes: () => [
-      { nodeId: "a", since: 1 },
-      { nodeId: "b", since: 2 },
-    ],
-    participant: (id) => members[id]!,
-    ask: (async (nodeId: string, op: NodeOpName, args: { requestId: string; client?: string }) =>
-      op === "requestContext"
-        ? {
-            request:
-              nodeId === "a"
-                ? NodeHost.prototype.lookupRequest.call({ db }, "sign", args.requestId, args.client)
-                : null,
-            wallet: held(nodeId, nodeId === "a" ? 1 : 2),
-          }
-        : null) as PeerDirectory["ask"],
-  };
-  const self = { nodeId: "a", db } as unknown as NodeHost;
-  return new RequestHandler(self, peers, { phaseTimeoutMs: 5_000 });
-}
+const coordinator = (db: Db, log: string[], b: Participant) =>
+  scriptedCoordinator(db, held, participant("a", 1, false, log), b);
 
-async function sign(handler: RequestHandler, requestId: string) {
-  const out: { fail?: unknown; done?: unknown } = {};
-  const reply: Reply = {
-    client: "cli-9",
-    progress: () => {},
-    done: (r) => (out.done = r),
-    fail: (e) => (out.fail = e),
-  };
-  await handler.handle("sign", { requestId, walletId: W, digest: DIGEST_HEX }, reply);
-  return out;
-}
+const sign = (handler: RequestHandler, requestId: string) =>
+  scriptedSign(handler, { client: "cli-9", requestId, walletId: W, digestHex: DIGEST_HEX });
 
 describe("a signature's ceremony record", () => {
   it("is written after the signers' starts are sent and before any phase 2", async () => {

@@ -13,6 +13,7 @@ import { describe, expect, it } from "vitest";
 import { RequestError } from "../../src/host/planning.ts";
 import { askTwice, isReshareDealer, planReshare } from "../../src/host/wallet-reshare.ts";
 import type { HeldWallet } from "../../src/shared/wire/node-rpc.ts";
+import { thrownCode } from "../helpers/thrown.ts";
 
 const held = (nodeId: string, partyIndex: number, generation = 2): HeldWallet => ({
   walletId: "w_s",
@@ -30,15 +31,7 @@ const holders = [held("n-c", 1), held("n-a", 2), held("n-e", 3), held("n-b", 4),
 const live = ["n-a", "n-b", "n-c", "n-d", "n-e", "n-x", "n-y"];
 const all = ["n-a", "n-b", "n-c", "n-d", "n-e"];
 
-function refused(f: () => unknown): { code: string; message: string } {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof RequestError) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error("not refused");
-}
+const refused = (f: () => unknown) => thrownCode(RequestError, f);
 
 describe("reshare planning", () => {
   it("keeps every holder at its index and seats added nodes next, in request order", () => {

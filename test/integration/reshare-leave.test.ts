@@ -24,14 +24,15 @@ import { toHex } from "../../src/shared/hex.ts";
 import { encodePolicy } from "../../src/shared/wire/approval.ts";
 import {
   apiSignOutcomes,
+  backupNodeDatabase,
   combinations,
-  copyDatabase,
   eventually as until,
   forceSignWithStale,
   fromNodeDb,
   restoreIntoFreshEnclave,
   signVerified,
   signWithEveryQuorum,
+  untilOnline,
 } from "../helpers/stale-share.ts";
 import { connectTrusting } from "../helpers/trusting-client.ts";
 
@@ -52,10 +53,6 @@ const fromDb = <T>(nodeId: string, f: Parameters<typeof fromNodeDb<T>>[2]) =>
   fromNodeDb(dir, nodeId, f);
 const leftAudit = () =>
   fromDb(leaver, (db) => readAudit(db).filter((x) => x.event === "left_committee"));
-const online = async (ids: string[]) => {
-  const live = (await client.nodes()).nodes.map((n) => n.nodeId);
-  return ids.every((n) => live.includes(n));
-};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tss-reshare-leave-"));
@@ -69,11 +66,8 @@ beforeAll(async () => {
   wallet = await client.createWallet({ threshold: 3, parties: 6, policy, admins: [admin] });
   leaver = wallet.nodes[5]!;
   stay = wallet.nodes.slice(0, 5);
-  const node = cluster.nodes.find((n) => n.nodeId === leaver)!;
-  await node.host.stop();
-  copyDatabase(join(dir, `${leaver}.db`), backup());
-  await node.restartHost();
-  await until(() => online(wallet.nodes));
+  await backupNodeDatabase(cluster, dir, leaver, backup());
+  await untilOnline(client, wallet.nodes);
 }, 240_000);
 
 afterAll(async () => {
@@ -142,7 +136,7 @@ describe("a holder leaves the committee", () => {
       signers: [alice],
     });
     expect(signed.map((q) => q.join(","))).toEqual(combinations(stay, 3).map((q) => q.join(",")));
-    await until(() => online(wallet.nodes));
+    await untilOnline(client, wallet.nodes);
   }, 120_000);
 
   it("its pre-reshare share, restored into a genuine enclave, makes no signature and is deleted again", async () => {
@@ -165,7 +159,7 @@ describe("a holder leaves the committee", () => {
     // Back online with its old row: a request's planning round finds it reporting generation 0
     // of party 6, beyond the five seats, and it checks and deletes as an offline leaver would.
     await restored.restartHost();
-    await until(() => online(wallet.nodes));
+    await untilOnline(client, wallet.nodes);
     expect(fromDb(leaver, (db) => listShares(db, wallet.walletId))).toHaveLength(1);
     const outcomes = await apiSignOutcomes(client, {
       walletId: wallet.walletId,

@@ -62,6 +62,7 @@ import {
   fromNodeDb,
   restoreIntoFreshEnclave,
   signVerified,
+  untilOnline,
 } from "../helpers/stale-share.ts";
 import { rejected } from "../helpers/thrown.ts";
 import { connectTrusting } from "../helpers/trusting-client.ts";
@@ -102,7 +103,7 @@ beforeAll(async () => {
   client = await connectTrusting(cluster);
   wallet = await client.createWallet({ threshold: 3, parties: 5, policy, admins: [admin] });
   await cluster.addNode("node-6");
-  await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === "node-6"));
+  await untilOnline(client, ["node-6"]);
   party = 5;
   lost = wallet.nodes[party - 1]!;
 }, 240_000);
@@ -351,7 +352,7 @@ describe("share repair", () => {
 
     const node = cluster.nodes.find((n) => n.nodeId === lost)!;
     await node.restartHost();
-    await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === lost));
+    await untilOnline(client, [lost]);
     // Any request of the wallet shows the coordinator a holder of an old generation.
     await signs();
     const replacedAudit = () =>
@@ -429,7 +430,7 @@ describe("share repair", () => {
     // (2) Through the API, node 5 online with its generation-0 row: every request is answered;
     // a success verifies and was made without node 5; a failure carries no signature.
     await restored.restartHost();
-    await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === lost));
+    await untilOnline(client, [lost]);
     const outcomes = await apiSignOutcomes(client, {
       walletId: wallet.walletId,
       publicKey: wallet.publicKey,

@@ -35,14 +35,15 @@ import { encodePolicy } from "../../src/shared/wire/approval.ts";
 import { runTss } from "../helpers/run-cli.ts";
 import {
   apiSignOutcomes,
+  backupNodeDatabase,
   combinations,
   copyDatabase,
-  eventually as until,
   forceSignWithStale,
   fromNodeDb,
   restoreIntoFreshEnclave,
   signVerified,
   signWithEveryQuorum,
+  untilOnline,
 } from "../helpers/stale-share.ts";
 import { rejected } from "../helpers/thrown.ts";
 import { connectTrusting } from "../helpers/trusting-client.ts";
@@ -88,10 +89,7 @@ async function everyQuorumSigns(size: number): Promise<void> {
     signers: [alice],
   });
   expect(signed.map((q) => q.join(","))).toEqual(combinations(ALL, size).map((q) => q.join(",")));
-  await until(async () => {
-    const live = (await client.nodes()).nodes.map((n) => n.nodeId);
-    return ALL.every((n) => live.includes(n));
-  });
+  await untilOnline(client, ALL);
 }
 
 beforeAll(async () => {
@@ -105,15 +103,9 @@ beforeAll(async () => {
   client = await connectTrusting(cluster);
   wallet = await client.createWallet({ threshold: 3, parties: 5, policy, admins: [admin] });
   // The backup the last test restores: a consistent copy, its host stopped.
-  const node = cluster.nodes.find((n) => n.nodeId === RESTORED)!;
-  await node.host.stop();
-  copyDatabase(join(dir, `${RESTORED}.db`), backup());
-  await node.restartHost();
+  await backupNodeDatabase(cluster, dir, RESTORED, backup());
   await cluster.addNode("node-6");
-  await until(async () => {
-    const live = (await client.nodes()).nodes.map((n) => n.nodeId);
-    return ALL.every((n) => live.includes(n));
-  });
+  await untilOnline(client, ALL);
 }, 240_000);
 
 afterAll(async () => {
@@ -258,7 +250,7 @@ describe("wallet reshare", () => {
     }
     copyDatabase(current, join(dir, `${RESTORED}.db`));
     await restored.restartHost();
-    await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === RESTORED));
+    await untilOnline(client, [RESTORED]);
   }, 180_000);
 
   it("then reshares to 4-of-6: same address, every 4-node quorum signs", async () => {
@@ -294,7 +286,7 @@ describe("wallet reshare", () => {
     const restored = cluster.nodes.find((n) => n.nodeId === RESTORED)!;
     await restoreIntoFreshEnclave(dir, restored, backup());
     await restored.restartHost();
-    await until(async () => (await client.nodes()).nodes.some((n) => n.nodeId === RESTORED));
+    await untilOnline(client, [RESTORED]);
     const outcomes = await apiSignOutcomes(client, {
       walletId: wallet.walletId,
       publicKey: wallet.publicKey,
